@@ -1,0 +1,75 @@
+# lb — build, run and test. See README.md.
+#   make          build build/lb and build/demo-backend
+#   make run      install what is missing, then run the demo (lb + 3 backends)
+#   make test     install what is missing, then run every test on the normal
+#                 build and on an ASan/UBSan build (build-asan/)
+
+CC := gcc
+BUILD ?= build
+SAN ?= 0
+PKGS := libevent libevent_openssl openssl jansson
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+ifeq ($(SAN),1)
+OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+else
+OPT := -O2
+endif
+
+# Recursive (=) on purpose: pkg-config runs only once install-deps has run.
+CFLAGS = -std=gnu11 -g $(OPT) -Wall -Wextra -Werror -D_GNU_SOURCE -I. \
+         -DLB_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
+LDLIBS = $(shell pkg-config --libs $(PKGS)) -lm
+TEST_CFLAGS = $(shell pkg-config --cflags check)
+TEST_LDLIBS = $(shell pkg-config --libs check)
+
+LIB_SRCS := $(wildcard config/*.c health/*.c) $(filter-out lb/main.c,$(wildcard lb/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_SRCS := $(wildcard tests/*.c tests/unit/*.c tests/integration/*.c)
+TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
+
+.PHONY: all tests run test deps clean format
+all: $(BUILD)/lb $(BUILD)/demo-backend
+tests: $(BUILD)/lb-tests
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(TEST_CFLAGS) -DLB_BUILD_DIR='"$(abspath $(BUILD))"' -MMD -MP -c -o $@ $<
+
+$(BUILD)/liblb.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/lb: $(BUILD)/obj/lb/main.o $(BUILD)/liblb.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/demo-backend: $(BUILD)/obj/scripts/demo-backend.o
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/lb-tests: $(TEST_OBJS) $(BUILD)/liblb.a
+	$(CC) $(CFLAGS) -o $@ $^ $(TEST_LDLIBS) $(LDLIBS)
+
+deps:
+	@scripts/install-deps
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo-run
+
+test: deps
+	@$(MAKE) --no-print-directory BUILD=build all tests
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all tests
+	@scripts/run-tests build
+	@scripts/run-tests build-asan
+
+format:
+	clang-format -i $(wildcard lb/*.[ch] config/*.[ch] health/*.[ch] tests/*.[ch] tests/*/*.[ch] scripts/*.c)
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,82 @@
+/* config: a JSON file turned into one validated, immutable struct lb_config.
+ * Knows nothing of sockets or libevent. `lb -t`, start and reload all call
+ * config_load(); defaults live in config_load.c and nowhere else. */
+#ifndef LB_CONFIG_H
+#define LB_CONFIG_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+enum lb_log_level { LB_LOG_ERROR, LB_LOG_WARN, LB_LOG_INFO, LB_LOG_DEBUG };
+
+enum lb_strategy {
+    LB_STRATEGY_ROUNDROBIN,
+    LB_STRATEGY_WEIGHTED,
+    LB_STRATEGY_LEASTCONN,
+    LB_STRATEGY_IPHASH,
+};
+
+enum lb_mode { LB_MODE_TCP };
+
+#define LB_WEIGHT_MAX 256
+#define LB_NAME_MAX 64
+#define LB_MAGLEV_DEFAULT_SIZE 65537
+
+struct lb_backend_conf {
+    char *name;    /* NULL when the file gives none */
+    char *address; /* as written, e.g. "127.0.0.1:9001" or "[::1]:9002" */
+    char *id;      /* name if given, else address: the backend's identity in its pool */
+    struct sockaddr_storage addr; /* resolved at load */
+    socklen_t addrlen;
+    unsigned weight; /* 0..LB_WEIGHT_MAX; 0 gets no new connections */
+};
+
+struct lb_pool_conf {
+    char *name;
+    enum lb_strategy strategy;
+    unsigned connect_timeout_ms;
+    unsigned retries;         /* extra backends tried after a failed connect */
+    unsigned hash_table_size; /* iphash: Maglev lookup table size, a prime */
+    struct lb_backend_conf *backends;
+    size_t nbackends;
+};
+
+struct lb_listener_conf {
+    char *name;
+    char *listen; /* as written */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    enum lb_mode mode;
+    char *pool;        /* pool name */
+    size_t pool_index; /* index into lb_config.pools */
+    unsigned max_connections;
+    unsigned idle_timeout_ms; /* 0: no idle timeout */
+};
+
+struct lb_config {
+    char *path; /* the file it was loaded from */
+    enum lb_log_level log_level;
+    unsigned shutdown_grace_ms;
+    struct lb_listener_conf *listeners;
+    size_t nlisteners;
+    struct lb_pool_conf *pools;
+    size_t npools;
+};
+
+/* Loads and validates PATH. On success returns 0 and sets *out (free it
+ * with config_free). On any error returns -1, leaves *out NULL and writes
+ * one line "file:line:col: json.path: message" (or "file: message" when no
+ * position applies) into err. Never partially loads. */
+int config_load(const char *path, struct lb_config **out, char *err, size_t errlen);
+void config_free(struct lb_config *cfg);
+
+const char *config_strategy_name(enum lb_strategy s);
+const char *config_mode_name(enum lb_mode m);
+const char *config_log_level_name(enum lb_log_level l);
+
+/* Parses "1.2.3.4:80", "[::1]:80", "*:80" or "host:80" (resolved now, first
+ * address) into addr. Returns 0, or -1 with a short reason in err. */
+int config_parse_address(const char *text, int passive, struct sockaddr_storage *addr,
+                         socklen_t *addrlen, char *err, size_t errlen);
+
+#endif

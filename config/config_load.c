@@ -1,0 +1,867 @@
+/* config_load: reads a JSON file with jansson, validates every key against
+ * the schema below and builds one immutable struct lb_config, or writes one
+ * "file:line:col: json.path: message" line. Defaults and ranges live in the
+ * rule tables at the top of this file and nowhere else. Positions of
+ * non-syntax errors come from json_locate.c. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+
+#include "config/config.h"
+#include "config/config_internal.h"
+#include "config/json_locate.h"
+
+/* An integer key: its range and the default used when it is absent. */
+struct int_rule {
+    const char *key;
+    long long min, max, def;
+    int prime; /* must also be a prime */
+};
+
+static const struct int_rule RULE_SHUTDOWN_GRACE = {"shutdown_grace_ms", 0, 3600000, 10000, 0};
+static const struct int_rule RULE_MAX_CONNECTIONS = {"max_connections", 1, 1000000, 10000, 0};
+static const struct int_rule RULE_IDLE_TIMEOUT = {"idle_timeout_ms", 0, 86400000, 300000, 0};
+static const struct int_rule RULE_CONNECT_TIMEOUT = {"connect_timeout_ms", 1, 3600000, 3000, 0};
+static const struct int_rule RULE_RETRIES = {"retries", 0, 15, 2, 0};
+static const struct int_rule RULE_HASH_TABLE_SIZE = {"hash_table_size", 7, 1048573,
+                                                     LB_MAGLEV_DEFAULT_SIZE, 1};
+static const struct int_rule RULE_WEIGHT = {"weight", 0, LB_WEIGHT_MAX, 1, 0};
+
+#define DEFAULT_LOG_LEVEL LB_LOG_INFO
+#define DEFAULT_STRATEGY LB_STRATEGY_ROUNDROBIN
+#define DEFAULT_MODE LB_MODE_TCP
+
+/* Largest file accepted: a config is small; this bounds memory and time. */
+#define CONFIG_FILE_MAX (16 * 1024 * 1024)
+#define PATH_DEPTH_MAX 8
+#define MESSAGE_MAX 1024
+
+static const char *const LOG_LEVEL_NAMES[] = {"error", "warn", "info", "debug", NULL};
+static const char *const STRATEGY_NAMES[] = {"roundrobin", "weighted", "leastconn", "iphash", NULL};
+static const char *const MODE_NAMES[] = {"tcp", NULL};
+
+static const char *const ROOT_KEYS[] = {"log", "shutdown_grace_ms", "listeners", "pools", NULL};
+static const char *const LOG_KEYS[] = {"level", NULL};
+static const char *const LISTENER_KEYS[] = {
+    "name", "listen", "mode", "pool", "max_connections", "idle_timeout_ms", NULL};
+static const char *const LISTENER_REQUIRED[] = {"name", "listen", "pool", NULL};
+static const char *const POOL_KEYS[] = {
+    "name", "strategy", "connect_timeout_ms", "retries", "hash_table_size", "backends", NULL};
+static const char *const POOL_REQUIRED[] = {"name", "backends", NULL};
+static const char *const BACKEND_KEYS[] = {"address", "weight", "name", NULL};
+static const char *const BACKEND_REQUIRED[] = {"address", NULL};
+
+/* State of one load: the raw text for positions, and the JSON path of the
+ * value being checked, so an error can say where it is. */
+struct loader {
+    const char *file;
+    const char *text;
+    size_t len;
+    char *err;
+    size_t errlen;
+    struct json_step path[PATH_DEPTH_MAX];
+    size_t depth;
+};
+
+enum err_at { AT_VALUE, AT_KEY };
+
+static void path_push_key(struct loader *ld, const char *key)
+{
+    if (ld->depth < PATH_DEPTH_MAX)
+        ld->path[ld->depth] = (struct json_step){key, 0};
+    ld->depth++;
+}
+
+static void path_push_index(struct loader *ld, size_t index)
+{
+    if (ld->depth < PATH_DEPTH_MAX)
+        ld->path[ld->depth] = (struct json_step){NULL, index};
+    ld->depth++;
+}
+
+static void path_pop(struct loader *ld)
+{
+    ld->depth--;
+}
+
+/* Renders the first N steps of the path as "pools[0].backends[1].weight",
+ * or "(root)" for none. */
+static void path_format(const struct loader *ld, size_t n, char *buf, size_t cap)
+{
+    size_t o = 0;
+
+    buf[0] = '\0';
+    if (n == 0) {
+        snprintf(buf, cap, "(root)");
+        return;
+    }
+    for (size_t i = 0; i < n && o < cap; i++) {
+        const struct json_step *s = &ld->path[i];
+        char q[CONFIG_ESCAPE_SIZE];
+        int w;
+        if (s->key)
+            w = snprintf(buf + o, cap - o, "%s%s", i ? "." : "",
+                         config_escape(q, sizeof(q), s->key));
+        else
+            w = snprintf(buf + o, cap - o, "[%zu]", s->index);
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
+}
+
+/* Writes the error for the value at the current path (AT_KEY: for the key
+ * that is the last step, shown under its object's path). Returns -1. */
+static int __attribute__((format(printf, 3, 4)))
+load_fail(struct loader *ld, enum err_at at, const char *fmt, ...)
+{
+    char msg[MESSAGE_MAX], where[512];
+    size_t depth = ld->depth < PATH_DEPTH_MAX ? ld->depth : PATH_DEPTH_MAX;
+    size_t offset;
+    unsigned line, col;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    path_format(ld, at == AT_KEY && depth > 0 ? depth - 1 : depth, where, sizeof(where));
+    if (json_locate(ld->text, ld->len, ld->path, depth, at == AT_KEY, &offset) < 0) {
+        snprintf(ld->err, ld->errlen, "%s: %s: %s", ld->file, where, msg);
+        return -1;
+    }
+    json_line_col(ld->text, ld->len, offset, &line, &col);
+    snprintf(ld->err, ld->errlen, "%s:%u:%u: %s: %s", ld->file, line, col, where, msg);
+    return -1;
+}
+
+static int load_oom(struct loader *ld)
+{
+    snprintf(ld->err, ld->errlen, "%s: out of memory", ld->file);
+    return -1;
+}
+
+/* "a string", "an array"...: what a value is, for "(got ...)". */
+static const char *json_kind(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a real number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+/* Levenshtein distance, for "did you mean". Both strings are short. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t row[LB_NAME_MAX + 1];
+
+    if (la > LB_NAME_MAX || lb > LB_NAME_MAX)
+        return (size_t)-1;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+static int key_allowed(const char *key, const char *const allowed[])
+{
+    for (size_t i = 0; allowed[i]; i++)
+        if (strcmp(key, allowed[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Rejects the first key of OBJ (in file order) that ALLOWED does not list. */
+static int load_keys(struct loader *ld, json_t *obj, const char *const allowed[])
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(obj, key, v)
+    {
+        char q[CONFIG_ESCAPE_SIZE];
+        const char *best = NULL;
+        size_t best_d = 3;
+        if (key_allowed(key, allowed))
+            continue;
+        for (size_t i = 0; allowed[i]; i++) {
+            size_t d = edit_distance(key, allowed[i]);
+            if (d < best_d) {
+                best_d = d;
+                best = allowed[i];
+            }
+        }
+        config_escape(q, sizeof(q), key);
+        path_push_key(ld, key);
+        if (best)
+            return load_fail(ld, AT_KEY, "unknown key \"%s\" (did you mean \"%s\"?)", q, best);
+        return load_fail(ld, AT_KEY, "unknown key \"%s\"", q);
+    }
+    return 0;
+}
+
+/* Reports the first key of REQUIRED missing from OBJ, at OBJ's '{'. */
+static int load_required(struct loader *ld, json_t *obj, const char *const required[])
+{
+    for (size_t i = 0; required[i]; i++)
+        if (!json_object_get(obj, required[i]))
+            return load_fail(ld, AT_VALUE, "missing required key \"%s\"", required[i]);
+    return 0;
+}
+
+/* Checks the object at the current path: its type, then unknown keys, then
+ * missing required ones. */
+static int load_object(struct loader *ld, json_t *obj, const char *const allowed[],
+                       const char *const required[])
+{
+    if (!json_is_object(obj))
+        return load_fail(ld, AT_VALUE, "must be an object");
+    if (load_keys(ld, obj, allowed) < 0)
+        return -1;
+    return required ? load_required(ld, obj, required) : 0;
+}
+
+static int is_prime(long long n)
+{
+    if (n < 2)
+        return 0;
+    for (long long d = 2; d * d <= n; d++)
+        if (n % d == 0)
+            return 0;
+    return 1;
+}
+
+/* Reads the optional integer RULE->key of OBJ into *out, or its default. */
+static int load_uint(struct loader *ld, json_t *obj, const struct int_rule *rule, unsigned *out)
+{
+    json_t *v = json_object_get(obj, rule->key);
+    const char *what = rule->prime ? "a prime" : "an integer";
+    long long n;
+
+    if (!v) {
+        *out = (unsigned)rule->def;
+        return 0;
+    }
+    path_push_key(ld, rule->key);
+    if (!json_is_integer(v))
+        return load_fail(ld, AT_VALUE, "must be %s from %lld to %lld (got %s)", what, rule->min,
+                         rule->max, json_kind(v));
+    n = json_integer_value(v);
+    if (n < rule->min || n > rule->max || (rule->prime && !is_prime(n)))
+        return load_fail(ld, AT_VALUE, "must be %s from %lld to %lld (got %lld)", what, rule->min,
+                         rule->max, n);
+    *out = (unsigned)n;
+    path_pop(ld);
+    return 0;
+}
+
+/* Reads string KEY of OBJ into *out (owned by jansson), NULL when absent.
+ * Required keys were checked by load_required(). */
+static int load_string(struct loader *ld, json_t *obj, const char *key, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (!json_is_string(v)) {
+        path_push_key(ld, key);
+        return load_fail(ld, AT_VALUE, "must be a string");
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int name_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n == 0 || n > LB_NAME_MAX)
+        return 0;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
+}
+
+/* Reads a name (listener, pool, backend): 1..64 of [A-Za-z0-9_.-]. */
+static int load_name(struct loader *ld, json_t *obj, const char *key, const char **out)
+{
+    char q[CONFIG_ESCAPE_SIZE];
+
+    if (load_string(ld, obj, key, out) < 0)
+        return -1;
+    if (!*out || name_valid(*out))
+        return 0;
+    path_push_key(ld, key);
+    return load_fail(ld, AT_VALUE, "must be 1 to %d characters of A-Z a-z 0-9 _ . - (got \"%s\")",
+                     LB_NAME_MAX, config_escape(q, sizeof(q), *out));
+}
+
+/* Reads optional KEY of OBJ, one of NAMES, into *out as its index. */
+static int load_choice(struct loader *ld, json_t *obj, const char *key, const char *const names[],
+                       int def, int *out)
+{
+    char list[256], q[CONFIG_ESCAPE_SIZE];
+    const char *s;
+    size_t o = 0;
+
+    if (load_string(ld, obj, key, &s) < 0)
+        return -1;
+    *out = def;
+    if (!s)
+        return 0;
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+        o += (size_t)snprintf(list + o, sizeof(list) - o, "%s\"%s\"", i ? ", " : "", names[i]);
+    }
+    path_push_key(ld, key);
+    return load_fail(ld, AT_VALUE, "must be one of %s (got \"%s\")", list,
+                     config_escape(q, sizeof(q), s));
+}
+
+/* Reads the required array KEY of OBJ, which must hold at least one WHAT. */
+static int load_array(struct loader *ld, json_t *obj, const char *key, const char *what,
+                      json_t **out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    *out = v;
+    path_push_key(ld, key);
+    if (!json_is_array(v))
+        return load_fail(ld, AT_VALUE, "must be an array");
+    if (json_array_size(v) == 0)
+        return load_fail(ld, AT_VALUE, "must contain at least one %s", what);
+    path_pop(ld);
+    return 0;
+}
+
+/* Parses the address at KEY of OBJ (a required string) into ADDR. */
+static int load_address(struct loader *ld, json_t *obj, const char *key, int passive,
+                        struct sockaddr_storage *addr, socklen_t *addrlen, char **text)
+{
+    char why[512];
+    const char *s;
+
+    if (load_string(ld, obj, key, &s) < 0)
+        return -1;
+    path_push_key(ld, key);
+    if (config_parse_address(s, passive, addr, addrlen, why, sizeof(why)) < 0)
+        return load_fail(ld, AT_VALUE, "%s", why);
+    path_pop(ld);
+    *text = strdup(s);
+    return *text ? 0 : load_oom(ld);
+}
+
+static int load_log(struct loader *ld, json_t *root, struct lb_config *cfg)
+{
+    json_t *log = json_object_get(root, "log");
+    int level;
+
+    cfg->log_level = DEFAULT_LOG_LEVEL;
+    if (!log)
+        return 0;
+    path_push_key(ld, "log");
+    if (load_object(ld, log, LOG_KEYS, NULL) < 0)
+        return -1;
+    if (load_choice(ld, log, "level", LOG_LEVEL_NAMES, DEFAULT_LOG_LEVEL, &level) < 0)
+        return -1;
+    cfg->log_level = (enum lb_log_level)level;
+    path_pop(ld);
+    return 0;
+}
+
+static int load_mode(struct loader *ld, json_t *obj, enum lb_mode *out)
+{
+    char q[CONFIG_ESCAPE_SIZE];
+    const char *s;
+
+    if (load_string(ld, obj, "mode", &s) < 0)
+        return -1;
+    *out = DEFAULT_MODE;
+    if (!s || strcmp(s, MODE_NAMES[LB_MODE_TCP]) == 0)
+        return 0;
+    path_push_key(ld, "mode");
+    if (strcmp(s, "http") == 0)
+        return load_fail(ld, AT_VALUE, "must be \"tcp\" (HTTP mode is not available yet)");
+    return load_fail(ld, AT_VALUE, "must be \"tcp\" (got \"%s\")", config_escape(q, sizeof(q), s));
+}
+
+static int sockaddr_is_any(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+/* 1 if both are the same address, 0 if one is the wildcard of the other's
+ * family and port (bind() would fail), -1 if they can coexist. */
+static int sockaddr_clash(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return -1;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        if (x->sin_port != y->sin_port)
+            return -1;
+        if (x->sin_addr.s_addr == y->sin_addr.s_addr)
+            return 1;
+    } else {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        if (x->sin6_port != y->sin6_port)
+            return -1;
+        if (memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
+            x->sin6_scope_id == y->sin6_scope_id)
+            return 1;
+    }
+    return sockaddr_is_any(a) || sockaddr_is_any(b) ? 0 : -1;
+}
+
+/* Checks listener I against the ones before it: names and addresses must
+ * not repeat. The path is at listeners[I]. */
+static int load_listener_unique(struct loader *ld, struct lb_config *cfg, size_t i)
+{
+    struct lb_listener_conf *l = &cfg->listeners[i];
+    char q[CONFIG_ESCAPE_SIZE], q2[CONFIG_ESCAPE_SIZE];
+
+    for (size_t j = 0; j < i; j++) {
+        struct lb_listener_conf *o = &cfg->listeners[j];
+        int clash;
+        if (strcmp(o->name, l->name) == 0) {
+            path_push_key(ld, "name");
+            return load_fail(ld, AT_VALUE, "duplicate listener name \"%s\" (also listeners[%zu])",
+                             config_escape(q, sizeof(q), l->name), j);
+        }
+        clash = sockaddr_clash(&o->addr, &l->addr);
+        if (clash < 0)
+            continue;
+        path_push_key(ld, "listen");
+        return load_fail(ld, AT_VALUE, "%s listener \"%s\" (\"%s\")",
+                         clash ? "same address as" : "overlaps", o->name,
+                         config_escape(q2, sizeof(q2), o->listen));
+    }
+    return 0;
+}
+
+static int load_listener(struct loader *ld, json_t *obj, struct lb_config *cfg, size_t i)
+{
+    struct lb_listener_conf *l = &cfg->listeners[i];
+    const char *name, *pool;
+
+    path_push_index(ld, i);
+    if (load_object(ld, obj, LISTENER_KEYS, LISTENER_REQUIRED) < 0)
+        return -1;
+    if (load_name(ld, obj, "name", &name) < 0)
+        return -1;
+    if (!(l->name = strdup(name)))
+        return load_oom(ld);
+    if (load_address(ld, obj, "listen", 1, &l->addr, &l->addrlen, &l->listen) < 0)
+        return -1;
+    if (load_mode(ld, obj, &l->mode) < 0 || load_string(ld, obj, "pool", &pool) < 0)
+        return -1;
+    if (!(l->pool = strdup(pool)))
+        return load_oom(ld);
+    if (load_uint(ld, obj, &RULE_MAX_CONNECTIONS, &l->max_connections) < 0 ||
+        load_uint(ld, obj, &RULE_IDLE_TIMEOUT, &l->idle_timeout_ms) < 0)
+        return -1;
+    if (load_listener_unique(ld, cfg, i) < 0)
+        return -1;
+    path_pop(ld);
+    return 0;
+}
+
+static int load_backend(struct loader *ld, json_t *obj, struct lb_backend_conf *b, size_t j)
+{
+    const char *name;
+
+    path_push_index(ld, j);
+    if (load_object(ld, obj, BACKEND_KEYS, BACKEND_REQUIRED) < 0)
+        return -1;
+    if (load_address(ld, obj, "address", 0, &b->addr, &b->addrlen, &b->address) < 0)
+        return -1;
+    if (load_uint(ld, obj, &RULE_WEIGHT, &b->weight) < 0 || load_name(ld, obj, "name", &name) < 0)
+        return -1;
+    if (name && !(b->name = strdup(name)))
+        return load_oom(ld);
+    if (!(b->id = strdup(name ? name : b->address)))
+        return load_oom(ld);
+    path_pop(ld);
+    return 0;
+}
+
+struct id_ref {
+    const char *id;
+    size_t index;
+};
+
+static int id_ref_cmp(const void *a, const void *b)
+{
+    const struct id_ref *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+
+    if (c)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Backend ids must be unique in their pool. Sorting keeps this n log n for
+ * big pools; the error names the first repeat in file order. The path is at
+ * pools[i]. */
+static int load_backends_unique(struct loader *ld, struct lb_pool_conf *p)
+{
+    struct id_ref *refs = calloc(p->nbackends, sizeof(*refs));
+    size_t dup = (size_t)-1, orig = 0;
+    char q[CONFIG_ESCAPE_SIZE];
+
+    if (!refs)
+        return load_oom(ld);
+    for (size_t j = 0; j < p->nbackends; j++)
+        refs[j] = (struct id_ref){p->backends[j].id, j};
+    qsort(refs, p->nbackends, sizeof(*refs), id_ref_cmp);
+    for (size_t j = 1; j < p->nbackends; j++) {
+        if (strcmp(refs[j - 1].id, refs[j].id) != 0 || refs[j].index > dup)
+            continue;
+        /* refs[j - 1] is not always the group's first: find it. */
+        size_t k = j - 1;
+        while (k > 0 && strcmp(refs[k - 1].id, refs[j].id) == 0)
+            k--;
+        dup = refs[j].index;
+        orig = refs[k].index;
+    }
+    free(refs);
+    if (dup == (size_t)-1)
+        return 0;
+    path_push_key(ld, "backends");
+    path_push_index(ld, dup);
+    path_push_key(ld, p->backends[dup].name ? "name" : "address");
+    return load_fail(ld, AT_VALUE, "duplicate backend id \"%s\" (also backends[%zu])",
+                     config_escape(q, sizeof(q), p->backends[dup].id), orig);
+}
+
+static int load_pool_unique(struct loader *ld, struct lb_config *cfg, size_t i)
+{
+    char q[CONFIG_ESCAPE_SIZE];
+
+    for (size_t j = 0; j < i; j++) {
+        if (strcmp(cfg->pools[j].name, cfg->pools[i].name) != 0)
+            continue;
+        path_push_key(ld, "name");
+        return load_fail(ld, AT_VALUE, "duplicate pool name \"%s\" (also pools[%zu])",
+                         config_escape(q, sizeof(q), cfg->pools[i].name), j);
+    }
+    return 0;
+}
+
+static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size_t i)
+{
+    struct lb_pool_conf *p = &cfg->pools[i];
+    const char *name;
+    json_t *arr, *v;
+    size_t j;
+    int strategy;
+
+    path_push_index(ld, i);
+    if (load_object(ld, obj, POOL_KEYS, POOL_REQUIRED) < 0)
+        return -1;
+    if (load_name(ld, obj, "name", &name) < 0)
+        return -1;
+    if (!(p->name = strdup(name)))
+        return load_oom(ld);
+    if (load_pool_unique(ld, cfg, i) < 0)
+        return -1;
+    if (load_choice(ld, obj, "strategy", STRATEGY_NAMES, DEFAULT_STRATEGY, &strategy) < 0)
+        return -1;
+    p->strategy = (enum lb_strategy)strategy;
+    if (load_uint(ld, obj, &RULE_CONNECT_TIMEOUT, &p->connect_timeout_ms) < 0 ||
+        load_uint(ld, obj, &RULE_RETRIES, &p->retries) < 0 ||
+        load_uint(ld, obj, &RULE_HASH_TABLE_SIZE, &p->hash_table_size) < 0)
+        return -1;
+    if (load_array(ld, obj, "backends", "backend", &arr) < 0)
+        return -1;
+    p->backends = calloc(json_array_size(arr), sizeof(*p->backends));
+    if (!p->backends)
+        return load_oom(ld);
+    p->nbackends = json_array_size(arr);
+    path_push_key(ld, "backends");
+    json_array_foreach(arr, j, v)
+    {
+        if (load_backend(ld, v, &p->backends[j], j) < 0)
+            return -1;
+    }
+    path_pop(ld);
+    if (load_backends_unique(ld, p) < 0)
+        return -1;
+    if (p->hash_table_size <= p->nbackends) {
+        if (json_object_get(obj, "hash_table_size")) {
+            path_push_key(ld, "hash_table_size");
+            return load_fail(ld, AT_VALUE, "must be larger than the number of backends (%zu)",
+                             p->nbackends);
+        }
+        path_push_key(ld, "backends");
+        return load_fail(ld, AT_VALUE, "more backends than hash_table_size (%u) allows",
+                         p->hash_table_size);
+    }
+    path_pop(ld);
+    return 0;
+}
+
+/* Points each listener at its pool by name. */
+static int load_link(struct loader *ld, struct lb_config *cfg)
+{
+    char q[CONFIG_ESCAPE_SIZE];
+
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        struct lb_listener_conf *l = &cfg->listeners[i];
+        size_t j;
+        for (j = 0; j < cfg->npools; j++)
+            if (strcmp(cfg->pools[j].name, l->pool) == 0)
+                break;
+        if (j < cfg->npools) {
+            l->pool_index = j;
+            continue;
+        }
+        path_push_key(ld, "listeners");
+        path_push_index(ld, i);
+        path_push_key(ld, "pool");
+        return load_fail(ld, AT_VALUE, "no pool named \"%s\"",
+                         config_escape(q, sizeof(q), l->pool));
+    }
+    return 0;
+}
+
+static int load_root(struct loader *ld, json_t *root, struct lb_config *cfg)
+{
+    static const char *const required[] = {"listeners", "pools", NULL};
+    json_t *listeners, *pools, *v;
+    size_t i;
+
+    if (load_object(ld, root, ROOT_KEYS, required) < 0)
+        return -1;
+    if (load_log(ld, root, cfg) < 0 ||
+        load_uint(ld, root, &RULE_SHUTDOWN_GRACE, &cfg->shutdown_grace_ms) < 0)
+        return -1;
+    if (load_array(ld, root, "listeners", "listener", &listeners) < 0 ||
+        load_array(ld, root, "pools", "pool", &pools) < 0)
+        return -1;
+    cfg->listeners = calloc(json_array_size(listeners), sizeof(*cfg->listeners));
+    cfg->pools = calloc(json_array_size(pools), sizeof(*cfg->pools));
+    if (!cfg->listeners || !cfg->pools)
+        return load_oom(ld);
+    cfg->nlisteners = json_array_size(listeners);
+    cfg->npools = json_array_size(pools);
+    path_push_key(ld, "listeners");
+    json_array_foreach(listeners, i, v)
+    {
+        if (load_listener(ld, v, cfg, i) < 0)
+            return -1;
+    }
+    path_pop(ld);
+    path_push_key(ld, "pools");
+    json_array_foreach(pools, i, v)
+    {
+        if (load_pool(ld, v, cfg, i) < 0)
+            return -1;
+    }
+    path_pop(ld);
+    return load_link(ld, cfg);
+}
+
+/* Reads all of PATH into a NUL-terminated buffer. */
+static int load_read(const char *path, char **text, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    size_t cap = 4096, n = 0;
+    char *buf = NULL, *nb;
+
+    if (!f)
+        goto fail_errno;
+    for (;;) {
+        if (!(nb = realloc(buf, cap + 1)))
+            goto fail_oom;
+        buf = nb;
+        n += fread(buf + n, 1, cap - n, f);
+        if (ferror(f))
+            goto fail_errno;
+        if (n < cap)
+            break;
+        if (cap >= CONFIG_FILE_MAX) {
+            snprintf(err, errlen, "%s: file is too large (more than %d bytes)", path,
+                     CONFIG_FILE_MAX);
+            goto fail;
+        }
+        cap *= 2;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *text = buf;
+    *len = n;
+    return 0;
+
+fail_errno:
+    snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    goto fail;
+fail_oom:
+    snprintf(err, errlen, "%s: out of memory", path);
+fail:
+    if (f)
+        fclose(f);
+    free(buf);
+    return -1;
+}
+
+/* Turns jansson's syntax error into "file:line:col: syntax error: text",
+ * with line and column counted like ours: 1-based, in bytes, at the first
+ * byte of the token jansson complains about (jansson itself counts
+ * characters and points at the token's last one). */
+static void load_syntax_error(struct loader *ld, const json_error_t *je)
+{
+    char text[sizeof(je->text)];
+    size_t off = je->position > 0 ? (size_t)je->position : 0;
+    const char *near = strstr(je->text, " near '");
+    size_t n = strlen(je->text);
+    unsigned line, col;
+
+    if (off > ld->len)
+        off = ld->len;
+    if (near && n > 0 && je->text[n - 1] == '\'') {
+        const char *tok = near + 7;
+        size_t toklen = (size_t)(je->text + n - 1 - tok);
+        if (toklen <= off && memcmp(ld->text + off - toklen, tok, toklen) == 0)
+            off -= toklen;
+        else if (off > 0)
+            off--;
+    } else if (strstr(je->text, "near end of file")) {
+        while (off > 0 && strchr(" \t\r\n", ld->text[off - 1]))
+            off--;
+    } else if (off > 0) {
+        off--; /* e.g. an invalid UTF-8 byte: the last one read */
+    }
+    /* jansson quotes raw file text: keep control bytes out of the log. */
+    for (size_t i = 0; i < n; i++)
+        text[i] = (unsigned char)je->text[i] < 0x20 || je->text[i] == 0x7f ? '?' : je->text[i];
+    text[n] = '\0';
+    json_line_col(ld->text, ld->len, off, &line, &col);
+    snprintf(ld->err, ld->errlen, "%s:%u:%u: syntax error: %s", ld->file, line, col, text);
+}
+
+int config_load(const char *path, struct lb_config **out, char *err, size_t errlen)
+{
+    struct loader ld = {.file = path, .err = err, .errlen = errlen};
+    struct lb_config *cfg = NULL;
+    json_t *root = NULL;
+    json_error_t je;
+    char *text = NULL;
+    size_t len;
+
+    *out = NULL;
+    if (errlen > 0)
+        err[0] = '\0';
+    if (load_read(path, &text, &len, err, errlen) < 0)
+        return -1;
+    ld.text = text;
+    ld.len = len;
+    if (strspn(text, " \t\r\n") == len) {
+        snprintf(err, errlen, "%s: file is empty", path);
+        goto fail;
+    }
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    if (!root) {
+        load_syntax_error(&ld, &je);
+        goto fail;
+    }
+    if (!(cfg = calloc(1, sizeof(*cfg))) || !(cfg->path = strdup(path))) {
+        load_oom(&ld);
+        goto fail;
+    }
+    if (load_root(&ld, root, cfg) < 0)
+        goto fail;
+    json_decref(root);
+    free(text);
+    *out = cfg;
+    return 0;
+
+fail:
+    config_free(cfg);
+    json_decref(root);
+    free(text);
+    return -1;
+}
+
+void config_free(struct lb_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        free(cfg->listeners[i].name);
+        free(cfg->listeners[i].listen);
+        free(cfg->listeners[i].pool);
+    }
+    for (size_t i = 0; i < cfg->npools; i++) {
+        struct lb_pool_conf *p = &cfg->pools[i];
+        for (size_t j = 0; j < p->nbackends; j++) {
+            free(p->backends[j].name);
+            free(p->backends[j].address);
+            free(p->backends[j].id);
+        }
+        free(p->backends);
+        free(p->name);
+    }
+    free(cfg->listeners);
+    free(cfg->pools);
+    free(cfg->path);
+    free(cfg);
+}
+
+#define NAMES_COUNT(names) (sizeof(names) / sizeof(names[0]) - 1)
+
+static const char *name_of(const char *const names[], size_t n, int i)
+{
+    return i >= 0 && (size_t)i < n ? names[i] : "unknown";
+}
+
+const char *config_strategy_name(enum lb_strategy s)
+{
+    return name_of(STRATEGY_NAMES, NAMES_COUNT(STRATEGY_NAMES), (int)s);
+}
+
+const char *config_mode_name(enum lb_mode m)
+{
+    return name_of(MODE_NAMES, NAMES_COUNT(MODE_NAMES), (int)m);
+}
+
+const char *config_log_level_name(enum lb_log_level l)
+{
+    return name_of(LOG_LEVEL_NAMES, NAMES_COUNT(LOG_LEVEL_NAMES), (int)l);
+}

@@ -1,0 +1,736 @@
+/* test_config: config_load() and config_parse_address(). Each error class is
+ * checked by its exact message, position included; each successful load by
+ * every field it sets. Config texts are written with ' for " to stay
+ * readable, then saved to a temp file under /tmp. */
+#include <arpa/inet.h>
+#include <glob.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "tests/test.h"
+
+static char tmp_path[64];
+
+/* Writes TEXT, with every ' turned into ", to a fresh temp file. */
+static void tmp_write(const char *text)
+{
+    size_t n = strlen(text);
+    char *buf = malloc(n + 1);
+    int fd;
+
+    ck_assert_ptr_nonnull(buf);
+    for (size_t i = 0; i <= n; i++)
+        buf[i] = text[i] == '\'' ? '"' : text[i];
+    snprintf(tmp_path, sizeof(tmp_path), "/tmp/lb-test-config-XXXXXX");
+    fd = mkstemp(tmp_path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, buf, n), (ssize_t)n);
+    close(fd);
+    free(buf);
+}
+
+/* Loads TEXT; on success returns the config, else NULL with ERR filled. */
+static struct lb_config *load_text(const char *text, char *err, size_t errlen)
+{
+    struct lb_config *cfg = (void *)1;
+    int rc;
+
+    tmp_write(text);
+    rc = config_load(tmp_path, &cfg, err, errlen);
+    unlink(tmp_path);
+    if (rc < 0)
+        ck_assert_ptr_null(cfg);
+    else
+        ck_assert_int_eq(rc, 0);
+    return cfg;
+}
+
+static struct lb_config *load_ok(const char *text)
+{
+    char err[512];
+    struct lb_config *cfg = load_text(text, err, sizeof(err));
+
+    ck_assert_msg(cfg != NULL, "unexpected error: %s", err);
+    return cfg;
+}
+
+/* Asserts that TEXT fails with exactly "<tmp file>EXPECT". */
+#define ck_config_error(text, expect) check_error(__LINE__, text, expect)
+
+static void check_error(int line, const char *text, const char *expect)
+{
+    char err[1024];
+    size_t n;
+
+    ck_assert_msg(load_text(text, err, sizeof(err)) == NULL, "line %d: loaded", line);
+    n = strlen(tmp_path);
+    ck_assert_msg(strncmp(err, tmp_path, n) == 0, "line %d: no file name in '%s'", line, err);
+    ck_assert_msg(strcmp(err + n, expect) == 0, "line %d:\n got '%s'\nwant '%s'", line, err + n,
+                  expect);
+}
+
+/* One valid listener and pool, for tests that change something else. */
+#define LISTENER "{'name': 'web', 'listen': '127.0.0.1:8080', 'pool': 'app'}"
+#define POOL "{'name': 'app', 'backends': [{'address': '127.0.0.1:9001'}]}"
+#define MINIMAL "{'listeners': [" LISTENER "], 'pools': [" POOL "]}"
+
+static unsigned sa_port(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+static void ck_ipv4(const struct sockaddr_storage *ss, socklen_t len, const char *ip, unsigned port)
+{
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+    char buf[INET_ADDRSTRLEN];
+
+    ck_assert_int_eq(ss->ss_family, AF_INET);
+    ck_assert_uint_eq(len, sizeof(struct sockaddr_in));
+    ck_assert_ptr_nonnull(inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf)));
+    ck_assert_str_eq(buf, ip);
+    ck_assert_uint_eq(sa_port(ss), port);
+}
+
+static void ck_ipv6(const struct sockaddr_storage *ss, socklen_t len, const char *ip, unsigned port)
+{
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+    char buf[INET6_ADDRSTRLEN];
+
+    ck_assert_int_eq(ss->ss_family, AF_INET6);
+    ck_assert_uint_eq(len, sizeof(struct sockaddr_in6));
+    ck_assert_ptr_nonnull(inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf)));
+    ck_assert_str_eq(buf, ip);
+    ck_assert_uint_eq(sa_port(ss), port);
+}
+
+/* --- successful loads --- */
+
+START_TEST(test_defaults)
+{
+    struct lb_config *cfg = load_ok(MINIMAL);
+
+    ck_assert_ptr_nonnull(cfg->path);
+    ck_assert_int_eq(cfg->log_level, LB_LOG_INFO);
+    ck_assert_uint_eq(cfg->shutdown_grace_ms, 10000);
+    ck_assert_uint_eq(cfg->nlisteners, 1);
+    ck_assert_str_eq(cfg->listeners[0].name, "web");
+    ck_assert_str_eq(cfg->listeners[0].listen, "127.0.0.1:8080");
+    ck_ipv4(&cfg->listeners[0].addr, cfg->listeners[0].addrlen, "127.0.0.1", 8080);
+    ck_assert_int_eq(cfg->listeners[0].mode, LB_MODE_TCP);
+    ck_assert_str_eq(cfg->listeners[0].pool, "app");
+    ck_assert_uint_eq(cfg->listeners[0].pool_index, 0);
+    ck_assert_uint_eq(cfg->listeners[0].max_connections, 10000);
+    ck_assert_uint_eq(cfg->listeners[0].idle_timeout_ms, 300000);
+    ck_assert_uint_eq(cfg->npools, 1);
+    ck_assert_str_eq(cfg->pools[0].name, "app");
+    ck_assert_int_eq(cfg->pools[0].strategy, LB_STRATEGY_ROUNDROBIN);
+    ck_assert_uint_eq(cfg->pools[0].connect_timeout_ms, 3000);
+    ck_assert_uint_eq(cfg->pools[0].retries, 2);
+    ck_assert_uint_eq(cfg->pools[0].hash_table_size, 65537);
+    ck_assert_uint_eq(cfg->pools[0].nbackends, 1);
+    ck_assert_ptr_null(cfg->pools[0].backends[0].name);
+    ck_assert_str_eq(cfg->pools[0].backends[0].address, "127.0.0.1:9001");
+    ck_assert_str_eq(cfg->pools[0].backends[0].id, "127.0.0.1:9001");
+    ck_assert_uint_eq(cfg->pools[0].backends[0].weight, 1);
+    ck_ipv4(&cfg->pools[0].backends[0].addr, cfg->pools[0].backends[0].addrlen, "127.0.0.1", 9001);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_all_fields)
+{
+    struct lb_config *cfg =
+        load_ok("{\n"
+                "  'log': {'level': 'debug'},\n"
+                "  'shutdown_grace_ms': 0,\n"
+                "  'listeners': [\n"
+                "    {'name': 'web', 'listen': '127.0.0.1:8080', 'mode': 'tcp', 'pool': 'app',\n"
+                "     'max_connections': 1, 'idle_timeout_ms': 0},\n"
+                "    {'name': 'Other_1.x-y', 'listen': '*:9090', 'pool': 'db',\n"
+                "     'max_connections': 1000000, 'idle_timeout_ms': 86400000}\n"
+                "  ],\n"
+                "  'pools': [\n"
+                "    {'name': 'app', 'strategy': 'iphash', 'connect_timeout_ms': 1, 'retries': 0,\n"
+                "     'hash_table_size': 7,\n"
+                "     'backends': [\n"
+                "       {'address': '127.0.0.1:9001', 'weight': 256, 'name': 'app1'},\n"
+                "       {'address': '[::1]:9002', 'weight': 0}\n"
+                "     ]},\n"
+                "    {'name': 'db', 'connect_timeout_ms': 3600000, 'retries': 15,\n"
+                "     'hash_table_size': 1048573, 'backends': [{'address': '10.1.2.3:65535'}]}\n"
+                "  ]\n"
+                "}\n");
+    struct lb_listener_conf *l;
+    struct lb_pool_conf *p;
+
+    ck_assert_int_eq(cfg->log_level, LB_LOG_DEBUG);
+    ck_assert_uint_eq(cfg->shutdown_grace_ms, 0);
+    ck_assert_uint_eq(cfg->nlisteners, 2);
+    l = &cfg->listeners[0];
+    ck_assert_uint_eq(l->max_connections, 1);
+    ck_assert_uint_eq(l->idle_timeout_ms, 0);
+    ck_assert_uint_eq(l->pool_index, 0);
+    l = &cfg->listeners[1];
+    ck_assert_str_eq(l->name, "Other_1.x-y");
+    ck_assert_str_eq(l->listen, "*:9090");
+    ck_ipv4(&l->addr, l->addrlen, "0.0.0.0", 9090);
+    ck_assert_str_eq(l->pool, "db");
+    ck_assert_uint_eq(l->pool_index, 1);
+    ck_assert_uint_eq(l->max_connections, 1000000);
+    ck_assert_uint_eq(l->idle_timeout_ms, 86400000);
+
+    ck_assert_uint_eq(cfg->npools, 2);
+    p = &cfg->pools[0];
+    ck_assert_int_eq(p->strategy, LB_STRATEGY_IPHASH);
+    ck_assert_uint_eq(p->connect_timeout_ms, 1);
+    ck_assert_uint_eq(p->retries, 0);
+    ck_assert_uint_eq(p->hash_table_size, 7);
+    ck_assert_uint_eq(p->nbackends, 2);
+    ck_assert_str_eq(p->backends[0].name, "app1");
+    ck_assert_str_eq(p->backends[0].id, "app1");
+    ck_assert_str_eq(p->backends[0].address, "127.0.0.1:9001");
+    ck_assert_uint_eq(p->backends[0].weight, 256);
+    ck_assert_ptr_null(p->backends[1].name);
+    ck_assert_str_eq(p->backends[1].id, "[::1]:9002");
+    ck_assert_uint_eq(p->backends[1].weight, 0);
+    ck_ipv6(&p->backends[1].addr, p->backends[1].addrlen, "::1", 9002);
+    p = &cfg->pools[1];
+    ck_assert_str_eq(p->name, "db");
+    ck_assert_int_eq(p->strategy, LB_STRATEGY_ROUNDROBIN);
+    ck_assert_uint_eq(p->connect_timeout_ms, 3600000);
+    ck_assert_uint_eq(p->retries, 15);
+    ck_assert_uint_eq(p->hash_table_size, 1048573);
+    ck_ipv4(&p->backends[0].addr, p->backends[0].addrlen, "10.1.2.3", 65535);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_strategies_and_levels)
+{
+    static const char *const strategies[] = {"roundrobin", "weighted", "leastconn", "iphash"};
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    char text[512];
+
+    for (int i = 0; i < 4; i++) {
+        snprintf(text, sizeof(text),
+                 "{'log': {'level': '%s'}, 'listeners': [" LISTENER "], 'pools': [{'name': "
+                 "'app', 'strategy': '%s', 'backends': [{'address': '127.0.0.1:9001'}]}]}",
+                 levels[i], strategies[i]);
+        struct lb_config *cfg = load_ok(text);
+        ck_assert_int_eq(cfg->pools[0].strategy, i);
+        ck_assert_str_eq(config_strategy_name(cfg->pools[0].strategy), strategies[i]);
+        ck_assert_int_eq(cfg->log_level, i);
+        ck_assert_str_eq(config_log_level_name(cfg->log_level), levels[i]);
+        config_free(cfg);
+    }
+    ck_assert_str_eq(config_mode_name(LB_MODE_TCP), "tcp");
+    ck_assert_str_eq(config_strategy_name((enum lb_strategy)42), "unknown");
+}
+END_TEST
+
+START_TEST(test_escaped_keys_and_utf8)
+{
+    /* Keys spelled with escapes are the same keys; multi-byte text before a
+     * value shifts its column by bytes. */
+    struct lb_config *cfg = load_ok("{'listeners': [{'n\\u0061me': 'web', 'listen': "
+                                    "'127.0.0.1:8080', 'pool': 'app'}], 'pools': [" POOL "]}");
+    ck_assert_str_eq(cfg->listeners[0].name, "web");
+    config_free(cfg);
+    ck_config_error("{'listeners': [{'name': 'w\\u00e9b', 'listen': '127.0.0.1:8080', 'pool': "
+                    "'app'}], 'p\\u00f6ols': []}",
+                    ":1:82: (root): unknown key \"p\\xc3\\xb6ols\" (did you mean \"pools\"?)");
+    ck_config_error("{'listeners': [{'name': 'w\\u00e9b', 'listen': '127.0.0.1:8080', "
+                    "'pool': 'app'}], 'pools': [" POOL "]}",
+                    ":1:25: listeners[0].name: must be 1 to 64 characters of A-Z a-z 0-9 _ . - "
+                    "(got \"w\\xc3\\xa9b\")");
+    ck_config_error("{'x\xc3\xa9\\\"\\\\': 1, 'listeners': [], 'pools': []}",
+                    ":1:2: (root): unknown key \"x\\xc3\\xa9\\\"\\\\\"");
+    ck_config_error("{'\xc3\xa9\xc3\xa9': [{'a': ']'}], 'listeners': 5, 'pools': []}",
+                    ":1:2: (root): unknown key \"\\xc3\\xa9\\xc3\\xa9\"");
+}
+END_TEST
+
+START_TEST(test_addresses)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char err[256];
+
+    ck_assert_int_eq(config_parse_address("1.2.3.4:80", 0, &ss, &len, err, sizeof(err)), 0);
+    ck_ipv4(&ss, len, "1.2.3.4", 80);
+    ck_assert_int_eq(config_parse_address("[2001:db8::5]:443", 0, &ss, &len, err, sizeof(err)), 0);
+    ck_ipv6(&ss, len, "2001:db8::5", 443);
+    ck_assert_int_eq(config_parse_address("[::]:1", 1, &ss, &len, err, sizeof(err)), 0);
+    ck_ipv6(&ss, len, "::", 1);
+    ck_assert_int_eq(config_parse_address("*:65535", 1, &ss, &len, err, sizeof(err)), 0);
+    ck_ipv4(&ss, len, "0.0.0.0", 65535);
+
+    ck_assert_int_eq(config_parse_address("localhost:8080", 0, &ss, &len, err, sizeof(err)), 0);
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+        ck_assert_uint_eq(ntohl(sin->sin_addr.s_addr) >> 24, 127);
+    } else {
+        ck_ipv6(&ss, len, "::1", 8080);
+    }
+    ck_assert_uint_eq(sa_port(&ss), 8080);
+
+    ck_assert_int_eq(config_parse_address("*:80", 0, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "bad address \"*:80\" (\"*\" is only allowed in listen addresses)");
+    ck_assert_int_eq(config_parse_address("foo", 0, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "bad address \"foo\" (expected host:port, [ipv6]:port)");
+    ck_assert_int_eq(config_parse_address("foo", 1, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "bad address \"foo\" (expected host:port, [ipv6]:port or *:port)");
+    ck_assert_int_eq(config_parse_address(":80", 0, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "bad address \":80\" (expected host:port, [ipv6]:port)");
+    ck_assert_int_eq(config_parse_address("[::1]80", 0, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "bad address \"[::1]80\" (expected host:port, [ipv6]:port)");
+    ck_assert_int_eq(config_parse_address("::1:80", 0, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "bad address \"::1:80\" (an IPv6 address needs brackets: [ipv6]:port)");
+    ck_assert_int_eq(config_parse_address("[foo]:80", 0, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "bad address \"[foo]:80\" (not an IPv6 address)");
+    ck_assert_int_eq(config_parse_address("1.2.3:80", 0, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "bad address \"1.2.3:80\" (not an IPv4 address)");
+    ck_assert_int_eq(config_parse_address("1.2.3.4:0", 0, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "port must be 1..65535 (got 0)");
+    ck_assert_int_eq(config_parse_address("1.2.3.4:65536", 0, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "port must be 1..65535 (got 65536)");
+    ck_assert_int_eq(config_parse_address("1.2.3.4:http", 0, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "port must be 1..65535 (got \"http\")");
+    ck_assert_int_eq(config_parse_address("1.2.3.4:", 0, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "port must be 1..65535 (got \"\")");
+    ck_assert_int_eq(config_parse_address("1.2.3.4:-1", 0, &ss, &len, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "port must be 1..65535 (got \"-1\")");
+}
+END_TEST
+
+START_TEST(test_examples)
+{
+    glob_t g;
+    char err[512];
+
+    ck_assert_int_eq(glob("config/examples/*.json", 0, NULL, &g), 0);
+    ck_assert_uint_ge(g.gl_pathc, 5);
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        struct lb_config *cfg;
+        ck_assert_msg(config_load(g.gl_pathv[i], &cfg, err, sizeof(err)) == 0, "%s", err);
+        config_free(cfg);
+    }
+    globfree(&g);
+}
+END_TEST
+
+START_TEST(test_example_demo)
+{
+    struct lb_config *cfg;
+    char err[512];
+
+    ck_assert_msg(config_load("config/examples/demo.json", &cfg, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_str_eq(cfg->listeners[0].name, "web");
+    ck_ipv4(&cfg->listeners[0].addr, cfg->listeners[0].addrlen, "127.0.0.1", 8080);
+    ck_assert_str_eq(cfg->pools[0].name, "demo");
+    ck_assert_int_eq(cfg->pools[0].strategy, LB_STRATEGY_ROUNDROBIN);
+    ck_assert_uint_eq(cfg->pools[0].nbackends, 3);
+    for (unsigned i = 0; i < 3; i++) {
+        char name[8];
+        snprintf(name, sizeof(name), "app%u", i + 1);
+        ck_assert_str_eq(cfg->pools[0].backends[i].id, name);
+        ck_ipv4(&cfg->pools[0].backends[i].addr, cfg->pools[0].backends[i].addrlen, "127.0.0.1",
+                9001 + i);
+    }
+    config_free(cfg);
+}
+END_TEST
+
+/* --- file-level errors --- */
+
+START_TEST(test_missing_file)
+{
+    struct lb_config *cfg = (void *)1;
+    char err[256];
+
+    ck_assert_int_eq(config_load("/nonexistent/lb.json", &cfg, err, sizeof(err)), -1);
+    ck_assert_ptr_null(cfg);
+    ck_assert_str_eq(err, "/nonexistent/lb.json: cannot read: No such file or directory");
+    ck_assert_int_eq(config_load("/tmp", &cfg, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "/tmp: cannot read: Is a directory");
+}
+END_TEST
+
+START_TEST(test_empty_and_root)
+{
+    ck_config_error("", ": file is empty");
+    ck_config_error(" \n\t\n", ": file is empty");
+    ck_config_error("\n  [1, 2]", ":2:3: (root): must be an object");
+    ck_config_error("'x'", ":1:1: (root): must be an object");
+    ck_config_error("{}", ":1:1: (root): missing required key \"listeners\"");
+    ck_config_error("{'listeners': []}", ":1:1: (root): missing required key \"pools\"");
+}
+END_TEST
+
+START_TEST(test_syntax)
+{
+    /* Positions point at the first byte of the token jansson rejects. */
+    ck_config_error("{\n  'listeners': [\n    {'name': 'web',}\n  ]\n}",
+                    ":3:20: syntax error: string or '}' expected near '}'");
+    ck_config_error("{\n  'a': tru\n}", ":2:8: syntax error: invalid token near 'tru'");
+    ck_config_error("{'a': 1\n\n", ":1:8: syntax error: '}' expected near end of file");
+    ck_config_error("{'a' 1}", ":1:6: syntax error: ':' expected near '1'");
+    ck_config_error("{'\xc3\xa9': 'x\n'}", ":1:8: syntax error: unexpected newline near '\"x'");
+    ck_config_error("{'a': 'x\xff'}", ":1:7: syntax error: unable to decode byte 0xff near '\"x'");
+    ck_config_error("{'a': 1} 2", ":1:10: syntax error: end of file expected near '2'");
+    ck_config_error("{'a': 99999999999999999999}",
+                    ":1:7: syntax error: too big integer near '99999999999999999999'");
+}
+END_TEST
+
+START_TEST(test_duplicate_key)
+{
+    ck_config_error("{\n  'listeners': [],\n  'listeners': []\n}",
+                    ":3:3: syntax error: duplicate object key near '\"listeners\"'");
+    ck_config_error("{'listeners': [{'name': 'a', 'name': 'b'}]}",
+                    ":1:30: syntax error: duplicate object key near '\"name\"'");
+}
+END_TEST
+
+/* --- schema errors --- */
+
+START_TEST(test_unknown_keys)
+{
+    ck_config_error("{\n  'listeners': [],\n  'admin': {}\n}",
+                    ":3:3: (root): unknown key \"admin\"");
+    ck_config_error("{'log': {'levle': 'info'}, 'listeners': [], 'pools': []}",
+                    ":1:10: log: unknown key \"levle\" (did you mean \"level\"?)");
+    ck_config_error("{'listeners': [{'name': 'web', 'port': 80}], 'pools': [" POOL "]}",
+                    ":1:32: listeners[0]: unknown key \"port\" (did you mean \"pool\"?)");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'stratgey': 'x'}]}",
+                    ":1:103: pools[0]: unknown key \"stratgey\" (did you mean \"strategy\"?)");
+    ck_config_error(
+        "{\n"
+        "  'listeners': [" LISTENER "],\n"
+        "  'pools': [{'name': 'app', 'backends': [\n"
+        "    {'address': '127.0.0.1:9001'},\n"
+        "    {'address': '127.0.0.1:9002', 'wieght': 2}\n"
+        "  ]}]\n"
+        "}",
+        ":5:35: pools[0].backends[1]: unknown key \"wieght\" (did you mean \"weight\"?)");
+}
+END_TEST
+
+START_TEST(test_missing_keys)
+{
+    ck_config_error("{'listeners': [\n  {'listen': '*:80', 'pool': 'app'}], 'pools': [" POOL "]}",
+                    ":2:3: listeners[0]: missing required key \"name\"");
+    ck_config_error("{'listeners': [{'name': 'web', 'pool': 'app'}], 'pools': [" POOL "]}",
+                    ":1:16: listeners[0]: missing required key \"listen\"");
+    ck_config_error("{'listeners': [{'name': 'web', 'listen': '*:80'}], 'pools': [" POOL "]}",
+                    ":1:16: listeners[0]: missing required key \"pool\"");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'backends': []}]}",
+                    ":1:87: pools[0]: missing required key \"name\"");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app'}]}",
+                    ":1:87: pools[0]: missing required key \"backends\"");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'backends': "
+                    "[{'weight': 1}]}]}",
+                    ":1:116: pools[0].backends[0]: missing required key \"address\"");
+}
+END_TEST
+
+START_TEST(test_wrong_types)
+{
+    ck_config_error("{'log': 'info', 'listeners': [], 'pools': []}",
+                    ":1:9: log: must be an object");
+    ck_config_error("{'log': {'level': 3}, 'listeners': [], 'pools': []}",
+                    ":1:19: log.level: must be a string");
+    ck_config_error("{'listeners': {}, 'pools': []}", ":1:15: listeners: must be an array");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': 'app'}",
+                    ":1:86: pools: must be an array");
+    ck_config_error("{'listeners': ['web'], 'pools': [" POOL "]}",
+                    ":1:16: listeners[0]: must be an object");
+    ck_config_error("{'listeners': [{'name': 5, 'listen': '*:80', 'pool': 'app'}], 'pools': [" POOL
+                    "]}",
+                    ":1:25: listeners[0].name: must be a string");
+    ck_config_error("{'listeners': [{'name': 'web', 'listen': 80, 'pool': 'app'}], 'pools': [" POOL
+                    "]}",
+                    ":1:42: listeners[0].listen: must be a string");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'backends': "
+                    "[{'address': '127.0.0.1:9001', 'weight': '5'}]}]}",
+                    ":1:156: pools[0].backends[0].weight: must be an integer from 0 to 256 (got a "
+                    "string)");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'backends': "
+                    "[{'address': '127.0.0.1:9001', 'weight': true}]}]}",
+                    ":1:156: pools[0].backends[0].weight: must be an integer from 0 to 256 (got a "
+                    "boolean)");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'backends': "
+                    "[{'address': '127.0.0.1:9001', 'weight': null}]}]}",
+                    ":1:156: pools[0].backends[0].weight: must be an integer from 0 to 256 (got "
+                    "null)");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'backends': "
+                    "[{'address': '127.0.0.1:9001', 'name': ['x']}]}]}",
+                    ":1:154: pools[0].backends[0].name: must be a string");
+}
+END_TEST
+
+/* A pool whose one backend has the given extra text, e.g. ", 'weight': 3". */
+#define POOL_WITH_BACKEND(extra)                                                                   \
+    "{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'backends': [{'address': "            \
+    "'127.0.0.1:9001'" extra "}]}]}"
+
+START_TEST(test_ranges)
+{
+    ck_config_error(
+        POOL_WITH_BACKEND(", 'weight': -4"),
+        ":1:156: pools[0].backends[0].weight: must be an integer from 0 to 256 (got -4)");
+    ck_config_error(POOL_WITH_BACKEND(", 'weight': 257"),
+                    ":1:156: pools[0].backends[0].weight: must be an integer from 0 to 256 (got "
+                    "257)");
+    ck_config_error(POOL_WITH_BACKEND(", 'weight': 1.0"),
+                    ":1:156: pools[0].backends[0].weight: must be an integer from 0 to 256 (got a "
+                    "real number)");
+    ck_config_error("{'shutdown_grace_ms': 3600001, 'listeners': [], 'pools': []}",
+                    ":1:23: shutdown_grace_ms: must be an integer from 0 to 3600000 (got 3600001)");
+    ck_config_error("{'listeners': [{'name': 'web', 'listen': '*:80', 'pool': 'app', "
+                    "'max_connections': 0}], 'pools': [" POOL "]}",
+                    ":1:84: listeners[0].max_connections: must be an integer from 1 to 1000000 "
+                    "(got 0)");
+    ck_config_error("{'listeners': [{'name': 'web', 'listen': '*:80', 'pool': 'app', "
+                    "'idle_timeout_ms': 86400001}], 'pools': [" POOL "]}",
+                    ":1:84: listeners[0].idle_timeout_ms: must be an integer from 0 to 86400000 "
+                    "(got 86400001)");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', "
+                    "'connect_timeout_ms': 0, 'backends': []}]}",
+                    ":1:125: pools[0].connect_timeout_ms: must be an integer from 1 to 3600000 "
+                    "(got 0)");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', "
+                    "'retries': 16, 'backends': []}]}",
+                    ":1:114: pools[0].retries: must be an integer from 0 to 15 (got 16)");
+}
+END_TEST
+
+START_TEST(test_hash_table_size)
+{
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', "
+                    "'hash_table_size': 65536, 'backends': []}]}",
+                    ":1:122: pools[0].hash_table_size: must be a prime from 7 to 1048573 (got "
+                    "65536)");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', "
+                    "'hash_table_size': 5, 'backends': []}]}",
+                    ":1:122: pools[0].hash_table_size: must be a prime from 7 to 1048573 (got 5)");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', "
+                    "'hash_table_size': 'big', 'backends': []}]}",
+                    ":1:122: pools[0].hash_table_size: must be a prime from 7 to 1048573 (got a "
+                    "string)");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', "
+                    "'hash_table_size': 7, 'backends': [{'address': '127.0.0.1:1'}, {'address': "
+                    "'127.0.0.1:2'}, {'address': '127.0.0.1:3'}, {'address': '127.0.0.1:4'}, "
+                    "{'address': '127.0.0.1:5'}, {'address': '127.0.0.1:6'}, {'address': "
+                    "'127.0.0.1:7'}]}]}",
+                    ":1:122: pools[0].hash_table_size: must be larger than the number of backends "
+                    "(7)");
+}
+END_TEST
+
+START_TEST(test_empty_arrays)
+{
+    ck_config_error("{'listeners': [], 'pools': []}",
+                    ":1:15: listeners: must contain at least one listener");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': []}",
+                    ":1:86: pools: must contain at least one pool");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'backends': []}]}",
+                    ":1:115: pools[0].backends: must contain at least one backend");
+}
+END_TEST
+
+START_TEST(test_enums)
+{
+    ck_config_error(
+        "{'log': {'level': 'verbose'}, 'listeners': [], 'pools': []}",
+        ":1:19: log.level: must be one of \"error\", \"warn\", \"info\", \"debug\" (got "
+        "\"verbose\")");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'strategy': "
+                    "'random', 'backends': []}]}",
+                    ":1:115: pools[0].strategy: must be one of \"roundrobin\", \"weighted\", "
+                    "\"leastconn\", \"iphash\" (got \"random\")");
+    ck_config_error("{'listeners': [{'name': 'web', 'listen': '*:80', 'pool': 'app', "
+                    "'mode': 'udp'}], 'pools': [" POOL "]}",
+                    ":1:73: listeners[0].mode: must be \"tcp\" (got \"udp\")");
+    ck_config_error("{'listeners': [{'name': 'web', 'listen': '*:80', 'pool': 'app', "
+                    "'mode': 'http'}], 'pools': [" POOL "]}",
+                    ":1:73: listeners[0].mode: must be \"tcp\" (HTTP mode is not available yet)");
+}
+END_TEST
+
+START_TEST(test_names)
+{
+    ck_config_error("{'listeners': [{'name': '', 'listen': '*:80', 'pool': 'app'}], 'pools': [" POOL
+                    "]}",
+                    ":1:25: listeners[0].name: must be 1 to 64 characters of A-Z a-z 0-9 _ . - "
+                    "(got \"\")");
+    ck_config_error(POOL_WITH_BACKEND(", 'name': 'a b'"),
+                    ":1:154: pools[0].backends[0].name: must be 1 to 64 characters of A-Z a-z 0-9 "
+                    "_ . - (got \"a b\")");
+    /* 65 characters: one too many. */
+    ck_config_error(
+        POOL_WITH_BACKEND(
+            ", 'name': 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'"),
+        ":1:154: pools[0].backends[0].name: must be 1 to 64 characters of A-Z a-z 0-9 "
+        "_ . - (got "
+        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\")");
+}
+END_TEST
+
+START_TEST(test_address_errors)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    char expect[256];
+    int rc;
+
+    ck_config_error("{'listeners': [{'name': 'web', 'listen': 'foo', 'pool': 'app'}], 'pools': "
+                    "[" POOL "]}",
+                    ":1:42: listeners[0].listen: bad address \"foo\" (expected host:port, "
+                    "[ipv6]:port or *:port)");
+    ck_config_error("{'listeners': [{'name': 'web', 'listen': '*:70000', 'pool': 'app'}], "
+                    "'pools': [" POOL "]}",
+                    ":1:42: listeners[0].listen: port must be 1..65535 (got 70000)");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'backends': "
+                    "[{'address': 'foo'}]}]}",
+                    ":1:128: pools[0].backends[0].address: bad address \"foo\" (expected "
+                    "host:port, [ipv6]:port)");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'backends': "
+                    "[{'address': '*:80'}]}]}",
+                    ":1:128: pools[0].backends[0].address: bad address \"*:80\" (\"*\" is only "
+                    "allowed in listen addresses)");
+
+    /* The resolver's own words, whatever this machine's resolver says. */
+    rc = getaddrinfo("nosuch.invalid", NULL, &hints, &res);
+    ck_assert_int_ne(rc, 0);
+    snprintf(expect, sizeof(expect),
+             ":1:128: pools[0].backends[0].address: cannot resolve host \"nosuch.invalid\": %s",
+             gai_strerror(rc));
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'backends': "
+                    "[{'address': 'nosuch.invalid:80'}]}]}",
+                    expect);
+}
+END_TEST
+
+START_TEST(test_duplicates)
+{
+    ck_config_error(
+        "{'listeners': [" LISTENER ",\n"
+        "  {'name': 'web', 'listen': '127.0.0.1:8081', 'pool': 'app'}],\n"
+        " 'pools': [" POOL "]}",
+        ":2:12: listeners[1].name: duplicate listener name \"web\" (also listeners[0])");
+    ck_config_error("{'listeners': [" LISTENER ",\n"
+                    "  {'name': 'web2', 'listen': '127.0.0.1:8080', 'pool': 'app'}],\n"
+                    " 'pools': [" POOL "]}",
+                    ":2:30: listeners[1].listen: same address as listener \"web\" "
+                    "(\"127.0.0.1:8080\")");
+    ck_config_error("{'listeners': [" LISTENER ",\n"
+                    "  {'name': 'web2', 'listen': '*:8080', 'pool': 'app'}],\n"
+                    " 'pools': [" POOL "]}",
+                    ":2:30: listeners[1].listen: overlaps listener \"web\" (\"127.0.0.1:8080\")");
+    ck_config_error("{'listeners': [" LISTENER "],\n"
+                    " 'pools': [" POOL ",\n"
+                    "  {'name': 'app', 'backends': [{'address': '127.0.0.1:9001'}]}]}",
+                    ":3:12: pools[1].name: duplicate pool name \"app\" (also pools[0])");
+    ck_config_error("{'listeners': [" LISTENER "],\n"
+                    " 'pools': [{'name': 'app', 'backends': [\n"
+                    "  {'address': '127.0.0.1:9001'},\n"
+                    "  {'address': '127.0.0.1:9002', 'name': 'b'},\n"
+                    "  {'address': '127.0.0.1:9001'}]}]}",
+                    ":5:15: pools[0].backends[2].address: duplicate backend id \"127.0.0.1:9001\" "
+                    "(also backends[0])");
+    ck_config_error("{'listeners': [" LISTENER "],\n"
+                    " 'pools': [{'name': 'app', 'backends': [\n"
+                    "  {'address': '127.0.0.1:9001', 'name': 'x'},\n"
+                    "  {'address': '127.0.0.1:9002', 'name': 'y'},\n"
+                    "  {'address': '127.0.0.1:9003', 'name': 'y'},\n"
+                    "  {'address': '127.0.0.1:9004', 'name': 'x'}]}]}",
+                    ":5:41: pools[0].backends[2].name: duplicate backend id \"y\" (also "
+                    "backends[1])");
+}
+END_TEST
+
+START_TEST(test_missing_pool)
+{
+    ck_config_error("{'listeners': [{'name': 'web', 'listen': '*:80', 'pool': 'nope'}],\n"
+                    " 'pools': [" POOL "]}",
+                    ":1:58: listeners[0].pool: no pool named \"nope\"");
+}
+END_TEST
+
+START_TEST(test_hostile_text)
+{
+    /* Control characters and long values never reach the log line raw. */
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'strategy': "
+                    "'x\\ny\\u001b[31m\\t\\'', 'backends': []}]}",
+                    ":1:115: pools[0].strategy: must be one of \"roundrobin\", \"weighted\", "
+                    "\"leastconn\", \"iphash\" (got \"x\\ny\\x1b[31m\\t\\\"\")");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [{'name': 'app', 'backends': "
+                    "[{'address': 'a\\r\\nb:1'}]}]}",
+                    ":1:128: pools[0].backends[0].address: bad address \"a\\r\\nb:1\" (bad host "
+                    "name)");
+}
+END_TEST
+
+START_TEST(test_error_truncation)
+{
+    struct lb_config *cfg;
+    char err[16];
+
+    tmp_write("{'listeners': 5}");
+    memset(err, 'z', sizeof(err));
+    ck_assert_int_eq(config_load(tmp_path, &cfg, err, 10), -1);
+    ck_assert_uint_eq(strlen(err), 9);
+    ck_assert_int_eq(strncmp(err, tmp_path, 9), 0);
+    ck_assert_int_eq(err[10], 'z');
+    memset(err, 'z', sizeof(err));
+    ck_assert_int_eq(config_load(tmp_path, &cfg, err, 0), -1);
+    ck_assert_int_eq(err[0], 'z');
+    ck_assert_ptr_null(cfg);
+    unlink(tmp_path);
+}
+END_TEST
+
+Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    TCase *ok = tcase_create("load");
+    TCase *bad = tcase_create("errors");
+
+    tcase_add_test(ok, test_defaults);
+    tcase_add_test(ok, test_all_fields);
+    tcase_add_test(ok, test_strategies_and_levels);
+    tcase_add_test(ok, test_escaped_keys_and_utf8);
+    tcase_add_test(ok, test_addresses);
+    tcase_add_test(ok, test_examples);
+    tcase_add_test(ok, test_example_demo);
+    suite_add_tcase(s, ok);
+
+    tcase_add_test(bad, test_missing_file);
+    tcase_add_test(bad, test_empty_and_root);
+    tcase_add_test(bad, test_syntax);
+    tcase_add_test(bad, test_duplicate_key);
+    tcase_add_test(bad, test_unknown_keys);
+    tcase_add_test(bad, test_missing_keys);
+    tcase_add_test(bad, test_wrong_types);
+    tcase_add_test(bad, test_ranges);
+    tcase_add_test(bad, test_hash_table_size);
+    tcase_add_test(bad, test_empty_arrays);
+    tcase_add_test(bad, test_enums);
+    tcase_add_test(bad, test_names);
+    tcase_add_test(bad, test_address_errors);
+    tcase_add_test(bad, test_duplicates);
+    tcase_add_test(bad, test_missing_pool);
+    tcase_add_test(bad, test_hostile_text);
+    tcase_add_test(bad, test_error_truncation);
+    suite_add_tcase(s, bad);
+    return s;
+}
+
+LB_TEST_SUITE(config_suite)

@@ -1,0 +1,243 @@
+/* pool: the runtime pool and its backends. Builds them from config, keeps
+ * live state (up, weight, active) and hands every state change to the
+ * pool's strategy through its balance_ops, so the strategy's structures stay
+ * consistent. Reference counts let a backend outlive its pool while a
+ * session still uses it. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lb/pool.h"
+
+/* Frees a backend's memory; the caller has dropped the last reference. */
+static void backend_free(struct backend *b)
+{
+    free(b->id);
+    free(b->name);
+    free(b->address);
+    free(b);
+}
+
+/* Drops one reference to b (taken by a session, or the pool's own); the last
+ * one frees it. Works whether or not the caller already decremented refs to
+ * 0 itself. */
+void backend_release(struct backend *b)
+{
+    if (b == NULL)
+        return;
+    if (b->refs > 1) {
+        b->refs--;
+        return;
+    }
+    backend_free(b);
+}
+
+/* An empty pool for STRATEGY; add backends, then pool_build(). NULL on
+ * ENOMEM. */
+struct pool *pool_new(const char *name, enum lb_strategy strategy)
+{
+    const struct balance_ops *ops = balance_ops_for(strategy);
+    if (ops == NULL)
+        return NULL;
+    struct pool *pool = calloc(1, sizeof(*pool));
+    if (pool == NULL)
+        return NULL;
+    pool->name = strdup(name ? name : "");
+    if (pool->name == NULL) {
+        free(pool);
+        return NULL;
+    }
+    pool->strategy = strategy;
+    pool->ops = ops;
+    pool->hash_table_size = LB_MAGLEV_DEFAULT_SIZE;
+    pool->refs = 1;
+    return pool;
+}
+
+/* Appends a backend in config order, up, holding the pool's reference.
+ * id may be NULL (then name, else address). Call before pool_build().
+ * NULL on ENOMEM (the pool is unchanged). */
+struct backend *pool_add_backend(struct pool *pool, const char *id, const char *name,
+                                 const char *address, const struct sockaddr *addr,
+                                 socklen_t addrlen, unsigned weight)
+{
+    if (addrlen > sizeof(struct sockaddr_storage) || (addrlen > 0 && addr == NULL)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (id == NULL)
+        id = name ? name : address;
+    struct backend **grown =
+        realloc(pool->backends, (pool->nbackends + 1) * sizeof(*pool->backends));
+    if (grown == NULL)
+        return NULL;
+    pool->backends = grown;
+
+    struct backend *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    b->id = strdup(id ? id : "");
+    b->name = name ? strdup(name) : NULL;
+    b->address = strdup(address ? address : "");
+    if (b->id == NULL || (name && b->name == NULL) || b->address == NULL) {
+        backend_free(b);
+        return NULL;
+    }
+    if (addrlen > 0)
+        memcpy(&b->addr, addr, addrlen);
+    b->addrlen = addrlen;
+    b->pool = pool;
+    b->index = (unsigned)pool->nbackends;
+    b->weight = weight > LB_WEIGHT_MAX ? LB_WEIGHT_MAX : weight;
+    b->up = true;
+    b->refs = 1;
+    pool->backends[pool->nbackends++] = b;
+    if (backend_available(b))
+        pool->navailable++;
+    return b;
+}
+
+/* Builds the strategy state once all backends are added (again: rebuilds
+ * it). 0, or -1 on ENOMEM with the old state, if any, kept. */
+int pool_build(struct pool *pool)
+{
+    void *old = pool->state;
+    pool->state = NULL;
+    if (pool->ops->init(pool) < 0) {
+        pool->state = old;
+        return -1;
+    }
+    if (old != NULL) {
+        void *fresh = pool->state;
+        pool->state = old;
+        pool->ops->destroy(pool);
+        pool->state = fresh;
+    }
+    return 0;
+}
+
+/* Builds a pool (with its strategy state) from its config; NULL on ENOMEM. */
+struct pool *pool_create(const struct lb_pool_conf *conf)
+{
+    struct pool *pool = pool_new(conf->name, conf->strategy);
+    if (pool == NULL)
+        return NULL;
+    pool->connect_timeout_ms = conf->connect_timeout_ms;
+    pool->retries = conf->retries;
+    if (conf->hash_table_size > 0)
+        pool->hash_table_size = conf->hash_table_size;
+    for (size_t i = 0; i < conf->nbackends; i++) {
+        const struct lb_backend_conf *bc = &conf->backends[i];
+        if (pool_add_backend(pool, bc->id, bc->name, bc->address,
+                             (const struct sockaddr *)&bc->addr, bc->addrlen, bc->weight) == NULL)
+            goto fail;
+    }
+    if (pool_build(pool) < 0)
+        goto fail;
+    return pool;
+fail:
+    pool_release(pool);
+    return NULL;
+}
+
+/* Drops one reference to the pool (its own from pool_new, a listener's or a
+ * session's); the last one frees the strategy state and drops the pool's
+ * reference to each backend. A backend a session still holds
+ * survives with b->pool NULL until its last backend_release(). */
+void pool_release(struct pool *pool)
+{
+    if (pool == NULL)
+        return;
+    if (pool->refs > 1) {
+        pool->refs--;
+        return;
+    }
+    if (pool->state != NULL)
+        pool->ops->destroy(pool);
+    for (size_t i = 0; i < pool->nbackends; i++) {
+        struct backend *b = pool->backends[i];
+        b->pool = NULL;
+        backend_release(b);
+    }
+    free(pool->backends);
+    free(pool->name);
+    free(pool);
+}
+
+/* An available backend (see balance_ops.pick), or NULL when none is. */
+struct backend *pool_pick(struct pool *pool, const struct pick_ctx *ctx)
+{
+    if (pool->navailable == 0 || pool->state == NULL)
+        return NULL;
+    return pool->ops->pick(pool, ctx);
+}
+
+/* A session starts using b, right after pool_pick() chose it. */
+void pool_conn_start(struct pool *pool, struct backend *b)
+{
+    b->active++;
+    if (pool == NULL || b->pool != pool || pool->state == NULL)
+        return;
+    if (pool->ops->conn_start)
+        pool->ops->conn_start(pool, b);
+}
+
+/* A session on b ends. Safe after the pool was freed (b->pool is NULL
+ * then, and pool is not touched). */
+void pool_conn_end(struct pool *pool, struct backend *b)
+{
+    if (b->active > 0)
+        b->active--;
+    if (b->pool == NULL || b->pool != pool || pool->state == NULL)
+        return;
+    if (pool->ops->conn_end)
+        pool->ops->conn_end(pool, b);
+}
+
+/* Tells the strategy that b changed; keeps navailable right. On failure the
+ * caller restores b's old value and calls this again (it cannot fail then:
+ * the strategy kept its old structures). */
+static int pool_update(struct pool *pool, struct backend *b, bool was_available)
+{
+    bool now = backend_available(b);
+    if (now && !was_available)
+        pool->navailable++;
+    if (!now && was_available)
+        pool->navailable--;
+    if (pool->state == NULL || pool->ops->update == NULL)
+        return 0;
+    return pool->ops->update(pool, b);
+}
+
+/* Marks b up or down (health, admin). 0, or -1 with b unchanged. */
+int pool_set_backend_up(struct pool *pool, struct backend *b, bool up)
+{
+    if (b->up == up)
+        return 0;
+    bool was = backend_available(b);
+    b->up = up;
+    if (pool_update(pool, b, was) == 0)
+        return 0;
+    was = backend_available(b);
+    b->up = !up;
+    pool_update(pool, b, was);
+    return -1;
+}
+
+/* Sets b's weight (clamped to LB_WEIGHT_MAX). 0, or -1 with b unchanged. */
+int pool_set_backend_weight(struct pool *pool, struct backend *b, unsigned weight)
+{
+    if (weight > LB_WEIGHT_MAX)
+        weight = LB_WEIGHT_MAX;
+    if (b->weight == weight)
+        return 0;
+    unsigned old = b->weight;
+    bool was = backend_available(b);
+    b->weight = weight;
+    if (pool_update(pool, b, was) == 0)
+        return 0;
+    was = backend_available(b);
+    b->weight = old;
+    pool_update(pool, b, was);
+    return -1;
+}

@@ -1,0 +1,132 @@
+/* pool: the runtime side of a pool and its backends (live state, counters),
+ * kept apart from the immutable config, and the strategy interface that
+ * picks a backend. The session code calls pool_pick() and never knows which
+ * strategy answers. */
+#ifndef LB_POOL_H
+#define LB_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/config.h"
+
+/* How many backends one session may try (first pick + retries). */
+#define LB_MAX_TRIES 16
+
+struct pool;
+
+struct backend {
+    struct pool *pool;
+    char *id;      /* name, or address as written: identity within the pool */
+    char *name;    /* NULL when unnamed */
+    char *address; /* as written */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    unsigned index;  /* position in pool->backends (config order) */
+    unsigned weight; /* 0..LB_WEIGHT_MAX */
+    bool up;         /* false: down (health, later issues); never picked */
+
+    uint64_t active;    /* open sessions using this backend */
+    uint64_t total;     /* sessions ever connected */
+    uint64_t failed;    /* failed connect attempts */
+    uint64_t bytes_in;  /* bytes received from the backend */
+    uint64_t bytes_out; /* bytes sent to the backend */
+    unsigned refs;      /* pool + each session holding it */
+};
+
+/* Passed to pick(): who the client is and which backends this session has
+ * already tried (a retry must go elsewhere when anything else is left). */
+struct pick_ctx {
+    const struct sockaddr *client; /* may be NULL (e.g. unit tests of non-hash strategies) */
+    socklen_t client_len;
+    const struct backend *tried[LB_MAX_TRIES];
+    unsigned ntried;
+};
+
+/* The strategy interface (one file per strategy: lb/balance_*.c). */
+struct balance_ops {
+    const char *name;
+    /* Builds the strategy's state for the pool's backends; 0 or -1 (ENOMEM). */
+    int (*init)(struct pool *pool);
+    void (*destroy)(struct pool *pool);
+    /* Returns an available backend not in ctx->tried, or, when every
+     * available backend was tried, any available one; NULL when none is
+     * available. Called on the hot path. */
+    struct backend *(*pick)(struct pool *pool, const struct pick_ctx *ctx);
+    /* A session starts / ends on b (b->active already updated). May be NULL. */
+    void (*conn_start)(struct pool *pool, struct backend *b);
+    void (*conn_end)(struct pool *pool, struct backend *b);
+    /* b's availability (up) or weight changed; the strategy brings its
+     * structures up to date. 0 or -1 (ENOMEM: old structures kept). */
+    int (*update)(struct pool *pool, struct backend *b);
+};
+
+struct pool {
+    char *name;
+    enum lb_strategy strategy;
+    const struct balance_ops *ops;
+    void *state; /* strategy-private */
+    struct backend **backends;
+    size_t nbackends;
+    size_t navailable; /* backends with backend_available() */
+    unsigned connect_timeout_ms;
+    unsigned retries;
+    unsigned hash_table_size;
+    unsigned refs;
+};
+
+const struct balance_ops *balance_ops_for(enum lb_strategy s);
+extern const struct balance_ops balance_roundrobin_ops;
+extern const struct balance_ops balance_weighted_ops;
+extern const struct balance_ops balance_leastconn_ops;
+extern const struct balance_ops balance_maglev_ops;
+
+static inline bool backend_available(const struct backend *b)
+{
+    return b->up && b->weight > 0;
+}
+
+static inline bool pick_tried(const struct pick_ctx *ctx, const struct backend *b)
+{
+    for (unsigned i = 0; i < ctx->ntried; i++)
+        if (ctx->tried[i] == b)
+            return true;
+    return false;
+}
+
+/* Builds a pool (with its strategy state) from its config; NULL on ENOMEM. */
+struct pool *pool_create(const struct lb_pool_conf *conf);
+/* Lower-level constructors, used by pool_create and by unit tests. */
+struct pool *pool_new(const char *name, enum lb_strategy strategy);
+struct backend *pool_add_backend(struct pool *pool, const char *id, const char *name,
+                                 const char *address, const struct sockaddr *addr,
+                                 socklen_t addrlen, unsigned weight);
+int pool_build(struct pool *pool); /* strategy init once all backends are added */
+/* Drops one pool reference (refs starts at 1 for the pool's owner; each
+ * listener and session takes one with refs++); the last frees the strategy
+ * state and the pool's reference to each backend. */
+void pool_release(struct pool *pool);
+
+struct backend *pool_pick(struct pool *pool, const struct pick_ctx *ctx);
+void pool_conn_start(struct pool *pool, struct backend *b);
+void pool_conn_end(struct pool *pool, struct backend *b);
+/* Changes b's state and tells the strategy. 0, or -1 when the strategy could
+ * not rebuild (state unchanged). */
+int pool_set_backend_up(struct pool *pool, struct backend *b, bool up);
+int pool_set_backend_weight(struct pool *pool, struct backend *b, unsigned weight);
+
+/* Drops one reference to b (the pool's own or a session's); the last one
+ * frees it. A session that outlives its pool finds b->pool NULL. */
+void backend_release(struct backend *b);
+
+/* Maglev helpers, exposed for tests. */
+uint64_t balance_hash(const void *data, size_t len, uint64_t seed);
+
+/* Shared by the balance_*.c strategies: the first available backend at or
+ * cyclically after index start not in ctx->tried (ctx may be NULL), else the
+ * first available one from start, else NULL. O(n). */
+struct backend *balance_scan(struct pool *pool, const struct pick_ctx *ctx, size_t start);
+
+#endif

@@ -1,0 +1,171 @@
+/* main: command line, config load, and the one event loop.
+ *   lb -c FILE      run in the foreground, log to stderr
+ *   lb -t -c FILE   validate FILE and exit
+ * SIGINT/SIGTERM stop gracefully (a second one stops at once). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "lb/log.h"
+#include "lb/runtime.h"
+
+static const char usage_text[] =
+    "usage: lb -c FILE [-t]\n"
+    "       lb -V | -h\n"
+    "  -c FILE  configuration file (JSON)\n"
+    "  -t       check the configuration and exit: 0 if valid, 1 if not\n"
+    "  -V       print the version and exit\n"
+    "  -h       print this help and exit\n";
+
+struct signal_ctx {
+    struct runtime *rt;
+    int signo;
+};
+
+static void on_stop_signal(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct signal_ctx *ctx = arg;
+    runtime_stop(ctx->rt, ctx->signo == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void on_hup_signal(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    log_warn("SIGHUP: configuration reload is not implemented yet; ignoring");
+}
+
+/* Each session takes two descriptors: raise the soft limit to the hard one
+ * and warn when even that cannot hold every listener's max_connections. */
+static void raise_fd_limit(const struct lb_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    unsigned long long need = 64;
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        need += 2ULL * cfg->listeners[i].max_connections;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        log_warn("file descriptor limit %llu is below the %llu that max_connections may need; "
+                 "accepts pause when it runs out",
+                 (unsigned long long)rl.rlim_cur, need);
+}
+
+static int run(struct lb_config *cfg)
+{
+    struct runtime rt;
+    char err[1024];
+    int rc = 1;
+
+    log_set_level(cfg->log_level);
+    raise_fd_limit(cfg);
+    struct event_base *base = event_base_new();
+    if (!base) {
+        fprintf(stderr, "lb: cannot create the event loop\n");
+        config_free(cfg);
+        return 1;
+    }
+    if (runtime_start(&rt, base, cfg, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        event_base_free(base);
+        return 1;
+    }
+
+    struct signal_ctx sint = {&rt, SIGINT}, sterm = {&rt, SIGTERM};
+    struct event *ev_int = evsignal_new(base, SIGINT, on_stop_signal, &sint);
+    struct event *ev_term = evsignal_new(base, SIGTERM, on_stop_signal, &sterm);
+    struct event *ev_hup = evsignal_new(base, SIGHUP, on_hup_signal, NULL);
+    if (!ev_int || !ev_term || !ev_hup || evsignal_add(ev_int, NULL) < 0 ||
+        evsignal_add(ev_term, NULL) < 0 || evsignal_add(ev_hup, NULL) < 0) {
+        log_error("cannot install signal handlers");
+    } else {
+        log_info("lb %s started (pid %ld, config %s)", LB_VERSION, (long)getpid(), rt.cfg->path);
+        if (event_base_dispatch(base) < 0)
+            log_error("event loop failed");
+        else
+            rc = 0;
+    }
+    if (ev_int)
+        event_free(ev_int);
+    if (ev_term)
+        event_free(ev_term);
+    if (ev_hup)
+        event_free(ev_hup);
+    runtime_free(&rt);
+    event_base_free(base);
+    libevent_global_shutdown();
+    if (rc == 0)
+        log_info("exiting");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int test_only = 0;
+    int opt;
+
+    opterr = 0;
+    while ((opt = getopt(argc, argv, "c:thV")) != -1) {
+        switch (opt) {
+        case 'c':
+            path = optarg;
+            break;
+        case 't':
+            test_only = 1;
+            break;
+        case 'V':
+            printf("lb %s\n", LB_VERSION);
+            return 0;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            if (optopt == 'c')
+                fprintf(stderr, "lb: option -c needs a file\n");
+            else
+                fprintf(stderr, "lb: unknown option -%c\n", optopt);
+            fputs(usage_text, stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "lb: unexpected argument \"%s\"\n", argv[optind]);
+        fputs(usage_text, stderr);
+        return 2;
+    }
+    if (!path) {
+        fprintf(stderr, "lb: no configuration file given (-c FILE)\n");
+        fputs(usage_text, stderr);
+        return 2;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    struct lb_config *cfg = NULL;
+    char err[1024];
+    if (config_load(path, &cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (test_only) {
+        printf("configuration ok\n");
+        config_free(cfg);
+        return 0;
+    }
+    return run(cfg);
+}

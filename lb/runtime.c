@@ -1,0 +1,165 @@
+/* runtime: builds the live listeners and pools from a validated config,
+ * tracks open sessions, and runs the stop sequence (stop accepting, grace
+ * period, close what is left, leave the loop). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "lb/log.h"
+#include "lb/runtime.h"
+
+static void listener_destroy(struct listener *l)
+{
+    if (!l)
+        return;
+    listener_close(l);
+    pool_release(l->pool);
+    free(l->name);
+    free(l->listen);
+    free(l);
+}
+
+static struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c)
+{
+    struct listener *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->rt = rt;
+    l->name = strdup(c->name);
+    l->listen = strdup(c->listen);
+    if (!l->name || !l->listen) {
+        listener_destroy(l);
+        return NULL;
+    }
+    memcpy(&l->addr, &c->addr, sizeof(l->addr));
+    l->addrlen = c->addrlen;
+    l->mode = c->mode;
+    l->pool = rt->pools[c->pool_index];
+    l->pool->refs++;
+    l->max_connections = c->max_connections;
+    l->idle_timeout_ms = c->idle_timeout_ms;
+    return l;
+}
+
+static void runtime_release(struct runtime *rt)
+{
+    for (size_t i = 0; i < rt->nlisteners; i++)
+        listener_destroy(rt->listeners[i]);
+    free(rt->listeners);
+    rt->listeners = NULL;
+    rt->nlisteners = 0;
+    for (size_t i = 0; i < rt->npools; i++)
+        pool_release(rt->pools[i]);
+    free(rt->pools);
+    rt->pools = NULL;
+    rt->npools = 0;
+    if (rt->grace_timer)
+        event_free(rt->grace_timer);
+    rt->grace_timer = NULL;
+    config_free(rt->cfg);
+    rt->cfg = NULL;
+}
+
+int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config *cfg, char *err,
+                  size_t errlen)
+{
+    memset(rt, 0, sizeof(*rt));
+    rt->base = base;
+    rt->cfg = cfg;
+    LIST_INIT(&rt->sessions);
+
+    rt->pools = calloc(cfg->npools, sizeof(*rt->pools));
+    rt->listeners = calloc(cfg->nlisteners, sizeof(*rt->listeners));
+    if (!rt->pools || !rt->listeners)
+        goto nomem;
+    for (size_t i = 0; i < cfg->npools; i++) {
+        rt->pools[i] = pool_create(&cfg->pools[i]);
+        if (!rt->pools[i])
+            goto nomem;
+        rt->npools++;
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        rt->listeners[i] = listener_create(rt, &cfg->listeners[i]);
+        if (!rt->listeners[i])
+            goto nomem;
+        rt->nlisteners++;
+        if (listener_open(rt->listeners[i], err, errlen) < 0)
+            goto fail;
+    }
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        struct listener *l = rt->listeners[i];
+        log_info("listener %s listening on %s (mode %s, pool %s, strategy %s, %zu backends)",
+                 l->name, l->listen, config_mode_name(l->mode), l->pool->name,
+                 config_strategy_name(l->pool->strategy), l->pool->nbackends);
+    }
+    return 0;
+
+nomem:
+    snprintf(err, errlen, "out of memory");
+fail:
+    runtime_release(rt);
+    return -1;
+}
+
+static void runtime_close_all(struct runtime *rt)
+{
+    while (!LIST_EMPTY(&rt->sessions))
+        session_abort(LIST_FIRST(&rt->sessions), "shutdown");
+}
+
+static void on_grace_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct runtime *rt = arg;
+    log_info("grace period over: closing %llu open sessions", (unsigned long long)rt->active);
+    runtime_close_all(rt);
+}
+
+void runtime_stop(struct runtime *rt, const char *why)
+{
+    if (rt->stopping) {
+        log_info("%s again: closing %llu open sessions now", why, (unsigned long long)rt->active);
+        runtime_close_all(rt);
+        event_base_loopexit(rt->base, NULL);
+        return;
+    }
+    rt->stopping = true;
+    for (size_t i = 0; i < rt->nlisteners; i++)
+        listener_close(rt->listeners[i]);
+    if (rt->active == 0) {
+        log_info("%s: stopping, no open sessions", why);
+        event_base_loopexit(rt->base, NULL);
+        return;
+    }
+    unsigned ms = rt->cfg->shutdown_grace_ms;
+    log_info("%s: stopped accepting; waiting up to %u ms for %llu open sessions", why, ms,
+             (unsigned long long)rt->active);
+    rt->grace_timer = evtimer_new(rt->base, on_grace_timer, rt);
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+    if (!rt->grace_timer || evtimer_add(rt->grace_timer, &tv) < 0) {
+        runtime_close_all(rt);
+        event_base_loopexit(rt->base, NULL);
+    }
+}
+
+void runtime_session_ended(struct runtime *rt, struct listener *l)
+{
+    rt->active--;
+    l->active--;
+    if (rt->stopping) {
+        if (rt->active == 0)
+            event_base_loopexit(rt->base, NULL);
+        return;
+    }
+    listener_resume(l);
+}
+
+void runtime_free(struct runtime *rt)
+{
+    runtime_close_all(rt);
+    runtime_release(rt);
+}

@@ -1,0 +1,78 @@
+/* runtime: the live side of one lb process, built from a struct lb_config —
+ * listeners, pools with their backends, open sessions, counters, and the
+ * stop sequence. Config stays an immutable value; this is what changes. */
+#ifndef LB_RUNTIME_H
+#define LB_RUNTIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "config/config.h"
+#include "lb/pool.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+struct session;
+
+struct listener {
+    struct runtime *rt;
+    char *name;
+    char *listen; /* as written */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    enum lb_mode mode;
+    struct pool *pool;
+    unsigned max_connections;
+    unsigned idle_timeout_ms;
+    struct evconnlistener *evl; /* NULL once closed */
+    struct event *resume_timer; /* re-enables accept after EMFILE/ENFILE */
+    bool full;                  /* at max_connections: accept disabled */
+    bool starved;               /* out of file descriptors: accept paused */
+    uint64_t active;            /* open sessions */
+    uint64_t total;             /* sessions ever accepted */
+};
+
+LIST_HEAD(session_list, session);
+
+struct runtime {
+    struct event_base *base;
+    struct lb_config *cfg;
+    struct pool **pools; /* same order as cfg->pools */
+    size_t npools;
+    struct listener **listeners;
+    size_t nlisteners;
+    struct session_list sessions;
+    uint64_t active; /* open sessions, all listeners */
+    uint64_t total;
+    bool stopping;
+    struct event *grace_timer;
+};
+
+/* Builds pools and opens every listener of cfg. On failure returns -1 with
+ * the reason in err and leaves nothing open. rt takes ownership of cfg. */
+int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config *cfg, char *err,
+                  size_t errlen);
+/* Stops accepting at once, lets sessions run for shutdown_grace_ms, then
+ * closes what is left and leaves the event loop. */
+void runtime_stop(struct runtime *rt, const char *why);
+void runtime_free(struct runtime *rt);
+/* Called by the session code when a session ends. */
+void runtime_session_ended(struct runtime *rt, struct listener *l);
+
+int listener_open(struct listener *l, char *err, size_t errlen);
+void listener_close(struct listener *l);
+/* Re-enables accepting once the listener has room again. */
+void listener_resume(struct listener *l);
+
+/* Takes ownership of fd, an accepted non-blocking client socket. */
+void session_start(struct listener *l, int fd, const struct sockaddr *sa, socklen_t salen);
+/* Ends an open session at once (stop after the grace period). */
+void session_abort(struct session *s, const char *reason);
+
+/* "1.2.3.4:80" or "[::1]:80" into buf; returns buf. */
+const char *sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,484 @@
+/* session: one client connection paired with one backend connection.
+ * It connects without blocking (retrying other backends on failure), then
+ * relays both ways through two bounded ring buffers: a full buffer stops
+ * reading its source, EOF on one side becomes shutdown(SHUT_WR) on the other
+ * once the buffer has drained, and no bytes either way for idle_timeout_ms
+ * closes both. Each session ends in exactly one log line. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "lb/log.h"
+#include "lb/runtime.h"
+
+/* Per direction; 16 KiB like HAProxy's default bufsize: large enough for
+ * full-speed loopback transfers, small enough for 10,000s of sessions. */
+#define RELAY_BUF_SIZE (16 * 1024)
+
+struct ring {
+    uint32_t head; /* offset of the first byte held */
+    uint32_t len;  /* bytes held */
+    char data[RELAY_BUF_SIZE];
+};
+
+/* One socket of the session. */
+struct side {
+    int fd;
+    struct event rev, wev;
+    bool read_eof;             /* the peer sent FIN */
+    bool write_shut;           /* we sent FIN (shutdown SHUT_WR) */
+    const char *closed_reason; /* logged when this side closes first */
+    const char *error_reason;  /* logged when this side fails */
+};
+
+/* One direction: bytes read from src, held in ring, written to dst. */
+struct flow {
+    struct session *s;
+    struct side *src, *dst;
+    struct ring ring;
+    uint64_t bytes;          /* read from src */
+    uint64_t *backend_bytes; /* the backend's counter for this direction */
+};
+
+enum session_state { SESSION_CONNECTING, SESSION_RELAYING };
+
+struct session {
+    LIST_ENTRY(session) link;
+    struct listener *listener;
+    struct pool *pool;
+    struct backend *backend; /* NULL until a backend is picked */
+    enum session_state state;
+    struct side client, server;
+    struct flow up;   /* client -> backend */
+    struct flow down; /* backend -> client */
+    struct event idle_timer;
+    uint64_t start_ms;
+    uint64_t last_active_ms;
+    const char *first_closed; /* the side that sent FIN first */
+    struct pick_ctx pick;
+    struct sockaddr_storage client_addr;
+    socklen_t client_len;
+};
+
+static void session_connect(struct session *s);
+static void session_end(struct session *s, const char *reason);
+
+static uint64_t now_ms(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+const char *sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+        snprintf(buf, len, "%s:%u", host, port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+        snprintf(buf, len, "[%s]:%u", host, port);
+    } else {
+        snprintf(buf, len, "unknown");
+    }
+    return buf;
+}
+
+/* --- ring buffer: iovecs over the free space and over the held bytes --- */
+
+static int ring_space(struct ring *r, struct iovec iov[2])
+{
+    uint32_t tail = (r->head + r->len) % RELAY_BUF_SIZE;
+    if (r->len == RELAY_BUF_SIZE)
+        return 0;
+    if (tail >= r->head) {
+        iov[0] = (struct iovec){r->data + tail, RELAY_BUF_SIZE - tail};
+        if (r->head == 0)
+            return 1;
+        iov[1] = (struct iovec){r->data, r->head};
+        return 2;
+    }
+    iov[0] = (struct iovec){r->data + tail, r->head - tail};
+    return 1;
+}
+
+static int ring_held(struct ring *r, struct iovec iov[2])
+{
+    uint32_t first = RELAY_BUF_SIZE - r->head;
+    if (r->len <= first) {
+        iov[0] = (struct iovec){r->data + r->head, r->len};
+        return 1;
+    }
+    iov[0] = (struct iovec){r->data + r->head, first};
+    iov[1] = (struct iovec){r->data, r->len - first};
+    return 2;
+}
+
+static void ring_consume(struct ring *r, uint32_t n)
+{
+    r->len -= n;
+    /* An empty ring restarts at 0 so the next read is one contiguous span. */
+    r->head = r->len == 0 ? 0 : (r->head + n) % RELAY_BUF_SIZE;
+}
+
+/* --- relay --- */
+
+static void side_shut_write(struct side *side)
+{
+    if (side->write_shut)
+        return;
+    side->write_shut = true;
+    /* ENOTCONN when the peer already went away: the session ends anyway. */
+    shutdown(side->fd, SHUT_WR);
+}
+
+static bool flow_done(const struct flow *f)
+{
+    return f->src->read_eof && f->ring.len == 0 && f->dst->write_shut;
+}
+
+/* Ends the session when both directions are finished. Returns true when it
+ * did (s is freed then). */
+static bool session_check_done(struct session *s)
+{
+    if (!flow_done(&s->up) || !flow_done(&s->down))
+        return false;
+    session_end(s, s->first_closed);
+    return true;
+}
+
+/* Writes what the ring holds to f->dst. Called with bytes just read, and
+ * when dst becomes writable. Returns -1 when the session ended (s freed). */
+static int flow_flush(struct flow *f)
+{
+    struct session *s = f->s;
+    struct ring *r = &f->ring;
+
+    while (r->len > 0) {
+        struct iovec iov[2];
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)ring_held(r, iov)};
+        ssize_t n = sendmsg(f->dst->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            log_debug("%s: send: %s", f->dst->error_reason, strerror(errno));
+            session_end(s, f->dst->error_reason);
+            return -1;
+        }
+        ring_consume(r, (uint32_t)n);
+        s->last_active_ms = now_ms(CLOCK_MONOTONIC_COARSE);
+        if (r->len > 0)
+            break; /* the socket buffer is full: wait for EV_WRITE */
+    }
+
+    if (r->len > 0) {
+        if (!event_pending(&f->dst->wev, EV_WRITE, NULL))
+            event_add(&f->dst->wev, NULL);
+    } else {
+        event_del(&f->dst->wev);
+        if (f->src->read_eof) {
+            side_shut_write(f->dst);
+            if (session_check_done(s))
+                return -1;
+        }
+    }
+    /* Room again: resume reading the source unless it is finished. */
+    if (!f->src->read_eof && r->len < RELAY_BUF_SIZE && !event_pending(&f->src->rev, EV_READ, NULL))
+        event_add(&f->src->rev, NULL);
+    return 0;
+}
+
+/* Reads once from f->src into the ring and forwards at once. */
+static void flow_read(struct flow *f)
+{
+    struct session *s = f->s;
+    struct ring *r = &f->ring;
+    struct iovec iov[2];
+    int niov = ring_space(r, iov);
+    if (niov == 0) { /* cannot happen: rev is off while the ring is full */
+        event_del(&f->src->rev);
+        return;
+    }
+
+    ssize_t n = niov == 1 ? recv(f->src->fd, iov[0].iov_base, iov[0].iov_len, 0)
+                          : readv(f->src->fd, iov, niov);
+    if (n > 0) {
+        r->len += (uint32_t)n;
+        f->bytes += (uint64_t)n;
+        if (f->backend_bytes)
+            *f->backend_bytes += (uint64_t)n;
+        s->last_active_ms = now_ms(CLOCK_MONOTONIC_COARSE);
+        if (flow_flush(f) < 0)
+            return;
+        if (r->len == RELAY_BUF_SIZE)
+            event_del(&f->src->rev); /* backpressure: dst is slower */
+        return;
+    }
+    if (n == 0) {
+        f->src->read_eof = true;
+        event_del(&f->src->rev);
+        if (!s->first_closed)
+            s->first_closed = f->src->closed_reason;
+        if (r->len == 0) {
+            side_shut_write(f->dst);
+            session_check_done(s);
+        }
+        return;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return;
+    log_debug("%s: recv: %s", f->src->error_reason, strerror(errno));
+    session_end(s, f->src->error_reason);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    flow_read(arg);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    flow_flush(arg);
+}
+
+static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct session *s = arg;
+    uint64_t idle = s->listener->idle_timeout_ms;
+    uint64_t quiet = now_ms(CLOCK_MONOTONIC_COARSE) - s->last_active_ms;
+    if (quiet >= idle) {
+        session_end(s, "idle timeout");
+        return;
+    }
+    /* Activity since the timer was armed: sleep for what is left. Moving
+     * bytes only stores a timestamp; the timer is re-armed here, rarely. */
+    struct timeval tv = {(time_t)((idle - quiet) / 1000),
+                         (suseconds_t)((idle - quiet) % 1000 * 1000)};
+    evtimer_add(&s->idle_timer, &tv);
+}
+
+static void session_relay_start(struct session *s)
+{
+    struct event_base *base = s->listener->rt->base;
+    s->state = SESSION_RELAYING;
+    s->backend->total++;
+    s->up.backend_bytes = &s->backend->bytes_out;
+    s->down.backend_bytes = &s->backend->bytes_in;
+
+    event_assign(&s->server.rev, base, s->server.fd, EV_READ | EV_PERSIST, on_readable, &s->down);
+    event_assign(&s->server.wev, base, s->server.fd, EV_WRITE | EV_PERSIST, on_writable, &s->up);
+    event_add(&s->client.rev, NULL);
+    event_add(&s->server.rev, NULL);
+
+    s->last_active_ms = now_ms(CLOCK_MONOTONIC_COARSE);
+    if (s->listener->idle_timeout_ms > 0) {
+        unsigned ms = s->listener->idle_timeout_ms;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+        evtimer_add(&s->idle_timer, &tv);
+    }
+}
+
+/* The connect to s->backend failed: count it, release the backend and try
+ * the next one the strategy offers. */
+static void session_connect_failed(struct session *s, const char *why)
+{
+    struct backend *b = s->backend;
+    b->failed++;
+    log_warn("pool %s backend %s connect failed: %s", s->pool->name, b->id, why);
+    if (event_initialized(&s->server.wev))
+        event_del(&s->server.wev);
+    close(s->server.fd);
+    s->server.fd = -1;
+    pool_conn_end(s->pool, b);
+    backend_release(b);
+    s->backend = NULL;
+    session_connect(s);
+}
+
+static void on_connected(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    if (what & EV_TIMEOUT) {
+        char why[64];
+        snprintf(why, sizeof(why), "timed out after %u ms", s->pool->connect_timeout_ms);
+        session_connect_failed(s, why);
+        return;
+    }
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err != 0) {
+        session_connect_failed(s, strerror(err));
+        return;
+    }
+    session_relay_start(s);
+}
+
+/* Picks a backend and starts a non-blocking connect, until one is under
+ * way or the tries (1 + retries) are used up. */
+static void session_connect(struct session *s)
+{
+    struct pool *pool = s->pool;
+    struct event_base *base = s->listener->rt->base;
+
+    while (s->pick.ntried <= pool->retries && s->pick.ntried < LB_MAX_TRIES) {
+        struct backend *b = pool_pick(pool, &s->pick);
+        if (!b) {
+            session_end(s, s->pick.ntried == 0 ? "no backend" : "connect failed");
+            return;
+        }
+        s->pick.tried[s->pick.ntried++] = b;
+
+        int fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            /* Out of descriptors or memory: no other backend would do better. */
+            log_error("pool %s: cannot create a socket: %s", pool->name, strerror(errno));
+            session_end(s, "connect failed");
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        s->server.fd = fd;
+        s->backend = b;
+        b->refs++;
+        pool_conn_start(pool, b);
+
+        if (connect(fd, (struct sockaddr *)&b->addr, b->addrlen) == 0) {
+            session_relay_start(s);
+            return;
+        }
+        if (errno == EINPROGRESS) {
+            unsigned ms = pool->connect_timeout_ms;
+            struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+            event_assign(&s->server.wev, base, fd, EV_WRITE, on_connected, s);
+            event_add(&s->server.wev, &tv);
+            return;
+        }
+        /* Immediate failure: account for it like a late one, then loop. */
+        int err = errno;
+        b->failed++;
+        log_warn("pool %s backend %s connect failed: %s", pool->name, b->id, strerror(err));
+        close(fd);
+        s->server.fd = -1;
+        pool_conn_end(pool, b);
+        backend_release(b);
+        s->backend = NULL;
+    }
+    session_end(s, "connect failed");
+}
+
+static void session_log(struct session *s, const char *reason)
+{
+    if (!log_enabled(LB_LOG_INFO))
+        return;
+    char client[INET6_ADDRSTRLEN + 16];
+    sockaddr_text((struct sockaddr *)&s->client_addr, client, sizeof(client));
+    uint64_t duration = now_ms(CLOCK_MONOTONIC) - s->start_ms;
+    log_info("session end client=%s listener=%s pool=%s backend=%s bytes_from_client=%llu "
+             "bytes_from_backend=%llu duration_ms=%llu reason=\"%s\"",
+             client, s->listener->name, s->pool->name, s->backend ? s->backend->id : "-",
+             (unsigned long long)s->up.bytes, (unsigned long long)s->down.bytes,
+             (unsigned long long)duration, reason);
+}
+
+static void session_end(struct session *s, const char *reason)
+{
+    struct listener *l = s->listener;
+    session_log(s, reason);
+
+    if (event_initialized(&s->client.rev))
+        event_del(&s->client.rev);
+    if (event_initialized(&s->client.wev))
+        event_del(&s->client.wev);
+    if (event_initialized(&s->server.rev))
+        event_del(&s->server.rev);
+    if (event_initialized(&s->server.wev))
+        event_del(&s->server.wev);
+    if (event_initialized(&s->idle_timer))
+        event_del(&s->idle_timer);
+    if (s->client.fd >= 0)
+        close(s->client.fd);
+    if (s->server.fd >= 0)
+        close(s->server.fd);
+    if (s->backend) {
+        pool_conn_end(s->pool, s->backend);
+        backend_release(s->backend);
+    }
+    pool_release(s->pool);
+    LIST_REMOVE(s, link);
+    free(s);
+    runtime_session_ended(l->rt, l);
+}
+
+void session_abort(struct session *s, const char *reason)
+{
+    session_end(s, reason);
+}
+
+void session_start(struct listener *l, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+    struct runtime *rt = l->rt;
+    struct session *s = calloc(1, sizeof(*s));
+    if (!s) {
+        log_error("listener %s: out of memory, closing a new connection", l->name);
+        close(fd);
+        return;
+    }
+    s->listener = l;
+    s->pool = l->pool;
+    s->pool->refs++;
+    s->start_ms = now_ms(CLOCK_MONOTONIC);
+    if (salen > sizeof(s->client_addr))
+        salen = sizeof(s->client_addr);
+    memcpy(&s->client_addr, sa, salen);
+    s->client_len = salen;
+    s->pick.client = (struct sockaddr *)&s->client_addr;
+    s->pick.client_len = salen;
+
+    s->client =
+        (struct side){.fd = fd, .closed_reason = "client closed", .error_reason = "client error"};
+    s->server =
+        (struct side){.fd = -1, .closed_reason = "backend closed", .error_reason = "backend error"};
+    s->up = (struct flow){.s = s, .src = &s->client, .dst = &s->server};
+    s->down = (struct flow){.s = s, .src = &s->server, .dst = &s->client};
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Client events are set up now but added only once the backend is
+     * connected: until then the client's bytes wait in the kernel. */
+    event_assign(&s->client.rev, rt->base, fd, EV_READ | EV_PERSIST, on_readable, &s->up);
+    event_assign(&s->client.wev, rt->base, fd, EV_WRITE | EV_PERSIST, on_writable, &s->down);
+    evtimer_assign(&s->idle_timer, rt->base, on_idle_timer, s);
+
+    LIST_INSERT_HEAD(&rt->sessions, s, link);
+    rt->active++;
+    rt->total++;
+    l->active++;
+    l->total++;
+    session_connect(s);
+}

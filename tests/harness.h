@@ -1,0 +1,130 @@
+/* harness: what the integration tests share. A temp dir per test, free
+ * loopback ports, child processes (lb, demo-backend) that never outlive the
+ * test, and socket and log helpers. Every wait has a deadline, so a broken lb
+ * fails a test instead of hanging it. */
+#ifndef LB_TESTS_HARNESS_H
+#define LB_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define HARNESS_WAIT_MS 5000     /* default bound for "until ready" waits */
+#define HARNESS_STOP_MS 15000    /* bound for lb to exit after SIGTERM */
+#define HARNESS_TCASE_TIMEOUT 60 /* seconds, for tcase_set_timeout */
+
+struct harness_lb {
+    pid_t pid;
+    char config[512]; /* config file path */
+    char log[512];    /* stdout + stderr of lb */
+};
+
+/* Check fixture pair. setup makes the temp dir; teardown (and an atexit
+ * hook, for the no-fork mode) kills every process spawned and, when the test
+ * got that far, removes the dir (kept when LB_IT_KEEP is set). A failed
+ * test keeps its dir for reading. */
+void harness_setup(void);
+void harness_teardown(void);
+const char *harness_dir(void);
+
+long harness_now_ms(void);
+void harness_sleep_ms(long ms);
+
+/* A loopback port nothing listens on now (bind port 0, read it, close);
+ * never the same port twice in one test. */
+int harness_free_port(void);
+int harness_free_port6(void); /* on ::1; -1 when the machine has no ::1 */
+bool harness_have_ipv6(void);
+
+/* printf into a string freed at teardown. */
+char *harness_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Writes text to NAME in the temp dir; returns the path (freed at teardown). */
+const char *harness_write_file(const char *name, const char *text);
+/* Whole file as a string (freed at teardown); "" when missing. */
+const char *harness_read_file(const char *path);
+
+/* fork/exec argv[0] with stdout to out_path and stderr to err_path (NULL:
+ * same file as stdout), stdin from /dev/null, other fds closed and
+ * PR_SET_PDEATHSIG=SIGKILL. The PID is remembered for teardown. */
+pid_t harness_spawn(char *const argv[], const char *out_path, const char *err_path);
+/* Waits up to timeout_ms for pid: its exit status (0..255), -1 when killed
+ * by a signal, -2 on timeout (the process is then SIGKILLed and reaped). */
+int harness_wait_exit(pid_t pid, long timeout_ms);
+/* Runs argv to completion (bounded); fills *out / *err (freed at teardown)
+ * with what it wrote and returns harness_wait_exit's status. */
+int harness_run(char *const argv[], const char **out, const char **err, long timeout_ms);
+
+/* True once host:port completes a TCP connect (probing connects). */
+bool harness_wait_port(const char *host, int port, long timeout_ms);
+/* True once something is in LISTEN on the port (reads /proc/net/tcp{,6};
+ * unlike harness_wait_port it opens no connection, so no session starts). */
+bool harness_port_listening(int port);
+bool harness_wait_listening(int port, long timeout_ms);
+bool harness_wait_not_listening(int port, long timeout_ms);
+
+/* Starts LB_BUILD_DIR/demo-backend -l HOST:PORT -n NAME -m MODE (host "::1"
+ * gets brackets) and waits until it accepts. Fails the test otherwise. */
+pid_t harness_backend(const char *host, int port, const char *name, const char *mode);
+
+/* The usual test config: one listener "web" on listen to pool "app".
+ * backends is the inside of the pool's "backends" array. Zero fields take
+ * lb's usual values (strategy roundrobin, max_connections 10000, idle
+ * 300000 ms, grace 10000 ms, connect timeout 3000 ms); retries is as given. */
+struct harness_conf {
+    const char *listen; /* "127.0.0.1:PORT" or "[::1]:PORT" */
+    const char *strategy;
+    const char *backends;
+    unsigned retries;
+    unsigned max_connections;
+    unsigned idle_timeout_ms;
+    unsigned grace_ms;
+    unsigned connect_timeout_ms;
+};
+const char *harness_config(const struct harness_conf *c);
+
+/* Writes config_json to the temp dir, starts LB_BUILD_DIR/lb -c FILE with
+ * its output in lb->log, waits until wait_port is listening (fails the test
+ * with the log when lb exits or the wait times out). */
+void harness_lb_start(struct harness_lb *lb, const char *config_json, int wait_port);
+/* SIGTERM, bounded wait; fails the test (after SIGKILL) on timeout, or when
+ * the log holds a sanitizer report. Returns lb's exit status (-1: signal). */
+int harness_lb_stop(struct harness_lb *lb);
+/* Waits (bounded) for an lb already told to stop; same checks as above. */
+int harness_lb_wait_exit(struct harness_lb *lb, long timeout_ms);
+/* Fails the test when the log holds AddressSanitizer, LeakSanitizer or
+ * "runtime error". */
+void harness_lb_check_clean(const struct harness_lb *lb);
+/* The same check on any text (e.g. the stderr of `lb -t`); where names it. */
+void harness_assert_no_sanitizer_report(const char *text, const char *where);
+
+bool harness_log_contains(const char *path, const char *needle);
+/* How many lines hold needle. */
+int harness_log_count(const char *path, const char *needle);
+/* True once the log holds needle at least count times (bounded). */
+bool harness_log_wait(const char *path, const char *needle, int count, long timeout_ms);
+/* The first line holding needle (freed at teardown), or NULL. */
+const char *harness_log_line(const char *path, const char *needle);
+
+/* Connects to host:port (IPv4 or IPv6 literal) within timeout_ms; the fd is
+ * blocking, every later helper polls with its own deadline. -1 on failure
+ * (errno set: ECONNREFUSED, ETIMEDOUT...). */
+int harness_connect(const char *host, int port, long timeout_ms);
+/* Same, from source address src (e.g. "127.0.0.2"). */
+int harness_connect_from(const char *src, const char *host, int port, long timeout_ms);
+bool harness_send_all(int fd, const void *buf, size_t len, long timeout_ms);
+/* Reads until len bytes, EOF or the deadline; returns the bytes read, -1 on
+ * a socket error before any byte. */
+ssize_t harness_recv_n(int fd, void *buf, size_t len, long timeout_ms);
+/* Reads until EOF into buf (at most cap - 1 bytes, then a NUL); returns the
+ * bytes read, -1 on timeout, error or when more than cap - 1 bytes arrive. */
+ssize_t harness_read_eof(int fd, void *buf, size_t cap, long timeout_ms);
+/* Discards input until EOF or reset; returns ms waited, -1 on timeout. */
+long harness_wait_closed(int fd, long timeout_ms);
+/* True when fd has input (or EOF) within timeout_ms. */
+bool harness_readable(int fd, long timeout_ms);
+
+/* Connects, reads until EOF, returns the text without its final newline
+ * (freed at teardown), NULL on failure. For name-mode backends behind lb. */
+const char *harness_fetch_name(const char *src, const char *host, int port);
+
+#endif

@@ -1,0 +1,413 @@
+/* Integration: the TCP relay through a real lb. Half-close both ways, a
+ * 64 MiB byte-exact transfer in both directions at once, retries past a dead
+ * backend, all backends dead, idle timeout, max_connections, HTTP
+ * keep-alive to the demo backend, and IPv6. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests/test.h"
+#include "tests/harness.h"
+
+#define BIG_TOTAL (64ull * 1024 * 1024)
+#define BIG_CHUNK (256 * 1024)
+#define BIG_DEADLINE_MS 50000
+
+/* Starts one backend in mode and lb in front of it with the given listener
+ * settings; returns lb's port. */
+static int start_one(struct harness_lb *lb, const char *mode, const char *name,
+                     struct harness_conf conf)
+{
+    int bport = harness_free_port();
+    harness_backend("127.0.0.1", bport, name, mode);
+    int lport = harness_free_port();
+    conf.listen = harness_strf("127.0.0.1:%d", lport);
+    conf.backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"%s\"}", bport, name);
+    harness_lb_start(lb, harness_config(&conf), lport);
+    return lport;
+}
+
+static int connect_lb(const char *host, int lport)
+{
+    int fd = harness_connect(host, lport, HARNESS_WAIT_MS);
+    ck_assert_msg(fd >= 0, "connect to lb port %d: %s", lport, strerror(errno));
+    return fd;
+}
+
+/* Sends msg and expects it echoed back. */
+static void echo_roundtrip(int fd, const char *msg)
+{
+    size_t len = strlen(msg);
+    char buf[256] = {0};
+    ck_assert(len < sizeof(buf));
+    ck_assert_msg(harness_send_all(fd, msg, len, HARNESS_WAIT_MS), "send failed");
+    ssize_t n = harness_recv_n(fd, buf, len, HARNESS_WAIT_MS);
+    ck_assert_msg(n == (ssize_t)len && memcmp(buf, msg, len) == 0, "echo of '%s' came back as '%s'",
+                  msg, buf);
+}
+
+/* Client sends, shuts its write side, and still gets the whole echo + EOF. */
+START_TEST(halfclose_client_first)
+{
+    struct harness_lb lb;
+    int lport = start_one(&lb, "echo", "e1", (struct harness_conf){0});
+    size_t len = 200000;
+    char *data = malloc(len);
+    char *back = malloc(len + 1);
+    ck_assert(data && back);
+    for (size_t i = 0; i < len; i++)
+        data[i] = (char)(i * 31 + 7);
+    int fd = connect_lb("127.0.0.1", lport);
+    ck_assert(harness_send_all(fd, data, len, HARNESS_WAIT_MS));
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    ssize_t n = harness_read_eof(fd, back, len + 1, HARNESS_WAIT_MS);
+    ck_assert_msg(n == (ssize_t)len, "read %zd bytes before EOF, want %zu", n, len);
+    ck_assert(memcmp(data, back, len) == 0);
+    close(fd);
+    free(data);
+    free(back);
+    ck_assert(harness_log_wait(lb.log, "bytes_from_client=200000 bytes_from_backend=200000", 1,
+                               HARNESS_WAIT_MS));
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+/* The sink backend reads until our EOF, then answers the count: lb must
+ * carry client data and the client's FIN, and the answer after it. */
+START_TEST(halfclose_sink_count)
+{
+    struct harness_lb lb;
+    int lport = start_one(&lb, "sink", "s1", (struct harness_conf){0});
+    size_t len = 1 << 20;
+    char *data = calloc(1, len);
+    ck_assert(data);
+    int fd = connect_lb("127.0.0.1", lport);
+    ck_assert(harness_send_all(fd, data, len, HARNESS_WAIT_MS));
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    char buf[64];
+    ssize_t n = harness_read_eof(fd, buf, sizeof(buf), HARNESS_WAIT_MS);
+    ck_assert_msg(n > 0, "no answer from sink through lb");
+    ck_assert_str_eq(buf, "1048576\n");
+    close(fd);
+    free(data);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+/* The backend closes its write side first (name mode); the client sees the
+ * name and EOF, then keeps sending: lb must keep reading the client. */
+START_TEST(halfclose_backend_first)
+{
+    struct harness_lb lb;
+    int lport = start_one(&lb, "name", "nm", (struct harness_conf){0});
+    int fd = connect_lb("127.0.0.1", lport);
+    char buf[16];
+    ssize_t n = harness_read_eof(fd, buf, sizeof(buf), HARNESS_WAIT_MS);
+    ck_assert_msg(n == 3, "read %zd bytes before EOF", n);
+    ck_assert_str_eq(buf, "nm\n");
+    char data[1000];
+    memset(data, 'x', sizeof(data));
+    ck_assert_msg(harness_send_all(fd, data, sizeof(data), HARNESS_WAIT_MS),
+                  "lb stopped taking client data after the backend's FIN");
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    ck_assert_msg(harness_log_wait(lb.log, "bytes_from_client=1000 bytes_from_backend=3 ", 1,
+                                   HARNESS_WAIT_MS),
+                  "no session end with bytes_from_client=1000 bytes_from_backend=3 in %s", lb.log);
+    close(fd);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+/* Byte i of the test stream: splitmix64 of its 8-byte block. */
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static void stream_fill(unsigned char *buf, uint64_t off, size_t n)
+{
+    uint64_t block = mix(off / 8);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t pos = off + i;
+        if (pos % 8 == 0)
+            block = mix(pos / 8);
+        buf[i] = (unsigned char)(block >> (8 * (pos % 8)));
+    }
+}
+
+START_TEST(big_transfer)
+{
+    struct harness_lb lb;
+    int lport = start_one(&lb, "echo", "e1", (struct harness_conf){0});
+    int fd = connect_lb("127.0.0.1", lport);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    unsigned char *out = malloc(BIG_CHUNK), *in = malloc(BIG_CHUNK), *want = malloc(BIG_CHUNK);
+    ck_assert(out && in && want);
+    uint64_t sent = 0, received = 0, out_off = 0;
+    size_t out_len = 0, out_pos = 0;
+    long deadline = harness_now_ms() + BIG_DEADLINE_MS;
+    while (received < BIG_TOTAL) {
+        ck_assert_msg(harness_now_ms() < deadline, "64 MiB echo stalled: sent %llu received %llu",
+                      (unsigned long long)sent, (unsigned long long)received);
+        struct pollfd p = {.fd = fd, .events = POLLIN | (sent < BIG_TOTAL ? POLLOUT : 0)};
+        if (poll(&p, 1, 1000) <= 0)
+            continue;
+        if (p.revents & POLLOUT && sent < BIG_TOTAL) {
+            if (out_pos == out_len) {
+                out_off = sent;
+                out_len = BIG_TOTAL - sent < BIG_CHUNK ? BIG_TOTAL - sent : BIG_CHUNK;
+                out_pos = 0;
+                stream_fill(out, out_off, out_len);
+            }
+            ssize_t n = send(fd, out + out_pos, out_len - out_pos, MSG_NOSIGNAL);
+            if (n > 0) {
+                out_pos += (size_t)n;
+                sent += (uint64_t)n;
+                if (sent == BIG_TOTAL)
+                    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+            } else {
+                ck_assert_msg(errno == EAGAIN, "send: %s", strerror(errno));
+            }
+        }
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = recv(fd, in, BIG_CHUNK, 0);
+            ck_assert_msg(n != 0, "EOF after %llu of %llu bytes", (unsigned long long)received,
+                          (unsigned long long)BIG_TOTAL);
+            if (n < 0) {
+                ck_assert_msg(errno == EAGAIN, "recv: %s", strerror(errno));
+                continue;
+            }
+            stream_fill(want, received, (size_t)n);
+            if (memcmp(in, want, (size_t)n) != 0) {
+                size_t i = 0;
+                while (in[i] == want[i])
+                    i++;
+                ck_abort_msg("byte %llu differs", (unsigned long long)(received + i));
+            }
+            received += (uint64_t)n;
+        }
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    char extra[16];
+    ck_assert_msg(harness_read_eof(fd, extra, sizeof(extra), HARNESS_WAIT_MS) == 0,
+                  "no clean EOF after the echo");
+    close(fd);
+    free(out);
+    free(in);
+    free(want);
+    ck_assert_msg(harness_log_wait(lb.log,
+                                   "bytes_from_client=67108864 bytes_from_backend=67108864 ", 1,
+                                   HARNESS_WAIT_MS),
+                  "no session end with 67108864 bytes each way in %s", lb.log);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+START_TEST(retry_dead_backend)
+{
+    int dead = harness_free_port();
+    int live = harness_free_port();
+    harness_backend("127.0.0.1", live, "live", "name");
+    int lport = harness_free_port();
+    const char *cfg = harness_config(&(struct harness_conf){
+        .listen = harness_strf("127.0.0.1:%d", lport),
+        .strategy = "roundrobin",
+        .retries = 2,
+        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"dead\"}, "
+                                 "{\"address\": \"127.0.0.1:%d\", \"name\": \"live\"}",
+                                 dead, live),
+    });
+    struct harness_lb lb;
+    harness_lb_start(&lb, cfg, lport);
+    for (int i = 0; i < 6; i++) {
+        const char *got = harness_fetch_name(NULL, "127.0.0.1", lport);
+        ck_assert_msg(got && strcmp(got, "live") == 0, "connection %d got %s; log %s", i,
+                      got ? got : "(nothing)", lb.log);
+    }
+    const char *warn = "warn: pool app backend dead connect failed: Connection refused";
+    ck_assert_msg(harness_log_wait(lb.log, warn, 1, HARNESS_WAIT_MS), "no '%s' in %s", warn,
+                  lb.log);
+    ck_assert(harness_log_wait(lb.log, "session end", 6, HARNESS_WAIT_MS));
+    ck_assert_int_eq(harness_log_count(lb.log, "backend=live "), 6);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+START_TEST(all_backends_dead)
+{
+    int d1 = harness_free_port();
+    int d2 = harness_free_port();
+    int lport = harness_free_port();
+    const char *cfg = harness_config(&(struct harness_conf){
+        .listen = harness_strf("127.0.0.1:%d", lport),
+        .retries = 2,
+        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"d1\"}, "
+                                 "{\"address\": \"127.0.0.1:%d\", \"name\": \"d2\"}",
+                                 d1, d2),
+    });
+    struct harness_lb lb;
+    harness_lb_start(&lb, cfg, lport);
+    int fd = connect_lb("127.0.0.1", lport);
+    long waited = harness_wait_closed(fd, 3000);
+    ck_assert_msg(waited >= 0, "lb did not close the client within 3 s with every backend dead");
+    close(fd);
+    ck_assert_msg(harness_log_wait(lb.log, "reason=\"connect failed\"", 1, HARNESS_WAIT_MS),
+                  "no reason=\"connect failed\" in %s", lb.log);
+    ck_assert(
+        harness_log_contains(lb.log, "pool app backend d1 connect failed: Connection refused"));
+    ck_assert(
+        harness_log_contains(lb.log, "pool app backend d2 connect failed: Connection refused"));
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+START_TEST(idle_timeout_closes)
+{
+    struct harness_lb lb;
+    int lport = start_one(&lb, "echo", "e1", (struct harness_conf){.idle_timeout_ms = 300});
+    int fd = connect_lb("127.0.0.1", lport);
+    echo_roundtrip(fd, "ping");
+    long waited = harness_wait_closed(fd, 5000);
+    ck_assert_msg(waited >= 0, "idle connection still open after 5 s (idle_timeout_ms 300)");
+    ck_assert_msg(waited >= 250, "idle connection closed after %ld ms, before 300", waited);
+    close(fd);
+    ck_assert_msg(harness_log_wait(lb.log, "reason=\"idle timeout\"", 1, HARNESS_WAIT_MS),
+                  "no reason=\"idle timeout\" in %s", lb.log);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+START_TEST(idle_timeout_spares_active)
+{
+    struct harness_lb lb;
+    int lport = start_one(&lb, "echo", "e1", (struct harness_conf){.idle_timeout_ms = 300});
+    int fd = connect_lb("127.0.0.1", lport);
+    for (int i = 0; i < 11; i++) {
+        echo_roundtrip(fd, "x");
+        harness_sleep_ms(100);
+    }
+    echo_roundtrip(fd, "still here");
+    close(fd);
+    ck_assert(harness_log_wait(lb.log, "session end", 1, HARNESS_WAIT_MS));
+    ck_assert_int_eq(harness_log_count(lb.log, "reason=\"idle timeout\""), 0);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+START_TEST(max_connections_waits)
+{
+    struct harness_lb lb;
+    int lport = start_one(&lb, "echo", "e1", (struct harness_conf){.max_connections = 2});
+    int c1 = connect_lb("127.0.0.1", lport);
+    echo_roundtrip(c1, "one");
+    int c2 = connect_lb("127.0.0.1", lport);
+    echo_roundtrip(c2, "two");
+    int c3 = connect_lb("127.0.0.1", lport);
+    ck_assert(harness_send_all(c3, "3", 1, HARNESS_WAIT_MS));
+    ck_assert_msg(!harness_readable(c3, 500),
+                  "3rd connection got data or EOF with max_connections 2");
+    close(c1);
+    char buf[2] = {0};
+    ck_assert_msg(harness_recv_n(c3, buf, 1, HARNESS_WAIT_MS) == 1 && buf[0] == '3',
+                  "3rd connection got no echo after the 1st closed");
+    echo_roundtrip(c2, "two again");
+    close(c2);
+    close(c3);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+/* The demo path: two keep-alive requests on one connection to an http-mode
+ * backend through lb, then one with Connection: close, answered and closed. */
+START_TEST(http_keepalive)
+{
+    struct harness_lb lb;
+    int lport = start_one(&lb, "http", "app1", (struct harness_conf){0});
+    static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                               "Content-Length: 16\r\n\r\nhello from app1\n";
+    size_t len = sizeof(resp) - 1;
+    int fd = connect_lb("127.0.0.1", lport);
+    char buf[512];
+    for (int i = 0; i < 2; i++) {
+        const char *req = "GET / HTTP/1.1\r\nHost: lb\r\n\r\n";
+        ck_assert(harness_send_all(fd, req, strlen(req), HARNESS_WAIT_MS));
+        memset(buf, 0, sizeof(buf));
+        ck_assert_int_eq(harness_recv_n(fd, buf, len, HARNESS_WAIT_MS), (ssize_t)len);
+        ck_assert_str_eq(buf, resp);
+    }
+    const char *last = "GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n";
+    ck_assert(harness_send_all(fd, last, strlen(last), HARNESS_WAIT_MS));
+    ck_assert_int_eq(harness_read_eof(fd, buf, sizeof(buf), HARNESS_WAIT_MS), (ssize_t)len);
+    ck_assert_str_eq(buf, resp);
+    close(fd);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+START_TEST(ipv6_end_to_end)
+{
+    if (!harness_have_ipv6()) {
+        fprintf(stderr, "relay ipv6: skipped, this machine has no ::1\n");
+        return;
+    }
+    int bport = harness_free_port6();
+    int lport = harness_free_port6();
+    ck_assert(bport > 0 && lport > 0);
+    harness_backend("::1", bport, "v6", "echo");
+    const char *cfg = harness_config(&(struct harness_conf){
+        .listen = harness_strf("[::1]:%d", lport),
+        .backends = harness_strf("{\"address\": \"[::1]:%d\"}", bport),
+    });
+    struct harness_lb lb;
+    harness_lb_start(&lb, cfg, lport);
+    int fd = connect_lb("::1", lport);
+    echo_roundtrip(fd, "hello over v6");
+    close(fd);
+    const char *backend = harness_strf("backend=[::1]:%d ", bport);
+    ck_assert_msg(harness_log_wait(lb.log, backend, 1, HARNESS_WAIT_MS), "no '%s' in %s", backend,
+                  lb.log);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+static Suite *relay_suite(void)
+{
+    Suite *s = suite_create("relay");
+    TCase *tc;
+#define ADD_TCASE(name)                                                                            \
+    tc = tcase_create(name);                                                                       \
+    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);                                \
+    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);                                                  \
+    suite_add_tcase(s, tc)
+    ADD_TCASE("halfclose");
+    tcase_add_test(tc, halfclose_client_first);
+    tcase_add_test(tc, halfclose_sink_count);
+    tcase_add_test(tc, halfclose_backend_first);
+    ADD_TCASE("bigtransfer");
+    tcase_add_test(tc, big_transfer);
+    ADD_TCASE("retry");
+    tcase_add_test(tc, retry_dead_backend);
+    tcase_add_test(tc, all_backends_dead);
+    ADD_TCASE("idle");
+    tcase_add_test(tc, idle_timeout_closes);
+    tcase_add_test(tc, idle_timeout_spares_active);
+    ADD_TCASE("maxconn");
+    tcase_add_test(tc, max_connections_waits);
+    ADD_TCASE("http");
+    tcase_add_test(tc, http_keepalive);
+    ADD_TCASE("ipv6");
+    tcase_add_test(tc, ipv6_end_to_end);
+#undef ADD_TCASE
+    return s;
+}
+
+LB_TEST_SUITE(relay_suite)

@@ -18,11 +18,13 @@
 
 #define EMFILE_PAUSE_MS 100
 
-static void listener_update(struct listener *l)
+void listener_refresh(struct listener *l)
 {
     if (!l->evl)
         return;
-    if (l->full || l->starved)
+    /* While a session waits for a descriptor, a new client would take the
+     * one it waits for: accept nothing until the waiters are served. */
+    if (l->full || l->starved || l->rt->fd_waiters > 0)
         evconnlistener_disable(l->evl);
     else
         evconnlistener_enable(l->evl);
@@ -37,7 +39,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     if (l->active >= l->max_connections && !l->full) {
         l->full = true;
         log_debug("listener %s: %u connections open, pausing accepts", l->name, l->max_connections);
-        listener_update(l);
+        listener_refresh(l);
     }
 }
 
@@ -47,7 +49,7 @@ static void on_resume_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct listener *l = arg;
     l->starved = false;
-    listener_update(l);
+    listener_refresh(l);
 }
 
 static void on_accept_error(struct evconnlistener *evl, void *arg)
@@ -69,8 +71,15 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
                   "for %d ms",
                   l->name, strerror(err), (unsigned long long)l->rt->active, EMFILE_PAUSE_MS);
     }
+    listener_pause(l);
+}
+
+void listener_pause(struct listener *l)
+{
+    if (!l->evl)
+        return;
     l->starved = true;
-    listener_update(l);
+    listener_refresh(l);
     struct timeval tv = {0, EMFILE_PAUSE_MS * 1000};
     evtimer_add(l->resume_timer, &tv);
 }
@@ -139,5 +148,5 @@ void listener_resume(struct listener *l)
         changed = true;
     }
     if (changed)
-        listener_update(l);
+        listener_refresh(l);
 }

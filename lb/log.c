@@ -55,33 +55,3 @@ void log_msg(enum lb_log_level level, const char *fmt, ...)
         off += w;
     }
 }
-
-size_t log_escape(char *out, size_t outlen, const char *in, size_t inlen)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    if (outlen == 0)
-        return 0;
-    for (size_t i = 0; i < inlen; i++) {
-        unsigned char c = (unsigned char)in[i];
-        char esc[4];
-        size_t k = 0;
-        if (c == '\\' || c == '"') {
-            esc[k++] = '\\';
-            esc[k++] = (char)c;
-        } else if (c < 0x20 || c > 0x7e) {
-            esc[k++] = '\\';
-            esc[k++] = 'x';
-            esc[k++] = hex[c >> 4];
-            esc[k++] = hex[c & 15];
-        } else {
-            esc[k++] = (char)c;
-        }
-        if (o + k >= outlen)
-            break;
-        memcpy(out + o, esc, k);
-        o += k;
-    }
-    out[o] = '\0';
-    return o;
-}

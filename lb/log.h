@@ -1,6 +1,5 @@
 /* log: one line per event on stderr, "2026-11-27T23:40:01.123Z info: ...",
- * written with a single write(2) so lines never interleave. Text that a
- * client or a file controls goes through log_escape() first. */
+ * written with a single write(2) so lines never interleave. */
 #ifndef LB_LOG_H
 #define LB_LOG_H
 
@@ -21,10 +20,5 @@ void log_msg(enum lb_log_level level, const char *fmt, ...) __attribute__((forma
         if (log_enabled(LB_LOG_DEBUG))                                                             \
             log_msg(LB_LOG_DEBUG, __VA_ARGS__);                                                    \
     } while (0)
-
-/* Copies in[0..inlen) to out as printable ASCII: backslash, double quote and
- * bytes outside 0x20..0x7e become \\, \", \xNN. Always NUL-terminates; cuts
- * at a whole escape when out is too small. Returns strlen(out). */
-size_t log_escape(char *out, size_t outlen, const char *in, size_t inlen);
 
 #endif

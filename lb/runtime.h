@@ -47,6 +47,7 @@ struct runtime {
     struct session_list sessions;
     uint64_t active; /* open sessions, all listeners */
     uint64_t total;
+    unsigned fd_waiters; /* sessions waiting for a descriptor to connect */
     bool stopping;
     struct event *grace_timer;
 };
@@ -64,6 +65,10 @@ void runtime_session_ended(struct runtime *rt, struct listener *l);
 
 int listener_open(struct listener *l, char *err, size_t errlen);
 void listener_close(struct listener *l);
+/* Enables or disables accepting as the listener's state says. */
+void listener_refresh(struct listener *l);
+/* Pauses accepting for a moment: the process is out of descriptors. */
+void listener_pause(struct listener *l);
 /* Re-enables accepting once the listener has room again. */
 void listener_resume(struct listener *l);
 

@@ -5,6 +5,7 @@
  * once the buffer has drained, and no bytes either way for idle_timeout_ms
  * closes both. Each session ends in exactly one log line. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,11 +26,13 @@
 /* Per direction; 16 KiB like HAProxy's default bufsize: large enough for
  * full-speed loopback transfers, small enough for 10,000s of sessions. */
 #define RELAY_BUF_SIZE (16 * 1024)
+/* Retry period for a connect that found no free file descriptor. */
+#define FD_WAIT_MS 100
 
 struct ring {
     uint32_t head; /* offset of the first byte held */
     uint32_t len;  /* bytes held */
-    char data[RELAY_BUF_SIZE];
+    char *data;    /* RELAY_BUF_SIZE bytes, in struct session's bufs */
 };
 
 /* One socket of the session. */
@@ -60,19 +63,25 @@ struct session {
     struct backend *backend; /* NULL until a backend is picked */
     enum session_state state;
     struct side client, server;
-    struct flow up;   /* client -> backend */
-    struct flow down; /* backend -> client */
-    struct event idle_timer;
+    struct flow up;      /* client -> backend */
+    struct flow down;    /* backend -> client */
+    struct event timer;  /* connecting: wait for a free descriptor; relaying: idle */
+    unsigned fd_wait_ms; /* time spent waiting for a descriptor to connect */
+    bool fd_waiting;     /* counted in rt->fd_waiters */
     uint64_t start_ms;
     uint64_t last_active_ms;
     const char *first_closed; /* the side that sent FIN first */
     struct pick_ctx pick;
     struct sockaddr_storage client_addr;
     socklen_t client_len;
+    /* Last, and left uninitialised: only the fields above are zeroed at
+     * accept, not 32 KiB per connection. */
+    char bufs[2][RELAY_BUF_SIZE];
 };
 
 static void session_connect(struct session *s);
 static void session_end(struct session *s, const char *reason);
+static void session_wait_fd(struct session *s, int err);
 
 static uint64_t now_ms(clockid_t clock)
 {
@@ -279,7 +288,7 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
      * bytes only stores a timestamp; the timer is re-armed here, rarely. */
     struct timeval tv = {(time_t)((idle - quiet) / 1000),
                          (suseconds_t)((idle - quiet) % 1000 * 1000)};
-    evtimer_add(&s->idle_timer, &tv);
+    evtimer_add(&s->timer, &tv);
 }
 
 static void session_relay_start(struct session *s)
@@ -296,10 +305,13 @@ static void session_relay_start(struct session *s)
     event_add(&s->server.rev, NULL);
 
     s->last_active_ms = now_ms(CLOCK_MONOTONIC_COARSE);
+    if (event_initialized(&s->timer))
+        event_del(&s->timer);
+    evtimer_assign(&s->timer, base, on_idle_timer, s);
     if (s->listener->idle_timeout_ms > 0) {
         unsigned ms = s->listener->idle_timeout_ms;
         struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
-        evtimer_add(&s->idle_timer, &tv);
+        evtimer_add(&s->timer, &tv);
     }
 }
 
@@ -340,6 +352,57 @@ static void on_connected(evutil_socket_t fd, short what, void *arg)
     session_relay_start(s);
 }
 
+static void on_fd_wait_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    session_connect(arg);
+}
+
+/* socket() failed with err. Out of descriptors (or kernel memory), the
+ * client waits: accepts pause and the connect is tried again every
+ * FD_WAIT_MS, for up to connect_timeout_ms, since a session ending anywhere
+ * frees two descriptors. Any other error ends the session. */
+static void session_wait_fd(struct session *s, int err)
+{
+    struct pool *pool = s->pool;
+    bool starved = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+    if (!starved || s->fd_wait_ms >= pool->connect_timeout_ms) {
+        log_error("pool %s: cannot create a socket: %s", pool->name, strerror(err));
+        session_end(s, "connect failed");
+        return;
+    }
+    static time_t last_logged;
+    time_t now = time(NULL);
+    if (now != last_logged) {
+        last_logged = now;
+        log_error("pool %s: cannot create a socket: %s; clients wait for a free descriptor",
+                  pool->name, strerror(err));
+    }
+    if (!s->fd_waiting) {
+        s->fd_waiting = true;
+        s->listener->rt->fd_waiters++;
+        listener_pause(s->listener);
+    }
+    s->fd_wait_ms += FD_WAIT_MS;
+    evtimer_assign(&s->timer, s->listener->rt->base, on_fd_wait_timer, s);
+    struct timeval tv = {0, FD_WAIT_MS * 1000};
+    evtimer_add(&s->timer, &tv);
+}
+
+/* s got its descriptor (or ends): accepting may resume once no session
+ * waits any more. */
+static void session_fd_wait_over(struct session *s)
+{
+    struct runtime *rt = s->listener->rt;
+    if (!s->fd_waiting)
+        return;
+    s->fd_waiting = false;
+    if (--rt->fd_waiters == 0)
+        for (size_t i = 0; i < rt->nlisteners; i++)
+            listener_refresh(rt->listeners[i]);
+}
+
 /* Picks a backend and starts a non-blocking connect, until one is under
  * way or the tries (1 + retries) are used up. */
 static void session_connect(struct session *s)
@@ -357,11 +420,11 @@ static void session_connect(struct session *s)
 
         int fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
-            /* Out of descriptors or memory: no other backend would do better. */
-            log_error("pool %s: cannot create a socket: %s", pool->name, strerror(errno));
-            session_end(s, "connect failed");
+            s->pick.ntried--; /* this try never reached the backend */
+            session_wait_fd(s, errno);
             return;
         }
+        session_fd_wait_over(s);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         s->server.fd = fd;
@@ -411,6 +474,7 @@ static void session_end(struct session *s, const char *reason)
 {
     struct listener *l = s->listener;
     session_log(s, reason);
+    session_fd_wait_over(s);
 
     if (event_initialized(&s->client.rev))
         event_del(&s->client.rev);
@@ -420,8 +484,8 @@ static void session_end(struct session *s, const char *reason)
         event_del(&s->server.rev);
     if (event_initialized(&s->server.wev))
         event_del(&s->server.wev);
-    if (event_initialized(&s->idle_timer))
-        event_del(&s->idle_timer);
+    if (event_initialized(&s->timer))
+        event_del(&s->timer);
     if (s->client.fd >= 0)
         close(s->client.fd);
     if (s->server.fd >= 0)
@@ -444,12 +508,13 @@ void session_abort(struct session *s, const char *reason)
 void session_start(struct listener *l, int fd, const struct sockaddr *sa, socklen_t salen)
 {
     struct runtime *rt = l->rt;
-    struct session *s = calloc(1, sizeof(*s));
+    struct session *s = malloc(sizeof(*s));
     if (!s) {
         log_error("listener %s: out of memory, closing a new connection", l->name);
         close(fd);
         return;
     }
+    memset(s, 0, offsetof(struct session, bufs));
     s->listener = l;
     s->pool = l->pool;
     s->pool->refs++;
@@ -465,15 +530,14 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
         (struct side){.fd = fd, .closed_reason = "client closed", .error_reason = "client error"};
     s->server =
         (struct side){.fd = -1, .closed_reason = "backend closed", .error_reason = "backend error"};
-    s->up = (struct flow){.s = s, .src = &s->client, .dst = &s->server};
-    s->down = (struct flow){.s = s, .src = &s->server, .dst = &s->client};
+    s->up = (struct flow){.s = s, .src = &s->client, .dst = &s->server, .ring.data = s->bufs[0]};
+    s->down = (struct flow){.s = s, .src = &s->server, .dst = &s->client, .ring.data = s->bufs[1]};
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     /* Client events are set up now but added only once the backend is
      * connected: until then the client's bytes wait in the kernel. */
     event_assign(&s->client.rev, rt->base, fd, EV_READ | EV_PERSIST, on_readable, &s->up);
     event_assign(&s->client.wev, rt->base, fd, EV_WRITE | EV_PERSIST, on_writable, &s->down);
-    evtimer_assign(&s->idle_timer, rt->base, on_idle_timer, s);
 
     LIST_INSERT_HEAD(&rt->sessions, s, link);
     rt->active++;

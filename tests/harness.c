@@ -492,12 +492,29 @@ const char *harness_config(const struct harness_conf *c)
 
 void harness_lb_start(struct harness_lb *lb, const char *config_json, int wait_port)
 {
+    harness_lb_start_limited(lb, config_json, wait_port, 0);
+}
+
+void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, int wait_port,
+                              int nofile)
+{
     int n = ++nfiles;
     snprintf(lb->config, sizeof(lb->config), "%s",
              harness_write_file(harness_strf("lb-%d.json", n), config_json));
     snprintf(lb->log, sizeof(lb->log), "%s/lb-%d.log", dir, n);
-    char *argv[] = {LB_BUILD_DIR "/lb", "-c", lb->config, NULL};
-    lb->pid = harness_spawn(argv, lb->log, NULL);
+    if (nofile > 0) {
+        /* The shell sets soft and hard limits, so lb cannot raise it back. */
+        char *argv[] = {"/bin/sh",
+                        "-c",
+                        harness_strf("ulimit -n %d && exec \"$0\" -c \"$1\"", nofile),
+                        LB_BUILD_DIR "/lb",
+                        lb->config,
+                        NULL};
+        lb->pid = harness_spawn(argv, lb->log, NULL);
+    } else {
+        char *argv[] = {LB_BUILD_DIR "/lb", "-c", lb->config, NULL};
+        lb->pid = harness_spawn(argv, lb->log, NULL);
+    }
     long deadline = harness_now_ms() + HARNESS_WAIT_MS;
     for (;;) {
         if (harness_port_listening(wait_port))

@@ -86,6 +86,9 @@ const char *harness_config(const struct harness_conf *c);
  * its output in lb->log, waits until wait_port is listening (fails the test
  * with the log when lb exits or the wait times out). */
 void harness_lb_start(struct harness_lb *lb, const char *config_json, int wait_port);
+/* The same, with lb's file descriptor limit (soft and hard) set to nofile. */
+void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, int wait_port,
+                              int nofile);
 /* SIGTERM, bounded wait; fails the test (after SIGKILL) on timeout, or when
  * the log holds a sanitizer report. Returns lb's exit status (-1: signal). */
 int harness_lb_stop(struct harness_lb *lb);

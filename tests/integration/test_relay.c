@@ -2,7 +2,9 @@
  * 64 MiB byte-exact transfer in both directions at once, retries past a dead
  * backend, all backends dead, idle timeout, max_connections, HTTP
  * keep-alive to the demo backend, and IPv6. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
@@ -379,6 +381,169 @@ START_TEST(ipv6_end_to_end)
 }
 END_TEST
 
+/* Backpressure: a client that sends without reading, through lb to an echo
+ * backend, must stall once the socket buffers and lb's bounded buffers are
+ * full (lb stops reading it) instead of lb buffering without limit; every
+ * byte still arrives in order once the client reads. */
+#define PRESSURE_LIMIT (128ull * 1024 * 1024)
+START_TEST(backpressure_bounded)
+{
+    struct harness_lb lb;
+    int lport = start_one(&lb, "echo", "e1", (struct harness_conf){0});
+    int fd = connect_lb("127.0.0.1", lport);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    unsigned char *buf = malloc(BIG_CHUNK), *want = malloc(BIG_CHUNK);
+    ck_assert(buf && want);
+
+    /* Send until no progress for a whole second. */
+    uint64_t sent = 0;
+    for (;;) {
+        ck_assert_msg(sent < PRESSURE_LIMIT,
+                      "lb accepted %llu bytes from a client whose peer does not read",
+                      (unsigned long long)sent);
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 1000) == 0)
+            break;
+        stream_fill(buf, sent, BIG_CHUNK);
+        ssize_t n = send(fd, buf, BIG_CHUNK, MSG_NOSIGNAL);
+        if (n < 0) {
+            ck_assert_msg(errno == EAGAIN, "send: %s", strerror(errno));
+            continue;
+        }
+        sent += (uint64_t)n;
+    }
+    ck_assert_msg(sent > 0, "nothing could be sent");
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+
+    /* Now read: the whole stream comes back, byte-exact, then EOF. */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    uint64_t received = 0;
+    while (received < sent) {
+        size_t want_n = sent - received < BIG_CHUNK ? (size_t)(sent - received) : BIG_CHUNK;
+        ssize_t n = harness_recv_n(fd, buf, want_n, HARNESS_WAIT_MS);
+        ck_assert_msg(n > 0, "echo stopped after %llu of %llu bytes", (unsigned long long)received,
+                      (unsigned long long)sent);
+        stream_fill(want, received, (size_t)n);
+        ck_assert_msg(memcmp(buf, want, (size_t)n) == 0, "echo differs near byte %llu",
+                      (unsigned long long)received);
+        received += (uint64_t)n;
+    }
+    char extra[16];
+    ck_assert_msg(harness_read_eof(fd, extra, sizeof(extra), HARNESS_WAIT_MS) == 0,
+                  "no clean EOF after the echo");
+    close(fd);
+    free(buf);
+    free(want);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+/* A backend whose accept queue is full never completes the handshake: lb
+ * gives up after connect_timeout_ms and retries the next backend. */
+START_TEST(retry_connect_timeout)
+{
+    /* Listen with backlog 0 and fill the queue with one connection: further
+     * SYNs are dropped, so connects to it hang. */
+    int bfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(bfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(bfd, 0), 0);
+    socklen_t salen = sizeof(sa);
+    ck_assert_int_eq(getsockname(bfd, (struct sockaddr *)&sa, &salen), 0);
+    int hung = ntohs(sa.sin_port);
+    int filler = harness_connect("127.0.0.1", hung, HARNESS_WAIT_MS);
+    ck_assert_msg(filler >= 0, "cannot fill the accept queue");
+    int probe = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int rc = connect(probe, (struct sockaddr *)&sa, sizeof(sa));
+    ck_assert(rc < 0 && errno == EINPROGRESS);
+    struct pollfd p = {.fd = probe, .events = POLLOUT};
+    ck_assert_msg(poll(&p, 1, 300) == 0, "the full accept queue still completes handshakes");
+    close(probe);
+
+    int live = harness_free_port();
+    harness_backend("127.0.0.1", live, "live", "name");
+    int lport = harness_free_port();
+    const char *cfg = harness_config(&(struct harness_conf){
+        .listen = harness_strf("127.0.0.1:%d", lport),
+        .retries = 1,
+        .connect_timeout_ms = 200,
+        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"hung\"}, "
+                                 "{\"address\": \"127.0.0.1:%d\", \"name\": \"live\"}",
+                                 hung, live),
+    });
+    struct harness_lb lb;
+    harness_lb_start(&lb, cfg, lport);
+    const char *name = harness_fetch_name(NULL, "127.0.0.1", lport);
+    ck_assert_msg(name && strcmp(name, "live") == 0, "got %s instead of live",
+                  name ? name : "(nothing)");
+    ck_assert_msg(harness_log_wait(lb.log,
+                                   "pool app backend hung connect failed: timed out after 200 ms",
+                                   1, HARNESS_WAIT_MS),
+                  "no connect timeout logged in %s", lb.log);
+    ck_assert(harness_log_wait(lb.log, "backend=live ", 1, HARNESS_WAIT_MS));
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+    close(filler);
+    close(bfd);
+}
+END_TEST
+
+/* Out of file descriptors (lb run with `ulimit -n 14`): clients beyond what
+ * lb can serve wait — in the listen backlog or for a descriptor to connect
+ * to the backend — instead of being dropped, lb logs the shortage, and
+ * every waiting client is served once earlier sessions end. */
+#define FD_CLIENTS 8
+START_TEST(fd_exhaustion_waits)
+{
+    int bport = harness_free_port();
+    harness_backend("127.0.0.1", bport, "e1", "echo");
+    int lport = harness_free_port();
+    const char *cfg = harness_config(&(struct harness_conf){
+        .listen = harness_strf("127.0.0.1:%d", lport),
+        .connect_timeout_ms = 10000,
+        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"e1\"}", bport),
+    });
+    struct harness_lb lb;
+    harness_lb_start_limited(&lb, cfg, lport, 14);
+
+    int fds[FD_CLIENTS];
+    bool served[FD_CLIENTS] = {false};
+    int nserved = 0;
+    for (int i = 0; i < FD_CLIENTS; i++) {
+        fds[i] = connect_lb("127.0.0.1", lport);
+        char c = (char)('a' + i);
+        ck_assert(harness_send_all(fds[i], &c, 1, HARNESS_WAIT_MS));
+    }
+    for (int i = 0; i < FD_CLIENTS; i++) {
+        char c = 0;
+        if (!harness_readable(fds[i], 300))
+            continue;
+        ck_assert_msg(harness_recv_n(fds[i], &c, 1, HARNESS_WAIT_MS) == 1 && c == 'a' + i,
+                      "client %d: no echo, lb closed it", i);
+        served[i] = true;
+        nserved++;
+    }
+    ck_assert_msg(nserved > 0 && nserved < FD_CLIENTS, "%d of %d clients served with 14 fds",
+                  nserved, FD_CLIENTS);
+    ck_assert_msg(harness_log_wait(lb.log, "Too many open files", 1, HARNESS_WAIT_MS),
+                  "no descriptor shortage logged in %s", lb.log);
+
+    /* Free the served ones: every waiting client gets its echo, in turn. */
+    for (int i = 0; i < FD_CLIENTS; i++)
+        if (served[i])
+            close(fds[i]);
+    for (int i = 0; i < FD_CLIENTS; i++) {
+        if (served[i])
+            continue;
+        char c = 0;
+        ck_assert_msg(harness_recv_n(fds[i], &c, 1, HARNESS_WAIT_MS) == 1 && c == 'a' + i,
+                      "waiting client %d was not served after others closed", i);
+        close(fds[i]);
+    }
+    ck_assert_int_eq(harness_log_count(lb.log, "reason=\"connect failed\""), 0);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
 static Suite *relay_suite(void)
 {
     Suite *s = suite_create("relay");
@@ -394,14 +559,19 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, halfclose_backend_first);
     ADD_TCASE("bigtransfer");
     tcase_add_test(tc, big_transfer);
+    ADD_TCASE("backpressure");
+    tcase_add_test(tc, backpressure_bounded);
     ADD_TCASE("retry");
     tcase_add_test(tc, retry_dead_backend);
+    tcase_add_test(tc, retry_connect_timeout);
     tcase_add_test(tc, all_backends_dead);
     ADD_TCASE("idle");
     tcase_add_test(tc, idle_timeout_closes);
     tcase_add_test(tc, idle_timeout_spares_active);
     ADD_TCASE("maxconn");
     tcase_add_test(tc, max_connections_waits);
+    ADD_TCASE("fds");
+    tcase_add_test(tc, fd_exhaustion_waits);
     ADD_TCASE("http");
     tcase_add_test(tc, http_keepalive);
     ADD_TCASE("ipv6");

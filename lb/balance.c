@@ -58,12 +58,8 @@ struct backend *balance_scan(struct pool *pool, const struct pick_ctx *ctx, size
     struct backend *fallback = NULL;
     for (size_t i = 0; i < n; i++) {
         struct backend *b = pool->backends[(start + i) % n];
-        if (!backend_available(b))
-            continue;
-        if (ctx == NULL || !pick_tried(ctx, b))
+        if (pick_candidate(b, ctx, &fallback))
             return b;
-        if (fallback == NULL)
-            fallback = b;
     }
     return fallback;
 }

@@ -186,12 +186,8 @@ static struct backend *maglev_pick(struct pool *pool, const struct pick_ctx *ctx
         if (st->table[c] == MAGLEV_EMPTY)
             continue;
         struct backend *b = pool->backends[st->table[c]];
-        if (!backend_available(b))
-            continue;
-        if (ctx == NULL || !pick_tried(ctx, b))
+        if (pick_candidate(b, ctx, &fallback))
             return b;
-        if (fallback == NULL)
-            fallback = b;
     }
     if (fallback != NULL)
         return fallback;

@@ -96,6 +96,21 @@ static inline bool pick_tried(const struct pick_ctx *ctx, const struct backend *
     return false;
 }
 
+/* The rule every strategy's scan applies to a candidate b: true when b is
+ * the answer (available and not tried); an available but tried b is kept in
+ * *fallback (the first one only), for when nothing untried is left. */
+static inline bool pick_candidate(struct backend *b, const struct pick_ctx *ctx,
+                                  struct backend **fallback)
+{
+    if (!backend_available(b))
+        return false;
+    if (ctx == NULL || !pick_tried(ctx, b))
+        return true;
+    if (*fallback == NULL)
+        *fallback = b;
+    return false;
+}
+
 /* Builds a pool (with its strategy state) from its config; NULL on ENOMEM. */
 struct pool *pool_create(const struct lb_pool_conf *conf);
 /* Lower-level constructors, used by pool_create and by unit tests. */

@@ -31,12 +31,39 @@ struct lb_backend_conf {
     unsigned weight; /* 0..LB_WEIGHT_MAX; 0 gets no new connections */
 };
 
+enum lb_check_type { LB_CHECK_NONE, LB_CHECK_TCP, LB_CHECK_HTTP };
+
+/* A pool's active health check ("health_check"); type NONE without one. */
+struct lb_health_conf {
+    enum lb_check_type type;
+    unsigned interval_ms;
+    unsigned timeout_ms;
+    unsigned rise; /* consecutive successes that bring a down backend up */
+    unsigned fall; /* consecutive failures that take an up backend down */
+    unsigned port; /* 0: the backend's own port */
+    /* http only: */
+    char *method;      /* "GET" */
+    char *path;        /* "/" */
+    char *host;        /* Host header; NULL: the backend's address */
+    unsigned status_min, status_max; /* accepted status range, e.g. 200..399 */
+    char *expect_body; /* NULL: body not checked; else a substring it must hold */
+};
+
+/* Passive ejection from real traffic ("passive"); max_failures 0: off. */
+struct lb_passive_conf {
+    unsigned max_failures; /* consecutive failed connects that eject a backend */
+    unsigned ejection_ms;  /* how long, without active checks */
+};
+
 struct lb_pool_conf {
     char *name;
     enum lb_strategy strategy;
     unsigned connect_timeout_ms;
     unsigned retries;         /* extra backends tried after a failed connect */
     unsigned hash_table_size; /* iphash: Maglev lookup table size, a prime */
+    struct lb_health_conf health;
+    struct lb_passive_conf passive;
+    unsigned slow_start_ms; /* 0: a backend coming up gets its full weight at once */
     struct lb_backend_conf *backends;
     size_t nbackends;
 };

@@ -32,6 +32,20 @@ static const struct int_rule RULE_RETRIES = {"retries", 0, 15, 2, 0};
 static const struct int_rule RULE_HASH_TABLE_SIZE = {"hash_table_size", 7, 1048573,
                                                      LB_MAGLEV_DEFAULT_SIZE, 1};
 static const struct int_rule RULE_WEIGHT = {"weight", 0, LB_WEIGHT_MAX, 1, 0};
+static const struct int_rule RULE_SLOW_START = {"slow_start_ms", 0, 3600000, 0, 0};
+static const struct int_rule RULE_HC_INTERVAL = {"interval_ms", 10, 86400000, 2000, 0};
+static const struct int_rule RULE_HC_TIMEOUT = {"timeout_ms", 1, 3600000, 1000, 0};
+static const struct int_rule RULE_HC_RISE = {"rise", 1, 100, 2, 0};
+static const struct int_rule RULE_HC_FALL = {"fall", 1, 100, 3, 0};
+static const struct int_rule RULE_HC_PORT = {"port", 1, 65535, 0, 0}; /* 0: traffic port */
+static const struct int_rule RULE_PASSIVE_FAILURES = {"max_failures", 0, 1000, 3, 0};
+static const struct int_rule RULE_PASSIVE_EJECTION = {"ejection_ms", 1, 86400000, 30000, 0};
+
+#define DEFAULT_HC_METHOD "GET"
+#define DEFAULT_HC_PATH "/"
+#define DEFAULT_HC_STATUS_MIN 200
+#define DEFAULT_HC_STATUS_MAX 399
+#define HC_TEXT_MAX 1024
 
 #define DEFAULT_LOG_LEVEL LB_LOG_INFO
 #define DEFAULT_STRATEGY LB_STRATEGY_ROUNDROBIN
@@ -52,7 +66,15 @@ static const char *const LISTENER_KEYS[] = {
     "name", "listen", "mode", "pool", "max_connections", "idle_timeout_ms", NULL};
 static const char *const LISTENER_REQUIRED[] = {"name", "listen", "pool", NULL};
 static const char *const POOL_KEYS[] = {
-    "name", "strategy", "connect_timeout_ms", "retries", "hash_table_size", "backends", NULL};
+    "name",         "strategy", "connect_timeout_ms", "retries",  "hash_table_size",
+    "health_check", "passive",  "slow_start_ms",      "backends", NULL};
+static const char *const CHECK_KEYS[] = {"type", "interval_ms",   "timeout_ms",  "rise",
+                                         "fall", "port",          "path",        "method",
+                                         "host", "expect_status", "expect_body", NULL};
+static const char *const CHECK_REQUIRED[] = {"type", NULL};
+static const char *const CHECK_HTTP_ONLY[] = {"path",          "method",      "host",
+                                              "expect_status", "expect_body", NULL};
+static const char *const PASSIVE_KEYS[] = {"max_failures", "ejection_ms", NULL};
 static const char *const POOL_REQUIRED[] = {"name", "backends", NULL};
 static const char *const BACKEND_KEYS[] = {"address", "weight", "name", NULL};
 static const char *const BACKEND_REQUIRED[] = {"address", NULL};
@@ -584,6 +606,166 @@ static int load_pool_unique(struct loader *ld, struct lb_config *cfg, size_t i)
     return 0;
 }
 
+/* Reads optional string KEY of OBJ into a copy at *out (def when absent,
+ * NULL def: stays NULL): 1..HC_TEXT_MAX bytes all in CHARS (NULL: any
+ * printable ASCII), first byte FIRST when FIRST is not 0. */
+static int load_text(struct loader *ld, json_t *obj, const char *key, const char *def,
+                     const char *chars, char first, const char *what, char **out)
+{
+    char q[CONFIG_ESCAPE_SIZE];
+    const char *s;
+
+    if (load_string(ld, obj, key, &s) < 0)
+        return -1;
+    if (!s)
+        s = def;
+    if (s) {
+        size_t n = strlen(s);
+        int ok = n > 0 && n <= HC_TEXT_MAX && (!first || s[0] == first);
+        for (size_t k = 0; ok && k < n; k++)
+            ok = chars ? strchr(chars, s[k]) != NULL : (s[k] > 0x20 && s[k] < 0x7f) || s[k] == ' ';
+        if (!ok) {
+            path_push_key(ld, key);
+            return load_fail(ld, AT_VALUE, "must be %s (got \"%s\")", what,
+                             config_escape(q, sizeof(q), s));
+        }
+        if (!(*out = strdup(s)))
+            return load_oom(ld);
+    }
+    return 0;
+}
+
+static int parse_status(const char *s, unsigned *out)
+{
+    if (strlen(s) < 3 || s[0] < '1' || s[0] > '5' || s[1] < '0' || s[1] > '9' || s[2] < '0' ||
+        s[2] > '9')
+        return -1;
+    *out = (unsigned)((s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0'));
+    return 0;
+}
+
+/* "expect_status": 200, "200" or "200-399"; codes 100..599. */
+static int load_expect_status(struct loader *ld, json_t *obj, struct lb_health_conf *hc)
+{
+    static const char form[] = "must be a status code or range from 100 to 599, like \"200\" "
+                               "or \"200-399\"";
+    char q[CONFIG_ESCAPE_SIZE];
+    json_t *v = json_object_get(obj, "expect_status");
+
+    hc->status_min = DEFAULT_HC_STATUS_MIN;
+    hc->status_max = DEFAULT_HC_STATUS_MAX;
+    if (!v)
+        return 0;
+    path_push_key(ld, "expect_status");
+    if (json_is_integer(v)) {
+        json_int_t n = json_integer_value(v);
+        if (n < 100 || n > 599)
+            return load_fail(ld, AT_VALUE, "%s (got %lld)", form, (long long)n);
+        hc->status_min = hc->status_max = (unsigned)n;
+        path_pop(ld);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return load_fail(ld, AT_VALUE, "%s (got %s)", form, json_kind(v));
+    const char *s = json_string_value(v);
+    size_t n = strlen(s);
+    int ok = (n == 3 && parse_status(s, &hc->status_min) == 0) ||
+             (n == 7 && s[3] == '-' && parse_status(s, &hc->status_min) == 0 &&
+              parse_status(s + 4, &hc->status_max) == 0 && hc->status_min <= hc->status_max);
+    if (n == 3)
+        hc->status_max = hc->status_min;
+    if (!ok)
+        return load_fail(ld, AT_VALUE, "%s (got \"%s\")", form, config_escape(q, sizeof(q), s));
+    path_pop(ld);
+    return 0;
+}
+
+/* The pool's optional "health_check" object. */
+static int load_health_check(struct loader *ld, json_t *pool, struct lb_health_conf *hc)
+{
+    static const char *const types[] = {"tcp", "http", NULL};
+    char q[CONFIG_ESCAPE_SIZE];
+    json_t *obj = json_object_get(pool, "health_check");
+    const char *type;
+
+    hc->type = LB_CHECK_NONE;
+    if (!obj)
+        return 0;
+    path_push_key(ld, "health_check");
+    if (load_object(ld, obj, CHECK_KEYS, CHECK_REQUIRED) < 0)
+        return -1;
+    if (load_string(ld, obj, "type", &type) < 0)
+        return -1;
+    if (strcmp(type, types[0]) == 0) {
+        hc->type = LB_CHECK_TCP;
+    } else if (strcmp(type, types[1]) == 0) {
+        hc->type = LB_CHECK_HTTP;
+    } else {
+        path_push_key(ld, "type");
+        if (strcmp(type, "https") == 0)
+            return load_fail(ld, AT_VALUE,
+                             "must be \"tcp\" or \"http\" (HTTPS checks are not available yet)");
+        return load_fail(ld, AT_VALUE, "must be \"tcp\" or \"http\" (got \"%s\")",
+                         config_escape(q, sizeof(q), type));
+    }
+    if (load_uint(ld, obj, &RULE_HC_INTERVAL, &hc->interval_ms) < 0 ||
+        load_uint(ld, obj, &RULE_HC_TIMEOUT, &hc->timeout_ms) < 0 ||
+        load_uint(ld, obj, &RULE_HC_RISE, &hc->rise) < 0 ||
+        load_uint(ld, obj, &RULE_HC_FALL, &hc->fall) < 0 ||
+        load_uint(ld, obj, &RULE_HC_PORT, &hc->port) < 0)
+        return -1;
+    if (hc->type == LB_CHECK_TCP) {
+        for (size_t k = 0; CHECK_HTTP_ONLY[k]; k++) {
+            if (!json_object_get(obj, CHECK_HTTP_ONLY[k]))
+                continue;
+            path_push_key(ld, CHECK_HTTP_ONLY[k]);
+            return load_fail(ld, AT_KEY, "key \"%s\" only applies to \"type\": \"http\"",
+                             CHECK_HTTP_ONLY[k]);
+        }
+        path_pop(ld);
+        return 0;
+    }
+    if (load_text(ld, obj, "method", DEFAULT_HC_METHOD, "ABCDEFGHIJKLMNOPQRSTUVWXYZ", 0,
+                  "an HTTP method in capitals, like \"GET\"", &hc->method) < 0 ||
+        load_text(ld, obj, "path", DEFAULT_HC_PATH, NULL, '/',
+                  "a path starting with \"/\", without spaces or control characters",
+                  &hc->path) < 0 ||
+        load_text(ld, obj, "host", NULL,
+                  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_:[]", 0,
+                  "a host name, optionally with :port", &hc->host) < 0 ||
+        load_expect_status(ld, obj, hc) < 0 ||
+        load_text(ld, obj, "expect_body", NULL, NULL, 0, "1 to 1024 characters of printable ASCII",
+                  &hc->expect_body) < 0)
+        return -1;
+    if (strchr(hc->path, ' ')) {
+        path_push_key(ld, "path");
+        return load_fail(ld, AT_VALUE,
+                         "must be a path starting with \"/\", without spaces or control "
+                         "characters (got \"%s\")",
+                         config_escape(q, sizeof(q), hc->path));
+    }
+    path_pop(ld);
+    return 0;
+}
+
+/* The pool's optional "passive" object; absent: passive ejection is off. */
+static int load_passive(struct loader *ld, json_t *pool, struct lb_passive_conf *pc)
+{
+    json_t *obj = json_object_get(pool, "passive");
+
+    pc->max_failures = 0;
+    pc->ejection_ms = (unsigned)RULE_PASSIVE_EJECTION.def;
+    if (!obj)
+        return 0;
+    path_push_key(ld, "passive");
+    if (load_object(ld, obj, PASSIVE_KEYS, NULL) < 0 ||
+        load_uint(ld, obj, &RULE_PASSIVE_FAILURES, &pc->max_failures) < 0 ||
+        load_uint(ld, obj, &RULE_PASSIVE_EJECTION, &pc->ejection_ms) < 0)
+        return -1;
+    path_pop(ld);
+    return 0;
+}
+
 static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size_t i)
 {
     struct lb_pool_conf *p = &cfg->pools[i];
@@ -606,7 +788,9 @@ static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size
     p->strategy = (enum lb_strategy)strategy;
     if (load_uint(ld, obj, &RULE_CONNECT_TIMEOUT, &p->connect_timeout_ms) < 0 ||
         load_uint(ld, obj, &RULE_RETRIES, &p->retries) < 0 ||
-        load_uint(ld, obj, &RULE_HASH_TABLE_SIZE, &p->hash_table_size) < 0)
+        load_uint(ld, obj, &RULE_HASH_TABLE_SIZE, &p->hash_table_size) < 0 ||
+        load_uint(ld, obj, &RULE_SLOW_START, &p->slow_start_ms) < 0 ||
+        load_health_check(ld, obj, &p->health) < 0 || load_passive(ld, obj, &p->passive) < 0)
         return -1;
     if (load_array(ld, obj, "backends", "backend", &arr) < 0)
         return -1;
@@ -837,6 +1021,10 @@ void config_free(struct lb_config *cfg)
         }
         free(p->backends);
         free(p->name);
+        free(p->health.method);
+        free(p->health.path);
+        free(p->health.host);
+        free(p->health.expect_body);
     }
     free(cfg->listeners);
     free(cfg->pools);

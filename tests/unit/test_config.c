@@ -697,6 +697,144 @@ START_TEST(test_error_truncation)
 }
 END_TEST
 
+/* A pool with health_check / passive / slow_start_ms (inner is the inside
+ * of the pool object after its name). */
+#define HC_CONFIG(inner)                                                                           \
+    "{'listeners': [" LISTENER "], 'pools': [{'name': 'app', " inner                               \
+    ", 'backends': [{'address': '127.0.0.1:9001'}]}]}"
+
+START_TEST(test_health_defaults)
+{
+    struct lb_config *cfg = load_ok(MINIMAL);
+    const struct lb_pool_conf *p = &cfg->pools[0];
+    ck_assert_int_eq(p->health.type, LB_CHECK_NONE);
+    ck_assert_uint_eq(p->passive.max_failures, 0);
+    ck_assert_uint_eq(p->slow_start_ms, 0);
+    config_free(cfg);
+
+    cfg = load_ok(HC_CONFIG("'health_check': {'type': 'http'}, 'passive': {}"));
+    p = &cfg->pools[0];
+    ck_assert_int_eq(p->health.type, LB_CHECK_HTTP);
+    ck_assert_uint_eq(p->health.interval_ms, 2000);
+    ck_assert_uint_eq(p->health.timeout_ms, 1000);
+    ck_assert_uint_eq(p->health.rise, 2);
+    ck_assert_uint_eq(p->health.fall, 3);
+    ck_assert_uint_eq(p->health.port, 0);
+    ck_assert_str_eq(p->health.method, "GET");
+    ck_assert_str_eq(p->health.path, "/");
+    ck_assert_ptr_null(p->health.host);
+    ck_assert_uint_eq(p->health.status_min, 200);
+    ck_assert_uint_eq(p->health.status_max, 399);
+    ck_assert_ptr_null(p->health.expect_body);
+    ck_assert_uint_eq(p->passive.max_failures, 3);
+    ck_assert_uint_eq(p->passive.ejection_ms, 30000);
+    config_free(cfg);
+
+    cfg = load_ok(HC_CONFIG("'health_check': {'type': 'tcp'}"));
+    ck_assert_int_eq(cfg->pools[0].health.type, LB_CHECK_TCP);
+    ck_assert_ptr_null(cfg->pools[0].health.path);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_health_fields)
+{
+    struct lb_config *cfg = load_ok(HC_CONFIG(
+        "'health_check': {'type': 'http', 'interval_ms': 500, 'timeout_ms': 200, 'rise': 4, "
+        "'fall': 5, 'path': '/healthz?full=1', 'method': 'HEAD', 'host': 'app.local:8080', "
+        "'expect_status': '204', 'expect_body': 'all good', 'port': 9100}, "
+        "'passive': {'max_failures': 7, 'ejection_ms': 1500}, 'slow_start_ms': 20000"));
+    const struct lb_pool_conf *p = &cfg->pools[0];
+    ck_assert_uint_eq(p->health.interval_ms, 500);
+    ck_assert_uint_eq(p->health.timeout_ms, 200);
+    ck_assert_uint_eq(p->health.rise, 4);
+    ck_assert_uint_eq(p->health.fall, 5);
+    ck_assert_str_eq(p->health.path, "/healthz?full=1");
+    ck_assert_str_eq(p->health.method, "HEAD");
+    ck_assert_str_eq(p->health.host, "app.local:8080");
+    ck_assert_uint_eq(p->health.status_min, 204);
+    ck_assert_uint_eq(p->health.status_max, 204);
+    ck_assert_str_eq(p->health.expect_body, "all good");
+    ck_assert_uint_eq(p->health.port, 9100);
+    ck_assert_uint_eq(p->passive.max_failures, 7);
+    ck_assert_uint_eq(p->passive.ejection_ms, 1500);
+    ck_assert_uint_eq(p->slow_start_ms, 20000);
+    config_free(cfg);
+
+    cfg = load_ok(HC_CONFIG("'health_check': {'type': 'http', 'expect_status': 301}"));
+    ck_assert_uint_eq(cfg->pools[0].health.status_min, 301);
+    ck_assert_uint_eq(cfg->pools[0].health.status_max, 301);
+    config_free(cfg);
+    cfg = load_ok(HC_CONFIG("'health_check': {'type': 'http', 'expect_status': '100-599'}"));
+    ck_assert_uint_eq(cfg->pools[0].health.status_min, 100);
+    ck_assert_uint_eq(cfg->pools[0].health.status_max, 599);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_health_errors)
+{
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'https'}"),
+                    ":1:128: pools[0].health_check.type: must be \"tcp\" or \"http\" (HTTPS "
+                    "checks are not available yet)");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'udp'}"),
+                    ":1:128: pools[0].health_check.type: must be \"tcp\" or \"http\" (got "
+                    "\"udp\")");
+    ck_config_error(HC_CONFIG("'health_check': {'interval_ms': 100}"),
+                    ":1:119: pools[0].health_check: missing required key \"type\"");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'tcp', 'intervall_ms': 100}"),
+                    ":1:135: pools[0].health_check: unknown key \"intervall_ms\" (did you mean "
+                    "\"interval_ms\"?)");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'tcp', 'path': '/'}"),
+                    ":1:135: pools[0].health_check: key \"path\" only applies to \"type\": "
+                    "\"http\"");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'tcp', 'interval_ms': 5}"),
+                    ":1:150: pools[0].health_check.interval_ms: must be an integer from 10 to "
+                    "86400000 (got 5)");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'tcp', 'rise': 0}"),
+                    ":1:143: pools[0].health_check.rise: must be an integer from 1 to 100 (got "
+                    "0)");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'tcp', 'port': 70000}"),
+                    ":1:143: pools[0].health_check.port: must be an integer from 1 to 65535 "
+                    "(got 70000)");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'http', 'path': 'healthz'}"),
+                    ":1:144: pools[0].health_check.path: must be a path starting with \"/\", "
+                    "without spaces or control characters (got \"healthz\")");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'http', 'path': '/a b'}"),
+                    ":1:144: pools[0].health_check.path: must be a path starting with \"/\", "
+                    "without spaces or control characters (got \"/a b\")");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'http', 'method': 'get'}"),
+                    ":1:146: pools[0].health_check.method: must be an HTTP method in capitals, "
+                    "like \"GET\" (got \"get\")");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'http', 'host': 'a\\r\\nX: y'}"),
+                    ":1:144: pools[0].health_check.host: must be a host name, optionally with "
+                    ":port (got \"a\\r\\nX: y\")");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'http', 'expect_status': '2xx'}"),
+                    ":1:153: pools[0].health_check.expect_status: must be a status code or range "
+                    "from 100 to 599, like \"200\" or \"200-399\" (got \"2xx\")");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'http', 'expect_status': '399-200'}"),
+                    ":1:153: pools[0].health_check.expect_status: must be a status code or range "
+                    "from 100 to 599, like \"200\" or \"200-399\" (got \"399-200\")");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'http', 'expect_status': 600}"),
+                    ":1:153: pools[0].health_check.expect_status: must be a status code or range "
+                    "from 100 to 599, like \"200\" or \"200-399\" (got 600)");
+    ck_config_error(HC_CONFIG("'health_check': {'type': 'http', 'expect_body': ''}"),
+                    ":1:151: pools[0].health_check.expect_body: must be 1 to 1024 characters of "
+                    "printable ASCII (got \"\")");
+    ck_config_error(HC_CONFIG("'health_check': 'http'"),
+                    ":1:119: pools[0].health_check: must be an object");
+    ck_config_error(HC_CONFIG("'passive': {'max_failures': -1}"),
+                    ":1:131: pools[0].passive.max_failures: must be an integer from 0 to 1000 "
+                    "(got -1)");
+    ck_config_error(HC_CONFIG("'passive': {'ejection_ms': 0}"),
+                    ":1:130: pools[0].passive.ejection_ms: must be an integer from 1 to 86400000 "
+                    "(got 0)");
+    ck_config_error(HC_CONFIG("'slow_start_ms': 'fast'"),
+                    ":1:120: pools[0].slow_start_ms: must be an integer from 0 to 3600000 (got a "
+                    "string)");
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -729,6 +867,9 @@ Suite *config_suite(void)
     tcase_add_test(bad, test_missing_pool);
     tcase_add_test(bad, test_hostile_text);
     tcase_add_test(bad, test_error_truncation);
+    tcase_add_test(ok, test_health_defaults);
+    tcase_add_test(ok, test_health_fields);
+    tcase_add_test(bad, test_health_errors);
     suite_add_tcase(s, bad);
     return s;
 }

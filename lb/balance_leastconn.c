@@ -21,8 +21,8 @@ struct lc_state {
  * products (weight <= LB_WEIGHT_MAX) cannot overflow. */
 static bool lc_less(const struct lc_state *st, const struct backend *a, const struct backend *b)
 {
-    uint64_t la = a->active * b->weight;
-    uint64_t lb = b->active * a->weight;
+    uint64_t la = a->active * b->eff_weight;
+    uint64_t lb = b->active * a->eff_weight;
     if (la != lb)
         return la < lb;
     if (st->seq[a->index] != st->seq[b->index])

@@ -90,7 +90,7 @@ static uint32_t *maglev_build(struct pool *pool, uint64_t m)
     unsigned max_weight = 0;
     for (size_t i = 0; i < pool->nbackends; i++) {
         struct backend *b = pool->backends[i];
-        if (b->weight == 0)
+        if (b->eff_weight == 0)
             continue;
         size_t len = strlen(b->id);
         struct maglev_perm *p = &perm[n++];
@@ -98,8 +98,8 @@ static uint32_t *maglev_build(struct pool *pool, uint64_t m)
         p->id = b->id;
         p->pos = balance_hash(b->id, len, MAGLEV_SEED_OFFSET) % m;
         p->skip = m > 1 ? balance_hash(b->id, len, MAGLEV_SEED_SKIP) % (m - 1) + 1 : 1;
-        if (b->weight > max_weight)
-            max_weight = b->weight;
+        if (b->eff_weight > max_weight)
+            max_weight = b->eff_weight;
     }
     qsort(perm, n, sizeof(*perm), maglev_perm_cmp);
 
@@ -107,7 +107,7 @@ static uint32_t *maglev_build(struct pool *pool, uint64_t m)
     while (n > 0 && filled < m) {
         for (size_t k = 0; k < n && filled < m; k++) {
             struct maglev_perm *p = &perm[k];
-            p->credit += pool->backends[p->index]->weight;
+            p->credit += pool->backends[p->index]->eff_weight;
             for (; p->credit >= max_weight && filled < m; p->credit -= max_weight) {
                 maglev_fill_one(table, m, p);
                 filled++;
@@ -142,7 +142,7 @@ static int maglev_init(struct pool *pool)
         return -1;
     }
     for (size_t i = 0; i < pool->nbackends; i++)
-        st->built_weight[i] = pool->backends[i]->weight;
+        st->built_weight[i] = pool->backends[i]->eff_weight;
     return 0;
 }
 
@@ -199,7 +199,7 @@ static struct backend *maglev_pick(struct pool *pool, const struct pick_ctx *ctx
 static int maglev_update(struct pool *pool, struct backend *b)
 {
     struct maglev_state *st = pool->state;
-    if (st->built_weight[b->index] == b->weight)
+    if (st->built_weight[b->index] == b->eff_weight)
         return 0;
     uint32_t *table = maglev_build(pool, st->size);
     if (table == NULL)
@@ -207,7 +207,7 @@ static int maglev_update(struct pool *pool, struct backend *b)
     free(st->table);
     st->table = table;
     for (size_t i = 0; i < pool->nbackends; i++)
-        st->built_weight[i] = pool->backends[i]->weight;
+        st->built_weight[i] = pool->backends[i]->eff_weight;
     return 0;
 }
 

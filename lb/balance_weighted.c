@@ -47,8 +47,8 @@ static struct backend *wrr_step(struct pool *pool, const struct pick_ctx *ctx, b
         struct backend *b = pool->backends[i];
         if (!backend_available(b) || (skip_tried && pick_tried(ctx, b)))
             continue;
-        st->current[i] += b->weight;
-        total += b->weight;
+        st->current[i] += b->eff_weight;
+        total += b->eff_weight;
         if (best == NULL || st->current[i] > st->current[best->index])
             best = b;
     }

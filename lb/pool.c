@@ -89,6 +89,7 @@ struct backend *pool_add_backend(struct pool *pool, const char *id, const char *
     b->pool = pool;
     b->index = (unsigned)pool->nbackends;
     b->weight = weight > LB_WEIGHT_MAX ? LB_WEIGHT_MAX : weight;
+    b->eff_weight = b->weight;
     b->up = true;
     b->refs = 1;
     pool->backends[pool->nbackends++] = b;
@@ -156,6 +157,7 @@ void pool_release(struct pool *pool)
         pool->ops->destroy(pool);
     for (size_t i = 0; i < pool->nbackends; i++) {
         struct backend *b = pool->backends[i];
+        backend_health_stop(b);
         b->pool = NULL;
         backend_release(b);
     }
@@ -194,9 +196,7 @@ void pool_conn_end(struct pool *pool, struct backend *b)
         pool->ops->conn_end(pool, b);
 }
 
-/* Tells the strategy that b changed; keeps navailable right. On failure the
- * caller restores b's old value and calls this again (it cannot fail then:
- * the strategy kept its old structures). */
+/* Tells the strategy that b changed; keeps navailable right. */
 static int pool_update(struct pool *pool, struct backend *b, bool was_available)
 {
     bool now = backend_available(b);
@@ -209,35 +209,51 @@ static int pool_update(struct pool *pool, struct backend *b, bool was_available)
     return pool->ops->update(pool, b);
 }
 
-/* Marks b up or down (health, admin). 0, or -1 with b unchanged. */
-int pool_set_backend_up(struct pool *pool, struct backend *b, bool up)
+/* Sets b's up, weight and eff_weight at once and tells the strategy. 0, or
+ * -1 with b unchanged when the strategy could not rebuild (it kept its old
+ * structures, so restoring the old values cannot fail). */
+static int pool_change(struct pool *pool, struct backend *b, bool up, unsigned weight,
+                       unsigned eff_weight)
 {
-    if (b->up == up)
+    if (b->up == up && b->weight == weight && b->eff_weight == eff_weight)
         return 0;
+    struct backend old = *b;
     bool was = backend_available(b);
     b->up = up;
+    b->weight = weight;
+    b->eff_weight = eff_weight;
     if (pool_update(pool, b, was) == 0)
         return 0;
     was = backend_available(b);
-    b->up = !up;
+    b->up = old.up;
+    b->weight = old.weight;
+    b->eff_weight = old.eff_weight;
     pool_update(pool, b, was);
     return -1;
 }
 
-/* Sets b's weight (clamped to LB_WEIGHT_MAX). 0, or -1 with b unchanged. */
+/* Marks b up or down (health, admin). 0, or -1 with b unchanged. */
+int pool_set_backend_up(struct pool *pool, struct backend *b, bool up)
+{
+    return pool_change(pool, b, up, b->weight, b->eff_weight);
+}
+
+/* Sets b's weight (clamped to LB_WEIGHT_MAX), in full at once. 0, or -1
+ * with b unchanged. */
 int pool_set_backend_weight(struct pool *pool, struct backend *b, unsigned weight)
 {
     if (weight > LB_WEIGHT_MAX)
         weight = LB_WEIGHT_MAX;
-    if (b->weight == weight)
-        return 0;
-    unsigned old = b->weight;
-    bool was = backend_available(b);
-    b->weight = weight;
-    if (pool_update(pool, b, was) == 0)
-        return 0;
-    was = backend_available(b);
-    b->weight = old;
-    pool_update(pool, b, was);
-    return -1;
+    return pool_change(pool, b, b->up, weight, weight);
+}
+
+/* Sets b's effective weight alone (slow start): clamped to 1..weight, 0
+ * only when weight is 0. 0, or -1 with b unchanged. */
+int pool_set_backend_eff_weight(struct pool *pool, struct backend *b, unsigned eff_weight)
+{
+    if (eff_weight > b->weight)
+        eff_weight = b->weight;
+    if (eff_weight == 0 && b->weight > 0)
+        eff_weight = 1;
+    return pool_change(pool, b, b->up, b->weight, eff_weight);
 }

@@ -11,11 +11,14 @@
 #include <sys/socket.h>
 
 #include "config/config.h"
+#include "health/health.h"
 
 /* How many backends one session may try (first pick + retries). */
 #define LB_MAX_TRIES 16
 
 struct pool;
+struct event;
+struct event_base;
 
 struct backend {
     struct pool *pool;
@@ -24,9 +27,10 @@ struct backend {
     char *address; /* as written */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    unsigned index;  /* position in pool->backends (config order) */
-    unsigned weight; /* 0..LB_WEIGHT_MAX */
-    bool up;         /* false: down (health, later issues); never picked */
+    unsigned index;      /* position in pool->backends (config order) */
+    unsigned weight;     /* 0..LB_WEIGHT_MAX, from the config (or the admin) */
+    unsigned eff_weight; /* what strategies balance with: weight, ramped during slow start */
+    bool up;             /* false: down or ejected (health); never picked */
 
     uint64_t active;    /* open sessions using this backend */
     uint64_t total;     /* sessions ever connected */
@@ -34,6 +38,15 @@ struct backend {
     uint64_t bytes_in;  /* bytes received from the backend */
     uint64_t bytes_out; /* bytes sent to the backend */
     unsigned refs;      /* pool + each session holding it */
+
+    /* Health (lb/pool_health.c): up == !health_down && !ejected. */
+    struct health_check *check; /* active checks; NULL without */
+    struct health_passive passive;
+    struct event *eject_timer; /* ends a passive ejection (no active checks) */
+    struct event *ramp_timer;  /* slow start steps */
+    uint64_t up_since_ms;      /* monotonic, when it last came up */
+    bool health_down;          /* the active checks say down */
+    bool ejected;              /* passive ejection without active checks */
 };
 
 /* Passed to pick(): who the client is and which backends this session has
@@ -75,6 +88,14 @@ struct pool {
     unsigned retries;
     unsigned hash_table_size;
     unsigned refs;
+
+    /* Health (lb/pool_health.c). */
+    struct event_base *base; /* NULL: no health (unit tests) */
+    bool has_checks;         /* active checks run on every backend */
+    struct lb_passive_conf passive;
+    unsigned slow_start_ms;
+    bool empty_logged; /* "has no available backend" was logged */
+    uint64_t rejected; /* clients closed at once: no backend available */
 };
 
 const struct balance_ops *balance_ops_for(enum lb_strategy s);
@@ -85,7 +106,7 @@ extern const struct balance_ops balance_maglev_ops;
 
 static inline bool backend_available(const struct backend *b)
 {
-    return b->up && b->weight > 0;
+    return b->up && b->eff_weight > 0;
 }
 
 static inline bool pick_tried(const struct pick_ctx *ctx, const struct backend *b)
@@ -130,11 +151,27 @@ void pool_conn_end(struct pool *pool, struct backend *b);
 /* Changes b's state and tells the strategy. 0, or -1 when the strategy could
  * not rebuild (state unchanged). */
 int pool_set_backend_up(struct pool *pool, struct backend *b, bool up);
+/* Sets weight and eff_weight (a new weight applies in full at once). */
 int pool_set_backend_weight(struct pool *pool, struct backend *b, unsigned weight);
+/* Sets eff_weight alone (slow start), at most weight and at least 1 when
+ * weight is not 0. */
+int pool_set_backend_eff_weight(struct pool *pool, struct backend *b, unsigned eff_weight);
 
 /* Drops one reference to b (the pool's own or a session's); the last one
  * frees it. A session that outlives its pool finds b->pool NULL. */
 void backend_release(struct backend *b);
+
+/* Health (lb/pool_health.c). pool_health_start takes the pool's check,
+ * passive and slow-start settings from conf and starts every backend's
+ * checks on base. 0, or -1 (ENOMEM; nothing left running). */
+int pool_health_start(struct pool *pool, const struct lb_pool_conf *conf, struct event_base *base);
+/* Stops b's checks and timers; b keeps its last state. */
+void backend_health_stop(struct backend *b);
+/* A connect to b from real traffic succeeded or failed (passive ejection). */
+void backend_connect_result(struct backend *b, bool ok);
+/* Logs, once per change, that the pool has no available backend or has
+ * some again. Called after any change of a backend's availability. */
+void pool_note_available(struct pool *pool);
 
 /* Maglev helpers, exposed for tests. */
 uint64_t balance_hash(const void *data, size_t len, uint64_t seed);

@@ -80,6 +80,8 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
         if (!rt->pools[i])
             goto nomem;
         rt->npools++;
+        if (pool_health_start(rt->pools[i], &cfg->pools[i], base) < 0)
+            goto nomem;
     }
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         rt->listeners[i] = listener_create(rt, &cfg->listeners[i]);
@@ -88,6 +90,13 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
         rt->nlisteners++;
         if (listener_open(rt->listeners[i], err, errlen) < 0)
             goto fail;
+    }
+    for (size_t i = 0; i < cfg->npools; i++) {
+        const struct lb_health_conf *hc = &cfg->pools[i].health;
+        if (hc->type != LB_CHECK_NONE)
+            log_info("pool %s: %s health checks every %u ms (timeout %u ms, rise %u, fall %u)",
+                     cfg->pools[i].name, hc->type == LB_CHECK_HTTP ? "http" : "tcp",
+                     hc->interval_ms, hc->timeout_ms, hc->rise, hc->fall);
     }
     for (size_t i = 0; i < rt->nlisteners; i++) {
         struct listener *l = rt->listeners[i];

@@ -296,6 +296,7 @@ static void session_relay_start(struct session *s)
     struct event_base *base = s->listener->rt->base;
     s->state = SESSION_RELAYING;
     s->backend->total++;
+    backend_connect_result(s->backend, true);
     s->up.backend_bytes = &s->backend->bytes_out;
     s->down.backend_bytes = &s->backend->bytes_in;
 
@@ -322,6 +323,7 @@ static void session_connect_failed(struct session *s, const char *why)
     struct backend *b = s->backend;
     b->failed++;
     log_warn("pool %s backend %s connect failed: %s", s->pool->name, b->id, why);
+    backend_connect_result(b, false);
     if (event_initialized(&s->server.wev))
         event_del(&s->server.wev);
     close(s->server.fd);
@@ -413,6 +415,8 @@ static void session_connect(struct session *s)
     while (s->pick.ntried <= pool->retries && s->pick.ntried < LB_MAX_TRIES) {
         struct backend *b = pool_pick(pool, &s->pick);
         if (!b) {
+            if (s->pick.ntried == 0)
+                pool->rejected++;
             session_end(s, s->pick.ntried == 0 ? "no backend" : "connect failed");
             return;
         }
@@ -447,6 +451,7 @@ static void session_connect(struct session *s)
         int err = errno;
         b->failed++;
         log_warn("pool %s backend %s connect failed: %s", pool->name, b->id, strerror(err));
+        backend_connect_result(b, false);
         close(fd);
         s->server.fd = -1;
         pool_conn_end(pool, b);

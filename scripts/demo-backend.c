@@ -1,7 +1,7 @@
 /* demo-backend: a tiny single-process libevent server that stands in for a
  * real backend in `make run` and in the integration tests. One listener, one
  * mode for every connection: http (hello from NAME), echo, name, silent, sink.
- * Usage: demo-backend -l ADDR:PORT [-n NAME] [-m MODE]. */
+ * Usage: demo-backend -l ADDR:PORT [-n NAME] [-m MODE] [-s STATUS_FILE]. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -42,7 +42,8 @@ struct conn {
 
 static enum mode mode = MODE_HTTP;
 static const char *name = "demo";
-static struct conn *conns; /* every open connection, freed at exit */
+static const char *status_file; /* -s: http mode answers with the status it holds */
+static struct conn *conns;      /* every open connection, freed at exit */
 static struct event_base *base;
 
 static void conn_free(struct conn *c)
@@ -100,13 +101,31 @@ static bool http_keep_alive(const char *head, size_t len)
     return keep;
 }
 
+/* The status to answer with: 200, or the number in the status file (-s)
+ * when it holds one from 100 to 599, so a test can make the backend fail
+ * its health checks and recover without restarting it. */
+static int http_status(void)
+{
+    if (!status_file)
+        return 200;
+    FILE *f = fopen(status_file, "r");
+    int status = 200;
+    if (f) {
+        if (fscanf(f, "%d", &status) != 1 || status < 100 || status > 599)
+            status = 200;
+        fclose(f);
+    }
+    return status;
+}
+
 static void http_answer(struct conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
+    int status = http_status();
     evbuffer_add_printf(out,
-                        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                        "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
                         "Content-Length: %zu\r\n\r\nhello from %s\n",
-                        strlen(name) + 12, name);
+                        status, status == 200 ? "OK" : "Status", strlen(name) + 12, name);
 }
 
 static void http_bad_request(struct conn *c)
@@ -301,20 +320,24 @@ static int parse_mode(const char *text)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: demo-backend -l ADDR:PORT [-n NAME] [-m http|echo|name|silent|sink]\n");
+    fprintf(stderr, "usage: demo-backend -l ADDR:PORT [-n NAME] [-m http|echo|name|silent|sink] "
+                    "[-s STATUS_FILE]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *listen_text = NULL;
     int opt;
-    while ((opt = getopt(argc, argv, "l:n:m:")) != -1) {
+    while ((opt = getopt(argc, argv, "l:n:m:s:")) != -1) {
         switch (opt) {
         case 'l':
             listen_text = optarg;
             break;
         case 'n':
             name = optarg;
+            break;
+        case 's':
+            status_file = optarg;
             break;
         case 'm':
             if (parse_mode(optarg) < 0) {

@@ -455,6 +455,12 @@ bool harness_wait_not_listening(int port, long timeout_ms)
 
 pid_t harness_backend(const char *host, int port, const char *name, const char *mode)
 {
+    return harness_backend_status(host, port, name, mode, NULL);
+}
+
+pid_t harness_backend_status(const char *host, int port, const char *name, const char *mode,
+                             const char *status_file)
+{
     const char *listen =
         strchr(host, ':') ? harness_strf("[%s]:%d", host, port) : harness_strf("%s:%d", host, port);
     const char *log = harness_strf("%s/backend-%s-%d.log", dir, name, port);
@@ -465,6 +471,8 @@ pid_t harness_backend(const char *host, int port, const char *name, const char *
                     (char *)name,
                     "-m",
                     (char *)mode,
+                    status_file ? "-s" : NULL,
+                    (char *)status_file,
                     NULL};
     pid_t pid = harness_spawn(argv, log, NULL);
     bool up = harness_wait_port(host, port, HARNESS_WAIT_MS);
@@ -482,12 +490,13 @@ const char *harness_config(const struct harness_conf *c)
         "  \"listeners\": [{\"name\": \"web\", \"listen\": \"%s\", \"mode\": \"tcp\",\n"
         "                 \"pool\": \"app\", \"max_connections\": %u, \"idle_timeout_ms\": %u}],\n"
         "  \"pools\": [{\"name\": \"app\", \"strategy\": \"%s\", \"connect_timeout_ms\": %u,\n"
-        "             \"retries\": %u, \"backends\": [%s]}]\n"
+        "             \"retries\": %u, %s\"backends\": [%s]}]\n"
         "}\n",
         c->grace_ms ? c->grace_ms : 10000, c->listen,
         c->max_connections ? c->max_connections : 10000,
         c->idle_timeout_ms ? c->idle_timeout_ms : 300000, c->strategy ? c->strategy : "roundrobin",
-        c->connect_timeout_ms ? c->connect_timeout_ms : 3000, c->retries, c->backends);
+        c->connect_timeout_ms ? c->connect_timeout_ms : 3000, c->retries,
+        c->pool_extra ? c->pool_extra : "", c->backends);
 }
 
 void harness_lb_start(struct harness_lb *lb, const char *config_json, int wait_port)

@@ -65,6 +65,10 @@ bool harness_wait_not_listening(int port, long timeout_ms);
 /* Starts LB_BUILD_DIR/demo-backend -l HOST:PORT -n NAME -m MODE (host "::1"
  * gets brackets) and waits until it accepts. Fails the test otherwise. */
 pid_t harness_backend(const char *host, int port, const char *name, const char *mode);
+/* The same; in http mode the backend answers with the status held in
+ * status_file (200 when it is missing or holds no status from 100 to 599). */
+pid_t harness_backend_status(const char *host, int port, const char *name, const char *mode,
+                             const char *status_file);
 
 /* The usual test config: one listener "web" on listen to pool "app".
  * backends is the inside of the pool's "backends" array. Zero fields take
@@ -79,6 +83,7 @@ struct harness_conf {
     unsigned idle_timeout_ms;
     unsigned grace_ms;
     unsigned connect_timeout_ms;
+    const char *pool_extra; /* more pool keys, each followed by ", " */
 };
 const char *harness_config(const struct harness_conf *c);
 

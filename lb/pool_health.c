@@ -1,0 +1,202 @@
+/* pool_health: what health means for lb. Wires every backend to its active
+ * check (health/) and passive failure counter, turns their verdicts into
+ * pool_set_backend_up() so the strategy skips the backend, ends passive
+ * ejections, ramps a returning backend's weight (slow start), and logs each
+ * transition once. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "lb/log.h"
+#include "lb/pool.h"
+
+/* Slow start moves a backend's weight in this many steps. */
+#define RAMP_STEPS 20
+#define RAMP_STEP_MIN_MS 50
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void ms_timeval(unsigned ms, struct timeval *tv)
+{
+    tv->tv_sec = (time_t)(ms / 1000);
+    tv->tv_usec = (suseconds_t)(ms % 1000 * 1000);
+}
+
+void pool_note_available(struct pool *pool)
+{
+    if (pool->navailable == 0 && !pool->empty_logged) {
+        pool->empty_logged = true;
+        log_error("pool %s has no available backend", pool->name);
+    } else if (pool->navailable > 0 && pool->empty_logged) {
+        pool->empty_logged = false;
+        log_info("pool %s has an available backend again (%zu of %zu)", pool->name,
+                 pool->navailable, pool->nbackends);
+    }
+}
+
+static void on_ramp_timer(evutil_socket_t fd, short what, void *arg);
+
+/* Slow start: the weight b should have now; re-arms the ramp timer until
+ * the full weight is reached. */
+static void backend_ramp(struct backend *b)
+{
+    struct pool *pool = b->pool;
+    uint64_t elapsed = mono_ms() - b->up_since_ms;
+    unsigned eff = health_slow_start_weight(b->weight, elapsed, pool->slow_start_ms);
+    if (pool_set_backend_eff_weight(pool, b, eff) < 0)
+        log_warn("pool %s backend %s: out of memory while ramping its weight", pool->name, b->id);
+    if (eff >= b->weight || !b->up)
+        return;
+    unsigned step = pool->slow_start_ms / RAMP_STEPS;
+    struct timeval tv;
+    ms_timeval(step < RAMP_STEP_MIN_MS ? RAMP_STEP_MIN_MS : step, &tv);
+    evtimer_add(b->ramp_timer, &tv);
+}
+
+static void on_ramp_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct backend *b = arg;
+    if (b->pool)
+        backend_ramp(b);
+}
+
+/* Applies health_down / ejected to b->up; starts slow start when b comes
+ * back. Logs nothing itself: the callers say why. */
+static void backend_apply(struct backend *b)
+{
+    struct pool *pool = b->pool;
+    bool up = !b->health_down && !b->ejected;
+    if (up == b->up)
+        return;
+    if (up && pool->slow_start_ms > 0 && b->weight > 0) {
+        b->up_since_ms = mono_ms();
+        /* Comes back at the bottom of the ramp, not at full weight. */
+        pool_set_backend_eff_weight(pool, b,
+                                    health_slow_start_weight(b->weight, 0, pool->slow_start_ms));
+    }
+    if (pool_set_backend_up(pool, b, up) < 0) {
+        log_error("pool %s backend %s: out of memory, state unchanged", pool->name, b->id);
+        return;
+    }
+    if (up && pool->slow_start_ms > 0 && b->weight > 0)
+        backend_ramp(b);
+    else if (!up)
+        evtimer_del(b->ramp_timer);
+    pool_note_available(pool);
+}
+
+static void on_check(void *arg, const struct health_report *r)
+{
+    struct backend *b = arg;
+    struct pool *pool = b->pool;
+    if (!pool || !r->transition)
+        return;
+    const struct health_sm *sm = r->sm;
+    if (sm->up) {
+        log_info("pool %s backend %s UP: %s (%u/%u successes)", pool->name, b->id, r->detail,
+                 sm->successes, sm->rise);
+    } else {
+        log_warn("pool %s backend %s DOWN: %s (%u/%u failures)", pool->name, b->id, r->error,
+                 sm->failures, sm->fall);
+    }
+    b->health_down = !sm->up;
+    backend_apply(b);
+}
+
+static void on_eject_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct backend *b = arg;
+    if (!b->pool || !b->ejected)
+        return;
+    b->ejected = false;
+    log_info("pool %s backend %s UP: passive ejection of %u ms over", b->pool->name, b->id,
+             b->pool->passive.ejection_ms);
+    backend_apply(b);
+}
+
+void backend_connect_result(struct backend *b, bool ok)
+{
+    struct pool *pool = b->pool;
+    if (!pool || !health_passive_record(&b->passive, ok) || !b->up)
+        return;
+    unsigned n = pool->passive.max_failures;
+    if (b->check) {
+        /* Active checks decide when it returns: after `rise` passes. */
+        health_check_force_down(b->check);
+        b->health_down = true;
+        log_warn("pool %s backend %s DOWN: ejected after %u consecutive failed connects (back "
+                 "after %u passing checks)",
+                 pool->name, b->id, n, health_check_sm(b->check)->rise);
+    } else {
+        b->ejected = true;
+        struct timeval tv;
+        ms_timeval(pool->passive.ejection_ms, &tv);
+        evtimer_add(b->eject_timer, &tv);
+        log_warn("pool %s backend %s DOWN: ejected after %u consecutive failed connects (for "
+                 "%u ms)",
+                 pool->name, b->id, n, pool->passive.ejection_ms);
+    }
+    backend_apply(b);
+}
+
+void backend_health_stop(struct backend *b)
+{
+    if (b->check) {
+        health_check_free(b->check);
+        b->check = NULL;
+    }
+    if (b->eject_timer) {
+        event_free(b->eject_timer);
+        b->eject_timer = NULL;
+    }
+    if (b->ramp_timer) {
+        event_free(b->ramp_timer);
+        b->ramp_timer = NULL;
+    }
+}
+
+/* Sets up b's timers and, with active checks, its check (started later). */
+static int backend_health_init(struct backend *b, const struct lb_pool_conf *conf,
+                               struct event_base *base)
+{
+    b->passive = (struct health_passive){.max_failures = conf->passive.max_failures};
+    b->eject_timer = evtimer_new(base, on_eject_timer, b);
+    b->ramp_timer = evtimer_new(base, on_ramp_timer, b);
+    if (!b->eject_timer || !b->ramp_timer)
+        return -1;
+    if (conf->health.type == LB_CHECK_NONE)
+        return 0;
+    b->check = health_check_new(base, &conf->health, (const struct sockaddr *)&b->addr, b->addrlen,
+                                b->address, on_check, b);
+    return b->check ? 0 : -1;
+}
+
+int pool_health_start(struct pool *pool, const struct lb_pool_conf *conf, struct event_base *base)
+{
+    pool->base = base;
+    pool->has_checks = conf->health.type != LB_CHECK_NONE;
+    pool->passive = conf->passive;
+    pool->slow_start_ms = conf->slow_start_ms;
+    for (size_t i = 0; i < pool->nbackends; i++)
+        if (backend_health_init(pool->backends[i], conf, base) < 0)
+            goto fail;
+    for (size_t i = 0; i < pool->nbackends; i++)
+        if (pool->backends[i]->check && health_check_start(pool->backends[i]->check) < 0)
+            goto fail;
+    return 0;
+fail:
+    for (size_t i = 0; i < pool->nbackends; i++)
+        backend_health_stop(pool->backends[i]);
+    return -1;
+}

@@ -44,6 +44,20 @@ static struct listener *listener_create(struct runtime *rt, const struct lb_list
     return l;
 }
 
+/* Once a second: look for resets on the sides no event watches. */
+static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct runtime *rt = arg;
+    struct session *s = LIST_FIRST(&rt->parked);
+    while (s) {
+        struct session *next = session_parked_next(s);
+        session_probe(s); /* may end s, never another session */
+        s = next;
+    }
+}
+
 static void runtime_release(struct runtime *rt)
 {
     for (size_t i = 0; i < rt->nlisteners; i++)
@@ -59,6 +73,9 @@ static void runtime_release(struct runtime *rt)
     if (rt->grace_timer)
         event_free(rt->grace_timer);
     rt->grace_timer = NULL;
+    if (rt->probe_timer)
+        event_free(rt->probe_timer);
+    rt->probe_timer = NULL;
     config_free(rt->cfg);
     rt->cfg = NULL;
 }
@@ -70,7 +87,12 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     rt->base = base;
     rt->cfg = cfg;
     LIST_INIT(&rt->sessions);
+    LIST_INIT(&rt->parked);
 
+    rt->probe_timer = event_new(base, -1, EV_PERSIST, on_probe_timer, rt);
+    struct timeval second = {1, 0};
+    if (!rt->probe_timer || evtimer_add(rt->probe_timer, &second) < 0)
+        goto nomem;
     rt->pools = calloc(cfg->npools, sizeof(*rt->pools));
     rt->listeners = calloc(cfg->nlisteners, sizeof(*rt->listeners));
     if (!rt->pools || !rt->listeners)

@@ -45,7 +45,9 @@ struct runtime {
     struct listener **listeners;
     size_t nlisteners;
     struct session_list sessions;
-    uint64_t active; /* open sessions, all listeners */
+    struct session_list parked; /* sessions with a side lb does not watch */
+    struct event *probe_timer;  /* probes the parked sessions once a second */
+    uint64_t active;            /* open sessions, all listeners */
     uint64_t total;
     unsigned fd_waiters; /* sessions waiting for a descriptor to connect */
     bool stopping;
@@ -74,6 +76,11 @@ void listener_resume(struct listener *l);
 
 /* Takes ownership of fd, an accepted non-blocking client socket. */
 void session_start(struct listener *l, int fd, const struct sockaddr *sa, socklen_t salen);
+/* Checks the sides of a parked session that lb does not watch for a reset
+ * (SO_ERROR) and ends it if one was reset; unparks it when every side is
+ * watched again. */
+void session_probe(struct session *s);
+struct session *session_parked_next(struct session *s);
 /* Ends an open session at once (stop after the grace period). */
 void session_abort(struct session *s, const char *reason);
 

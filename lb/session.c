@@ -58,6 +58,8 @@ enum session_state { SESSION_CONNECTING, SESSION_RELAYING };
 
 struct session {
     LIST_ENTRY(session) link;
+    LIST_ENTRY(session) park_link; /* in rt->parked while parked */
+    bool parked;
     struct listener *listener;
     struct pool *pool;
     struct backend *backend; /* NULL until a backend is picked */
@@ -149,6 +151,14 @@ static void ring_consume(struct ring *r, uint32_t n)
 
 /* --- relay --- */
 
+/* Makes the coming close() send a reset instead of a FIN. */
+static void side_reset(struct side *side)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (side->fd >= 0)
+        setsockopt(side->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 static void side_shut_write(struct side *side)
 {
     if (side->write_shut)
@@ -156,6 +166,68 @@ static void side_shut_write(struct side *side)
     side->write_shut = true;
     /* ENOTCONN when the peer already went away: the session ends anyway. */
     shutdown(side->fd, SHUT_WR);
+}
+
+/* Adds ev (with tv, may be NULL). On failure (epoll out of memory or over
+ * its watch limit) the session cannot go on: it ends. -1 then (s freed). */
+static int session_watch(struct session *s, struct event *ev, const struct timeval *tv)
+{
+    if (event_add(ev, tv) == 0)
+        return 0;
+    log_error("listener %s: cannot watch a socket: %s; closing a session", s->listener->name,
+              strerror(errno));
+    session_end(s, "internal error");
+    return -1;
+}
+
+/* A side lb no longer watches (its reads stopped by EOF or backpressure,
+ * nothing to write to it) would never report a reset from its peer: the
+ * session is parked and runtime probes it once a second
+ * (session_probe()). */
+static void session_park(struct session *s)
+{
+    if (s->parked)
+        return;
+    s->parked = true;
+    LIST_INSERT_HEAD(&s->listener->rt->parked, s, park_link);
+}
+
+static void session_unpark(struct session *s)
+{
+    if (!s->parked)
+        return;
+    s->parked = false;
+    LIST_REMOVE(s, park_link);
+}
+
+static bool side_unwatched(struct side *side)
+{
+    return !event_pending(&side->rev, EV_READ, NULL) && !event_pending(&side->wev, EV_WRITE, NULL);
+}
+
+struct session *session_parked_next(struct session *s)
+{
+    return LIST_NEXT(s, park_link);
+}
+
+void session_probe(struct session *s)
+{
+    struct side *sides[2] = {&s->client, &s->server};
+    bool any = false;
+    for (int i = 0; i < 2; i++) {
+        if (!side_unwatched(sides[i]))
+            continue;
+        any = true;
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(sides[i]->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+            log_debug("%s: %s (found by the probe)", sides[i]->error_reason, strerror(err));
+            session_end(s, sides[i]->error_reason);
+            return;
+        }
+    }
+    if (!any)
+        session_unpark(s);
 }
 
 static bool flow_done(const struct flow *f)
@@ -200,8 +272,9 @@ static int flow_flush(struct flow *f)
     }
 
     if (r->len > 0) {
-        if (!event_pending(&f->dst->wev, EV_WRITE, NULL))
-            event_add(&f->dst->wev, NULL);
+        if (!event_pending(&f->dst->wev, EV_WRITE, NULL) &&
+            session_watch(s, &f->dst->wev, NULL) < 0)
+            return -1;
     } else {
         event_del(&f->dst->wev);
         if (f->src->read_eof) {
@@ -211,8 +284,9 @@ static int flow_flush(struct flow *f)
         }
     }
     /* Room again: resume reading the source unless it is finished. */
-    if (!f->src->read_eof && r->len < RELAY_BUF_SIZE && !event_pending(&f->src->rev, EV_READ, NULL))
-        event_add(&f->src->rev, NULL);
+    if (!f->src->read_eof && r->len < RELAY_BUF_SIZE &&
+        !event_pending(&f->src->rev, EV_READ, NULL) && session_watch(s, &f->src->rev, NULL) < 0)
+        return -1;
     return 0;
 }
 
@@ -238,13 +312,16 @@ static void flow_read(struct flow *f)
         s->last_active_ms = now_ms(CLOCK_MONOTONIC_COARSE);
         if (flow_flush(f) < 0)
             return;
-        if (r->len == RELAY_BUF_SIZE)
+        if (r->len == RELAY_BUF_SIZE) {
             event_del(&f->src->rev); /* backpressure: dst is slower */
+            session_park(s);
+        }
         return;
     }
     if (n == 0) {
         f->src->read_eof = true;
         event_del(&f->src->rev);
+        session_park(s);
         if (!s->first_closed)
             s->first_closed = f->src->closed_reason;
         if (r->len == 0) {
@@ -302,8 +379,8 @@ static void session_relay_start(struct session *s)
 
     event_assign(&s->server.rev, base, s->server.fd, EV_READ | EV_PERSIST, on_readable, &s->down);
     event_assign(&s->server.wev, base, s->server.fd, EV_WRITE | EV_PERSIST, on_writable, &s->up);
-    event_add(&s->client.rev, NULL);
-    event_add(&s->server.rev, NULL);
+    if (session_watch(s, &s->client.rev, NULL) < 0 || session_watch(s, &s->server.rev, NULL) < 0)
+        return;
 
     s->last_active_ms = now_ms(CLOCK_MONOTONIC_COARSE);
     if (event_initialized(&s->timer))
@@ -444,7 +521,7 @@ static void session_connect(struct session *s)
             unsigned ms = pool->connect_timeout_ms;
             struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
             event_assign(&s->server.wev, base, fd, EV_WRITE, on_connected, s);
-            event_add(&s->server.wev, &tv);
+            session_watch(s, &s->server.wev, &tv);
             return;
         }
         /* Immediate failure: account for it like a late one, then loop. */
@@ -491,6 +568,13 @@ static void session_end(struct session *s, const char *reason)
         event_del(&s->server.wev);
     if (event_initialized(&s->timer))
         event_del(&s->timer);
+    session_unpark(s);
+    /* One side failed (reset): pass the reset on, so the other peer cannot
+     * take a truncated stream for a complete one. */
+    if (reason == s->client.error_reason)
+        side_reset(&s->server);
+    else if (reason == s->server.error_reason)
+        side_reset(&s->client);
     if (s->client.fd >= 0)
         close(s->client.fd);
     if (s->server.fd >= 0)

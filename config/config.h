@@ -42,11 +42,11 @@ struct lb_health_conf {
     unsigned fall; /* consecutive failures that take an up backend down */
     unsigned port; /* 0: the backend's own port */
     /* http only: */
-    char *method;      /* "GET" */
-    char *path;        /* "/" */
-    char *host;        /* Host header; NULL: the backend's address */
+    char *method;                    /* "GET" */
+    char *path;                      /* "/" */
+    char *host;                      /* Host header; NULL: the backend's address */
     unsigned status_min, status_max; /* accepted status range, e.g. 200..399 */
-    char *expect_body; /* NULL: body not checked; else a substring it must hold */
+    char *expect_body;               /* NULL: body not checked; else a substring it must hold */
 };
 
 /* Passive ejection from real traffic ("passive"); max_failures 0: off. */
@@ -80,6 +80,15 @@ struct lb_listener_conf {
     unsigned idle_timeout_ms; /* 0: no idle timeout */
 };
 
+/* The admin API listener ("admin"); enabled false without the key. */
+struct lb_admin_conf {
+    int enabled;
+    char *listen; /* as written */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char *token; /* NULL: no token required */
+};
+
 struct lb_config {
     char *path; /* the file it was loaded from */
     enum lb_log_level log_level;
@@ -88,6 +97,7 @@ struct lb_config {
     size_t nlisteners;
     struct lb_pool_conf *pools;
     size_t npools;
+    struct lb_admin_conf admin;
 };
 
 /* Loads and validates PATH. On success returns 0 and sets *out (free it

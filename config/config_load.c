@@ -60,7 +60,10 @@ static const char *const LOG_LEVEL_NAMES[] = {"error", "warn", "info", "debug", 
 static const char *const STRATEGY_NAMES[] = {"roundrobin", "weighted", "leastconn", "iphash", NULL};
 static const char *const MODE_NAMES[] = {"tcp", NULL};
 
-static const char *const ROOT_KEYS[] = {"log", "shutdown_grace_ms", "listeners", "pools", NULL};
+static const char *const ROOT_KEYS[] = {"log", "shutdown_grace_ms", "listeners", "pools", "admin",
+                                        NULL};
+static const char *const ADMIN_KEYS[] = {"listen", "token", NULL};
+static const char *const ADMIN_REQUIRED[] = {"listen", NULL};
 static const char *const LOG_KEYS[] = {"level", NULL};
 static const char *const LISTENER_KEYS[] = {
     "name", "listen", "mode", "pool", "max_connections", "idle_timeout_ms", NULL};
@@ -845,6 +848,64 @@ static int load_link(struct loader *ld, struct lb_config *cfg)
     return 0;
 }
 
+static int sockaddr_is_loopback(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+    return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+/* The optional "admin" object: where the admin API listens, and its token.
+ * Without a token it may only listen on a loopback address. */
+static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
+{
+    struct lb_admin_conf *a = &cfg->admin;
+    json_t *obj = json_object_get(root, "admin");
+    char q[CONFIG_ESCAPE_SIZE];
+
+    if (!obj)
+        return 0;
+    path_push_key(ld, "admin");
+    if (load_object(ld, obj, ADMIN_KEYS, ADMIN_REQUIRED) < 0 ||
+        load_address(ld, obj, "listen", 1, &a->addr, &a->addrlen, &a->listen) < 0)
+        return -1;
+    a->enabled = 1;
+    const char *token;
+    if (load_string(ld, obj, "token", &token) < 0)
+        return -1;
+    if (token) {
+        /* A secret: checked without echoing it into the message. */
+        size_t n = strlen(token);
+        int ok = n > 0 && n <= HC_TEXT_MAX;
+        for (size_t k = 0; ok && k < n; k++)
+            ok = token[k] > 0x20 && token[k] < 0x7f;
+        if (!ok) {
+            path_push_key(ld, "token");
+            return load_fail(ld, AT_VALUE,
+                             "must be 1 to 1024 characters of printable ASCII without spaces");
+        }
+        if (!(a->token = strdup(token)))
+            return load_oom(ld);
+    }
+    if (!a->token && !sockaddr_is_loopback(&a->addr)) {
+        path_push_key(ld, "listen");
+        return load_fail(ld, AT_VALUE,
+                         "a non-loopback admin address needs a \"token\" (got \"%s\")",
+                         config_escape(q, sizeof(q), a->listen));
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (sockaddr_clash(&a->addr, &cfg->listeners[i].addr) < 0)
+            continue;
+        path_push_key(ld, "listen");
+        char q2[CONFIG_ESCAPE_SIZE];
+        return load_fail(ld, AT_VALUE, "same address as listener \"%s\" (\"%s\")",
+                         config_escape(q, sizeof(q), cfg->listeners[i].name),
+                         config_escape(q2, sizeof(q2), cfg->listeners[i].listen));
+    }
+    path_pop(ld);
+    return 0;
+}
+
 static int load_root(struct loader *ld, json_t *root, struct lb_config *cfg)
 {
     static const char *const required[] = {"listeners", "pools", NULL};
@@ -879,7 +940,9 @@ static int load_root(struct loader *ld, json_t *root, struct lb_config *cfg)
             return -1;
     }
     path_pop(ld);
-    return load_link(ld, cfg);
+    if (load_link(ld, cfg) < 0)
+        return -1;
+    return load_admin(ld, root, cfg);
 }
 
 /* Reads all of PATH into a NUL-terminated buffer. */
@@ -1028,6 +1091,8 @@ void config_free(struct lb_config *cfg)
     }
     free(cfg->listeners);
     free(cfg->pools);
+    free(cfg->admin.listen);
+    free(cfg->admin.token);
     free(cfg->path);
     free(cfg);
 }

@@ -8,15 +8,28 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include "config/config.h"
 #include "health/health.h"
 
+/* What the operator asked for a backend (admin API). */
+enum backend_admin {
+    BACKEND_ENABLED,  /* normal: health decides */
+    BACKEND_DRAINING, /* no new sessions; open ones go on */
+    BACKEND_DISABLED, /* no new sessions; open ones were closed */
+};
+
+/* Upper bounds (seconds) of the health-check duration histogram buckets. */
+#define LB_CHECK_BUCKETS 12
+extern const double lb_check_bucket_s[LB_CHECK_BUCKETS];
+
 /* How many backends one session may try (first pick + retries). */
 #define LB_MAX_TRIES 16
 
 struct pool;
+struct session;
 struct event;
 struct event_base;
 
@@ -47,6 +60,13 @@ struct backend {
     uint64_t up_since_ms;      /* monotonic, when it last came up */
     bool health_down;          /* the active checks say down */
     bool ejected;              /* passive ejection without active checks */
+    /* Health check durations, for the Prometheus histogram. */
+    uint64_t check_buckets[LB_CHECK_BUCKETS]; /* count <= lb_check_bucket_s[i] */
+    uint64_t check_count;
+    double check_sum_s;
+
+    enum backend_admin admin;                      /* operator's override (admin API) */
+    LIST_HEAD(backend_sessions, session) sessions; /* sessions using it */
 };
 
 /* Passed to pick(): who the client is and which backends this session has
@@ -169,6 +189,12 @@ int pool_health_start(struct pool *pool, const struct lb_pool_conf *conf, struct
 void backend_health_stop(struct backend *b);
 /* A connect to b from real traffic succeeded or failed (passive ejection). */
 void backend_connect_result(struct backend *b, bool ok);
+/* Recomputes b->up from health, ejection and the admin state, tells the
+ * strategy, and logs a pool that has just run out of (or regained)
+ * available backends. */
+void backend_refresh(struct backend *b);
+/* "up", "down", "draining" or "disabled", as the admin API shows it. */
+const char *backend_state_name(const struct backend *b);
 /* Logs, once per change, that the pool has no available backend or has
  * some again. Called after any change of a backend's availability. */
 void pool_note_available(struct pool *pool);

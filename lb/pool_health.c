@@ -69,12 +69,26 @@ static void on_ramp_timer(evutil_socket_t fd, short what, void *arg)
         backend_ramp(b);
 }
 
-/* Applies health_down / ejected to b->up; starts slow start when b comes
- * back. Logs nothing itself: the callers say why. */
-static void backend_apply(struct backend *b)
+const double lb_check_bucket_s[LB_CHECK_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                    0.1,   0.25,   0.5,   1,    2.5,   5};
+
+const char *backend_state_name(const struct backend *b)
+{
+    if (b->admin == BACKEND_DISABLED)
+        return "disabled";
+    if (b->admin == BACKEND_DRAINING)
+        return "draining";
+    return b->health_down || b->ejected ? "down" : "up";
+}
+
+/* Applies health_down / ejected / admin to b->up; starts slow start when b
+ * comes back. Logs nothing itself: the callers say why. */
+void backend_refresh(struct backend *b)
 {
     struct pool *pool = b->pool;
-    bool up = !b->health_down && !b->ejected;
+    if (!pool)
+        return;
+    bool up = !b->health_down && !b->ejected && b->admin == BACKEND_ENABLED;
     if (up == b->up)
         return;
     if (up && pool->slow_start_ms > 0 && b->weight > 0) {
@@ -98,6 +112,12 @@ static void on_check(void *arg, const struct health_report *r)
 {
     struct backend *b = arg;
     struct pool *pool = b->pool;
+    double seconds = (double)r->duration_us / 1e6;
+    for (int i = 0; i < LB_CHECK_BUCKETS; i++)
+        if (seconds <= lb_check_bucket_s[i])
+            b->check_buckets[i]++;
+    b->check_count++;
+    b->check_sum_s += seconds;
     if (!pool || !r->transition)
         return;
     const struct health_sm *sm = r->sm;
@@ -109,7 +129,7 @@ static void on_check(void *arg, const struct health_report *r)
                  sm->failures, sm->fall);
     }
     b->health_down = !sm->up;
-    backend_apply(b);
+    backend_refresh(b);
 }
 
 static void on_eject_timer(evutil_socket_t fd, short what, void *arg)
@@ -122,7 +142,7 @@ static void on_eject_timer(evutil_socket_t fd, short what, void *arg)
     b->ejected = false;
     log_info("pool %s backend %s UP: passive ejection of %u ms over", b->pool->name, b->id,
              b->pool->passive.ejection_ms);
-    backend_apply(b);
+    backend_refresh(b);
 }
 
 void backend_connect_result(struct backend *b, bool ok)
@@ -147,7 +167,7 @@ void backend_connect_result(struct backend *b, bool ok)
                  "%u ms)",
                  pool->name, b->id, n, pool->passive.ejection_ms);
     }
-    backend_apply(b);
+    backend_refresh(b);
 }
 
 void backend_health_stop(struct backend *b)

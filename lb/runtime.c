@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 
 #include <event2/event.h>
 
+#include "lb/admin.h"
 #include "lb/log.h"
 #include "lb/runtime.h"
 
@@ -60,6 +62,7 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
 
 static void runtime_release(struct runtime *rt)
 {
+    admin_stop(rt);
     for (size_t i = 0; i < rt->nlisteners; i++)
         listener_destroy(rt->listeners[i]);
     free(rt->listeners);
@@ -86,6 +89,10 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     memset(rt, 0, sizeof(*rt));
     rt->base = base;
     rt->cfg = cfg;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    rt->started_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
+    rt->config_loaded_unix_ms = rt->started_unix_ms;
     LIST_INIT(&rt->sessions);
     LIST_INIT(&rt->parked);
 
@@ -113,6 +120,8 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
         if (listener_open(rt->listeners[i], err, errlen) < 0)
             goto fail;
     }
+    if (admin_start(rt, err, errlen) < 0)
+        goto fail;
     for (size_t i = 0; i < cfg->npools; i++) {
         const struct lb_health_conf *hc = &cfg->pools[i].health;
         if (hc->type != LB_CHECK_NONE)

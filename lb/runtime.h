@@ -52,7 +52,16 @@ struct runtime {
     unsigned fd_waiters; /* sessions waiting for a descriptor to connect */
     bool stopping;
     struct event *grace_timer;
+
+    /* For the admin API's status. */
+    int64_t started_unix_ms;
+    int64_t config_loaded_unix_ms;
+    uint64_t reloads_ok, reloads_failed;
+    char reload_last_error[1024]; /* "" when none */
+    struct admin *admin;          /* NULL without an "admin" key */
 };
+
+struct admin;
 
 /* Builds pools and opens every listener of cfg. On failure returns -1 with
  * the reason in err and leaves nothing open. rt takes ownership of cfg. */
@@ -81,6 +90,8 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
  * watched again. */
 void session_probe(struct session *s);
 struct session *session_parked_next(struct session *s);
+/* Ends every open session of b at once (admin "disable"). */
+void backend_close_sessions(struct backend *b, const char *reason);
 /* Ends an open session at once (stop after the grace period). */
 void session_abort(struct session *s, const char *reason);
 

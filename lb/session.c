@@ -58,7 +58,8 @@ enum session_state { SESSION_CONNECTING, SESSION_RELAYING };
 
 struct session {
     LIST_ENTRY(session) link;
-    LIST_ENTRY(session) park_link; /* in rt->parked while parked */
+    LIST_ENTRY(session) park_link;    /* in rt->parked while parked */
+    LIST_ENTRY(session) backend_link; /* in backend->sessions while backend is set */
     bool parked;
     struct listener *listener;
     struct pool *pool;
@@ -405,6 +406,7 @@ static void session_connect_failed(struct session *s, const char *why)
         event_del(&s->server.wev);
     close(s->server.fd);
     s->server.fd = -1;
+    LIST_REMOVE(s, backend_link);
     pool_conn_end(s->pool, b);
     backend_release(b);
     s->backend = NULL;
@@ -511,6 +513,7 @@ static void session_connect(struct session *s)
         s->server.fd = fd;
         s->backend = b;
         b->refs++;
+        LIST_INSERT_HEAD(&b->sessions, s, backend_link);
         pool_conn_start(pool, b);
 
         if (connect(fd, (struct sockaddr *)&b->addr, b->addrlen) == 0) {
@@ -531,6 +534,7 @@ static void session_connect(struct session *s)
         backend_connect_result(b, false);
         close(fd);
         s->server.fd = -1;
+        LIST_REMOVE(s, backend_link);
         pool_conn_end(pool, b);
         backend_release(b);
         s->backend = NULL;
@@ -580,6 +584,7 @@ static void session_end(struct session *s, const char *reason)
     if (s->server.fd >= 0)
         close(s->server.fd);
     if (s->backend) {
+        LIST_REMOVE(s, backend_link);
         pool_conn_end(s->pool, s->backend);
         backend_release(s->backend);
     }
@@ -592,6 +597,12 @@ static void session_end(struct session *s, const char *reason)
 void session_abort(struct session *s, const char *reason)
 {
     session_end(s, reason);
+}
+
+void backend_close_sessions(struct backend *b, const char *reason)
+{
+    while (!LIST_EMPTY(&b->sessions))
+        session_end(LIST_FIRST(&b->sessions), reason);
 }
 
 void session_start(struct listener *l, int fd, const struct sockaddr *sa, socklen_t salen)

@@ -403,8 +403,8 @@ END_TEST
 
 START_TEST(test_unknown_keys)
 {
-    ck_config_error("{\n  'listeners': [],\n  'admin': {}\n}",
-                    ":3:3: (root): unknown key \"admin\"");
+    ck_config_error("{\n  'listeners': [],\n  'admni': {}\n}",
+                    ":3:3: (root): unknown key \"admni\" (did you mean \"admin\"?)");
     ck_config_error("{'log': {'levle': 'info'}, 'listeners': [], 'pools': []}",
                     ":1:10: log: unknown key \"levle\" (did you mean \"level\"?)");
     ck_config_error("{'listeners': [{'name': 'web', 'port': 80}], 'pools': [" POOL "]}",
@@ -835,6 +835,45 @@ START_TEST(test_health_errors)
 }
 END_TEST
 
+#define ADMIN_CONFIG(inner) "{'listeners': [" LISTENER "], 'pools': [" POOL "], 'admin': " inner "}"
+
+START_TEST(test_admin)
+{
+    struct lb_config *cfg = load_ok(MINIMAL);
+    ck_assert_int_eq(cfg->admin.enabled, 0);
+    config_free(cfg);
+
+    cfg = load_ok(ADMIN_CONFIG("{'listen': '127.0.0.1:9090'}"));
+    ck_assert_int_eq(cfg->admin.enabled, 1);
+    ck_assert_str_eq(cfg->admin.listen, "127.0.0.1:9090");
+    ck_assert_int_eq(cfg->admin.addr.ss_family, AF_INET);
+    ck_assert_ptr_null(cfg->admin.token);
+    config_free(cfg);
+
+    cfg = load_ok(ADMIN_CONFIG("{'listen': '*:9090', 'token': 's3cret-Token'}"));
+    ck_assert_str_eq(cfg->admin.token, "s3cret-Token");
+    config_free(cfg);
+    cfg = load_ok(ADMIN_CONFIG("{'listen': '[::1]:9090'}"));
+    ck_assert_int_eq(cfg->admin.addr.ss_family, AF_INET6);
+    config_free(cfg);
+
+    ck_config_error(ADMIN_CONFIG("{'listen': '*:9090'}"),
+                    ":1:170: admin.listen: a non-loopback admin address needs a \"token\" (got "
+                    "\"*:9090\")");
+    ck_config_error(ADMIN_CONFIG("{'listen': '127.0.0.1:8080'}"),
+                    ":1:170: admin.listen: same address as listener \"web\" (\"127.0.0.1:8080\")");
+    ck_config_error(ADMIN_CONFIG("{'listen': '127.0.0.1:9090', 'token': 'two words'}"),
+                    ":1:197: admin.token: must be 1 to 1024 characters of printable ASCII without "
+                    "spaces");
+    ck_config_error(ADMIN_CONFIG("{'token': 'x'}"),
+                    ":1:159: admin: missing required key \"listen\"");
+    ck_config_error(ADMIN_CONFIG("{'listen': '127.0.0.1:9090', 'tokn': 'x'}"),
+                    ":1:188: admin: unknown key \"tokn\" (did you mean \"token\"?)");
+    ck_config_error(ADMIN_CONFIG("{'listen': '127.0.0.1:99999'}"),
+                    ":1:170: admin.listen: port must be 1..65535 (got 99999)");
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -870,6 +909,7 @@ Suite *config_suite(void)
     tcase_add_test(ok, test_health_defaults);
     tcase_add_test(ok, test_health_fields);
     tcase_add_test(bad, test_health_errors);
+    tcase_add_test(bad, test_admin);
     suite_add_tcase(s, bad);
     return s;
 }

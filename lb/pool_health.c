@@ -9,25 +9,13 @@
 
 #include <event2/event.h>
 
+#include "lb/clock.h"
 #include "lb/log.h"
 #include "lb/pool.h"
 
 /* Slow start moves a backend's weight in this many steps. */
 #define RAMP_STEPS 20
 #define RAMP_STEP_MIN_MS 50
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void ms_timeval(unsigned ms, struct timeval *tv)
-{
-    tv->tv_sec = (time_t)(ms / 1000);
-    tv->tv_usec = (suseconds_t)(ms % 1000 * 1000);
-}
 
 void pool_note_available(struct pool *pool)
 {
@@ -48,15 +36,14 @@ static void on_ramp_timer(evutil_socket_t fd, short what, void *arg);
 static void backend_ramp(struct backend *b)
 {
     struct pool *pool = b->pool;
-    uint64_t elapsed = mono_ms() - b->up_since_ms;
+    uint64_t elapsed = clock_ms(CLOCK_MONOTONIC) - b->up_since_ms;
     unsigned eff = health_slow_start_weight(b->weight, elapsed, pool->slow_start_ms);
     if (pool_set_backend_eff_weight(pool, b, eff) < 0)
         log_warn("pool %s backend %s: out of memory while ramping its weight", pool->name, b->id);
     if (eff >= b->weight || !b->up)
         return;
     unsigned step = pool->slow_start_ms / RAMP_STEPS;
-    struct timeval tv;
-    ms_timeval(step < RAMP_STEP_MIN_MS ? RAMP_STEP_MIN_MS : step, &tv);
+    struct timeval tv = clock_timeval(step < RAMP_STEP_MIN_MS ? RAMP_STEP_MIN_MS : step);
     evtimer_add(b->ramp_timer, &tv);
 }
 
@@ -92,7 +79,7 @@ void backend_refresh(struct backend *b)
     if (up == b->up)
         return;
     if (up && pool->slow_start_ms > 0 && b->weight > 0) {
-        b->up_since_ms = mono_ms();
+        b->up_since_ms = clock_ms(CLOCK_MONOTONIC);
         /* Comes back at the bottom of the ramp, not at full weight. */
         pool_set_backend_eff_weight(pool, b,
                                     health_slow_start_weight(b->weight, 0, pool->slow_start_ms));
@@ -160,8 +147,7 @@ void backend_connect_result(struct backend *b, bool ok)
                  pool->name, b->id, n, health_check_sm(b->check)->rise);
     } else {
         b->ejected = true;
-        struct timeval tv;
-        ms_timeval(pool->passive.ejection_ms, &tv);
+        struct timeval tv = clock_timeval(pool->passive.ejection_ms);
         evtimer_add(b->eject_timer, &tv);
         log_warn("pool %s backend %s DOWN: ejected after %u consecutive failed connects (for "
                  "%u ms)",

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "lb/admin.h"
+#include "lb/clock.h"
 #include "lb/log.h"
 #include "lb/runtime.h"
 
@@ -179,7 +180,7 @@ void runtime_stop(struct runtime *rt, const char *why)
     log_info("%s: stopped accepting; waiting up to %u ms for %llu open sessions", why, ms,
              (unsigned long long)rt->active);
     rt->grace_timer = evtimer_new(rt->base, on_grace_timer, rt);
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+    struct timeval tv = clock_timeval(ms);
     if (!rt->grace_timer || evtimer_add(rt->grace_timer, &tv) < 0) {
         runtime_close_all(rt);
         event_base_loopexit(rt->base, NULL);

@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "lb/clock.h"
 #include "lb/log.h"
 #include "lb/runtime.h"
 
@@ -85,13 +86,6 @@ struct session {
 static void session_connect(struct session *s);
 static void session_end(struct session *s, const char *reason);
 static void session_wait_fd(struct session *s, int err);
-
-static uint64_t now_ms(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 const char *sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
@@ -267,7 +261,7 @@ static int flow_flush(struct flow *f)
             return -1;
         }
         ring_consume(r, (uint32_t)n);
-        s->last_active_ms = now_ms(CLOCK_MONOTONIC_COARSE);
+        s->last_active_ms = clock_ms(CLOCK_MONOTONIC_COARSE);
         if (r->len > 0)
             break; /* the socket buffer is full: wait for EV_WRITE */
     }
@@ -310,7 +304,7 @@ static void flow_read(struct flow *f)
         f->bytes += (uint64_t)n;
         if (f->backend_bytes)
             *f->backend_bytes += (uint64_t)n;
-        s->last_active_ms = now_ms(CLOCK_MONOTONIC_COARSE);
+        s->last_active_ms = clock_ms(CLOCK_MONOTONIC_COARSE);
         if (flow_flush(f) < 0)
             return;
         if (r->len == RELAY_BUF_SIZE) {
@@ -357,15 +351,14 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct session *s = arg;
     uint64_t idle = s->listener->idle_timeout_ms;
-    uint64_t quiet = now_ms(CLOCK_MONOTONIC_COARSE) - s->last_active_ms;
+    uint64_t quiet = clock_ms(CLOCK_MONOTONIC_COARSE) - s->last_active_ms;
     if (quiet >= idle) {
         session_end(s, "idle timeout");
         return;
     }
     /* Activity since the timer was armed: sleep for what is left. Moving
      * bytes only stores a timestamp; the timer is re-armed here, rarely. */
-    struct timeval tv = {(time_t)((idle - quiet) / 1000),
-                         (suseconds_t)((idle - quiet) % 1000 * 1000)};
+    struct timeval tv = clock_timeval(idle - quiet);
     evtimer_add(&s->timer, &tv);
 }
 
@@ -383,13 +376,13 @@ static void session_relay_start(struct session *s)
     if (session_watch(s, &s->client.rev, NULL) < 0 || session_watch(s, &s->server.rev, NULL) < 0)
         return;
 
-    s->last_active_ms = now_ms(CLOCK_MONOTONIC_COARSE);
+    s->last_active_ms = clock_ms(CLOCK_MONOTONIC_COARSE);
     if (event_initialized(&s->timer))
         event_del(&s->timer);
     evtimer_assign(&s->timer, base, on_idle_timer, s);
     if (s->listener->idle_timeout_ms > 0) {
         unsigned ms = s->listener->idle_timeout_ms;
-        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+        struct timeval tv = clock_timeval(ms);
         evtimer_add(&s->timer, &tv);
     }
 }
@@ -522,7 +515,7 @@ static void session_connect(struct session *s)
         }
         if (errno == EINPROGRESS) {
             unsigned ms = pool->connect_timeout_ms;
-            struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000 * 1000)};
+            struct timeval tv = clock_timeval(ms);
             event_assign(&s->server.wev, base, fd, EV_WRITE, on_connected, s);
             session_watch(s, &s->server.wev, &tv);
             return;
@@ -548,7 +541,7 @@ static void session_log(struct session *s, const char *reason)
         return;
     char client[INET6_ADDRSTRLEN + 16];
     sockaddr_text((struct sockaddr *)&s->client_addr, client, sizeof(client));
-    uint64_t duration = now_ms(CLOCK_MONOTONIC) - s->start_ms;
+    uint64_t duration = clock_ms(CLOCK_MONOTONIC) - s->start_ms;
     log_info("session end client=%s listener=%s pool=%s backend=%s bytes_from_client=%llu "
              "bytes_from_backend=%llu duration_ms=%llu reason=\"%s\"",
              client, s->listener->name, s->pool->name, s->backend ? s->backend->id : "-",
@@ -618,7 +611,7 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
     s->listener = l;
     s->pool = l->pool;
     s->pool->refs++;
-    s->start_ms = now_ms(CLOCK_MONOTONIC);
+    s->start_ms = clock_ms(CLOCK_MONOTONIC);
     if (salen > sizeof(s->client_addr))
         salen = sizeof(s->client_addr);
     memcpy(&s->client_addr, sa, salen);

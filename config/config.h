@@ -116,4 +116,10 @@ const char *config_log_level_name(enum lb_log_level l);
 int config_parse_address(const char *text, int passive, struct sockaddr_storage *addr,
                          socklen_t *addrlen, char *err, size_t errlen);
 
+/* Copies src into dst (cap bytes, always terminated) so it is safe inside a
+ * one-line message: printable ASCII as is, \" \\ \n \r \t, every other byte
+ * as \xNN, cut after max source bytes with "...". Returns dst. A dst of
+ * max * 4 + 4 bytes always holds the whole result. */
+char *config_text_escape(char *dst, size_t cap, const char *src, size_t max);
+
 #endif

@@ -1,19 +1,20 @@
-/* config_escape: makes text from a config file safe to echo in an error
- * line. A hostile file must not be able to inject newlines, terminal
- * escapes or megabytes into the log. */
+/* config_escape: makes outside text (from a config file, or a client of
+ * the admin API) safe to echo in a one-line message. A hostile input must
+ * not be able to inject newlines, terminal escapes or megabytes into a log. */
 #include <stdio.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "config/config_internal.h"
 
-char *config_escape(char *dst, size_t cap, const char *src)
+char *config_text_escape(char *dst, size_t cap, const char *src, size_t max)
 {
     size_t o = 0;
     size_t i;
 
     if (cap == 0)
         return dst;
-    for (i = 0; src[i] && i < CONFIG_ECHO_MAX; i++) {
+    for (i = 0; src[i] && i < max; i++) {
         unsigned char c = (unsigned char)src[i];
         char tmp[5];
         size_t n;
@@ -40,4 +41,9 @@ char *config_escape(char *dst, size_t cap, const char *src)
     }
     dst[o] = '\0';
     return dst;
+}
+
+char *config_escape(char *dst, size_t cap, const char *src)
+{
+    return config_text_escape(dst, cap, src, CONFIG_ECHO_MAX);
 }

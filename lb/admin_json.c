@@ -1,0 +1,153 @@
+/* admin_json: the admin API's JSON views of the runtime — status,
+ * listeners, pools and backends — built with jansson. They read the
+ * runtime and change nothing; each view is built in one pass, so a pool of
+ * n backends costs O(n). */
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lb/admin_internal.h"
+#include "lb/pool.h"
+#include "lb/runtime.h"
+
+#ifndef LB_VERSION
+#define LB_VERSION "0.0.0"
+#endif
+
+#define RFC3339_SIZE 32
+
+/* "2026-11-27T23:40:01Z" (with_ms: "2026-11-27T23:40:01.123Z") into buf. */
+static const char *rfc3339(char *buf, size_t len, int64_t unix_ms, bool with_ms)
+{
+    time_t secs = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (with_ms)
+        snprintf(buf + n, len - n, ".%03dZ", (int)(unix_ms % 1000));
+    else
+        snprintf(buf + n, len - n, "Z");
+    return buf;
+}
+
+static int64_t now_unix_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+json_t *admin_json_status(const struct runtime *rt)
+{
+    char loaded[RFC3339_SIZE];
+    int64_t uptime_ms = now_unix_ms() - rt->started_unix_ms;
+    return json_pack(
+        "{s:s, s:I, s:I, s:s, s:s, s:{s:I, s:I, s:s?}, s:{s:I, s:I}}", "version", LB_VERSION, "pid",
+        (json_int_t)getpid(), "uptime_s", (json_int_t)(uptime_ms > 0 ? uptime_ms / 1000 : 0),
+        "config_file", rt->cfg->path, "config_loaded_at",
+        rfc3339(loaded, sizeof(loaded), rt->config_loaded_unix_ms, false), "reloads", "ok",
+        (json_int_t)rt->reloads_ok, "failed", (json_int_t)rt->reloads_failed, "last_error",
+        rt->reload_last_error[0] ? rt->reload_last_error : NULL, "connections", "active",
+        (json_int_t)rt->active, "total", (json_int_t)rt->total);
+}
+
+json_t *admin_json_listeners(const struct runtime *rt)
+{
+    json_t *list = json_array();
+    if (!list)
+        return NULL;
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        const struct listener *l = rt->listeners[i];
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "name", l->name, "listen",
+                              l->listen, "mode", config_mode_name(l->mode), "pool", l->pool->name,
+                              "active_connections", (json_int_t)l->active, "total_connections",
+                              (json_int_t)l->total);
+        if (json_array_append_new(list, o) < 0)
+            goto fail;
+    }
+    return json_pack("{s:o}", "listeners", list);
+fail:
+    json_decref(list);
+    return NULL;
+}
+
+/* The active check type of pool's backends (LB_CHECK_NONE without). */
+static enum lb_check_type pool_check_type(const struct runtime *rt, const struct pool *pool)
+{
+    for (size_t i = 0; i < rt->npools && i < rt->cfg->npools; i++)
+        if (rt->pools[i] == pool)
+            return rt->cfg->pools[i].health.type;
+    return LB_CHECK_NONE;
+}
+
+/* The "health" object of b: its last check when checks run, and whether
+ * passive ejection holds it out. */
+static json_t *backend_health_json(const struct backend *b, enum lb_check_type type)
+{
+    const char *status = b->health_down || b->ejected ? "down" : "up";
+    if (!b->check || type == LB_CHECK_NONE)
+        return json_pack("{s:n, s:s, s:b}", "checks", "status", status, "ejected", b->ejected);
+
+    const struct health_sm *sm = health_check_sm(b->check);
+    const struct health_info *info = health_check_info(b->check);
+    char last[RFC3339_SIZE];
+    bool checked = info->last_check_unix_ms != 0;
+    json_t *duration = checked ? json_real((double)info->last_duration_us / 1000.0) : json_null();
+    return json_pack("{s:s, s:s, s:s?, s:o, s:s?, s:i, s:i, s:I, s:b}", "checks",
+                     type == LB_CHECK_HTTP ? "http" : "tcp", "status", status, "last_check",
+                     checked ? rfc3339(last, sizeof(last), info->last_check_unix_ms, true) : NULL,
+                     "last_check_duration_ms", duration, "last_error",
+                     info->last_error[0] ? info->last_error : NULL, "consecutive_successes",
+                     (int)sm->successes, "consecutive_failures", (int)sm->failures, "transitions",
+                     (json_int_t)sm->transitions, "ejected", b->ejected);
+}
+
+static json_t *backend_json(const struct backend *b, enum lb_check_type type)
+{
+    return json_pack("{s:s, s:s?, s:s, s:i, s:i, s:s, s:o, s:I, s:I, s:I, s:I, s:I}", "id", b->id,
+                     "name", b->name, "address", b->address, "weight", (int)b->weight,
+                     "effective_weight", (int)b->eff_weight, "state", backend_state_name(b),
+                     "health", backend_health_json(b, type), "active_connections",
+                     (json_int_t)b->active, "total_connections", (json_int_t)b->total,
+                     "failed_connections", (json_int_t)b->failed, "bytes_in",
+                     (json_int_t)b->bytes_in, "bytes_out", (json_int_t)b->bytes_out);
+}
+
+json_t *admin_json_backend(const struct runtime *rt, const struct backend *b)
+{
+    return backend_json(b, pool_check_type(rt, b->pool));
+}
+
+json_t *admin_json_pool(const struct runtime *rt, const struct pool *pool)
+{
+    enum lb_check_type type = pool_check_type(rt, pool);
+    json_t *backends = json_array();
+    if (!backends)
+        return NULL;
+    for (size_t i = 0; i < pool->nbackends; i++)
+        if (json_array_append_new(backends, backend_json(pool->backends[i], type)) < 0)
+            goto fail;
+    return json_pack("{s:s, s:s, s:o, s:I, s:I}", "name", pool->name, "strategy",
+                     config_strategy_name(pool->strategy), "backends", backends,
+                     "available_backends", (json_int_t)pool->navailable, "rejected_connections",
+                     (json_int_t)pool->rejected);
+fail:
+    json_decref(backends);
+    return NULL;
+}
+
+json_t *admin_json_pools(const struct runtime *rt)
+{
+    json_t *list = json_array();
+    if (!list)
+        return NULL;
+    for (size_t i = 0; i < rt->npools; i++)
+        if (json_array_append_new(list, admin_json_pool(rt, rt->pools[i])) < 0)
+            goto fail;
+    return json_pack("{s:o}", "pools", list);
+fail:
+    json_decref(list);
+    return NULL;
+}

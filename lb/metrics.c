@@ -1,0 +1,239 @@
+/* metrics: renders the runtime's counters as the Prometheus text exposition
+ * format 0.0.4 for GET /metrics. Reads struct runtime and changes nothing;
+ * one pass over the backends per metric family, so the cost is O(backends).
+ * The text is built in a scratch buffer and moved to the caller's in one
+ * step, so a failed render leaves the caller's buffer as it was. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "lb/metrics.h"
+#include "lb/pool.h"
+#include "lb/runtime.h"
+
+/* A render in progress: the first failed write sets failed and every later
+ * write is skipped, so the family functions need no error paths. */
+struct render {
+    struct evbuffer *buf;
+    bool failed;
+    char le[LB_CHECK_BUCKETS][32]; /* lb_check_bucket_s as le label values */
+};
+
+static void render_add(struct render *r, const char *s, size_t len)
+{
+    if (r->failed || len == 0)
+        return;
+    if (evbuffer_add(r->buf, s, len) < 0)
+        r->failed = true;
+}
+
+static void render_str(struct render *r, const char *s)
+{
+    render_add(r, s, strlen(s));
+}
+
+static void __attribute__((format(printf, 2, 3)))
+render_printf(struct render *r, const char *fmt, ...)
+{
+    if (r->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (evbuffer_add_vprintf(r->buf, fmt, ap) < 0)
+        r->failed = true;
+    va_end(ap);
+}
+
+/* A label value with the format's escapes: \ as \\, " as \", newline as \n.
+ * Runs of ordinary bytes are copied in one piece. */
+static void render_escaped(struct render *r, const char *s)
+{
+    for (;;) {
+        size_t n = strcspn(s, "\\\"\n");
+        render_add(r, s, n);
+        s += n;
+        if (*s == '\0')
+            return;
+        render_str(r, *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : "\\n");
+        s++;
+    }
+}
+
+/* The shortest of %.15g, %.16g, %.17g that reads back as v (any decimal of
+ * at most 15 digits survives a round trip, so "0.0025" stays "0.0025"), or
+ * the format's spelling of the special values. Returns buf or a literal. */
+static const char *format_double(char *buf, size_t len, double v)
+{
+    if (isnan(v))
+        return "NaN";
+    if (isinf(v))
+        return v > 0 ? "+Inf" : "-Inf";
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, len, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    return buf;
+}
+
+/* The # HELP and # TYPE lines that open a family. help holds no \ or
+ * newline (they would need escaping). */
+static void render_family(struct render *r, const char *name, const char *type, const char *help)
+{
+    render_printf(r, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Opens a backend sample: `sample{pool="...",backend="..."`; the caller
+ * adds any further labels, the closing brace and the value. */
+static void render_backend_labels(struct render *r, const char *sample, const struct pool *pool,
+                                  const struct backend *b)
+{
+    render_str(r, sample);
+    render_str(r, "{pool=\"");
+    render_escaped(r, pool->name);
+    render_str(r, "\",backend=\"");
+    render_escaped(r, b->id);
+    render_str(r, "\"");
+}
+
+/* What one backend-family function shows for one backend. */
+typedef void backend_render_fn(struct render *r, const struct pool *pool, const struct backend *b);
+
+/* Calls fn for every backend of every pool, in config order. */
+static void render_backends(struct render *r, const struct runtime *rt, backend_render_fn *fn)
+{
+    for (size_t i = 0; i < rt->npools && !r->failed; i++) {
+        const struct pool *pool = rt->pools[i];
+        for (size_t j = 0; j < pool->nbackends; j++)
+            fn(r, pool, pool->backends[j]);
+    }
+}
+
+static void render_backend_up(struct render *r, const struct pool *pool, const struct backend *b)
+{
+    render_backend_labels(r, "lb_backend_up", pool, b);
+    render_printf(r, "} %d\n", b->up ? 1 : 0);
+}
+
+static void render_backend_active(struct render *r, const struct pool *pool,
+                                  const struct backend *b)
+{
+    render_backend_labels(r, "lb_backend_active_connections", pool, b);
+    render_printf(r, "} %" PRIu64 "\n", b->active);
+}
+
+static void render_backend_total(struct render *r, const struct pool *pool, const struct backend *b)
+{
+    render_backend_labels(r, "lb_backend_connections_total", pool, b);
+    render_printf(r, "} %" PRIu64 "\n", b->total);
+}
+
+static void render_backend_failed(struct render *r, const struct pool *pool,
+                                  const struct backend *b)
+{
+    render_backend_labels(r, "lb_backend_connect_failures_total", pool, b);
+    render_printf(r, "} %" PRIu64 "\n", b->failed);
+}
+
+/* in: bytes received from the backend; out: bytes sent to it. */
+static void render_backend_bytes(struct render *r, const struct pool *pool, const struct backend *b)
+{
+    render_backend_labels(r, "lb_backend_bytes_total", pool, b);
+    render_printf(r, ",direction=\"in\"} %" PRIu64 "\n", b->bytes_in);
+    render_backend_labels(r, "lb_backend_bytes_total", pool, b);
+    render_printf(r, ",direction=\"out\"} %" PRIu64 "\n", b->bytes_out);
+}
+
+/* The check-duration histogram of a backend whose pool runs active checks
+ * (nothing otherwise). check_buckets are already cumulative; +Inf is every
+ * check. */
+static void render_backend_checks(struct render *r, const struct pool *pool,
+                                  const struct backend *b)
+{
+    char num[32];
+
+    if (!pool->has_checks)
+        return;
+    for (int i = 0; i < LB_CHECK_BUCKETS; i++) {
+        render_backend_labels(r, "lb_backend_health_check_duration_seconds_bucket", pool, b);
+        render_printf(r, ",le=\"%s\"} %" PRIu64 "\n", r->le[i], b->check_buckets[i]);
+    }
+    render_backend_labels(r, "lb_backend_health_check_duration_seconds_bucket", pool, b);
+    render_printf(r, ",le=\"+Inf\"} %" PRIu64 "\n", b->check_count);
+    render_backend_labels(r, "lb_backend_health_check_duration_seconds_sum", pool, b);
+    render_printf(r, "} %s\n", format_double(num, sizeof(num), b->check_sum_s));
+    render_backend_labels(r, "lb_backend_health_check_duration_seconds_count", pool, b);
+    render_printf(r, "} %" PRIu64 "\n", b->check_count);
+}
+
+static void render_listeners(struct render *r, const struct runtime *rt)
+{
+    render_family(r, "lb_listener_connections_total", "counter",
+                  "Client connections accepted by the listener.");
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        render_str(r, "lb_listener_connections_total{listener=\"");
+        render_escaped(r, rt->listeners[i]->name);
+        render_printf(r, "\"} %" PRIu64 "\n", rt->listeners[i]->total);
+    }
+    render_family(r, "lb_listener_active_connections", "gauge",
+                  "Open client sessions on the listener.");
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        render_str(r, "lb_listener_active_connections{listener=\"");
+        render_escaped(r, rt->listeners[i]->name);
+        render_printf(r, "\"} %" PRIu64 "\n", rt->listeners[i]->active);
+    }
+}
+
+static void render_process(struct render *r, const struct runtime *rt)
+{
+    char num[32];
+
+    render_family(r, "lb_up", "gauge", "1 while lb is running.");
+    render_str(r, "lb_up 1\n");
+    render_family(r, "lb_start_time_seconds", "gauge",
+                  "When lb started, in seconds since the Unix epoch.");
+    render_printf(r, "lb_start_time_seconds %s\n",
+                  format_double(num, sizeof(num), (double)rt->started_unix_ms / 1000.0));
+    render_family(r, "lb_reloads_total", "counter", "Configuration reloads, by result.");
+    render_printf(r, "lb_reloads_total{result=\"ok\"} %" PRIu64 "\n", rt->reloads_ok);
+    render_printf(r, "lb_reloads_total{result=\"failed\"} %" PRIu64 "\n", rt->reloads_failed);
+}
+
+int metrics_render(const struct runtime *rt, struct evbuffer *out)
+{
+    struct render r = {.buf = evbuffer_new()};
+    if (r.buf == NULL)
+        return -1;
+    for (int i = 0; i < LB_CHECK_BUCKETS; i++)
+        format_double(r.le[i], sizeof(r.le[i]), lb_check_bucket_s[i]);
+
+    render_process(&r, rt);
+    render_listeners(&r, rt);
+    render_family(&r, "lb_backend_up", "gauge",
+                  "1 when the backend is available for new connections, else 0.");
+    render_backends(&r, rt, render_backend_up);
+    render_family(&r, "lb_backend_active_connections", "gauge", "Open sessions using the backend.");
+    render_backends(&r, rt, render_backend_active);
+    render_family(&r, "lb_backend_connections_total", "counter",
+                  "Sessions connected to the backend.");
+    render_backends(&r, rt, render_backend_total);
+    render_family(&r, "lb_backend_connect_failures_total", "counter",
+                  "Failed connect attempts to the backend.");
+    render_backends(&r, rt, render_backend_failed);
+    render_family(&r, "lb_backend_bytes_total", "counter",
+                  "Bytes relayed with the backend: in = received from it, out = sent to it.");
+    render_backends(&r, rt, render_backend_bytes);
+    render_family(&r, "lb_backend_health_check_duration_seconds", "histogram",
+                  "Duration of the backend's active health checks.");
+    render_backends(&r, rt, render_backend_checks);
+
+    int rc = r.failed ? -1 : evbuffer_add_buffer(out, r.buf);
+    evbuffer_free(r.buf);
+    return rc < 0 ? -1 : 0;
+}

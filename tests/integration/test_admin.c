@@ -1,0 +1,810 @@
+/* Integration: the admin API through real HTTP against a real lb and real
+ * demo backends — every endpoint, every error status, the bearer token,
+ * and what drain, disable, enable and weight changes do to live traffic.
+ * Answers are parsed with jansson and compared value by value. */
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tests/test.h"
+#include "tests/harness.h"
+
+#define TOKEN "s3cret-token"
+#define AUTH "Authorization: Bearer " TOKEN "\r\n"
+#define JSON_TYPE "Content-Type: application/json\r\n"
+#define MAX_KEPT 1024
+
+static json_t *kept[MAX_KEPT]; /* parsed answers, freed at teardown */
+static int nkept;
+
+static void setup(void)
+{
+    harness_setup();
+    nkept = 0;
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < nkept; i++)
+        json_decref(kept[i]);
+    nkept = 0;
+    harness_teardown();
+}
+
+struct reply {
+    int status;
+    const char *headers;
+    const char *body;
+    json_t *json; /* NULL when the answer is not JSON */
+};
+
+/* The usual test config with an "admin" object on 127.0.0.1:admin_port
+ * (token: NULL for none). */
+static const char *admin_config(const struct harness_conf *c, int admin_port, const char *token)
+{
+    const char *cfg = harness_config(c);
+    ck_assert(cfg[0] == '{' && cfg[1] == '\n');
+    const char *tok = token ? harness_strf(", \"token\": \"%s\"", token) : "";
+    return harness_strf("{\n  \"admin\": {\"listen\": \"127.0.0.1:%d\"%s},\n%s", admin_port, tok,
+                        cfg + 2);
+}
+
+/* One request; a JSON answer (application/json) is parsed and checked to
+ * end in a newline. */
+static struct reply call(int port, const char *method, const char *path, const char *headers,
+                         const char *body)
+{
+    struct reply r = {0};
+    int rc = harness_http(port, method, path, headers, body, &r.status, &r.headers, &r.body);
+    ck_assert_msg(rc == 0, "%s %s: no HTTP answer", method, path);
+    const char *type = harness_http_header(r.headers, "Content-Type");
+    if (type && strcmp(type, "application/json") == 0) {
+        json_error_t err;
+        r.json = json_loads(r.body, 0, &err);
+        ck_assert_msg(r.json != NULL, "%s %s: bad JSON (%s): %s", method, path, err.text, r.body);
+        ck_assert_int_lt(nkept, MAX_KEPT);
+        kept[nkept++] = r.json;
+        size_t len = strlen(r.body);
+        ck_assert_msg(len > 0 && r.body[len - 1] == '\n', "no final newline: %s", r.body);
+    }
+    return r;
+}
+
+/* GET path (with the token when auth), asserting 200 and JSON. */
+static json_t *get_json(int port, const char *path, bool auth)
+{
+    struct reply r = call(port, "GET", path, auth ? AUTH : NULL, NULL);
+    ck_assert_msg(r.status == 200, "GET %s: status %d: %s", path, r.status, r.body);
+    ck_assert_msg(r.json != NULL, "GET %s: not JSON: %s", path, r.body);
+    return r.json;
+}
+
+static struct reply patch(int port, const char *pool, const char *backend, const char *body)
+{
+    return call(port, "PATCH", harness_strf("/api/v1/pools/%s/backends/%s", pool, backend),
+                JSON_TYPE, body);
+}
+
+static void assert_error(struct reply r, int status, const char *message)
+{
+    ck_assert_msg(r.status == status, "status %d, expected %d: %s", r.status, status, r.body);
+    ck_assert_msg(r.json != NULL, "error answer is not JSON: %s", r.body);
+    ck_assert_int_eq(json_object_size(r.json), 1);
+    json_t *e = json_object_get(r.json, "error");
+    ck_assert_msg(json_is_string(e), "no \"error\" string: %s", r.body);
+    ck_assert_str_eq(json_string_value(e), message);
+}
+
+/* The value at a dotted path ("pools.0.backends.1.id"); fails when absent. */
+static json_t *jget(json_t *j, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", path);
+    char *save = NULL;
+    for (char *part = strtok_r(buf, ".", &save); part; part = strtok_r(NULL, ".", &save)) {
+        if (json_is_array(j))
+            j = json_array_get(j, strtoul(part, NULL, 10));
+        else
+            j = json_object_get(j, part);
+        ck_assert_msg(j != NULL, "no %s (at %s)", path, part);
+    }
+    return j;
+}
+
+static long long jint(json_t *j, const char *path)
+{
+    json_t *v = jget(j, path);
+    ck_assert_msg(json_is_integer(v), "%s is not an integer", path);
+    return json_integer_value(v);
+}
+
+static const char *jstr(json_t *j, const char *path)
+{
+    json_t *v = jget(j, path);
+    ck_assert_msg(json_is_string(v), "%s is not a string", path);
+    return json_string_value(v);
+}
+
+static void assert_null(json_t *j, const char *path)
+{
+    ck_assert_msg(json_is_null(jget(j, path)), "%s is not null", path);
+}
+
+/* The keys of object j, in order, space separated. */
+static const char *keys_of(json_t *j)
+{
+    const char *keys = "";
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v)
+    {
+        keys = harness_strf("%s%s%s", keys, keys[0] ? " " : "", k);
+    }
+    return keys;
+}
+
+#define BACKEND_KEYS                                                                               \
+    "id name address weight effective_weight state health active_connections "                     \
+    "total_connections failed_connections bytes_in bytes_out"
+
+/* The names of count successive connections through lb, space separated. */
+static const char *fetch_sequence(int port, int count)
+{
+    const char *seq = "";
+    for (int i = 0; i < count; i++) {
+        const char *name = harness_fetch_name(NULL, "127.0.0.1", port);
+        ck_assert_msg(name != NULL, "connection %d through lb got no name", i);
+        seq = harness_strf("%s%s%s", seq, i ? " " : "", name);
+    }
+    return seq;
+}
+
+/* Sends text on fd and expects it echoed back. */
+static void assert_echo(int fd, const char *text)
+{
+    size_t len = strlen(text);
+    char buf[256];
+    ck_assert(harness_send_all(fd, text, len, HARNESS_WAIT_MS));
+    ck_assert_int_eq(harness_recv_n(fd, buf, len, HARNESS_WAIT_MS), (ssize_t)len);
+    ck_assert(memcmp(buf, text, len) == 0);
+}
+
+struct setup {
+    struct harness_lb lb;
+    int lport; /* lb's listener */
+    int aport; /* the admin API */
+};
+
+/* Starts lb with the given backends (the inside of "backends") and admin. */
+static void start(struct setup *s, const char *strategy, const char *backends,
+                  const char *pool_extra, const char *token)
+{
+    s->lport = harness_free_port();
+    s->aport = harness_free_port();
+    const char *cfg =
+        admin_config(&(struct harness_conf){.listen = harness_strf("127.0.0.1:%d", s->lport),
+                                            .strategy = strategy,
+                                            .retries = 1,
+                                            .backends = backends,
+                                            .pool_extra = pool_extra},
+                     s->aport, token);
+    harness_lb_start(&s->lb, cfg, s->lport);
+    ck_assert(harness_wait_listening(s->aport, HARNESS_WAIT_MS));
+}
+
+/* A backend of the given mode on a free port: its config entry. */
+static const char *backend(const char *name, const char *mode, unsigned weight)
+{
+    int port = harness_free_port();
+    harness_backend("127.0.0.1", port, name, mode);
+    return harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"%s\", \"weight\": %u}", port,
+                        name, weight);
+}
+
+static void stop(struct setup *s)
+{
+    ck_assert_int_eq(harness_lb_stop(&s->lb), 0);
+}
+
+START_TEST(read_endpoints)
+{
+    struct setup s;
+    start(&s, "roundrobin",
+          harness_strf("%s, %s", backend("app1", "name", 1), backend("app2", "name", 2)), NULL,
+          NULL);
+    ck_assert(harness_log_contains(
+        s.lb.log, harness_strf("info: admin API listening on 127.0.0.1:%d", s.aport)));
+
+    struct reply r = call(s.aport, "GET", "/healthz", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(harness_http_header(r.headers, "Content-Type"), "application/json");
+    ck_assert_str_eq(r.body, "{\n  \"status\": \"ok\"\n}\n");
+
+    json_t *st = get_json(s.aport, "/api/v1/status", false);
+    ck_assert_str_eq(keys_of(st),
+                     "version pid uptime_s config_file config_loaded_at reloads connections");
+    ck_assert_str_eq(jstr(st, "version"), LB_VERSION);
+    ck_assert_int_eq(jint(st, "pid"), s.lb.pid);
+    ck_assert_int_ge(jint(st, "uptime_s"), 0);
+    ck_assert_int_le(jint(st, "uptime_s"), 5);
+    ck_assert_str_eq(jstr(st, "config_file"), s.lb.config);
+    const char *at = jstr(st, "config_loaded_at");
+    int y, mo, d, h, mi, sec;
+    char z;
+    ck_assert_int_eq(strlen(at), 20);
+    ck_assert_int_eq(sscanf(at, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &sec, &z), 7);
+    ck_assert_int_eq(z, 'Z');
+    ck_assert_int_eq(jint(st, "reloads.ok"), 0);
+    ck_assert_int_eq(jint(st, "reloads.failed"), 0);
+    assert_null(st, "reloads.last_error");
+    ck_assert_int_eq(jint(st, "connections.active"), 0);
+    ck_assert_int_eq(jint(st, "connections.total"), 0);
+
+    json_t *ls = get_json(s.aport, "/api/v1/listeners", false);
+    ck_assert_int_eq(json_array_size(jget(ls, "listeners")), 1);
+    json_t *l = jget(ls, "listeners.0");
+    ck_assert_str_eq(keys_of(l), "name listen mode pool active_connections total_connections");
+    ck_assert_str_eq(jstr(l, "name"), "web");
+    ck_assert_str_eq(jstr(l, "listen"), harness_strf("127.0.0.1:%d", s.lport));
+    ck_assert_str_eq(jstr(l, "mode"), "tcp");
+    ck_assert_str_eq(jstr(l, "pool"), "app");
+    ck_assert_int_eq(jint(l, "active_connections"), 0);
+    ck_assert_int_eq(jint(l, "total_connections"), 0);
+
+    json_t *pools = get_json(s.aport, "/api/v1/pools", false);
+    ck_assert_int_eq(json_array_size(jget(pools, "pools")), 1);
+    json_t *p = jget(pools, "pools.0");
+    ck_assert_str_eq(keys_of(p), "name strategy backends available_backends rejected_connections");
+    ck_assert_str_eq(jstr(p, "name"), "app");
+    ck_assert_str_eq(jstr(p, "strategy"), "roundrobin");
+    ck_assert_int_eq(jint(p, "available_backends"), 2);
+    ck_assert_int_eq(jint(p, "rejected_connections"), 0);
+    ck_assert_int_eq(json_array_size(jget(p, "backends")), 2);
+    json_t *b = jget(p, "backends.1");
+    ck_assert_str_eq(keys_of(b), BACKEND_KEYS);
+    ck_assert_str_eq(jstr(b, "id"), "app2");
+    ck_assert_str_eq(jstr(b, "name"), "app2");
+    ck_assert_int_eq(jint(b, "weight"), 2);
+    ck_assert_int_eq(jint(b, "effective_weight"), 2);
+    ck_assert_str_eq(jstr(b, "state"), "up");
+    ck_assert_str_eq(keys_of(jget(b, "health")), "checks status ejected");
+    assert_null(b, "health.checks");
+    ck_assert_str_eq(jstr(b, "health.status"), "up");
+    ck_assert(json_is_false(jget(b, "health.ejected")));
+    static const char *const zero[] = {"active_connections", "total_connections",
+                                       "failed_connections", "bytes_in", "bytes_out"};
+    for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
+        ck_assert_int_eq(jint(b, zero[i]), 0);
+
+    /* The single views are the same objects as in the list. */
+    ck_assert(json_equal(get_json(s.aport, "/api/v1/pools/app", false), p));
+    ck_assert(json_equal(get_json(s.aport, "/api/v1/pools/app/backends/app2", false), b));
+
+    r = call(s.aport, "GET", "/metrics", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(harness_http_header(r.headers, "Content-Type"),
+                     "text/plain; version=0.0.4; charset=utf-8");
+    ck_assert_msg(strstr(r.body, "# TYPE ") != NULL, "no metrics: %s", r.body);
+
+    assert_error(call(s.aport, "POST", "/api/v1/reload", NULL, NULL), 501,
+                 "configuration reload is not implemented yet");
+    stop(&s);
+}
+END_TEST
+
+START_TEST(error_statuses)
+{
+    struct setup s;
+    start(&s, "roundrobin", backend("app1", "name", 1), NULL, NULL);
+    int a = s.aport;
+
+    /* 404 */
+    assert_error(call(a, "GET", "/nope", NULL, NULL), 404, "no such path");
+    assert_error(call(a, "GET", "/", NULL, NULL), 404, "no such path");
+    assert_error(call(a, "GET", "/api/v1/pools/", NULL, NULL), 404, "no such path");
+    assert_error(call(a, "GET", "/api/v1/pools/app/backends", NULL, NULL), 404, "no such path");
+    assert_error(call(a, "GET", "/api/v1/pools/nosuch", NULL, NULL), 404,
+                 "no pool named \"nosuch\"");
+    assert_error(call(a, "GET", "/api/v1/pools/nosuch/backends/app1", NULL, NULL), 404,
+                 "no pool named \"nosuch\"");
+    assert_error(call(a, "GET", "/api/v1/pools/app/backends/nosuch", NULL, NULL), 404,
+                 "pool \"app\" has no backend \"nosuch\"");
+    /* Client text comes back escaped and cut. */
+    assert_error(call(a, "GET", "/api/v1/pools/a%0A%01%22b", NULL, NULL), 404,
+                 "no pool named \"a\\n\\x01\\\"b\"");
+    char longname[101];
+    memset(longname, 'x', 100);
+    longname[100] = '\0';
+    assert_error(call(a, "GET", harness_strf("/api/v1/pools/%s", longname), NULL, NULL), 404,
+                 harness_strf("no pool named \"%.64s...\"", longname));
+
+    /* 405 with Allow */
+    struct reply r = call(a, "PUT", "/api/v1/status", NULL, NULL);
+    assert_error(r, 405, "method PUT not allowed");
+    ck_assert_str_eq(harness_http_header(r.headers, "Allow"), "GET");
+    r = call(a, "DELETE", "/api/v1/pools/app/backends/app1", NULL, NULL);
+    assert_error(r, 405, "method DELETE not allowed");
+    ck_assert_str_eq(harness_http_header(r.headers, "Allow"), "GET, PATCH");
+    r = call(a, "GET", "/api/v1/reload", NULL, NULL);
+    assert_error(r, 405, "method GET not allowed");
+    ck_assert_str_eq(harness_http_header(r.headers, "Allow"), "POST");
+    r = call(a, "PATCH", "/api/v1/pools/app", JSON_TYPE, "{}");
+    assert_error(r, 405, "method PATCH not allowed");
+    ck_assert_str_eq(harness_http_header(r.headers, "Allow"), "GET");
+
+    /* 400 */
+    assert_error(patch(a, "app", "app1", "{\"state\": drain}"), 400,
+                 "invalid JSON at line 1, column 15: invalid token near 'drain'");
+    assert_error(patch(a, "app", "app1", "{\n  \"weight\": 2,\n}"), 400,
+                 "invalid JSON at line 3, column 1: string or '}' expected near '}'");
+    assert_error(patch(a, "app", "app1", ""), 400,
+                 "invalid JSON at line 1, column 0: '[' or '{' expected near end of file");
+    assert_error(patch(a, "app", "app1", "{\"state\": \"drain\", \"state\": \"enable\"}"), 400,
+                 "invalid JSON at line 1, column 26: duplicate object key near '\"state\"'");
+    assert_error(patch(a, "app", "app1", "{\"\x01\": 1}"), 400,
+                 "invalid JSON at line 1, column 2: control character 0x1 near '\"'");
+    /* jansson quotes the bytes near the error: only printable ASCII comes back. */
+    assert_error(patch(a, "app", "app1", "{\"a\": \xc3\xa9}"), 400,
+                 "invalid JSON at line 1, column 7: invalid token near '?"
+                 "?'");
+    assert_error(patch(a, "app", "app1", "[1]"), 400, "the body must be a JSON object");
+    assert_error(patch(a, "app", "app1", "{}"), 400, "the body must set \"state\" or \"weight\"");
+    const char *bad_state = "\"state\" must be \"drain\", \"disable\" or \"enable\"";
+    assert_error(patch(a, "app", "app1", "{\"state\": \"draining\"}"), 400, bad_state);
+    assert_error(patch(a, "app", "app1", "{\"state\": 1}"), 400, bad_state);
+    const char *bad_weight = "\"weight\" must be an integer from 0 to 256";
+    assert_error(patch(a, "app", "app1", "{\"weight\": 257}"), 400, bad_weight);
+    assert_error(patch(a, "app", "app1", "{\"weight\": -1}"), 400, bad_weight);
+    assert_error(patch(a, "app", "app1", "{\"weight\": 2.0}"), 400, bad_weight);
+    assert_error(patch(a, "app", "app1", "{\"weight\": \"2\"}"), 400, bad_weight);
+    assert_error(patch(a, "app", "app1", "{\"state\": \"drain\", \"wieght\": 2}"), 400,
+                 "unknown key \"wieght\" (expected \"state\" or \"weight\")");
+    /* All or nothing: a valid state next to a bad weight changes nothing. */
+    assert_error(patch(a, "app", "app1", "{\"state\": \"disable\", \"weight\": 999}"), 400,
+                 bad_weight);
+
+    /* 413: over 64 KiB */
+    size_t big = 70 * 1024;
+    char *body = malloc(big + 1);
+    ck_assert(body != NULL);
+    memset(body, ' ', big);
+    memcpy(body, "{\"weight\": 2}", 13);
+    body[big] = '\0';
+    r = patch(a, "app", "app1", body);
+    free(body);
+    assert_error(r, 413, "request body over 65536 bytes");
+
+    /* 415 */
+    const char *path = "/api/v1/pools/app/backends/app1";
+    const char *bad_type = "Content-Type must be application/json";
+    assert_error(call(a, "PATCH", path, NULL, "{\"weight\": 2}"), 415, bad_type);
+    assert_error(call(a, "PATCH", path, "Content-Type: text/plain\r\n", "{\"weight\": 2}"), 415,
+                 bad_type);
+    assert_error(call(a, "PATCH", path, "Content-Type: application/jsonx\r\n", "{\"weight\": 2}"),
+                 415, bad_type);
+
+    json_t *b = get_json(a, path, false);
+    ck_assert_str_eq(jstr(b, "state"), "up");
+    ck_assert_int_eq(jint(b, "weight"), 1);
+    ck_assert_int_eq(harness_log_count(s.lb.log, "admin: pool"), 0);
+
+    /* Parameters after the media type are fine. */
+    r = call(a, "PATCH", path, "Content-Type: Application/JSON; charset=utf-8\r\n",
+             "{\"weight\": 2}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(jint(r.json, "weight"), 2);
+    stop(&s);
+}
+END_TEST
+
+START_TEST(bearer_token)
+{
+    struct setup s;
+    start(&s, "roundrobin", backend("app1", "name", 1), NULL, TOKEN);
+    int a = s.aport;
+
+    struct reply r = call(a, "GET", "/healthz", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(jstr(r.json, "status"), "ok");
+
+    static const char *const wrong[] = {
+        NULL,
+        "Authorization: Bearer s3cret-tokem\r\n", /* same length */
+        "Authorization: Bearer s3cret\r\n",       /* a prefix */
+        "Authorization: Bearer s3cret-token2\r\n",
+        "Authorization: Basic czNjcmV0LXRva2Vu\r\n",
+        "Authorization: " TOKEN "\r\n",
+        "Authorization: Bearer\r\n",
+    };
+    static const char *const paths[] = {"/api/v1/status", "/metrics", "/nope",
+                                        "/api/v1/pools/app/backends/app1"};
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        for (size_t k = 0; k < sizeof(paths) / sizeof(paths[0]); k++) {
+            r = call(a, "GET", paths[k], wrong[i], NULL);
+            assert_error(r, 401, "missing or invalid bearer token");
+            ck_assert_str_eq(harness_http_header(r.headers, "WWW-Authenticate"), "Bearer");
+        }
+    }
+    r = call(a, "PATCH", "/api/v1/pools/app/backends/app1", JSON_TYPE, "{\"state\": \"drain\"}");
+    assert_error(r, 401, "missing or invalid bearer token");
+
+    ck_assert_int_eq(jint(get_json(a, "/api/v1/status", true), "pid"), s.lb.pid);
+    r = call(a, "GET", "/api/v1/status", "Authorization: bearer " TOKEN "\r\n", NULL);
+    ck_assert_int_eq(r.status, 200);
+    r = call(a, "GET", "/metrics", AUTH, NULL);
+    ck_assert_int_eq(r.status, 200);
+    assert_error(call(a, "GET", "/nope", AUTH, NULL), 404, "no such path");
+    r = call(a, "PATCH", "/api/v1/pools/app/backends/app1", AUTH JSON_TYPE,
+             "{\"state\": \"drain\"}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(jstr(r.json, "state"), "draining");
+    stop(&s);
+}
+END_TEST
+
+START_TEST(backend_lookup)
+{
+    int p1 = harness_free_port(), p2 = harness_free_port();
+    harness_backend("127.0.0.1", p1, "app1", "name");
+    harness_backend("127.0.0.1", p2, "anon", "name");
+    const char *backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"app1\"}, "
+                                        "{\"address\": \"127.0.0.1:%d\"}",
+                                        p1, p2);
+    int p3 = harness_have_ipv6() ? harness_free_port6() : -1;
+    if (p3 > 0) {
+        harness_backend("::1", p3, "v6", "name");
+        backends = harness_strf("%s, {\"address\": \"[::1]:%d\"}", backends, p3);
+    }
+    struct setup s;
+    start(&s, "roundrobin", backends, NULL, NULL);
+    int a = s.aport;
+
+    json_t *b = get_json(a, "/api/v1/pools/app/backends/app1", false);
+    ck_assert_str_eq(jstr(b, "id"), "app1");
+    ck_assert_str_eq(jstr(b, "address"), harness_strf("127.0.0.1:%d", p1));
+    /* A named backend is found by its address too. */
+    b = get_json(a, harness_strf("/api/v1/pools/app/backends/127.0.0.1:%d", p1), false);
+    ck_assert_str_eq(jstr(b, "id"), "app1");
+    b = get_json(a, harness_strf("/api/v1/pools/app/backends/127.0.0.1%%3A%d", p1), false);
+    ck_assert_str_eq(jstr(b, "id"), "app1");
+    /* An unnamed one by its address, its id. */
+    b = get_json(a, harness_strf("/api/v1/pools/app/backends/127.0.0.1:%d", p2), false);
+    ck_assert_str_eq(jstr(b, "id"), harness_strf("127.0.0.1:%d", p2));
+    assert_null(b, "name");
+    if (p3 > 0) {
+        const char *id = harness_strf("[::1]:%d", p3);
+        b = get_json(a, harness_strf("/api/v1/pools/app/backends/%%5B%%3A%%3A1%%5D%%3A%d", p3),
+                     false);
+        ck_assert_str_eq(jstr(b, "id"), id);
+        ck_assert_str_eq(jstr(b, "address"), id);
+        b = get_json(a, harness_strf("/api/v1/pools/app/backends/[::1]:%d", p3), false);
+        ck_assert_str_eq(jstr(b, "id"), id);
+        struct reply r =
+            patch(a, "app", harness_strf("%%5b%%3a%%3a1%%5d%%3a%d", p3), "{\"state\": \"drain\"}");
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_str_eq(jstr(r.json, "state"), "draining");
+        ck_assert(harness_log_contains(
+            s.lb.log, harness_strf("admin: pool app backend [::1]:%d state drain (was up)", p3)));
+    }
+    stop(&s);
+}
+END_TEST
+
+START_TEST(drain_and_enable)
+{
+    struct setup s;
+    start(&s, "roundrobin",
+          harness_strf("%s, %s, %s", backend("echo", "echo", 1), backend("n2", "name", 1),
+                       backend("n3", "name", 1)),
+          NULL, NULL);
+    int client = harness_connect("127.0.0.1", s.lport, HARNESS_WAIT_MS);
+    ck_assert_int_ge(client, 0);
+    assert_echo(client, "before drain"); /* the first pick is echo */
+
+    struct reply r = patch(s.aport, "app", "echo", "{\"state\": \"drain\"}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(keys_of(r.json), BACKEND_KEYS);
+    ck_assert_str_eq(jstr(r.json, "state"), "draining");
+    ck_assert_int_eq(jint(r.json, "active_connections"), 1);
+    ck_assert(harness_log_contains(s.lb.log, "info: admin: pool app backend echo state drain "
+                                             "(was up)"));
+    ck_assert_int_eq(jint(get_json(s.aport, "/api/v1/pools/app", false), "available_backends"), 2);
+
+    ck_assert_str_eq(fetch_sequence(s.lport, 4), "n2 n3 n2 n3");
+    assert_echo(client, "still open while draining");
+    json_t *b = get_json(s.aport, "/api/v1/pools/app/backends/echo", false);
+    ck_assert_int_eq(jint(b, "active_connections"), 1);
+    ck_assert_int_eq(jint(b, "total_connections"), 1);
+
+    /* Draining again changes (and logs) nothing. */
+    ck_assert_int_eq(patch(s.aport, "app", "echo", "{\"state\": \"drain\"}").status, 200);
+    ck_assert_int_eq(harness_log_count(s.lb.log, "admin: pool app backend echo state"), 1);
+
+    r = patch(s.aport, "app", "echo", "{\"state\": \"enable\"}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(jstr(r.json, "state"), "up");
+    ck_assert(harness_log_contains(s.lb.log, "info: admin: pool app backend echo state enable "
+                                             "(was draining)"));
+    /* The cycle goes on where it was: echo is next again. */
+    int second = harness_connect("127.0.0.1", s.lport, HARNESS_WAIT_MS);
+    ck_assert_int_ge(second, 0);
+    assert_echo(second, "back in rotation");
+    close(second);
+    ck_assert_str_eq(fetch_sequence(s.lport, 2), "n2 n3");
+    assert_echo(client, "the first session never noticed");
+    close(client);
+    stop(&s);
+}
+END_TEST
+
+START_TEST(disable_closes_sessions)
+{
+    struct setup s;
+    start(&s, "roundrobin",
+          harness_strf("%s, %s", backend("echo", "echo", 1), backend("n2", "name", 1)), NULL, NULL);
+    int client = harness_connect("127.0.0.1", s.lport, HARNESS_WAIT_MS);
+    ck_assert_int_ge(client, 0);
+    assert_echo(client, "hello");
+
+    struct reply r = patch(s.aport, "app", "echo", "{\"state\": \"disable\"}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(jstr(r.json, "state"), "disabled");
+    ck_assert_int_eq(jint(r.json, "active_connections"), 0);
+    ck_assert_msg(harness_wait_closed(client, 2000) >= 0, "the disabled backend's session is open");
+    close(client);
+    const char *line = harness_log_line(s.lb.log, "reason=\"backend disabled\"");
+    ck_assert_msg(line != NULL, "no session end with reason backend disabled in %s", s.lb.log);
+    ck_assert_msg(strstr(line, "backend=echo ") != NULL, "%s", line);
+    ck_assert(harness_log_contains(s.lb.log,
+                                   "info: admin: pool app backend echo state disable (was up)"));
+
+    ck_assert_str_eq(fetch_sequence(s.lport, 3), "n2 n2 n2");
+    ck_assert_int_eq(jint(get_json(s.aport, "/api/v1/pools/app", false), "available_backends"), 1);
+
+    r = patch(s.aport, "app", "echo", "{\"state\": \"enable\"}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(jstr(r.json, "state"), "up");
+    client = harness_connect("127.0.0.1", s.lport, HARNESS_WAIT_MS);
+    ck_assert_int_ge(client, 0);
+    assert_echo(client, "back"); /* n2 was last, echo is next */
+    close(client);
+    stop(&s);
+}
+END_TEST
+
+START_TEST(weight_change)
+{
+    struct setup s;
+    start(&s, "weighted", harness_strf("%s, %s", backend("a", "name", 1), backend("b", "name", 1)),
+          NULL, NULL);
+    ck_assert_str_eq(fetch_sequence(s.lport, 4), "a b a b");
+
+    struct reply r = patch(s.aport, "app", "a", "{\"weight\": 3}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(jint(r.json, "weight"), 3);
+    ck_assert_int_eq(jint(r.json, "effective_weight"), 3);
+    ck_assert_str_eq(jstr(r.json, "state"), "up");
+    ck_assert(harness_log_contains(s.lb.log, "info: admin: pool app backend a weight 3 (was 1)"));
+    ck_assert_str_eq(fetch_sequence(s.lport, 8), "a a b a a a b a");
+
+    /* Weight 0: no new connections, like down. */
+    r = patch(s.aport, "app", "a", "{\"weight\": 0, \"state\": \"enable\"}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(jint(r.json, "weight"), 0);
+    ck_assert_int_eq(jint(get_json(s.aport, "/api/v1/pools/app", false), "available_backends"), 1);
+    ck_assert_str_eq(fetch_sequence(s.lport, 3), "b b b");
+
+    /* Both at once: weight 2 and drain b. */
+    r = patch(s.aport, "app", "b", "{\"state\": \"drain\", \"weight\": 2}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(jint(r.json, "weight"), 2);
+    ck_assert_str_eq(jstr(r.json, "state"), "draining");
+    ck_assert(harness_log_contains(s.lb.log, "admin: pool app backend b weight 2 (was 1)"));
+    ck_assert(harness_log_contains(s.lb.log, "admin: pool app backend b state drain (was up)"));
+    ck_assert(harness_log_contains(s.lb.log, "error: pool app has no available backend"));
+    stop(&s);
+}
+END_TEST
+
+START_TEST(counters)
+{
+    struct setup s;
+    start(&s, "roundrobin",
+          harness_strf("%s, %s", backend("sink", "sink", 1), backend("echo", "echo", 1)), NULL,
+          NULL);
+    char buf[2000];
+    memset(buf, 'x', sizeof(buf));
+
+    /* Session 1 to sink: 1234 bytes out, "1234\n" back. */
+    int fd = harness_connect("127.0.0.1", s.lport, HARNESS_WAIT_MS);
+    ck_assert_int_ge(fd, 0);
+    ck_assert(harness_send_all(fd, buf, 1234, HARNESS_WAIT_MS));
+    shutdown(fd, SHUT_WR);
+    char answer[64];
+    ck_assert_int_eq(harness_read_eof(fd, answer, sizeof(answer), HARNESS_WAIT_MS), 5);
+    ck_assert_str_eq(answer, "1234\n");
+    close(fd);
+    ck_assert(harness_log_wait(s.lb.log, "session end", 1, HARNESS_WAIT_MS));
+
+    /* Session 2 to echo, still open while we look. */
+    fd = harness_connect("127.0.0.1", s.lport, HARNESS_WAIT_MS);
+    ck_assert_int_ge(fd, 0);
+    ck_assert(harness_send_all(fd, buf, 1000, HARNESS_WAIT_MS));
+    ck_assert_int_eq(harness_recv_n(fd, buf, 1000, HARNESS_WAIT_MS), 1000);
+    json_t *st = get_json(s.aport, "/api/v1/status", false);
+    ck_assert_int_eq(jint(st, "connections.active"), 1);
+    ck_assert_int_eq(jint(st, "connections.total"), 2);
+    json_t *l = get_json(s.aport, "/api/v1/listeners", false);
+    ck_assert_int_eq(jint(l, "listeners.0.active_connections"), 1);
+    ck_assert_int_eq(jint(l, "listeners.0.total_connections"), 2);
+    json_t *b = get_json(s.aport, "/api/v1/pools/app/backends/echo", false);
+    ck_assert_int_eq(jint(b, "active_connections"), 1);
+    close(fd);
+    ck_assert(harness_log_wait(s.lb.log, "session end", 2, HARNESS_WAIT_MS));
+
+    st = get_json(s.aport, "/api/v1/status", false);
+    ck_assert_int_eq(jint(st, "connections.active"), 0);
+    ck_assert_int_eq(jint(st, "connections.total"), 2);
+    json_t *p = get_json(s.aport, "/api/v1/pools/app", false);
+    ck_assert_str_eq(jstr(p, "backends.0.id"), "sink");
+    ck_assert_int_eq(jint(p, "backends.0.total_connections"), 1);
+    ck_assert_int_eq(jint(p, "backends.0.active_connections"), 0);
+    ck_assert_int_eq(jint(p, "backends.0.failed_connections"), 0);
+    ck_assert_int_eq(jint(p, "backends.0.bytes_out"), 1234);
+    ck_assert_int_eq(jint(p, "backends.0.bytes_in"), 5);
+    ck_assert_int_eq(jint(p, "backends.1.total_connections"), 1);
+    ck_assert_int_eq(jint(p, "backends.1.active_connections"), 0);
+    ck_assert_int_eq(jint(p, "backends.1.bytes_out"), 1000);
+    ck_assert_int_eq(jint(p, "backends.1.bytes_in"), 1000);
+    ck_assert_int_eq(jint(p, "rejected_connections"), 0);
+    stop(&s);
+}
+END_TEST
+
+START_TEST(health_fields)
+{
+    int dead = harness_free_port(); /* nothing listens there */
+    struct setup s;
+    start(&s, "roundrobin",
+          harness_strf("%s, {\"address\": \"127.0.0.1:%d\", \"name\": \"dead\"}",
+                       backend("live", "name", 1), dead),
+          "\"health_check\": {\"type\": \"tcp\", \"interval_ms\": 100, \"timeout_ms\": 500, "
+          "\"rise\": 2, \"fall\": 2}, ",
+          NULL);
+    ck_assert(harness_log_wait(s.lb.log, "backend dead DOWN", 1, HARNESS_WAIT_MS));
+
+    json_t *p = get_json(s.aport, "/api/v1/pools/app", false);
+    json_t *live = jget(p, "backends.0");
+    json_t *h = jget(live, "health");
+    ck_assert_str_eq(keys_of(h), "checks status last_check last_check_duration_ms last_error "
+                                 "consecutive_successes consecutive_failures transitions ejected");
+    ck_assert_str_eq(jstr(h, "checks"), "tcp");
+    ck_assert_str_eq(jstr(h, "status"), "up");
+    const char *at = jstr(h, "last_check");
+    int y, mo, d, hh, mi, sec, ms;
+    char z;
+    ck_assert_int_eq(strlen(at), 24);
+    ck_assert_int_eq(
+        sscanf(at, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &y, &mo, &d, &hh, &mi, &sec, &ms, &z), 8);
+    ck_assert_int_eq(z, 'Z');
+    ck_assert(json_is_real(jget(h, "last_check_duration_ms")));
+    ck_assert(json_real_value(jget(h, "last_check_duration_ms")) >= 0);
+    assert_null(h, "last_error");
+    ck_assert_int_ge(jint(h, "consecutive_successes"), 1);
+    ck_assert_int_eq(jint(h, "consecutive_failures"), 0);
+    ck_assert_int_eq(jint(h, "transitions"), 0);
+    ck_assert(json_is_false(jget(h, "ejected")));
+    ck_assert_str_eq(jstr(live, "state"), "up");
+
+    json_t *dh = jget(p, "backends.1.health");
+    ck_assert_str_eq(jstr(p, "backends.1.state"), "down");
+    ck_assert_str_eq(jstr(dh, "status"), "down");
+    ck_assert_str_eq(jstr(dh, "last_error"), "connection refused");
+    ck_assert_int_ge(jint(dh, "consecutive_failures"), 2);
+    ck_assert_int_eq(jint(dh, "consecutive_successes"), 0);
+    ck_assert_int_eq(jint(dh, "transitions"), 1);
+    ck_assert_int_eq(jint(p, "available_backends"), 1);
+
+    /* An operator's state shows over health; enable hands back to health. */
+    struct reply r = patch(s.aport, "app", "dead", "{\"state\": \"disable\"}");
+    ck_assert_str_eq(jstr(r.json, "state"), "disabled");
+    ck_assert(harness_log_contains(s.lb.log, "admin: pool app backend dead state disable (was "
+                                             "down)"));
+    r = patch(s.aport, "app", "dead", "{\"state\": \"enable\"}");
+    ck_assert_str_eq(jstr(r.json, "state"), "down");
+    ck_assert_int_eq(jint(get_json(s.aport, "/api/v1/pools/app", false), "available_backends"), 1);
+    stop(&s);
+}
+END_TEST
+
+START_TEST(bind_failure)
+{
+    int lport = harness_free_port();
+    int aport = harness_free_port();
+    int busy = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)aport)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(busy, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(listen(busy, 1), 0);
+    const char *cfg =
+        admin_config(&(struct harness_conf){.listen = harness_strf("127.0.0.1:%d", lport),
+                                            .backends = "{\"address\": \"127.0.0.1:1\"}"},
+                     aport, NULL);
+    const char *path = harness_write_file("busy.json", cfg);
+    const char *out, *err;
+    char *argv[] = {LB_BUILD_DIR "/lb", "-c", (char *)path, NULL};
+    int status = harness_run(argv, &out, &err, HARNESS_WAIT_MS);
+    close(busy);
+    ck_assert_int_eq(status, 1);
+    ck_assert_msg(
+        strstr(err, harness_strf("admin: cannot listen on 127.0.0.1:%d: Address already in use",
+                                 aport)) != NULL,
+        "stderr: %s", err);
+    harness_assert_no_sanitizer_report(err, "lb stderr");
+    ck_assert(!harness_port_listening(lport));
+}
+END_TEST
+
+START_TEST(large_pool)
+{
+    enum { N = 10000 };
+    /* Nobody listens on these: no checks and no traffic, only the API. */
+    char *backends = malloc(N * 48);
+    ck_assert(backends != NULL);
+    size_t len = 0;
+    for (int i = 0; i < N; i++)
+        len += (size_t)sprintf(backends + len, "%s{\"address\": \"127.0.0.%d:%d\"}", i ? ", " : "",
+                               2 + i / 5000, 20000 + i % 5000);
+    struct setup s;
+    start(&s, "weighted", harness_strf("%s", backends), NULL, NULL);
+    free(backends);
+
+    long t0 = harness_now_ms();
+    json_t *pools = get_json(s.aport, "/api/v1/pools", false);
+    long took = harness_now_ms() - t0;
+    ck_assert_int_eq(json_array_size(jget(pools, "pools.0.backends")), N);
+    ck_assert_str_eq(jstr(pools, "pools.0.backends.9999.id"), "127.0.0.3:24999");
+    ck_assert_msg(took < 3000, "GET /api/v1/pools of %d backends took %ld ms", N, took);
+
+    t0 = harness_now_ms();
+    struct reply r = patch(s.aport, "app", "127.0.0.3:24999", "{\"weight\": 7}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(jint(r.json, "weight"), 7);
+    ck_assert_int_lt(harness_now_ms() - t0, 1000);
+    r = call(s.aport, "GET", "/metrics", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    stop(&s);
+}
+END_TEST
+
+static Suite *admin_suite(void)
+{
+    Suite *s = suite_create("admin");
+    TCase *tc;
+#define ADD_TCASE(name, fn)                                                                        \
+    tc = tcase_create(name);                                                                       \
+    tcase_add_checked_fixture(tc, setup, teardown);                                                \
+    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);                                                  \
+    tcase_add_test(tc, fn);                                                                        \
+    suite_add_tcase(s, tc)
+    ADD_TCASE("read", read_endpoints);
+    ADD_TCASE("errors", error_statuses);
+    ADD_TCASE("token", bearer_token);
+    ADD_TCASE("lookup", backend_lookup);
+    ADD_TCASE("drain", drain_and_enable);
+    ADD_TCASE("disable", disable_closes_sessions);
+    ADD_TCASE("weight", weight_change);
+    ADD_TCASE("counters", counters);
+    ADD_TCASE("health", health_fields);
+    ADD_TCASE("bind", bind_failure);
+    ADD_TCASE("large", large_pool);
+#undef ADD_TCASE
+    return s;
+}
+
+LB_TEST_SUITE(admin_suite)

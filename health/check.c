@@ -447,6 +447,41 @@ fail:
     return NULL;
 }
 
+static bool str_same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+bool health_check_matches(const struct health_check *hc, const struct lb_health_conf *conf,
+                          const struct sockaddr *addr, socklen_t addrlen, const char *host_header)
+{
+    const struct lb_health_conf *c = &hc->conf;
+    if (c->type != conf->type || c->interval_ms != conf->interval_ms ||
+        c->timeout_ms != conf->timeout_ms || c->rise != conf->rise || c->fall != conf->fall ||
+        c->port != conf->port || c->status_min != conf->status_min ||
+        c->status_max != conf->status_max || !str_same(c->expect_body, conf->expect_body))
+        return false;
+
+    struct health_check probe = {0};
+    if (check_set_addr(&probe, addr, addrlen, conf->port) < 0 || probe.addrlen != hc->addrlen ||
+        memcmp(&probe.addr, &hc->addr, hc->addrlen) != 0)
+        return false;
+    if (conf->type != LB_CHECK_HTTP)
+        return true;
+    /* method, path and Host all live in the request bytes. */
+    char host[INET6_ADDRSTRLEN + 16];
+    const char *h = conf->host ? conf->host : host_header;
+    if (!h) {
+        check_addr_text(&probe.addr, host, sizeof(host));
+        h = host;
+    }
+    size_t len;
+    char *req = check_http_request(conf, h, &len);
+    bool same = req && len == hc->request_len && memcmp(req, hc->request, len) == 0;
+    free(req);
+    return same;
+}
+
 /* The first check runs from a 0-delay timer, so cb never runs inside this
  * call. Starting twice is harmless. */
 int health_check_start(struct health_check *hc)

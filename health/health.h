@@ -64,6 +64,10 @@ struct health_check;
 struct health_check *health_check_new(struct event_base *base, const struct lb_health_conf *conf,
                                       const struct sockaddr *addr, socklen_t addrlen,
                                       const char *host_header, health_cb cb, void *arg);
+/* True when hc already checks what health_check_new(conf, addr, addrlen,
+ * host_header) would: a reload keeps such a check (and its state) running. */
+bool health_check_matches(const struct health_check *hc, const struct lb_health_conf *conf,
+                          const struct sockaddr *addr, socklen_t addrlen, const char *host_header);
 /* Runs the first check at once, then every health_next_delay_ms(); at most
  * one check is in flight. 0 or -1. */
 int health_check_start(struct health_check *hc);

@@ -413,6 +413,8 @@ static int change_parse(struct evhttp_request *req, struct backend_change *c)
  * ENOMEM, leaving b unchanged), then the state. 0 or -1. */
 static int change_apply(struct pool *pool, struct backend *b, const struct backend_change *c)
 {
+    if (c->set_weight)
+        b->weight_overridden = true; /* even when unchanged: a reload keeps it */
     if (c->set_weight && c->weight != b->weight) {
         unsigned was = b->weight;
         if (pool_set_backend_weight(pool, b, c->weight) < 0)
@@ -504,11 +506,22 @@ static void handle_backend(struct admin *a, struct evhttp_request *req, const st
     reply_json(req, HTTP_OK, admin_json_backend(a->rt, b));
 }
 
+/* Reloads like SIGHUP, synchronously, and answers with the outcome. */
 static void handle_reload(struct admin *a, struct evhttp_request *req, const struct admin_path *p)
 {
-    (void)a;
     (void)p;
-    reply_error(req, 501, "configuration reload is not implemented yet");
+    struct reload_result res;
+    char err[1024];
+    if (runtime_reload(a->rt, &res, err, sizeof(err)) < 0) {
+        reply_error(req, HTTP_BADREQUEST, "%s", err);
+        return;
+    }
+    json_t *body = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:I}", "status", "ok", "generation", (json_int_t)res.generation,
+        "listeners_added", (json_int_t)res.listeners_added, "listeners_removed",
+        (json_int_t)res.listeners_removed, "backends_added", (json_int_t)res.backends_added,
+        "backends_removed", (json_int_t)res.backends_removed);
+    reply_json(req, HTTP_OK, body); /* NULL body: a 500 out of memory */
 }
 
 static const struct admin_route routes[] = {

@@ -120,6 +120,18 @@ int pool_build(struct pool *pool)
 /* Builds a pool (with its strategy state) from its config; NULL on ENOMEM. */
 struct pool *pool_create(const struct lb_pool_conf *conf)
 {
+    struct pool *pool = pool_prepare(conf);
+    if (pool && pool_build(pool) < 0) {
+        pool_release(pool);
+        return NULL;
+    }
+    return pool;
+}
+
+/* A pool with fresh backends from its config, without strategy state yet
+ * (a reload adopts backends first, then builds). NULL on ENOMEM. */
+struct pool *pool_prepare(const struct lb_pool_conf *conf)
+{
     struct pool *pool = pool_new(conf->name, conf->strategy);
     if (pool == NULL)
         return NULL;
@@ -133,8 +145,6 @@ struct pool *pool_create(const struct lb_pool_conf *conf)
                              (const struct sockaddr *)&bc->addr, bc->addrlen, bc->weight) == NULL)
             goto fail;
     }
-    if (pool_build(pool) < 0)
-        goto fail;
     return pool;
 fail:
     pool_release(pool);
@@ -157,6 +167,8 @@ void pool_release(struct pool *pool)
         pool->ops->destroy(pool);
     for (size_t i = 0; i < pool->nbackends; i++) {
         struct backend *b = pool->backends[i];
+        if (b == NULL) /* adopted by a newer pool (reload) */
+            continue;
         backend_health_stop(b);
         b->pool = NULL;
         backend_release(b);
@@ -185,15 +197,19 @@ void pool_conn_start(struct pool *pool, struct backend *b)
 }
 
 /* A session on b ends. Safe after the pool was freed (b->pool is NULL
- * then, and pool is not touched). */
+ * then), and after a reload moved b to a new pool. */
 void pool_conn_end(struct pool *pool, struct backend *b)
 {
+    (void)pool;
     if (b->active > 0)
         b->active--;
-    if (b->pool == NULL || b->pool != pool || pool->state == NULL)
+    /* The session's pool may be an older generation: the backend's own
+     * (current) pool is the one whose strategy counts it. */
+    struct pool *cur = b->pool;
+    if (cur == NULL || cur->state == NULL)
         return;
-    if (pool->ops->conn_end)
-        pool->ops->conn_end(pool, b);
+    if (cur->ops->conn_end)
+        cur->ops->conn_end(cur, b);
 }
 
 /* Tells the strategy that b changed; keeps navailable right. */
@@ -256,4 +272,37 @@ int pool_set_backend_eff_weight(struct pool *pool, struct backend *b, unsigned e
     if (eff_weight == 0 && b->weight > 0)
         eff_weight = 1;
     return pool_change(pool, b, b->up, b->weight, eff_weight);
+}
+
+/* Puts old -- the backend with the same id in the previous generation of
+ * this pool -- in place of the fresh backend at index i, before
+ * pool_build(): old keeps its runtime state (health, counters, sessions,
+ * admin overrides) and takes the new address and weight (an admin weight
+ * wins). Its slot in the old pool becomes NULL; the fresh one is freed. */
+void pool_adopt_backend(struct pool *pool, size_t i, struct backend *old)
+{
+    struct backend *fresh = pool->backends[i];
+    if (old->pool && old->pool->backends[old->index] == old)
+        old->pool->backends[old->index] = NULL;
+    if (strcmp(old->address, fresh->address) != 0 || old->addrlen != fresh->addrlen ||
+        memcmp(&old->addr, &fresh->addr, fresh->addrlen) != 0) {
+        char *swap = old->address;
+        old->address = fresh->address;
+        fresh->address = swap;
+        old->addr = fresh->addr;
+        old->addrlen = fresh->addrlen;
+    }
+    if (!old->weight_overridden && old->weight != fresh->weight) {
+        /* Mid slow start, the ramp goes on towards the new weight. */
+        if (old->eff_weight >= old->weight || old->eff_weight > fresh->weight)
+            old->eff_weight = fresh->weight;
+        old->weight = fresh->weight;
+    }
+    old->pool = pool;
+    old->index = (unsigned)i;
+    pool->backends[i] = old;
+    backend_release(fresh);
+    pool->navailable = 0;
+    for (size_t k = 0; k < pool->nbackends; k++)
+        pool->navailable += backend_available(pool->backends[k]);
 }

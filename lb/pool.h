@@ -66,6 +66,7 @@ struct backend {
     double check_sum_s;
 
     enum backend_admin admin;                      /* operator's override (admin API) */
+    bool weight_overridden;                        /* the admin set weight: a reload keeps it */
     LIST_HEAD(backend_sessions, session) sessions; /* sessions using it */
 };
 
@@ -154,6 +155,8 @@ static inline bool pick_candidate(struct backend *b, const struct pick_ctx *ctx,
 
 /* Builds a pool (with its strategy state) from its config; NULL on ENOMEM. */
 struct pool *pool_create(const struct lb_pool_conf *conf);
+struct pool *pool_prepare(const struct lb_pool_conf *conf);
+void pool_adopt_backend(struct pool *pool, size_t i, struct backend *old);
 /* Lower-level constructors, used by pool_create and by unit tests. */
 struct pool *pool_new(const char *name, enum lb_strategy strategy);
 struct backend *pool_add_backend(struct pool *pool, const char *id, const char *name,

@@ -172,19 +172,31 @@ void backend_health_stop(struct backend *b)
     }
 }
 
-/* Sets up b's timers and, with active checks, its check (started later). */
+/* Sets up b's timers and, with active checks, its check (started later).
+ * A backend carried over by a reload keeps its timers, its passive count
+ * and, when the settings and address are unchanged, its running check and
+ * state; a changed check starts over (up, first check at once). */
 static int backend_health_init(struct backend *b, const struct lb_pool_conf *conf,
                                struct event_base *base)
 {
-    b->passive = (struct health_passive){.max_failures = conf->passive.max_failures};
-    b->eject_timer = evtimer_new(base, on_eject_timer, b);
-    b->ramp_timer = evtimer_new(base, on_ramp_timer, b);
+    const struct sockaddr *addr = (const struct sockaddr *)&b->addr;
+    b->passive.max_failures = conf->passive.max_failures;
+    if (!b->eject_timer)
+        b->eject_timer = evtimer_new(base, on_eject_timer, b);
+    if (!b->ramp_timer)
+        b->ramp_timer = evtimer_new(base, on_ramp_timer, b);
     if (!b->eject_timer || !b->ramp_timer)
         return -1;
-    if (conf->health.type == LB_CHECK_NONE)
+    if (b->check &&
+        (conf->health.type == LB_CHECK_NONE ||
+         !health_check_matches(b->check, &conf->health, addr, b->addrlen, b->address))) {
+        health_check_free(b->check);
+        b->check = NULL;
+        b->health_down = false;
+    }
+    if (conf->health.type == LB_CHECK_NONE || b->check)
         return 0;
-    b->check = health_check_new(base, &conf->health, (const struct sockaddr *)&b->addr, b->addrlen,
-                                b->address, on_check, b);
+    b->check = health_check_new(base, &conf->health, addr, b->addrlen, b->address, on_check, b);
     return b->check ? 0 : -1;
 }
 
@@ -200,6 +212,8 @@ int pool_health_start(struct pool *pool, const struct lb_pool_conf *conf, struct
     for (size_t i = 0; i < pool->nbackends; i++)
         if (pool->backends[i]->check && health_check_start(pool->backends[i]->check) < 0)
             goto fail;
+    for (size_t i = 0; i < pool->nbackends; i++)
+        backend_refresh(pool->backends[i]); /* a restarted check starts up */
     return 0;
 fail:
     for (size_t i = 0; i < pool->nbackends; i++)

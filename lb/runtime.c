@@ -14,7 +14,7 @@
 #include "lb/log.h"
 #include "lb/runtime.h"
 
-static void listener_destroy(struct listener *l)
+void listener_destroy(struct listener *l)
 {
     if (!l)
         return;
@@ -25,7 +25,8 @@ static void listener_destroy(struct listener *l)
     free(l);
 }
 
-static struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c)
+struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c,
+                                 struct pool *pool)
 {
     struct listener *l = calloc(1, sizeof(*l));
     if (!l)
@@ -40,7 +41,7 @@ static struct listener *listener_create(struct runtime *rt, const struct lb_list
     memcpy(&l->addr, &c->addr, sizeof(l->addr));
     l->addrlen = c->addrlen;
     l->mode = c->mode;
-    l->pool = rt->pools[c->pool_index];
+    l->pool = pool;
     l->pool->refs++;
     l->max_connections = c->max_connections;
     l->idle_timeout_ms = c->idle_timeout_ms;
@@ -96,6 +97,8 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     rt->config_loaded_unix_ms = rt->started_unix_ms;
     LIST_INIT(&rt->sessions);
     LIST_INIT(&rt->parked);
+    LIST_INIT(&rt->retired);
+    rt->generation = 1;
 
     rt->probe_timer = event_new(base, -1, EV_PERSIST, on_probe_timer, rt);
     struct timeval second = {1, 0};
@@ -114,7 +117,8 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
             goto nomem;
     }
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        rt->listeners[i] = listener_create(rt, &cfg->listeners[i]);
+        rt->listeners[i] =
+            listener_create(rt, &cfg->listeners[i], rt->pools[cfg->listeners[i].pool_index]);
         if (!rt->listeners[i])
             goto nomem;
         rt->nlisteners++;
@@ -191,6 +195,14 @@ void runtime_session_ended(struct runtime *rt, struct listener *l)
 {
     rt->active--;
     l->active--;
+    if (l->retired) { /* removed by a reload: freed with its last session */
+        if (l->active == 0) {
+            LIST_REMOVE(l, retired_link);
+            listener_destroy(l);
+        }
+    } else if (!rt->stopping) {
+        listener_resume(l);
+    }
     if (rt->stopping) {
         if (rt->active == 0)
             event_base_loopexit(rt->base, NULL);

@@ -33,6 +33,8 @@ struct listener {
     bool starved;               /* out of file descriptors: accept paused */
     uint64_t active;            /* open sessions */
     uint64_t total;             /* sessions ever accepted */
+    bool retired;               /* removed by a reload; freed with its last session */
+    LIST_ENTRY(listener) retired_link;
 };
 
 LIST_HEAD(session_list, session);
@@ -45,9 +47,11 @@ struct runtime {
     struct listener **listeners;
     size_t nlisteners;
     struct session_list sessions;
-    struct session_list parked; /* sessions with a side lb does not watch */
-    struct event *probe_timer;  /* probes the parked sessions once a second */
-    uint64_t active;            /* open sessions, all listeners */
+    struct session_list parked;                 /* sessions with a side lb does not watch */
+    LIST_HEAD(listener_list, listener) retired; /* removed listeners with open sessions */
+    unsigned generation;                        /* 1 for the first config, +1 per reload */
+    struct event *probe_timer;                  /* probes the parked sessions once a second */
+    uint64_t active;                            /* open sessions, all listeners */
     uint64_t total;
     unsigned fd_waiters; /* sessions waiting for a descriptor to connect */
     bool stopping;
@@ -71,9 +75,26 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
  * closes what is left and leaves the event loop. */
 void runtime_stop(struct runtime *rt, const char *why);
 void runtime_free(struct runtime *rt);
+
+/* What a successful reload changed. */
+struct reload_result {
+    unsigned generation;
+    size_t listeners_added, listeners_removed;
+    size_t backends_added, backends_removed;
+};
+/* Re-reads rt's config file and applies it in place, all or nothing (see
+ * lb/reload.c). 0 with *res filled, or -1 with the reason in err and
+ * nothing changed. Counts and logs the outcome either way. */
+int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, size_t errlen);
 /* Called by the session code when a session ends. */
 void runtime_session_ended(struct runtime *rt, struct listener *l);
 
+/* A listener for c sending clients to pool (takes a pool reference); not
+ * open yet. NULL on ENOMEM. */
+struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c,
+                                 struct pool *pool);
+/* Closes and frees l, dropping its pool reference. */
+void listener_destroy(struct listener *l);
 int listener_open(struct listener *l, char *err, size_t errlen);
 void listener_close(struct listener *l);
 /* Enables or disables accepting as the listener's state says. */

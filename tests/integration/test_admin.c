@@ -291,8 +291,17 @@ START_TEST(read_endpoints)
                      "text/plain; version=0.0.4; charset=utf-8");
     ck_assert_msg(strstr(r.body, "# TYPE ") != NULL, "no metrics: %s", r.body);
 
-    assert_error(call(s.aport, "POST", "/api/v1/reload", NULL, NULL), 501,
-                 "configuration reload is not implemented yet");
+    /* The file is unchanged: a reload keeps everything. */
+    r = call(s.aport, "POST", "/api/v1/reload", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    json_t *rl = json_loads(r.body, 0, NULL);
+    ck_assert_ptr_nonnull(rl);
+    json_t *want = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i}", "status", "ok", "generation", 2,
+                             "listeners_added", 0, "listeners_removed", 0, "backends_added", 0,
+                             "backends_removed", 0);
+    ck_assert_msg(json_equal(rl, want), "reload answered %s", r.body);
+    json_decref(rl);
+    json_decref(want);
     stop(&s);
 }
 END_TEST

@@ -1,0 +1,259 @@
+/* reload: applies a new config file to the running process, all or
+ * nothing. Everything that can fail (reading and validating the file,
+ * binding new listeners, allocating pools) happens first, on new objects;
+ * only then, in the same loop callback so no event runs in between, does
+ * the commit swap them in: listeners on unchanged addresses keep their
+ * sockets, backends with the same pool name and id keep their runtime
+ * state, and what was removed lives until its last session ends. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <sys/time.h>
+
+#include "lb/log.h"
+#include "lb/runtime.h"
+
+/* The new generation, built but not yet in force. */
+struct reload_plan {
+    struct lb_config *cfg;
+    struct pool **pools;         /* cfg->npools, fresh backends */
+    struct listener **listeners; /* cfg->nlisteners: reused old or new and open */
+    bool *reused;                /* per new listener: an old one carried over */
+    bool *kept_old;              /* per old listener: carried over */
+};
+
+static bool sockaddr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+static struct pool *old_pool_named(const struct runtime *rt, const char *name)
+{
+    for (size_t i = 0; i < rt->npools; i++)
+        if (strcmp(rt->pools[i]->name, name) == 0)
+            return rt->pools[i];
+    return NULL;
+}
+
+static struct backend *old_backend_with_id(const struct pool *pool, const char *id)
+{
+    if (!pool)
+        return NULL;
+    for (size_t i = 0; i < pool->nbackends; i++)
+        if (pool->backends[i] && strcmp(pool->backends[i]->id, id) == 0)
+            return pool->backends[i];
+    return NULL;
+}
+
+/* Frees a plan that was not committed: new listeners are closed, reused
+ * ones are left alone, fresh pools are freed. */
+static void plan_discard(struct runtime *rt, struct reload_plan *p)
+{
+    (void)rt;
+    if (p->listeners)
+        for (size_t i = 0; i < p->cfg->nlisteners; i++)
+            if (p->listeners[i] && !p->reused[i])
+                listener_destroy(p->listeners[i]);
+    if (p->pools)
+        for (size_t i = 0; i < p->cfg->npools; i++)
+            pool_release(p->pools[i]);
+    free(p->pools);
+    free(p->listeners);
+    free(p->reused);
+    free(p->kept_old);
+    config_free(p->cfg);
+}
+
+/* Builds every new object; binds new listeners. 0, or -1 with err. */
+static int plan_build(struct runtime *rt, struct reload_plan *p, char *err, size_t errlen)
+{
+    struct lb_config *cfg = p->cfg;
+    p->pools = calloc(cfg->npools, sizeof(*p->pools));
+    p->listeners = calloc(cfg->nlisteners, sizeof(*p->listeners));
+    p->reused = calloc(cfg->nlisteners, sizeof(*p->reused));
+    p->kept_old = calloc(rt->nlisteners ? rt->nlisteners : 1, sizeof(*p->kept_old));
+    if (!p->pools || !p->listeners || !p->reused || !p->kept_old)
+        goto nomem;
+    for (size_t i = 0; i < cfg->npools; i++)
+        if (!(p->pools[i] = pool_prepare(&cfg->pools[i])))
+            goto nomem;
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct lb_listener_conf *c = &cfg->listeners[i];
+        for (size_t j = 0; j < rt->nlisteners; j++) {
+            if (!p->kept_old[j] && sockaddr_same(&rt->listeners[j]->addr, &c->addr)) {
+                p->kept_old[j] = true;
+                p->reused[i] = true;
+                p->listeners[i] = rt->listeners[j];
+                break;
+            }
+        }
+        if (p->reused[i])
+            continue;
+        if (!(p->listeners[i] = listener_create(rt, c, p->pools[c->pool_index])))
+            goto nomem;
+        if (listener_open(p->listeners[i], err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+/* Moves the backends that stay into the new pools, builds their strategy
+ * state, and (re)starts health checks; counts what was added and removed. */
+static void plan_commit_pools(struct runtime *rt, struct reload_plan *p, struct reload_result *res)
+{
+    for (size_t i = 0; i < p->cfg->npools; i++) {
+        struct pool *np = p->pools[i];
+        struct pool *op = old_pool_named(rt, np->name);
+        for (size_t k = 0; k < np->nbackends; k++) {
+            struct backend *ob = old_backend_with_id(op, np->backends[k]->id);
+            if (ob)
+                pool_adopt_backend(np, k, ob);
+            else
+                res->backends_added++;
+        }
+        if (pool_build(np) < 0)
+            log_error("reload: pool %s: out of memory building its strategy; it has no "
+                      "available backend",
+                      np->name);
+        if (pool_health_start(np, &p->cfg->pools[i], rt->base) < 0)
+            log_error("reload: pool %s: out of memory starting its health checks", np->name);
+    }
+    /* What is left in the old pools was removed: no checks, no new
+     * sessions; each is freed with its last session. */
+    for (size_t i = 0; i < rt->npools; i++) {
+        struct pool *op = rt->pools[i];
+        for (size_t k = 0; k < op->nbackends; k++) {
+            if (!op->backends[k])
+                continue;
+            backend_health_stop(op->backends[k]);
+            res->backends_removed++;
+        }
+        if (op->state) {
+            op->ops->destroy(op);
+            op->state = NULL;
+        }
+    }
+}
+
+/* Points carried-over listeners at the new settings and pools, retires the
+ * removed ones. */
+static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
+                                  struct reload_result *res)
+{
+    for (size_t i = 0; i < p->cfg->nlisteners; i++) {
+        const struct lb_listener_conf *c = &p->cfg->listeners[i];
+        struct listener *l = p->listeners[i];
+        if (!p->reused[i]) {
+            res->listeners_added++;
+            log_info("listener %s listening on %s (pool %s)", l->name, l->listen, l->pool->name);
+            continue;
+        }
+        char *name = strdup(c->name);
+        if (name) {
+            free(l->name);
+            l->name = name;
+        }
+        struct pool *np = p->pools[c->pool_index];
+        np->refs++;
+        pool_release(l->pool);
+        l->pool = np;
+        l->mode = c->mode;
+        l->max_connections = c->max_connections;
+        l->idle_timeout_ms = c->idle_timeout_ms;
+        l->full = l->active >= l->max_connections;
+        listener_refresh(l);
+    }
+    for (size_t j = 0; j < rt->nlisteners; j++) {
+        struct listener *l = rt->listeners[j];
+        if (p->kept_old[j])
+            continue;
+        res->listeners_removed++;
+        listener_close(l); /* connects are refused from now on */
+        log_info("listener %s on %s closed (%llu open sessions go on)", l->name, l->listen,
+                 (unsigned long long)l->active);
+        if (l->active == 0) {
+            listener_destroy(l);
+        } else {
+            l->retired = true;
+            LIST_INSERT_HEAD(&rt->retired, l, retired_link);
+        }
+    }
+}
+
+static void reload_failed(struct runtime *rt, const char *err)
+{
+    rt->reloads_failed++;
+    snprintf(rt->reload_last_error, sizeof(rt->reload_last_error), "%s", err);
+    log_error("reload failed: %s", err);
+}
+
+int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, size_t errlen)
+{
+    struct reload_plan p = {0};
+    memset(res, 0, sizeof(*res));
+    if (rt->stopping) {
+        snprintf(err, errlen, "lb is stopping");
+        reload_failed(rt, err);
+        return -1;
+    }
+    if (config_load(rt->cfg->path, &p.cfg, err, errlen) < 0) {
+        reload_failed(rt, err);
+        return -1;
+    }
+    if (plan_build(rt, &p, err, errlen) < 0) {
+        plan_discard(rt, &p);
+        reload_failed(rt, err);
+        return -1;
+    }
+
+    /* Commit: nothing below can fail the reload. */
+    plan_commit_pools(rt, &p, res);
+    plan_commit_listeners(rt, &p, res);
+    for (size_t i = 0; i < rt->npools; i++)
+        pool_release(rt->pools[i]);
+    free(rt->pools);
+    free(rt->listeners);
+    rt->pools = p.pools;
+    rt->npools = p.cfg->npools;
+    rt->listeners = p.listeners;
+    rt->nlisteners = p.cfg->nlisteners;
+    if (p.cfg->admin.enabled != rt->cfg->admin.enabled ||
+        (p.cfg->admin.enabled && !sockaddr_same(&p.cfg->admin.addr, &rt->cfg->admin.addr)))
+        log_warn("reload: a change of the admin listener takes effect at the next restart");
+    /* The running admin listener keeps its address; its token follows the
+     * new file. */
+    p.cfg->admin.enabled = rt->cfg->admin.enabled;
+    p.cfg->admin.addr = rt->cfg->admin.addr;
+    p.cfg->admin.addrlen = rt->cfg->admin.addrlen;
+    char *swap = p.cfg->admin.listen;
+    p.cfg->admin.listen = rt->cfg->admin.listen;
+    rt->cfg->admin.listen = swap;
+    config_free(rt->cfg);
+    rt->cfg = p.cfg;
+    log_set_level(rt->cfg->log_level);
+    free(p.reused);
+    free(p.kept_old);
+
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    rt->config_loaded_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
+    rt->reloads_ok++;
+    rt->reload_last_error[0] = '\0';
+    res->generation = ++rt->generation;
+    log_info("reload ok: generation %u (listeners +%zu -%zu, backends +%zu -%zu)", res->generation,
+             res->listeners_added, res->listeners_removed, res->backends_added,
+             res->backends_removed);
+    return 0;
+}

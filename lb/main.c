@@ -84,12 +84,9 @@ static int run(struct lb_config *cfg)
         config_free(cfg);
         return 1;
     }
-    if (runtime_start(&rt, base, cfg, err, sizeof(err)) < 0) {
-        log_error("%s", err);
-        event_base_free(base);
-        return 1;
-    }
-
+    /* Signals are caught before any listener opens: a supervisor may send
+     * SIGHUP or SIGTERM as soon as the port answers. They are handled once
+     * the loop runs. */
     struct signal_ctx sint = {&rt, SIGINT}, sterm = {&rt, SIGTERM};
     struct event *ev_int = evsignal_new(base, SIGINT, on_stop_signal, &sint);
     struct event *ev_term = evsignal_new(base, SIGTERM, on_stop_signal, &sterm);
@@ -97,20 +94,26 @@ static int run(struct lb_config *cfg)
     if (!ev_int || !ev_term || !ev_hup || evsignal_add(ev_int, NULL) < 0 ||
         evsignal_add(ev_term, NULL) < 0 || evsignal_add(ev_hup, NULL) < 0) {
         log_error("cannot install signal handlers");
-    } else {
-        log_info("lb %s started (pid %ld, config %s)", LB_VERSION, (long)getpid(), rt.cfg->path);
-        if (event_base_dispatch(base) < 0)
-            log_error("event loop failed");
-        else
-            rc = 0;
+        config_free(cfg);
+        goto out;
     }
+    if (runtime_start(&rt, base, cfg, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    log_info("lb %s started (pid %ld, config %s)", LB_VERSION, (long)getpid(), rt.cfg->path);
+    if (event_base_dispatch(base) < 0)
+        log_error("event loop failed");
+    else
+        rc = 0;
+    runtime_free(&rt);
+out:
     if (ev_int)
         event_free(ev_int);
     if (ev_term)
         event_free(ev_term);
     if (ev_hup)
         event_free(ev_hup);
-    runtime_free(&rt);
     event_base_free(base);
     libevent_global_shutdown();
     if (rc == 0)

@@ -203,12 +203,8 @@ void runtime_session_ended(struct runtime *rt, struct listener *l)
     } else if (!rt->stopping) {
         listener_resume(l);
     }
-    if (rt->stopping) {
-        if (rt->active == 0)
-            event_base_loopexit(rt->base, NULL);
-        return;
-    }
-    listener_resume(l);
+    if (rt->stopping && rt->active == 0)
+        event_base_loopexit(rt->base, NULL);
 }
 
 void runtime_free(struct runtime *rt)

@@ -954,3 +954,43 @@ int harness_http(int port, const char *method, const char *path, const char *hea
     return harness_http_to("127.0.0.1", port, method, path, headers, body, body ? strlen(body) : 0,
                            status, resp_headers, resp_body);
 }
+
+/* --- process inspection --- */
+
+void harness_lb_signal(const struct harness_lb *lb, int sig)
+{
+    ck_assert_msg(kill(lb->pid, sig) == 0, "harness: kill(%ld, %d): %s", (long)lb->pid, sig,
+                  strerror(errno));
+}
+
+int harness_fd_count(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/fd", (long)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            count++;
+    closedir(d);
+    return count;
+}
+
+long harness_rss_kb(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long kb = -1;
+    while (kb < 0 && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) != 1)
+            kb = -1;
+    fclose(f);
+    return kb;
+}

@@ -153,4 +153,13 @@ int harness_http_to(const char *host, int port, const char *method, const char *
  * surrounding spaces (freed at teardown); NULL when absent. */
 const char *harness_http_header(const char *resp_headers, const char *name);
 
+/* Sends sig to lb (e.g. SIGHUP: reload). */
+void harness_lb_signal(const struct harness_lb *lb, int sig);
+/* Open file descriptors of pid (the entries of /proc/PID/fd); -1 when
+ * they cannot be read. */
+int harness_fd_count(pid_t pid);
+/* Resident memory of pid in KiB (VmRSS in /proc/PID/status); -1 when it
+ * cannot be read. */
+long harness_rss_kb(pid_t pid);
+
 #endif

@@ -335,7 +335,7 @@ START_TEST(test_example_demo)
     ck_assert_str_eq(cfg->listeners[0].name, "web");
     ck_ipv4(&cfg->listeners[0].addr, cfg->listeners[0].addrlen, "127.0.0.1", 8080);
     ck_assert_str_eq(cfg->pools[0].name, "demo");
-    ck_assert_int_eq(cfg->pools[0].strategy, LB_STRATEGY_ROUNDROBIN);
+    ck_assert_int_eq(cfg->pools[0].strategy, LB_STRATEGY_WEIGHTED);
     ck_assert_uint_eq(cfg->pools[0].nbackends, 3);
     for (unsigned i = 0; i < 3; i++) {
         char name[8];

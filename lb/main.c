@@ -38,15 +38,14 @@ static void on_stop_signal(evutil_socket_t fd, short what, void *arg)
     runtime_stop(ctx->rt, ctx->signo == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
-/* SIGHUP: reload. Reloads run to completion inside this callback, so they
- * are serialized; SIGHUPs arriving meanwhile make one more reload after. */
+/* SIGHUP: reload. A reload runs to completion inside one loop callback, so
+ * reloads are serialized; SIGHUPs that arrive meanwhile make exactly one
+ * more reload after it. */
 static void on_hup_signal(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct reload_result res;
-    char err[1024];
-    runtime_reload(arg, &res, err, sizeof(err)); /* logs and counts either way */
+    runtime_request_reload(arg);
 }
 
 /* Each session takes two descriptors: raise the soft limit to the hard one

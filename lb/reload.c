@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 #include <sys/time.h>
 
+#include <event2/event.h>
+
 #include "lb/log.h"
 #include "lb/runtime.h"
 
@@ -196,7 +198,7 @@ static void reload_failed(struct runtime *rt, const char *err)
 {
     rt->reloads_failed++;
     snprintf(rt->reload_last_error, sizeof(rt->reload_last_error), "%s", err);
-    log_error("reload failed: %s", err);
+    log_error("reload failed: %s (generation %u stays in force)", err, rt->generation);
 }
 
 int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, size_t errlen)
@@ -256,4 +258,26 @@ int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, siz
              res->listeners_added, res->listeners_removed, res->backends_added,
              res->backends_removed);
     return 0;
+}
+
+static void on_reload_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct reload_result res;
+    char err[1024];
+    runtime_reload(arg, &res, err, sizeof(err)); /* logs and counts either way */
+}
+
+int runtime_reload_init(struct runtime *rt)
+{
+    rt->reload_ev = event_new(rt->base, -1, 0, on_reload_event, rt);
+    return rt->reload_ev ? 0 : -1;
+}
+
+void runtime_request_reload(struct runtime *rt)
+{
+    /* Activating an event that is already active does nothing: however
+     * many SIGHUPs arrive before the loop gets to it, one reload runs. */
+    event_active(rt->reload_ev, EV_TIMEOUT, 0);
 }

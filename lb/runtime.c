@@ -81,6 +81,9 @@ static void runtime_release(struct runtime *rt)
     if (rt->probe_timer)
         event_free(rt->probe_timer);
     rt->probe_timer = NULL;
+    if (rt->reload_ev)
+        event_free(rt->reload_ev);
+    rt->reload_ev = NULL;
     config_free(rt->cfg);
     rt->cfg = NULL;
 }
@@ -100,6 +103,8 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     LIST_INIT(&rt->retired);
     rt->generation = 1;
 
+    if (runtime_reload_init(rt) < 0)
+        goto nomem;
     rt->probe_timer = event_new(base, -1, EV_PERSIST, on_probe_timer, rt);
     struct timeval second = {1, 0};
     if (!rt->probe_timer || evtimer_add(rt->probe_timer, &second) < 0)

@@ -50,6 +50,7 @@ struct runtime {
     struct session_list parked;                 /* sessions with a side lb does not watch */
     LIST_HEAD(listener_list, listener) retired; /* removed listeners with open sessions */
     unsigned generation;                        /* 1 for the first config, +1 per reload */
+    struct event *reload_ev;                    /* runtime_request_reload() */
     struct event *probe_timer;                  /* probes the parked sessions once a second */
     uint64_t active;                            /* open sessions, all listeners */
     uint64_t total;
@@ -86,6 +87,11 @@ struct reload_result {
  * lb/reload.c). 0 with *res filled, or -1 with the reason in err and
  * nothing changed. Counts and logs the outcome either way. */
 int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, size_t errlen);
+/* SIGHUP: a reload at the loop's next turn. Requests made before it runs
+ * (a burst of SIGHUPs, or one during a reload) make one reload, not one
+ * each. */
+void runtime_request_reload(struct runtime *rt);
+int runtime_reload_init(struct runtime *rt); /* by runtime_start */
 /* Called by the session code when a session ends. */
 void runtime_session_ended(struct runtime *rt, struct listener *l);
 

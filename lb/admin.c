@@ -274,14 +274,6 @@ static bool content_type_json(const char *type)
 
 /* --- lookups --- */
 
-static struct pool *pool_find(const struct runtime *rt, const char *name)
-{
-    for (size_t i = 0; i < rt->npools; i++)
-        if (strcmp(rt->pools[i]->name, name) == 0)
-            return rt->pools[i];
-    return NULL;
-}
-
 /* By id (name, or address when unnamed), else by address as written (the
  * first backend with it, for a named backend). O(n). */
 static struct backend *backend_find(const struct pool *pool, const char *key)
@@ -300,7 +292,7 @@ static struct pool *request_pool(struct admin *a, struct evhttp_request *req,
                                  const struct admin_path *p)
 {
     char q[ADMIN_ESCAPE_SIZE];
-    struct pool *pool = pool_find(a->rt, p->seg[3]);
+    struct pool *pool = runtime_find_pool(a->rt, p->seg[3]);
     if (!pool)
         reply_error(req, HTTP_NOTFOUND, "no pool named \"%s\"",
                     config_text_escape(q, sizeof(q), p->seg[3], ADMIN_ECHO_MAX));

@@ -65,8 +65,9 @@ struct backend {
     uint64_t check_count;
     double check_sum_s;
 
-    enum backend_admin admin;                      /* operator's override (admin API) */
-    bool weight_overridden;                        /* the admin set weight: a reload keeps it */
+    enum backend_admin admin; /* operator's override (admin API) */
+    bool weight_overridden;   /* the admin set weight: a reload keeps it */
+    bool removed;             /* dropped by a reload: no health, no passive ejection */
     LIST_HEAD(backend_sessions, session) sessions; /* sessions using it */
 };
 

@@ -73,7 +73,7 @@ const char *backend_state_name(const struct backend *b)
 void backend_refresh(struct backend *b)
 {
     struct pool *pool = b->pool;
-    if (!pool)
+    if (!pool || b->removed) /* a removed backend's timers are gone */
         return;
     bool up = !b->health_down && !b->ejected && b->admin == BACKEND_ENABLED;
     if (up == b->up)
@@ -135,7 +135,7 @@ static void on_eject_timer(evutil_socket_t fd, short what, void *arg)
 void backend_connect_result(struct backend *b, bool ok)
 {
     struct pool *pool = b->pool;
-    if (!pool || !health_passive_record(&b->passive, ok) || !b->up)
+    if (!pool || b->removed || !health_passive_record(&b->passive, ok) || !b->up)
         return;
     unsigned n = pool->passive.max_failures;
     if (b->check) {

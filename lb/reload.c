@@ -38,14 +38,6 @@ static bool sockaddr_same(const struct sockaddr_storage *a, const struct sockadd
            memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
 }
 
-static struct pool *old_pool_named(const struct runtime *rt, const char *name)
-{
-    for (size_t i = 0; i < rt->npools; i++)
-        if (strcmp(rt->pools[i]->name, name) == 0)
-            return rt->pools[i];
-    return NULL;
-}
-
 static struct backend *old_backend_with_id(const struct pool *pool, const char *id)
 {
     if (!pool)
@@ -117,7 +109,11 @@ static void plan_commit_pools(struct runtime *rt, struct reload_plan *p, struct 
 {
     for (size_t i = 0; i < p->cfg->npools; i++) {
         struct pool *np = p->pools[i];
-        struct pool *op = old_pool_named(rt, np->name);
+        struct pool *op = runtime_find_pool(rt, np->name);
+        if (op) { /* the pool's own counters and log state go on */
+            np->rejected = op->rejected;
+            np->empty_logged = op->empty_logged;
+        }
         for (size_t k = 0; k < np->nbackends; k++) {
             struct backend *ob = old_backend_with_id(op, np->backends[k]->id);
             if (ob)
@@ -131,6 +127,7 @@ static void plan_commit_pools(struct runtime *rt, struct reload_plan *p, struct 
                       np->name);
         if (pool_health_start(np, &p->cfg->pools[i], rt->base) < 0)
             log_error("reload: pool %s: out of memory starting its health checks", np->name);
+        pool_note_available(np);
     }
     /* What is left in the old pools was removed: no checks, no new
      * sessions; each is freed with its last session. */
@@ -140,6 +137,7 @@ static void plan_commit_pools(struct runtime *rt, struct reload_plan *p, struct 
             if (!op->backends[k])
                 continue;
             backend_health_stop(op->backends[k]);
+            op->backends[k]->removed = true;
             res->backends_removed++;
         }
         if (op->state) {
@@ -245,6 +243,7 @@ int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, siz
     config_free(rt->cfg);
     rt->cfg = p.cfg;
     log_set_level(rt->cfg->log_level);
+    session_idle_rearm_all(rt); /* a listener may have gained an idle timeout */
     free(p.reused);
     free(p.kept_old);
 

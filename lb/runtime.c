@@ -14,6 +14,14 @@
 #include "lb/log.h"
 #include "lb/runtime.h"
 
+struct pool *runtime_find_pool(const struct runtime *rt, const char *name)
+{
+    for (size_t i = 0; i < rt->npools; i++)
+        if (strcmp(rt->pools[i]->name, name) == 0)
+            return rt->pools[i];
+    return NULL;
+}
+
 void listener_destroy(struct listener *l)
 {
     if (!l)

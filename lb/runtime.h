@@ -91,10 +91,15 @@ int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, siz
  * (a burst of SIGHUPs, or one during a reload) make one reload, not one
  * each. */
 void runtime_request_reload(struct runtime *rt);
+/* After a reload changed idle timeouts: arms the idle timer of open
+ * sessions whose listener now has one. */
+void session_idle_rearm_all(struct runtime *rt);
 int runtime_reload_init(struct runtime *rt); /* by runtime_start */
 /* Called by the session code when a session ends. */
 void runtime_session_ended(struct runtime *rt, struct listener *l);
 
+/* The current generation's pool called name, or NULL. */
+struct pool *runtime_find_pool(const struct runtime *rt, const char *name);
 /* A listener for c sending clients to pool (takes a pool reference); not
  * open yet. NULL on ENOMEM. */
 struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c,

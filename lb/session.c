@@ -351,6 +351,8 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct session *s = arg;
     uint64_t idle = s->listener->idle_timeout_ms;
+    if (idle == 0) /* a reload turned the idle timeout off */
+        return;
     uint64_t quiet = clock_ms(CLOCK_MONOTONIC_COARSE) - s->last_active_ms;
     if (quiet >= idle) {
         session_end(s, "idle timeout");
@@ -477,10 +479,41 @@ static void session_fd_wait_over(struct session *s)
             listener_refresh(rt->listeners[i]);
 }
 
+/* A reload replaced the session's pool while it was still connecting (the
+ * old generation has no strategy state left): retry in the current pool
+ * that serves its listener (or, for a removed listener, the current pool
+ * of the same name). */
+static void session_follow_reload(struct session *s)
+{
+    if (s->pool->state != NULL)
+        return;
+    struct listener *l = s->listener;
+    struct pool *cur = l->retired ? runtime_find_pool(l->rt, s->pool->name) : l->pool;
+    if (!cur || cur == s->pool)
+        return;
+    cur->refs++;
+    pool_release(s->pool);
+    s->pool = cur;
+}
+
+void session_idle_rearm_all(struct runtime *rt)
+{
+    struct session *s;
+    LIST_FOREACH(s, &rt->sessions, link)
+    {
+        unsigned ms = s->listener->idle_timeout_ms;
+        if (s->state != SESSION_RELAYING || ms == 0 || evtimer_pending(&s->timer, NULL))
+            continue;
+        struct timeval tv = clock_timeval(ms);
+        evtimer_add(&s->timer, &tv);
+    }
+}
+
 /* Picks a backend and starts a non-blocking connect, until one is under
  * way or the tries (1 + retries) are used up. */
 static void session_connect(struct session *s)
 {
+    session_follow_reload(s);
     struct pool *pool = s->pool;
     struct event_base *base = s->listener->rt->base;
 

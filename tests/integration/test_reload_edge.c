@@ -1,0 +1,321 @@
+/* Integration: reload edge cases found in review. A connect in flight
+ * across a reload (to a removed backend with passive ejection on; to a
+ * kept one, whose retry must still find the other backend), an idle
+ * timeout turned off by a reload, a pool counter across a no-op reload,
+ * and max_connections lowered below the open sessions then raised. */
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "tests/test.h"
+#include "tests/harness.h"
+
+#define EDGE_TCASE_TIMEOUT 60
+#define NFILL 4
+
+static int hang_fd = -1;
+static int fill_fds[NFILL];
+
+static void setup(void)
+{
+    harness_setup();
+    hang_fd = -1;
+    for (int i = 0; i < NFILL; i++)
+        fill_fds[i] = -1;
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < NFILL; i++)
+        if (fill_fds[i] >= 0)
+            close(fill_fds[i]);
+    if (hang_fd >= 0)
+        close(hang_fd);
+    harness_teardown();
+}
+
+/* A backend whose connects hang: a listen socket with backlog 0 that never
+ * accepts, its queue filled, so further SYNs are dropped until the
+ * connecting side gives up (lb's connect_timeout_ms). */
+static void hang_backend(int port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    hang_fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(hang_fd, 0);
+    int one = 1;
+    setsockopt(hang_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    ck_assert_int_eq(bind(hang_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(hang_fd, 0), 0);
+    for (int i = 0; i < NFILL; i++) {
+        fill_fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        ck_assert_int_ge(fill_fds[i], 0);
+        connect(fill_fds[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    harness_sleep_ms(200);
+}
+
+static void lb_start(struct harness_lb *lb, const char *config, int lport, int aport)
+{
+    harness_lb_start(lb, config, lport);
+    ck_assert_msg(harness_log_wait(lb->log, "started (pid", 1, HARNESS_WAIT_MS),
+                  "lb never logged its start; log %s", lb->log);
+    if (aport > 0)
+        ck_assert(harness_wait_listening(aport, HARNESS_WAIT_MS));
+}
+
+static void rewrite(const struct harness_lb *lb, const char *text)
+{
+    const char *tmp = harness_strf("%s.tmp", lb->config);
+    FILE *f = fopen(tmp, "w");
+    ck_assert_msg(f != NULL, "cannot write %s: %s", tmp, strerror(errno));
+    fputs(text, f);
+    ck_assert(fclose(f) == 0);
+    ck_assert_msg(rename(tmp, lb->config) == 0, "rename %s: %s", tmp, strerror(errno));
+}
+
+static void hup_ok(struct harness_lb *lb)
+{
+    int before = harness_log_count(lb->log, "reload ok");
+    harness_lb_signal(lb, SIGHUP);
+    ck_assert_msg(harness_log_wait(lb->log, "reload ok", before + 1, HARNESS_WAIT_MS),
+                  "no reload ok line %d after SIGHUP; log %s", before + 1, lb->log);
+}
+
+/* One listener "web" on lport to pool "app" (roundrobin, retries 1,
+ * connect timeout 1500 ms); pool_extra: more pool keys each followed by
+ * ", "; backends: the inside of the array. */
+static const char *conf(int aport, int lport, unsigned idle_ms, unsigned maxc,
+                        const char *pool_extra, const char *backends)
+{
+    return harness_strf(
+        "{\n"
+        "  %s\n"
+        "  \"log\": {\"level\": \"info\"},\n"
+        "  \"shutdown_grace_ms\": 1000,\n"
+        "  \"listeners\": [{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", "
+        "\"pool\": \"app\", \"idle_timeout_ms\": %u, \"max_connections\": %u}],\n"
+        "  \"pools\": [{\"name\": \"app\", \"strategy\": \"roundrobin\", "
+        "\"retries\": 1, \"connect_timeout_ms\": 1500, %s\"backends\": [%s]}]\n"
+        "}\n",
+        aport > 0 ? harness_strf("\"admin\": {\"listen\": \"127.0.0.1:%d\"},", aport) : "", lport,
+        idle_ms, maxc, pool_extra ? pool_extra : "", backends);
+}
+
+static const char *named(const char *name, int port)
+{
+    return harness_strf("{\"name\": \"%s\", \"address\": \"127.0.0.1:%d\"}", name, port);
+}
+
+static const char *recv_text(int fd, long timeout_ms)
+{
+    char buf[64];
+    ssize_t n = harness_recv_n(fd, buf, sizeof(buf) - 1, timeout_ms);
+    if (n < 0)
+        n = 0;
+    buf[n] = '\0';
+    return harness_strf("%s", buf);
+}
+
+static void assert_echo(int fd, const char *what)
+{
+    ck_assert_msg(harness_send_all(fd, "ping", 4, HARNESS_WAIT_MS), "%s: send", what);
+    char buf[4];
+    ck_assert_msg(harness_recv_n(fd, buf, 4, HARNESS_WAIT_MS) == 4 && memcmp(buf, "ping", 4) == 0,
+                  "%s: no echo", what);
+}
+
+/* A session is connecting to backend "hang" when a reload removes it; the
+ * connect then times out, which (passive, max_failures 1) ejects "hang".
+ * lb must not crash (it did: evtimer_add on the removed backend's freed
+ * eject timer, lb/pool_health.c backend_connect_result). */
+START_TEST(removed_backend_failed_connect_with_passive)
+{
+    int hport = harness_free_port(), gport = harness_free_port();
+    int lport = harness_free_port();
+    hang_backend(hport);
+    harness_backend("127.0.0.1", gport, "good", "name");
+    const char *passive = "\"passive\": {\"max_failures\": 1, \"ejection_ms\": 5000}, ";
+    const char *both = harness_strf("%s, %s", named("hang", hport), named("good", gport));
+    struct harness_lb lb;
+    lb_start(&lb, conf(0, lport, 300000, 10000, passive, both), lport, 0);
+
+    int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS); /* roundrobin: "hang" */
+    ck_assert_int_ge(fd, 0);
+    harness_sleep_ms(300);
+    rewrite(&lb, conf(0, lport, 300000, 10000, passive, named("good", gport)));
+    hup_ok(&lb);
+    ck_assert(harness_log_wait(lb.log, "backend hang connect failed", 1, 4000));
+    harness_sleep_ms(300);
+    close(fd);
+    harness_lb_check_clean(&lb);
+    const char *name = harness_fetch_name(NULL, "127.0.0.1", lport);
+    ck_assert_msg(name && strcmp(name, "good") == 0, "lb no longer serves (crashed?); log %s",
+                  lb.log);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+/* A session is connecting to "hang" during a reload that changes nothing;
+ * its connect times out and the retry (retries 1) must reach "good", as it
+ * does without the reload. It did not: the retry picks from the session's
+ * pool, the previous generation, whose strategy state the reload freed, so
+ * the client got "connect failed". */
+START_TEST(retry_after_noop_reload_reaches_other_backend)
+{
+    int hport = harness_free_port(), gport = harness_free_port();
+    int lport = harness_free_port();
+    hang_backend(hport);
+    harness_backend("127.0.0.1", gport, "good", "name");
+    const char *both = harness_strf("%s, %s", named("hang", hport), named("good", gport));
+    struct harness_lb lb;
+    lb_start(&lb, conf(0, lport, 300000, 10000, NULL, both), lport, 0);
+
+    int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS); /* roundrobin: "hang" */
+    ck_assert_int_ge(fd, 0);
+    harness_sleep_ms(300);
+    hup_ok(&lb); /* same file */
+    const char *got = recv_text(fd, 5000);
+    close(fd);
+    ck_assert_msg(strcmp(got, "good\n") == 0,
+                  "the retry after the reload did not reach good (got \"%s\"); log %s", got,
+                  lb.log);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+/* idle_timeout_ms 1000 -> 0 ("0 disables the timeout"): an open session
+ * must stay open. It was closed with reason "idle timeout" when the timer
+ * armed under the old setting fired (lb/session.c on_idle_timer: quiet >=
+ * 0 always holds). */
+START_TEST(idle_timeout_turned_off_keeps_session)
+{
+    int eport = harness_free_port(), lport = harness_free_port();
+    harness_backend("127.0.0.1", eport, "echo", "echo");
+    const char *b = named("echo", eport);
+    struct harness_lb lb;
+    lb_start(&lb, conf(0, lport, 1000, 10000, NULL, b), lport, 0);
+    int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
+    ck_assert_int_ge(fd, 0);
+    assert_echo(fd, "before");
+    rewrite(&lb, conf(0, lport, 0, 10000, NULL, b));
+    hup_ok(&lb);
+    harness_sleep_ms(1600);
+    ck_assert_msg(!harness_log_contains(lb.log, "reason=\"idle timeout\""),
+                  "session closed by the old idle timeout; log %s", lb.log);
+    assert_echo(fd, "after");
+    close(fd);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+static long long pool_rejected(int aport)
+{
+    int status = 0;
+    const char *body = NULL;
+    ck_assert_int_eq(
+        harness_http(aport, "GET", "/api/v1/pools/app", NULL, NULL, &status, NULL, &body), 0);
+    ck_assert_int_eq(status, 200);
+    json_error_t err;
+    json_t *j = json_loads(body, 0, &err);
+    ck_assert_ptr_nonnull(j);
+    json_t *v = json_object_get(j, "rejected_connections");
+    ck_assert(json_is_integer(v));
+    long long n = json_integer_value(v);
+    json_decref(j);
+    return n;
+}
+
+/* Pool counters are runtime state: a reload that changes nothing must not
+ * reset rejected_connections (it did: every reload builds a fresh pool). */
+START_TEST(pool_rejected_survives_reload)
+{
+    int eport = harness_free_port(), lport = harness_free_port(), aport = harness_free_port();
+    harness_backend("127.0.0.1", eport, "e", "name");
+    struct harness_lb lb;
+    lb_start(&lb, conf(aport, lport, 300000, 10000, NULL, named("e", eport)), lport, aport);
+    int status = 0;
+    harness_http(aport, "PATCH", "/api/v1/pools/app/backends/e",
+                 "Content-Type: application/json\r\n", "{\"state\": \"drain\"}", &status, NULL,
+                 NULL);
+    ck_assert_int_eq(status, 200);
+    for (int i = 0; i < 3; i++) {
+        int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_ge(harness_wait_closed(fd, HARNESS_WAIT_MS), 0);
+        close(fd);
+    }
+    ck_assert_int_eq(pool_rejected(aport), 3);
+    hup_ok(&lb);
+    ck_assert_msg(pool_rejected(aport) == 3, "rejected_connections %lld after a no-op reload",
+                  pool_rejected(aport));
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+/* max_connections 100 -> 2 with 4 sessions open: a new client waits until
+ * fewer than 2 are open; 2 -> 100 lets the next one in at once. (Passes.) */
+START_TEST(max_connections_lowered_then_raised)
+{
+    int eport = harness_free_port(), lport = harness_free_port();
+    harness_backend("127.0.0.1", eport, "echo", "echo");
+    const char *b = named("echo", eport);
+    struct harness_lb lb;
+    lb_start(&lb, conf(0, lport, 300000, 100, NULL, b), lport, 0);
+    int fds[4];
+    for (int i = 0; i < 4; i++) {
+        fds[i] = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
+        ck_assert_int_ge(fds[i], 0);
+        assert_echo(fds[i], "open");
+    }
+    rewrite(&lb, conf(0, lport, 300000, 2, NULL, b));
+    hup_ok(&lb);
+    int w = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
+    ck_assert_int_ge(w, 0);
+    ck_assert(harness_send_all(w, "ping", 4, HARNESS_WAIT_MS));
+    ck_assert_msg(!harness_readable(w, 400), "served above the lowered max_connections");
+    close(fds[0]);
+    close(fds[1]);
+    ck_assert_msg(!harness_readable(w, 400), "served at 2 open with max_connections 2");
+    close(fds[2]);
+    char buf[4];
+    ck_assert_int_eq(harness_recv_n(w, buf, 4, HARNESS_WAIT_MS), 4);
+    rewrite(&lb, conf(0, lport, 300000, 100, NULL, b));
+    hup_ok(&lb);
+    int x = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
+    ck_assert_int_ge(x, 0);
+    assert_echo(x, "after raising");
+    close(x);
+    close(w);
+    close(fds[3]);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+static Suite *reload_edge_suite(void)
+{
+    Suite *s = suite_create("reload_edge");
+    TCase *tc;
+#define ADD_TCASE(name, fn)                                                                        \
+    tc = tcase_create(name);                                                                       \
+    tcase_add_checked_fixture(tc, setup, teardown);                                                \
+    tcase_set_timeout(tc, EDGE_TCASE_TIMEOUT);                                                     \
+    tcase_add_test(tc, fn);                                                                        \
+    suite_add_tcase(s, tc)
+    ADD_TCASE("removed_passive", removed_backend_failed_connect_with_passive);
+    ADD_TCASE("retry", retry_after_noop_reload_reaches_other_backend);
+    ADD_TCASE("idle_off", idle_timeout_turned_off_keeps_session);
+    ADD_TCASE("rejected", pool_rejected_survives_reload);
+    ADD_TCASE("maxconn", max_connections_lowered_then_raised);
+#undef ADD_TCASE
+    return s;
+}
+
+LB_TEST_SUITE(reload_edge_suite)

@@ -994,3 +994,51 @@ long harness_rss_kb(pid_t pid)
     fclose(f);
     return kb;
 }
+
+static uint64_t stream_mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+void harness_stream_fill(unsigned char *buf, uint64_t off, size_t n)
+{
+    uint64_t block = stream_mix(off / 8);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t pos = off + i;
+        if (pos % 8 == 0)
+            block = stream_mix(pos / 8);
+        buf[i] = (unsigned char)(block >> (8 * (pos % 8)));
+    }
+}
+
+json_t *harness_jget(json_t *j, const char *path)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", path);
+    char *save = NULL;
+    for (char *part = strtok_r(buf, ".", &save); part; part = strtok_r(NULL, ".", &save)) {
+        if (json_is_array(j))
+            j = json_array_get(j, strtoul(part, NULL, 10));
+        else
+            j = json_object_get(j, part);
+        ck_assert_msg(j != NULL, "no %s (at %s)", path, part);
+    }
+    return j;
+}
+
+long long harness_jint(json_t *j, const char *path)
+{
+    json_t *v = harness_jget(j, path);
+    ck_assert_msg(json_is_integer(v), "%s is not an integer", path);
+    return json_integer_value(v);
+}
+
+const char *harness_jstr(json_t *j, const char *path)
+{
+    json_t *v = harness_jget(j, path);
+    ck_assert_msg(json_is_string(v), "%s is not a string", path);
+    return json_string_value(v);
+}

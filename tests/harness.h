@@ -7,7 +7,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+#include <jansson.h>
 
 #define HARNESS_WAIT_MS 5000     /* default bound for "until ready" waits */
 #define HARNESS_STOP_MS 15000    /* bound for lb to exit after SIGTERM */
@@ -161,5 +164,15 @@ int harness_fd_count(pid_t pid);
 /* Resident memory of pid in KiB (VmRSS in /proc/PID/status); -1 when it
  * cannot be read. */
 long harness_rss_kb(pid_t pid);
+
+/* A deterministic pseudo-random byte stream: n bytes from offset off, the
+ * same for the same offsets, so a receiver can check any chunk alone. */
+void harness_stream_fill(unsigned char *buf, uint64_t off, size_t n);
+
+/* The JSON value at a dotted path ("pools.0.backends.1.id"); fails the test
+ * when absent (or, for jint/jstr, of another type). */
+json_t *harness_jget(json_t *j, const char *path);
+long long harness_jint(json_t *j, const char *path);
+const char *harness_jstr(json_t *j, const char *path);
 
 #endif

@@ -100,39 +100,9 @@ static void assert_error(struct reply r, int status, const char *message)
     ck_assert_str_eq(json_string_value(e), message);
 }
 
-/* The value at a dotted path ("pools.0.backends.1.id"); fails when absent. */
-static json_t *jget(json_t *j, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", path);
-    char *save = NULL;
-    for (char *part = strtok_r(buf, ".", &save); part; part = strtok_r(NULL, ".", &save)) {
-        if (json_is_array(j))
-            j = json_array_get(j, strtoul(part, NULL, 10));
-        else
-            j = json_object_get(j, part);
-        ck_assert_msg(j != NULL, "no %s (at %s)", path, part);
-    }
-    return j;
-}
-
-static long long jint(json_t *j, const char *path)
-{
-    json_t *v = jget(j, path);
-    ck_assert_msg(json_is_integer(v), "%s is not an integer", path);
-    return json_integer_value(v);
-}
-
-static const char *jstr(json_t *j, const char *path)
-{
-    json_t *v = jget(j, path);
-    ck_assert_msg(json_is_string(v), "%s is not a string", path);
-    return json_string_value(v);
-}
-
 static void assert_null(json_t *j, const char *path)
 {
-    ck_assert_msg(json_is_null(jget(j, path)), "%s is not null", path);
+    ck_assert_msg(json_is_null(harness_jget(j, path)), "%s is not null", path);
 }
 
 /* The keys of object j, in order, space separated. */
@@ -228,58 +198,58 @@ START_TEST(read_endpoints)
     json_t *st = get_json(s.aport, "/api/v1/status", false);
     ck_assert_str_eq(keys_of(st),
                      "version pid uptime_s config_file config_loaded_at reloads connections");
-    ck_assert_str_eq(jstr(st, "version"), LB_VERSION);
-    ck_assert_int_eq(jint(st, "pid"), s.lb.pid);
-    ck_assert_int_ge(jint(st, "uptime_s"), 0);
-    ck_assert_int_le(jint(st, "uptime_s"), 5);
-    ck_assert_str_eq(jstr(st, "config_file"), s.lb.config);
-    const char *at = jstr(st, "config_loaded_at");
+    ck_assert_str_eq(harness_jstr(st, "version"), LB_VERSION);
+    ck_assert_int_eq(harness_jint(st, "pid"), s.lb.pid);
+    ck_assert_int_ge(harness_jint(st, "uptime_s"), 0);
+    ck_assert_int_le(harness_jint(st, "uptime_s"), 5);
+    ck_assert_str_eq(harness_jstr(st, "config_file"), s.lb.config);
+    const char *at = harness_jstr(st, "config_loaded_at");
     int y, mo, d, h, mi, sec;
     char z;
     ck_assert_int_eq(strlen(at), 20);
     ck_assert_int_eq(sscanf(at, "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &sec, &z), 7);
     ck_assert_int_eq(z, 'Z');
-    ck_assert_int_eq(jint(st, "reloads.ok"), 0);
-    ck_assert_int_eq(jint(st, "reloads.failed"), 0);
+    ck_assert_int_eq(harness_jint(st, "reloads.ok"), 0);
+    ck_assert_int_eq(harness_jint(st, "reloads.failed"), 0);
     assert_null(st, "reloads.last_error");
-    ck_assert_int_eq(jint(st, "connections.active"), 0);
-    ck_assert_int_eq(jint(st, "connections.total"), 0);
+    ck_assert_int_eq(harness_jint(st, "connections.active"), 0);
+    ck_assert_int_eq(harness_jint(st, "connections.total"), 0);
 
     json_t *ls = get_json(s.aport, "/api/v1/listeners", false);
-    ck_assert_int_eq(json_array_size(jget(ls, "listeners")), 1);
-    json_t *l = jget(ls, "listeners.0");
+    ck_assert_int_eq(json_array_size(harness_jget(ls, "listeners")), 1);
+    json_t *l = harness_jget(ls, "listeners.0");
     ck_assert_str_eq(keys_of(l), "name listen mode pool active_connections total_connections");
-    ck_assert_str_eq(jstr(l, "name"), "web");
-    ck_assert_str_eq(jstr(l, "listen"), harness_strf("127.0.0.1:%d", s.lport));
-    ck_assert_str_eq(jstr(l, "mode"), "tcp");
-    ck_assert_str_eq(jstr(l, "pool"), "app");
-    ck_assert_int_eq(jint(l, "active_connections"), 0);
-    ck_assert_int_eq(jint(l, "total_connections"), 0);
+    ck_assert_str_eq(harness_jstr(l, "name"), "web");
+    ck_assert_str_eq(harness_jstr(l, "listen"), harness_strf("127.0.0.1:%d", s.lport));
+    ck_assert_str_eq(harness_jstr(l, "mode"), "tcp");
+    ck_assert_str_eq(harness_jstr(l, "pool"), "app");
+    ck_assert_int_eq(harness_jint(l, "active_connections"), 0);
+    ck_assert_int_eq(harness_jint(l, "total_connections"), 0);
 
     json_t *pools = get_json(s.aport, "/api/v1/pools", false);
-    ck_assert_int_eq(json_array_size(jget(pools, "pools")), 1);
-    json_t *p = jget(pools, "pools.0");
+    ck_assert_int_eq(json_array_size(harness_jget(pools, "pools")), 1);
+    json_t *p = harness_jget(pools, "pools.0");
     ck_assert_str_eq(keys_of(p), "name strategy backends available_backends rejected_connections");
-    ck_assert_str_eq(jstr(p, "name"), "app");
-    ck_assert_str_eq(jstr(p, "strategy"), "roundrobin");
-    ck_assert_int_eq(jint(p, "available_backends"), 2);
-    ck_assert_int_eq(jint(p, "rejected_connections"), 0);
-    ck_assert_int_eq(json_array_size(jget(p, "backends")), 2);
-    json_t *b = jget(p, "backends.1");
+    ck_assert_str_eq(harness_jstr(p, "name"), "app");
+    ck_assert_str_eq(harness_jstr(p, "strategy"), "roundrobin");
+    ck_assert_int_eq(harness_jint(p, "available_backends"), 2);
+    ck_assert_int_eq(harness_jint(p, "rejected_connections"), 0);
+    ck_assert_int_eq(json_array_size(harness_jget(p, "backends")), 2);
+    json_t *b = harness_jget(p, "backends.1");
     ck_assert_str_eq(keys_of(b), BACKEND_KEYS);
-    ck_assert_str_eq(jstr(b, "id"), "app2");
-    ck_assert_str_eq(jstr(b, "name"), "app2");
-    ck_assert_int_eq(jint(b, "weight"), 2);
-    ck_assert_int_eq(jint(b, "effective_weight"), 2);
-    ck_assert_str_eq(jstr(b, "state"), "up");
-    ck_assert_str_eq(keys_of(jget(b, "health")), "checks status ejected");
+    ck_assert_str_eq(harness_jstr(b, "id"), "app2");
+    ck_assert_str_eq(harness_jstr(b, "name"), "app2");
+    ck_assert_int_eq(harness_jint(b, "weight"), 2);
+    ck_assert_int_eq(harness_jint(b, "effective_weight"), 2);
+    ck_assert_str_eq(harness_jstr(b, "state"), "up");
+    ck_assert_str_eq(keys_of(harness_jget(b, "health")), "checks status ejected");
     assert_null(b, "health.checks");
-    ck_assert_str_eq(jstr(b, "health.status"), "up");
-    ck_assert(json_is_false(jget(b, "health.ejected")));
+    ck_assert_str_eq(harness_jstr(b, "health.status"), "up");
+    ck_assert(json_is_false(harness_jget(b, "health.ejected")));
     static const char *const zero[] = {"active_connections", "total_connections",
                                        "failed_connections", "bytes_in", "bytes_out"};
     for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
-        ck_assert_int_eq(jint(b, zero[i]), 0);
+        ck_assert_int_eq(harness_jint(b, zero[i]), 0);
 
     /* The single views are the same objects as in the list. */
     ck_assert(json_equal(get_json(s.aport, "/api/v1/pools/app", false), p));
@@ -398,15 +368,15 @@ START_TEST(error_statuses)
                  415, bad_type);
 
     json_t *b = get_json(a, path, false);
-    ck_assert_str_eq(jstr(b, "state"), "up");
-    ck_assert_int_eq(jint(b, "weight"), 1);
+    ck_assert_str_eq(harness_jstr(b, "state"), "up");
+    ck_assert_int_eq(harness_jint(b, "weight"), 1);
     ck_assert_int_eq(harness_log_count(s.lb.log, "admin: pool"), 0);
 
     /* Parameters after the media type are fine. */
     r = call(a, "PATCH", path, "Content-Type: Application/JSON; charset=utf-8\r\n",
              "{\"weight\": 2}");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(jint(r.json, "weight"), 2);
+    ck_assert_int_eq(harness_jint(r.json, "weight"), 2);
     stop(&s);
 }
 END_TEST
@@ -419,7 +389,7 @@ START_TEST(bearer_token)
 
     struct reply r = call(a, "GET", "/healthz", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(jstr(r.json, "status"), "ok");
+    ck_assert_str_eq(harness_jstr(r.json, "status"), "ok");
 
     static const char *const wrong[] = {
         NULL,
@@ -442,7 +412,7 @@ START_TEST(bearer_token)
     r = call(a, "PATCH", "/api/v1/pools/app/backends/app1", JSON_TYPE, "{\"state\": \"drain\"}");
     assert_error(r, 401, "missing or invalid bearer token");
 
-    ck_assert_int_eq(jint(get_json(a, "/api/v1/status", true), "pid"), s.lb.pid);
+    ck_assert_int_eq(harness_jint(get_json(a, "/api/v1/status", true), "pid"), s.lb.pid);
     r = call(a, "GET", "/api/v1/status", "Authorization: bearer " TOKEN "\r\n", NULL);
     ck_assert_int_eq(r.status, 200);
     r = call(a, "GET", "/metrics", AUTH, NULL);
@@ -451,7 +421,7 @@ START_TEST(bearer_token)
     r = call(a, "PATCH", "/api/v1/pools/app/backends/app1", AUTH JSON_TYPE,
              "{\"state\": \"drain\"}");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(jstr(r.json, "state"), "draining");
+    ck_assert_str_eq(harness_jstr(r.json, "state"), "draining");
     stop(&s);
 }
 END_TEST
@@ -474,29 +444,29 @@ START_TEST(backend_lookup)
     int a = s.aport;
 
     json_t *b = get_json(a, "/api/v1/pools/app/backends/app1", false);
-    ck_assert_str_eq(jstr(b, "id"), "app1");
-    ck_assert_str_eq(jstr(b, "address"), harness_strf("127.0.0.1:%d", p1));
+    ck_assert_str_eq(harness_jstr(b, "id"), "app1");
+    ck_assert_str_eq(harness_jstr(b, "address"), harness_strf("127.0.0.1:%d", p1));
     /* A named backend is found by its address too. */
     b = get_json(a, harness_strf("/api/v1/pools/app/backends/127.0.0.1:%d", p1), false);
-    ck_assert_str_eq(jstr(b, "id"), "app1");
+    ck_assert_str_eq(harness_jstr(b, "id"), "app1");
     b = get_json(a, harness_strf("/api/v1/pools/app/backends/127.0.0.1%%3A%d", p1), false);
-    ck_assert_str_eq(jstr(b, "id"), "app1");
+    ck_assert_str_eq(harness_jstr(b, "id"), "app1");
     /* An unnamed one by its address, its id. */
     b = get_json(a, harness_strf("/api/v1/pools/app/backends/127.0.0.1:%d", p2), false);
-    ck_assert_str_eq(jstr(b, "id"), harness_strf("127.0.0.1:%d", p2));
+    ck_assert_str_eq(harness_jstr(b, "id"), harness_strf("127.0.0.1:%d", p2));
     assert_null(b, "name");
     if (p3 > 0) {
         const char *id = harness_strf("[::1]:%d", p3);
         b = get_json(a, harness_strf("/api/v1/pools/app/backends/%%5B%%3A%%3A1%%5D%%3A%d", p3),
                      false);
-        ck_assert_str_eq(jstr(b, "id"), id);
-        ck_assert_str_eq(jstr(b, "address"), id);
+        ck_assert_str_eq(harness_jstr(b, "id"), id);
+        ck_assert_str_eq(harness_jstr(b, "address"), id);
         b = get_json(a, harness_strf("/api/v1/pools/app/backends/[::1]:%d", p3), false);
-        ck_assert_str_eq(jstr(b, "id"), id);
+        ck_assert_str_eq(harness_jstr(b, "id"), id);
         struct reply r =
             patch(a, "app", harness_strf("%%5b%%3a%%3a1%%5d%%3a%d", p3), "{\"state\": \"drain\"}");
         ck_assert_int_eq(r.status, 200);
-        ck_assert_str_eq(jstr(r.json, "state"), "draining");
+        ck_assert_str_eq(harness_jstr(r.json, "state"), "draining");
         ck_assert(harness_log_contains(
             s.lb.log, harness_strf("admin: pool app backend [::1]:%d state drain (was up)", p3)));
     }
@@ -518,17 +488,18 @@ START_TEST(drain_and_enable)
     struct reply r = patch(s.aport, "app", "echo", "{\"state\": \"drain\"}");
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(keys_of(r.json), BACKEND_KEYS);
-    ck_assert_str_eq(jstr(r.json, "state"), "draining");
-    ck_assert_int_eq(jint(r.json, "active_connections"), 1);
+    ck_assert_str_eq(harness_jstr(r.json, "state"), "draining");
+    ck_assert_int_eq(harness_jint(r.json, "active_connections"), 1);
     ck_assert(harness_log_contains(s.lb.log, "info: admin: pool app backend echo state drain "
                                              "(was up)"));
-    ck_assert_int_eq(jint(get_json(s.aport, "/api/v1/pools/app", false), "available_backends"), 2);
+    ck_assert_int_eq(
+        harness_jint(get_json(s.aport, "/api/v1/pools/app", false), "available_backends"), 2);
 
     ck_assert_str_eq(fetch_sequence(s.lport, 4), "n2 n3 n2 n3");
     assert_echo(client, "still open while draining");
     json_t *b = get_json(s.aport, "/api/v1/pools/app/backends/echo", false);
-    ck_assert_int_eq(jint(b, "active_connections"), 1);
-    ck_assert_int_eq(jint(b, "total_connections"), 1);
+    ck_assert_int_eq(harness_jint(b, "active_connections"), 1);
+    ck_assert_int_eq(harness_jint(b, "total_connections"), 1);
 
     /* Draining again changes (and logs) nothing. */
     ck_assert_int_eq(patch(s.aport, "app", "echo", "{\"state\": \"drain\"}").status, 200);
@@ -536,7 +507,7 @@ START_TEST(drain_and_enable)
 
     r = patch(s.aport, "app", "echo", "{\"state\": \"enable\"}");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(jstr(r.json, "state"), "up");
+    ck_assert_str_eq(harness_jstr(r.json, "state"), "up");
     ck_assert(harness_log_contains(s.lb.log, "info: admin: pool app backend echo state enable "
                                              "(was draining)"));
     /* The cycle goes on where it was: echo is next again. */
@@ -562,8 +533,8 @@ START_TEST(disable_closes_sessions)
 
     struct reply r = patch(s.aport, "app", "echo", "{\"state\": \"disable\"}");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(jstr(r.json, "state"), "disabled");
-    ck_assert_int_eq(jint(r.json, "active_connections"), 0);
+    ck_assert_str_eq(harness_jstr(r.json, "state"), "disabled");
+    ck_assert_int_eq(harness_jint(r.json, "active_connections"), 0);
     ck_assert_msg(harness_wait_closed(client, 2000) >= 0, "the disabled backend's session is open");
     close(client);
     const char *line = harness_log_line(s.lb.log, "reason=\"backend disabled\"");
@@ -573,11 +544,12 @@ START_TEST(disable_closes_sessions)
                                    "info: admin: pool app backend echo state disable (was up)"));
 
     ck_assert_str_eq(fetch_sequence(s.lport, 3), "n2 n2 n2");
-    ck_assert_int_eq(jint(get_json(s.aport, "/api/v1/pools/app", false), "available_backends"), 1);
+    ck_assert_int_eq(
+        harness_jint(get_json(s.aport, "/api/v1/pools/app", false), "available_backends"), 1);
 
     r = patch(s.aport, "app", "echo", "{\"state\": \"enable\"}");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(jstr(r.json, "state"), "up");
+    ck_assert_str_eq(harness_jstr(r.json, "state"), "up");
     client = harness_connect("127.0.0.1", s.lport, HARNESS_WAIT_MS);
     ck_assert_int_ge(client, 0);
     assert_echo(client, "back"); /* n2 was last, echo is next */
@@ -595,24 +567,25 @@ START_TEST(weight_change)
 
     struct reply r = patch(s.aport, "app", "a", "{\"weight\": 3}");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(jint(r.json, "weight"), 3);
-    ck_assert_int_eq(jint(r.json, "effective_weight"), 3);
-    ck_assert_str_eq(jstr(r.json, "state"), "up");
+    ck_assert_int_eq(harness_jint(r.json, "weight"), 3);
+    ck_assert_int_eq(harness_jint(r.json, "effective_weight"), 3);
+    ck_assert_str_eq(harness_jstr(r.json, "state"), "up");
     ck_assert(harness_log_contains(s.lb.log, "info: admin: pool app backend a weight 3 (was 1)"));
     ck_assert_str_eq(fetch_sequence(s.lport, 8), "a a b a a a b a");
 
     /* Weight 0: no new connections, like down. */
     r = patch(s.aport, "app", "a", "{\"weight\": 0, \"state\": \"enable\"}");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(jint(r.json, "weight"), 0);
-    ck_assert_int_eq(jint(get_json(s.aport, "/api/v1/pools/app", false), "available_backends"), 1);
+    ck_assert_int_eq(harness_jint(r.json, "weight"), 0);
+    ck_assert_int_eq(
+        harness_jint(get_json(s.aport, "/api/v1/pools/app", false), "available_backends"), 1);
     ck_assert_str_eq(fetch_sequence(s.lport, 3), "b b b");
 
     /* Both at once: weight 2 and drain b. */
     r = patch(s.aport, "app", "b", "{\"state\": \"drain\", \"weight\": 2}");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(jint(r.json, "weight"), 2);
-    ck_assert_str_eq(jstr(r.json, "state"), "draining");
+    ck_assert_int_eq(harness_jint(r.json, "weight"), 2);
+    ck_assert_str_eq(harness_jstr(r.json, "state"), "draining");
     ck_assert(harness_log_contains(s.lb.log, "admin: pool app backend b weight 2 (was 1)"));
     ck_assert(harness_log_contains(s.lb.log, "admin: pool app backend b state drain (was up)"));
     ck_assert(harness_log_contains(s.lb.log, "error: pool app has no available backend"));
@@ -646,31 +619,31 @@ START_TEST(counters)
     ck_assert(harness_send_all(fd, buf, 1000, HARNESS_WAIT_MS));
     ck_assert_int_eq(harness_recv_n(fd, buf, 1000, HARNESS_WAIT_MS), 1000);
     json_t *st = get_json(s.aport, "/api/v1/status", false);
-    ck_assert_int_eq(jint(st, "connections.active"), 1);
-    ck_assert_int_eq(jint(st, "connections.total"), 2);
+    ck_assert_int_eq(harness_jint(st, "connections.active"), 1);
+    ck_assert_int_eq(harness_jint(st, "connections.total"), 2);
     json_t *l = get_json(s.aport, "/api/v1/listeners", false);
-    ck_assert_int_eq(jint(l, "listeners.0.active_connections"), 1);
-    ck_assert_int_eq(jint(l, "listeners.0.total_connections"), 2);
+    ck_assert_int_eq(harness_jint(l, "listeners.0.active_connections"), 1);
+    ck_assert_int_eq(harness_jint(l, "listeners.0.total_connections"), 2);
     json_t *b = get_json(s.aport, "/api/v1/pools/app/backends/echo", false);
-    ck_assert_int_eq(jint(b, "active_connections"), 1);
+    ck_assert_int_eq(harness_jint(b, "active_connections"), 1);
     close(fd);
     ck_assert(harness_log_wait(s.lb.log, "session end", 2, HARNESS_WAIT_MS));
 
     st = get_json(s.aport, "/api/v1/status", false);
-    ck_assert_int_eq(jint(st, "connections.active"), 0);
-    ck_assert_int_eq(jint(st, "connections.total"), 2);
+    ck_assert_int_eq(harness_jint(st, "connections.active"), 0);
+    ck_assert_int_eq(harness_jint(st, "connections.total"), 2);
     json_t *p = get_json(s.aport, "/api/v1/pools/app", false);
-    ck_assert_str_eq(jstr(p, "backends.0.id"), "sink");
-    ck_assert_int_eq(jint(p, "backends.0.total_connections"), 1);
-    ck_assert_int_eq(jint(p, "backends.0.active_connections"), 0);
-    ck_assert_int_eq(jint(p, "backends.0.failed_connections"), 0);
-    ck_assert_int_eq(jint(p, "backends.0.bytes_out"), 1234);
-    ck_assert_int_eq(jint(p, "backends.0.bytes_in"), 5);
-    ck_assert_int_eq(jint(p, "backends.1.total_connections"), 1);
-    ck_assert_int_eq(jint(p, "backends.1.active_connections"), 0);
-    ck_assert_int_eq(jint(p, "backends.1.bytes_out"), 1000);
-    ck_assert_int_eq(jint(p, "backends.1.bytes_in"), 1000);
-    ck_assert_int_eq(jint(p, "rejected_connections"), 0);
+    ck_assert_str_eq(harness_jstr(p, "backends.0.id"), "sink");
+    ck_assert_int_eq(harness_jint(p, "backends.0.total_connections"), 1);
+    ck_assert_int_eq(harness_jint(p, "backends.0.active_connections"), 0);
+    ck_assert_int_eq(harness_jint(p, "backends.0.failed_connections"), 0);
+    ck_assert_int_eq(harness_jint(p, "backends.0.bytes_out"), 1234);
+    ck_assert_int_eq(harness_jint(p, "backends.0.bytes_in"), 5);
+    ck_assert_int_eq(harness_jint(p, "backends.1.total_connections"), 1);
+    ck_assert_int_eq(harness_jint(p, "backends.1.active_connections"), 0);
+    ck_assert_int_eq(harness_jint(p, "backends.1.bytes_out"), 1000);
+    ck_assert_int_eq(harness_jint(p, "backends.1.bytes_in"), 1000);
+    ck_assert_int_eq(harness_jint(p, "rejected_connections"), 0);
     stop(&s);
 }
 END_TEST
@@ -688,45 +661,46 @@ START_TEST(health_fields)
     ck_assert(harness_log_wait(s.lb.log, "backend dead DOWN", 1, HARNESS_WAIT_MS));
 
     json_t *p = get_json(s.aport, "/api/v1/pools/app", false);
-    json_t *live = jget(p, "backends.0");
-    json_t *h = jget(live, "health");
+    json_t *live = harness_jget(p, "backends.0");
+    json_t *h = harness_jget(live, "health");
     ck_assert_str_eq(keys_of(h), "checks status last_check last_check_duration_ms last_error "
                                  "consecutive_successes consecutive_failures transitions ejected");
-    ck_assert_str_eq(jstr(h, "checks"), "tcp");
-    ck_assert_str_eq(jstr(h, "status"), "up");
-    const char *at = jstr(h, "last_check");
+    ck_assert_str_eq(harness_jstr(h, "checks"), "tcp");
+    ck_assert_str_eq(harness_jstr(h, "status"), "up");
+    const char *at = harness_jstr(h, "last_check");
     int y, mo, d, hh, mi, sec, ms;
     char z;
     ck_assert_int_eq(strlen(at), 24);
     ck_assert_int_eq(
         sscanf(at, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &y, &mo, &d, &hh, &mi, &sec, &ms, &z), 8);
     ck_assert_int_eq(z, 'Z');
-    ck_assert(json_is_real(jget(h, "last_check_duration_ms")));
-    ck_assert(json_real_value(jget(h, "last_check_duration_ms")) >= 0);
+    ck_assert(json_is_real(harness_jget(h, "last_check_duration_ms")));
+    ck_assert(json_real_value(harness_jget(h, "last_check_duration_ms")) >= 0);
     assert_null(h, "last_error");
-    ck_assert_int_ge(jint(h, "consecutive_successes"), 1);
-    ck_assert_int_eq(jint(h, "consecutive_failures"), 0);
-    ck_assert_int_eq(jint(h, "transitions"), 0);
-    ck_assert(json_is_false(jget(h, "ejected")));
-    ck_assert_str_eq(jstr(live, "state"), "up");
+    ck_assert_int_ge(harness_jint(h, "consecutive_successes"), 1);
+    ck_assert_int_eq(harness_jint(h, "consecutive_failures"), 0);
+    ck_assert_int_eq(harness_jint(h, "transitions"), 0);
+    ck_assert(json_is_false(harness_jget(h, "ejected")));
+    ck_assert_str_eq(harness_jstr(live, "state"), "up");
 
-    json_t *dh = jget(p, "backends.1.health");
-    ck_assert_str_eq(jstr(p, "backends.1.state"), "down");
-    ck_assert_str_eq(jstr(dh, "status"), "down");
-    ck_assert_str_eq(jstr(dh, "last_error"), "connection refused");
-    ck_assert_int_ge(jint(dh, "consecutive_failures"), 2);
-    ck_assert_int_eq(jint(dh, "consecutive_successes"), 0);
-    ck_assert_int_eq(jint(dh, "transitions"), 1);
-    ck_assert_int_eq(jint(p, "available_backends"), 1);
+    json_t *dh = harness_jget(p, "backends.1.health");
+    ck_assert_str_eq(harness_jstr(p, "backends.1.state"), "down");
+    ck_assert_str_eq(harness_jstr(dh, "status"), "down");
+    ck_assert_str_eq(harness_jstr(dh, "last_error"), "connection refused");
+    ck_assert_int_ge(harness_jint(dh, "consecutive_failures"), 2);
+    ck_assert_int_eq(harness_jint(dh, "consecutive_successes"), 0);
+    ck_assert_int_eq(harness_jint(dh, "transitions"), 1);
+    ck_assert_int_eq(harness_jint(p, "available_backends"), 1);
 
     /* An operator's state shows over health; enable hands back to health. */
     struct reply r = patch(s.aport, "app", "dead", "{\"state\": \"disable\"}");
-    ck_assert_str_eq(jstr(r.json, "state"), "disabled");
+    ck_assert_str_eq(harness_jstr(r.json, "state"), "disabled");
     ck_assert(harness_log_contains(s.lb.log, "admin: pool app backend dead state disable (was "
                                              "down)"));
     r = patch(s.aport, "app", "dead", "{\"state\": \"enable\"}");
-    ck_assert_str_eq(jstr(r.json, "state"), "down");
-    ck_assert_int_eq(jint(get_json(s.aport, "/api/v1/pools/app", false), "available_backends"), 1);
+    ck_assert_str_eq(harness_jstr(r.json, "state"), "down");
+    ck_assert_int_eq(
+        harness_jint(get_json(s.aport, "/api/v1/pools/app", false), "available_backends"), 1);
     stop(&s);
 }
 END_TEST
@@ -776,14 +750,14 @@ START_TEST(large_pool)
     long t0 = harness_now_ms();
     json_t *pools = get_json(s.aport, "/api/v1/pools", false);
     long took = harness_now_ms() - t0;
-    ck_assert_int_eq(json_array_size(jget(pools, "pools.0.backends")), N);
-    ck_assert_str_eq(jstr(pools, "pools.0.backends.9999.id"), "127.0.0.3:24999");
+    ck_assert_int_eq(json_array_size(harness_jget(pools, "pools.0.backends")), N);
+    ck_assert_str_eq(harness_jstr(pools, "pools.0.backends.9999.id"), "127.0.0.3:24999");
     ck_assert_msg(took < 3000, "GET /api/v1/pools of %d backends took %ld ms", N, took);
 
     t0 = harness_now_ms();
     struct reply r = patch(s.aport, "app", "127.0.0.3:24999", "{\"weight\": 7}");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(jint(r.json, "weight"), 7);
+    ck_assert_int_eq(harness_jint(r.json, "weight"), 7);
     ck_assert_int_lt(harness_now_ms() - t0, 1000);
     r = call(s.aport, "GET", "/metrics", NULL, NULL);
     ck_assert_int_eq(r.status, 200);

@@ -126,26 +126,6 @@ START_TEST(halfclose_backend_first)
 }
 END_TEST
 
-/* Byte i of the test stream: splitmix64 of its 8-byte block. */
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static void stream_fill(unsigned char *buf, uint64_t off, size_t n)
-{
-    uint64_t block = mix(off / 8);
-    for (size_t i = 0; i < n; i++) {
-        uint64_t pos = off + i;
-        if (pos % 8 == 0)
-            block = mix(pos / 8);
-        buf[i] = (unsigned char)(block >> (8 * (pos % 8)));
-    }
-}
-
 START_TEST(big_transfer)
 {
     struct harness_lb lb;
@@ -168,7 +148,7 @@ START_TEST(big_transfer)
                 out_off = sent;
                 out_len = BIG_TOTAL - sent < BIG_CHUNK ? BIG_TOTAL - sent : BIG_CHUNK;
                 out_pos = 0;
-                stream_fill(out, out_off, out_len);
+                harness_stream_fill(out, out_off, out_len);
             }
             ssize_t n = send(fd, out + out_pos, out_len - out_pos, MSG_NOSIGNAL);
             if (n > 0) {
@@ -188,7 +168,7 @@ START_TEST(big_transfer)
                 ck_assert_msg(errno == EAGAIN, "recv: %s", strerror(errno));
                 continue;
             }
-            stream_fill(want, received, (size_t)n);
+            harness_stream_fill(want, received, (size_t)n);
             if (memcmp(in, want, (size_t)n) != 0) {
                 size_t i = 0;
                 while (in[i] == want[i])
@@ -404,7 +384,7 @@ START_TEST(backpressure_bounded)
         struct pollfd p = {.fd = fd, .events = POLLOUT};
         if (poll(&p, 1, 1000) == 0)
             break;
-        stream_fill(buf, sent, BIG_CHUNK);
+        harness_stream_fill(buf, sent, BIG_CHUNK);
         ssize_t n = send(fd, buf, BIG_CHUNK, MSG_NOSIGNAL);
         if (n < 0) {
             ck_assert_msg(errno == EAGAIN, "send: %s", strerror(errno));
@@ -423,7 +403,7 @@ START_TEST(backpressure_bounded)
         ssize_t n = harness_recv_n(fd, buf, want_n, HARNESS_WAIT_MS);
         ck_assert_msg(n > 0, "echo stopped after %llu of %llu bytes", (unsigned long long)received,
                       (unsigned long long)sent);
-        stream_fill(want, received, (size_t)n);
+        harness_stream_fill(want, received, (size_t)n);
         ck_assert_msg(memcmp(buf, want, (size_t)n) == 0, "echo differs near byte %llu",
                       (unsigned long long)received);
         received += (uint64_t)n;

@@ -166,36 +166,6 @@ static struct reply patch(int port, const char *backend, const char *body)
                 body);
 }
 
-/* The value at a dotted path ("pools.0.backends.1.id"); fails when absent. */
-static json_t *jget(json_t *j, const char *path)
-{
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", path);
-    char *save = NULL;
-    for (char *part = strtok_r(buf, ".", &save); part; part = strtok_r(NULL, ".", &save)) {
-        if (json_is_array(j))
-            j = json_array_get(j, strtoul(part, NULL, 10));
-        else
-            j = json_object_get(j, part);
-        ck_assert_msg(j != NULL, "no %s (at %s)", path, part);
-    }
-    return j;
-}
-
-static long long jint(json_t *j, const char *path)
-{
-    json_t *v = jget(j, path);
-    ck_assert_msg(json_is_integer(v), "%s is not an integer", path);
-    return json_integer_value(v);
-}
-
-static const char *jstr(json_t *j, const char *path)
-{
-    json_t *v = jget(j, path);
-    ck_assert_msg(json_is_string(v), "%s is not a string", path);
-    return json_string_value(v);
-}
-
 static const char *keys_of(json_t *j)
 {
     const char *keys = "";
@@ -211,12 +181,12 @@ static const char *keys_of(json_t *j)
 /* The backend with this id in a pool object; fails when absent. */
 static json_t *find_backend(json_t *pool, const char *id)
 {
-    json_t *list = jget(pool, "backends");
+    json_t *list = harness_jget(pool, "backends");
     size_t i;
     json_t *b;
     json_array_foreach(list, i, b)
     {
-        if (strcmp(jstr(b, "id"), id) == 0)
+        if (strcmp(harness_jstr(b, "id"), id) == 0)
             return b;
     }
     ck_abort_msg("pool has no backend %s", id);
@@ -225,12 +195,12 @@ static json_t *find_backend(json_t *pool, const char *id)
 
 static bool pool_has_backend(json_t *pool, const char *id)
 {
-    json_t *list = jget(pool, "backends");
+    json_t *list = harness_jget(pool, "backends");
     size_t i;
     json_t *b;
     json_array_foreach(list, i, b)
     {
-        if (strcmp(jstr(b, "id"), id) == 0)
+        if (strcmp(harness_jstr(b, "id"), id) == 0)
             return true;
     }
     return false;
@@ -243,12 +213,12 @@ static void post_ok(int aport, int generation, int la, int lr, int ba, int br)
     ck_assert_msg(r.status == 200, "POST /api/v1/reload: status %d: %s", r.status, r.body);
     ck_assert_msg(r.json != NULL, "reload answer is not JSON: %s", r.body);
     ck_assert_str_eq(keys_of(r.json), RESULT_KEYS);
-    ck_assert_str_eq(jstr(r.json, "status"), "ok");
-    ck_assert_int_eq(jint(r.json, "generation"), generation);
-    ck_assert_int_eq(jint(r.json, "listeners_added"), la);
-    ck_assert_int_eq(jint(r.json, "listeners_removed"), lr);
-    ck_assert_int_eq(jint(r.json, "backends_added"), ba);
-    ck_assert_int_eq(jint(r.json, "backends_removed"), br);
+    ck_assert_str_eq(harness_jstr(r.json, "status"), "ok");
+    ck_assert_int_eq(harness_jint(r.json, "generation"), generation);
+    ck_assert_int_eq(harness_jint(r.json, "listeners_added"), la);
+    ck_assert_int_eq(harness_jint(r.json, "listeners_removed"), lr);
+    ck_assert_int_eq(harness_jint(r.json, "backends_added"), ba);
+    ck_assert_int_eq(harness_jint(r.json, "backends_removed"), br);
 }
 
 /* POST /api/v1/reload, expecting 400 {"error": message}. */
@@ -259,7 +229,7 @@ static void post_fails(int aport, const char *message)
                   r.body);
     ck_assert_msg(r.json != NULL, "reload error is not JSON: %s", r.body);
     ck_assert_str_eq(keys_of(r.json), "error");
-    ck_assert_str_eq(jstr(r.json, "error"), message);
+    ck_assert_str_eq(harness_jstr(r.json, "error"), message);
 }
 
 static double metric(int aport, const char *series)
@@ -472,8 +442,8 @@ START_TEST(connects_through_sighups)
     ck_assert_int_eq(harness_log_count(lb.log, "reload failed"), 0);
     ck_assert_int_eq(harness_log_count(lb.log, "connect failed"), 0);
     json_t *stj = get_json(aport, "/api/v1/status");
-    ck_assert_int_eq(jint(stj, "reloads.ok"), FLIP_RELOADS);
-    ck_assert_int_eq(jint(stj, "reloads.failed"), 0);
+    ck_assert_int_eq(harness_jint(stj, "reloads.ok"), FLIP_RELOADS);
+    ck_assert_int_eq(harness_jint(stj, "reloads.failed"), 0);
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
 }
 END_TEST
@@ -484,25 +454,6 @@ END_TEST
 #define STREAM_CHUNK (256 * 1024)
 #define STREAM_RELOADS 10
 #define STREAM_DEADLINE_MS 60000
-
-static uint64_t mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static void stream_fill(unsigned char *buf, uint64_t off, size_t n)
-{
-    uint64_t block = mix(off / 8);
-    for (size_t i = 0; i < n; i++) {
-        uint64_t pos = off + i;
-        if (pos % 8 == 0)
-            block = mix(pos / 8);
-        buf[i] = (unsigned char)(block >> (8 * (pos % 8)));
-    }
-}
 
 struct stream_env {
     struct harness_lb lb;
@@ -587,10 +538,10 @@ static void stream_reload(struct stream_env *e, int step)
     case 3: {
         /* Still the same backend: the stream is its one connection. */
         json_t *b = find_backend(pool, "echo");
-        ck_assert_int_eq(jint(b, "active_connections"), 1);
-        ck_assert_int_eq(jint(b, "total_connections"), 1);
-        ck_assert_int_eq(jint(b, "weight"), 2);
-        ck_assert_str_eq(jstr(pool, "strategy"), "weighted");
+        ck_assert_int_eq(harness_jint(b, "active_connections"), 1);
+        ck_assert_int_eq(harness_jint(b, "total_connections"), 1);
+        ck_assert_int_eq(harness_jint(b, "weight"), 2);
+        ck_assert_str_eq(harness_jstr(pool, "strategy"), "weighted");
         break;
     }
     case 4:
@@ -605,7 +556,7 @@ static void stream_reload(struct stream_env *e, int step)
         assert_refused(e->sport);
         break;
     case 10:
-        ck_assert_str_eq(jstr(pool, "strategy"), "roundrobin");
+        ck_assert_str_eq(harness_jstr(pool, "strategy"), "roundrobin");
         ck_assert_str_eq(tally(e->lport, 6, "n1 n2 n3"), "n1=2 n2=2 n3=2");
         break;
     default:
@@ -647,7 +598,7 @@ START_TEST(stream_survives_reloads)
             if (out_pos == out_len) {
                 out_len = STREAM_TOTAL - sent < STREAM_CHUNK ? STREAM_TOTAL - sent : STREAM_CHUNK;
                 out_pos = 0;
-                stream_fill(out, sent, out_len);
+                harness_stream_fill(out, sent, out_len);
             }
             ssize_t n = send(fd, out + out_pos, out_len - out_pos, MSG_NOSIGNAL);
             if (n > 0) {
@@ -669,7 +620,7 @@ START_TEST(stream_survives_reloads)
                               (unsigned long long)received, strerror(errno));
                 continue;
             }
-            stream_fill(want, received, (size_t)n);
+            harness_stream_fill(want, received, (size_t)n);
             if (memcmp(in, want, (size_t)n) != 0) {
                 size_t i = 0;
                 while (in[i] == want[i])
@@ -752,20 +703,20 @@ START_TEST(invalid_file_changes_nothing)
                   logged, lb.log);
     ck_assert_str_eq(tally(lport, 4, "a b"), "a=2 b=2");
     json_t *st = get_json(aport, "/api/v1/status");
-    ck_assert_int_eq(jint(st, "reloads.ok"), 0);
-    ck_assert_int_eq(jint(st, "reloads.failed"), 1);
-    ck_assert_str_eq(jstr(st, "reloads.last_error"), error);
+    ck_assert_int_eq(harness_jint(st, "reloads.ok"), 0);
+    ck_assert_int_eq(harness_jint(st, "reloads.failed"), 1);
+    ck_assert_str_eq(harness_jstr(st, "reloads.last_error"), error);
     json_t *pool = get_json(aport, "/api/v1/pools/app");
-    ck_assert_str_eq(jstr(pool, "strategy"), "roundrobin");
-    ck_assert_int_eq(json_array_size(jget(pool, "backends")), 2);
+    ck_assert_str_eq(harness_jstr(pool, "strategy"), "roundrobin");
+    ck_assert_int_eq(json_array_size(harness_jget(pool, "backends")), 2);
     ck_assert(!pool_has_backend(pool, "c"));
 
     /* The same through the API: 400 with the same text. */
     post_fails(aport, error);
     ck_assert_int_eq(harness_log_count(lb.log, logged), 2);
     st = get_json(aport, "/api/v1/status");
-    ck_assert_int_eq(jint(st, "reloads.failed"), 2);
-    ck_assert_str_eq(jstr(st, "reloads.last_error"), error);
+    ck_assert_int_eq(harness_jint(st, "reloads.failed"), 2);
+    ck_assert_str_eq(harness_jstr(st, "reloads.last_error"), error);
     ck_assert(metric(aport, "lb_reloads_total{result=\"failed\"}") == 2);
     ck_assert(metric(aport, "lb_reloads_total{result=\"ok\"}") == 0);
     ck_assert_str_eq(tally(lport, 2, "a b"), "a=1 b=1");
@@ -779,13 +730,14 @@ START_TEST(invalid_file_changes_nothing)
     post_ok(aport, 2, 0, 0, 1, 0);
     ck_assert_int_eq(harness_log_count(lb.log, ok_line(2, 0, 0, 1, 0)), 1);
     st = get_json(aport, "/api/v1/status");
-    ck_assert_int_eq(jint(st, "reloads.ok"), 1);
-    ck_assert_int_eq(jint(st, "reloads.failed"), 2);
-    ck_assert_msg(json_is_null(jget(st, "reloads.last_error")), "last_error not null after a good "
-                                                                "reload");
+    ck_assert_int_eq(harness_jint(st, "reloads.ok"), 1);
+    ck_assert_int_eq(harness_jint(st, "reloads.failed"), 2);
+    ck_assert_msg(json_is_null(harness_jget(st, "reloads.last_error")),
+                  "last_error not null after a good "
+                  "reload");
     ck_assert(metric(aport, "lb_reloads_total{result=\"ok\"}") == 1);
     ck_assert(metric(aport, "lb_reloads_total{result=\"failed\"}") == 2);
-    ck_assert_str_eq(jstr(get_json(aport, "/api/v1/pools/app"), "strategy"), "weighted");
+    ck_assert_str_eq(harness_jstr(get_json(aport, "/api/v1/pools/app"), "strategy"), "weighted");
     ck_assert_str_eq(tally(lport, 8, "a b c"), "a=2 b=2 c=4");
 
     /* A missing file fails without a position, and changes nothing. */
@@ -793,7 +745,8 @@ START_TEST(invalid_file_changes_nothing)
     const char *missing = harness_strf("%s: cannot read: No such file or directory", lb.config);
     post_fails(aport, missing);
     ck_assert(harness_log_contains(lb.log, harness_strf("error: reload failed: %s", missing)));
-    ck_assert_str_eq(jstr(get_json(aport, "/api/v1/status"), "reloads.last_error"), missing);
+    ck_assert_str_eq(harness_jstr(get_json(aport, "/api/v1/status"), "reloads.last_error"),
+                     missing);
     ck_assert_str_eq(tally(lport, 4, "a b c"), "a=1 b=1 c=2");
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
 }
@@ -842,13 +795,14 @@ START_TEST(busy_port_rejects_reload)
     ck_assert_str_eq(tally(lport, 4, "a b"), "a=4 b=0");
     assert_refused(eport);
     json_t *st = get_json(aport, "/api/v1/status");
-    ck_assert_int_eq(jint(st, "reloads.failed"), 1);
-    ck_assert_int_eq(jint(st, "reloads.ok"), 0);
-    ck_assert_str_eq(jstr(st, "reloads.last_error"), error);
-    ck_assert_int_eq(json_array_size(jget(get_json(aport, "/api/v1/listeners"), "listeners")), 1);
+    ck_assert_int_eq(harness_jint(st, "reloads.failed"), 1);
+    ck_assert_int_eq(harness_jint(st, "reloads.ok"), 0);
+    ck_assert_str_eq(harness_jstr(st, "reloads.last_error"), error);
+    ck_assert_int_eq(
+        json_array_size(harness_jget(get_json(aport, "/api/v1/listeners"), "listeners")), 1);
 
     post_fails(aport, error);
-    ck_assert_int_eq(jint(get_json(aport, "/api/v1/status"), "reloads.failed"), 2);
+    ck_assert_int_eq(harness_jint(get_json(aport, "/api/v1/status"), "reloads.failed"), 2);
     assert_refused(eport);
     ck_assert_str_eq(fetch(lport), "a");
 
@@ -858,7 +812,8 @@ START_TEST(busy_port_rejects_reload)
     ck_assert_str_eq(tally(lport, 2, "a b"), "a=1 b=1");
     ck_assert_str_eq(tally(eport, 2, "a b"), "a=1 b=1");
     ck_assert_str_eq(tally(bport, 2, "a b"), "a=1 b=1");
-    ck_assert_int_eq(json_array_size(jget(get_json(aport, "/api/v1/listeners"), "listeners")), 3);
+    ck_assert_int_eq(
+        json_array_size(harness_jget(get_json(aport, "/api/v1/listeners"), "listeners")), 3);
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
 }
 END_TEST
@@ -890,12 +845,12 @@ START_TEST(health_and_overrides_survive)
                   "b never went down; log %s", lb.log);
     struct reply r = patch(aport, "c", "{\"state\": \"drain\"}");
     ck_assert_int_eq(r.status, 200);
-    ck_assert_str_eq(jstr(r.json, "state"), "draining");
+    ck_assert_str_eq(harness_jstr(r.json, "state"), "draining");
     r = patch(aport, "a", "{\"weight\": 5}");
     ck_assert_int_eq(r.status, 200);
     json_t *before = get_json(aport, "/api/v1/pools/app");
-    long long b_transitions = jint(find_backend(before, "b"), "health.transitions");
-    long long c_total = jint(find_backend(before, "c"), "total_connections");
+    long long b_transitions = harness_jint(find_backend(before, "b"), "health.transitions");
+    long long c_total = harness_jint(find_backend(before, "c"), "total_connections");
 
     /* Same pool, a's file weight changed (the override wins), d added. */
     rewrite(&lb, conf(aport, web,
@@ -909,25 +864,26 @@ START_TEST(health_and_overrides_survive)
     json_t *after = get_json(aport, "/api/v1/pools/app");
     json_t *a = find_backend(after, "a"), *b = find_backend(after, "b"),
            *c = find_backend(after, "c"), *d = find_backend(after, "d");
-    ck_assert_str_eq(jstr(b, "state"), "down");
-    ck_assert_str_eq(jstr(b, "health.status"), "down");
-    ck_assert_int_eq(jint(b, "health.transitions"), b_transitions);
-    ck_assert_str_eq(jstr(c, "state"), "draining");
-    ck_assert_str_eq(jstr(c, "health.status"), "up");
-    ck_assert_int_eq(jint(a, "weight"), 5);
-    ck_assert_int_eq(jint(a, "effective_weight"), 5);
-    ck_assert_str_eq(jstr(d, "state"), "up");
-    ck_assert_int_eq(jint(d, "weight"), 1);
-    ck_assert_int_eq(jint(d, "total_connections"), 0);
-    ck_assert_int_eq(jint(after, "available_backends"), 2);
+    ck_assert_str_eq(harness_jstr(b, "state"), "down");
+    ck_assert_str_eq(harness_jstr(b, "health.status"), "down");
+    ck_assert_int_eq(harness_jint(b, "health.transitions"), b_transitions);
+    ck_assert_str_eq(harness_jstr(c, "state"), "draining");
+    ck_assert_str_eq(harness_jstr(c, "health.status"), "up");
+    ck_assert_int_eq(harness_jint(a, "weight"), 5);
+    ck_assert_int_eq(harness_jint(a, "effective_weight"), 5);
+    ck_assert_str_eq(harness_jstr(d, "state"), "up");
+    ck_assert_int_eq(harness_jint(d, "weight"), 1);
+    ck_assert_int_eq(harness_jint(d, "total_connections"), 0);
+    ck_assert_int_eq(harness_jint(after, "available_backends"), 2);
     ck_assert_int_eq(harness_log_count(lb.log, "pool app backend b DOWN"), 1);
     ck_assert_int_eq(harness_log_count(lb.log, "pool app backend b UP"), 0);
     ck_assert_int_eq(harness_log_count(lb.log, "pool app backend d DOWN"), 0);
 
     /* a (5) and d (1) share the traffic; b and c get nothing. */
     ck_assert_str_eq(tally(lport, 12, "a d"), "a=10 d=2");
-    ck_assert_int_eq(jint(get_json(aport, "/api/v1/pools/app/backends/c"), "total_connections"),
-                     c_total);
+    ck_assert_int_eq(
+        harness_jint(get_json(aport, "/api/v1/pools/app/backends/c"), "total_connections"),
+        c_total);
     ck_assert_int_eq(harness_log_count(lb.log, "connect failed"), 0);
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
 }
@@ -1007,9 +963,10 @@ START_TEST(counters_not_reset)
     ck_assert(harness_log_wait(lb.log, "session end", 2, HARNESS_WAIT_MS));
 
     json_t *before = get_json(aport, "/api/v1/pools/app");
-    ck_assert_int_eq(jint(find_backend(before, "dead"), "failed_connections"), 1);
-    ck_assert_int_eq(jint(find_backend(before, "echo"), "active_connections"), 1);
-    ck_assert_int_eq(jint(find_backend(before, "sink"), "bytes_out"), 1234 + (third_echo ? 0 : 3));
+    ck_assert_int_eq(harness_jint(find_backend(before, "dead"), "failed_connections"), 1);
+    ck_assert_int_eq(harness_jint(find_backend(before, "echo"), "active_connections"), 1);
+    ck_assert_int_eq(harness_jint(find_backend(before, "sink"), "bytes_out"),
+                     1234 + (third_echo ? 0 : 3));
     const char *ids[] = {"sink", "echo", "dead"};
     const char *metrics_before[3];
     for (int i = 0; i < 3; i++)
@@ -1024,15 +981,16 @@ START_TEST(counters_not_reset)
     for (int i = 0; i < 3; i++) {
         json_t *b0 = find_backend(before, ids[i]), *b1 = find_backend(after, ids[i]);
         for (size_t k = 0; k < sizeof(counter_fields) / sizeof(counter_fields[0]); k++)
-            ck_assert_msg(jint(b1, counter_fields[k]) == jint(b0, counter_fields[k]),
+            ck_assert_msg(harness_jint(b1, counter_fields[k]) ==
+                              harness_jint(b0, counter_fields[k]),
                           "%s.%s was %lld before the reload, %lld after", ids[i], counter_fields[k],
-                          jint(b0, counter_fields[k]), jint(b1, counter_fields[k]));
+                          harness_jint(b0, counter_fields[k]), harness_jint(b1, counter_fields[k]));
         ck_assert_str_eq(metrics_of(aport, ids[i]), metrics_before[i]);
     }
     json_t *fresh = find_backend(after, "fresh");
     for (size_t k = 0; k < sizeof(counter_fields) / sizeof(counter_fields[0]); k++)
-        ck_assert_int_eq(jint(fresh, counter_fields[k]), 0);
-    ck_assert_str_eq(jstr(fresh, "state"), "up");
+        ck_assert_int_eq(harness_jint(fresh, counter_fields[k]), 0);
+    ck_assert_str_eq(harness_jstr(fresh, "state"), "up");
     ck_assert(metric(aport, metric_series("lb_backend_connections_total", "fresh", "")) == 0);
 
     /* The held session goes on counting into the same backend. */
@@ -1041,10 +999,10 @@ START_TEST(counters_not_reset)
     ck_assert(harness_log_wait(lb.log, "backend=echo bytes_from_client=1016 ", 1, HARNESS_WAIT_MS));
     json_t *echo = get_json(aport, "/api/v1/pools/app/backends/echo");
     long long echoed = 1016 + (third_echo ? 3 : 0);
-    ck_assert_int_eq(jint(echo, "bytes_out"), echoed);
-    ck_assert_int_eq(jint(echo, "bytes_in"), echoed);
-    ck_assert_int_eq(jint(echo, "active_connections"), 0);
-    ck_assert_int_eq(jint(echo, "total_connections"), 1 + (third_echo ? 1 : 0));
+    ck_assert_int_eq(harness_jint(echo, "bytes_out"), echoed);
+    ck_assert_int_eq(harness_jint(echo, "bytes_in"), echoed);
+    ck_assert_int_eq(harness_jint(echo, "active_connections"), 0);
+    ck_assert_int_eq(harness_jint(echo, "total_connections"), 1 + (third_echo ? 1 : 0));
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
 }
 END_TEST
@@ -1190,8 +1148,8 @@ START_TEST(sighup_burst)
         ck_assert_int_eq(harness_log_count(lb.log, ok_line(g, 0, 0, 0, 0)), 1);
     ck_assert_int_eq(harness_log_count(lb.log, "reload failed"), 0);
     json_t *st = get_json(aport, "/api/v1/status");
-    ck_assert_int_eq(jint(st, "reloads.ok"), n);
-    ck_assert_int_eq(jint(st, "reloads.failed"), 0);
+    ck_assert_int_eq(harness_jint(st, "reloads.ok"), n);
+    ck_assert_int_eq(harness_jint(st, "reloads.failed"), 0);
     ck_assert_str_eq(tally(lport, 4, "a b"), "a=2 b=2");
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
 }
@@ -1219,8 +1177,8 @@ START_TEST(removed_listener_sessions_continue)
     post_ok(aport, 2, 0, 1, 0, 0);
     assert_refused(sport);
     json_t *ls = get_json(aport, "/api/v1/listeners");
-    ck_assert_int_eq(json_array_size(jget(ls, "listeners")), 1);
-    ck_assert_str_eq(jstr(ls, "listeners.0.name"), "web");
+    ck_assert_int_eq(json_array_size(harness_jget(ls, "listeners")), 1);
+    ck_assert_str_eq(harness_jstr(ls, "listeners.0.name"), "web");
 
     /* The session on the removed listener goes on, byte-exact. */
     size_t total = 6;

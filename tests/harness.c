@@ -210,8 +210,15 @@ void harness_setup(void)
     nports = 0;
 }
 
+#define MAX_JSON_KEPT 4096
+static json_t *json_kept[MAX_JSON_KEPT]; /* harness_call answers, freed at teardown */
+static int njson_kept;
+
 void harness_teardown(void)
 {
+    for (int i = 0; i < njson_kept; i++)
+        json_decref(json_kept[i]);
+    njson_kept = 0;
     kill_all();
     if (getenv("LB_IT_KEEP"))
         fprintf(stderr, "harness: kept %s\n", dir);
@@ -1041,4 +1048,23 @@ const char *harness_jstr(json_t *j, const char *path)
     json_t *v = harness_jget(j, path);
     ck_assert_msg(json_is_string(v), "%s is not a string", path);
     return json_string_value(v);
+}
+
+struct harness_reply harness_call(int port, const char *method, const char *path,
+                                  const char *headers, const char *body)
+{
+    struct harness_reply r = {0};
+    int rc = harness_http(port, method, path, headers, body, &r.status, &r.headers, &r.body);
+    ck_assert_msg(rc == 0, "%s %s: no HTTP answer", method, path);
+    const char *type = harness_http_header(r.headers, "Content-Type");
+    if (type && strcmp(type, "application/json") == 0) {
+        json_error_t err;
+        r.json = json_loads(r.body, 0, &err);
+        ck_assert_msg(r.json != NULL, "%s %s: bad JSON (%s): %s", method, path, err.text, r.body);
+        ck_assert_int_lt(njson_kept, MAX_JSON_KEPT);
+        json_kept[njson_kept++] = r.json;
+        size_t len = strlen(r.body);
+        ck_assert_msg(len > 0 && r.body[len - 1] == '\n', "no final newline: %s", r.body);
+    }
+    return r;
 }

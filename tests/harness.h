@@ -165,6 +165,18 @@ int harness_fd_count(pid_t pid);
  * cannot be read. */
 long harness_rss_kb(pid_t pid);
 
+/* One answer of the admin API. */
+struct harness_reply {
+    int status;
+    const char *headers;
+    const char *body;
+    json_t *json; /* parsed when Content-Type is application/json, else NULL */
+};
+/* One request to 127.0.0.1:port (fails the test without an answer). A JSON
+ * answer is parsed (freed at teardown) and must end in a newline. */
+struct harness_reply harness_call(int port, const char *method, const char *path,
+                                  const char *headers, const char *body);
+
 /* A deterministic pseudo-random byte stream: n bytes from offset off, the
  * same for the same offsets, so a receiver can check any chunk alone. */
 void harness_stream_fill(unsigned char *buf, uint64_t off, size_t n);

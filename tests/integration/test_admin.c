@@ -17,31 +17,6 @@
 #define TOKEN "s3cret-token"
 #define AUTH "Authorization: Bearer " TOKEN "\r\n"
 #define JSON_TYPE "Content-Type: application/json\r\n"
-#define MAX_KEPT 1024
-
-static json_t *kept[MAX_KEPT]; /* parsed answers, freed at teardown */
-static int nkept;
-
-static void setup(void)
-{
-    harness_setup();
-    nkept = 0;
-}
-
-static void teardown(void)
-{
-    for (int i = 0; i < nkept; i++)
-        json_decref(kept[i]);
-    nkept = 0;
-    harness_teardown();
-}
-
-struct reply {
-    int status;
-    const char *headers;
-    const char *body;
-    json_t *json; /* NULL when the answer is not JSON */
-};
 
 /* The usual test config with an "admin" object on 127.0.0.1:admin_port
  * (token: NULL for none). */
@@ -54,43 +29,22 @@ static const char *admin_config(const struct harness_conf *c, int admin_port, co
                         cfg + 2);
 }
 
-/* One request; a JSON answer (application/json) is parsed and checked to
- * end in a newline. */
-static struct reply call(int port, const char *method, const char *path, const char *headers,
-                         const char *body)
-{
-    struct reply r = {0};
-    int rc = harness_http(port, method, path, headers, body, &r.status, &r.headers, &r.body);
-    ck_assert_msg(rc == 0, "%s %s: no HTTP answer", method, path);
-    const char *type = harness_http_header(r.headers, "Content-Type");
-    if (type && strcmp(type, "application/json") == 0) {
-        json_error_t err;
-        r.json = json_loads(r.body, 0, &err);
-        ck_assert_msg(r.json != NULL, "%s %s: bad JSON (%s): %s", method, path, err.text, r.body);
-        ck_assert_int_lt(nkept, MAX_KEPT);
-        kept[nkept++] = r.json;
-        size_t len = strlen(r.body);
-        ck_assert_msg(len > 0 && r.body[len - 1] == '\n', "no final newline: %s", r.body);
-    }
-    return r;
-}
-
 /* GET path (with the token when auth), asserting 200 and JSON. */
 static json_t *get_json(int port, const char *path, bool auth)
 {
-    struct reply r = call(port, "GET", path, auth ? AUTH : NULL, NULL);
+    struct harness_reply r = harness_call(port, "GET", path, auth ? AUTH : NULL, NULL);
     ck_assert_msg(r.status == 200, "GET %s: status %d: %s", path, r.status, r.body);
     ck_assert_msg(r.json != NULL, "GET %s: not JSON: %s", path, r.body);
     return r.json;
 }
 
-static struct reply patch(int port, const char *pool, const char *backend, const char *body)
+static struct harness_reply patch(int port, const char *pool, const char *backend, const char *body)
 {
-    return call(port, "PATCH", harness_strf("/api/v1/pools/%s/backends/%s", pool, backend),
-                JSON_TYPE, body);
+    return harness_call(port, "PATCH", harness_strf("/api/v1/pools/%s/backends/%s", pool, backend),
+                        JSON_TYPE, body);
 }
 
-static void assert_error(struct reply r, int status, const char *message)
+static void assert_error(struct harness_reply r, int status, const char *message)
 {
     ck_assert_msg(r.status == status, "status %d, expected %d: %s", r.status, status, r.body);
     ck_assert_msg(r.json != NULL, "error answer is not JSON: %s", r.body);
@@ -190,7 +144,7 @@ START_TEST(read_endpoints)
     ck_assert(harness_log_contains(
         s.lb.log, harness_strf("info: admin API listening on 127.0.0.1:%d", s.aport)));
 
-    struct reply r = call(s.aport, "GET", "/healthz", NULL, NULL);
+    struct harness_reply r = harness_call(s.aport, "GET", "/healthz", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(harness_http_header(r.headers, "Content-Type"), "application/json");
     ck_assert_str_eq(r.body, "{\n  \"status\": \"ok\"\n}\n");
@@ -255,14 +209,14 @@ START_TEST(read_endpoints)
     ck_assert(json_equal(get_json(s.aport, "/api/v1/pools/app", false), p));
     ck_assert(json_equal(get_json(s.aport, "/api/v1/pools/app/backends/app2", false), b));
 
-    r = call(s.aport, "GET", "/metrics", NULL, NULL);
+    r = harness_call(s.aport, "GET", "/metrics", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(harness_http_header(r.headers, "Content-Type"),
                      "text/plain; version=0.0.4; charset=utf-8");
     ck_assert_msg(strstr(r.body, "# TYPE ") != NULL, "no metrics: %s", r.body);
 
     /* The file is unchanged: a reload keeps everything. */
-    r = call(s.aport, "POST", "/api/v1/reload", NULL, NULL);
+    r = harness_call(s.aport, "POST", "/api/v1/reload", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
     json_t *rl = json_loads(r.body, 0, NULL);
     ck_assert_ptr_nonnull(rl);
@@ -283,36 +237,37 @@ START_TEST(error_statuses)
     int a = s.aport;
 
     /* 404 */
-    assert_error(call(a, "GET", "/nope", NULL, NULL), 404, "no such path");
-    assert_error(call(a, "GET", "/", NULL, NULL), 404, "no such path");
-    assert_error(call(a, "GET", "/api/v1/pools/", NULL, NULL), 404, "no such path");
-    assert_error(call(a, "GET", "/api/v1/pools/app/backends", NULL, NULL), 404, "no such path");
-    assert_error(call(a, "GET", "/api/v1/pools/nosuch", NULL, NULL), 404,
+    assert_error(harness_call(a, "GET", "/nope", NULL, NULL), 404, "no such path");
+    assert_error(harness_call(a, "GET", "/", NULL, NULL), 404, "no such path");
+    assert_error(harness_call(a, "GET", "/api/v1/pools/", NULL, NULL), 404, "no such path");
+    assert_error(harness_call(a, "GET", "/api/v1/pools/app/backends", NULL, NULL), 404,
+                 "no such path");
+    assert_error(harness_call(a, "GET", "/api/v1/pools/nosuch", NULL, NULL), 404,
                  "no pool named \"nosuch\"");
-    assert_error(call(a, "GET", "/api/v1/pools/nosuch/backends/app1", NULL, NULL), 404,
+    assert_error(harness_call(a, "GET", "/api/v1/pools/nosuch/backends/app1", NULL, NULL), 404,
                  "no pool named \"nosuch\"");
-    assert_error(call(a, "GET", "/api/v1/pools/app/backends/nosuch", NULL, NULL), 404,
+    assert_error(harness_call(a, "GET", "/api/v1/pools/app/backends/nosuch", NULL, NULL), 404,
                  "pool \"app\" has no backend \"nosuch\"");
     /* Client text comes back escaped and cut. */
-    assert_error(call(a, "GET", "/api/v1/pools/a%0A%01%22b", NULL, NULL), 404,
+    assert_error(harness_call(a, "GET", "/api/v1/pools/a%0A%01%22b", NULL, NULL), 404,
                  "no pool named \"a\\n\\x01\\\"b\"");
     char longname[101];
     memset(longname, 'x', 100);
     longname[100] = '\0';
-    assert_error(call(a, "GET", harness_strf("/api/v1/pools/%s", longname), NULL, NULL), 404,
-                 harness_strf("no pool named \"%.64s...\"", longname));
+    assert_error(harness_call(a, "GET", harness_strf("/api/v1/pools/%s", longname), NULL, NULL),
+                 404, harness_strf("no pool named \"%.64s...\"", longname));
 
     /* 405 with Allow */
-    struct reply r = call(a, "PUT", "/api/v1/status", NULL, NULL);
+    struct harness_reply r = harness_call(a, "PUT", "/api/v1/status", NULL, NULL);
     assert_error(r, 405, "method PUT not allowed");
     ck_assert_str_eq(harness_http_header(r.headers, "Allow"), "GET");
-    r = call(a, "DELETE", "/api/v1/pools/app/backends/app1", NULL, NULL);
+    r = harness_call(a, "DELETE", "/api/v1/pools/app/backends/app1", NULL, NULL);
     assert_error(r, 405, "method DELETE not allowed");
     ck_assert_str_eq(harness_http_header(r.headers, "Allow"), "GET, PATCH");
-    r = call(a, "GET", "/api/v1/reload", NULL, NULL);
+    r = harness_call(a, "GET", "/api/v1/reload", NULL, NULL);
     assert_error(r, 405, "method GET not allowed");
     ck_assert_str_eq(harness_http_header(r.headers, "Allow"), "POST");
-    r = call(a, "PATCH", "/api/v1/pools/app", JSON_TYPE, "{}");
+    r = harness_call(a, "PATCH", "/api/v1/pools/app", JSON_TYPE, "{}");
     assert_error(r, 405, "method PATCH not allowed");
     ck_assert_str_eq(harness_http_header(r.headers, "Allow"), "GET");
 
@@ -361,11 +316,12 @@ START_TEST(error_statuses)
     /* 415 */
     const char *path = "/api/v1/pools/app/backends/app1";
     const char *bad_type = "Content-Type must be application/json";
-    assert_error(call(a, "PATCH", path, NULL, "{\"weight\": 2}"), 415, bad_type);
-    assert_error(call(a, "PATCH", path, "Content-Type: text/plain\r\n", "{\"weight\": 2}"), 415,
-                 bad_type);
-    assert_error(call(a, "PATCH", path, "Content-Type: application/jsonx\r\n", "{\"weight\": 2}"),
+    assert_error(harness_call(a, "PATCH", path, NULL, "{\"weight\": 2}"), 415, bad_type);
+    assert_error(harness_call(a, "PATCH", path, "Content-Type: text/plain\r\n", "{\"weight\": 2}"),
                  415, bad_type);
+    assert_error(
+        harness_call(a, "PATCH", path, "Content-Type: application/jsonx\r\n", "{\"weight\": 2}"),
+        415, bad_type);
 
     json_t *b = get_json(a, path, false);
     ck_assert_str_eq(harness_jstr(b, "state"), "up");
@@ -373,8 +329,8 @@ START_TEST(error_statuses)
     ck_assert_int_eq(harness_log_count(s.lb.log, "admin: pool"), 0);
 
     /* Parameters after the media type are fine. */
-    r = call(a, "PATCH", path, "Content-Type: Application/JSON; charset=utf-8\r\n",
-             "{\"weight\": 2}");
+    r = harness_call(a, "PATCH", path, "Content-Type: Application/JSON; charset=utf-8\r\n",
+                     "{\"weight\": 2}");
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(harness_jint(r.json, "weight"), 2);
     stop(&s);
@@ -387,7 +343,7 @@ START_TEST(bearer_token)
     start(&s, "roundrobin", backend("app1", "name", 1), NULL, TOKEN);
     int a = s.aport;
 
-    struct reply r = call(a, "GET", "/healthz", NULL, NULL);
+    struct harness_reply r = harness_call(a, "GET", "/healthz", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(harness_jstr(r.json, "status"), "ok");
 
@@ -404,22 +360,23 @@ START_TEST(bearer_token)
                                         "/api/v1/pools/app/backends/app1"};
     for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
         for (size_t k = 0; k < sizeof(paths) / sizeof(paths[0]); k++) {
-            r = call(a, "GET", paths[k], wrong[i], NULL);
+            r = harness_call(a, "GET", paths[k], wrong[i], NULL);
             assert_error(r, 401, "missing or invalid bearer token");
             ck_assert_str_eq(harness_http_header(r.headers, "WWW-Authenticate"), "Bearer");
         }
     }
-    r = call(a, "PATCH", "/api/v1/pools/app/backends/app1", JSON_TYPE, "{\"state\": \"drain\"}");
+    r = harness_call(a, "PATCH", "/api/v1/pools/app/backends/app1", JSON_TYPE,
+                     "{\"state\": \"drain\"}");
     assert_error(r, 401, "missing or invalid bearer token");
 
     ck_assert_int_eq(harness_jint(get_json(a, "/api/v1/status", true), "pid"), s.lb.pid);
-    r = call(a, "GET", "/api/v1/status", "Authorization: bearer " TOKEN "\r\n", NULL);
+    r = harness_call(a, "GET", "/api/v1/status", "Authorization: bearer " TOKEN "\r\n", NULL);
     ck_assert_int_eq(r.status, 200);
-    r = call(a, "GET", "/metrics", AUTH, NULL);
+    r = harness_call(a, "GET", "/metrics", AUTH, NULL);
     ck_assert_int_eq(r.status, 200);
-    assert_error(call(a, "GET", "/nope", AUTH, NULL), 404, "no such path");
-    r = call(a, "PATCH", "/api/v1/pools/app/backends/app1", AUTH JSON_TYPE,
-             "{\"state\": \"drain\"}");
+    assert_error(harness_call(a, "GET", "/nope", AUTH, NULL), 404, "no such path");
+    r = harness_call(a, "PATCH", "/api/v1/pools/app/backends/app1", AUTH JSON_TYPE,
+                     "{\"state\": \"drain\"}");
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(harness_jstr(r.json, "state"), "draining");
     stop(&s);
@@ -463,7 +420,7 @@ START_TEST(backend_lookup)
         ck_assert_str_eq(harness_jstr(b, "address"), id);
         b = get_json(a, harness_strf("/api/v1/pools/app/backends/[::1]:%d", p3), false);
         ck_assert_str_eq(harness_jstr(b, "id"), id);
-        struct reply r =
+        struct harness_reply r =
             patch(a, "app", harness_strf("%%5b%%3a%%3a1%%5d%%3a%d", p3), "{\"state\": \"drain\"}");
         ck_assert_int_eq(r.status, 200);
         ck_assert_str_eq(harness_jstr(r.json, "state"), "draining");
@@ -485,7 +442,7 @@ START_TEST(drain_and_enable)
     ck_assert_int_ge(client, 0);
     assert_echo(client, "before drain"); /* the first pick is echo */
 
-    struct reply r = patch(s.aport, "app", "echo", "{\"state\": \"drain\"}");
+    struct harness_reply r = patch(s.aport, "app", "echo", "{\"state\": \"drain\"}");
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(keys_of(r.json), BACKEND_KEYS);
     ck_assert_str_eq(harness_jstr(r.json, "state"), "draining");
@@ -531,7 +488,7 @@ START_TEST(disable_closes_sessions)
     ck_assert_int_ge(client, 0);
     assert_echo(client, "hello");
 
-    struct reply r = patch(s.aport, "app", "echo", "{\"state\": \"disable\"}");
+    struct harness_reply r = patch(s.aport, "app", "echo", "{\"state\": \"disable\"}");
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(harness_jstr(r.json, "state"), "disabled");
     ck_assert_int_eq(harness_jint(r.json, "active_connections"), 0);
@@ -565,7 +522,7 @@ START_TEST(weight_change)
           NULL, NULL);
     ck_assert_str_eq(fetch_sequence(s.lport, 4), "a b a b");
 
-    struct reply r = patch(s.aport, "app", "a", "{\"weight\": 3}");
+    struct harness_reply r = patch(s.aport, "app", "a", "{\"weight\": 3}");
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(harness_jint(r.json, "weight"), 3);
     ck_assert_int_eq(harness_jint(r.json, "effective_weight"), 3);
@@ -693,7 +650,7 @@ START_TEST(health_fields)
     ck_assert_int_eq(harness_jint(p, "available_backends"), 1);
 
     /* An operator's state shows over health; enable hands back to health. */
-    struct reply r = patch(s.aport, "app", "dead", "{\"state\": \"disable\"}");
+    struct harness_reply r = patch(s.aport, "app", "dead", "{\"state\": \"disable\"}");
     ck_assert_str_eq(harness_jstr(r.json, "state"), "disabled");
     ck_assert(harness_log_contains(s.lb.log, "admin: pool app backend dead state disable (was "
                                              "down)"));
@@ -755,11 +712,11 @@ START_TEST(large_pool)
     ck_assert_msg(took < 3000, "GET /api/v1/pools of %d backends took %ld ms", N, took);
 
     t0 = harness_now_ms();
-    struct reply r = patch(s.aport, "app", "127.0.0.3:24999", "{\"weight\": 7}");
+    struct harness_reply r = patch(s.aport, "app", "127.0.0.3:24999", "{\"weight\": 7}");
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(harness_jint(r.json, "weight"), 7);
     ck_assert_int_lt(harness_now_ms() - t0, 1000);
-    r = call(s.aport, "GET", "/metrics", NULL, NULL);
+    r = harness_call(s.aport, "GET", "/metrics", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
     stop(&s);
 }
@@ -771,7 +728,7 @@ static Suite *admin_suite(void)
     TCase *tc;
 #define ADD_TCASE(name, fn)                                                                        \
     tc = tcase_create(name);                                                                       \
-    tcase_add_checked_fixture(tc, setup, teardown);                                                \
+    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);                                \
     tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);                                                  \
     tcase_add_test(tc, fn);                                                                        \
     suite_add_tcase(s, tc)

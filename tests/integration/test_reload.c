@@ -26,26 +26,8 @@
 
 #define RELOAD_TCASE_TIMEOUT 120
 #define JSON_TYPE "Content-Type: application/json\r\n"
-#define MAX_KEPT 2048
 #define RESULT_KEYS                                                                                \
     "status generation listeners_added listeners_removed backends_added backends_removed"
-
-static json_t *kept[MAX_KEPT]; /* parsed answers, freed at teardown */
-static int nkept;
-
-static void setup(void)
-{
-    harness_setup();
-    nkept = 0;
-}
-
-static void teardown(void)
-{
-    for (int i = 0; i < nkept; i++)
-        json_decref(kept[i]);
-    nkept = 0;
-    harness_teardown();
-}
 
 /* --- config text --- */
 
@@ -126,44 +108,18 @@ static void hup_ok(struct harness_lb *lb, int generation, int la, int lr, int ba
     ck_assert_msg(harness_log_count(lb->log, want) == 1, "no line '%s' in %s", want, lb->log);
 }
 
-/* --- admin API --- */
-
-struct reply {
-    int status;
-    const char *headers;
-    const char *body;
-    json_t *json; /* NULL when the answer is not JSON */
-};
-
-static struct reply call(int port, const char *method, const char *path, const char *headers,
-                         const char *body)
-{
-    struct reply r = {0};
-    int rc = harness_http(port, method, path, headers, body, &r.status, &r.headers, &r.body);
-    ck_assert_msg(rc == 0, "%s %s: no HTTP answer", method, path);
-    const char *type = harness_http_header(r.headers, "Content-Type");
-    if (type && strcmp(type, "application/json") == 0) {
-        json_error_t err;
-        r.json = json_loads(r.body, 0, &err);
-        ck_assert_msg(r.json != NULL, "%s %s: bad JSON (%s): %s", method, path, err.text, r.body);
-        ck_assert_int_lt(nkept, MAX_KEPT);
-        kept[nkept++] = r.json;
-    }
-    return r;
-}
-
 static json_t *get_json(int port, const char *path)
 {
-    struct reply r = call(port, "GET", path, NULL, NULL);
+    struct harness_reply r = harness_call(port, "GET", path, NULL, NULL);
     ck_assert_msg(r.status == 200, "GET %s: status %d: %s", path, r.status, r.body);
     ck_assert_msg(r.json != NULL, "GET %s: not JSON: %s", path, r.body);
     return r.json;
 }
 
-static struct reply patch(int port, const char *backend, const char *body)
+static struct harness_reply patch(int port, const char *backend, const char *body)
 {
-    return call(port, "PATCH", harness_strf("/api/v1/pools/app/backends/%s", backend), JSON_TYPE,
-                body);
+    return harness_call(port, "PATCH", harness_strf("/api/v1/pools/app/backends/%s", backend),
+                        JSON_TYPE, body);
 }
 
 static const char *keys_of(json_t *j)
@@ -209,7 +165,7 @@ static bool pool_has_backend(json_t *pool, const char *id)
 /* POST /api/v1/reload, expecting success with exactly these numbers. */
 static void post_ok(int aport, int generation, int la, int lr, int ba, int br)
 {
-    struct reply r = call(aport, "POST", "/api/v1/reload", NULL, NULL);
+    struct harness_reply r = harness_call(aport, "POST", "/api/v1/reload", NULL, NULL);
     ck_assert_msg(r.status == 200, "POST /api/v1/reload: status %d: %s", r.status, r.body);
     ck_assert_msg(r.json != NULL, "reload answer is not JSON: %s", r.body);
     ck_assert_str_eq(keys_of(r.json), RESULT_KEYS);
@@ -224,7 +180,7 @@ static void post_ok(int aport, int generation, int la, int lr, int ba, int br)
 /* POST /api/v1/reload, expecting 400 {"error": message}. */
 static void post_fails(int aport, const char *message)
 {
-    struct reply r = call(aport, "POST", "/api/v1/reload", NULL, NULL);
+    struct harness_reply r = harness_call(aport, "POST", "/api/v1/reload", NULL, NULL);
     ck_assert_msg(r.status == 400, "POST /api/v1/reload: status %d, expected 400: %s", r.status,
                   r.body);
     ck_assert_msg(r.json != NULL, "reload error is not JSON: %s", r.body);
@@ -234,7 +190,7 @@ static void post_fails(int aport, const char *message)
 
 static double metric(int aport, const char *series)
 {
-    struct reply r = call(aport, "GET", "/metrics", NULL, NULL);
+    struct harness_reply r = harness_call(aport, "GET", "/metrics", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
     char err[512];
     ck_assert_msg(prom_check(r.body, err, sizeof(err)), "bad /metrics: %s", err);
@@ -843,7 +799,7 @@ START_TEST(health_and_overrides_survive)
     ck_assert_int_eq(harness_wait_exit(bpid, HARNESS_WAIT_MS), -1);
     ck_assert_msg(harness_log_wait(lb.log, "warn: pool app backend b DOWN: ", 1, HARNESS_WAIT_MS),
                   "b never went down; log %s", lb.log);
-    struct reply r = patch(aport, "c", "{\"state\": \"drain\"}");
+    struct harness_reply r = patch(aport, "c", "{\"state\": \"drain\"}");
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(harness_jstr(r.json, "state"), "draining");
     r = patch(aport, "a", "{\"weight\": 5}");
@@ -901,7 +857,7 @@ static const char *metric_series(const char *family, const char *backend, const 
 
 static const char *metrics_of(int aport, const char *backend)
 {
-    struct reply r = call(aport, "GET", "/metrics", NULL, NULL);
+    struct harness_reply r = harness_call(aport, "GET", "/metrics", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
     static const char *series[][2] = {
         {"lb_backend_connections_total", ""},
@@ -1210,7 +1166,7 @@ static Suite *reload_suite(void)
     TCase *tc;
 #define ADD_TCASE(name, fn)                                                                        \
     tc = tcase_create(name);                                                                       \
-    tcase_add_checked_fixture(tc, setup, teardown);                                                \
+    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);                                \
     tcase_set_timeout(tc, RELOAD_TCASE_TIMEOUT);                                                   \
     tcase_add_test(tc, fn);                                                                        \
     suite_add_tcase(s, tc)

@@ -389,9 +389,9 @@ static void session_relay_start(struct session *s)
     }
 }
 
-/* The connect to s->backend failed: count it, release the backend and try
- * the next one the strategy offers. */
-static void session_connect_failed(struct session *s, const char *why)
+/* The connect to s->backend failed: count it (failed, passive ejection),
+ * log it, and release the backend and its socket. */
+static void session_drop_backend(struct session *s, const char *why)
 {
     struct backend *b = s->backend;
     b->failed++;
@@ -405,6 +405,12 @@ static void session_connect_failed(struct session *s, const char *why)
     pool_conn_end(s->pool, b);
     backend_release(b);
     s->backend = NULL;
+}
+
+/* ... then try the next backend the strategy offers. */
+static void session_connect_failed(struct session *s, const char *why)
+{
+    session_drop_backend(s, why);
     session_connect(s);
 }
 
@@ -554,16 +560,7 @@ static void session_connect(struct session *s)
             return;
         }
         /* Immediate failure: account for it like a late one, then loop. */
-        int err = errno;
-        b->failed++;
-        log_warn("pool %s backend %s connect failed: %s", pool->name, b->id, strerror(err));
-        backend_connect_result(b, false);
-        close(fd);
-        s->server.fd = -1;
-        LIST_REMOVE(s, backend_link);
-        pool_conn_end(pool, b);
-        backend_release(b);
-        s->backend = NULL;
+        session_drop_backend(s, strerror(errno));
     }
     session_end(s, "connect failed");
 }

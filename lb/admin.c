@@ -598,7 +598,7 @@ static void on_accept_error(struct evconnlistener *evl, void *ctx)
     struct admin *a = admin_of_http(ctx);
     if (!a)
         return;
-    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+    if (!errno_starved(err)) {
         log_warn("admin: accept failed: %s", strerror(err));
         return;
     }

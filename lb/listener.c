@@ -57,7 +57,7 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
     (void)evl;
     struct listener *l = arg;
     int err = errno;
-    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+    if (!errno_starved(err)) {
         log_warn("listener %s: accept failed: %s", l->name, strerror(err));
         return;
     }

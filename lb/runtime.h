@@ -4,6 +4,7 @@
 #ifndef LB_RUNTIME_H
 #define LB_RUNTIME_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
@@ -14,6 +15,13 @@
 
 struct event_base;
 struct event;
+
+/* accept() or socket() failed for want of descriptors or kernel memory: the
+ * caller pauses and retries rather than treating it as the peer's fault. */
+static inline bool errno_starved(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+}
 struct evconnlistener;
 struct session;
 

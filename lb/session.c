@@ -448,7 +448,7 @@ static void on_fd_wait_timer(evutil_socket_t fd, short what, void *arg)
 static void session_wait_fd(struct session *s, int err)
 {
     struct pool *pool = s->pool;
-    bool starved = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+    bool starved = errno_starved(err);
     if (!starved || s->fd_wait_ms >= pool->connect_timeout_ms) {
         log_error("pool %s: cannot create a socket: %s", pool->name, strerror(err));
         session_end(s, "connect failed");

@@ -86,7 +86,9 @@ struct lb_admin_conf {
     char *listen; /* as written */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char *token; /* NULL: no token required */
+    char *token;                 /* NULL: no token required */
+    unsigned max_connections;    /* admin connections open at once; more are closed */
+    unsigned request_timeout_ms; /* a whole request (head and body) must arrive within it */
 };
 
 struct lb_config {

@@ -40,6 +40,9 @@ static const struct int_rule RULE_HC_FALL = {"fall", 1, 100, 3, 0};
 static const struct int_rule RULE_HC_PORT = {"port", 1, 65535, 0, 0}; /* 0: traffic port */
 static const struct int_rule RULE_PASSIVE_FAILURES = {"max_failures", 0, 1000, 3, 0};
 static const struct int_rule RULE_PASSIVE_EJECTION = {"ejection_ms", 1, 86400000, 30000, 0};
+static const struct int_rule RULE_ADMIN_MAX_CONNECTIONS = {"max_connections", 1, 10000, 64, 0};
+static const struct int_rule RULE_ADMIN_REQUEST_TIMEOUT = {"request_timeout_ms", 100, 3600000,
+                                                           10000, 0};
 
 #define DEFAULT_HC_METHOD "GET"
 #define DEFAULT_HC_PATH "/"
@@ -62,7 +65,8 @@ static const char *const MODE_NAMES[] = {"tcp", NULL};
 
 static const char *const ROOT_KEYS[] = {"log", "shutdown_grace_ms", "listeners", "pools", "admin",
                                         NULL};
-static const char *const ADMIN_KEYS[] = {"listen", "token", NULL};
+static const char *const ADMIN_KEYS[] = {"listen", "token", "max_connections", "request_timeout_ms",
+                                         NULL};
 static const char *const ADMIN_REQUIRED[] = {"listen", NULL};
 static const char *const LOG_KEYS[] = {"level", NULL};
 static const char *const LISTENER_KEYS[] = {
@@ -870,6 +874,9 @@ static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
         load_address(ld, obj, "listen", 1, &a->addr, &a->addrlen, &a->listen) < 0)
         return -1;
     a->enabled = 1;
+    if (load_uint(ld, obj, &RULE_ADMIN_MAX_CONNECTIONS, &a->max_connections) < 0 ||
+        load_uint(ld, obj, &RULE_ADMIN_REQUEST_TIMEOUT, &a->request_timeout_ms) < 0)
+        return -1;
     const char *token;
     if (load_string(ld, obj, "token", &token) < 0)
         return -1;

@@ -1,8 +1,11 @@
 /* admin: the JSON admin API and Prometheus /metrics on their own listener,
- * served by libevent's evhttp on lb's one event loop. One callback checks
- * the bearer token, routes by path and method, and answers; the JSON views
- * live in lb/admin_json.c. Operator changes (drain, disable, enable, weight)
- * go through backend_refresh(), the same path health takes. */
+ * served by lb/admin_http.c on lb's one event loop. Access is decided on
+ * the request head, before any body is read: with a token, the request
+ * must carry it; without one, the client must be on loopback. Then routing
+ * by path and method, and the answer; the JSON views live in
+ * lb/admin_json.c. Operator changes (drain, disable, enable, weight) go
+ * through backend_refresh(), the same path health takes. A reload moves,
+ * opens or closes the admin listener as the new file says. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -11,47 +14,39 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/queue.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/listener.h>
 
 #include "lb/admin.h"
+#include "lb/admin_http.h"
 #include "lb/admin_internal.h"
+#include "lb/listen_socket.h"
 #include "lb/log.h"
 #include "lb/metrics.h"
 #include "lb/runtime.h"
 
-#define ADMIN_MAX_BODY (1024 * 1024) /* evhttp itself refuses larger bodies */
-#define ADMIN_BODY_LIMIT (64 * 1024) /* we answer larger bodies with a JSON 413 */
-#define ADMIN_MAX_HEADERS (16 * 1024)
-#define ADMIN_TIMEOUT_S 10 /* a slow client cannot hold a connection longer */
 #define ADMIN_MAX_SEGMENTS 8
-#define ADMIN_EMFILE_PAUSE_MS 100
 #define ADMIN_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
-#define ADMIN_METHODS                                                                              \
-    (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |     \
-     EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH)
 #define CONTENT_TYPE_JSON "application/json"
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
 struct admin {
     struct runtime *rt;
-    struct evhttp *http;
-    struct evconnlistener *evl; /* owned by http once bound */
-    struct event *resume_timer; /* re-enables accepting after EMFILE */
-    bool linked;                /* in the admins list */
-    LIST_ENTRY(admin) link;
+    struct admin_server *srv;
+    int fd; /* the listening socket (owned by srv) */
+    struct sockaddr_storage addr;
 };
 
-/* evconnlistener's error callback gets evhttp's context, not ours: this
- * list finds the admin of an evhttp (one per lb process in practice). */
-static LIST_HEAD(admin_list, admin) admins = LIST_HEAD_INITIALIZER(admins);
+/* A request being answered: where the answer goes, and the header lines it
+ * carries besides the usual ones (Allow, WWW-Authenticate). */
+struct admin_call {
+    struct admin *a;
+    struct admin_conn *conn;
+    const struct admin_request *req;
+    const char *extra;
+};
 
 /* A request path split into percent-decoded segments ("/api/v1/pools/app"
  * is api, v1, pools, app); they point into buf. */
@@ -63,64 +58,33 @@ struct admin_path {
 
 struct admin_route {
     const char *pattern[ADMIN_MAX_SEGMENTS + 1]; /* NULL-terminated; "*" matches one segment */
-    bool public;                                 /* served without the token */
-    unsigned methods;                            /* evhttp_cmd_type bits */
+    bool public;                                 /* served to anyone */
+    unsigned methods;                            /* enum admin_method bits */
     const char *allow;                           /* the Allow header of a 405 */
-    void (*handle)(struct admin *a, struct evhttp_request *req, const struct admin_path *p);
+    void (*handle)(struct admin_call *call, const struct admin_path *p);
 };
 
 /* --- answers --- */
 
-static const char *method_name(enum evhttp_cmd_type m)
-{
-    switch (m) {
-    case EVHTTP_REQ_GET:
-        return "GET";
-    case EVHTTP_REQ_POST:
-        return "POST";
-    case EVHTTP_REQ_HEAD:
-        return "HEAD";
-    case EVHTTP_REQ_PUT:
-        return "PUT";
-    case EVHTTP_REQ_DELETE:
-        return "DELETE";
-    case EVHTTP_REQ_OPTIONS:
-        return "OPTIONS";
-    case EVHTTP_REQ_TRACE:
-        return "TRACE";
-    case EVHTTP_REQ_CONNECT:
-        return "CONNECT";
-    case EVHTTP_REQ_PATCH:
-        return "PATCH";
-    }
-    return "?";
-}
-
 /* Sends out (freed here) with the given status and Content-Type. */
-static void reply_send(struct evhttp_request *req, int code, const char *type, struct evbuffer *out)
+static void reply_send(struct admin_call *call, int code, const char *type, struct evbuffer *out)
 {
     char q[ADMIN_ESCAPE_SIZE];
-    const char *uri = evhttp_request_get_uri(req);
-    /* Before the send: it may free req (the client is gone). */
-    log_debug("admin: %s %s: %d", method_name(evhttp_request_get_command(req)),
-              config_text_escape(q, sizeof(q), uri ? uri : "-", ADMIN_ECHO_MAX), code);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", type);
-    evhttp_send_reply(req, code, NULL, out);
-    evbuffer_free(out);
+    log_debug("admin: %s %s: %d", call->req->method_name,
+              config_text_escape(q, sizeof(q), call->req->target, ADMIN_ECHO_MAX), code);
+    admin_http_reply(call->conn, code, type, call->extra, out, false);
 }
 
 /* The last resort when building an answer ran out of memory. */
-static void reply_oom(struct evhttp_request *req)
+static void reply_oom(struct admin_call *call)
 {
     static const char text[] = "{\n  \"error\": \"out of memory\"\n}\n";
     struct evbuffer *out = evbuffer_new();
-    if (!out || evbuffer_add_reference(out, text, sizeof(text) - 1, NULL, NULL) < 0) {
-        if (out)
-            evbuffer_free(out);
-        evhttp_send_error(req, HTTP_INTERNAL, NULL);
-        return;
+    if (out && evbuffer_add_reference(out, text, sizeof(text) - 1, NULL, NULL) < 0) {
+        evbuffer_free(out);
+        out = NULL;
     }
-    reply_send(req, HTTP_INTERNAL, CONTENT_TYPE_JSON, out);
+    admin_http_reply(call->conn, 500, CONTENT_TYPE_JSON, NULL, out, true);
 }
 
 static int dump_to_evbuffer(const char *buf, size_t size, void *data)
@@ -130,7 +94,7 @@ static int dump_to_evbuffer(const char *buf, size_t size, void *data)
 
 /* Answers with body, pretty-printed, plus a newline; takes the reference.
  * A NULL body (it could not be built) answers 500 out of memory. */
-static void reply_json(struct evhttp_request *req, int code, json_t *body)
+static void reply_json(struct admin_call *call, int code, json_t *body)
 {
     struct evbuffer *out = body ? evbuffer_new() : NULL;
     if (!out || json_dump_callback(body, dump_to_evbuffer, out, ADMIN_JSON_FLAGS) < 0 ||
@@ -138,25 +102,25 @@ static void reply_json(struct evhttp_request *req, int code, json_t *body)
         json_decref(body);
         if (out)
             evbuffer_free(out);
-        reply_oom(req);
+        reply_oom(call);
         return;
     }
     json_decref(body);
-    reply_send(req, code, CONTENT_TYPE_JSON, out);
+    reply_send(call, code, CONTENT_TYPE_JSON, out);
 }
 
 /* Answers {"error": MESSAGE}. Client text in the message must already be
  * config_text_escape()d. */
-static void reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
+static void reply_error(struct admin_call *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void reply_error(struct evhttp_request *req, int code, const char *fmt, ...)
+static void reply_error(struct admin_call *call, int code, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    reply_json(req, code, json_pack("{s:s}", "error", msg));
+    reply_json(call, code, json_pack("{s:s}", "error", msg));
 }
 
 /* --- requests: path, token, body --- */
@@ -197,9 +161,8 @@ static bool segment_decode(char *s)
 /* Splits the request's path (before any '?' or '#') into decoded segments.
  * 0, or -1 when no route can match it (not "/...", an empty segment, too
  * many segments, a NUL) or memory ran out; p->buf is then NULL. */
-static int path_parse(struct evhttp_request *req, struct admin_path *p)
+static int path_parse(const char *uri, struct admin_path *p)
 {
-    const char *uri = evhttp_request_get_uri(req);
     memset(p, 0, sizeof(*p));
     if (!uri || uri[0] != '/')
         return -1;
@@ -240,20 +203,32 @@ static bool token_equal(const char *given, const char *want)
     return diff == 0;
 }
 
-/* True when no token is configured or the request carries
- * "Authorization: Bearer TOKEN". */
-static bool request_authorized(const struct admin *a, struct evhttp_request *req)
+static bool peer_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family != AF_INET6)
+        return false;
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+}
+
+/* 0 when the request may go on, else the status that refuses it: 401
+ * when a token is configured and the request lacks "Authorization: Bearer
+ * TOKEN"; 403 without a token for a client not on loopback (a socket from
+ * before a reload may still take those). */
+static int request_access(const struct admin *a, const struct admin_request *req)
 {
     const char *token = a->rt->cfg->admin.token;
     if (!token)
-        return true;
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+        return peer_is_loopback(req->peer) ? 0 : 403;
+    const char *h = req->authorization;
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-        return false;
+        return 401;
     h += 7;
     while (*h == ' ')
         h++;
-    return token_equal(h, token);
+    return token_equal(h, token) ? 0 : 401;
 }
 
 /* True for "application/json", with any parameters ("; charset=utf-8"). */
@@ -288,13 +263,12 @@ static struct backend *backend_find(const struct pool *pool, const char *key)
 }
 
 /* The pool named in segment 3, or NULL after answering 404. */
-static struct pool *request_pool(struct admin *a, struct evhttp_request *req,
-                                 const struct admin_path *p)
+static struct pool *request_pool(struct admin_call *call, const struct admin_path *p)
 {
     char q[ADMIN_ESCAPE_SIZE];
-    struct pool *pool = runtime_find_pool(a->rt, p->seg[3]);
+    struct pool *pool = runtime_find_pool(call->a->rt, p->seg[3]);
     if (!pool)
-        reply_error(req, HTTP_NOTFOUND, "no pool named \"%s\"",
+        reply_error(call, 404, "no pool named \"%s\"",
                     config_text_escape(q, sizeof(q), p->seg[3], ADMIN_ECHO_MAX));
     return pool;
 }
@@ -310,8 +284,7 @@ struct backend_change {
 };
 
 /* Reads one key of the PATCH body into c. 0, or -1 after answering 400. */
-static int change_key(struct evhttp_request *req, const char *key, json_t *v,
-                      struct backend_change *c)
+static int change_key(struct admin_call *call, const char *key, json_t *v, struct backend_change *c)
 {
     static const struct {
         const char *verb;
@@ -323,8 +296,7 @@ static int change_key(struct evhttp_request *req, const char *key, json_t *v,
     if (strcmp(key, "weight") == 0) {
         if (!json_is_integer(v) || json_integer_value(v) < 0 ||
             json_integer_value(v) > LB_WEIGHT_MAX) {
-            reply_error(req, HTTP_BADREQUEST, "\"weight\" must be an integer from 0 to %d",
-                        LB_WEIGHT_MAX);
+            reply_error(call, 400, "\"weight\" must be an integer from 0 to %d", LB_WEIGHT_MAX);
             return -1;
         }
         c->set_weight = true;
@@ -340,10 +312,10 @@ static int change_key(struct evhttp_request *req, const char *key, json_t *v,
                 return 0;
             }
         }
-        reply_error(req, HTTP_BADREQUEST, "\"state\" must be \"drain\", \"disable\" or \"enable\"");
+        reply_error(call, 400, "\"state\" must be \"drain\", \"disable\" or \"enable\"");
         return -1;
     }
-    reply_error(req, HTTP_BADREQUEST, "unknown key \"%s\" (expected \"state\" or \"weight\")",
+    reply_error(call, 400, "unknown key \"%s\" (expected \"state\" or \"weight\")",
                 config_text_escape(q, sizeof(q), key, ADMIN_ECHO_MAX));
     return -1;
 }
@@ -360,25 +332,19 @@ static const char *printable(char *s)
 
 /* Checks the Content-Type and parses the whole body into c before anything
  * changes. 0, or -1 after answering 400 or 415. */
-static int change_parse(struct evhttp_request *req, struct backend_change *c)
+static int change_parse(struct admin_call *call, struct backend_change *c)
 {
-    const char *type = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
-    if (!content_type_json(type)) {
-        reply_error(req, 415, "Content-Type must be application/json");
+    if (!content_type_json(call->req->content_type)) {
+        reply_error(call, 415, "Content-Type must be application/json");
         return -1;
     }
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    const char *data = len ? (const char *)evbuffer_pullup(in, -1) : "";
-    if (!data) {
-        reply_oom(req);
-        return -1;
-    }
+    size_t len = call->req->content_length;
+    const char *data = call->req->body;
     json_error_t jerr;
     json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
-        reply_error(req, HTTP_BADREQUEST, "invalid JSON at line %d, column %d: %s", jerr.line,
-                    jerr.column, printable(jerr.text));
+        reply_error(call, 400, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
+                    printable(jerr.text));
         return -1;
     }
     int rc = 0;
@@ -386,15 +352,15 @@ static int change_parse(struct evhttp_request *req, struct backend_change *c)
     json_t *v;
     memset(c, 0, sizeof(*c));
     if (!json_is_object(root)) {
-        reply_error(req, HTTP_BADREQUEST, "the body must be a JSON object");
+        reply_error(call, 400, "the body must be a JSON object");
         rc = -1;
     } else if (json_object_size(root) == 0) {
-        reply_error(req, HTTP_BADREQUEST, "the body must set \"state\" or \"weight\"");
+        reply_error(call, 400, "the body must set \"state\" or \"weight\"");
         rc = -1;
     }
     json_object_foreach(root, key, v)
     {
-        if (rc == 0 && change_key(req, key, v, c) < 0)
+        if (rc == 0 && change_key(call, key, v, c) < 0)
             rc = -1;
     }
     json_decref(root);
@@ -428,84 +394,82 @@ static int change_apply(struct pool *pool, struct backend *b, const struct backe
 
 /* --- handlers --- */
 
-static void handle_healthz(struct admin *a, struct evhttp_request *req, const struct admin_path *p)
+static void handle_healthz(struct admin_call *call, const struct admin_path *p)
 {
-    (void)a;
     (void)p;
-    reply_json(req, HTTP_OK, json_pack("{s:s}", "status", "ok"));
+    reply_json(call, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-static void handle_metrics(struct admin *a, struct evhttp_request *req, const struct admin_path *p)
+static void handle_metrics(struct admin_call *call, const struct admin_path *p)
 {
     (void)p;
     struct evbuffer *out = evbuffer_new();
-    if (!out || metrics_render(a->rt, out) < 0) {
+    if (!out || metrics_render(call->a->rt, out) < 0) {
         if (out)
             evbuffer_free(out);
-        reply_oom(req);
+        reply_oom(call);
         return;
     }
-    reply_send(req, HTTP_OK, CONTENT_TYPE_METRICS, out);
+    reply_send(call, 200, CONTENT_TYPE_METRICS, out);
 }
 
-static void handle_status(struct admin *a, struct evhttp_request *req, const struct admin_path *p)
+static void handle_status(struct admin_call *call, const struct admin_path *p)
 {
     (void)p;
-    reply_json(req, HTTP_OK, admin_json_status(a->rt));
+    reply_json(call, 200, admin_json_status(call->a->rt));
 }
 
-static void handle_listeners(struct admin *a, struct evhttp_request *req,
-                             const struct admin_path *p)
+static void handle_listeners(struct admin_call *call, const struct admin_path *p)
 {
     (void)p;
-    reply_json(req, HTTP_OK, admin_json_listeners(a->rt));
+    reply_json(call, 200, admin_json_listeners(call->a->rt));
 }
 
-static void handle_pools(struct admin *a, struct evhttp_request *req, const struct admin_path *p)
+static void handle_pools(struct admin_call *call, const struct admin_path *p)
 {
     (void)p;
-    reply_json(req, HTTP_OK, admin_json_pools(a->rt));
+    reply_json(call, 200, admin_json_pools(call->a->rt));
 }
 
-static void handle_pool(struct admin *a, struct evhttp_request *req, const struct admin_path *p)
+static void handle_pool(struct admin_call *call, const struct admin_path *p)
 {
-    struct pool *pool = request_pool(a, req, p);
+    struct pool *pool = request_pool(call, p);
     if (pool)
-        reply_json(req, HTTP_OK, admin_json_pool(a->rt, pool));
+        reply_json(call, 200, admin_json_pool(call->a->rt, pool));
 }
 
-static void handle_backend(struct admin *a, struct evhttp_request *req, const struct admin_path *p)
+static void handle_backend(struct admin_call *call, const struct admin_path *p)
 {
     char q[ADMIN_ESCAPE_SIZE];
-    struct pool *pool = request_pool(a, req, p);
+    struct pool *pool = request_pool(call, p);
     if (!pool)
         return;
     struct backend *b = backend_find(pool, p->seg[5]);
     if (!b) {
-        reply_error(req, HTTP_NOTFOUND, "pool \"%s\" has no backend \"%s\"", pool->name,
+        reply_error(call, 404, "pool \"%s\" has no backend \"%s\"", pool->name,
                     config_text_escape(q, sizeof(q), p->seg[5], ADMIN_ECHO_MAX));
         return;
     }
-    if (evhttp_request_get_command(req) == EVHTTP_REQ_PATCH) {
+    if (call->req->method == ADMIN_PATCH) {
         struct backend_change c;
-        if (change_parse(req, &c) < 0)
+        if (change_parse(call, &c) < 0)
             return;
         if (change_apply(pool, b, &c) < 0) {
-            reply_error(req, HTTP_INTERNAL, "out of memory");
+            reply_error(call, 500, "out of memory");
             return;
         }
     }
-    reply_json(req, HTTP_OK, admin_json_backend(a->rt, b));
+    reply_json(call, 200, admin_json_backend(call->a->rt, b));
 }
 
 /* Reloads like SIGHUP, synchronously, and answers with the outcome. */
-static void handle_reload(struct admin *a, struct evhttp_request *req, const struct admin_path *p)
+static void handle_reload(struct admin_call *call, const struct admin_path *p)
 {
     (void)p;
     struct reload_result res;
     char err[1024];
-    if (runtime_reload(a->rt, &res, err, sizeof(err)) < 0) {
-        reply_error(req, HTTP_BADREQUEST, "%s", err);
+    if (runtime_reload(call->a->rt, &res, err, sizeof(err)) < 0) {
+        reply_error(call, 400, "%s", err);
         return;
     }
     json_t *body = json_pack(
@@ -513,22 +477,22 @@ static void handle_reload(struct admin *a, struct evhttp_request *req, const str
         "listeners_added", (json_int_t)res.listeners_added, "listeners_removed",
         (json_int_t)res.listeners_removed, "backends_added", (json_int_t)res.backends_added,
         "backends_removed", (json_int_t)res.backends_removed);
-    reply_json(req, HTTP_OK, body); /* NULL body: a 500 out of memory */
+    reply_json(call, 200, body); /* NULL body: a 500 out of memory */
 }
 
 static const struct admin_route routes[] = {
-    {{"healthz", NULL}, true, EVHTTP_REQ_GET, "GET", handle_healthz},
-    {{"metrics", NULL}, false, EVHTTP_REQ_GET, "GET", handle_metrics},
-    {{"api", "v1", "status", NULL}, false, EVHTTP_REQ_GET, "GET", handle_status},
-    {{"api", "v1", "listeners", NULL}, false, EVHTTP_REQ_GET, "GET", handle_listeners},
-    {{"api", "v1", "pools", NULL}, false, EVHTTP_REQ_GET, "GET", handle_pools},
-    {{"api", "v1", "pools", "*", NULL}, false, EVHTTP_REQ_GET, "GET", handle_pool},
+    {{"healthz", NULL}, true, ADMIN_GET, "GET", handle_healthz},
+    {{"metrics", NULL}, false, ADMIN_GET, "GET", handle_metrics},
+    {{"api", "v1", "status", NULL}, false, ADMIN_GET, "GET", handle_status},
+    {{"api", "v1", "listeners", NULL}, false, ADMIN_GET, "GET", handle_listeners},
+    {{"api", "v1", "pools", NULL}, false, ADMIN_GET, "GET", handle_pools},
+    {{"api", "v1", "pools", "*", NULL}, false, ADMIN_GET, "GET", handle_pool},
     {{"api", "v1", "pools", "*", "backends", "*", NULL},
      false,
-     EVHTTP_REQ_GET | EVHTTP_REQ_PATCH,
+     ADMIN_GET | ADMIN_PATCH,
      "GET, PATCH",
      handle_backend},
-    {{"api", "v1", "reload", NULL}, false, EVHTTP_REQ_POST, "POST", handle_reload},
+    {{"api", "v1", "reload", NULL}, false, ADMIN_POST, "POST", handle_reload},
 };
 
 static const struct admin_route *route_find(const struct admin_path *p)
@@ -544,137 +508,108 @@ static const struct admin_route *route_find(const struct admin_path *p)
     return NULL;
 }
 
-/* evhttp's one callback: token, body size, path, method, then the route's
- * handler. Every answer is JSON except /metrics. */
-static void admin_on_request(struct evhttp_request *req, void *arg)
+/* The head is in: access only (admin_http refuses a body over
+ * ADMIN_BODY_MAX itself, after this). True when answered: the body is then
+ * never read. */
+static bool admin_on_head(void *arg, struct admin_conn *conn, const struct admin_request *req)
 {
     struct admin *a = arg;
+    struct admin_call call = {a, conn, req, NULL};
     struct admin_path path;
-    const struct admin_route *route = path_parse(req, &path) == 0 ? route_find(&path) : NULL;
-    enum evhttp_cmd_type method = evhttp_request_get_command(req);
+    const struct admin_route *route =
+        path_parse(req->target, &path) == 0 ? route_find(&path) : NULL;
+    free(path.buf);
+    if (route && route->public)
+        return false;
+    int refused = request_access(a, req);
+    if (refused == 401) {
+        call.extra = "WWW-Authenticate: Bearer\r\n";
+        reply_error(&call, 401, "missing or invalid bearer token");
+    } else if (refused == 403) {
+        reply_error(&call, 403, "the admin API has no token: it serves loopback clients only");
+    }
+    return refused != 0;
+}
 
-    if (!(route && route->public) && !request_authorized(a, req)) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", "Bearer");
-        reply_error(req, 401, "missing or invalid bearer token");
-    } else if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) > ADMIN_BODY_LIMIT) {
-        reply_error(req, 413, "request body over %d bytes", ADMIN_BODY_LIMIT);
-    } else if (!route) {
-        reply_error(req, HTTP_NOTFOUND, "no such path");
-    } else if (!(route->methods & (method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : method))) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", route->allow);
-        reply_error(req, HTTP_BADMETHOD, "method %s not allowed", method_name(method));
+/* The whole request is in: path, method, then the route's handler. Every
+ * answer is JSON except /metrics. */
+static void admin_on_request(void *arg, struct admin_conn *conn, const struct admin_request *req)
+{
+    struct admin *a = arg;
+    struct admin_call call = {a, conn, req, NULL};
+    struct admin_path path;
+    const struct admin_route *route =
+        path_parse(req->target, &path) == 0 ? route_find(&path) : NULL;
+    unsigned method = req->method == ADMIN_HEAD ? ADMIN_GET : req->method;
+
+    if (!route) {
+        reply_error(&call, 404, "no such path");
+    } else if (!(route->methods & method)) {
+        char allow[64];
+        snprintf(allow, sizeof(allow), "Allow: %s\r\n", route->allow);
+        call.extra = allow;
+        reply_error(&call, 405, "method %s not allowed", req->method_name);
     } else {
-        route->handle(a, req, &path);
+        route->handle(&call, &path);
     }
     free(path.buf);
 }
 
+static const struct admin_http_handler admin_handler = {admin_on_head, admin_on_request};
+
 /* --- the listener --- */
 
-static struct admin *admin_of_http(const void *http)
+/* A listening socket for conf, or -1 with err. beside: the old admin
+ * socket when the new address overlaps it, which is then let share the
+ * port so that both can be open until the commit. */
+static int admin_socket(const struct lb_admin_conf *conf, int beside, char *err, size_t errlen)
 {
-    struct admin *a;
-    LIST_FOREACH(a, &admins, link)
-    {
-        if (a->http == http)
-            return a;
-    }
-    return NULL;
-}
-
-static void on_resume_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    struct admin *a = arg;
-    evconnlistener_enable(a->evl);
-}
-
-/* Out of descriptors: pause accepting for a moment instead of spinning on
- * a listen socket that cannot be served. */
-static void on_accept_error(struct evconnlistener *evl, void *ctx)
-{
-    int err = errno;
-    struct admin *a = admin_of_http(ctx);
-    if (!a)
-        return;
-    if (!errno_starved(err)) {
-        log_warn("admin: accept failed: %s", strerror(err));
-        return;
-    }
-    static time_t last_logged;
-    time_t now = time(NULL);
-    if (now != last_logged) {
-        last_logged = now;
-        log_error("admin: accept failed: %s; pausing accepts for %d ms", strerror(err),
-                  ADMIN_EMFILE_PAUSE_MS);
-    }
-    evconnlistener_disable(evl);
-    struct timeval tv = {0, ADMIN_EMFILE_PAUSE_MS * 1000};
-    evtimer_add(a->resume_timer, &tv);
-}
-
-/* A bound, listening, non-blocking socket on conf's address, or -1 with
- * the reason in err. */
-static int admin_socket(const struct lb_admin_conf *conf, char *err, size_t errlen)
-{
-    int fd = socket(conf->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (beside >= 0 && listen_socket_share(beside, true) < 0)
+        beside = -1;
+    const char *step;
+    int fd = listen_socket_open(&conf->addr, conf->addrlen, beside >= 0, &step);
     if (fd < 0) {
-        snprintf(err, errlen, "admin: socket: %s", strerror(errno));
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (conf->addr.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *)&conf->addr, conf->addrlen) < 0 ||
-        listen(fd, SOMAXCONN) < 0) {
-        snprintf(err, errlen, "admin: cannot listen on %s: %s", conf->listen, strerror(errno));
-        close(fd);
-        return -1;
+        if (strcmp(step, "socket") == 0)
+            snprintf(err, errlen, "admin: socket: %s", strerror(errno));
+        else
+            snprintf(err, errlen, "admin: cannot listen on %s: %s", conf->listen, strerror(errno));
+        if (beside >= 0)
+            listen_socket_share(beside, false);
     }
     return fd;
 }
 
-static void admin_free(struct admin *a)
+static void admin_configure(struct admin *a)
 {
-    if (!a)
-        return;
-    if (a->linked)
-        LIST_REMOVE(a, link);
-    if (a->http)
-        evhttp_free(a->http); /* closes the listener and every connection */
-    if (a->resume_timer)
-        event_free(a->resume_timer);
-    free(a);
+    const struct lb_admin_conf *conf = &a->rt->cfg->admin;
+    admin_http_set_limits(a->srv, conf->max_connections, conf->request_timeout_ms);
+    memcpy(&a->addr, &conf->addr, sizeof(a->addr));
 }
 
-/* The evhttp server on fd: limits, timeouts, the one callback. fd is
- * owned by the listener from here on, even on failure. 0 or -1 (ENOMEM). */
-static int admin_serve(struct admin *a, int fd)
+/* Serves fd (owned from here on) as rt's admin API. 0 or -1 (ENOMEM). */
+static int admin_open(struct runtime *rt, int fd)
 {
-    /* evhttp_accept_socket_with_handle() does these two steps, but on a
-     * failure it may or may not have closed fd; doing them here keeps the
-     * ownership plain. */
-    struct evconnlistener *evl = evconnlistener_new(
-        a->rt->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-    if (!evl) {
+    struct admin *a = calloc(1, sizeof(*a));
+    if (!a) {
         close(fd);
         return -1;
     }
-    struct timeval timeout = {ADMIN_TIMEOUT_S, 0};
-    evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
-    evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEADERS);
-    evhttp_set_timeout_tv(a->http, &timeout);
-    evhttp_set_allowed_methods(a->http, ADMIN_METHODS);
-    evhttp_set_flags(a->http, EVHTTP_SERVER_LINGERING_CLOSE); /* a 413 is read, not reset */
-    evhttp_set_gencb(a->http, admin_on_request, a);
-    if (!evhttp_bind_listener(a->http, evl)) {
-        evconnlistener_free(evl);
+    a->rt = rt;
+    a->srv = admin_http_new(rt->base, &admin_handler, a);
+    if (!a->srv) {
+        close(fd);
+        free(a);
         return -1;
     }
-    a->evl = evl;
-    evconnlistener_set_error_cb(evl, on_accept_error);
+    if (admin_http_listen(a->srv, fd) < 0) {
+        admin_http_free(a->srv);
+        free(a);
+        return -1;
+    }
+    a->fd = fd;
+    rt->admin = a;
+    admin_configure(a);
+    log_info("admin API listening on %s", rt->cfg->admin.listen);
     return 0;
 }
 
@@ -683,37 +618,86 @@ int admin_start(struct runtime *rt, char *err, size_t errlen)
     const struct lb_admin_conf *conf = &rt->cfg->admin;
     if (!conf->enabled)
         return 0;
-    int fd = admin_socket(conf, err, errlen);
+    int fd = admin_socket(conf, -1, err, errlen);
     if (fd < 0)
         return -1;
-    struct admin *a = calloc(1, sizeof(*a));
-    if (!a) {
-        close(fd);
-        goto nomem;
+    if (admin_open(rt, fd) < 0) {
+        snprintf(err, errlen, "admin: out of memory");
+        return -1;
     }
-    a->rt = rt;
-    a->http = evhttp_new(rt->base);
-    a->resume_timer = evtimer_new(rt->base, on_resume_timer, a);
-    if (!a->http || !a->resume_timer) {
-        close(fd);
-        goto nomem;
-    }
-    if (admin_serve(a, fd) < 0)
-        goto nomem;
-    LIST_INSERT_HEAD(&admins, a, link);
-    a->linked = true;
-    rt->admin = a;
-    log_info("admin API listening on %s", conf->listen);
     return 0;
-
-nomem:
-    snprintf(err, errlen, "admin: out of memory");
-    admin_free(a);
-    return -1;
 }
 
 void admin_stop(struct runtime *rt)
 {
-    admin_free(rt->admin);
+    struct admin *a = rt->admin;
+    if (!a)
+        return;
+    admin_http_free(a->srv); /* deferred when called from an admin request */
+    free(a);
     rt->admin = NULL;
+}
+
+const struct admin_http_stats *admin_stats(const struct runtime *rt)
+{
+    return rt->admin ? admin_http_stats(rt->admin->srv) : NULL;
+}
+
+int admin_reload_prepare(struct runtime *rt, const struct lb_admin_conf *next,
+                         struct admin_plan *plan, char *err, size_t errlen)
+{
+    struct admin *a = rt->admin;
+    plan->fd = -1;
+    plan->shared_fd = -1;
+    plan->enable = next->enabled;
+    if (!next->enabled || (a && listen_socket_same(&a->addr, &next->addr)))
+        return 0;
+    int beside = a && listen_socket_overlap(&a->addr, &next->addr) ? a->fd : -1;
+    plan->fd = admin_socket(next, beside, err, errlen);
+    if (plan->fd < 0)
+        return -1;
+    plan->shared_fd = beside;
+    return 0;
+}
+
+void admin_reload_abort(struct admin_plan *plan)
+{
+    if (plan->fd >= 0)
+        close(plan->fd);
+    if (plan->shared_fd >= 0)
+        listen_socket_share(plan->shared_fd, false);
+    plan->fd = plan->shared_fd = -1;
+}
+
+void admin_reload_commit(struct runtime *rt, struct admin_plan *plan)
+{
+    struct admin *a = rt->admin;
+    const char *listen = rt->cfg->admin.listen;
+    if (!plan->enable) {
+        if (a)
+            log_info("admin API closed (no \"admin\" in the configuration any more)");
+        admin_stop(rt);
+        return;
+    }
+    if (plan->fd < 0) { /* same address: the socket stays */
+        admin_configure(a);
+        return;
+    }
+    int fd = plan->fd;
+    plan->fd = -1;
+    if (!a) {
+        if (admin_open(rt, fd) < 0)
+            log_error("reload: admin: out of memory; the admin API stays closed");
+        return;
+    }
+    /* The old socket closes now; open admin connections go on, each request
+     * checked against the new file's token, or against loopback without one. */
+    if (admin_http_listen(a->srv, fd) < 0) {
+        log_error("reload: admin: cannot watch the new socket; the admin API is closed");
+        admin_stop(rt);
+        return;
+    }
+    a->fd = fd;
+    admin_configure(a);
+    log_info("admin API moved: listening on %s", listen);
 }

@@ -13,6 +13,8 @@
 
 #include <event2/event.h>
 
+#include "lb/admin.h"
+#include "lb/listen_socket.h"
 #include "lb/log.h"
 #include "lb/runtime.h"
 
@@ -23,20 +25,8 @@ struct reload_plan {
     struct listener **listeners; /* cfg->nlisteners: reused old or new and open */
     bool *reused;                /* per new listener: an old one carried over */
     bool *kept_old;              /* per old listener: carried over */
+    struct admin_plan admin;
 };
-
-static bool sockaddr_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
 
 static struct backend *old_backend_with_id(const struct pool *pool, const char *id)
 {
@@ -53,6 +43,7 @@ static struct backend *old_backend_with_id(const struct pool *pool, const char *
 static void plan_discard(struct runtime *rt, struct reload_plan *p)
 {
     (void)rt;
+    admin_reload_abort(&p->admin);
     if (p->listeners)
         for (size_t i = 0; i < p->cfg->nlisteners; i++)
             if (p->listeners[i] && !p->reused[i])
@@ -83,7 +74,7 @@ static int plan_build(struct runtime *rt, struct reload_plan *p, char *err, size
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct lb_listener_conf *c = &cfg->listeners[i];
         for (size_t j = 0; j < rt->nlisteners; j++) {
-            if (!p->kept_old[j] && sockaddr_same(&rt->listeners[j]->addr, &c->addr)) {
+            if (!p->kept_old[j] && listen_socket_same(&rt->listeners[j]->addr, &c->addr)) {
                 p->kept_old[j] = true;
                 p->reused[i] = true;
                 p->listeners[i] = rt->listeners[j];
@@ -201,7 +192,7 @@ static void reload_failed(struct runtime *rt, const char *err)
 
 int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, size_t errlen)
 {
-    struct reload_plan p = {0};
+    struct reload_plan p = {.admin = {.fd = -1, .shared_fd = -1}};
     memset(res, 0, sizeof(*res));
     if (rt->stopping) {
         snprintf(err, errlen, "lb is stopping");
@@ -212,7 +203,8 @@ int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, siz
         reload_failed(rt, err);
         return -1;
     }
-    if (plan_build(rt, &p, err, errlen) < 0) {
+    if (plan_build(rt, &p, err, errlen) < 0 ||
+        admin_reload_prepare(rt, &p.cfg->admin, &p.admin, err, errlen) < 0) {
         plan_discard(rt, &p);
         reload_failed(rt, err);
         return -1;
@@ -229,20 +221,10 @@ int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, siz
     rt->npools = p.cfg->npools;
     rt->listeners = p.listeners;
     rt->nlisteners = p.cfg->nlisteners;
-    if (p.cfg->admin.enabled != rt->cfg->admin.enabled ||
-        (p.cfg->admin.enabled && !sockaddr_same(&p.cfg->admin.addr, &rt->cfg->admin.addr)))
-        log_warn("reload: a change of the admin listener takes effect at the next restart");
-    /* The running admin listener keeps its address; its token follows the
-     * new file. */
-    p.cfg->admin.enabled = rt->cfg->admin.enabled;
-    p.cfg->admin.addr = rt->cfg->admin.addr;
-    p.cfg->admin.addrlen = rt->cfg->admin.addrlen;
-    char *swap = p.cfg->admin.listen;
-    p.cfg->admin.listen = rt->cfg->admin.listen;
-    rt->cfg->admin.listen = swap;
     config_free(rt->cfg);
     rt->cfg = p.cfg;
     log_set_level(rt->cfg->log_level);
+    admin_reload_commit(rt, &p.admin);
     session_idle_rearm_all(rt); /* a listener may have gained an idle timeout */
     free(p.reused);
     free(p.kept_old);

@@ -1,0 +1,854 @@
+/* admin_http: the admin API's HTTP/1.1 server (see admin_http.h). One
+ * connection goes through WAIT (reading a request head), QUEUED (its head,
+ * or its whole request, waits for its turn), SERVING (in a handler), BODY
+ * (reading a body the API agreed to), WRITE (sending the answer) and,
+ * before it closes after an
+ * error, LINGER (discarding a little of what the client still sends, so
+ * that it reads the answer instead of a reset). Requests are served from
+ * one queue, a few per pass of the event loop. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "lb/admin_http.h"
+#include "lb/clock.h"
+#include "lb/log.h"
+#include "lb/runtime.h"
+
+/* Requests served per pass of the event loop, whatever the admin load. */
+#define ADMIN_REQUESTS_PER_PASS 2
+/* Connections accepted per readiness of the listening socket. */
+#define ADMIN_ACCEPTS_PER_PASS 16
+#define ADMIN_READ_CHUNK 4096
+/* After an error answer: at most this much of the rest of the request is
+ * read and thrown away, for at most this long, before the close. */
+#define ADMIN_LINGER_BYTES (64 * 1024)
+#define ADMIN_LINGER_MS 1000
+#define ADMIN_EMFILE_PAUSE_MS 100
+#define ADMIN_METHOD_MAX 16
+
+enum conn_state { CONN_WAIT, CONN_QUEUED, CONN_SERVING, CONN_BODY, CONN_WRITE, CONN_LINGER };
+
+struct admin_conn {
+    struct admin_server *srv;
+    int fd;
+    enum conn_state state;
+    struct event rev, wev, timer;
+    struct evbuffer *in, *out;
+    struct sockaddr_storage peer;
+    uint64_t deadline_ms; /* of the current state (monotonic) */
+    char *head;           /* the parsed head, NUL-split; NULL in WAIT */
+    size_t head_len;      /* bytes of in that the head takes */
+    bool head_seen;       /* head() has been asked */
+    bool body_read;       /* the body is in c->in, handed to request() */
+    bool keep_alive;      /* the client allows another request */
+    bool expect_continue; /* "Expect: 100-continue" */
+    bool close_after;     /* close once out is written */
+    bool input_left;      /* unread request bytes may follow: linger */
+    size_t lingered;      /* bytes thrown away in LINGER */
+    struct admin_request req;
+    char method[ADMIN_METHOD_MAX + 1];
+    TAILQ_ENTRY(admin_conn) link;       /* srv->conns */
+    TAILQ_ENTRY(admin_conn) queue_link; /* srv->queue while QUEUED */
+};
+
+TAILQ_HEAD(admin_conn_list, admin_conn);
+
+struct admin_server {
+    struct event_base *base;
+    const struct admin_http_handler *h;
+    void *arg;
+    int fd; /* listening socket, -1 when none */
+    struct event accept_ev, resume_timer, work_timer;
+    bool accept_assigned;
+    unsigned max_connections;
+    unsigned request_timeout_ms;
+    struct admin_conn_list conns;
+    struct admin_conn_list queue;
+    struct admin_http_stats stats;
+    unsigned in_handler; /* > 0 while a handler runs */
+    bool dying;          /* admin_http_free() was called from a handler */
+};
+
+static void conn_close(struct admin_conn *c);
+static void conn_wait_request(struct admin_conn *c);
+static void server_free_now(struct admin_server *srv);
+
+/* --- small helpers --- */
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    }
+    return "Unknown";
+}
+
+static void conn_arm_timer(struct admin_conn *c, uint64_t ms)
+{
+    c->deadline_ms = clock_ms(CLOCK_MONOTONIC) + ms;
+    struct timeval tv = clock_timeval(ms);
+    evtimer_add(&c->timer, &tv);
+}
+
+static void conn_watch(struct admin_conn *c, struct event *ev)
+{
+    if (event_add(ev, NULL) < 0) {
+        log_error("admin: cannot watch a connection: %s; closing it", strerror(errno));
+        conn_close(c);
+    }
+}
+
+/* An answer the server itself gives ({"error": MESSAGE}; MESSAGE holds no
+ * character JSON would escape), then a close. */
+static void conn_fail(struct admin_conn *c, int status, const char *message)
+{
+    struct evbuffer *body = evbuffer_new();
+    if (body)
+        evbuffer_add_printf(body, "{\n  \"error\": \"%s\"\n}\n", message);
+    c->input_left = true;
+    admin_http_reply(c, status, "application/json", NULL, body, true);
+}
+
+/* --- parsing the head --- */
+
+static bool is_tchar(unsigned char ch)
+{
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static unsigned method_bit(const char *m)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } methods[] = {{"GET", ADMIN_GET},        {"HEAD", ADMIN_HEAD},     {"POST", ADMIN_POST},
+                   {"PUT", ADMIN_PUT},        {"DELETE", ADMIN_DELETE}, {"PATCH", ADMIN_PATCH},
+                   {"OPTIONS", ADMIN_OPTIONS}};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (strcmp(m, methods[i].name) == 0)
+            return methods[i].bit;
+    return ADMIN_OTHER;
+}
+
+/* True when the comma-separated list s holds token (any case). */
+static bool list_has(const char *s, const char *token)
+{
+    size_t n = strlen(token);
+    while (*s) {
+        s += strspn(s, " \t,");
+        size_t len = strcspn(s, ",");
+        size_t end = len;
+        while (end > 0 && (s[end - 1] == ' ' || s[end - 1] == '\t'))
+            end--;
+        if (end == n && strncasecmp(s, token, n) == 0)
+            return true;
+        s += len;
+    }
+    return false;
+}
+
+/* Splits head (NUL-terminated, CRLF line ends, the final empty line
+ * removed) into c->req. 0, or the status to refuse it with and *why. */
+static int head_parse(struct admin_conn *c, char *head, const char **why)
+{
+    struct admin_request *r = &c->req;
+    bool http10 = false, has_length = false, conn_close = false, conn_keep = false;
+
+    /* Every line ends in CRLF; no other CR or LF, no control byte but tab. */
+    for (char *p = head; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch == '\r' && p[1] == '\n') {
+            p[0] = '\0';
+            p[1] = '\0';
+            p++;
+            continue;
+        }
+        if (ch == '\r' || ch == '\n' || (ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            *why = "malformed request head";
+            return 400;
+        }
+    }
+    char *line = head;
+    char *end = head + strlen(head); /* the request line */
+
+    /* METHOD SP TARGET SP HTTP/1.x */
+    char *sp1 = strchr(line, ' ');
+    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    if (!sp1 || !sp2 || strchr(sp2 + 1, ' ') || sp1 == line || sp2 == sp1 + 1) {
+        *why = "malformed request line";
+        return 400;
+    }
+    *sp1 = *sp2 = '\0';
+    for (char *m = line; *m; m++)
+        if (!is_tchar((unsigned char)*m)) {
+            *why = "malformed request line";
+            return 400;
+        }
+    if (sp1 - line > ADMIN_METHOD_MAX) {
+        *why = "method name too long";
+        return 501;
+    }
+    for (char *t = sp1 + 1; *t; t++)
+        if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f) {
+            *why = "malformed request line";
+            return 400;
+        }
+    const char *version = sp2 + 1;
+    if (strcmp(version, "HTTP/1.0") == 0) {
+        http10 = true;
+    } else if (strcmp(version, "HTTP/1.1") != 0) {
+        if (strncmp(version, "HTTP/", 5) == 0 && version[5] >= '0' && version[5] <= '9') {
+            *why = "only HTTP/1.0 and HTTP/1.1 are supported";
+            return 505;
+        }
+        *why = "malformed request line";
+        return 400;
+    }
+    memcpy(c->method, line, (size_t)(sp1 - line) + 1);
+    r->method_name = c->method;
+    r->method = method_bit(c->method);
+    r->target = sp1 + 1;
+
+    /* Header lines: NAME ":" OWS VALUE OWS. */
+    for (line = end + 2; *line; line = end + 2) {
+        end = line + strlen(line);
+        if (*line == ' ' || *line == '\t') {
+            *why = "obsolete line folding in a header";
+            return 400;
+        }
+        char *colon = strchr(line, ':');
+        if (!colon || colon == line) {
+            *why = "malformed header line";
+            return 400;
+        }
+        *colon = '\0';
+        for (char *n = line; *n; n++)
+            if (!is_tchar((unsigned char)*n)) {
+                *why = "malformed header line";
+                return 400;
+            }
+        char *v = colon + 1;
+        v += strspn(v, " \t");
+        char *ve = end;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            *--ve = '\0';
+
+        if (strcasecmp(line, "Content-Length") == 0) {
+            size_t n = strspn(v, "0123456789");
+            if (n == 0 || v[n] != '\0' || n > 9) {
+                *why = n > 9 && v[n] == '\0' ? "request body too large" : "bad Content-Length";
+                return n > 9 && v[n] == '\0' ? 413 : 400;
+            }
+            size_t len = (size_t)strtoul(v, NULL, 10);
+            if (has_length && len != r->content_length) {
+                *why = "conflicting Content-Length headers";
+                return 400;
+            }
+            has_length = true;
+            r->content_length = len;
+        } else if (strcasecmp(line, "Transfer-Encoding") == 0) {
+            *why = "Transfer-Encoding is not supported: send Content-Length";
+            return 501;
+        } else if (strcasecmp(line, "Connection") == 0) {
+            conn_close |= list_has(v, "close");
+            conn_keep |= list_has(v, "keep-alive");
+        } else if (strcasecmp(line, "Expect") == 0) {
+            if (strcasecmp(v, "100-continue") != 0) {
+                *why = "only Expect: 100-continue is supported";
+                return 417;
+            }
+            c->expect_continue = !http10;
+        } else if (strcasecmp(line, "Authorization") == 0) {
+            if (r->authorization) {
+                *why = "more than one Authorization header";
+                return 400;
+            }
+            r->authorization = v;
+        } else if (strcasecmp(line, "Content-Type") == 0) {
+            if (r->content_type) {
+                *why = "more than one Content-Type header";
+                return 400;
+            }
+            r->content_type = v;
+        }
+    }
+    c->keep_alive = http10 ? conn_keep && !conn_close : !conn_close;
+    return 0;
+}
+
+/* --- the queue: a few requests per pass --- */
+
+static void queue_push(struct admin_conn *c)
+{
+    struct admin_server *srv = c->srv;
+    c->state = CONN_QUEUED;
+    event_del(&c->rev);
+    TAILQ_INSERT_TAIL(&srv->queue, c, queue_link);
+    if (!evtimer_pending(&srv->work_timer, NULL)) {
+        struct timeval now = {0, 0};
+        evtimer_add(&srv->work_timer, &now);
+    }
+}
+
+static void queue_remove(struct admin_conn *c)
+{
+    if (c->state == CONN_QUEUED)
+        TAILQ_REMOVE(&c->srv->queue, c, queue_link);
+}
+
+/* Runs a handler on c (SERVING); false when srv was freed from inside it.
+ * A handler never frees c: admin_http_reply() only queues the answer. */
+static bool server_call(struct admin_server *srv, struct admin_conn *c, bool head)
+{
+    srv->in_handler++;
+    if (head)
+        srv->h->head(srv->arg, c, &c->req);
+    else
+        srv->h->request(srv->arg, c, &c->req);
+    srv->in_handler--;
+    if (srv->dying && srv->in_handler == 0) {
+        server_free_now(srv);
+        return false;
+    }
+    return true;
+}
+
+/* The whole request of c is in: hand it to the API. */
+static bool serve_request(struct admin_conn *c)
+{
+    c->state = CONN_SERVING;
+    c->body_read = true;
+    c->req.body = "";
+    if (c->req.content_length > 0) {
+        unsigned char *all = evbuffer_pullup(c->in, (ssize_t)(c->head_len + c->req.content_length));
+        if (!all) {
+            conn_fail(c, 500, "out of memory");
+            return true;
+        }
+        c->req.body = (const char *)all + c->head_len;
+    }
+    return server_call(c->srv, c, false);
+}
+
+/* The head of c is complete in c->in: parse it and ask the API whether to
+ * read the body. */
+static bool serve_head(struct admin_conn *c)
+{
+    struct admin_server *srv = c->srv;
+    c->state = CONN_SERVING;
+    c->head = malloc(c->head_len + 1);
+    if (!c->head) {
+        log_error("admin: out of memory reading a request; closing the connection");
+        conn_close(c);
+        return true;
+    }
+    evbuffer_copyout(c->in, c->head, c->head_len);
+    c->head[c->head_len - 2] = '\0'; /* drop the empty line's CRLF */
+    const char *why = NULL;
+    int status = head_parse(c, c->head, &why);
+    if (status != 0) {
+        c->keep_alive = false;
+        conn_fail(c, status, why);
+        return true;
+    }
+    c->head_seen = true;
+    if (!server_call(srv, c, true))
+        return false;
+    if (c->state != CONN_SERVING)
+        return true; /* answered (401...) */
+    if (c->req.content_length > ADMIN_BODY_MAX) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "request body over %d bytes", ADMIN_BODY_MAX);
+        conn_fail(c, 413, msg);
+        return true;
+    }
+    if (evbuffer_get_length(c->in) >= c->head_len + c->req.content_length)
+        return serve_request(c);
+    c->state = CONN_BODY;
+    if (c->expect_continue) {
+        evbuffer_add_printf(c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN && errno != EINTR) {
+            conn_close(c);
+            return true;
+        }
+        if (evbuffer_get_length(c->out) > 0) /* 25 bytes that do not fit: give up */
+            evbuffer_drain(c->out, evbuffer_get_length(c->out));
+    }
+    conn_watch(c, &c->rev);
+    return true;
+}
+
+static void on_work_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct admin_server *srv = arg;
+    for (int n = 0; n < ADMIN_REQUESTS_PER_PASS; n++) {
+        struct admin_conn *c = TAILQ_FIRST(&srv->queue);
+        if (!c)
+            return;
+        TAILQ_REMOVE(&srv->queue, c, queue_link);
+        c->state = CONN_SERVING;
+        bool alive = c->head_seen ? serve_request(c) : serve_head(c);
+        if (!alive)
+            return; /* srv was freed */
+    }
+    if (!TAILQ_EMPTY(&srv->queue)) { /* the rest at the next pass */
+        struct timeval now = {0, 0};
+        evtimer_add(&srv->work_timer, &now);
+    }
+}
+
+/* --- reading --- */
+
+/* Looks for the end of a head in c->in; queues c when it is there. */
+static void conn_check_head(struct admin_conn *c)
+{
+    size_t len = evbuffer_get_length(c->in);
+    /* Blank lines before a request line are allowed (RFC 9112 2.2). */
+    while (len >= 2) {
+        unsigned char two[2];
+        evbuffer_copyout(c->in, two, 2);
+        if (two[0] != '\r' || two[1] != '\n')
+            break;
+        evbuffer_drain(c->in, 2);
+        len -= 2;
+    }
+    struct evbuffer_ptr end = evbuffer_search(c->in, "\r\n\r\n", 4, NULL);
+    if (end.pos >= 0 && (size_t)end.pos + 4 <= ADMIN_HEAD_MAX) {
+        c->head_len = (size_t)end.pos + 4;
+        queue_push(c);
+        return;
+    }
+    if (len >= ADMIN_HEAD_MAX) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "request head over %d bytes", ADMIN_HEAD_MAX);
+        c->keep_alive = false;
+        conn_fail(c, 431, msg);
+    }
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct admin_conn *c = arg;
+    if (c->state == CONN_LINGER) {
+        char scratch[ADMIN_READ_CHUNK];
+        ssize_t n = recv(c->fd, scratch, sizeof(scratch), 0);
+        if (n > 0)
+            c->lingered += (size_t)n;
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
+            c->lingered >= ADMIN_LINGER_BYTES)
+            conn_close(c);
+        return;
+    }
+    int n = evbuffer_read(c->in, c->fd, ADMIN_READ_CHUNK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) { /* EOF or error: nothing can be answered */
+        conn_close(c);
+        return;
+    }
+    if (c->state == CONN_WAIT) {
+        conn_check_head(c);
+    } else if (c->state == CONN_BODY &&
+               evbuffer_get_length(c->in) >= c->head_len + c->req.content_length) {
+        queue_push(c); /* head_seen: request() is next */
+    }
+}
+
+/* --- writing --- */
+
+static void conn_written(struct admin_conn *c)
+{
+    event_del(&c->wev);
+    if (!c->close_after) {
+        conn_wait_request(c);
+        return;
+    }
+    if (!c->input_left) {
+        conn_close(c);
+        return;
+    }
+    /* Lingering close: the client may still be sending what we will not
+     * read; a close now would reset the connection and could destroy the
+     * answer before the client reads it. */
+    shutdown(c->fd, SHUT_WR);
+    c->state = CONN_LINGER;
+    evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    conn_arm_timer(c, ADMIN_LINGER_MS);
+    conn_watch(c, &c->rev);
+}
+
+static void conn_flush(struct admin_conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (n <= 0) {
+            conn_close(c);
+            return;
+        }
+    }
+    if (evbuffer_get_length(c->out) > 0) {
+        if (!event_pending(&c->wev, EV_WRITE, NULL))
+            conn_watch(c, &c->wev);
+        return;
+    }
+    conn_written(c);
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_flush(arg);
+}
+
+static void append_date(struct evbuffer *out)
+{
+    static time_t cached_at;
+    static char cached[40];
+    time_t now = time(NULL);
+    if (now != cached_at) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(cached, sizeof(cached), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        cached_at = now;
+    }
+    evbuffer_add(out, cached, strlen(cached));
+}
+
+void admin_http_reply(struct admin_conn *c, int status, const char *type, const char *extra,
+                      struct evbuffer *body, bool close)
+{
+    struct admin_server *srv = c->srv;
+    size_t len = body ? evbuffer_get_length(body) : 0;
+    size_t consumed = c->head_len + (c->body_read ? c->req.content_length : 0);
+    queue_remove(c);
+    event_del(&c->rev);
+    if (close || !c->keep_alive || srv->dying)
+        c->close_after = true;
+    if ((!c->body_read && c->req.content_length > 0) || evbuffer_get_length(c->in) > consumed)
+        c->input_left = true;
+    evbuffer_add_printf(c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n",
+                        status, status_text(status), type, len);
+    append_date(c->out);
+    if (extra)
+        evbuffer_add(c->out, extra, strlen(extra));
+    if (c->close_after)
+        evbuffer_add_printf(c->out, "Connection: close\r\n");
+    evbuffer_add(c->out, "\r\n", 2);
+    if (body && c->req.method != ADMIN_HEAD)
+        evbuffer_add_buffer(c->out, body);
+    if (body)
+        evbuffer_free(body);
+    c->state = CONN_WRITE;
+    conn_arm_timer(c, srv->request_timeout_ms);
+    /* Send what the socket takes now; the rest, and what follows the
+     * answer (the next request, or the close), from on_writable(), so that
+     * c outlives the handler that called us. */
+    if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN && errno != EINTR) {
+        evbuffer_drain(c->out, evbuffer_get_length(c->out)); /* the client is gone */
+        c->close_after = true;
+        c->input_left = false;
+    }
+    /* Should this fail, the deadline closes c. */
+    if (!srv->dying && event_add(&c->wev, NULL) < 0)
+        log_error("admin: cannot watch a connection: %s", strerror(errno));
+}
+
+const char *admin_http_method(const struct admin_conn *c)
+{
+    return c->req.method_name ? c->req.method_name : "-";
+}
+
+/* --- connections --- */
+
+static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct admin_conn *c = arg;
+    uint64_t now = clock_ms(CLOCK_MONOTONIC);
+    if (now < c->deadline_ms) { /* a coarse timer woke early */
+        struct timeval tv = clock_timeval(c->deadline_ms - now);
+        evtimer_add(&c->timer, &tv);
+        return;
+    }
+    struct admin_server *srv = c->srv;
+    bool partial =
+        (c->state == CONN_WAIT && evbuffer_get_length(c->in) > 0) || c->state == CONN_BODY;
+    if (c->state == CONN_LINGER || (c->state == CONN_WAIT && !partial)) {
+        conn_close(c); /* an idle keep-alive connection, or done lingering */
+        return;
+    }
+    if (c->state == CONN_QUEUED || c->state == CONN_SERVING)
+        return; /* our turn to answer; the deadline no longer applies */
+    srv->stats.timeouts++;
+    if (!partial) { /* the client does not read its answer */
+        log_debug("admin: closing a connection whose client does not read");
+        conn_close(c);
+        return;
+    }
+    char msg[80];
+    snprintf(msg, sizeof(msg), "request not complete within %u ms", srv->request_timeout_ms);
+    c->keep_alive = false;
+    conn_fail(c, 408, msg);
+}
+
+/* Ready for the next request on c (the first, or one after an answer):
+ * what is left in c->in belongs to it, and its deadline starts now. */
+static void conn_wait_request(struct admin_conn *c)
+{
+    evbuffer_drain(c->in, c->head_len + (c->head_seen ? c->req.content_length : 0));
+    free(c->head);
+    c->head = NULL;
+    c->head_len = 0;
+    c->head_seen = false;
+    c->body_read = false;
+    c->expect_continue = false;
+    c->close_after = false;
+    c->input_left = false;
+    memset(&c->req, 0, sizeof(c->req));
+    c->req.peer = (const struct sockaddr *)&c->peer;
+    c->state = CONN_WAIT;
+    conn_arm_timer(c, c->srv->request_timeout_ms);
+    if (evbuffer_get_length(c->in) > 0) { /* pipelined */
+        conn_check_head(c);
+        if (c->state != CONN_WAIT)
+            return;
+    }
+    conn_watch(c, &c->rev);
+}
+
+static void conn_close(struct admin_conn *c)
+{
+    struct admin_server *srv = c->srv;
+    queue_remove(c);
+    event_del(&c->rev);
+    event_del(&c->wev);
+    evtimer_del(&c->timer);
+    close(c->fd);
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    free(c->head);
+    TAILQ_REMOVE(&srv->conns, c, link);
+    srv->stats.open--;
+    free(c);
+}
+
+/* Best effort, then close: at the connection limit. */
+static void refuse(struct admin_server *srv, int fd)
+{
+    char text[256];
+    char body[96];
+    int blen =
+        snprintf(body, sizeof(body), "{\n  \"error\": \"too many admin connections (%u)\"\n}\n",
+                 srv->max_connections);
+    int n = snprintf(text, sizeof(text),
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+                     blen, body);
+    ssize_t w = send(fd, text, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)w;
+    close(fd);
+    srv->stats.rejected++;
+}
+
+static void conn_start(struct admin_server *srv, int fd, const struct sockaddr_storage *peer)
+{
+    struct admin_conn *c = calloc(1, sizeof(*c));
+    if (c) {
+        c->in = evbuffer_new();
+        c->out = evbuffer_new();
+    }
+    if (!c || !c->in || !c->out) {
+        log_error("admin: out of memory, closing a new connection");
+        if (c) {
+            if (c->in)
+                evbuffer_free(c->in);
+            if (c->out)
+                evbuffer_free(c->out);
+            free(c);
+        }
+        close(fd);
+        return;
+    }
+    c->srv = srv;
+    c->fd = fd;
+    c->peer = *peer;
+    event_assign(&c->rev, srv->base, fd, EV_READ | EV_PERSIST, on_readable, c);
+    event_assign(&c->wev, srv->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
+    evtimer_assign(&c->timer, srv->base, on_conn_timer, c);
+    TAILQ_INSERT_TAIL(&srv->conns, c, link);
+    srv->stats.open++;
+    srv->stats.accepted++;
+    conn_wait_request(c);
+}
+
+static void on_resume_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct admin_server *srv = arg;
+    if (srv->fd >= 0)
+        event_add(&srv->accept_ev, NULL);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    (void)what;
+    struct admin_server *srv = arg;
+    for (int i = 0; i < ADMIN_ACCEPTS_PER_PASS; i++) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+                return;
+            if (!errno_starved(errno)) {
+                log_warn("admin: accept failed: %s", strerror(errno));
+                return;
+            }
+            static time_t last_logged;
+            time_t now = time(NULL);
+            if (now != last_logged) {
+                last_logged = now;
+                log_error("admin: accept failed: %s; pausing accepts for %d ms", strerror(errno),
+                          ADMIN_EMFILE_PAUSE_MS);
+            }
+            event_del(&srv->accept_ev);
+            struct timeval tv = {0, ADMIN_EMFILE_PAUSE_MS * 1000};
+            evtimer_add(&srv->resume_timer, &tv);
+            return;
+        }
+        if (srv->stats.open >= srv->max_connections)
+            refuse(srv, fd);
+        else
+            conn_start(srv, fd, &peer);
+    }
+}
+
+/* --- the server --- */
+
+struct admin_server *admin_http_new(struct event_base *base, const struct admin_http_handler *h,
+                                    void *arg)
+{
+    struct admin_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return NULL;
+    srv->base = base;
+    srv->h = h;
+    srv->arg = arg;
+    srv->fd = -1;
+    srv->max_connections = 64;
+    srv->request_timeout_ms = 10000;
+    TAILQ_INIT(&srv->conns);
+    TAILQ_INIT(&srv->queue);
+    evtimer_assign(&srv->resume_timer, base, on_resume_timer, srv);
+    evtimer_assign(&srv->work_timer, base, on_work_timer, srv);
+    return srv;
+}
+
+static void server_close_listener(struct admin_server *srv)
+{
+    if (srv->fd < 0)
+        return;
+    event_del(&srv->accept_ev);
+    evtimer_del(&srv->resume_timer);
+    close(srv->fd);
+    srv->fd = -1;
+}
+
+int admin_http_listen(struct admin_server *srv, int fd)
+{
+    server_close_listener(srv);
+    srv->fd = fd;
+    event_assign(&srv->accept_ev, srv->base, fd, EV_READ | EV_PERSIST, on_accept, srv);
+    if (event_add(&srv->accept_ev, NULL) < 0) {
+        close(fd);
+        srv->fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+void admin_http_set_limits(struct admin_server *srv, unsigned max_connections,
+                           unsigned request_timeout_ms)
+{
+    srv->max_connections = max_connections;
+    srv->request_timeout_ms = request_timeout_ms;
+}
+
+const struct admin_http_stats *admin_http_stats(const struct admin_server *srv)
+{
+    return &srv->stats;
+}
+
+static void server_free_now(struct admin_server *srv)
+{
+    server_close_listener(srv);
+    while (!TAILQ_EMPTY(&srv->conns))
+        conn_close(TAILQ_FIRST(&srv->conns));
+    evtimer_del(&srv->work_timer);
+    evtimer_del(&srv->resume_timer);
+    free(srv);
+}
+
+void admin_http_free(struct admin_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->in_handler > 0) { /* finished by server_call() */
+        srv->dying = true;
+        server_close_listener(srv);
+        return;
+    }
+    server_free_now(srv);
+}

@@ -1,0 +1,103 @@
+/* listen_socket: see listen_socket.h. The handshake stop is a classic BPF
+ * socket filter: on a TCP socket the filter sees the TCP header at offset
+ * 0, and it drops every segment with SYN set (a listening socket receives
+ * no SYN-ACK), so new clients retry later while the ACKs that complete
+ * handshakes already under way still pass. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/filter.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "lb/listen_socket.h"
+
+#define TCP_FLAGS_OFFSET 13
+#define TCP_FLAG_SYN 0x02
+
+int listen_socket_open(const struct sockaddr_storage *addr, socklen_t addrlen, bool reuseport,
+                       const char **step)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *step = "socket";
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (addr->ss_family == AF_INET6) /* [::]:80 must not take 0.0.0.0:80 too */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)addr, addrlen) < 0) {
+        *step = "bind";
+        goto fail;
+    }
+    if (listen(fd, SOMAXCONN) < 0) {
+        *step = "listen";
+        goto fail;
+    }
+    return fd;
+fail:;
+    int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+}
+
+bool listen_socket_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+static bool is_wildcard(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+static unsigned port_of(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_port;
+    return ((const struct sockaddr_in6 *)a)->sin6_port;
+}
+
+bool listen_socket_overlap(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    return a->ss_family == b->ss_family && port_of(a) == port_of(b) && !listen_socket_same(a, b) &&
+           (is_wildcard(a) || is_wildcard(b));
+}
+
+int listen_socket_share(int fd, bool on)
+{
+    int v = on;
+    return setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &v, sizeof(v));
+}
+
+int listen_socket_stop(int fd)
+{
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_B | BPF_ABS, TCP_FLAGS_OFFSET),
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, TCP_FLAG_SYN, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffffu), /* keep the whole segment */
+        BPF_STMT(BPF_RET | BPF_K, 0),           /* drop */
+    };
+    struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog));
+}
+
+void listen_socket_unstop(int fd)
+{
+    int unused = 0;
+    setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &unused, sizeof(unused));
+}

@@ -572,7 +572,9 @@ void admin_http_reply(struct admin_conn *c, int status, const char *type, const 
     size_t consumed = c->head_len + (c->body_read ? c->req.content_length : 0);
     queue_remove(c);
     event_del(&c->rev);
-    if (close || !c->keep_alive || srv->dying)
+    /* An answer before the body was read (a refusal on the head) closes:
+     * what the client still sends is not read. */
+    if (close || !c->keep_alive || !c->body_read || srv->dying)
         c->close_after = true;
     if ((!c->body_read && c->req.content_length > 0) || evbuffer_get_length(c->in) > consumed)
         c->input_left = true;
@@ -695,7 +697,12 @@ static void refuse(struct admin_server *srv, int fd)
                      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
                      "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
                      blen, body);
+    /* What the client sent already is read first: closing with unread
+     * input would reset the connection, and the answer with it. */
+    char scratch[ADMIN_READ_CHUNK];
+    ssize_t r = recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT);
     ssize_t w = send(fd, text, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)r;
     (void)w;
     close(fd);
     srv->stats.rejected++;

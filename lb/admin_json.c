@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lb/admin.h"
+#include "lb/admin_http.h"
 #include "lb/admin_internal.h"
 #include "lb/pool.h"
 #include "lb/runtime.h"
@@ -39,11 +41,21 @@ static int64_t now_unix_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+/* {"connections": open, "rejected": n, "timeouts": n} of the admin server. */
+static json_t *admin_counters(const struct runtime *rt)
+{
+    const struct admin_http_stats *st = admin_stats(rt);
+    if (!st)
+        return json_null();
+    return json_pack("{s:I, s:I, s:I}", "connections", (json_int_t)st->open, "rejected",
+                     (json_int_t)st->rejected, "timeouts", (json_int_t)st->timeouts);
+}
+
 json_t *admin_json_status(const struct runtime *rt)
 {
     char loaded[RFC3339_SIZE];
     int64_t uptime_ms = now_unix_ms() - rt->started_unix_ms;
-    return json_pack(
+    json_t *st = json_pack(
         "{s:s, s:I, s:I, s:s, s:s, s:{s:I, s:I, s:s?}, s:{s:I, s:I}}", "version", LB_VERSION, "pid",
         (json_int_t)getpid(), "uptime_s", (json_int_t)(uptime_ms > 0 ? uptime_ms / 1000 : 0),
         "config_file", rt->cfg->path, "config_loaded_at",
@@ -51,6 +63,11 @@ json_t *admin_json_status(const struct runtime *rt)
         (json_int_t)rt->reloads_ok, "failed", (json_int_t)rt->reloads_failed, "last_error",
         rt->reload_last_error[0] ? rt->reload_last_error : NULL, "connections", "active",
         (json_int_t)rt->active, "total", (json_int_t)rt->total);
+    if (st && json_object_set_new(st, "admin", admin_counters(rt)) < 0) {
+        json_decref(st);
+        return NULL;
+    }
+    return st;
 }
 
 json_t *admin_json_listeners(const struct runtime *rt)

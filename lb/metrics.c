@@ -13,6 +13,8 @@
 
 #include <event2/buffer.h>
 
+#include "lb/admin.h"
+#include "lb/admin_http.h"
 #include "lb/metrics.h"
 #include "lb/pool.h"
 #include "lb/runtime.h"
@@ -205,6 +207,21 @@ static void render_process(struct render *r, const struct runtime *rt)
     render_printf(r, "lb_reloads_total{result=\"failed\"} %" PRIu64 "\n", rt->reloads_failed);
 }
 
+static void render_admin(struct render *r, const struct runtime *rt)
+{
+    const struct admin_http_stats *st = admin_stats(rt);
+    if (!st)
+        return;
+    render_family(r, "lb_admin_connections", "gauge", "Open connections to the admin API.");
+    render_printf(r, "lb_admin_connections %u\n", st->open);
+    render_family(r, "lb_admin_connections_rejected_total", "counter",
+                  "Admin connections closed at once: admin.max_connections were open.");
+    render_printf(r, "lb_admin_connections_rejected_total %" PRIu64 "\n", st->rejected);
+    render_family(r, "lb_admin_request_timeouts_total", "counter",
+                  "Admin connections closed because a request or answer missed its deadline.");
+    render_printf(r, "lb_admin_request_timeouts_total %" PRIu64 "\n", st->timeouts);
+}
+
 int metrics_render(const struct runtime *rt, struct evbuffer *out)
 {
     struct render r = {.buf = evbuffer_new()};
@@ -214,6 +231,7 @@ int metrics_render(const struct runtime *rt, struct evbuffer *out)
         format_double(r.le[i], sizeof(r.le[i]), lb_check_bucket_s[i]);
 
     render_process(&r, rt);
+    render_admin(&r, rt);
     render_listeners(&r, rt);
     render_family(&r, "lb_backend_up", "gauge",
                   "1 when the backend is available for new connections, else 0.");

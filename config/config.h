@@ -55,6 +55,16 @@ struct lb_passive_conf {
     unsigned ejection_ms;  /* how long, without active checks */
 };
 
+/* TCP keepalive on lb's sockets of a session ("tcp_keepalive"): finds a
+ * peer that vanished without a reset. enabled 0 without the key: the OS
+ * default (off). */
+struct lb_keepalive_conf {
+    int enabled;
+    unsigned idle_s;     /* TCP_KEEPIDLE: seconds without traffic before the first probe */
+    unsigned interval_s; /* TCP_KEEPINTVL: seconds between unanswered probes */
+    unsigned count;      /* TCP_KEEPCNT: unanswered probes that end the connection */
+};
+
 struct lb_pool_conf {
     char *name;
     enum lb_strategy strategy;
@@ -63,7 +73,8 @@ struct lb_pool_conf {
     unsigned hash_table_size; /* iphash: Maglev lookup table size, a prime */
     struct lb_health_conf health;
     struct lb_passive_conf passive;
-    unsigned slow_start_ms; /* 0: a backend coming up gets its full weight at once */
+    unsigned slow_start_ms;             /* 0: a backend coming up gets its full weight at once */
+    struct lb_keepalive_conf keepalive; /* on the sockets to backends (not health checks) */
     struct lb_backend_conf *backends;
     size_t nbackends;
 };
@@ -77,7 +88,8 @@ struct lb_listener_conf {
     char *pool;        /* pool name */
     size_t pool_index; /* index into lb_config.pools */
     unsigned max_connections;
-    unsigned idle_timeout_ms; /* 0: no idle timeout */
+    unsigned idle_timeout_ms;           /* 0: no idle timeout */
+    struct lb_keepalive_conf keepalive; /* on accepted client sockets */
 };
 
 /* The admin API listener ("admin"); enabled false without the key. */

@@ -43,6 +43,10 @@ static const struct int_rule RULE_PASSIVE_EJECTION = {"ejection_ms", 1, 86400000
 static const struct int_rule RULE_ADMIN_MAX_CONNECTIONS = {"max_connections", 1, 10000, 64, 0};
 static const struct int_rule RULE_ADMIN_REQUEST_TIMEOUT = {"request_timeout_ms", 100, 3600000,
                                                            10000, 0};
+/* The kernel's limits (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT). */
+static const struct int_rule RULE_KA_IDLE = {"idle", 1, 32767, 60, 0};
+static const struct int_rule RULE_KA_INTERVAL = {"interval", 1, 32767, 10, 0};
+static const struct int_rule RULE_KA_COUNT = {"count", 1, 127, 6, 0};
 
 #define DEFAULT_HC_METHOD "GET"
 #define DEFAULT_HC_PATH "/"
@@ -70,11 +74,19 @@ static const char *const ADMIN_KEYS[] = {"listen", "token", "max_connections", "
 static const char *const ADMIN_REQUIRED[] = {"listen", NULL};
 static const char *const LOG_KEYS[] = {"level", NULL};
 static const char *const LISTENER_KEYS[] = {
-    "name", "listen", "mode", "pool", "max_connections", "idle_timeout_ms", NULL};
+    "name", "listen", "mode", "pool", "max_connections", "idle_timeout_ms", "tcp_keepalive", NULL};
 static const char *const LISTENER_REQUIRED[] = {"name", "listen", "pool", NULL};
-static const char *const POOL_KEYS[] = {
-    "name",         "strategy", "connect_timeout_ms", "retries",  "hash_table_size",
-    "health_check", "passive",  "slow_start_ms",      "backends", NULL};
+static const char *const POOL_KEYS[] = {"name",
+                                        "strategy",
+                                        "connect_timeout_ms",
+                                        "retries",
+                                        "hash_table_size",
+                                        "health_check",
+                                        "passive",
+                                        "slow_start_ms",
+                                        "tcp_keepalive",
+                                        "backends",
+                                        NULL};
 static const char *const CHECK_KEYS[] = {"type", "interval_ms",   "timeout_ms",  "rise",
                                          "fall", "port",          "path",        "method",
                                          "host", "expect_status", "expect_body", NULL};
@@ -82,6 +94,7 @@ static const char *const CHECK_REQUIRED[] = {"type", NULL};
 static const char *const CHECK_HTTP_ONLY[] = {"path",          "method",      "host",
                                               "expect_status", "expect_body", NULL};
 static const char *const PASSIVE_KEYS[] = {"max_failures", "ejection_ms", NULL};
+static const char *const KEEPALIVE_KEYS[] = {"idle", "interval", "count", NULL};
 static const char *const POOL_REQUIRED[] = {"name", "backends", NULL};
 static const char *const BACKEND_KEYS[] = {"address", "weight", "name", NULL};
 static const char *const BACKEND_REQUIRED[] = {"address", NULL};
@@ -448,6 +461,29 @@ static int load_mode(struct loader *ld, json_t *obj, enum lb_mode *out)
     return load_fail(ld, AT_VALUE, "must be \"tcp\" (got \"%s\")", config_escape(q, sizeof(q), s));
 }
 
+/* The optional "tcp_keepalive" object of a listener or pool; absent:
+ * keepalive stays off (the OS default), {}: on with the defaults. */
+static int load_keepalive(struct loader *ld, json_t *parent, struct lb_keepalive_conf *ka)
+{
+    json_t *obj = json_object_get(parent, "tcp_keepalive");
+
+    ka->enabled = 0;
+    ka->idle_s = (unsigned)RULE_KA_IDLE.def;
+    ka->interval_s = (unsigned)RULE_KA_INTERVAL.def;
+    ka->count = (unsigned)RULE_KA_COUNT.def;
+    if (!obj)
+        return 0;
+    path_push_key(ld, "tcp_keepalive");
+    if (load_object(ld, obj, KEEPALIVE_KEYS, NULL) < 0 ||
+        load_uint(ld, obj, &RULE_KA_IDLE, &ka->idle_s) < 0 ||
+        load_uint(ld, obj, &RULE_KA_INTERVAL, &ka->interval_s) < 0 ||
+        load_uint(ld, obj, &RULE_KA_COUNT, &ka->count) < 0)
+        return -1;
+    ka->enabled = 1;
+    path_pop(ld);
+    return 0;
+}
+
 static int sockaddr_is_any(const struct sockaddr_storage *a)
 {
     if (a->ss_family == AF_INET)
@@ -523,7 +559,8 @@ static int load_listener(struct loader *ld, json_t *obj, struct lb_config *cfg, 
     if (!(l->pool = strdup(pool)))
         return load_oom(ld);
     if (load_uint(ld, obj, &RULE_MAX_CONNECTIONS, &l->max_connections) < 0 ||
-        load_uint(ld, obj, &RULE_IDLE_TIMEOUT, &l->idle_timeout_ms) < 0)
+        load_uint(ld, obj, &RULE_IDLE_TIMEOUT, &l->idle_timeout_ms) < 0 ||
+        load_keepalive(ld, obj, &l->keepalive) < 0)
         return -1;
     if (load_listener_unique(ld, cfg, i) < 0)
         return -1;
@@ -797,7 +834,8 @@ static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size
         load_uint(ld, obj, &RULE_RETRIES, &p->retries) < 0 ||
         load_uint(ld, obj, &RULE_HASH_TABLE_SIZE, &p->hash_table_size) < 0 ||
         load_uint(ld, obj, &RULE_SLOW_START, &p->slow_start_ms) < 0 ||
-        load_health_check(ld, obj, &p->health) < 0 || load_passive(ld, obj, &p->passive) < 0)
+        load_health_check(ld, obj, &p->health) < 0 || load_passive(ld, obj, &p->passive) < 0 ||
+        load_keepalive(ld, obj, &p->keepalive) < 0)
         return -1;
     if (load_array(ld, obj, "backends", "backend", &arr) < 0)
         return -1;

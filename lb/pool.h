@@ -109,6 +109,7 @@ struct pool {
     unsigned connect_timeout_ms;
     unsigned retries;
     unsigned hash_table_size;
+    struct lb_keepalive_conf keepalive; /* for the sockets to backends (traffic only) */
     unsigned refs;
 
     /* Health (lb/pool_health.c). */

@@ -53,6 +53,7 @@ struct listener *listener_create(struct runtime *rt, const struct lb_listener_co
     l->pool->refs++;
     l->max_connections = c->max_connections;
     l->idle_timeout_ms = c->idle_timeout_ms;
+    l->keepalive = c->keepalive;
     return l;
 }
 

@@ -35,6 +35,7 @@ struct listener {
     struct pool *pool;
     unsigned max_connections;
     unsigned idle_timeout_ms;
+    struct lb_keepalive_conf keepalive;
     struct evconnlistener *evl; /* NULL once closed */
     struct event *resume_timer; /* re-enables accept after EMFILE/ENFILE */
     bool full;                  /* at max_connections: accept disabled */

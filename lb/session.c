@@ -154,6 +154,24 @@ static void side_reset(struct side *side)
         setsockopt(side->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
+/* Turns on TCP keepalive on fd when ka says so, for a peer that vanishes
+ * without a reset. Timings first, then SO_KEEPALIVE, so the first timer
+ * already runs with ka's idle time. A failure is logged at debug; the
+ * session goes on without keepalive. owner names the listener or pool. */
+static void socket_set_keepalive(int fd, const struct lb_keepalive_conf *ka, const char *owner,
+                                 const char *name)
+{
+    int on = 1, idle = (int)ka->idle_s, interval = (int)ka->interval_s, count = (int)ka->count;
+    if (!ka->enabled)
+        return;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0)
+        log_debug("%s %s: cannot turn on TCP keepalive: %s; the session goes on without it", owner,
+                  name, strerror(errno));
+}
+
 static void side_shut_write(struct side *side)
 {
     if (side->write_shut)
@@ -542,6 +560,7 @@ static void session_connect(struct session *s)
         session_fd_wait_over(s);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        socket_set_keepalive(fd, &pool->keepalive, "pool", pool->name);
         s->server.fd = fd;
         s->backend = b;
         b->refs++;
@@ -657,6 +676,7 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
     s->down = (struct flow){.s = s, .src = &s->server, .dst = &s->client, .ring.data = s->bufs[1]};
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    socket_set_keepalive(fd, &l->keepalive, "listener", l->name);
     /* Client events are set up now but added only once the backend is
      * connected: until then the client's bytes wait in the kernel. */
     event_assign(&s->client.rev, rt->base, fd, EV_READ | EV_PERSIST, on_readable, &s->up);

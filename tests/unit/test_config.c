@@ -835,6 +835,132 @@ START_TEST(test_health_errors)
 }
 END_TEST
 
+/* A listener, or a pool, with the given "tcp_keepalive" value. */
+#define KA_LISTENER(ka)                                                                            \
+    "{'listeners': [{'name': 'web', 'listen': '127.0.0.1:8080', 'pool': 'app', "                   \
+    "'tcp_keepalive': " ka "}], 'pools': [" POOL "]}"
+#define KA_POOL(ka) HC_CONFIG("'tcp_keepalive': " ka)
+
+static void ck_keepalive(const struct lb_keepalive_conf *ka, unsigned idle, unsigned interval,
+                         unsigned count)
+{
+    ck_assert_int_eq(ka->enabled, 1);
+    ck_assert_uint_eq(ka->idle_s, idle);
+    ck_assert_uint_eq(ka->interval_s, interval);
+    ck_assert_uint_eq(ka->count, count);
+}
+
+START_TEST(test_keepalive)
+{
+    /* Absent: off on both, the OS default. */
+    struct lb_config *cfg = load_ok(MINIMAL);
+    ck_assert_int_eq(cfg->listeners[0].keepalive.enabled, 0);
+    ck_assert_int_eq(cfg->pools[0].keepalive.enabled, 0);
+    config_free(cfg);
+
+    /* {}: on with the defaults. */
+    cfg = load_ok("{'listeners': [{'name': 'web', 'listen': '127.0.0.1:8080', 'pool': 'app', "
+                  "'tcp_keepalive': {}}], 'pools': [{'name': 'app', 'tcp_keepalive': {}, "
+                  "'backends': [{'address': '127.0.0.1:9001'}]}]}");
+    ck_keepalive(&cfg->listeners[0].keepalive, 60, 10, 6);
+    ck_keepalive(&cfg->pools[0].keepalive, 60, 10, 6);
+    config_free(cfg);
+
+    /* Each key alone; the others keep their defaults. Only the listener's
+     * or only the pool's: the other stays off. */
+    cfg = load_ok(KA_LISTENER("{'idle': 7}"));
+    ck_keepalive(&cfg->listeners[0].keepalive, 7, 10, 6);
+    ck_assert_int_eq(cfg->pools[0].keepalive.enabled, 0);
+    config_free(cfg);
+    cfg = load_ok(KA_POOL("{'interval': 3}"));
+    ck_assert_int_eq(cfg->listeners[0].keepalive.enabled, 0);
+    ck_keepalive(&cfg->pools[0].keepalive, 60, 3, 6);
+    config_free(cfg);
+    cfg = load_ok(KA_POOL("{'count': 2}"));
+    ck_keepalive(&cfg->pools[0].keepalive, 60, 10, 2);
+    config_free(cfg);
+
+    /* The bounds of each range are accepted. */
+    cfg = load_ok(KA_LISTENER("{'idle': 1, 'interval': 1, 'count': 1}"));
+    ck_keepalive(&cfg->listeners[0].keepalive, 1, 1, 1);
+    config_free(cfg);
+    cfg = load_ok(KA_POOL("{'idle': 32767, 'interval': 32767, 'count': 127}"));
+    ck_keepalive(&cfg->pools[0].keepalive, 32767, 32767, 127);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_keepalive_errors)
+{
+    ck_config_error(KA_LISTENER("{'idle': 0}"),
+                    ":1:101: listeners[0].tcp_keepalive.idle: must be an integer from 1 to 32767 "
+                    "(got 0)");
+    ck_config_error(KA_LISTENER("{'idle': 32768}"),
+                    ":1:101: listeners[0].tcp_keepalive.idle: must be an integer from 1 to 32767 "
+                    "(got 32768)");
+    ck_config_error(KA_LISTENER("{'interval': 0}"),
+                    ":1:105: listeners[0].tcp_keepalive.interval: must be an integer from 1 to "
+                    "32767 (got 0)");
+    ck_config_error(KA_LISTENER("{'interval': 32768}"),
+                    ":1:105: listeners[0].tcp_keepalive.interval: must be an integer from 1 to "
+                    "32767 (got 32768)");
+    ck_config_error(KA_LISTENER("{'count': 0}"),
+                    ":1:102: listeners[0].tcp_keepalive.count: must be an integer from 1 to 127 "
+                    "(got 0)");
+    ck_config_error(KA_LISTENER("{'count': 128}"),
+                    ":1:102: listeners[0].tcp_keepalive.count: must be an integer from 1 to 127 "
+                    "(got 128)");
+    ck_config_error(KA_POOL("{'idle': 0}"),
+                    ":1:129: pools[0].tcp_keepalive.idle: must be an integer from 1 to 32767 "
+                    "(got 0)");
+    ck_config_error(KA_POOL("{'idle': 32768}"),
+                    ":1:129: pools[0].tcp_keepalive.idle: must be an integer from 1 to 32767 "
+                    "(got 32768)");
+    ck_config_error(KA_POOL("{'interval': 0}"),
+                    ":1:133: pools[0].tcp_keepalive.interval: must be an integer from 1 to 32767 "
+                    "(got 0)");
+    ck_config_error(KA_POOL("{'interval': 32768}"),
+                    ":1:133: pools[0].tcp_keepalive.interval: must be an integer from 1 to 32767 "
+                    "(got 32768)");
+    ck_config_error(KA_POOL("{'count': 0}"),
+                    ":1:130: pools[0].tcp_keepalive.count: must be an integer from 1 to 127 "
+                    "(got 0)");
+    ck_config_error(KA_POOL("{'count': 128}"),
+                    ":1:130: pools[0].tcp_keepalive.count: must be an integer from 1 to 127 "
+                    "(got 128)");
+
+    /* Unknown keys, with and without a hint, inside and for the object. */
+    ck_config_error(KA_LISTENER("{'idel': 5}"),
+                    ":1:93: listeners[0].tcp_keepalive: unknown key \"idel\" (did you mean "
+                    "\"idle\"?)");
+    ck_config_error(KA_POOL("{'idle': 5, 'intervall': 5}"),
+                    ":1:132: pools[0].tcp_keepalive: unknown key \"intervall\" (did you mean "
+                    "\"interval\"?)");
+    ck_config_error(KA_POOL("{'probes': 3}"),
+                    ":1:121: pools[0].tcp_keepalive: unknown key \"probes\"");
+    ck_config_error("{'listeners': [{'name': 'web', 'listen': '127.0.0.1:8080', 'pool': 'app', "
+                    "'tcp_keepalve': {}}], 'pools': [" POOL "]}",
+                    ":1:75: listeners[0]: unknown key \"tcp_keepalve\" (did you mean "
+                    "\"tcp_keepalive\"?)");
+    ck_config_error(HC_CONFIG("'tcp_keep_alive': {}"),
+                    ":1:103: pools[0]: unknown key \"tcp_keep_alive\" (did you mean "
+                    "\"tcp_keepalive\"?)");
+
+    /* Wrong types. */
+    ck_config_error(KA_LISTENER("true"), ":1:92: listeners[0].tcp_keepalive: must be an object");
+    ck_config_error(KA_POOL("[]"), ":1:120: pools[0].tcp_keepalive: must be an object");
+    ck_config_error(KA_LISTENER("{'idle': '60'}"),
+                    ":1:101: listeners[0].tcp_keepalive.idle: must be an integer from 1 to 32767 "
+                    "(got a string)");
+    ck_config_error(KA_POOL("{'count': 1.5}"),
+                    ":1:130: pools[0].tcp_keepalive.count: must be an integer from 1 to 127 (got "
+                    "a real number)");
+    ck_config_error(KA_POOL("{'interval': null}"),
+                    ":1:133: pools[0].tcp_keepalive.interval: must be an integer from 1 to 32767 "
+                    "(got null)");
+}
+END_TEST
+
 #define ADMIN_CONFIG(inner) "{'listeners': [" LISTENER "], 'pools': [" POOL "], 'admin': " inner "}"
 
 START_TEST(test_admin)
@@ -910,6 +1036,8 @@ Suite *config_suite(void)
     tcase_add_test(ok, test_health_fields);
     tcase_add_test(bad, test_health_errors);
     tcase_add_test(bad, test_admin);
+    tcase_add_test(ok, test_keepalive);
+    tcase_add_test(bad, test_keepalive_errors);
     suite_add_tcase(s, bad);
     return s;
 }

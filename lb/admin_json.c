@@ -63,7 +63,11 @@ json_t *admin_json_status(const struct runtime *rt)
         (json_int_t)rt->reloads_ok, "failed", (json_int_t)rt->reloads_failed, "last_error",
         rt->reload_last_error[0] ? rt->reload_last_error : NULL, "connections", "active",
         (json_int_t)rt->active, "total", (json_int_t)rt->total);
-    if (st && json_object_set_new(st, "admin", admin_counters(rt)) < 0) {
+    json_t *fds = json_pack("{s:I, s:I, s:I, s:b}", "limit", (json_int_t)rt->fd_limit, "reserved",
+                            (json_int_t)rt->fd_reserve, "sessions_max",
+                            (json_int_t)(rt->fd_data_max / 2), "accepts_paused", rt->fd_full);
+    if (st && (json_object_set_new(st, "descriptors", fds) < 0 ||
+               json_object_set_new(st, "admin", admin_counters(rt)) < 0)) {
         json_decref(st);
         return NULL;
     }

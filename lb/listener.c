@@ -24,7 +24,7 @@ void listener_refresh(struct listener *l)
         return;
     /* While a session waits for a descriptor, a new client would take the
      * one it waits for: accept nothing until the waiters are served. */
-    if (l->full || l->starved || l->rt->fd_waiters > 0)
+    if (l->full || l->starved || l->rt->fd_full || l->rt->fd_waiters > 0)
         evconnlistener_disable(l->evl);
     else
         evconnlistener_enable(l->evl);

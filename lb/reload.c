@@ -226,6 +226,7 @@ int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, siz
     rt->cfg = p.cfg;
     log_set_level(rt->cfg->log_level);
     admin_reload_commit(rt, &p.admin);
+    runtime_fd_budget(rt);
     session_idle_rearm_all(rt); /* a listener may have gained an idle timeout */
     free(p.reused);
     free(p.kept_old);

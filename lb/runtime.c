@@ -2,10 +2,13 @@
  * tracks open sessions, and runs the stop sequence (stop accepting, grace
  * period, close what is left, leave the loop). */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -141,6 +144,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     }
     if (admin_start(rt, err, errlen) < 0)
         goto fail;
+    runtime_fd_budget(rt);
     for (size_t i = 0; i < cfg->npools; i++) {
         const struct lb_health_conf *hc = &cfg->pools[i].health;
         if (hc->type != LB_CHECK_NONE)
@@ -205,10 +209,90 @@ void runtime_stop(struct runtime *rt, const char *why)
     }
 }
 
+/* Descriptors lb keeps for itself whatever the config: stdio, the event
+ * loop's, signals, the log, a config file being read, sockets a reload
+ * binds before it closes the old ones. */
+#define FD_RESERVE_BASE 16
+
+void runtime_fd_budget(struct runtime *rt)
+{
+    const struct lb_config *cfg = rt->cfg;
+    unsigned reserve = FD_RESERVE_BASE + (unsigned)cfg->nlisteners;
+    if (cfg->admin.enabled)
+        reserve += cfg->admin.max_connections + 1;
+    for (size_t i = 0; i < cfg->npools; i++) /* one check in flight per backend */
+        if (cfg->pools[i].health.type != LB_CHECK_NONE)
+            reserve += (unsigned)cfg->pools[i].nbackends;
+
+    struct rlimit rl;
+    unsigned limit = UINT_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < UINT_MAX)
+        limit = (unsigned)rl.rlim_cur;
+    unsigned data = limit > reserve ? (limit - reserve) & ~1u : 0;
+    if (data < 2)
+        data = 2; /* one session at a time rather than none */
+    if (limit == rt->fd_limit && reserve == rt->fd_reserve)
+        return;
+    rt->fd_limit = limit;
+    rt->fd_reserve = reserve;
+    rt->fd_data_max = data;
+    if (limit - 2 < reserve)
+        log_warn("file descriptor limit %u leaves no room beside the %u kept for the admin API, "
+                 "health checks and lb itself; sessions may use 2 (1 session at a time)",
+                 limit, reserve);
+    else
+        log_info("file descriptors: limit %u, %u kept for the admin API, health checks and lb "
+                 "itself; sessions may use %u (%u sessions)",
+                 limit, reserve, data, data / 2);
+    bool full = rt->fd_data_used + 2 > rt->fd_data_max;
+    if (full != rt->fd_full) {
+        rt->fd_full = full;
+        for (size_t i = 0; i < rt->nlisteners; i++)
+            listener_refresh(rt->listeners[i]);
+    }
+}
+
+void runtime_session_started(struct runtime *rt, struct listener *l)
+{
+    rt->active++;
+    rt->total++;
+    l->active++;
+    l->total++;
+    rt->fd_data_used += 2;
+    if (!rt->fd_full && rt->fd_data_used + 2 > rt->fd_data_max) {
+        rt->fd_full = true;
+        /* At the limit this flips with every session: one line a second. */
+        static time_t last_logged;
+        time_t now = time(NULL);
+        if (now != last_logged)
+            log_warn(
+                "%u sessions hold the %u descriptors sessions may use; accepts pause until one "
+                "ends",
+                rt->fd_data_used / 2, rt->fd_data_max);
+        last_logged = now;
+        for (size_t i = 0; i < rt->nlisteners; i++)
+            listener_refresh(rt->listeners[i]);
+    }
+}
+
 void runtime_session_ended(struct runtime *rt, struct listener *l)
 {
     rt->active--;
     l->active--;
+    rt->fd_data_used -= 2;
+    if (rt->fd_full && rt->fd_data_used + 2 <= rt->fd_data_max) {
+        rt->fd_full = false;
+        static time_t last_logged;
+        time_t now = time(NULL);
+        if (now != last_logged)
+            log_info("descriptors free again: accepts resume (%u sessions open)",
+                     rt->fd_data_used / 2);
+        last_logged = now;
+        if (!rt->stopping)
+            for (size_t i = 0; i < rt->nlisteners; i++)
+                listener_refresh(rt->listeners[i]);
+    }
     if (l->retired) { /* removed by a reload: freed with its last session */
         if (l->active == 0) {
             LIST_REMOVE(l, retired_link);

@@ -64,6 +64,11 @@ struct runtime {
     uint64_t active;                            /* open sessions, all listeners */
     uint64_t total;
     unsigned fd_waiters; /* sessions waiting for a descriptor to connect */
+    /* Descriptors (runtime_fd_budget()): the process limit, those kept back
+     * for the admin API, health checks and lb itself, what sessions may use
+     * (two each) and use now. At the limit accepts pause (fd_full). */
+    unsigned fd_limit, fd_reserve, fd_data_max, fd_data_used;
+    bool fd_full;
     bool stopping;
     struct event *grace_timer;
 
@@ -104,8 +109,13 @@ void runtime_request_reload(struct runtime *rt);
  * sessions whose listener now has one. */
 void session_idle_rearm_all(struct runtime *rt);
 int runtime_reload_init(struct runtime *rt); /* by runtime_start */
-/* Called by the session code when a session ends. */
+/* Called by the session code when a session starts (after accept) and
+ * when it ends: each holds two of the data path's descriptors. */
+void runtime_session_started(struct runtime *rt, struct listener *l);
 void runtime_session_ended(struct runtime *rt, struct listener *l);
+/* Computes the descriptor reserve for rt->cfg and what is left for
+ * sessions (at start, after each reload); logs it when it changed. */
+void runtime_fd_budget(struct runtime *rt);
 
 /* The current generation's pool called name, or NULL. */
 struct pool *runtime_find_pool(const struct runtime *rt, const char *name);

@@ -683,9 +683,6 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
     event_assign(&s->client.wev, rt->base, fd, EV_WRITE | EV_PERSIST, on_writable, &s->down);
 
     LIST_INSERT_HEAD(&rt->sessions, s, link);
-    rt->active++;
-    rt->total++;
-    l->active++;
-    l->total++;
+    runtime_session_started(rt, l);
     session_connect(s);
 }

@@ -441,6 +441,72 @@ START_TEST(reload_closes_admin_from_inside)
 }
 END_TEST
 
+/* --- the descriptor reserve --- */
+
+/* With the data path at its descriptor limit, the admin API still answers
+ * and health checks still run; a client beyond the limit waits in the
+ * backlog and is served when a session ends. */
+START_TEST(reserve_keeps_admin)
+{
+    int lport = harness_free_port(), aport = harness_free_port();
+    int eport = harness_free_port(), fport = harness_free_port();
+    harness_backend("127.0.0.1", eport, "echo", "echo");
+    pid_t flip = harness_backend("127.0.0.1", fport, "flip", "echo");
+    const char *cfg = harness_strf(
+        "{\n  \"admin\": {\"listen\": \"127.0.0.1:%d\", \"max_connections\": 4},\n"
+        "  \"listeners\": [{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", \"pool\": \"app\"}],\n"
+        "  \"pools\": [{\"name\": \"app\", \"health_check\": {\"type\": \"tcp\", \"interval_ms\": "
+        "100, "
+        "\"fall\": 1},\n    \"backends\": [{\"address\": \"127.0.0.1:%d\", \"name\": \"echo\"}, "
+        "{\"address\": \"127.0.0.1:%d\", \"name\": \"flip\", \"weight\": 0}]}]\n}\n",
+        aport, lport, eport, fport);
+    struct harness_lb lb;
+    harness_lb_start_limited(&lb, cfg, lport, 60);
+    /* 16 for lb itself, 1 listener, 4 + 1 admin, 2 checked backends. */
+    const char *budget = "info: file descriptors: limit 60, 24 kept for the admin API, health "
+                         "checks and lb itself; sessions may use 36 (18 sessions)";
+    ck_assert_msg(harness_log_wait(lb.log, budget, 1, HARNESS_WAIT_MS), "no '%s' in %s", budget,
+                  lb.log);
+    int fds[18];
+    for (int i = 0; i < 18; i++) {
+        fds[i] = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
+        ck_assert_int_ge(fds[i], 0);
+        ck_assert(harness_send_all(fds[i], "x", 1, HARNESS_WAIT_MS));
+        char c = 0;
+        ck_assert_msg(harness_recv_n(fds[i], &c, 1, HARNESS_WAIT_MS) == 1 && c == 'x',
+                      "session %d not served", i);
+    }
+    int waiting = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS); /* in the backlog */
+    ck_assert_int_ge(waiting, 0);
+    ck_assert(harness_send_all(waiting, "w", 1, HARNESS_WAIT_MS));
+    ck_assert(!harness_readable(waiting, 300));
+    ck_assert(harness_log_contains(lb.log, "warn: 18 sessions hold the 36 descriptors sessions "
+                                           "may use; accepts pause until one ends"));
+
+    struct harness_reply r = harness_call(aport, "GET", "/api/v1/status", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(harness_jint(r.json, "connections.active"), 18);
+    ck_assert_int_eq(harness_jint(r.json, "descriptors.limit"), 60);
+    ck_assert_int_eq(harness_jint(r.json, "descriptors.reserved"), 24);
+    ck_assert_int_eq(harness_jint(r.json, "descriptors.sessions_max"), 18);
+    ck_assert(json_is_true(harness_jget(r.json, "descriptors.accepts_paused")));
+    ck_assert_int_eq(harness_call(aport, "GET", "/metrics", NULL, NULL).status, 200);
+    kill(flip, SIGKILL);
+    ck_assert_msg(harness_log_wait(lb.log, "warn: pool app backend flip DOWN: connection refused",
+                                   1, HARNESS_WAIT_MS),
+                  "no health check ran at the limit: %s", lb.log);
+
+    close(fds[0]);
+    char c = 0;
+    ck_assert_int_eq(harness_recv_n(waiting, &c, 1, HARNESS_WAIT_MS), 1);
+    ck_assert_int_eq(c, 'w');
+    close(waiting);
+    for (int i = 1; i < 18; i++)
+        close(fds[i]);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
 static Suite *admin_limits_suite(void)
 {
     Suite *s = suite_create("admin_limits");
@@ -458,6 +524,7 @@ static Suite *admin_limits_suite(void)
     ADD_TCASE("reload_keeps_token", reload_keeps_token);
     ADD_TCASE("reload_moves_admin", reload_moves_admin);
     ADD_TCASE("reload_closes_admin_from_inside", reload_closes_admin_from_inside);
+    ADD_TCASE("reserve_keeps_admin", reserve_keeps_admin);
 #undef ADD_TCASE
     return s;
 }

@@ -74,18 +74,27 @@ json_t *admin_json_status(const struct runtime *rt)
     return st;
 }
 
+static json_t *listener_json(const struct listener *l)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I}", "name", l->name, "listen", l->listen,
+                     "mode", config_mode_name(l->mode), "pool", l->pool->name, "retired",
+                     l->retired, "active_connections", (json_int_t)l->active, "total_connections",
+                     (json_int_t)l->total);
+}
+
 json_t *admin_json_listeners(const struct runtime *rt)
 {
     json_t *list = json_array();
     if (!list)
         return NULL;
-    for (size_t i = 0; i < rt->nlisteners; i++) {
-        const struct listener *l = rt->listeners[i];
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "name", l->name, "listen",
-                              l->listen, "mode", config_mode_name(l->mode), "pool", l->pool->name,
-                              "active_connections", (json_int_t)l->active, "total_connections",
-                              (json_int_t)l->total);
-        if (json_array_append_new(list, o) < 0)
+    for (size_t i = 0; i < rt->nlisteners; i++)
+        if (json_array_append_new(list, listener_json(rt->listeners[i])) < 0)
+            goto fail;
+    /* Removed by a reload, with sessions still open (newest first). */
+    const struct listener *l;
+    LIST_FOREACH(l, &rt->retired, retired_link)
+    {
+        if (json_array_append_new(list, listener_json(l)) < 0)
             goto fail;
     }
     return json_pack("{s:o}", "listeners", list);

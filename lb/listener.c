@@ -1,7 +1,10 @@
 /* listener: one listening socket and its accept policy. Stops accepting at
  * max_connections (new clients wait in the kernel backlog) and, when the
  * process runs out of file descriptors, pauses for a moment instead of
- * spinning on a listen socket it cannot serve. */
+ * spinning on a listen socket it cannot serve. When a reload moves a
+ * listener to an overlapping address, the new listener also drains the old
+ * socket for a moment (listener_adopt()); a listener a reload removes
+ * accepts what is already queued before it closes (listener_drain()). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,10 +16,14 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "lb/listen_socket.h"
 #include "lb/log.h"
 #include "lb/runtime.h"
 
 #define EMFILE_PAUSE_MS 100
+/* How long a moved listener keeps accepting on its old socket: handshakes
+ * under way there complete within a round trip, new ones go elsewhere. */
+#define MOVE_DRAIN_MS 1000
 
 void listener_refresh(struct listener *l)
 {
@@ -24,17 +31,23 @@ void listener_refresh(struct listener *l)
         return;
     /* While a session waits for a descriptor, a new client would take the
      * one it waits for: accept nothing until the waiters are served. */
-    if (l->full || l->starved || l->rt->fd_full || l->rt->fd_waiters > 0)
+    bool off = l->full || l->starved || l->rt->fd_full || l->rt->fd_waiters > 0;
+    if (off)
         evconnlistener_disable(l->evl);
     else
         evconnlistener_enable(l->evl);
+    if (l->drain_evl && off)
+        evconnlistener_disable(l->drain_evl);
+    else if (l->drain_evl)
+        evconnlistener_enable(l->drain_evl);
 }
 
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
-    (void)evl;
     struct listener *l = arg;
+    if (evl == l->drain_evl)
+        listen_socket_unstop(fd); /* the old socket's SYN filter came along */
     session_start(l, fd, sa, (socklen_t)salen);
     if (l->active >= l->max_connections && !l->full) {
         l->full = true;
@@ -84,26 +97,19 @@ void listener_pause(struct listener *l)
     evtimer_add(l->resume_timer, &tv);
 }
 
-int listener_open(struct listener *l, char *err, size_t errlen)
+int listener_open(struct listener *l, bool reuseport, char *err, size_t errlen)
 {
-    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const char *step;
+    int fd = listen_socket_open(&l->addr, l->addrlen, reuseport, &step);
     if (fd < 0) {
-        snprintf(err, errlen, "listener %s: socket: %s", l->name, strerror(errno));
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (l->addr.ss_family == AF_INET6) /* [::]:80 must not take 0.0.0.0:80 too */
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&l->addr, l->addrlen) < 0) {
-        snprintf(err, errlen, "listener %s: cannot listen on %s: %s", l->name, l->listen,
-                 strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (listen(fd, SOMAXCONN) < 0) {
-        snprintf(err, errlen, "listener %s: listen on %s: %s", l->name, l->listen, strerror(errno));
-        close(fd);
+        if (strcmp(step, "socket") == 0)
+            snprintf(err, errlen, "listener %s: socket: %s", l->name, strerror(errno));
+        else if (strcmp(step, "bind") == 0)
+            snprintf(err, errlen, "listener %s: cannot listen on %s: %s", l->name, l->listen,
+                     strerror(errno));
+        else
+            snprintf(err, errlen, "listener %s: listen on %s: %s", l->name, l->listen,
+                     strerror(errno));
         return -1;
     }
     l->resume_timer = evtimer_new(l->rt->base, on_resume_timer, l);
@@ -123,8 +129,72 @@ int listener_open(struct listener *l, char *err, size_t errlen)
     return 0;
 }
 
+int listener_fd(const struct listener *l)
+{
+    return l->evl ? evconnlistener_get_fd(l->evl) : -1;
+}
+
+static void drain_end(struct listener *l)
+{
+    if (l->drain_evl)
+        evconnlistener_free(l->drain_evl); /* closes the old socket */
+    l->drain_evl = NULL;
+    if (l->drain_timer)
+        event_free(l->drain_timer);
+    l->drain_timer = NULL;
+}
+
+static void on_drain_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct listener *l = arg;
+    log_debug("listener %s: old socket closed after the move", l->name);
+    drain_end(l);
+}
+
+void listener_adopt(struct listener *l, struct listener *old)
+{
+    if (!old->evl)
+        return;
+    drain_end(l); /* a second move within the drain time: the older socket goes */
+    int fd = evconnlistener_get_fd(old->evl);
+    struct timeval tv = {MOVE_DRAIN_MS / 1000, MOVE_DRAIN_MS % 1000 * 1000};
+    l->drain_timer = evtimer_new(l->rt->base, on_drain_timer, l);
+    if (!l->drain_timer || listen_socket_stop(fd) < 0 || evtimer_add(l->drain_timer, &tv) < 0) {
+        listener_drain(old); /* cannot stop new handshakes: take the queue, close */
+        drain_end(l);
+        return;
+    }
+    l->drain_evl = old->evl;
+    old->evl = NULL;
+    evconnlistener_set_cb(l->drain_evl, on_accept, l);
+    evconnlistener_set_error_cb(l->drain_evl, on_accept_error);
+    listener_refresh(l);
+}
+
+void listener_drain(struct listener *l)
+{
+    if (!l->evl)
+        return;
+    int lfd = evconnlistener_get_fd(l->evl);
+    for (;;) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+        int fd = accept4(lfd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            break; /* EAGAIN: the queue is empty; anything else: give up */
+        }
+        session_start(l, fd, (struct sockaddr *)&sa, len);
+    }
+    listener_close(l);
+}
+
 void listener_close(struct listener *l)
 {
+    drain_end(l);
     if (l->evl) {
         evconnlistener_free(l->evl);
         l->evl = NULL;

@@ -25,6 +25,10 @@ struct reload_plan {
     struct listener **listeners; /* cfg->nlisteners: reused old or new and open */
     bool *reused;                /* per new listener: an old one carried over */
     bool *kept_old;              /* per old listener: carried over */
+    bool *shared_old;            /* per old listener: let share its port (a move) */
+    long *moved_from;            /* per new listener: the old one it moves, or -1 */
+    struct listener **removed;   /* old listeners not carried over, to drain */
+    size_t nremoved;
     struct admin_plan admin;
 };
 
@@ -42,8 +46,10 @@ static struct backend *old_backend_with_id(const struct pool *pool, const char *
  * ones are left alone, fresh pools are freed. */
 static void plan_discard(struct runtime *rt, struct reload_plan *p)
 {
-    (void)rt;
     admin_reload_abort(&p->admin);
+    for (size_t j = 0; p->shared_old && j < rt->nlisteners; j++)
+        if (p->shared_old[j])
+            listen_socket_share(listener_fd(rt->listeners[j]), false);
     if (p->listeners)
         for (size_t i = 0; i < p->cfg->nlisteners; i++)
             if (p->listeners[i] && !p->reused[i])
@@ -55,7 +61,21 @@ static void plan_discard(struct runtime *rt, struct reload_plan *p)
     free(p->listeners);
     free(p->reused);
     free(p->kept_old);
+    free(p->shared_old);
+    free(p->moved_from);
+    free(p->removed);
     config_free(p->cfg);
+}
+
+/* The old listener that new listener c overlaps (`*:80` and `127.0.0.1:80`),
+ * when it is not carried over; -1 when none. */
+static long plan_overlap(struct runtime *rt, struct reload_plan *p,
+                         const struct lb_listener_conf *c)
+{
+    for (size_t j = 0; j < rt->nlisteners; j++)
+        if (!p->kept_old[j] && listen_socket_overlap(&rt->listeners[j]->addr, &c->addr))
+            return (long)j;
+    return -1;
 }
 
 /* Builds every new object; binds new listeners. 0, or -1 with err. */
@@ -65,12 +85,18 @@ static int plan_build(struct runtime *rt, struct reload_plan *p, char *err, size
     p->pools = calloc(cfg->npools, sizeof(*p->pools));
     p->listeners = calloc(cfg->nlisteners, sizeof(*p->listeners));
     p->reused = calloc(cfg->nlisteners, sizeof(*p->reused));
-    p->kept_old = calloc(rt->nlisteners ? rt->nlisteners : 1, sizeof(*p->kept_old));
-    if (!p->pools || !p->listeners || !p->reused || !p->kept_old)
+    size_t nold = rt->nlisteners ? rt->nlisteners : 1;
+    p->kept_old = calloc(nold, sizeof(*p->kept_old));
+    p->shared_old = calloc(nold, sizeof(*p->shared_old));
+    p->removed = calloc(nold, sizeof(*p->removed));
+    p->moved_from = calloc(cfg->nlisteners, sizeof(*p->moved_from));
+    if (!p->pools || !p->listeners || !p->reused || !p->kept_old || !p->shared_old || !p->removed ||
+        !p->moved_from)
         goto nomem;
     for (size_t i = 0; i < cfg->npools; i++)
         if (!(p->pools[i] = pool_prepare(&cfg->pools[i])))
             goto nomem;
+    /* Same address: the socket is kept. */
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct lb_listener_conf *c = &cfg->listeners[i];
         for (size_t j = 0; j < rt->nlisteners; j++) {
@@ -81,11 +107,24 @@ static int plan_build(struct runtime *rt, struct reload_plan *p, char *err, size
                 break;
             }
         }
+    }
+    /* Any other is bound now. One that overlaps an old listener's address
+     * (a move between `*:P` and `127.0.0.1:P`) binds beside it with
+     * SO_REUSEPORT, which the old socket is given too. */
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct lb_listener_conf *c = &cfg->listeners[i];
+        p->moved_from[i] = -1;
         if (p->reused[i])
             continue;
+        long j = plan_overlap(rt, p, c);
+        if (j >= 0 && !p->shared_old[j] &&
+            listen_socket_share(listener_fd(rt->listeners[j]), true) == 0) {
+            p->shared_old[j] = true;
+            p->moved_from[i] = j;
+        }
         if (!(p->listeners[i] = listener_create(rt, c, p->pools[c->pool_index])))
             goto nomem;
-        if (listener_open(p->listeners[i], err, errlen) < 0)
+        if (listener_open(p->listeners[i], p->moved_from[i] >= 0, err, errlen) < 0)
             return -1;
     }
     return 0;
@@ -149,6 +188,14 @@ static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
         if (!p->reused[i]) {
             res->listeners_added++;
             log_info("listener %s listening on %s (pool %s)", l->name, l->listen, l->pool->name);
+            if (p->moved_from[i] >= 0) {
+                struct listener *old = rt->listeners[p->moved_from[i]];
+                log_info("listener %s on %s hands over to listener %s on %s (%llu open sessions "
+                         "go on)",
+                         old->name, old->listen, l->name, l->listen,
+                         (unsigned long long)old->active);
+                listener_adopt(l, old);
+            }
             continue;
         }
         char *name = strdup(c->name);
@@ -172,16 +219,32 @@ static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
         if (p->kept_old[j])
             continue;
         res->listeners_removed++;
-        listener_close(l); /* connects are refused from now on */
-        log_info("listener %s on %s closed (%llu open sessions go on)", l->name, l->listen,
-                 (unsigned long long)l->active);
+        l->retired = true;
+        LIST_INSERT_HEAD(&rt->retired, l, retired_link);
+        p->removed[p->nremoved++] = l;
+    }
+}
+
+/* After the swap, so that sessions follow the new generation: each removed
+ * listener takes what is queued on its socket and closes it (connects are
+ * refused from now on); it lives on, retired, until its last session ends. */
+static void plan_drain_removed(struct runtime *rt, struct reload_plan *p)
+{
+    for (size_t k = 0; k < p->nremoved; k++) {
+        struct listener *l = p->removed[k];
+        bool had_socket = l->evl != NULL; /* else a moved one: its socket was handed over */
+        l->draining = true;               /* a session ending in there must not free l */
+        listener_drain(l);
+        l->draining = false;
+        if (had_socket)
+            log_info("listener %s on %s closed (%llu open sessions go on)", l->name, l->listen,
+                     (unsigned long long)l->active);
         if (l->active == 0) {
+            LIST_REMOVE(l, retired_link);
             listener_destroy(l);
-        } else {
-            l->retired = true;
-            LIST_INSERT_HEAD(&rt->retired, l, retired_link);
         }
     }
+    (void)rt;
 }
 
 static void reload_failed(struct runtime *rt, const char *err)
@@ -228,8 +291,12 @@ int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, siz
     admin_reload_commit(rt, &p.admin);
     runtime_fd_budget(rt);
     session_idle_rearm_all(rt); /* a listener may have gained an idle timeout */
+    plan_drain_removed(rt, &p);
     free(p.reused);
     free(p.kept_old);
+    free(p.shared_old);
+    free(p.moved_from);
+    free(p.removed);
 
     struct timeval now;
     gettimeofday(&now, NULL);

@@ -139,7 +139,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
         if (!rt->listeners[i])
             goto nomem;
         rt->nlisteners++;
-        if (listener_open(rt->listeners[i], err, errlen) < 0)
+        if (listener_open(rt->listeners[i], false, err, errlen) < 0)
             goto fail;
     }
     if (admin_start(rt, err, errlen) < 0)
@@ -294,7 +294,7 @@ void runtime_session_ended(struct runtime *rt, struct listener *l)
                 listener_refresh(rt->listeners[i]);
     }
     if (l->retired) { /* removed by a reload: freed with its last session */
-        if (l->active == 0) {
+        if (l->active == 0 && !l->draining) {
             LIST_REMOVE(l, retired_link);
             listener_destroy(l);
         }

@@ -37,12 +37,16 @@ struct listener {
     unsigned idle_timeout_ms;
     struct lb_keepalive_conf keepalive;
     struct evconnlistener *evl; /* NULL once closed */
+    /* The old socket of a moved listener, drained for a moment. */
+    struct evconnlistener *drain_evl;
+    struct event *drain_timer;
     struct event *resume_timer; /* re-enables accept after EMFILE/ENFILE */
     bool full;                  /* at max_connections: accept disabled */
     bool starved;               /* out of file descriptors: accept paused */
     uint64_t active;            /* open sessions */
     uint64_t total;             /* sessions ever accepted */
     bool retired;               /* removed by a reload; freed with its last session */
+    bool draining;              /* listener_drain() runs: not freed yet */
     LIST_ENTRY(listener) retired_link;
 };
 
@@ -125,7 +129,20 @@ struct listener *listener_create(struct runtime *rt, const struct lb_listener_co
                                  struct pool *pool);
 /* Closes and frees l, dropping its pool reference. */
 void listener_destroy(struct listener *l);
-int listener_open(struct listener *l, char *err, size_t errlen);
+/* Binds and listens (reuseport: beside an overlapping socket that shares
+ * its port). 0, or -1 with the reason in err. */
+int listener_open(struct listener *l, bool reuseport, char *err, size_t errlen);
+/* The listening socket, -1 when closed. */
+int listener_fd(const struct listener *l);
+/* A reload moved old's address to l's overlapping one: l takes old's
+ * socket, which stops taking new handshakes (their clients retry, to l's
+ * own socket) and is drained for a moment, then closed. old is left
+ * closed. */
+void listener_adopt(struct listener *l, struct listener *old);
+/* Accepts every client already queued on l (sessions of l), then closes
+ * l's socket: a removed listener refuses new clients but does not reset
+ * those whose connect had completed. */
+void listener_drain(struct listener *l);
 void listener_close(struct listener *l);
 /* Enables or disables accepting as the listener's state says. */
 void listener_refresh(struct listener *l);

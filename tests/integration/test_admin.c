@@ -173,7 +173,9 @@ START_TEST(read_endpoints)
     json_t *ls = get_json(s.aport, "/api/v1/listeners", false);
     ck_assert_int_eq(json_array_size(harness_jget(ls, "listeners")), 1);
     json_t *l = harness_jget(ls, "listeners.0");
-    ck_assert_str_eq(keys_of(l), "name listen mode pool active_connections total_connections");
+    ck_assert_str_eq(keys_of(l),
+                     "name listen mode pool retired active_connections total_connections");
+    ck_assert(json_is_false(harness_jget(l, "retired")));
     ck_assert_str_eq(harness_jstr(l, "name"), "web");
     ck_assert_str_eq(harness_jstr(l, "listen"), harness_strf("127.0.0.1:%d", s.lport));
     ck_assert_str_eq(harness_jstr(l, "mode"), "tcp");

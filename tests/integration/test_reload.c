@@ -1132,9 +1132,14 @@ START_TEST(removed_listener_sessions_continue)
     rewrite(&lb, conf(aport, web, pools));
     post_ok(aport, 2, 0, 1, 0, 0);
     assert_refused(sport);
+    /* Still shown, retired, with its open session. */
     json_t *ls = get_json(aport, "/api/v1/listeners");
-    ck_assert_int_eq(json_array_size(harness_jget(ls, "listeners")), 1);
+    ck_assert_int_eq(json_array_size(harness_jget(ls, "listeners")), 2);
     ck_assert_str_eq(harness_jstr(ls, "listeners.0.name"), "web");
+    ck_assert(json_is_false(harness_jget(ls, "listeners.0.retired")));
+    ck_assert_str_eq(harness_jstr(ls, "listeners.1.name"), "side");
+    ck_assert(json_is_true(harness_jget(ls, "listeners.1.retired")));
+    ck_assert_int_eq(harness_jint(ls, "listeners.1.active_connections"), 1);
 
     /* The session on the removed listener goes on, byte-exact. */
     size_t total = 6;
@@ -1156,6 +1161,9 @@ START_TEST(removed_listener_sessions_continue)
                                    total, total);
     ck_assert_msg(harness_log_wait(lb.log, end, 1, HARNESS_WAIT_MS), "no line with '%s' in %s", end,
                   lb.log);
+    /* Its last session over, the retired listener is gone. */
+    ls = get_json(aport, "/api/v1/listeners");
+    ck_assert_int_eq(json_array_size(harness_jget(ls, "listeners")), 1);
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
 }
 END_TEST

@@ -1,0 +1,148 @@
+/* Integration: reloads that move a listener between a wildcard and a
+ * specific address of the same port (`*:P` and `127.0.0.1:P`), under a
+ * steady load of new connections, refuse none of them and lose no byte. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/harness.h"
+#include "tests/test.h"
+
+#define LOADERS 2
+#define MOVES 6
+
+static const char *config(const char *listen, int bport)
+{
+    return harness_strf("{\n"
+                        "  \"log\": {\"level\": \"info\"},\n"
+                        "  \"listeners\": [{\"name\": \"web\", \"listen\": \"%s\", "
+                        "\"pool\": \"app\"}],\n"
+                        "  \"pools\": [{\"name\": \"app\", \"backends\": [{\"address\": "
+                        "\"127.0.0.1:%d\", \"name\": \"echo\"}]}]\n"
+                        "}\n",
+                        listen, bport);
+}
+
+static void rewrite(const struct harness_lb *lb, const char *text)
+{
+    const char *tmp = harness_strf("%s.tmp", lb->config);
+    FILE *f = fopen(tmp, "w");
+    ck_assert(f != NULL);
+    fputs(text, f);
+    ck_assert(fclose(f) == 0);
+    ck_assert(rename(tmp, lb->config) == 0);
+}
+
+static volatile sig_atomic_t loader_stop;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    loader_stop = 1;
+}
+
+/* A child: new connections to 127.0.0.1:port one after another, each
+ * echoing 16 bytes, until SIGTERM; writes "ok failed\n" to out. */
+static void loader(int port, int out)
+{
+    signal(SIGTERM, on_term);
+    unsigned long ok = 0, failed = 0;
+    while (!loader_stop) {
+        int fd = harness_connect("127.0.0.1", port, 4000);
+        if (fd < 0) {
+            failed++;
+            continue;
+        }
+        char want[17], got[17] = {0};
+        snprintf(want, sizeof(want), "%016lu", ok);
+        if (harness_send_all(fd, want, 16, 4000) && harness_recv_n(fd, got, 16, 4000) == 16 &&
+            memcmp(got, want, 16) == 0)
+            ok++;
+        else
+            failed++;
+        close(fd);
+    }
+    char line[64];
+    int n = snprintf(line, sizeof(line), "%lu %lu\n", ok, failed);
+    if (write(out, line, (size_t)n) != n)
+        _exit(2);
+    _exit(0);
+}
+
+START_TEST(move_under_load)
+{
+    int port = harness_free_port(), bport = harness_free_port();
+    harness_backend("127.0.0.1", bport, "echo", "echo");
+    const char *wild = harness_strf("*:%d", port), *local = harness_strf("127.0.0.1:%d", port);
+    struct harness_lb lb;
+    harness_lb_start(&lb, config(local, bport), port);
+    ck_assert(harness_log_wait(lb.log, "started (pid", 1, HARNESS_WAIT_MS));
+
+    int pipefd[2];
+    ck_assert_int_eq(pipe(pipefd), 0);
+    pid_t kids[LOADERS];
+    for (int i = 0; i < LOADERS; i++) {
+        kids[i] = fork();
+        ck_assert_int_ge(kids[i], 0);
+        if (kids[i] == 0) {
+            close(pipefd[0]);
+            loader(port, pipefd[1]);
+        }
+    }
+    close(pipefd[1]);
+
+    for (int m = 1; m <= MOVES; m++) {
+        harness_sleep_ms(300);
+        bool to_wild = m % 2 == 1;
+        rewrite(&lb, config(to_wild ? wild : local, bport));
+        harness_lb_signal(&lb, SIGHUP);
+        ck_assert_msg(harness_log_wait(lb.log, "reload ok", m, HARNESS_WAIT_MS), "log %s", lb.log);
+        const char *handover =
+            harness_strf("info: listener web on %s hands over to listener web on %s",
+                         to_wild ? local : wild, to_wild ? wild : local);
+        ck_assert_msg(harness_log_count(lb.log, handover) == (m + 1) / 2, "no '%s' in %s", handover,
+                      lb.log);
+    }
+    harness_sleep_ms(1500); /* connections whose SYN was dropped come back after 1 s */
+
+    unsigned long ok = 0, failed = 0;
+    for (int i = 0; i < LOADERS; i++)
+        kill(kids[i], SIGTERM);
+    FILE *in = fdopen(pipefd[0], "r");
+    for (int i = 0; i < LOADERS; i++) {
+        unsigned long a = 0, b = 0;
+        ck_assert_int_eq(fscanf(in, "%lu %lu", &a, &b), 2);
+        ok += a;
+        failed += b;
+    }
+    fclose(in);
+    for (int i = 0; i < LOADERS; i++) {
+        int st;
+        ck_assert_int_eq(waitpid(kids[i], &st, 0), kids[i]);
+        ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    ck_assert_msg(failed == 0, "%lu of %lu connections failed across %d moves", failed, ok + failed,
+                  MOVES);
+    ck_assert_msg(ok >= 100, "only %lu connections made", ok);
+    ck_assert_int_eq(harness_log_count(lb.log, "reason=\"backend error\""), 0);
+    ck_assert_int_eq(harness_log_count(lb.log, "reason=\"client error\""), 0);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+static Suite *reload_move_suite(void)
+{
+    Suite *s = suite_create("reload_move");
+    TCase *tc = tcase_create("move_under_load");
+    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);
+    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);
+    tcase_add_test(tc, move_under_load);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+LB_TEST_SUITE(reload_move_suite)

@@ -49,6 +49,7 @@ struct admin_conn {
     uint64_t deadline_ms; /* of the current state (monotonic) */
     char *head;           /* the parsed head, NUL-split; NULL in WAIT */
     size_t head_len;      /* bytes of in that the head takes */
+    size_t scanned;       /* bytes of in searched for the head's end */
     bool head_seen;       /* head() has been asked */
     bool body_read;       /* the body is in c->in, handed to request() */
     bool keep_alive;      /* the client allows another request */
@@ -456,13 +457,19 @@ static void conn_check_head(struct admin_conn *c)
             break;
         evbuffer_drain(c->in, 2);
         len -= 2;
+        c->scanned = 0;
     }
-    struct evbuffer_ptr end = evbuffer_search(c->in, "\r\n\r\n", 4, NULL);
+    /* From where the last search stopped: a client trickling a byte at a
+     * time costs O(head), not O(head^2). */
+    struct evbuffer_ptr from;
+    evbuffer_ptr_set(c->in, &from, c->scanned, EVBUFFER_PTR_SET);
+    struct evbuffer_ptr end = evbuffer_search(c->in, "\r\n\r\n", 4, &from);
     if (end.pos >= 0 && (size_t)end.pos + 4 <= ADMIN_HEAD_MAX) {
         c->head_len = (size_t)end.pos + 4;
         queue_push(c);
         return;
     }
+    c->scanned = len >= 3 ? len - 3 : 0;
     if (len >= ADMIN_HEAD_MAX) {
         char msg[64];
         snprintf(msg, sizeof(msg), "request head over %d bytes", ADMIN_HEAD_MAX);
@@ -652,6 +659,7 @@ static void conn_wait_request(struct admin_conn *c)
     free(c->head);
     c->head = NULL;
     c->head_len = 0;
+    c->scanned = 0;
     c->head_seen = false;
     c->body_read = false;
     c->expect_continue = false;

@@ -4,10 +4,13 @@
  * rule tables at the top of this file and nowhere else. Positions of
  * non-syntax errors come from json_locate.c. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -945,32 +948,63 @@ static int load_root(struct loader *ld, json_t *root, struct lb_config *cfg)
     return load_admin(ld, root, cfg);
 }
 
-/* Reads all of PATH into a NUL-terminated buffer. */
+/* What a file that is not a regular one is, for "not a regular file (...)". */
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "an unknown kind of file";
+}
+
+/* Reads all of PATH, a regular file of at most CONFIG_FILE_MAX bytes, into
+ * a NUL-terminated buffer. Anything else (a FIFO, a directory, /dev/stdin)
+ * is refused at once: the open does not wait for a FIFO's writer, so a
+ * reload on the loop never hangs on one. */
 static int load_read(const char *path, char **text, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     size_t cap = 4096, n = 0;
     char *buf = NULL, *nb;
+    struct stat st;
 
-    if (!f)
+    if (fd < 0 || fstat(fd, &st) < 0)
         goto fail_errno;
-    for (;;) {
-        if (!(nb = realloc(buf, cap + 1)))
-            goto fail_oom;
-        buf = nb;
-        n += fread(buf + n, 1, cap - n, f);
-        if (ferror(f))
-            goto fail_errno;
-        if (n < cap)
-            break;
-        if (cap >= CONFIG_FILE_MAX) {
-            snprintf(err, errlen, "%s: file is too large (more than %d bytes)", path,
-                     CONFIG_FILE_MAX);
-            goto fail;
-        }
-        cap *= 2;
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
+        goto fail;
     }
-    fclose(f);
+    for (;;) {
+        if (!buf || n == cap) {
+            /* One byte past the limit tells "too large" from "exactly it". */
+            if (buf && cap > CONFIG_FILE_MAX) {
+                snprintf(err, errlen, "%s: file is too large (more than %d bytes)", path,
+                         CONFIG_FILE_MAX);
+                goto fail;
+            }
+            if (buf)
+                cap = cap * 2 > CONFIG_FILE_MAX ? CONFIG_FILE_MAX + 1 : cap * 2;
+            if (!(nb = realloc(buf, cap + 1)))
+                goto fail_oom;
+            buf = nb;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            goto fail_errno;
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
     buf[n] = '\0';
     *text = buf;
     *len = n;
@@ -982,8 +1016,8 @@ fail_errno:
 fail_oom:
     snprintf(err, errlen, "%s: out of memory", path);
 fail:
-    if (f)
-        fclose(f);
+    if (fd >= 0)
+        close(fd);
     free(buf);
     return -1;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -358,8 +359,66 @@ START_TEST(test_missing_file)
     ck_assert_int_eq(config_load("/nonexistent/lb.json", &cfg, err, sizeof(err)), -1);
     ck_assert_ptr_null(cfg);
     ck_assert_str_eq(err, "/nonexistent/lb.json: cannot read: No such file or directory");
+}
+END_TEST
+
+/* A FIFO, a directory or a device is refused at once, without reading (a
+ * FIFO without a writer would block a read, and a blocking open too). */
+START_TEST(test_not_regular_file)
+{
+    struct lb_config *cfg = (void *)1;
+    char err[256], fifo[64], want[128];
+
+    snprintf(fifo, sizeof(fifo), "/tmp/lb-test-fifo-%ld", (long)getpid());
+    unlink(fifo);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(config_load(fifo, &cfg, err, sizeof(err)), -1);
+    ck_assert_ptr_null(cfg);
+    unlink(fifo);
+    snprintf(want, sizeof(want), "%s: not a regular file (a FIFO)", fifo);
+    ck_assert_str_eq(err, want);
     ck_assert_int_eq(config_load("/tmp", &cfg, err, sizeof(err)), -1);
-    ck_assert_str_eq(err, "/tmp: cannot read: Is a directory");
+    ck_assert_str_eq(err, "/tmp: not a regular file (a directory)");
+    ck_assert_int_eq(config_load("/dev/null", &cfg, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "/dev/null: not a regular file (a character device)");
+    ck_assert_ptr_null(cfg);
+}
+END_TEST
+
+/* Writes N bytes of C to a fresh temp file (tmp_path). */
+static void tmp_fill(char c, size_t n)
+{
+    char *buf = malloc(n);
+    int fd;
+
+    ck_assert_ptr_nonnull(buf);
+    memset(buf, c, n);
+    snprintf(tmp_path, sizeof(tmp_path), "/tmp/lb-test-config-XXXXXX");
+    fd = mkstemp(tmp_path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, buf, n), (ssize_t)n);
+    close(fd);
+    free(buf);
+}
+
+/* 16 MiB is the limit: a byte more is "too large", exactly it is read (and
+ * here, all spaces, found empty). */
+START_TEST(test_too_large)
+{
+    struct lb_config *cfg = (void *)1;
+    char err[256], want[256];
+
+    tmp_fill(' ', 16 * 1024 * 1024 + 1);
+    ck_assert_int_eq(config_load(tmp_path, &cfg, err, sizeof(err)), -1);
+    ck_assert_ptr_null(cfg);
+    snprintf(want, sizeof(want), "%s: file is too large (more than 16777216 bytes)", tmp_path);
+    ck_assert_str_eq(err, want);
+    unlink(tmp_path);
+    tmp_fill(' ', 16 * 1024 * 1024);
+    ck_assert_int_eq(config_load(tmp_path, &cfg, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "%s: file is empty", tmp_path);
+    ck_assert_str_eq(err, want);
+    unlink(tmp_path);
 }
 END_TEST
 
@@ -890,6 +949,8 @@ Suite *config_suite(void)
     suite_add_tcase(s, ok);
 
     tcase_add_test(bad, test_missing_file);
+    tcase_add_test(bad, test_not_regular_file);
+    tcase_add_test(bad, test_too_large);
     tcase_add_test(bad, test_empty_and_root);
     tcase_add_test(bad, test_syntax);
     tcase_add_test(bad, test_duplicate_key);

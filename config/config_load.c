@@ -496,9 +496,9 @@ static int load_listener_unique(struct loader *ld, struct lb_config *cfg, size_t
         if (clash < 0)
             continue;
         path_push_key(ld, "listen");
-        return load_fail(ld, AT_VALUE, "%s listener \"%s\" (\"%s\")",
-                         clash ? "same address as" : "overlaps", o->name,
-                         config_escape(q2, sizeof(q2), o->listen));
+        return load_fail(
+            ld, AT_VALUE, "%s listener \"%s\" (\"%s\")", clash ? "same address as" : "overlaps",
+            config_escape(q, sizeof(q), o->name), config_escape(q2, sizeof(q2), o->listen));
     }
     return 0;
 }
@@ -1028,7 +1028,7 @@ fail:
  * characters and points at the token's last one). */
 static void load_syntax_error(struct loader *ld, const json_error_t *je)
 {
-    char text[sizeof(je->text)];
+    char text[sizeof(je->text) * 4 + 4];
     size_t off = je->position > 0 ? (size_t)je->position : 0;
     const char *near = strstr(je->text, " near '");
     size_t n = strlen(je->text);
@@ -1044,15 +1044,17 @@ static void load_syntax_error(struct loader *ld, const json_error_t *je)
         else if (off > 0)
             off--;
     } else if (strstr(je->text, "near end of file")) {
-        while (off > 0 && strchr(" \t\r\n", ld->text[off - 1]))
+        while (off > 0 && memchr(" \t\r\n", ld->text[off - 1], 4))
             off--;
+    } else if (strncmp(je->text, "unable to decode byte", 21) == 0) {
+        /* An invalid UTF-8 byte with no token before it: jansson's position
+         * is that byte's offset. */
     } else if (off > 0) {
-        off--; /* e.g. an invalid UTF-8 byte: the last one read */
+        off--;
     }
-    /* jansson quotes raw file text: keep control bytes out of the log. */
-    for (size_t i = 0; i < n; i++)
-        text[i] = (unsigned char)je->text[i] < 0x20 || je->text[i] == 0x7f ? '?' : je->text[i];
-    text[n] = '\0';
+    /* jansson quotes raw file text, even a lone byte of a cut UTF-8
+     * sequence: escape all of it like every other echo of the file. */
+    config_text_escape(text, sizeof(text), je->text, sizeof(je->text));
     json_line_col(ld->text, ld->len, off, &line, &col);
     snprintf(ld->err, ld->errlen, "%s:%u:%u: syntax error: %s", ld->file, line, col, text);
 }
@@ -1073,11 +1075,17 @@ int config_load(const char *path, struct lb_config **out, char *err, size_t errl
         return -1;
     ld.text = text;
     ld.len = len;
-    if (strspn(text, " \t\r\n") == len) {
+    /* A UTF-8 byte order mark (some editors write one) is skipped; line 1
+     * column 1 is the byte after it. */
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+        ld.text += 3;
+        ld.len -= 3;
+    }
+    if (strspn(ld.text, " \t\r\n") == ld.len) {
         snprintf(err, errlen, "%s: file is empty", path);
         goto fail;
     }
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    root = json_loadb(ld.text, ld.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root) {
         load_syntax_error(&ld, &je);
         goto fail;

@@ -422,6 +422,27 @@ START_TEST(test_too_large)
 }
 END_TEST
 
+/* A UTF-8 byte order mark is skipped: the file loads, and line:col count
+ * from the byte after it, so an error is where it would be without it. */
+START_TEST(test_bom)
+{
+    struct lb_config *cfg = load_ok("\xef\xbb\xbf" MINIMAL);
+
+    ck_assert_str_eq(cfg->listeners[0].name, "web");
+    config_free(cfg);
+    ck_config_error("{'listeners': 5, 'pools': []}", ":1:15: listeners: must be an array");
+    ck_config_error("\xef\xbb\xbf{'listeners': 5, 'pools': []}",
+                    ":1:15: listeners: must be an array");
+    ck_config_error("{'a' 1}", ":1:6: syntax error: ':' expected near '1'");
+    ck_config_error("\xef\xbb\xbf{'a' 1}", ":1:6: syntax error: ':' expected near '1'");
+    ck_config_error("\xef\xbb\xbf{\n  'a': tru\n}", ":2:8: syntax error: invalid token near 'tru'");
+    ck_config_error("\xef\xbb\xbf", ": file is empty");
+    ck_config_error("\xef\xbb\xbf \n", ": file is empty");
+    /* Only at the very start: anywhere else it is a stray token. */
+    ck_config_error(" \xef\xbb\xbf{}", ":1:2: syntax error: invalid token near '\\xef\\xbb\\xbf'");
+}
+END_TEST
+
 START_TEST(test_empty_and_root)
 {
     ck_config_error("", ": file is empty");
@@ -441,20 +462,35 @@ START_TEST(test_syntax)
     ck_config_error("{\n  'a': tru\n}", ":2:8: syntax error: invalid token near 'tru'");
     ck_config_error("{'a': 1\n\n", ":1:8: syntax error: '}' expected near end of file");
     ck_config_error("{'a' 1}", ":1:6: syntax error: ':' expected near '1'");
-    ck_config_error("{'\xc3\xa9': 'x\n'}", ":1:8: syntax error: unexpected newline near '\"x'");
-    ck_config_error("{'a': 'x\xff'}", ":1:7: syntax error: unable to decode byte 0xff near '\"x'");
+    ck_config_error("{'\xc3\xa9': 'x\n'}", ":1:8: syntax error: unexpected newline near '\\\"x'");
+    ck_config_error("{'a': 'x\xff'}",
+                    ":1:7: syntax error: unable to decode byte 0xff near '\\\"x'");
     ck_config_error("{'a': 1} 2", ":1:10: syntax error: end of file expected near '2'");
     ck_config_error("{'a': 99999999999999999999}",
                     ":1:7: syntax error: too big integer near '99999999999999999999'");
+    /* jansson quotes file bytes raw; lb escapes them like any echo: a
+     * multi-byte character, a lone byte of one that jansson cut (the
+     * message would not even be UTF-8), a backslash, a quote. A byte that
+     * is not UTF-8 at all jansson names itself, without quoting it. */
+    ck_config_error("{'a': \xc3\xa9}", ":1:7: syntax error: invalid token near '\\xc3\\xa9'");
+    ck_config_error("{'a': '\\\xc3\xa9'}",
+                    ":1:7: syntax error: invalid escape near '\\\"\\\\\\xc3'");
+    ck_config_error("{'a': '\\u12\xc3\xa9'}",
+                    ":1:7: syntax error: invalid escape near '\\\"\\\\u12\\xc3'");
+    ck_config_error("{'a': 1, 'b': \xff}", ":1:15: syntax error: unable to decode byte 0xff");
+    ck_config_error("\xff", ":1:1: syntax error: unable to decode byte 0xff");
+    ck_config_error("\xef\xbb\xbf[1,\n \xc3\x28]",
+                    ":2:2: syntax error: unable to decode byte 0xc3");
+    ck_config_error("{'a': '\x01'}", ":1:7: syntax error: control character 0x1 near '\\\"'");
 }
 END_TEST
 
 START_TEST(test_duplicate_key)
 {
     ck_config_error("{\n  'listeners': [],\n  'listeners': []\n}",
-                    ":3:3: syntax error: duplicate object key near '\"listeners\"'");
+                    ":3:3: syntax error: duplicate object key near '\\\"listeners\\\"'");
     ck_config_error("{'listeners': [{'name': 'a', 'name': 'b'}]}",
-                    ":1:30: syntax error: duplicate object key near '\"name\"'");
+                    ":1:30: syntax error: duplicate object key near '\\\"name\\\"'");
 }
 END_TEST
 
@@ -951,6 +987,7 @@ Suite *config_suite(void)
     tcase_add_test(bad, test_missing_file);
     tcase_add_test(bad, test_not_regular_file);
     tcase_add_test(bad, test_too_large);
+    tcase_add_test(bad, test_bom);
     tcase_add_test(bad, test_empty_and_root);
     tcase_add_test(bad, test_syntax);
     tcase_add_test(bad, test_duplicate_key);

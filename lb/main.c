@@ -1,5 +1,5 @@
 /* main: command line, config load, and the one event loop.
- *   lb -c FILE      run in the foreground, log to stderr
+ *   lb -c FILE      run in the foreground, log to stderr (never blocking)
  *   lb -t -c FILE   validate FILE and exit
  * SIGINT/SIGTERM stop gracefully (a second one stops at once); SIGHUP
  * reloads the configuration file in place; SIGUSR1 and SIGUSR2 are logged
@@ -25,6 +25,9 @@ static const char usage_text[] =
     "  -t       check the configuration and exit: 0 if valid, 1 if not\n"
     "  -V       print the version and exit\n"
     "  -h       print this help and exit\n";
+
+/* At exit, how long the last log lines may wait for stderr's reader. */
+#define LOG_END_MS 1000
 
 /* SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2: caught on the loop. */
 #define NSIGNALS 5
@@ -92,10 +95,11 @@ static int run(struct lb_config *cfg)
     raise_fd_limit(cfg);
     struct event_base *base = event_base_new();
     if (!base) {
-        fprintf(stderr, "lb: cannot create the event loop\n");
+        log_error("cannot create the event loop");
         config_free(cfg);
         return 1;
     }
+    log_attach(base);
     /* Signals are caught before any listener opens: a supervisor may send
      * SIGHUP or SIGTERM as soon as the port answers. They are handled once
      * the loop runs. */
@@ -132,6 +136,7 @@ out:
     for (size_t i = 0; i < NSIGNALS; i++)
         if (evs[i])
             event_free(evs[i]);
+    log_detach();
     event_base_free(base);
     libevent_global_shutdown();
     if (rc == 0)
@@ -196,5 +201,10 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 0;
     }
-    return run(cfg);
+    /* From here on lines go through log.c's buffer, never a blocking write
+     * to stderr; the last ones get a bounded wait for a slow reader. */
+    log_init();
+    int rc = run(cfg);
+    log_end(LOG_END_MS);
+    return rc;
 }

@@ -114,10 +114,13 @@ struct lb_config {
     struct lb_admin_conf admin;
 };
 
-/* Loads and validates PATH. On success returns 0 and sets *out (free it
- * with config_free). On any error returns -1, leaves *out NULL and writes
- * one line "file:line:col: json.path: message" (or "file: message" when no
- * position applies) into err. Never partially loads. */
+/* Loads and validates PATH, a regular file (anything else, a FIFO
+ * included, is refused without blocking) of at most 16 MiB; a leading UTF-8
+ * BOM is skipped. On success returns 0 and sets *out (free it with
+ * config_free). On any error returns -1, leaves *out NULL and writes one
+ * line "file:line:col: json.path: message" (or "file: message" when no
+ * position applies) into err, with any text from the file escaped. Never
+ * partially loads. */
 int config_load(const char *path, struct lb_config **out, char *err, size_t errlen);
 void config_free(struct lb_config *cfg);
 

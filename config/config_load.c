@@ -4,10 +4,13 @@
  * rule tables at the top of this file and nowhere else. Positions of
  * non-syntax errors come from json_locate.c. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -533,9 +536,9 @@ static int load_listener_unique(struct loader *ld, struct lb_config *cfg, size_t
         if (clash < 0)
             continue;
         path_push_key(ld, "listen");
-        return load_fail(ld, AT_VALUE, "%s listener \"%s\" (\"%s\")",
-                         clash ? "same address as" : "overlaps", o->name,
-                         config_escape(q2, sizeof(q2), o->listen));
+        return load_fail(
+            ld, AT_VALUE, "%s listener \"%s\" (\"%s\")", clash ? "same address as" : "overlaps",
+            config_escape(q, sizeof(q), o->name), config_escape(q2, sizeof(q2), o->listen));
     }
     return 0;
 }
@@ -990,32 +993,63 @@ static int load_root(struct loader *ld, json_t *root, struct lb_config *cfg)
     return load_admin(ld, root, cfg);
 }
 
-/* Reads all of PATH into a NUL-terminated buffer. */
+/* What a file that is not a regular one is, for "not a regular file (...)". */
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "an unknown kind of file";
+}
+
+/* Reads all of PATH, a regular file of at most CONFIG_FILE_MAX bytes, into
+ * a NUL-terminated buffer. Anything else (a FIFO, a directory, /dev/stdin)
+ * is refused at once: the open does not wait for a FIFO's writer, so a
+ * reload on the loop never hangs on one. */
 static int load_read(const char *path, char **text, size_t *len, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     size_t cap = 4096, n = 0;
     char *buf = NULL, *nb;
+    struct stat st;
 
-    if (!f)
+    if (fd < 0 || fstat(fd, &st) < 0)
         goto fail_errno;
-    for (;;) {
-        if (!(nb = realloc(buf, cap + 1)))
-            goto fail_oom;
-        buf = nb;
-        n += fread(buf + n, 1, cap - n, f);
-        if (ferror(f))
-            goto fail_errno;
-        if (n < cap)
-            break;
-        if (cap >= CONFIG_FILE_MAX) {
-            snprintf(err, errlen, "%s: file is too large (more than %d bytes)", path,
-                     CONFIG_FILE_MAX);
-            goto fail;
-        }
-        cap *= 2;
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file (%s)", path, file_kind(st.st_mode));
+        goto fail;
     }
-    fclose(f);
+    for (;;) {
+        if (!buf || n == cap) {
+            /* One byte past the limit tells "too large" from "exactly it". */
+            if (buf && cap > CONFIG_FILE_MAX) {
+                snprintf(err, errlen, "%s: file is too large (more than %d bytes)", path,
+                         CONFIG_FILE_MAX);
+                goto fail;
+            }
+            if (buf)
+                cap = cap * 2 > CONFIG_FILE_MAX ? CONFIG_FILE_MAX + 1 : cap * 2;
+            if (!(nb = realloc(buf, cap + 1)))
+                goto fail_oom;
+            buf = nb;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            goto fail_errno;
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
     buf[n] = '\0';
     *text = buf;
     *len = n;
@@ -1027,8 +1061,8 @@ fail_errno:
 fail_oom:
     snprintf(err, errlen, "%s: out of memory", path);
 fail:
-    if (f)
-        fclose(f);
+    if (fd >= 0)
+        close(fd);
     free(buf);
     return -1;
 }
@@ -1039,7 +1073,7 @@ fail:
  * characters and points at the token's last one). */
 static void load_syntax_error(struct loader *ld, const json_error_t *je)
 {
-    char text[sizeof(je->text)];
+    char text[sizeof(je->text) * 4 + 4];
     size_t off = je->position > 0 ? (size_t)je->position : 0;
     const char *near = strstr(je->text, " near '");
     size_t n = strlen(je->text);
@@ -1055,15 +1089,17 @@ static void load_syntax_error(struct loader *ld, const json_error_t *je)
         else if (off > 0)
             off--;
     } else if (strstr(je->text, "near end of file")) {
-        while (off > 0 && strchr(" \t\r\n", ld->text[off - 1]))
+        while (off > 0 && memchr(" \t\r\n", ld->text[off - 1], 4))
             off--;
+    } else if (strncmp(je->text, "unable to decode byte", 21) == 0) {
+        /* An invalid UTF-8 byte with no token before it: jansson's position
+         * is that byte's offset. */
     } else if (off > 0) {
-        off--; /* e.g. an invalid UTF-8 byte: the last one read */
+        off--;
     }
-    /* jansson quotes raw file text: keep control bytes out of the log. */
-    for (size_t i = 0; i < n; i++)
-        text[i] = (unsigned char)je->text[i] < 0x20 || je->text[i] == 0x7f ? '?' : je->text[i];
-    text[n] = '\0';
+    /* jansson quotes raw file text, even a lone byte of a cut UTF-8
+     * sequence: escape all of it like every other echo of the file. */
+    config_text_escape(text, sizeof(text), je->text, sizeof(je->text));
     json_line_col(ld->text, ld->len, off, &line, &col);
     snprintf(ld->err, ld->errlen, "%s:%u:%u: syntax error: %s", ld->file, line, col, text);
 }
@@ -1084,11 +1120,17 @@ int config_load(const char *path, struct lb_config **out, char *err, size_t errl
         return -1;
     ld.text = text;
     ld.len = len;
-    if (strspn(text, " \t\r\n") == len) {
+    /* A UTF-8 byte order mark (some editors write one) is skipped; line 1
+     * column 1 is the byte after it. */
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+        ld.text += 3;
+        ld.len -= 3;
+    }
+    if (strspn(ld.text, " \t\r\n") == ld.len) {
         snprintf(err, errlen, "%s: file is empty", path);
         goto fail;
     }
-    root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    root = json_loadb(ld.text, ld.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root) {
         load_syntax_error(&ld, &je);
         goto fail;

@@ -11,6 +11,7 @@
 #include "lb/admin.h"
 #include "lb/admin_http.h"
 #include "lb/admin_internal.h"
+#include "lb/log.h"
 #include "lb/pool.h"
 #include "lb/runtime.h"
 
@@ -56,13 +57,14 @@ json_t *admin_json_status(const struct runtime *rt)
     char loaded[RFC3339_SIZE];
     int64_t uptime_ms = now_unix_ms() - rt->started_unix_ms;
     json_t *st = json_pack(
-        "{s:s, s:I, s:I, s:s, s:s, s:{s:I, s:I, s:s?}, s:{s:I, s:I}}", "version", LB_VERSION, "pid",
-        (json_int_t)getpid(), "uptime_s", (json_int_t)(uptime_ms > 0 ? uptime_ms / 1000 : 0),
-        "config_file", rt->cfg->path, "config_loaded_at",
-        rfc3339(loaded, sizeof(loaded), rt->config_loaded_unix_ms, false), "reloads", "ok",
-        (json_int_t)rt->reloads_ok, "failed", (json_int_t)rt->reloads_failed, "last_error",
-        rt->reload_last_error[0] ? rt->reload_last_error : NULL, "connections", "active",
-        (json_int_t)rt->active, "total", (json_int_t)rt->total);
+        "{s:s, s:I, s:I, s:s, s:s, s:{s:I, s:I, s:s?}, s:{s:I, s:I}, s:{s:I}}", "version",
+        LB_VERSION, "pid", (json_int_t)getpid(), "uptime_s",
+        (json_int_t)(uptime_ms > 0 ? uptime_ms / 1000 : 0), "config_file", rt->cfg->path,
+        "config_loaded_at", rfc3339(loaded, sizeof(loaded), rt->config_loaded_unix_ms, false),
+        "reloads", "ok", (json_int_t)rt->reloads_ok, "failed", (json_int_t)rt->reloads_failed,
+        "last_error", rt->reload_last_error[0] ? rt->reload_last_error : NULL, "connections",
+        "active", (json_int_t)rt->active, "total", (json_int_t)rt->total, "log", "dropped",
+        (json_int_t)log_lines_dropped());
     json_t *fds = json_pack("{s:I, s:I, s:I, s:b}", "limit", (json_int_t)rt->fd_limit, "reserved",
                             (json_int_t)rt->fd_reserve, "sessions_max",
                             (json_int_t)(rt->fd_data_max / 2), "accepts_paused", rt->fd_full);

@@ -1,8 +1,9 @@
 /* main: command line, config load, and the one event loop.
- *   lb -c FILE      run in the foreground, log to stderr
+ *   lb -c FILE      run in the foreground, log to stderr (never blocking)
  *   lb -t -c FILE   validate FILE and exit
  * SIGINT/SIGTERM stop gracefully (a second one stops at once); SIGHUP
- * reloads the configuration file in place. */
+ * reloads the configuration file in place; SIGUSR1 and SIGUSR2 are logged
+ * and ignored; SIGPIPE is ignored. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,12 @@ static const char usage_text[] =
     "  -V       print the version and exit\n"
     "  -h       print this help and exit\n";
 
+/* At exit, how long the last log lines may wait for stderr's reader. */
+#define LOG_END_MS 1000
+
+/* SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2: caught on the loop. */
+#define NSIGNALS 5
+
 struct signal_ctx {
     struct runtime *rt;
     int signo;
@@ -46,6 +53,15 @@ static void on_hup_signal(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     runtime_request_reload(arg);
+}
+
+/* SIGUSR1, SIGUSR2: reserved. Their default action would kill lb on a
+ * stray kill -USR1, so they are ignored, with one line each time. */
+static void on_usr_signal(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    log_info("%s received: ignored (it has no meaning yet)", (const char *)arg);
 }
 
 /* Each session takes two descriptors: raise the soft limit to the hard one
@@ -79,22 +95,32 @@ static int run(struct lb_config *cfg)
     raise_fd_limit(cfg);
     struct event_base *base = event_base_new();
     if (!base) {
-        fprintf(stderr, "lb: cannot create the event loop\n");
+        log_error("cannot create the event loop");
         config_free(cfg);
         return 1;
     }
+    log_attach(base);
     /* Signals are caught before any listener opens: a supervisor may send
      * SIGHUP or SIGTERM as soon as the port answers. They are handled once
      * the loop runs. */
     struct signal_ctx sint = {&rt, SIGINT}, sterm = {&rt, SIGTERM};
-    struct event *ev_int = evsignal_new(base, SIGINT, on_stop_signal, &sint);
-    struct event *ev_term = evsignal_new(base, SIGTERM, on_stop_signal, &sterm);
-    struct event *ev_hup = evsignal_new(base, SIGHUP, on_hup_signal, &rt);
-    if (!ev_int || !ev_term || !ev_hup || evsignal_add(ev_int, NULL) < 0 ||
-        evsignal_add(ev_term, NULL) < 0 || evsignal_add(ev_hup, NULL) < 0) {
-        log_error("cannot install signal handlers");
-        config_free(cfg);
-        goto out;
+    const struct {
+        int signo;
+        event_callback_fn fn;
+        void *arg;
+    } handlers[NSIGNALS] = {
+        {SIGINT, on_stop_signal, &sint},     {SIGTERM, on_stop_signal, &sterm},
+        {SIGHUP, on_hup_signal, &rt},        {SIGUSR1, on_usr_signal, "SIGUSR1"},
+        {SIGUSR2, on_usr_signal, "SIGUSR2"},
+    };
+    struct event *evs[NSIGNALS] = {NULL};
+    for (size_t i = 0; i < NSIGNALS; i++) {
+        evs[i] = evsignal_new(base, handlers[i].signo, handlers[i].fn, handlers[i].arg);
+        if (!evs[i] || evsignal_add(evs[i], NULL) < 0) {
+            log_error("cannot install signal handlers");
+            config_free(cfg);
+            goto out;
+        }
     }
     if (runtime_start(&rt, base, cfg, err, sizeof(err)) < 0) {
         log_error("%s", err);
@@ -107,12 +133,10 @@ static int run(struct lb_config *cfg)
         rc = 0;
     runtime_free(&rt);
 out:
-    if (ev_int)
-        event_free(ev_int);
-    if (ev_term)
-        event_free(ev_term);
-    if (ev_hup)
-        event_free(ev_hup);
+    for (size_t i = 0; i < NSIGNALS; i++)
+        if (evs[i])
+            event_free(evs[i]);
+    log_detach();
     event_base_free(base);
     libevent_global_shutdown();
     if (rc == 0)
@@ -126,6 +150,11 @@ int main(int argc, char **argv)
     int test_only = 0;
     int opt;
 
+    /* Until the loop catches them (and for lb -t), the signals whose
+     * default would kill lb and that mean nothing here are ignored. */
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
     opterr = 0;
     while ((opt = getopt(argc, argv, "c:thV")) != -1) {
         switch (opt) {
@@ -161,7 +190,6 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    signal(SIGPIPE, SIG_IGN);
     struct lb_config *cfg = NULL;
     char err[1024];
     if (config_load(path, &cfg, err, sizeof(err)) < 0) {
@@ -173,5 +201,10 @@ int main(int argc, char **argv)
         config_free(cfg);
         return 0;
     }
-    return run(cfg);
+    /* From here on lines go through log.c's buffer, never a blocking write
+     * to stderr; the last ones get a bounded wait for a slow reader. */
+    log_init();
+    int rc = run(cfg);
+    log_end(LOG_END_MS);
+    return rc;
 }

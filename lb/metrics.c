@@ -1,5 +1,6 @@
-/* metrics: renders the runtime's counters as the Prometheus text exposition
- * format 0.0.4 for GET /metrics. Reads struct runtime and changes nothing;
+/* metrics: renders the runtime's counters (and the log's dropped lines) as
+ * the Prometheus text exposition format 0.0.4 for GET /metrics. Reads
+ * struct runtime and changes nothing;
  * one pass over the backends per metric family, so the cost is O(backends).
  * The text is built in a scratch buffer and moved to the caller's in one
  * step, so a failed render leaves the caller's buffer as it was. */
@@ -15,6 +16,7 @@
 
 #include "lb/admin.h"
 #include "lb/admin_http.h"
+#include "lb/log.h"
 #include "lb/metrics.h"
 #include "lb/pool.h"
 #include "lb/runtime.h"
@@ -205,6 +207,9 @@ static void render_process(struct render *r, const struct runtime *rt)
     render_family(r, "lb_reloads_total", "counter", "Configuration reloads, by result.");
     render_printf(r, "lb_reloads_total{result=\"ok\"} %" PRIu64 "\n", rt->reloads_ok);
     render_printf(r, "lb_reloads_total{result=\"failed\"} %" PRIu64 "\n", rt->reloads_failed);
+    render_family(r, "lb_log_lines_dropped_total", "counter",
+                  "Log lines dropped because stderr did not take them (not draining, or failed).");
+    render_printf(r, "lb_log_lines_dropped_total %" PRIu64 "\n", log_lines_dropped());
 }
 
 static void render_admin(struct render *r, const struct runtime *rt)

@@ -46,8 +46,10 @@ static char dir[256];
 static struct child children[MAX_CHILDREN];
 static int nchildren;
 static struct alloc *allocs;
-static int nfiles;           /* numbering for lb config/log files */
-static int ports[MAX_PORTS]; /* handed out by harness_free_port* */
+static int nfiles;              /* numbering for lb config/log files */
+static int ports[MAX_PORTS];    /* handed out by harness_free_port* */
+static int pipes[MAX_CHILDREN]; /* read ends of harness_lb_start_pipe, closed at teardown */
+static int npipes;
 static int nports;
 static bool atexit_done;
 
@@ -220,6 +222,10 @@ void harness_teardown(void)
         json_decref(json_kept[i]);
     njson_kept = 0;
     kill_all();
+    for (int i = 0; i < npipes; i++)
+        if (pipes[i] >= 0)
+            close(pipes[i]);
+    npipes = 0;
     if (getenv("LB_IT_KEEP"))
         fprintf(stderr, "harness: kept %s\n", dir);
     else
@@ -247,9 +253,25 @@ static void child_exec(char *const argv[], pid_t parent, int out, int err)
     _exit(127);
 }
 
-pid_t harness_spawn(char *const argv[], const char *out_path, const char *err_path)
+/* Forks and execs argv with stdout to out and stderr to err (the caller
+ * keeps and closes them); the PID is remembered for teardown. */
+static pid_t spawn_fds(char *const argv[], int out, int err)
 {
     ck_assert_msg(nchildren < MAX_CHILDREN, "harness: too many children");
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_msg(pid >= 0, "harness: fork: %s", strerror(errno));
+    if (pid == 0)
+        child_exec(argv, parent, out, err);
+    children[nchildren].pid = pid;
+    children[nchildren].reaped = false;
+    nchildren++;
+    return pid;
+}
+
+pid_t harness_spawn(char *const argv[], const char *out_path, const char *err_path)
+{
     int out = open(out_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     ck_assert_msg(out >= 0, "harness: open %s: %s", out_path, strerror(errno));
     int err = out;
@@ -257,18 +279,10 @@ pid_t harness_spawn(char *const argv[], const char *out_path, const char *err_pa
         err = open(err_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         ck_assert_msg(err >= 0, "harness: open %s: %s", err_path, strerror(errno));
     }
-    pid_t parent = getpid();
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_msg(pid >= 0, "harness: fork: %s", strerror(errno));
-    if (pid == 0)
-        child_exec(argv, parent, out, err);
+    pid_t pid = spawn_fds(argv, out, err);
     close(out);
     if (err != out)
         close(err);
-    children[nchildren].pid = pid;
-    children[nchildren].reaped = false;
-    nchildren++;
     return pid;
 }
 
@@ -512,13 +526,109 @@ void harness_lb_start(struct harness_lb *lb, const char *config_json, int wait_p
     harness_lb_start_limited(lb, config_json, wait_port, 0);
 }
 
-void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, int wait_port,
-                              int nofile)
+/* Writes config_json and names lb's config and log files. */
+static void lb_files(struct harness_lb *lb, const char *config_json)
 {
     int n = ++nfiles;
     snprintf(lb->config, sizeof(lb->config), "%s",
              harness_write_file(harness_strf("lb-%d.json", n), config_json));
     snprintf(lb->log, sizeof(lb->log), "%s/lb-%d.log", dir, n);
+    lb->pipe = -1;
+}
+
+/* Waits until wait_port is listening; fails the test with the log when lb
+ * exits first or the wait times out. */
+static void lb_wait_started(struct harness_lb *lb, int wait_port)
+{
+    long deadline = harness_now_ms() + HARNESS_WAIT_MS;
+    for (;;) {
+        if (harness_port_listening(wait_port))
+            return;
+        int status;
+        harness_lb_drain(lb);
+        if (reap(lb->pid, &status))
+            ck_abort_msg("lb exited at start with status %d; config %s; log %s:\n%s", status,
+                         lb->config, lb->log, log_tail(lb->log));
+        if (harness_now_ms() >= deadline)
+            ck_abort_msg("lb not listening on port %d after %d ms; log %s:\n%s", wait_port,
+                         HARNESS_WAIT_MS, lb->log, log_tail(lb->log));
+        harness_sleep_ms(10);
+    }
+}
+
+void harness_lb_start_pipe(struct harness_lb *lb, const char *config_json, int wait_port)
+{
+    lb_files(lb, config_json);
+    harness_write_file(strrchr(lb->log, '/') + 1, "");
+    int p[2];
+    ck_assert_msg(pipe2(p, O_CLOEXEC) == 0, "harness: pipe: %s", strerror(errno));
+    ck_assert_msg(npipes < MAX_CHILDREN, "harness: too many pipes");
+    pipes[npipes++] = p[0];
+    char *argv[] = {LB_BUILD_DIR "/lb", "-c", lb->config, NULL};
+    lb->pid = spawn_fds(argv, p[1], p[1]);
+    close(p[1]);
+    ck_assert_int_eq(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+    /* lb->pipe is set only now: the test decides when the pipe is read, so
+     * a failed start shows no log. */
+    lb_wait_started(lb, wait_port);
+    lb->pipe = p[0];
+}
+
+size_t harness_lb_drain(struct harness_lb *lb)
+{
+    if (lb->pipe < 0)
+        return 0;
+    size_t total = 0;
+    char buf[65536];
+    FILE *f = fopen(lb->log, "a");
+    ck_assert_msg(f != NULL, "harness: open %s: %s", lb->log, strerror(errno));
+    for (;;) {
+        ssize_t n = read(lb->pipe, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        ck_assert(fwrite(buf, 1, (size_t)n, f) == (size_t)n);
+        total += (size_t)n;
+    }
+    ck_assert(fclose(f) == 0);
+    return total;
+}
+
+bool harness_lb_log_wait(struct harness_lb *lb, const char *needle, int count, long timeout_ms)
+{
+    long deadline = harness_now_ms() + timeout_ms;
+    for (;;) {
+        harness_lb_drain(lb);
+        if (harness_log_count(lb->log, needle) >= count)
+            return true;
+        if (harness_now_ms() >= deadline)
+            return false;
+        harness_sleep_ms(10);
+    }
+}
+
+/* Closes lb's pipe after reading it to its end (bounded): lb has exited, so
+ * only what it wrote before remains. */
+static void lb_pipe_close(struct harness_lb *lb)
+{
+    long deadline = harness_now_ms() + HARNESS_WAIT_MS;
+    while (harness_now_ms() < deadline) {
+        harness_lb_drain(lb);
+        struct pollfd p = {.fd = lb->pipe, .events = POLLIN};
+        if (poll(&p, 1, 10) > 0 && (p.revents & POLLHUP) && !(p.revents & POLLIN))
+            break;
+    }
+    harness_lb_drain(lb);
+    for (int i = 0; i < npipes; i++)
+        if (pipes[i] == lb->pipe)
+            pipes[i] = -1;
+    close(lb->pipe);
+    lb->pipe = -1;
+}
+
+void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, int wait_port,
+                              int nofile)
+{
+    lb_files(lb, config_json);
     if (nofile > 0) {
         /* The shell sets soft and hard limits, so lb cannot raise it back. */
         char *argv[] = {"/bin/sh",
@@ -532,19 +642,7 @@ void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, in
         char *argv[] = {LB_BUILD_DIR "/lb", "-c", lb->config, NULL};
         lb->pid = harness_spawn(argv, lb->log, NULL);
     }
-    long deadline = harness_now_ms() + HARNESS_WAIT_MS;
-    for (;;) {
-        if (harness_port_listening(wait_port))
-            return;
-        int status;
-        if (reap(lb->pid, &status))
-            ck_abort_msg("lb exited at start with status %d; config %s; log %s:\n%s", status,
-                         lb->config, lb->log, log_tail(lb->log));
-        if (harness_now_ms() >= deadline)
-            ck_abort_msg("lb not listening on port %d after %d ms; log %s:\n%s", wait_port,
-                         HARNESS_WAIT_MS, lb->log, log_tail(lb->log));
-        harness_sleep_ms(10);
-    }
+    lb_wait_started(lb, wait_port);
 }
 
 void harness_assert_no_sanitizer_report(const char *text, const char *where)
@@ -565,7 +663,24 @@ void harness_lb_check_clean(const struct harness_lb *lb)
 
 int harness_lb_wait_exit(struct harness_lb *lb, long timeout_ms)
 {
-    int status = harness_wait_exit(lb->pid, timeout_ms);
+    int status;
+    if (lb->pipe >= 0) {
+        /* Keep reading: an lb blocked on a full pipe could not exit. */
+        long deadline = harness_now_ms() + timeout_ms;
+        for (;;) {
+            harness_lb_drain(lb);
+            if (reap(lb->pid, &status))
+                break;
+            if (harness_now_ms() >= deadline) {
+                status = harness_wait_exit(lb->pid, 0);
+                break;
+            }
+            harness_sleep_ms(5);
+        }
+        lb_pipe_close(lb);
+    } else {
+        status = harness_wait_exit(lb->pid, timeout_ms);
+    }
     ck_assert_msg(status != -2, "lb did not exit within %ld ms (killed); log %s:\n%s", timeout_ms,
                   lb->log, log_tail(lb->log));
     harness_lb_check_clean(lb);

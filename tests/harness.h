@@ -19,7 +19,8 @@
 struct harness_lb {
     pid_t pid;
     char config[512]; /* config file path */
-    char log[512];    /* stdout + stderr of lb */
+    char log[512];    /* stdout + stderr of lb (with a pipe: what was drained) */
+    int pipe;         /* read end of lb's stdout + stderr (harness_lb_start_pipe), else -1 */
 };
 
 /* Check fixture pair. setup makes the temp dir; teardown (and an atexit
@@ -97,10 +98,22 @@ void harness_lb_start(struct harness_lb *lb, const char *config_json, int wait_p
 /* The same, with lb's file descriptor limit (soft and hard) set to nofile. */
 void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, int wait_port,
                               int nofile);
+/* The same, but lb's stdout and stderr are one pipe that nothing reads
+ * (a stalled journald or log shipper) until the test calls
+ * harness_lb_drain(); what it drains is appended to lb->log, so the log
+ * helpers and the sanitizer check work on it. The pipe is closed at exit
+ * (harness_lb_wait_exit drains it to the end first) or at teardown. */
+void harness_lb_start_pipe(struct harness_lb *lb, const char *config_json, int wait_port);
+/* Reads what lb's pipe holds now (nothing without one) into lb->log;
+ * returns the bytes read. */
+size_t harness_lb_drain(struct harness_lb *lb);
+/* harness_log_wait on lb->log, draining lb's pipe (if any) meanwhile. */
+bool harness_lb_log_wait(struct harness_lb *lb, const char *needle, int count, long timeout_ms);
 /* SIGTERM, bounded wait; fails the test (after SIGKILL) on timeout, or when
  * the log holds a sanitizer report. Returns lb's exit status (-1: signal). */
 int harness_lb_stop(struct harness_lb *lb);
-/* Waits (bounded) for an lb already told to stop; same checks as above. */
+/* Waits (bounded) for an lb already told to stop; same checks as above.
+ * With a pipe, drains it while waiting and to its end after the exit. */
 int harness_lb_wait_exit(struct harness_lb *lb, long timeout_ms);
 /* Fails the test when the log holds AddressSanitizer, LeakSanitizer or
  * "runtime error". */

@@ -150,9 +150,8 @@ START_TEST(read_endpoints)
     ck_assert_str_eq(r.body, "{\n  \"status\": \"ok\"\n}\n");
 
     json_t *st = get_json(s.aport, "/api/v1/status", false);
-    ck_assert_str_eq(
-        keys_of(st),
-        "version pid uptime_s config_file config_loaded_at reloads connections descriptors admin");
+    ck_assert_str_eq(keys_of(st), "version pid uptime_s config_file config_loaded_at reloads "
+                                  "connections log descriptors admin");
     ck_assert_str_eq(harness_jstr(st, "version"), LB_VERSION);
     ck_assert_int_eq(harness_jint(st, "pid"), s.lb.pid);
     ck_assert_int_ge(harness_jint(st, "uptime_s"), 0);
@@ -169,6 +168,8 @@ START_TEST(read_endpoints)
     assert_null(st, "reloads.last_error");
     ck_assert_int_eq(harness_jint(st, "connections.active"), 0);
     ck_assert_int_eq(harness_jint(st, "connections.total"), 0);
+    ck_assert_str_eq(keys_of(harness_jget(st, "log")), "dropped");
+    ck_assert_int_eq(harness_jint(st, "log.dropped"), 0);
 
     json_t *ls = get_json(s.aport, "/api/v1/listeners", false);
     ck_assert_int_eq(json_array_size(harness_jget(ls, "listeners")), 1);

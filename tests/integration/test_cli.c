@@ -4,6 +4,7 @@
 #include <regex.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/test.h"
@@ -128,6 +129,30 @@ START_TEST(check_missing_file)
 }
 END_TEST
 
+/* -c naming a FIFO or a directory is refused within a second (a FIFO with
+ * no writer must not block the open or the read), with the exact reason. */
+START_TEST(check_not_regular_file)
+{
+    const char *fifo = harness_strf("%s/fifo.json", harness_dir());
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    const char *paths[] = {fifo, harness_dir()};
+    const char *kinds[] = {"a FIFO", "a directory"};
+    for (int i = 0; i < 2; i++) {
+        char *argv[] = {LB, "-t", "-c", (char *)paths[i], NULL};
+        const char *out, *err;
+        long t0 = harness_now_ms();
+        int status = harness_run(argv, &out, &err, 1000);
+        ck_assert_msg(status == 1, "-c %s: status %d (want 1, -2 is a timeout), stderr: %s",
+                      paths[i], status, err);
+        ck_assert_msg(harness_now_ms() - t0 < 1000, "-c %s took %ld ms", paths[i],
+                      harness_now_ms() - t0);
+        harness_assert_no_sanitizer_report(err, "lb stderr");
+        ck_assert_str_eq(out, "");
+        ck_assert_str_eq(err, harness_strf("%s: not a regular file (%s)\n", paths[i], kinds[i]));
+    }
+}
+END_TEST
+
 START_TEST(flag_version)
 {
     char *argv[] = {LB, "-V", NULL};
@@ -208,6 +233,7 @@ static Suite *cli_suite(void)
     tcase_add_test(check, check_bad_value);
     tcase_add_test(check, check_syntax_error);
     tcase_add_test(check, check_missing_file);
+    tcase_add_test(check, check_not_regular_file);
     suite_add_tcase(s, check);
 
     TCase *flags = tcase_create("flags");

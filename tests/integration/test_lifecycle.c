@@ -1,6 +1,6 @@
 /* Integration: how lb stops. SIGTERM closes the listeners at once, lets open
  * sessions finish within shutdown_grace_ms, closes what is left when the
- * grace ends, and exits 0 either way. */
+ * grace ends, and exits 0 either way. SIGUSR1 and SIGUSR2 stop nothing. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -106,6 +106,58 @@ START_TEST(sigterm_grace_expires)
 }
 END_TEST
 
+/* The log line after its "TIMESTAMP " prefix must be exactly want, n times. */
+static void assert_lines(const struct harness_lb *lb, const char *want, int n)
+{
+    int exact = 0;
+    const char *text = harness_read_file(lb->log);
+    for (const char *p = text; *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > 25 && p[23] == 'Z' && p[24] == ' ' && len - 25 == strlen(want) &&
+            memcmp(p + 25, want, len - 25) == 0)
+            exact++;
+        p += len + (eol ? 1 : 0);
+    }
+    ck_assert_msg(exact == n, "%d lines '%s' in %s, want %d", exact, want, lb->log, n);
+}
+
+/* SIGUSR1 and SIGUSR2 mean nothing yet: each is logged once and ignored;
+ * sessions, open or new, go on, and SIGTERM still stops lb with 0. */
+START_TEST(sigusr_ignored)
+{
+    struct harness_lb lb;
+    int lport = start_echo(&lb, 5000);
+    ck_assert(harness_log_wait(lb.log, "started (pid", 1, HARNESS_WAIT_MS));
+    int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
+    ck_assert(fd >= 0);
+    echo_roundtrip(fd, "before");
+
+    static const char usr1[] = "info: SIGUSR1 received: ignored (it has no meaning yet)";
+    static const char usr2[] = "info: SIGUSR2 received: ignored (it has no meaning yet)";
+    harness_lb_signal(&lb, SIGUSR1);
+    ck_assert_msg(harness_log_wait(lb.log, usr1, 1, HARNESS_WAIT_MS), "no '%s' in %s", usr1,
+                  lb.log);
+    harness_lb_signal(&lb, SIGUSR2);
+    ck_assert_msg(harness_log_wait(lb.log, usr2, 1, HARNESS_WAIT_MS), "no '%s' in %s", usr2,
+                  lb.log);
+    harness_lb_signal(&lb, SIGUSR1);
+    ck_assert_msg(harness_log_wait(lb.log, usr1, 2, HARNESS_WAIT_MS), "no second '%s' in %s", usr1,
+                  lb.log);
+    assert_lines(&lb, usr1, 2);
+    assert_lines(&lb, usr2, 1);
+
+    echo_roundtrip(fd, "after the signals");
+    int fd2 = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
+    ck_assert(fd2 >= 0);
+    echo_roundtrip(fd2, "a new session");
+    close(fd2);
+    close(fd);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+    ck_assert_int_eq(harness_log_count(lb.log, "received: ignored"), 3);
+}
+END_TEST
+
 static Suite *lifecycle_suite(void)
 {
     Suite *s = suite_create("lifecycle");
@@ -115,6 +167,11 @@ static Suite *lifecycle_suite(void)
     tcase_add_test(tc, sigterm_idle_exits_at_once);
     tcase_add_test(tc, sigterm_drains_session);
     tcase_add_test(tc, sigterm_grace_expires);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("sigusr");
+    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);
+    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);
+    tcase_add_test(tc, sigusr_ignored);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -137,6 +137,7 @@ START_TEST(counters_match_traffic)
                   "lb_start_time_seconds %.3f, lb started at %lld ms", start_s, st.started_ms);
     ASSERT_VALUE(text, "lb_reloads_total{result=\"ok\"}", 0);
     ASSERT_VALUE(text, "lb_reloads_total{result=\"failed\"}", 0);
+    ASSERT_VALUE(text, "lb_log_lines_dropped_total", 0);
 
     ASSERT_VALUE(text, "lb_listener_connections_total{listener=\"web\"}", SESSIONS);
     ASSERT_VALUE(text, "lb_listener_connections_total{listener=\"void\"}", 1);

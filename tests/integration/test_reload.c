@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tests/test.h"
@@ -708,6 +709,45 @@ START_TEST(invalid_file_changes_nothing)
 }
 END_TEST
 
+/* ===== 3b. a FIFO in the config's place fails the reload at once ===== */
+
+/* A reload runs on the loop: opening a FIFO with no writer must not block
+ * it. The reload fails with the reason, lb keeps serving, and a good file
+ * reloads again afterwards. */
+START_TEST(fifo_fails_reload)
+{
+    int pa = start_backend("a", "name"), pb = start_backend("b", "name");
+    int lport = harness_free_port(), aport = harness_free_port();
+    const char *web = listener_json("web", lport, "app");
+    struct harness_lb lb;
+    lb_start(&lb, conf(aport, web, pool_json("app", "roundrobin", NULL, backend_json("a", pa, 1))),
+             lport, aport);
+    ck_assert_str_eq(tally(lport, 2, "a"), "a=2");
+
+    ck_assert_int_eq(unlink(lb.config), 0);
+    ck_assert_int_eq(mkfifo(lb.config, 0600), 0);
+    const char *error = harness_strf("%s: not a regular file (a FIFO)", lb.config);
+    const char *logged =
+        harness_strf("error: reload failed: %s (generation 1 stays in force)", error);
+    harness_lb_signal(&lb, SIGHUP);
+    ck_assert_msg(harness_log_wait(lb.log, logged, 1, 1000), "no line '%s' within 1 s in %s",
+                  logged, lb.log);
+    ck_assert_str_eq(tally(lport, 3, "a"), "a=3");
+    json_t *st = get_json(aport, "/api/v1/status");
+    ck_assert_int_eq(harness_jint(st, "reloads.failed"), 1);
+    ck_assert_str_eq(harness_jstr(st, "reloads.last_error"), error);
+
+    ck_assert_int_eq(unlink(lb.config), 0);
+    rewrite(&lb, conf(aport, web,
+                      pool_json("app", "roundrobin", NULL,
+                                harness_strf("%s, %s", backend_json("a", pa, 1),
+                                             backend_json("b", pb, 1)))));
+    hup_ok(&lb, 2, 0, 0, 1, 0);
+    ck_assert_str_eq(tally(lport, 4, "a b"), "a=2 b=2");
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
 /* ===== 4. a busy port rejects the whole reload ===== */
 
 static int bind_busy(int port)
@@ -1181,6 +1221,7 @@ static Suite *reload_suite(void)
     ADD_TCASE("flip", connects_through_sighups);
     ADD_TCASE("stream", stream_survives_reloads);
     ADD_TCASE("invalid", invalid_file_changes_nothing);
+    ADD_TCASE("fifo", fifo_fails_reload);
     ADD_TCASE("busy", busy_port_rejects_reload);
     ADD_TCASE("health", health_and_overrides_survive);
     ADD_TCASE("counters", counters_not_reset);

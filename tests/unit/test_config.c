@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -358,8 +359,87 @@ START_TEST(test_missing_file)
     ck_assert_int_eq(config_load("/nonexistent/lb.json", &cfg, err, sizeof(err)), -1);
     ck_assert_ptr_null(cfg);
     ck_assert_str_eq(err, "/nonexistent/lb.json: cannot read: No such file or directory");
+}
+END_TEST
+
+/* A FIFO, a directory or a device is refused at once, without reading (a
+ * FIFO without a writer would block a read, and a blocking open too). */
+START_TEST(test_not_regular_file)
+{
+    struct lb_config *cfg = (void *)1;
+    char err[256], fifo[64], want[128];
+
+    snprintf(fifo, sizeof(fifo), "/tmp/lb-test-fifo-%ld", (long)getpid());
+    unlink(fifo);
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    ck_assert_int_eq(config_load(fifo, &cfg, err, sizeof(err)), -1);
+    ck_assert_ptr_null(cfg);
+    unlink(fifo);
+    snprintf(want, sizeof(want), "%s: not a regular file (a FIFO)", fifo);
+    ck_assert_str_eq(err, want);
     ck_assert_int_eq(config_load("/tmp", &cfg, err, sizeof(err)), -1);
-    ck_assert_str_eq(err, "/tmp: cannot read: Is a directory");
+    ck_assert_str_eq(err, "/tmp: not a regular file (a directory)");
+    ck_assert_int_eq(config_load("/dev/null", &cfg, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "/dev/null: not a regular file (a character device)");
+    ck_assert_ptr_null(cfg);
+}
+END_TEST
+
+/* Writes N bytes of C to a fresh temp file (tmp_path). */
+static void tmp_fill(char c, size_t n)
+{
+    char *buf = malloc(n);
+    int fd;
+
+    ck_assert_ptr_nonnull(buf);
+    memset(buf, c, n);
+    snprintf(tmp_path, sizeof(tmp_path), "/tmp/lb-test-config-XXXXXX");
+    fd = mkstemp(tmp_path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, buf, n), (ssize_t)n);
+    close(fd);
+    free(buf);
+}
+
+/* 16 MiB is the limit: a byte more is "too large", exactly it is read (and
+ * here, all spaces, found empty). */
+START_TEST(test_too_large)
+{
+    struct lb_config *cfg = (void *)1;
+    char err[256], want[256];
+
+    tmp_fill(' ', 16 * 1024 * 1024 + 1);
+    ck_assert_int_eq(config_load(tmp_path, &cfg, err, sizeof(err)), -1);
+    ck_assert_ptr_null(cfg);
+    snprintf(want, sizeof(want), "%s: file is too large (more than 16777216 bytes)", tmp_path);
+    ck_assert_str_eq(err, want);
+    unlink(tmp_path);
+    tmp_fill(' ', 16 * 1024 * 1024);
+    ck_assert_int_eq(config_load(tmp_path, &cfg, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "%s: file is empty", tmp_path);
+    ck_assert_str_eq(err, want);
+    unlink(tmp_path);
+}
+END_TEST
+
+/* A UTF-8 byte order mark is skipped: the file loads, and line:col count
+ * from the byte after it, so an error is where it would be without it. */
+START_TEST(test_bom)
+{
+    struct lb_config *cfg = load_ok("\xef\xbb\xbf" MINIMAL);
+
+    ck_assert_str_eq(cfg->listeners[0].name, "web");
+    config_free(cfg);
+    ck_config_error("{'listeners': 5, 'pools': []}", ":1:15: listeners: must be an array");
+    ck_config_error("\xef\xbb\xbf{'listeners': 5, 'pools': []}",
+                    ":1:15: listeners: must be an array");
+    ck_config_error("{'a' 1}", ":1:6: syntax error: ':' expected near '1'");
+    ck_config_error("\xef\xbb\xbf{'a' 1}", ":1:6: syntax error: ':' expected near '1'");
+    ck_config_error("\xef\xbb\xbf{\n  'a': tru\n}", ":2:8: syntax error: invalid token near 'tru'");
+    ck_config_error("\xef\xbb\xbf", ": file is empty");
+    ck_config_error("\xef\xbb\xbf \n", ": file is empty");
+    /* Only at the very start: anywhere else it is a stray token. */
+    ck_config_error(" \xef\xbb\xbf{}", ":1:2: syntax error: invalid token near '\\xef\\xbb\\xbf'");
 }
 END_TEST
 
@@ -382,20 +462,35 @@ START_TEST(test_syntax)
     ck_config_error("{\n  'a': tru\n}", ":2:8: syntax error: invalid token near 'tru'");
     ck_config_error("{'a': 1\n\n", ":1:8: syntax error: '}' expected near end of file");
     ck_config_error("{'a' 1}", ":1:6: syntax error: ':' expected near '1'");
-    ck_config_error("{'\xc3\xa9': 'x\n'}", ":1:8: syntax error: unexpected newline near '\"x'");
-    ck_config_error("{'a': 'x\xff'}", ":1:7: syntax error: unable to decode byte 0xff near '\"x'");
+    ck_config_error("{'\xc3\xa9': 'x\n'}", ":1:8: syntax error: unexpected newline near '\\\"x'");
+    ck_config_error("{'a': 'x\xff'}",
+                    ":1:7: syntax error: unable to decode byte 0xff near '\\\"x'");
     ck_config_error("{'a': 1} 2", ":1:10: syntax error: end of file expected near '2'");
     ck_config_error("{'a': 99999999999999999999}",
                     ":1:7: syntax error: too big integer near '99999999999999999999'");
+    /* jansson quotes file bytes raw; lb escapes them like any echo: a
+     * multi-byte character, a lone byte of one that jansson cut (the
+     * message would not even be UTF-8), a backslash, a quote. A byte that
+     * is not UTF-8 at all jansson names itself, without quoting it. */
+    ck_config_error("{'a': \xc3\xa9}", ":1:7: syntax error: invalid token near '\\xc3\\xa9'");
+    ck_config_error("{'a': '\\\xc3\xa9'}",
+                    ":1:7: syntax error: invalid escape near '\\\"\\\\\\xc3'");
+    ck_config_error("{'a': '\\u12\xc3\xa9'}",
+                    ":1:7: syntax error: invalid escape near '\\\"\\\\u12\\xc3'");
+    ck_config_error("{'a': 1, 'b': \xff}", ":1:15: syntax error: unable to decode byte 0xff");
+    ck_config_error("\xff", ":1:1: syntax error: unable to decode byte 0xff");
+    ck_config_error("\xef\xbb\xbf[1,\n \xc3\x28]",
+                    ":2:2: syntax error: unable to decode byte 0xc3");
+    ck_config_error("{'a': '\x01'}", ":1:7: syntax error: control character 0x1 near '\\\"'");
 }
 END_TEST
 
 START_TEST(test_duplicate_key)
 {
     ck_config_error("{\n  'listeners': [],\n  'listeners': []\n}",
-                    ":3:3: syntax error: duplicate object key near '\"listeners\"'");
+                    ":3:3: syntax error: duplicate object key near '\\\"listeners\\\"'");
     ck_config_error("{'listeners': [{'name': 'a', 'name': 'b'}]}",
-                    ":1:30: syntax error: duplicate object key near '\"name\"'");
+                    ":1:30: syntax error: duplicate object key near '\\\"name\\\"'");
 }
 END_TEST
 
@@ -1016,6 +1111,9 @@ Suite *config_suite(void)
     suite_add_tcase(s, ok);
 
     tcase_add_test(bad, test_missing_file);
+    tcase_add_test(bad, test_not_regular_file);
+    tcase_add_test(bad, test_too_large);
+    tcase_add_test(bad, test_bom);
     tcase_add_test(bad, test_empty_and_root);
     tcase_add_test(bad, test_syntax);
     tcase_add_test(bad, test_duplicate_key);

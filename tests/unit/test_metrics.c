@@ -105,6 +105,10 @@ static const char small_expected[] =
     "# TYPE lb_reloads_total counter\n"
     "lb_reloads_total{result=\"ok\"} 3\n"
     "lb_reloads_total{result=\"failed\"} 1\n"
+    "# HELP lb_log_lines_dropped_total Log lines dropped because stderr did not take them (not "
+    "draining, or failed).\n"
+    "# TYPE lb_log_lines_dropped_total counter\n"
+    "lb_log_lines_dropped_total 0\n"
     "# HELP lb_listener_connections_total Client connections accepted by the listener.\n"
     "# TYPE lb_listener_connections_total counter\n"
     "lb_listener_connections_total{listener=\"web\"} 12\n"
@@ -259,7 +263,7 @@ START_TEST(empty_runtime)
     struct runtime rt = {0};
     char *text = render(&rt);
     assert_valid(text);
-    ck_assert_int_eq(count_lines(text), 6 + 2 + 2 + 2 * 2 + 6 * 2);
+    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 2 * 2 + 6 * 2);
     double v;
     ck_assert(prom_value(text, "lb_up", &v));
     ck_assert(v == 1);
@@ -321,8 +325,8 @@ START_TEST(ten_thousand_backends)
     char *text = render(&rt);
     assert_valid(text);
     int per_backend = 6, per_checked = LB_CHECK_BUCKETS + 3;
-    ck_assert_int_eq(count_lines(text),
-                     6 + 2 + 2 + 2 * (2 + 100) + 6 * 2 + 10000 * per_backend + 5000 * per_checked);
+    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 2 * (2 + 100) + 6 * 2 +
+                                            10000 * per_backend + 5000 * per_checked);
     double v;
     ck_assert(prom_value(
         text, "lb_backend_connections_total{pool=\"pool3\",backend=\"backend-2500\"}", &v));

@@ -64,25 +64,15 @@ static void on_usr_signal(evutil_socket_t fd, short what, void *arg)
     log_info("%s received: ignored (it has no meaning yet)", (const char *)arg);
 }
 
-/* Each session takes two descriptors: raise the soft limit to the hard one
- * and warn when even that cannot hold every listener's max_connections. */
-static void raise_fd_limit(const struct lb_config *cfg)
+/* Raises the soft descriptor limit to the hard one: each session takes
+ * two. runtime_fd_budget() then says how many sessions that allows. */
+static void raise_fd_limit(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
         return;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    unsigned long long need = 64;
-    for (size_t i = 0; i < cfg->nlisteners; i++)
-        need += 2ULL * cfg->listeners[i].max_connections;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
-        log_warn("file descriptor limit %llu is below the %llu that max_connections may need; "
-                 "accepts pause when it runs out",
-                 (unsigned long long)rl.rlim_cur, need);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 static int run(struct lb_config *cfg)
@@ -92,7 +82,7 @@ static int run(struct lb_config *cfg)
     int rc = 1;
 
     log_set_level(cfg->log_level);
-    raise_fd_limit(cfg);
+    raise_fd_limit();
     struct event_base *base = event_base_new();
     if (!base) {
         log_error("cannot create the event loop");

@@ -237,10 +237,18 @@ void runtime_fd_budget(struct runtime *rt)
     rt->fd_limit = limit;
     rt->fd_reserve = reserve;
     rt->fd_data_max = data;
+    unsigned long long wanted = 0; /* sessions the listeners would allow */
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        wanted += cfg->listeners[i].max_connections;
     if (limit - 2 < reserve)
         log_warn("file descriptor limit %u leaves no room beside the %u kept for the admin API, "
                  "health checks and lb itself; sessions may use 2 (1 session at a time)",
                  limit, reserve);
+    else if (data / 2 < wanted)
+        log_warn("file descriptors: limit %u, %u kept for the admin API, health checks and lb "
+                 "itself; sessions may use %u (%u sessions), fewer than the listeners' "
+                 "max_connections allow (%llu): accepts pause at that limit",
+                 limit, reserve, data, data / 2, wanted);
     else
         log_info("file descriptors: limit %u, %u kept for the admin API, health checks and lb "
                  "itself; sessions may use %u (%u sessions)",

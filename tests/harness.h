@@ -169,6 +169,18 @@ int harness_http_to(const char *host, int port, const char *method, const char *
  * surrounding spaces (freed at teardown); NULL when absent. */
 const char *harness_http_header(const char *resp_headers, const char *name);
 
+/* Moves the test process (Check forks one per test) into a network
+ * namespace of its own, with its loopback up; lb and backends started
+ * afterwards live there too, and it all goes away with the process. False,
+ * with a "skipped" line on stderr naming test, when that cannot be done
+ * (not root, or Check's no-fork mode). */
+bool harness_netns_enter(const char *test);
+/* Takes the namespace's loopback interface up or down. */
+void harness_loopback_set(bool up);
+/* Gives the namespace's loopback one more IPv4 address (e.g. 192.0.2.1),
+ * one that is not in 127.0.0.0/8. */
+void harness_loopback_add(const char *ipv4);
+
 /* Sends sig to lb (e.g. SIGHUP: reload). */
 void harness_lb_signal(const struct harness_lb *lb, int sig);
 /* Open file descriptors of pid (the entries of /proc/PID/fd); -1 when

@@ -442,6 +442,47 @@ START_TEST(reload_closes_admin_from_inside)
 }
 END_TEST
 
+/* Without a token the API serves loopback clients only: a keep-alive
+ * connection a client on another address opened while the API listened on
+ * *:P with a token is refused (403) once a reload moved the API to
+ * 127.0.0.1:P without one. Runs in a network namespace of its own, whose
+ * loopback gets 192.0.2.1 besides 127.0.0.1 (root only). */
+START_TEST(no_token_loopback_only)
+{
+    if (!harness_netns_enter("no_token_loopback_only"))
+        return;
+    harness_loopback_add("192.0.2.1");
+    struct env e;
+    env_start(&e, "\"admin\": {\"listen\": \"*:%d\", \"token\": \"" TOKEN "\"}");
+    int fd = harness_connect_from("192.0.2.1", "192.0.2.1", e.aport, HARNESS_WAIT_MS);
+    ck_assert_int_ge(fd, 0);
+    const char *req = "GET /api/v1/status HTTP/1.1\r\n" AUTH "\r\n";
+    ck_assert(harness_send_all(fd, req, strlen(req), HARNESS_WAIT_MS));
+    char buf[4096] = {0};
+    ck_assert_int_gt(harness_recv_n(fd, buf, 17, HARNESS_WAIT_MS), 0);
+    ck_assert_msg(starts_with(buf, "HTTP/1.1 200 OK\r\n"), "%s", buf);
+    harness_sleep_ms(200); /* the rest of the answer */
+    while (harness_readable(fd, 0) && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+        ;
+
+    reload(&e,
+           config(e.lport, e.bport,
+                  harness_strf("\"admin\": {\"listen\": \"127.0.0.1:%d\"}", e.aport)),
+           "reload ok", 1);
+    req = "GET /api/v1/status HTTP/1.1\r\n\r\n";
+    ck_assert(harness_send_all(fd, req, strlen(req), HARNESS_WAIT_MS));
+    char *all = calloc(1, 65536);
+    ck_assert_int_gt(harness_read_eof(fd, all, 65536, HARNESS_WAIT_MS), 0);
+    close(fd);
+    ck_assert_msg(starts_with(all, "HTTP/1.1 403 Forbidden\r\n"), "%s", all);
+    ck_assert_str_eq(body_of(all), "{\n  \"error\": \"the admin API has no token: it serves "
+                                   "loopback clients only\"\n}\n");
+    free(all);
+    ck_assert_int_eq(harness_call(e.aport, "GET", "/api/v1/status", NULL, NULL).status, 200);
+    ck_assert_int_eq(harness_lb_stop(&e.lb), 0);
+}
+END_TEST
+
 /* --- the descriptor reserve --- */
 
 /* With the data path at its descriptor limit, the admin API still answers
@@ -527,6 +568,7 @@ static Suite *admin_limits_suite(void)
     ADD_TCASE("reload_keeps_token", reload_keeps_token);
     ADD_TCASE("reload_moves_admin", reload_moves_admin);
     ADD_TCASE("reload_closes_admin_from_inside", reload_closes_admin_from_inside);
+    ADD_TCASE("no_token_loopback_only", no_token_loopback_only);
     ADD_TCASE("reserve_keeps_admin", reserve_keeps_admin);
 #undef ADD_TCASE
     return s;

@@ -320,24 +320,6 @@ START_TEST(keepalive_reload_new_sessions_only)
 }
 END_TEST
 
-/* Takes this process's (namespace's) loopback interface up or down. */
-static void loopback_set(bool up)
-{
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(s, 0);
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof(ifr));
-    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
-    ck_assert_int_eq(ioctl(s, SIOCGIFFLAGS, &ifr), 0);
-    if (up)
-        ifr.ifr_flags |= IFF_UP;
-    else
-        ifr.ifr_flags &= ~IFF_UP;
-    ck_assert_msg(ioctl(s, SIOCSIFFLAGS, &ifr) == 0, "lo %s: %s", up ? "up" : "down",
-                  strerror(errno));
-    close(s);
-}
-
 /* A client that vanishes without a reset, as after a power loss: the
  * loopback of the test's own network namespace goes down, so nothing
  * answers lb any more. With keepalive idle 1 s, 2 probes 1 s apart, lb
@@ -346,20 +328,8 @@ static void loopback_set(bool up)
  * namespace goes away with the forked test process. */
 START_TEST(keepalive_finds_vanished_peer)
 {
-    const char *fork_mode = getenv("CK_FORK");
-    if (fork_mode && strcmp(fork_mode, "no") == 0) {
-        fprintf(stderr, "keepalive_finds_vanished_peer: skipped: needs Check's fork mode (it "
-                        "moves the test process into a network namespace)\n");
+    if (!harness_netns_enter("keepalive_finds_vanished_peer"))
         return;
-    }
-    if (unshare(CLONE_NEWNET) < 0) {
-        fprintf(stderr,
-                "keepalive_finds_vanished_peer: skipped: cannot create a network namespace "
-                "(%s; needs root)\n",
-                strerror(errno));
-        return;
-    }
-    loopback_set(true);
     struct harness_lb on, off;
     int bport = harness_free_port(), lport_on = harness_free_port(),
         lport_off = harness_free_port();
@@ -371,7 +341,7 @@ START_TEST(keepalive_finds_vanished_peer)
     harness_lb_start(&off, ka_config(lport_off, bport, NULL, NULL, 0, "debug"), lport_off);
     int fd_on = client_echo(lport_on), fd_off = client_echo(lport_off);
 
-    loopback_set(false);
+    harness_loopback_set(false);
     long gone = harness_now_ms();
     ck_assert_msg(harness_log_wait(on.log, "session end", 1, 6000),
                   "the session with keepalive did not end; log %s", on.log);

@@ -1238,3 +1238,13 @@ void harness_loopback_add(const char *ipv4)
     sin->sin_addr.s_addr = htonl(0xffffffffu);
     loopback_ioctl("lo:1", SIOCSIFNETMASK, &ifr);
 }
+
+void harness_lb_rewrite(const struct harness_lb *lb, const char *text)
+{
+    const char *tmp = harness_strf("%s.tmp", lb->config);
+    FILE *f = fopen(tmp, "w");
+    ck_assert_msg(f != NULL, "cannot write %s: %s", tmp, strerror(errno));
+    fputs(text, f);
+    ck_assert(fclose(f) == 0);
+    ck_assert_msg(rename(tmp, lb->config) == 0, "rename %s: %s", tmp, strerror(errno));
+}

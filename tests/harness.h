@@ -181,6 +181,9 @@ void harness_loopback_set(bool up);
  * one that is not in 127.0.0.0/8. */
 void harness_loopback_add(const char *ipv4);
 
+/* Replaces lb's config file with text in one rename, so a reload never
+ * reads half a file. */
+void harness_lb_rewrite(const struct harness_lb *lb, const char *text);
 /* Sends sig to lb (e.g. SIGHUP: reload). */
 void harness_lb_signal(const struct harness_lb *lb, int sig);
 /* Open file descriptors of pid (the entries of /proc/PID/fd); -1 when

@@ -50,16 +50,11 @@ static void env_start(struct env *e, const char *admin_fmt)
                   e->lb.log);
 }
 
-/* Replaces lb's config in one rename and reloads; waits for the outcome
+/* Replaces lb's config and reloads; waits for the outcome
  * line (the count-th "reload ok" or "reload failed"). */
 static void reload(struct env *e, const char *text, const char *outcome, int count)
 {
-    const char *tmp = harness_strf("%s.tmp", e->lb.config);
-    FILE *f = fopen(tmp, "w");
-    ck_assert(f != NULL);
-    fputs(text, f);
-    ck_assert(fclose(f) == 0);
-    ck_assert(rename(tmp, e->lb.config) == 0);
+    harness_lb_rewrite(&e->lb, text);
     harness_lb_signal(&e->lb, SIGHUP);
     ck_assert_msg(harness_log_wait(e->lb.log, outcome, count, HARNESS_WAIT_MS), "no %d× '%s' in %s",
                   count, outcome, e->lb.log);
@@ -428,11 +423,7 @@ START_TEST(reload_closes_admin_from_inside)
 {
     struct env e;
     env_start(&e, "\"admin\": {\"listen\": \"127.0.0.1:%d\"}");
-    const char *tmp = harness_strf("%s.tmp", e.lb.config);
-    FILE *f = fopen(tmp, "w");
-    fputs(config(e.lport, e.bport, ""), f);
-    fclose(f);
-    ck_assert(rename(tmp, e.lb.config) == 0);
+    harness_lb_rewrite(&e.lb, config(e.lport, e.bport, ""));
     struct harness_reply r = harness_call(e.aport, "POST", "/api/v1/reload", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(harness_jint(r.json, "generation"), 2);

@@ -293,13 +293,7 @@ START_TEST(keepalive_reload_new_sessions_only)
     unsigned before_cport = local_port(before);
     unsigned before_bport = lb_socket(lb.pid, 0, bport, 0).local_port;
 
-    /* One rename, so the reload never reads half a file. */
-    const char *tmp = harness_strf("%s.tmp", lb.config);
-    FILE *f = fopen(tmp, "w");
-    ck_assert_msg(f != NULL, "cannot write %s: %s", tmp, strerror(errno));
-    fputs(ka_config(lport, bport, "{\"idle\": 7}", "{\"idle\": 9}", 0, "info"), f);
-    ck_assert_int_eq(fclose(f), 0);
-    ck_assert_int_eq(rename(tmp, lb.config), 0);
+    harness_lb_rewrite(&lb, ka_config(lport, bport, "{\"idle\": 7}", "{\"idle\": 9}", 0, "info"));
     harness_lb_signal(&lb, SIGHUP);
     ck_assert_msg(
         harness_log_wait(lb.log, "info: reload ok: generation 2 (listeners +0 -0, backends +0 -0)",

@@ -79,18 +79,6 @@ static void lb_start(struct harness_lb *lb, const char *config, int lport, int a
     ck_assert(harness_wait_listening(aport, HARNESS_WAIT_MS));
 }
 
-/* Replaces lb's config file in one rename, so a reload never reads half a
- * file. */
-static void rewrite(const struct harness_lb *lb, const char *text)
-{
-    const char *tmp = harness_strf("%s.tmp", lb->config);
-    FILE *f = fopen(tmp, "w");
-    ck_assert_msg(f != NULL, "cannot write %s: %s", tmp, strerror(errno));
-    fputs(text, f);
-    ck_assert(fclose(f) == 0);
-    ck_assert_msg(rename(tmp, lb->config) == 0, "rename %s: %s", tmp, strerror(errno));
-}
-
 static const char *ok_line(int generation, int la, int lr, int ba, int br)
 {
     return harness_strf("info: reload ok: generation %d (listeners +%d -%d, backends +%d -%d)",
@@ -372,7 +360,7 @@ START_TEST(connects_through_sighups)
     /* Odd reloads switch to x, even ones back to y: the last is y. */
     for (int i = 1; i <= FLIP_RELOADS; i++) {
         loop_progress(st, FLIP_STEP);
-        rewrite(&lb, i % 2 ? cx : cy);
+        harness_lb_rewrite(&lb, i % 2 ? cx : cy);
         harness_lb_signal(&lb, SIGHUP);
         ck_assert_msg(harness_log_wait(lb.log, "reload ok", i, HARNESS_WAIT_MS),
                       "reload %d: no reload ok line; log %s", i, lb.log);
@@ -482,7 +470,7 @@ static void stream_reload(struct stream_env *e, int step)
         {1, 0, 0, 0}, {0, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 0},
     };
     const int *d = delta[step];
-    rewrite(&e->lb, stream_conf(e, step));
+    harness_lb_rewrite(&e->lb, stream_conf(e, step));
     if (step % 2)
         hup_ok(&e->lb, step + 1, d[0], d[1], d[2], d[3]);
     else {
@@ -653,7 +641,7 @@ START_TEST(invalid_file_changes_nothing)
     const char *error = harness_strf("%s: pools[0].backends[1].weight: must be an integer from 0 "
                                      "to 256 (got -4)",
                                      position_of(lb.config, bad, "-4}"));
-    rewrite(&lb, bad);
+    harness_lb_rewrite(&lb, bad);
     harness_lb_signal(&lb, SIGHUP);
     const char *logged = harness_strf("error: reload failed: %s", error);
     ck_assert_msg(harness_log_wait(lb.log, logged, 1, HARNESS_WAIT_MS), "no line '%s' in %s",
@@ -680,10 +668,11 @@ START_TEST(invalid_file_changes_nothing)
     ck_assert_int_eq(harness_log_count(lb.log, "reload ok"), 0);
 
     /* Fixed: c with weight 2, weighted: exact shares from now on. */
-    rewrite(&lb, conf(aport, web,
-                      pool_json("app", "weighted", NULL,
-                                harness_strf("%s, %s, %s", backend_json("a", pa, 1),
-                                             backend_json("b", pb, 1), backend_json("c", pc, 2)))));
+    harness_lb_rewrite(
+        &lb, conf(aport, web,
+                  pool_json("app", "weighted", NULL,
+                            harness_strf("%s, %s, %s", backend_json("a", pa, 1),
+                                         backend_json("b", pb, 1), backend_json("c", pc, 2)))));
     post_ok(aport, 2, 0, 0, 1, 0);
     ck_assert_int_eq(harness_log_count(lb.log, ok_line(2, 0, 0, 1, 0)), 1);
     st = get_json(aport, "/api/v1/status");
@@ -738,10 +727,10 @@ START_TEST(fifo_fails_reload)
     ck_assert_str_eq(harness_jstr(st, "reloads.last_error"), error);
 
     ck_assert_int_eq(unlink(lb.config), 0);
-    rewrite(&lb, conf(aport, web,
-                      pool_json("app", "roundrobin", NULL,
-                                harness_strf("%s, %s", backend_json("a", pa, 1),
-                                             backend_json("b", pb, 1)))));
+    harness_lb_rewrite(&lb, conf(aport, web,
+                                 pool_json("app", "roundrobin", NULL,
+                                           harness_strf("%s, %s", backend_json("a", pa, 1),
+                                                        backend_json("b", pb, 1)))));
     hup_ok(&lb, 2, 0, 0, 1, 0);
     ck_assert_str_eq(tally(lport, 4, "a b"), "a=2 b=2");
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
@@ -774,13 +763,13 @@ START_TEST(busy_port_rejects_reload)
 
     /* "extra" comes first, so it is bound before "busy" fails. */
     int busy = bind_busy(bport);
-    rewrite(&lb,
-            conf(aport,
-                 harness_strf("%s,\n    %s,\n    %s", web, listener_json("extra", eport, "app"),
-                              listener_json("busy", bport, "app")),
-                 pool_json(
-                     "app", "roundrobin", NULL,
-                     harness_strf("%s, %s", backend_json("a", pa, 1), backend_json("b", pb, 1)))));
+    harness_lb_rewrite(
+        &lb, conf(aport,
+                  harness_strf("%s,\n    %s,\n    %s", web, listener_json("extra", eport, "app"),
+                               listener_json("busy", bport, "app")),
+                  pool_json(
+                      "app", "roundrobin", NULL,
+                      harness_strf("%s, %s", backend_json("a", pa, 1), backend_json("b", pb, 1)))));
     const char *error =
         harness_strf("listener busy: cannot listen on 127.0.0.1:%d: Address already in use", bport);
     const char *logged = harness_strf("error: reload failed: %s", error);
@@ -849,11 +838,12 @@ START_TEST(health_and_overrides_survive)
     long long c_total = harness_jint(find_backend(before, "c"), "total_connections");
 
     /* Same pool, a's file weight changed (the override wins), d added. */
-    rewrite(&lb, conf(aport, web,
-                      pool_json("app", "weighted", check,
-                                harness_strf("%s, %s, %s, %s", backend_json("a", pa, 3),
-                                             backend_json("b", pb, 1), backend_json("c", pc, 1),
-                                             backend_json("d", pd, 1)))));
+    harness_lb_rewrite(
+        &lb, conf(aport, web,
+                  pool_json("app", "weighted", check,
+                            harness_strf("%s, %s, %s, %s", backend_json("a", pa, 3),
+                                         backend_json("b", pb, 1), backend_json("c", pc, 1),
+                                         backend_json("d", pd, 1)))));
     post_ok(aport, 2, 0, 0, 1, 0);
     harness_sleep_ms(600); /* several check intervals */
 
@@ -968,9 +958,10 @@ START_TEST(counters_not_reset)
     for (int i = 0; i < 3; i++)
         metrics_before[i] = metrics_of(aport, ids[i]);
 
-    rewrite(&lb, conf(aport, web,
-                      pool_json("app", "weighted", NULL,
-                                harness_strf("%s, %s", three, backend_json("fresh", pnew, 1)))));
+    harness_lb_rewrite(
+        &lb, conf(aport, web,
+                  pool_json("app", "weighted", NULL,
+                            harness_strf("%s, %s", three, backend_json("fresh", pnew, 1)))));
     post_ok(aport, 2, 0, 0, 1, 0);
 
     json_t *after = get_json(aport, "/api/v1/pools/app");
@@ -1082,7 +1073,7 @@ START_TEST(no_leak_over_200_reloads)
     ck_assert_int_gt(rss0, 0);
 
     for (int i = 1; i <= LEAK_RELOADS; i++) {
-        rewrite(&lb, i % 2 ? q : p);
+        harness_lb_rewrite(&lb, i % 2 ? q : p);
         if (i % 2)
             post_ok(aport, i + 1, 1, 0, 2, 1);
         else
@@ -1120,10 +1111,10 @@ START_TEST(sighup_burst)
     struct harness_lb lb;
     lb_start(&lb, conf(aport, web, pool_json("app", "roundrobin", NULL, backend_json("a", pa, 1))),
              lport, aport);
-    rewrite(&lb, conf(aport, web,
-                      pool_json("app", "roundrobin", NULL,
-                                harness_strf("%s, %s", backend_json("a", pa, 1),
-                                             backend_json("b", pb, 1)))));
+    harness_lb_rewrite(&lb, conf(aport, web,
+                                 pool_json("app", "roundrobin", NULL,
+                                           harness_strf("%s, %s", backend_json("a", pa, 1),
+                                                        backend_json("b", pb, 1)))));
     for (int i = 0; i < 5; i++)
         harness_lb_signal(&lb, SIGHUP);
     ck_assert_msg(harness_log_wait(lb.log, "reload ok", 1, HARNESS_WAIT_MS),
@@ -1169,7 +1160,7 @@ START_TEST(removed_listener_sessions_continue)
     ck_assert_int_ge(fd, 0);
     assert_echo(fd, "before");
 
-    rewrite(&lb, conf(aport, web, pools));
+    harness_lb_rewrite(&lb, conf(aport, web, pools));
     post_ok(aport, 2, 0, 1, 0, 0);
     assert_refused(sport);
     /* Still shown, retired, with its open session. */

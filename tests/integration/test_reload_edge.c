@@ -71,16 +71,6 @@ static void lb_start(struct harness_lb *lb, const char *config, int lport, int a
         ck_assert(harness_wait_listening(aport, HARNESS_WAIT_MS));
 }
 
-static void rewrite(const struct harness_lb *lb, const char *text)
-{
-    const char *tmp = harness_strf("%s.tmp", lb->config);
-    FILE *f = fopen(tmp, "w");
-    ck_assert_msg(f != NULL, "cannot write %s: %s", tmp, strerror(errno));
-    fputs(text, f);
-    ck_assert(fclose(f) == 0);
-    ck_assert_msg(rename(tmp, lb->config) == 0, "rename %s: %s", tmp, strerror(errno));
-}
-
 static void hup_ok(struct harness_lb *lb)
 {
     int before = harness_log_count(lb->log, "reload ok");
@@ -150,7 +140,7 @@ START_TEST(removed_backend_failed_connect_with_passive)
     int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS); /* roundrobin: "hang" */
     ck_assert_int_ge(fd, 0);
     harness_sleep_ms(300);
-    rewrite(&lb, conf(0, lport, 300000, 10000, passive, named("good", gport)));
+    harness_lb_rewrite(&lb, conf(0, lport, 300000, 10000, passive, named("good", gport)));
     hup_ok(&lb);
     ck_assert(harness_log_wait(lb.log, "backend hang connect failed", 1, 4000));
     harness_sleep_ms(300);
@@ -205,7 +195,7 @@ START_TEST(idle_timeout_turned_off_keeps_session)
     int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
     ck_assert_int_ge(fd, 0);
     assert_echo(fd, "before");
-    rewrite(&lb, conf(0, lport, 0, 10000, NULL, b));
+    harness_lb_rewrite(&lb, conf(0, lport, 0, 10000, NULL, b));
     hup_ok(&lb);
     harness_sleep_ms(1600);
     ck_assert_msg(!harness_log_contains(lb.log, "reason=\"idle timeout\""),
@@ -275,7 +265,7 @@ START_TEST(max_connections_lowered_then_raised)
         ck_assert_int_ge(fds[i], 0);
         assert_echo(fds[i], "open");
     }
-    rewrite(&lb, conf(0, lport, 300000, 2, NULL, b));
+    harness_lb_rewrite(&lb, conf(0, lport, 300000, 2, NULL, b));
     hup_ok(&lb);
     int w = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
     ck_assert_int_ge(w, 0);
@@ -287,7 +277,7 @@ START_TEST(max_connections_lowered_then_raised)
     close(fds[2]);
     char buf[4];
     ck_assert_int_eq(harness_recv_n(w, buf, 4, HARNESS_WAIT_MS), 4);
-    rewrite(&lb, conf(0, lport, 300000, 100, NULL, b));
+    harness_lb_rewrite(&lb, conf(0, lport, 300000, 100, NULL, b));
     hup_ok(&lb);
     int x = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
     ck_assert_int_ge(x, 0);

@@ -27,16 +27,6 @@ static const char *config(const char *listen, int bport)
                         listen, bport);
 }
 
-static void rewrite(const struct harness_lb *lb, const char *text)
-{
-    const char *tmp = harness_strf("%s.tmp", lb->config);
-    FILE *f = fopen(tmp, "w");
-    ck_assert(f != NULL);
-    fputs(text, f);
-    ck_assert(fclose(f) == 0);
-    ck_assert(rename(tmp, lb->config) == 0);
-}
-
 static volatile sig_atomic_t loader_stop;
 
 static void on_term(int sig)
@@ -98,7 +88,7 @@ START_TEST(move_under_load)
     for (int m = 1; m <= MOVES; m++) {
         harness_sleep_ms(300);
         bool to_wild = m % 2 == 1;
-        rewrite(&lb, config(to_wild ? wild : local, bport));
+        harness_lb_rewrite(&lb, config(to_wild ? wild : local, bport));
         harness_lb_signal(&lb, SIGHUP);
         ck_assert_msg(harness_log_wait(lb.log, "reload ok", m, HARNESS_WAIT_MS), "log %s", lb.log);
         const char *handover =

@@ -612,11 +612,6 @@ void admin_http_reply(struct admin_conn *c, int status, const char *type, const 
         log_error("admin: cannot watch a connection: %s", strerror(errno));
 }
 
-const char *admin_http_method(const struct admin_conn *c)
-{
-    return c->req.method_name ? c->req.method_name : "-";
-}
-
 /* --- connections --- */
 
 static void on_conn_timer(evutil_socket_t fd, short what, void *arg)

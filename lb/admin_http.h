@@ -88,7 +88,5 @@ void admin_http_free(struct admin_server *srv);
  * HEAD request gets the headers only. */
 void admin_http_reply(struct admin_conn *c, int status, const char *type, const char *extra,
                       struct evbuffer *body, bool close);
-/* The method of the request being answered on c (for logs). */
-const char *admin_http_method(const struct admin_conn *c);
 
 #endif

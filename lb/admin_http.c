@@ -411,12 +411,11 @@ static bool serve_head(struct admin_conn *c)
     c->state = CONN_BODY;
     if (c->expect_continue) {
         evbuffer_add_printf(c->out, "HTTP/1.1 100 Continue\r\n\r\n");
-        if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN && errno != EINTR) {
+        /* 25 bytes: they fit unless the client reads none of its answers. */
+        if (evbuffer_write(c->out, c->fd) < 0 || evbuffer_get_length(c->out) > 0) {
             conn_close(c);
             return true;
         }
-        if (evbuffer_get_length(c->out) > 0) /* 25 bytes that do not fit: give up */
-            evbuffer_drain(c->out, evbuffer_get_length(c->out));
     }
     conn_watch(c, &c->rev);
     return true;

@@ -5,7 +5,10 @@
  * before it closes after an
  * error, LINGER (discarding a little of what the client still sends, so
  * that it reads the answer instead of a reset). Requests are served from
- * one queue, a few per pass of the event loop. */
+ * one queue, one per pass of the event loop, and only in a pass that has
+ * no traffic event to run (the queue's timer has the lowest priority);
+ * should traffic keep every pass busy, a request that waited ADMIN_LATE_MS
+ * is served anyway, so the API is slow then but never unreachable. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +29,9 @@
 #include "lb/runtime.h"
 
 /* Requests served per pass of the event loop, whatever the admin load. */
-#define ADMIN_REQUESTS_PER_PASS 2
+#define ADMIN_REQUESTS_PER_PASS 1
+/* The longest a queued request waits while traffic keeps the loop busy. */
+#define ADMIN_LATE_MS 100
 /* Connections accepted per readiness of the listening socket. */
 #define ADMIN_ACCEPTS_PER_PASS 16
 #define ADMIN_READ_CHUNK 4096
@@ -70,7 +75,9 @@ struct admin_server {
     const struct admin_http_handler *h;
     void *arg;
     int fd; /* listening socket, -1 when none */
-    struct event accept_ev, resume_timer, work_timer;
+    struct event accept_ev, resume_timer;
+    struct event work_timer; /* LB_PRIORITY_ADMIN: serves the queue when the loop is idle */
+    struct event late_timer; /* default priority: serves it when traffic never lets up */
     bool accept_assigned;
     unsigned max_connections;
     unsigned request_timeout_ms;
@@ -332,6 +339,10 @@ static void queue_push(struct admin_conn *c)
         struct timeval now = {0, 0};
         evtimer_add(&srv->work_timer, &now);
     }
+    if (!evtimer_pending(&srv->late_timer, NULL)) {
+        struct timeval late = clock_timeval(ADMIN_LATE_MS);
+        evtimer_add(&srv->late_timer, &late);
+    }
 }
 
 static void queue_remove(struct admin_conn *c)
@@ -421,25 +432,44 @@ static bool serve_head(struct admin_conn *c)
     return true;
 }
 
-static void on_work_timer(evutil_socket_t fd, short what, void *arg)
+/* Serves up to max requests from the queue; the timers follow what is
+ * left. */
+static void serve_queue(struct admin_server *srv, int max)
 {
-    (void)fd;
-    (void)what;
-    struct admin_server *srv = arg;
-    for (int n = 0; n < ADMIN_REQUESTS_PER_PASS; n++) {
+    for (int n = 0; n < max; n++) {
         struct admin_conn *c = TAILQ_FIRST(&srv->queue);
         if (!c)
-            return;
+            break;
         TAILQ_REMOVE(&srv->queue, c, queue_link);
         c->state = CONN_SERVING;
         bool alive = c->head_seen ? serve_request(c) : serve_head(c);
         if (!alive)
             return; /* srv was freed */
     }
-    if (!TAILQ_EMPTY(&srv->queue)) { /* the rest at the next pass */
-        struct timeval now = {0, 0};
-        evtimer_add(&srv->work_timer, &now);
+    if (TAILQ_EMPTY(&srv->queue)) {
+        evtimer_del(&srv->work_timer);
+        evtimer_del(&srv->late_timer);
+        return;
     }
+    struct timeval now = {0, 0}, late = clock_timeval(ADMIN_LATE_MS);
+    if (!evtimer_pending(&srv->work_timer, NULL))
+        evtimer_add(&srv->work_timer, &now); /* the rest at a later pass */
+    evtimer_add(&srv->late_timer, &late);
+}
+
+static void on_work_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    serve_queue(arg, ADMIN_REQUESTS_PER_PASS);
+}
+
+/* Traffic kept every pass busy for ADMIN_LATE_MS: one request now. */
+static void on_late_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    serve_queue(arg, 1);
 }
 
 /* --- reading --- */
@@ -802,6 +832,8 @@ struct admin_server *admin_http_new(struct event_base *base, const struct admin_
     TAILQ_INIT(&srv->queue);
     evtimer_assign(&srv->resume_timer, base, on_resume_timer, srv);
     evtimer_assign(&srv->work_timer, base, on_work_timer, srv);
+    event_priority_set(&srv->work_timer, LB_PRIORITY_ADMIN); /* fails on a base without it */
+    evtimer_assign(&srv->late_timer, base, on_late_timer, srv);
     return srv;
 }
 
@@ -846,6 +878,7 @@ static void server_free_now(struct admin_server *srv)
     while (!TAILQ_EMPTY(&srv->conns))
         conn_close(TAILQ_FIRST(&srv->conns));
     evtimer_del(&srv->work_timer);
+    evtimer_del(&srv->late_timer);
     evtimer_del(&srv->resume_timer);
     free(srv);
 }

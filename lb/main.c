@@ -84,8 +84,10 @@ static int run(struct lb_config *cfg)
     log_set_level(cfg->log_level);
     raise_fd_limit();
     struct event_base *base = event_base_new();
-    if (!base) {
+    if (!base || event_base_priority_init(base, LB_PRIORITIES) < 0) {
         log_error("cannot create the event loop");
+        if (base)
+            event_base_free(base);
         config_free(cfg);
         return 1;
     }

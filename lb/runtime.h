@@ -22,6 +22,12 @@ static inline bool errno_starved(int err)
 {
     return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 }
+/* Event priorities of lb's one event_base (main() sets LB_PRIORITIES):
+ * libevent runs a pass's callbacks of the best priority only, so the data
+ * path and health, at the default (1), always go before admin requests. */
+#define LB_PRIORITIES 3
+#define LB_PRIORITY_ADMIN 2
+
 struct evconnlistener;
 struct session;
 

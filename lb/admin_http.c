@@ -58,6 +58,7 @@ struct admin_conn {
     bool head_seen;       /* head() has been asked */
     bool body_read;       /* the body is in c->in, handed to request() */
     bool keep_alive;      /* the client allows another request */
+    bool http10;          /* an HTTP/1.0 request: keep-alive is said, not assumed */
     bool expect_continue; /* "Expect: 100-continue" */
     bool close_after;     /* close once out is written */
     bool input_left;      /* unread request bytes may follow: linger */
@@ -89,6 +90,7 @@ struct admin_server {
 };
 
 static void conn_close(struct admin_conn *c);
+static void conn_timeout(struct admin_conn *c);
 static void conn_wait_request(struct admin_conn *c);
 static void server_free_now(struct admin_server *srv);
 
@@ -198,13 +200,18 @@ static bool list_has(const char *s, const char *token)
     return false;
 }
 
-/* Splits head (NUL-terminated, CRLF line ends, the final empty line
+/* Splits head (len bytes and a NUL, CRLF line ends, the final empty line
  * removed) into c->req. 0, or the status to refuse it with and *why. */
-static int head_parse(struct admin_conn *c, char *head, const char **why)
+static int head_parse(struct admin_conn *c, char *head, size_t len, const char **why)
 {
     struct admin_request *r = &c->req;
     bool http10 = false, has_length = false, conn_close = false, conn_keep = false;
 
+    /* A NUL would end the scans below early: refused like any control byte. */
+    if (memchr(head, '\0', len)) {
+        *why = "malformed request head";
+        return 400;
+    }
     /* Every line ends in CRLF; no other CR or LF, no control byte but tab. */
     for (char *p = head; *p; p++) {
         unsigned char ch = (unsigned char)*p;
@@ -323,6 +330,7 @@ static int head_parse(struct admin_conn *c, char *head, const char **why)
             r->content_type = v;
         }
     }
+    c->http10 = http10;
     c->keep_alive = http10 ? conn_keep && !conn_close : !conn_close;
     return 0;
 }
@@ -400,7 +408,7 @@ static bool serve_head(struct admin_conn *c)
     evbuffer_copyout(c->in, c->head, c->head_len);
     c->head[c->head_len - 2] = '\0'; /* drop the empty line's CRLF */
     const char *why = NULL;
-    int status = head_parse(c, c->head, &why);
+    int status = head_parse(c, c->head, c->head_len - 2, &why);
     if (status != 0) {
         c->keep_alive = false;
         conn_fail(c, status, why);
@@ -419,6 +427,15 @@ static bool serve_head(struct admin_conn *c)
     }
     if (evbuffer_get_length(c->in) >= c->head_len + c->req.content_length)
         return serve_request(c);
+    /* The body is the client's to send within the request's deadline,
+     * which may have passed while the head waited in the queue. */
+    uint64_t now = clock_ms(CLOCK_MONOTONIC);
+    if (now >= c->deadline_ms) {
+        conn_timeout(c);
+        return true;
+    }
+    struct timeval left = clock_timeval(c->deadline_ms - now);
+    evtimer_add(&c->timer, &left);
     c->state = CONN_BODY;
     if (c->expect_continue) {
         evbuffer_add_printf(c->out, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -474,6 +491,28 @@ static void on_late_timer(evutil_socket_t fd, short what, void *arg)
 
 /* --- reading --- */
 
+/* True when a LF not preceded by CR is among c->in's first upto bytes
+ * (from where the last search stopped): a client that ends its lines with
+ * LF alone gets its 400 at once, not after waiting for a CRLFCRLF that
+ * never comes. */
+static bool head_has_bare_lf(struct admin_conn *c, size_t upto)
+{
+    size_t from = c->scanned; /* bytes before it were checked, but for the last */
+    if (upto > ADMIN_HEAD_MAX)
+        upto = ADMIN_HEAD_MAX;
+    if (upto <= from)
+        return false;
+    char buf[ADMIN_HEAD_MAX + 1];
+    size_t back = from > 0 ? 1 : 0; /* the byte before, for a CR */
+    struct evbuffer_ptr at;
+    evbuffer_ptr_set(c->in, &at, from - back, EVBUFFER_PTR_SET);
+    ssize_t n = evbuffer_copyout_from(c->in, &at, buf, upto - from + back);
+    for (ssize_t i = (ssize_t)back; i < n; i++)
+        if (buf[i] == '\n' && (i == 0 || buf[i - 1] != '\r'))
+            return true;
+    return false;
+}
+
 /* Looks for the end of a head in c->in; queues c when it is there. */
 static void conn_check_head(struct admin_conn *c)
 {
@@ -493,6 +532,11 @@ static void conn_check_head(struct admin_conn *c)
     struct evbuffer_ptr from;
     evbuffer_ptr_set(c->in, &from, c->scanned, EVBUFFER_PTR_SET);
     struct evbuffer_ptr end = evbuffer_search(c->in, "\r\n\r\n", 4, &from);
+    if (head_has_bare_lf(c, end.pos >= 0 ? (size_t)end.pos + 4 : len)) {
+        c->keep_alive = false;
+        conn_fail(c, 400, "malformed request head");
+        return;
+    }
     if (end.pos >= 0 && (size_t)end.pos + 4 <= ADMIN_HEAD_MAX) {
         c->head_len = (size_t)end.pos + 4;
         queue_push(c);
@@ -621,6 +665,8 @@ void admin_http_reply(struct admin_conn *c, int status, const char *type, const 
         evbuffer_add(c->out, extra, strlen(extra));
     if (c->close_after)
         evbuffer_add_printf(c->out, "Connection: close\r\n");
+    else if (c->http10)
+        evbuffer_add_printf(c->out, "Connection: keep-alive\r\n");
     evbuffer_add(c->out, "\r\n", 2);
     if (body && c->req.method != ADMIN_HEAD)
         evbuffer_add_buffer(c->out, body);
@@ -643,6 +689,16 @@ void admin_http_reply(struct admin_conn *c, int status, const char *type, const 
 
 /* --- connections --- */
 
+/* The request did not arrive whole within its deadline: 408, close. */
+static void conn_timeout(struct admin_conn *c)
+{
+    char msg[80];
+    c->srv->stats.timeouts++;
+    snprintf(msg, sizeof(msg), "request not complete within %u ms", c->srv->request_timeout_ms);
+    c->keep_alive = false;
+    conn_fail(c, 408, msg);
+}
+
 static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -662,17 +718,14 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->state == CONN_QUEUED || c->state == CONN_SERVING)
-        return; /* our turn to answer; the deadline no longer applies */
-    srv->stats.timeouts++;
+        return;     /* our turn: serve_head() looks at the deadline again */
     if (!partial) { /* the client does not read its answer */
+        srv->stats.timeouts++;
         log_debug("admin: closing a connection whose client does not read");
         conn_close(c);
         return;
     }
-    char msg[80];
-    snprintf(msg, sizeof(msg), "request not complete within %u ms", srv->request_timeout_ms);
-    c->keep_alive = false;
-    conn_fail(c, 408, msg);
+    conn_timeout(c);
 }
 
 /* Ready for the next request on c (the first, or one after an answer):
@@ -686,6 +739,7 @@ static void conn_wait_request(struct admin_conn *c)
     c->scanned = 0;
     c->head_seen = false;
     c->body_read = false;
+    c->http10 = false;
     c->expect_continue = false;
     c->close_after = false;
     c->input_left = false;

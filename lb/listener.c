@@ -126,6 +126,7 @@ int listener_open(struct listener *l, bool reuseport, char *err, size_t errlen)
         return -1;
     }
     evconnlistener_set_error_cb(l->evl, on_accept_error);
+    listener_refresh(l); /* born disabled while sessions hold every descriptor */
     return 0;
 }
 
@@ -162,8 +163,8 @@ void listener_adopt(struct listener *l, struct listener *old)
     struct timeval tv = {MOVE_DRAIN_MS / 1000, MOVE_DRAIN_MS % 1000 * 1000};
     l->drain_timer = evtimer_new(l->rt->base, on_drain_timer, l);
     if (!l->drain_timer || listen_socket_stop(fd) < 0 || evtimer_add(l->drain_timer, &tv) < 0) {
-        listener_drain(old); /* cannot stop new handshakes: take the queue, close */
         drain_end(l);
+        listener_drain(old, l); /* cannot stop new handshakes: take the queue, close */
         return;
     }
     l->drain_evl = old->evl;
@@ -173,12 +174,11 @@ void listener_adopt(struct listener *l, struct listener *old)
     listener_refresh(l);
 }
 
-void listener_drain(struct listener *l)
+void listener_drain(struct listener *l, struct listener *into)
 {
-    if (!l->evl)
-        return;
-    int lfd = evconnlistener_get_fd(l->evl);
-    for (;;) {
+    int lfd = l->evl ? evconnlistener_get_fd(l->evl) : -1;
+    /* Not beyond the descriptors sessions may use: the rest is reset. */
+    while (lfd >= 0 && !l->rt->fd_full) {
         struct sockaddr_storage sa;
         socklen_t len = sizeof(sa);
         int fd = accept4(lfd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -187,9 +187,9 @@ void listener_drain(struct listener *l)
                 continue;
             break; /* EAGAIN: the queue is empty; anything else: give up */
         }
-        session_start(l, fd, (struct sockaddr *)&sa, len);
+        session_start(into, fd, (struct sockaddr *)&sa, len);
     }
-    listener_close(l);
+    listener_close(l); /* with the old socket it may still drain */
 }
 
 void listener_close(struct listener *l)

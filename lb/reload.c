@@ -228,13 +228,13 @@ static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
 /* After the swap, so that sessions follow the new generation: each removed
  * listener takes what is queued on its socket and closes it (connects are
  * refused from now on); it lives on, retired, until its last session ends. */
-static void plan_drain_removed(struct runtime *rt, struct reload_plan *p)
+static void plan_drain_removed(struct reload_plan *p)
 {
     for (size_t k = 0; k < p->nremoved; k++) {
         struct listener *l = p->removed[k];
         bool had_socket = l->evl != NULL; /* else a moved one: its socket was handed over */
         l->draining = true;               /* a session ending in there must not free l */
-        listener_drain(l);
+        listener_drain(l, l);
         l->draining = false;
         if (had_socket)
             log_info("listener %s on %s closed (%llu open sessions go on)", l->name, l->listen,
@@ -244,7 +244,6 @@ static void plan_drain_removed(struct runtime *rt, struct reload_plan *p)
             listener_destroy(l);
         }
     }
-    (void)rt;
 }
 
 static void reload_failed(struct runtime *rt, const char *err)
@@ -291,7 +290,7 @@ int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, siz
     admin_reload_commit(rt, &p.admin);
     runtime_fd_budget(rt);
     session_idle_rearm_all(rt); /* a listener may have gained an idle timeout */
-    plan_drain_removed(rt, &p);
+    plan_drain_removed(&p);
     free(p.reused);
     free(p.kept_old);
     free(p.shared_old);

@@ -253,12 +253,9 @@ void runtime_fd_budget(struct runtime *rt)
         log_info("file descriptors: limit %u, %u kept for the admin API, health checks and lb "
                  "itself; sessions may use %u (%u sessions)",
                  limit, reserve, data, data / 2);
-    bool full = rt->fd_data_used + 2 > rt->fd_data_max;
-    if (full != rt->fd_full) {
-        rt->fd_full = full;
-        for (size_t i = 0; i < rt->nlisteners; i++)
-            listener_refresh(rt->listeners[i]);
-    }
+    rt->fd_full = rt->fd_data_used + 2 > rt->fd_data_max;
+    for (size_t i = 0; i < rt->nlisteners; i++)
+        listener_refresh(rt->listeners[i]);
 }
 
 void runtime_session_started(struct runtime *rt, struct listener *l)

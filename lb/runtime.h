@@ -145,10 +145,11 @@ int listener_fd(const struct listener *l);
  * own socket) and is drained for a moment, then closed. old is left
  * closed. */
 void listener_adopt(struct listener *l, struct listener *old);
-/* Accepts every client already queued on l (sessions of l), then closes
- * l's socket: a removed listener refuses new clients but does not reset
- * those whose connect had completed. */
-void listener_drain(struct listener *l);
+/* Accepts the clients already queued on l's socket (as sessions of into,
+ * as far as the descriptor budget allows), then closes l's sockets: a
+ * removed listener refuses new clients but does not reset those whose
+ * connect had completed. */
+void listener_drain(struct listener *l, struct listener *into);
 void listener_close(struct listener *l);
 /* Enables or disables accepting as the listener's state says. */
 void listener_refresh(struct listener *l);

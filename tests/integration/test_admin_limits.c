@@ -74,17 +74,22 @@ static void assert_data_path(int lport)
 
 /* Sends text on a new connection to the admin port and reads until EOF:
  * the whole answer (freed at teardown), or NULL on timeout. */
-static const char *exchange(int port, const char *text)
+static const char *exchange_n(int port, const char *text, size_t len)
 {
     int fd = harness_connect("127.0.0.1", port, HARNESS_WAIT_MS);
     ck_assert_int_ge(fd, 0);
-    ck_assert(harness_send_all(fd, text, strlen(text), HARNESS_WAIT_MS));
+    ck_assert(harness_send_all(fd, text, len, HARNESS_WAIT_MS));
     char *buf = malloc(65536);
     ssize_t n = harness_read_eof(fd, buf, 65536, HARNESS_WAIT_MS);
     close(fd);
     const char *out = n < 0 ? NULL : harness_strf("%s", buf);
     free(buf);
     return out;
+}
+
+static const char *exchange(int port, const char *text)
+{
+    return exchange_n(port, text, strlen(text));
 }
 
 static bool starts_with(const char *s, const char *prefix)
@@ -253,6 +258,30 @@ START_TEST(request_deadline)
 }
 END_TEST
 
+/* A head that arrives in the same pass of the loop as its deadline (here:
+ * lb is stopped meanwhile) still gets its 408 when its body does not come,
+ * instead of waiting for it forever. */
+START_TEST(deadline_while_queued)
+{
+    struct env e;
+    env_start(&e, "\"admin\": {\"listen\": \"127.0.0.1:%d\", \"request_timeout_ms\": 1000}");
+    int fd = harness_connect("127.0.0.1", e.aport, HARNESS_WAIT_MS);
+    ck_assert_int_ge(fd, 0);
+    harness_sleep_ms(100); /* accepted */
+    kill(e.lb.pid, SIGSTOP);
+    const char *head = "POST /api/v1/reload HTTP/1.1\r\nContent-Length: 10\r\n\r\n";
+    ck_assert(harness_send_all(fd, head, strlen(head), HARNESS_WAIT_MS));
+    harness_sleep_ms(1300);
+    kill(e.lb.pid, SIGCONT);
+    char *buf = calloc(1, 4096);
+    ck_assert_int_gt(harness_read_eof(fd, buf, 4096, 3000), 0);
+    close(fd);
+    ck_assert_msg(starts_with(buf, "HTTP/1.1 408 Request Timeout\r\n"), "answer: %s", buf);
+    free(buf);
+    ck_assert_int_eq(harness_lb_stop(&e.lb), 0);
+}
+END_TEST
+
 /* Strict framing: each malformed head gets its status and a close. */
 START_TEST(strict_framing)
 {
@@ -264,6 +293,9 @@ START_TEST(strict_framing)
         const char *error;
     } cases[] = {
         {"GET /healthz HTTP/1.1\nHost: x\r\n\r\n", "HTTP/1.1 400 Bad Request",
+         "malformed request head"},
+        /* LF alone everywhere: refused at once, not at the deadline. */
+        {"GET /healthz HTTP/1.1\nHost: x\n\n", "HTTP/1.1 400 Bad Request",
          "malformed request head"},
         {"GET /healthz HTTP/1.1\r\nHost: x\r\n  folded\r\n\r\n", "HTTP/1.1 400 Bad Request",
          "obsolete line folding in a header"},
@@ -287,6 +319,11 @@ START_TEST(strict_framing)
         ck_assert(strstr(a, "\r\nConnection: close\r\n") != NULL);
         ck_assert_str_eq(body_of(a), harness_strf("{\n  \"error\": \"%s\"\n}\n", cases[i].error));
     }
+    /* A NUL in the head (it used to end the parser's scans early). */
+    static const char nul[] = "GET /healthz HTTP/1.1\r\nX: a\0?Y: b\r\n\r\n";
+    const char *na = exchange_n(e.aport, nul, sizeof(nul) - 1);
+    ck_assert_msg(starts_with(na, "HTTP/1.1 400 Bad Request\r\n"), "%s", na);
+    ck_assert_str_eq(body_of(na), "{\n  \"error\": \"malformed request head\"\n}\n");
     /* A head over 16 KiB: 431. */
     char *big = malloc(20000);
     strcpy(big, "GET /healthz HTTP/1.1\r\nX-Big: ");
@@ -298,14 +335,19 @@ START_TEST(strict_framing)
     ck_assert_str_eq(body_of(a), "{\n  \"error\": \"request head over 16384 bytes\"\n}\n");
 
     /* Pipelined requests are answered in order on one connection; HTTP/1.0
-     * closes after its answer. */
+     * is kept alive only when it asks, and is told so; else it closes. */
     a = exchange(e.aport, "GET /healthz HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"
+                          "GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
                           "GET /healthz HTTP/1.0\r\n\r\n");
     ck_assert_msg(a != NULL, "no answer");
     const char *second = strstr(a + 1, "HTTP/1.1 404 Not Found\r\n");
     const char *third = second ? strstr(second + 1, "HTTP/1.1 200 OK\r\n") : NULL;
-    ck_assert_msg(starts_with(a, "HTTP/1.1 200 OK\r\n") && second && third, "answers: %s", a);
-    ck_assert(strstr(third, "\r\nConnection: close\r\n") != NULL);
+    const char *fourth = third ? strstr(third + 1, "HTTP/1.1 200 OK\r\n") : NULL;
+    ck_assert_msg(starts_with(a, "HTTP/1.1 200 OK\r\n") && second && third && fourth, "answers: %s",
+                  a);
+    ck_assert(strstr(third, "\r\nConnection: keep-alive\r\n") < fourth);
+    ck_assert(strstr(third, "\r\nConnection: keep-alive\r\n") != NULL);
+    ck_assert(strstr(fourth, "\r\nConnection: close\r\n") != NULL);
     assert_data_path(e.lport);
     ck_assert_int_eq(harness_lb_stop(&e.lb), 0);
 }
@@ -476,6 +518,25 @@ END_TEST
 
 /* --- the descriptor reserve --- */
 
+/* The reserve test's config: a second listener on l2 when l2 > 0. */
+static const char *cfg_with(int aport, int lport, int l2, int eport, int fport)
+{
+    const char *second = l2 > 0
+                             ? harness_strf(", {\"name\": \"web2\", \"listen\": \"127.0.0.1:%d\", "
+                                            "\"pool\": \"app\"}",
+                                            l2)
+                             : "";
+    return harness_strf(
+        "{\n  \"admin\": {\"listen\": \"127.0.0.1:%d\", \"max_connections\": 4},\n"
+        "  \"listeners\": [{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", \"pool\": "
+        "\"app\"}%s],\n"
+        "  \"pools\": [{\"name\": \"app\", \"health_check\": {\"type\": \"tcp\", "
+        "\"interval_ms\": 100, \"fall\": 1},\n"
+        "    \"backends\": [{\"address\": \"127.0.0.1:%d\", \"name\": \"echo\"}, "
+        "{\"address\": \"127.0.0.1:%d\", \"name\": \"flip\", \"weight\": 0}]}]\n}\n",
+        aport, lport, second, eport, fport);
+}
+
 /* With the data path at its descriptor limit, the admin API still answers
  * and health checks still run; a client beyond the limit waits in the
  * backlog and is served when a session ends. */
@@ -485,14 +546,7 @@ START_TEST(reserve_keeps_admin)
     int eport = harness_free_port(), fport = harness_free_port();
     harness_backend("127.0.0.1", eport, "echo", "echo");
     pid_t flip = harness_backend("127.0.0.1", fport, "flip", "echo");
-    const char *cfg = harness_strf(
-        "{\n  \"admin\": {\"listen\": \"127.0.0.1:%d\", \"max_connections\": 4},\n"
-        "  \"listeners\": [{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", \"pool\": \"app\"}],\n"
-        "  \"pools\": [{\"name\": \"app\", \"health_check\": {\"type\": \"tcp\", \"interval_ms\": "
-        "100, "
-        "\"fall\": 1},\n    \"backends\": [{\"address\": \"127.0.0.1:%d\", \"name\": \"echo\"}, "
-        "{\"address\": \"127.0.0.1:%d\", \"name\": \"flip\", \"weight\": 0}]}]\n}\n",
-        aport, lport, eport, fport);
+    const char *cfg = cfg_with(aport, lport, 0, eport, fport);
     struct harness_lb lb;
     harness_lb_start_limited(&lb, cfg, lport, 60);
     /* 16 for lb itself, 1 listener, 4 + 1 admin, 2 checked backends. */
@@ -531,13 +585,37 @@ START_TEST(reserve_keeps_admin)
                                    1, HARNESS_WAIT_MS),
                   "no health check ran at the limit: %s", lb.log);
 
-    close(fds[0]);
+    /* A listener a reload adds at the limit waits too (it would otherwise
+     * take the admin API's descriptors). */
+    int l2 = harness_free_port();
+    harness_lb_rewrite(&lb, cfg_with(aport, lport, l2, eport, fport));
+    harness_lb_signal(&lb, SIGHUP);
+    ck_assert_msg(harness_log_wait(lb.log, "reload ok", 1, HARNESS_WAIT_MS), "log %s", lb.log);
+    int extra[4];
+    for (int i = 0; i < 4; i++) {
+        extra[i] = harness_connect("127.0.0.1", l2, HARNESS_WAIT_MS);
+        ck_assert_int_ge(extra[i], 0);
+        ck_assert(harness_send_all(extra[i], "e", 1, HARNESS_WAIT_MS));
+    }
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(!harness_readable(extra[i], i == 0 ? 300 : 0), "web2 served client %d", i);
+    r = harness_call(aport, "GET", "/api/v1/status", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(harness_jint(r.json, "connections.active"), 18);
+
+    /* Room again (the new listener took one more descriptor from the
+     * reserve: 17 sessions now): every waiting client is served. */
+    for (int i = 0; i < 18; i++)
+        close(fds[i]);
     char c = 0;
     ck_assert_int_eq(harness_recv_n(waiting, &c, 1, HARNESS_WAIT_MS), 1);
     ck_assert_int_eq(c, 'w');
     close(waiting);
-    for (int i = 1; i < 18; i++)
-        close(fds[i]);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(harness_recv_n(extra[i], &c, 1, HARNESS_WAIT_MS), 1);
+        ck_assert_int_eq(c, 'e');
+        close(extra[i]);
+    }
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
 }
 END_TEST
@@ -556,6 +634,7 @@ static Suite *admin_limits_suite(void)
     ADD_TCASE("connection_limit", connection_limit);
     ADD_TCASE("request_deadline", request_deadline);
     ADD_TCASE("strict_framing", strict_framing);
+    ADD_TCASE("deadline_while_queued", deadline_while_queued);
     ADD_TCASE("reload_keeps_token", reload_keeps_token);
     ADD_TCASE("reload_moves_admin", reload_moves_admin);
     ADD_TCASE("reload_closes_admin_from_inside", reload_closes_admin_from_inside);

@@ -711,6 +711,14 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     struct admin_server *srv = c->srv;
+    if (c->state == CONN_WAIT) {
+        /* Bytes that reached the socket in time count: the loop may come
+         * to the timer before the read (a stalled loop, a stopped lb). */
+        if (evbuffer_read(c->in, c->fd, ADMIN_HEAD_MAX) > 0)
+            conn_check_head(c);
+        if (c->state != CONN_WAIT)
+            return; /* queued (serve_head() looks at the deadline), or refused */
+    }
     bool partial =
         (c->state == CONN_WAIT && evbuffer_get_length(c->in) > 0) || c->state == CONN_BODY;
     if (c->state == CONN_LINGER || (c->state == CONN_WAIT && !partial)) {

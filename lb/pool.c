@@ -302,8 +302,8 @@ void pool_adopt_backend(struct pool *pool, size_t i, struct backend *old)
     old->pool = pool;
     old->index = (unsigned)i;
     pool->backends[i] = old;
+    /* O(1), not a recount: a reload adopts every backend of a pool. */
+    pool->navailable -= backend_available(fresh);
+    pool->navailable += backend_available(old);
     backend_release(fresh);
-    pool->navailable = 0;
-    for (size_t k = 0; k < pool->nbackends; k++)
-        pool->navailable += backend_available(pool->backends[k]);
 }

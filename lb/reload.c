@@ -32,10 +32,41 @@ struct reload_plan {
     struct admin_plan admin;
 };
 
-static struct backend *old_backend_with_id(const struct pool *pool, const char *id)
+static int backend_id_cmp(const void *a, const void *b)
+{
+    const struct backend *x = *(struct backend *const *)a, *y = *(struct backend *const *)b;
+    return strcmp(x->id, y->id);
+}
+
+/* The old pool's backends sorted by id, so that finding each new backend's
+ * old self costs O(log n), not O(n): a reload of n backends is O(n log n).
+ * NULL when there is no old pool, or no memory (then: a linear search). */
+static struct backend **old_backends_sorted(const struct pool *pool, size_t *count)
+{
+    if (!pool || pool->nbackends == 0)
+        return NULL;
+    struct backend **v = malloc(pool->nbackends * sizeof(*v));
+    if (!v)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < pool->nbackends; i++)
+        if (pool->backends[i])
+            v[n++] = pool->backends[i];
+    qsort(v, n, sizeof(*v), backend_id_cmp);
+    *count = n;
+    return v;
+}
+
+static struct backend *old_backend_with_id(const struct pool *pool, struct backend **sorted,
+                                           size_t nsorted, const char *id)
 {
     if (!pool)
         return NULL;
+    if (sorted) {
+        struct backend key = {.id = (char *)id}, *kp = &key;
+        struct backend **hit = bsearch(&kp, sorted, nsorted, sizeof(*sorted), backend_id_cmp);
+        return hit ? *hit : NULL;
+    }
     for (size_t i = 0; i < pool->nbackends; i++)
         if (pool->backends[i] && strcmp(pool->backends[i]->id, id) == 0)
             return pool->backends[i];
@@ -144,13 +175,18 @@ static void plan_commit_pools(struct runtime *rt, struct reload_plan *p, struct 
             np->rejected = op->rejected;
             np->empty_logged = op->empty_logged;
         }
+        /* Ids are unique in a pool: each old backend is found once at most,
+         * so the index stays right as adopted ones leave op->backends. */
+        size_t nsorted = 0;
+        struct backend **sorted = old_backends_sorted(op, &nsorted);
         for (size_t k = 0; k < np->nbackends; k++) {
-            struct backend *ob = old_backend_with_id(op, np->backends[k]->id);
+            struct backend *ob = old_backend_with_id(op, sorted, nsorted, np->backends[k]->id);
             if (ob)
                 pool_adopt_backend(np, k, ob);
             else
                 res->backends_added++;
         }
+        free(sorted);
         if (pool_build(np) < 0)
             log_error("reload: pool %s: out of memory building its strategy; it has no "
                       "available backend",

@@ -1092,6 +1092,28 @@ START_TEST(test_admin)
                     ":1:188: admin: unknown key \"tokn\" (did you mean \"token\"?)");
     ck_config_error(ADMIN_CONFIG("{'listen': '127.0.0.1:99999'}"),
                     ":1:170: admin.listen: port must be 1..65535 (got 99999)");
+
+    /* Limits: defaults, bounds. */
+    cfg = load_ok(ADMIN_CONFIG("{'listen': '127.0.0.1:9090'}"));
+    ck_assert_uint_eq(cfg->admin.max_connections, 64);
+    ck_assert_uint_eq(cfg->admin.request_timeout_ms, 10000);
+    config_free(cfg);
+    cfg = load_ok(ADMIN_CONFIG(
+        "{'listen': '127.0.0.1:9090', 'max_connections': 1, 'request_timeout_ms': 100}"));
+    ck_assert_uint_eq(cfg->admin.max_connections, 1);
+    ck_assert_uint_eq(cfg->admin.request_timeout_ms, 100);
+    config_free(cfg);
+    ck_config_error(ADMIN_CONFIG("{'listen': '127.0.0.1:9090', 'max_connections': 0}"),
+                    ":1:207: admin.max_connections: must be an integer from 1 to 10000 (got 0)");
+    ck_config_error(ADMIN_CONFIG("{'listen': '127.0.0.1:9090', 'max_connections': 10001}"),
+                    ":1:207: admin.max_connections: must be an integer from 1 to 10000 (got "
+                    "10001)");
+    ck_config_error(ADMIN_CONFIG("{'listen': '127.0.0.1:9090', 'request_timeout_ms': 99}"),
+                    ":1:210: admin.request_timeout_ms: must be an integer from 100 to 3600000 "
+                    "(got 99)");
+    ck_config_error(ADMIN_CONFIG("{'listen': '127.0.0.1:9090', 'request_timeout_ms': '1s'}"),
+                    ":1:210: admin.request_timeout_ms: must be an integer from 100 to 3600000 "
+                    "(got a string)");
 }
 END_TEST
 

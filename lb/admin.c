@@ -35,7 +35,6 @@
 struct admin {
     struct runtime *rt;
     struct admin_server *srv;
-    int fd; /* the listening socket (owned by srv) */
     struct sockaddr_storage addr;
 };
 
@@ -606,7 +605,6 @@ static int admin_open(struct runtime *rt, int fd)
         free(a);
         return -1;
     }
-    a->fd = fd;
     rt->admin = a;
     admin_configure(a);
     log_info("admin API listening on %s", rt->cfg->admin.listen);
@@ -652,7 +650,7 @@ int admin_reload_prepare(struct runtime *rt, const struct lb_admin_conf *next,
     plan->enable = next->enabled;
     if (!next->enabled || (a && listen_socket_same(&a->addr, &next->addr)))
         return 0;
-    int beside = a && listen_socket_overlap(&a->addr, &next->addr) ? a->fd : -1;
+    int beside = a && listen_socket_overlap(&a->addr, &next->addr) ? admin_http_fd(a->srv) : -1;
     plan->fd = admin_socket(next, beside, err, errlen);
     if (plan->fd < 0)
         return -1;
@@ -697,7 +695,6 @@ void admin_reload_commit(struct runtime *rt, struct admin_plan *plan)
         admin_stop(rt);
         return;
     }
-    a->fd = fd;
     admin_configure(a);
     log_info("admin API moved: listening on %s", listen);
 }

@@ -934,6 +934,11 @@ const struct admin_http_stats *admin_http_stats(const struct admin_server *srv)
     return &srv->stats;
 }
 
+int admin_http_fd(const struct admin_server *srv)
+{
+    return srv->fd;
+}
+
 static void server_free_now(struct admin_server *srv)
 {
     server_close_listener(srv);

@@ -77,6 +77,8 @@ int admin_http_listen(struct admin_server *srv, int fd);
 void admin_http_set_limits(struct admin_server *srv, unsigned max_connections,
                            unsigned request_timeout_ms);
 const struct admin_http_stats *admin_http_stats(const struct admin_server *srv);
+/* The listening socket served, -1 when none. */
+int admin_http_fd(const struct admin_server *srv);
 /* Closes the listening socket and every connection, and frees srv. Safe
  * from inside a handler: the connection being answered then gets its
  * answer if the socket takes it at once. */

@@ -858,12 +858,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
                 return;
             }
             static time_t last_logged;
-            time_t now = time(NULL);
-            if (now != last_logged) {
-                last_logged = now;
+            if (log_second_passed(&last_logged))
                 log_error("admin: accept failed: %s; pausing accepts for %d ms", strerror(errno),
                           ADMIN_EMFILE_PAUSE_MS);
-            }
             event_del(&srv->accept_ev);
             struct timeval tv = {0, ADMIN_EMFILE_PAUSE_MS * 1000};
             evtimer_add(&srv->resume_timer, &tv);

@@ -77,13 +77,10 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
     /* The pending client stays in the backlog; retry shortly, or sooner
      * when a session ends and frees a descriptor. */
     static time_t last_logged;
-    time_t now = time(NULL);
-    if (now != last_logged) {
-        last_logged = now;
+    if (log_second_passed(&last_logged))
         log_error("listener %s: accept failed: %s (open sessions: %llu); pausing accepts "
                   "for %d ms",
                   l->name, strerror(err), (unsigned long long)l->rt->active, EMFILE_PAUSE_MS);
-    }
     listener_pause(l);
 }
 

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 #include <stdint.h>
 
 #include "config/config.h"
@@ -49,6 +50,17 @@ uint64_t log_lines_dropped(void);
 void log_set_level(enum lb_log_level level);
 bool log_enabled(enum lb_log_level level);
 void log_msg(enum lb_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* True at most once a second per *last (a static of the caller's): for a
+ * line that a lasting condition would repeat on every event. */
+static inline bool log_second_passed(time_t *last)
+{
+    time_t now = time(NULL);
+    if (now == *last)
+        return false;
+    *last = now;
+    return true;
+}
 
 #define log_error(...) log_msg(LB_LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LB_LOG_WARN, __VA_ARGS__)

@@ -214,6 +214,12 @@ void runtime_stop(struct runtime *rt, const char *why)
  * binds before it closes the old ones. */
 #define FD_RESERVE_BASE 16
 
+/* One more session (two descriptors) would pass what sessions may use. */
+static bool fds_full(const struct runtime *rt)
+{
+    return 2 * rt->active + 2 > rt->fd_data_max;
+}
+
 void runtime_fd_budget(struct runtime *rt)
 {
     const struct lb_config *cfg = rt->cfg;
@@ -253,7 +259,7 @@ void runtime_fd_budget(struct runtime *rt)
         log_info("file descriptors: limit %u, %u kept for the admin API, health checks and lb "
                  "itself; sessions may use %u (%u sessions)",
                  limit, reserve, data, data / 2);
-    rt->fd_full = rt->fd_data_used + 2 > rt->fd_data_max;
+    rt->fd_full = fds_full(rt);
     for (size_t i = 0; i < rt->nlisteners; i++)
         listener_refresh(rt->listeners[i]);
 }
@@ -264,18 +270,14 @@ void runtime_session_started(struct runtime *rt, struct listener *l)
     rt->total++;
     l->active++;
     l->total++;
-    rt->fd_data_used += 2;
-    if (!rt->fd_full && rt->fd_data_used + 2 > rt->fd_data_max) {
+    if (!rt->fd_full && fds_full(rt)) {
         rt->fd_full = true;
         /* At the limit this flips with every session: one line a second. */
         static time_t last_logged;
-        time_t now = time(NULL);
-        if (now != last_logged)
-            log_warn(
-                "%u sessions hold the %u descriptors sessions may use; accepts pause until one "
-                "ends",
-                rt->fd_data_used / 2, rt->fd_data_max);
-        last_logged = now;
+        if (log_second_passed(&last_logged))
+            log_warn("%llu sessions hold the %u descriptors sessions may use; accepts pause "
+                     "until one ends",
+                     (unsigned long long)rt->active, rt->fd_data_max);
         for (size_t i = 0; i < rt->nlisteners; i++)
             listener_refresh(rt->listeners[i]);
     }
@@ -285,15 +287,12 @@ void runtime_session_ended(struct runtime *rt, struct listener *l)
 {
     rt->active--;
     l->active--;
-    rt->fd_data_used -= 2;
-    if (rt->fd_full && rt->fd_data_used + 2 <= rt->fd_data_max) {
+    if (rt->fd_full && !fds_full(rt)) {
         rt->fd_full = false;
         static time_t last_logged;
-        time_t now = time(NULL);
-        if (now != last_logged)
-            log_info("descriptors free again: accepts resume (%u sessions open)",
-                     rt->fd_data_used / 2);
-        last_logged = now;
+        if (log_second_passed(&last_logged))
+            log_info("descriptors free again: accepts resume (%llu sessions open)",
+                     (unsigned long long)rt->active);
         if (!rt->stopping)
             for (size_t i = 0; i < rt->nlisteners; i++)
                 listener_refresh(rt->listeners[i]);

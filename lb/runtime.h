@@ -75,9 +75,10 @@ struct runtime {
     uint64_t total;
     unsigned fd_waiters; /* sessions waiting for a descriptor to connect */
     /* Descriptors (runtime_fd_budget()): the process limit, those kept back
-     * for the admin API, health checks and lb itself, what sessions may use
-     * (two each) and use now. At the limit accepts pause (fd_full). */
-    unsigned fd_limit, fd_reserve, fd_data_max, fd_data_used;
+     * for the admin API, health checks and lb itself, and what sessions may
+     * use (two each: 2 * active in use). At the limit accepts pause
+     * (fd_full). */
+    unsigned fd_limit, fd_reserve, fd_data_max;
     bool fd_full;
     bool stopping;
     struct event *grace_timer;

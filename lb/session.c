@@ -473,12 +473,9 @@ static void session_wait_fd(struct session *s, int err)
         return;
     }
     static time_t last_logged;
-    time_t now = time(NULL);
-    if (now != last_logged) {
-        last_logged = now;
+    if (log_second_passed(&last_logged))
         log_error("pool %s: cannot create a socket: %s; clients wait for a free descriptor",
                   pool->name, strerror(err));
-    }
     if (!s->fd_waiting) {
         s->fd_waiting = true;
         s->listener->rt->fd_waiters++;

@@ -132,6 +132,12 @@ const char *config_log_level_name(enum lb_log_level l);
  * address) into addr. Returns 0, or -1 with a short reason in err. */
 int config_parse_address(const char *text, int passive, struct sockaddr_storage *addr,
                          socklen_t *addrlen, char *err, size_t errlen);
+/* 1 when a and b are the same address and port, 0 when one is the
+ * wildcard of the other's family and port (bind() would refuse them side by
+ * side), -1 when they can coexist. */
+int config_address_clash(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+/* 1 for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104, else 0. */
+int config_address_is_loopback(const struct sockaddr *sa);
 
 /* Copies src into dst (cap bytes, always terminated) so it is safe inside a
  * one-line message: printable ASCII as is, \" \\ \n \r \t, every other byte

@@ -170,3 +170,41 @@ int config_parse_address(const char *text, int passive, struct sockaddr_storage 
     address_set_port(addr, portnum);
     return 0;
 }
+
+static int address_is_any(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+int config_address_clash(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return -1;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        if (x->sin_port != y->sin_port)
+            return -1;
+        if (x->sin_addr.s_addr == y->sin_addr.s_addr)
+            return 1;
+    } else {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        if (x->sin6_port != y->sin6_port)
+            return -1;
+        if (memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
+            x->sin6_scope_id == y->sin6_scope_id)
+            return 1;
+    }
+    return address_is_any(a) || address_is_any(b) ? 0 : -1;
+}
+
+int config_address_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family != AF_INET6)
+        return 0;
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
+}

@@ -487,36 +487,6 @@ static int load_keepalive(struct loader *ld, json_t *parent, struct lb_keepalive
     return 0;
 }
 
-static int sockaddr_is_any(const struct sockaddr_storage *a)
-{
-    if (a->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
-    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
-}
-
-/* 1 if both are the same address, 0 if one is the wildcard of the other's
- * family and port (bind() would fail), -1 if they can coexist. */
-static int sockaddr_clash(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return -1;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        if (x->sin_port != y->sin_port)
-            return -1;
-        if (x->sin_addr.s_addr == y->sin_addr.s_addr)
-            return 1;
-    } else {
-        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-        if (x->sin6_port != y->sin6_port)
-            return -1;
-        if (memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
-            x->sin6_scope_id == y->sin6_scope_id)
-            return 1;
-    }
-    return sockaddr_is_any(a) || sockaddr_is_any(b) ? 0 : -1;
-}
-
 /* Checks listener I against the ones before it: names and addresses must
  * not repeat. The path is at listeners[I]. */
 static int load_listener_unique(struct loader *ld, struct lb_config *cfg, size_t i)
@@ -532,7 +502,7 @@ static int load_listener_unique(struct loader *ld, struct lb_config *cfg, size_t
             return load_fail(ld, AT_VALUE, "duplicate listener name \"%s\" (also listeners[%zu])",
                              config_escape(q, sizeof(q), l->name), j);
         }
-        clash = sockaddr_clash(&o->addr, &l->addr);
+        clash = config_address_clash(&o->addr, &l->addr);
         if (clash < 0)
             continue;
         path_push_key(ld, "listen");
@@ -893,13 +863,6 @@ static int load_link(struct loader *ld, struct lb_config *cfg)
     return 0;
 }
 
-static int sockaddr_is_loopback(const struct sockaddr_storage *a)
-{
-    if (a->ss_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
-    return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
-}
-
 /* The optional "admin" object: where the admin API listens, and its token.
  * Without a token it may only listen on a loopback address. */
 static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
@@ -935,14 +898,14 @@ static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
         if (!(a->token = strdup(token)))
             return load_oom(ld);
     }
-    if (!a->token && !sockaddr_is_loopback(&a->addr)) {
+    if (!a->token && !config_address_is_loopback((const struct sockaddr *)&a->addr)) {
         path_push_key(ld, "listen");
         return load_fail(ld, AT_VALUE,
                          "a non-loopback admin address needs a \"token\" (got \"%s\")",
                          config_escape(q, sizeof(q), a->listen));
     }
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        if (sockaddr_clash(&a->addr, &cfg->listeners[i].addr) < 0)
+        if (config_address_clash(&a->addr, &cfg->listeners[i].addr) < 0)
             continue;
         path_push_key(ld, "listen");
         char q2[CONFIG_ESCAPE_SIZE];

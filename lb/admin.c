@@ -202,16 +202,6 @@ static bool token_equal(const char *given, const char *want)
     return diff == 0;
 }
 
-static bool peer_is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family != AF_INET6)
-        return false;
-    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-    return IN6_IS_ADDR_LOOPBACK(a6) || (IN6_IS_ADDR_V4MAPPED(a6) && a6->s6_addr[12] == 127);
-}
-
 /* 0 when the request may go on, else the status that refuses it: 401
  * when a token is configured and the request lacks "Authorization: Bearer
  * TOKEN"; 403 without a token for a client not on loopback (a socket from
@@ -220,7 +210,7 @@ static int request_access(const struct admin *a, const struct admin_request *req
 {
     const char *token = a->rt->cfg->admin.token;
     if (!token)
-        return peer_is_loopback(req->peer) ? 0 : 403;
+        return config_address_is_loopback(req->peer) ? 0 : 403;
     const char *h = req->authorization;
     if (!h || strncasecmp(h, "Bearer ", 7) != 0)
         return 401;

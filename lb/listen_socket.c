@@ -4,12 +4,12 @@
  * no SYN-ACK), so new clients retry later while the ACKs that complete
  * handshakes already under way still pass. */
 #include <errno.h>
-#include <string.h>
 #include <unistd.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "config/config.h"
 #include "lb/listen_socket.h"
 
 #define TCP_FLAGS_OFFSET 13
@@ -47,35 +47,12 @@ fail:;
 
 bool listen_socket_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-    return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
-           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-}
-
-static bool is_wildcard(const struct sockaddr_storage *a)
-{
-    if (a->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
-    return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
-}
-
-static unsigned port_of(const struct sockaddr_storage *a)
-{
-    if (a->ss_family == AF_INET)
-        return ((const struct sockaddr_in *)a)->sin_port;
-    return ((const struct sockaddr_in6 *)a)->sin6_port;
+    return config_address_clash(a, b) == 1;
 }
 
 bool listen_socket_overlap(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-    return a->ss_family == b->ss_family && port_of(a) == port_of(b) && !listen_socket_same(a, b) &&
-           (is_wildcard(a) || is_wildcard(b));
+    return config_address_clash(a, b) == 0;
 }
 
 int listen_socket_share(int fd, bool on)

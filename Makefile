@@ -23,7 +23,7 @@ LDLIBS = $(shell pkg-config --libs $(PKGS)) -lm
 TEST_CFLAGS = $(shell pkg-config --cflags check)
 TEST_LDLIBS = $(shell pkg-config --libs check)
 
-LIB_SRCS := $(wildcard config/*.c health/*.c) $(filter-out lb/main.c,$(wildcard lb/*.c))
+LIB_SRCS := $(wildcard config/*.c health/*.c) $(filter-out lb/main.c,$(wildcard lb/*.c lb/*/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(wildcard tests/*.c tests/unit/*.c tests/integration/*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -67,7 +67,7 @@ test: deps
 	@scripts/run-tests build-asan
 
 format:
-	clang-format -i $(wildcard lb/*.[ch] config/*.[ch] health/*.[ch] tests/*.[ch] tests/*/*.[ch] scripts/*.c)
+	clang-format -i $(wildcard lb/*.[ch] lb/*/*.[ch] config/*.[ch] health/*.[ch] tests/*.[ch] tests/*/*.[ch] scripts/*.c)
 
 clean:
 	rm -rf build build-asan

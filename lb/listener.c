@@ -7,6 +7,7 @@
  * accepts what is already queued before it closes (listener_drain()). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,14 +17,53 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "lb/listen_socket.h"
+#include "lb/io/listen_socket.h"
 #include "lb/log.h"
+#include "lb/io/sock.h"
+#include "lb/listener.h"
+#include "lb/pool.h"
+#include "lb/session.h"
 #include "lb/runtime.h"
 
 #define EMFILE_PAUSE_MS 100
 /* How long a moved listener keeps accepting on its old socket: handshakes
  * under way there complete within a round trip, new ones go elsewhere. */
 #define MOVE_DRAIN_MS 1000
+
+void listener_destroy(struct listener *l)
+{
+    if (!l)
+        return;
+    listener_close(l);
+    pool_release(l->pool);
+    free(l->name);
+    free(l->listen);
+    free(l);
+}
+
+struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c,
+                                 struct pool *pool)
+{
+    struct listener *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->rt = rt;
+    l->name = strdup(c->name);
+    l->listen = strdup(c->listen);
+    if (!l->name || !l->listen) {
+        listener_destroy(l);
+        return NULL;
+    }
+    memcpy(&l->addr, &c->addr, sizeof(l->addr));
+    l->addrlen = c->addrlen;
+    l->mode = c->mode;
+    l->pool = pool;
+    l->pool->refs++;
+    l->max_connections = c->max_connections;
+    l->idle_timeout_ms = c->idle_timeout_ms;
+    l->keepalive = c->keepalive;
+    return l;
+}
 
 void listener_refresh(struct listener *l)
 {

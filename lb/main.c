@@ -16,6 +16,7 @@
 
 #include "config/config.h"
 #include "lb/log.h"
+#include "lb/reload.h"
 #include "lb/runtime.h"
 
 static const char usage_text[] =
@@ -52,7 +53,7 @@ static void on_hup_signal(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    runtime_request_reload(arg);
+    reload_request(arg);
 }
 
 /* SIGUSR1, SIGUSR2: reserved. Their default action would kill lb on a

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lb/balance/balance.h"
 #include "lb/pool.h"
+#include "lb/pool_health.h"
 
 /* Frees a backend's memory; the caller has dropped the last reference. */
 static void backend_free(struct backend *b)
@@ -179,7 +181,16 @@ void pool_release(struct pool *pool)
     free(pool);
 }
 
-/* An available backend (see balance_ops.pick), or NULL when none is. */
+void pool_retire(struct pool *pool)
+{
+    pool->retired = true;
+    if (pool->state != NULL)
+        pool->ops->destroy(pool);
+    pool->state = NULL;
+}
+
+/* An available backend (see balance_ops.pick), or NULL when none is (a
+ * retired pool, or one whose strategy state could not be built). */
 struct backend *pool_pick(struct pool *pool, const struct pick_ctx *ctx)
 {
     if (pool->navailable == 0 || pool->state == NULL)
@@ -191,7 +202,7 @@ struct backend *pool_pick(struct pool *pool, const struct pick_ctx *ctx)
 void pool_conn_start(struct pool *pool, struct backend *b)
 {
     b->active++;
-    if (pool == NULL || b->pool != pool || pool->state == NULL)
+    if (pool == NULL || b->pool != pool || pool->retired || pool->state == NULL)
         return;
     if (pool->ops->conn_start)
         pool->ops->conn_start(pool, b);

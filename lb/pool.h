@@ -1,7 +1,7 @@
 /* pool: the runtime side of a pool and its backends (live state, counters),
- * kept apart from the immutable config, and the strategy interface that
- * picks a backend. The session code calls pool_pick() and never knows which
- * strategy answers. */
+ * kept apart from the immutable config. A pool's strategy (lb/balance/)
+ * picks its backends; the session code calls pool_pick() and never knows
+ * which strategy answers. */
 #ifndef LB_POOL_H
 #define LB_POOL_H
 
@@ -30,6 +30,8 @@ extern const double lb_check_bucket_s[LB_CHECK_BUCKETS];
 
 struct pool;
 struct session;
+struct balance_ops;
+struct pick_ctx;
 struct event;
 struct event_base;
 
@@ -71,33 +73,6 @@ struct backend {
     LIST_HEAD(backend_sessions, session) sessions; /* sessions using it */
 };
 
-/* Passed to pick(): who the client is and which backends this session has
- * already tried (a retry must go elsewhere when anything else is left). */
-struct pick_ctx {
-    const struct sockaddr *client; /* may be NULL (e.g. unit tests of non-hash strategies) */
-    socklen_t client_len;
-    const struct backend *tried[LB_MAX_TRIES];
-    unsigned ntried;
-};
-
-/* The strategy interface (one file per strategy: lb/balance_*.c). */
-struct balance_ops {
-    const char *name;
-    /* Builds the strategy's state for the pool's backends; 0 or -1 (ENOMEM). */
-    int (*init)(struct pool *pool);
-    void (*destroy)(struct pool *pool);
-    /* Returns an available backend not in ctx->tried, or, when every
-     * available backend was tried, any available one; NULL when none is
-     * available. Called on the hot path. */
-    struct backend *(*pick)(struct pool *pool, const struct pick_ctx *ctx);
-    /* A session starts / ends on b (b->active already updated). May be NULL. */
-    void (*conn_start)(struct pool *pool, struct backend *b);
-    void (*conn_end)(struct pool *pool, struct backend *b);
-    /* b's availability (up) or weight changed; the strategy brings its
-     * structures up to date. 0 or -1 (ENOMEM: old structures kept). */
-    int (*update)(struct pool *pool, struct backend *b);
-};
-
 struct pool {
     char *name;
     enum lb_strategy strategy;
@@ -111,6 +86,10 @@ struct pool {
     unsigned hash_table_size;
     struct lb_keepalive_conf keepalive; /* for the sockets to backends (traffic only) */
     unsigned refs;
+    /* A reload put a newer generation in its place (pool_retire()): no
+     * strategy state, no backends of its own left to pick; sessions that
+     * hold it only end, connecting ones move to the new generation. */
+    bool retired;
 
     /* Health (lb/pool_health.c). */
     struct event_base *base; /* NULL: no health (unit tests) */
@@ -121,38 +100,9 @@ struct pool {
     uint64_t rejected; /* clients closed at once: no backend available */
 };
 
-const struct balance_ops *balance_ops_for(enum lb_strategy s);
-extern const struct balance_ops balance_roundrobin_ops;
-extern const struct balance_ops balance_weighted_ops;
-extern const struct balance_ops balance_leastconn_ops;
-extern const struct balance_ops balance_maglev_ops;
-
 static inline bool backend_available(const struct backend *b)
 {
     return b->up && b->eff_weight > 0;
-}
-
-static inline bool pick_tried(const struct pick_ctx *ctx, const struct backend *b)
-{
-    for (unsigned i = 0; i < ctx->ntried; i++)
-        if (ctx->tried[i] == b)
-            return true;
-    return false;
-}
-
-/* The rule every strategy's scan applies to a candidate b: true when b is
- * the answer (available and not tried); an available but tried b is kept in
- * *fallback (the first one only), for when nothing untried is left. */
-static inline bool pick_candidate(struct backend *b, const struct pick_ctx *ctx,
-                                  struct backend **fallback)
-{
-    if (!backend_available(b))
-        return false;
-    if (ctx == NULL || !pick_tried(ctx, b))
-        return true;
-    if (*fallback == NULL)
-        *fallback = b;
-    return false;
 }
 
 /* Builds a pool (with its strategy state) from its config; NULL on ENOMEM. */
@@ -169,6 +119,10 @@ int pool_build(struct pool *pool); /* strategy init once all backends are added 
  * listener and session takes one with refs++); the last frees the strategy
  * state and the pool's reference to each backend. */
 void pool_release(struct pool *pool);
+/* A reload replaced pool by its next generation, which has adopted the
+ * backends that stay: pool is marked retired and its strategy state freed
+ * (it never picks again). What is left in it was removed. */
+void pool_retire(struct pool *pool);
 
 struct backend *pool_pick(struct pool *pool, const struct pick_ctx *ctx);
 void pool_conn_start(struct pool *pool, struct backend *b);
@@ -185,31 +139,5 @@ int pool_set_backend_eff_weight(struct pool *pool, struct backend *b, unsigned e
 /* Drops one reference to b (the pool's own or a session's); the last one
  * frees it. A session that outlives its pool finds b->pool NULL. */
 void backend_release(struct backend *b);
-
-/* Health (lb/pool_health.c). pool_health_start takes the pool's check,
- * passive and slow-start settings from conf and starts every backend's
- * checks on base. 0, or -1 (ENOMEM; nothing left running). */
-int pool_health_start(struct pool *pool, const struct lb_pool_conf *conf, struct event_base *base);
-/* Stops b's checks and timers; b keeps its last state. */
-void backend_health_stop(struct backend *b);
-/* A connect to b from real traffic succeeded or failed (passive ejection). */
-void backend_connect_result(struct backend *b, bool ok);
-/* Recomputes b->up from health, ejection and the admin state, tells the
- * strategy, and logs a pool that has just run out of (or regained)
- * available backends. */
-void backend_refresh(struct backend *b);
-/* "up", "down", "draining" or "disabled", as the admin API shows it. */
-const char *backend_state_name(const struct backend *b);
-/* Logs, once per change, that the pool has no available backend or has
- * some again. Called after any change of a backend's availability. */
-void pool_note_available(struct pool *pool);
-
-/* Maglev helpers, exposed for tests. */
-uint64_t balance_hash(const void *data, size_t len, uint64_t seed);
-
-/* Shared by the balance_*.c strategies: the first available backend at or
- * cyclically after index start not in ctx->tried (ctx may be NULL), else the
- * first available one from start, else NULL. O(n). */
-struct backend *balance_scan(struct pool *pool, const struct pick_ctx *ctx, size_t start);
 
 #endif

@@ -12,6 +12,7 @@
 #include "lb/clock.h"
 #include "lb/log.h"
 #include "lb/pool.h"
+#include "lb/pool_health.h"
 
 /* Slow start moves a backend's weight in this many steps. */
 #define RAMP_STEPS 20

@@ -13,9 +13,14 @@
 
 #include <event2/event.h>
 
-#include "lb/admin.h"
-#include "lb/listen_socket.h"
+#include "lb/admin/admin.h"
+#include "lb/io/listen_socket.h"
 #include "lb/log.h"
+#include "lb/listener.h"
+#include "lb/pool.h"
+#include "lb/pool_health.h"
+#include "lb/reload.h"
+#include "lb/session.h"
 #include "lb/runtime.h"
 
 /* The new generation, built but not yet in force. */
@@ -206,10 +211,7 @@ static void plan_commit_pools(struct runtime *rt, struct reload_plan *p, struct 
             op->backends[k]->removed = true;
             res->backends_removed++;
         }
-        if (op->state) {
-            op->ops->destroy(op);
-            op->state = NULL;
-        }
+        pool_retire(op);
     }
 }
 
@@ -289,7 +291,7 @@ static void reload_failed(struct runtime *rt, const char *err)
     log_error("reload failed: %s (generation %u stays in force)", err, rt->generation);
 }
 
-int runtime_reload(struct runtime *rt, struct reload_result *res, char *err, size_t errlen)
+int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t errlen)
 {
     struct reload_plan p = {.admin = {.fd = -1, .shared_fd = -1}};
     memset(res, 0, sizeof(*res));
@@ -351,16 +353,16 @@ static void on_reload_event(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct reload_result res;
     char err[1024];
-    runtime_reload(arg, &res, err, sizeof(err)); /* logs and counts either way */
+    reload_run(arg, &res, err, sizeof(err)); /* logs and counts either way */
 }
 
-int runtime_reload_init(struct runtime *rt)
+int reload_init(struct runtime *rt)
 {
     rt->reload_ev = event_new(rt->base, -1, 0, on_reload_event, rt);
     return rt->reload_ev ? 0 : -1;
 }
 
-void runtime_request_reload(struct runtime *rt)
+void reload_request(struct runtime *rt)
 {
     /* Activating an event that is already active does nothing: however
      * many SIGHUPs arrive before the loop gets to it, one reload runs. */

@@ -12,9 +12,14 @@
 
 #include <event2/event.h>
 
-#include "lb/admin.h"
+#include "lb/admin/admin.h"
 #include "lb/clock.h"
 #include "lb/log.h"
+#include "lb/listener.h"
+#include "lb/pool.h"
+#include "lb/pool_health.h"
+#include "lb/reload.h"
+#include "lb/session.h"
 #include "lb/runtime.h"
 
 struct pool *runtime_find_pool(const struct runtime *rt, const char *name)
@@ -23,41 +28,6 @@ struct pool *runtime_find_pool(const struct runtime *rt, const char *name)
         if (strcmp(rt->pools[i]->name, name) == 0)
             return rt->pools[i];
     return NULL;
-}
-
-void listener_destroy(struct listener *l)
-{
-    if (!l)
-        return;
-    listener_close(l);
-    pool_release(l->pool);
-    free(l->name);
-    free(l->listen);
-    free(l);
-}
-
-struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c,
-                                 struct pool *pool)
-{
-    struct listener *l = calloc(1, sizeof(*l));
-    if (!l)
-        return NULL;
-    l->rt = rt;
-    l->name = strdup(c->name);
-    l->listen = strdup(c->listen);
-    if (!l->name || !l->listen) {
-        listener_destroy(l);
-        return NULL;
-    }
-    memcpy(&l->addr, &c->addr, sizeof(l->addr));
-    l->addrlen = c->addrlen;
-    l->mode = c->mode;
-    l->pool = pool;
-    l->pool->refs++;
-    l->max_connections = c->max_connections;
-    l->idle_timeout_ms = c->idle_timeout_ms;
-    l->keepalive = c->keepalive;
-    return l;
 }
 
 /* Once a second: look for resets on the sides no event watches. */
@@ -115,7 +85,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     LIST_INIT(&rt->retired);
     rt->generation = 1;
 
-    if (runtime_reload_init(rt) < 0)
+    if (reload_init(rt) < 0)
         goto nomem;
     rt->probe_timer = event_new(base, -1, EV_PERSIST, on_probe_timer, rt);
     struct timeval second = {1, 0};

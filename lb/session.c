@@ -22,7 +22,13 @@
 
 #include "lb/clock.h"
 #include "lb/log.h"
+#include "lb/balance/balance.h"
+#include "lb/io/sock.h"
+#include "lb/listener.h"
+#include "lb/pool.h"
+#include "lb/pool_health.h"
 #include "lb/runtime.h"
+#include "lb/session.h"
 
 /* Per direction; 16 KiB like HAProxy's default bufsize: large enough for
  * full-speed loopback transfers, small enough for 10,000s of sessions. */
@@ -87,26 +93,6 @@ static void session_connect(struct session *s);
 static void session_end(struct session *s, const char *reason);
 static void session_wait_fd(struct session *s, int err);
 
-const char *sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
-{
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-        snprintf(buf, len, "%s:%u", host, port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-        snprintf(buf, len, "[%s]:%u", host, port);
-    } else {
-        snprintf(buf, len, "unknown");
-    }
-    return buf;
-}
-
 /* --- ring buffer: iovecs over the free space and over the held bytes --- */
 
 static int ring_space(struct ring *r, struct iovec iov[2])
@@ -152,24 +138,6 @@ static void side_reset(struct side *side)
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     if (side->fd >= 0)
         setsockopt(side->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-}
-
-/* Turns on TCP keepalive on fd when ka says so, for a peer that vanishes
- * without a reset. Timings first, then SO_KEEPALIVE, so the first timer
- * already runs with ka's idle time. A failure is logged at debug; the
- * session goes on without keepalive. owner names the listener or pool. */
-static void socket_set_keepalive(int fd, const struct lb_keepalive_conf *ka, const char *owner,
-                                 const char *name)
-{
-    int on = 1, idle = (int)ka->idle_s, interval = (int)ka->interval_s, count = (int)ka->count;
-    if (!ka->enabled)
-        return;
-    if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) < 0)
-        log_debug("%s %s: cannot turn on TCP keepalive: %s; the session goes on without it", owner,
-                  name, strerror(errno));
 }
 
 static void side_shut_write(struct side *side)
@@ -506,7 +474,7 @@ static void session_fd_wait_over(struct session *s)
  * of the same name). */
 static void session_follow_reload(struct session *s)
 {
-    if (s->pool->state != NULL)
+    if (!s->pool->retired)
         return;
     struct listener *l = s->listener;
     struct pool *cur = l->retired ? runtime_find_pool(l->rt, s->pool->name) : l->pool;
@@ -557,7 +525,7 @@ static void session_connect(struct session *s)
         session_fd_wait_over(s);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        socket_set_keepalive(fd, &pool->keepalive, "pool", pool->name);
+        sock_set_keepalive(fd, &pool->keepalive, "pool", pool->name);
         s->server.fd = fd;
         s->backend = b;
         b->refs++;
@@ -662,8 +630,7 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
         salen = sizeof(s->client_addr);
     memcpy(&s->client_addr, sa, salen);
     s->client_len = salen;
-    s->pick.client = (struct sockaddr *)&s->client_addr;
-    s->pick.client_len = salen;
+    pick_key_ip(&s->pick, (struct sockaddr *)&s->client_addr, salen);
 
     s->client =
         (struct side){.fd = fd, .closed_reason = "client closed", .error_reason = "client error"};
@@ -673,7 +640,7 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
     s->down = (struct flow){.s = s, .src = &s->server, .dst = &s->client, .ring.data = s->bufs[1]};
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    socket_set_keepalive(fd, &l->keepalive, "listener", l->name);
+    sock_set_keepalive(fd, &l->keepalive, "listener", l->name);
     /* Client events are set up now but added only once the backend is
      * connected: until then the client's bytes wait in the kernel. */
     event_assign(&s->client.rev, rt->base, fd, EV_READ | EV_PERSIST, on_readable, &s->up);

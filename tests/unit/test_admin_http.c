@@ -12,7 +12,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "lb/admin_http.h"
+#include "lb/admin/admin_http.h"
 #include "lb/clock.h"
 #include "lb/runtime.h"
 #include "tests/test.h"

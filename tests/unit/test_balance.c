@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lb/pool.h"
+#include "lb/balance/balance.h"
 #include "tests/test.h"
 
 #define NCLIENTS 1000
@@ -70,7 +70,8 @@ static struct sockaddr_in client4(unsigned i)
 /* The backend iphash gives a sockaddr client (ctx->tried empty). */
 static struct backend *pick_client(struct pool *pool, const void *sa, socklen_t len)
 {
-    struct pick_ctx ctx = {.client = sa, .client_len = len};
+    struct pick_ctx ctx = {0};
+    pick_key_ip(&ctx, sa, len);
     return pool_pick(pool, &ctx);
 }
 
@@ -522,7 +523,8 @@ START_TEST(test_all_retry_avoids_tried)
     struct pool *pool = pool_make(all[_i], 3, w, NULL, 0);
     for (unsigned c = 0; c < 50; c++) {
         struct sockaddr_in sin = client4(c);
-        struct pick_ctx ctx = {.client = (struct sockaddr *)&sin, .client_len = sizeof(sin)};
+        struct pick_ctx ctx = {0};
+        pick_key_ip(&ctx, (struct sockaddr *)&sin, sizeof(sin));
         for (unsigned t = 0; t < 3; t++) {
             struct backend *b = pool_pick(pool, &ctx);
             ck_assert_ptr_nonnull(b);
@@ -552,7 +554,8 @@ END_TEST
 START_TEST(test_all_none_available)
 {
     struct sockaddr_in sin = client4(1);
-    struct pick_ctx ctx = {.client = (struct sockaddr *)&sin, .client_len = sizeof(sin)};
+    struct pick_ctx ctx = {0};
+    pick_key_ip(&ctx, (struct sockaddr *)&sin, sizeof(sin));
     struct pool *pool = pool_make(all[_i], 0, NULL, NULL, 0);
     ck_assert_ptr_null(pool_pick(pool, &ctx));
     pool_release(pool);

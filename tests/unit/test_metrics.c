@@ -9,8 +9,10 @@
 
 #include <event2/buffer.h>
 
-#include "lb/metrics.h"
+#include "lb/admin/metrics.h"
 #include "lb/pool.h"
+#include "lb/listener.h"
+#include "lb/pool_health.h"
 #include "lb/runtime.h"
 #include "tests/prom_check.h"
 #include "tests/test.h"

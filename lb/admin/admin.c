@@ -19,12 +19,18 @@
 
 #include <event2/buffer.h>
 
-#include "lb/admin.h"
-#include "lb/admin_http.h"
-#include "lb/admin_internal.h"
-#include "lb/listen_socket.h"
+#include "lb/admin/admin.h"
+#include "lb/admin/admin_http.h"
+#include "lb/admin/admin_internal.h"
+#include "lb/io/listen_socket.h"
 #include "lb/log.h"
-#include "lb/metrics.h"
+#include "lb/admin/metrics.h"
+#include "lb/io/sock.h"
+#include "lb/listener.h"
+#include "lb/pool.h"
+#include "lb/pool_health.h"
+#include "lb/reload.h"
+#include "lb/session.h"
 #include "lb/runtime.h"
 
 #define ADMIN_MAX_SEGMENTS 8
@@ -457,7 +463,7 @@ static void handle_reload(struct admin_call *call, const struct admin_path *p)
     (void)p;
     struct reload_result res;
     char err[1024];
-    if (runtime_reload(call->a->rt, &res, err, sizeof(err)) < 0) {
+    if (reload_run(call->a->rt, &res, err, sizeof(err)) < 0) {
         reply_error(call, 400, "%s", err);
         return;
     }

@@ -23,9 +23,10 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
-#include "lb/admin_http.h"
+#include "lb/admin/admin_http.h"
 #include "lb/clock.h"
 #include "lb/log.h"
+#include "lb/io/sock.h"
 #include "lb/runtime.h"
 
 /* Requests served per pass of the event loop, whatever the admin load. */

@@ -5,7 +5,7 @@
  * on that order; each backend's heap position makes every change O(log n). */
 #include <stdlib.h>
 
-#include "lb/pool.h"
+#include "lb/balance/balance.h"
 
 #define LC_OUT SIZE_MAX /* heap position of a backend not in the heap */
 

@@ -16,11 +16,13 @@
 
 #include <event2/buffer.h>
 
-#include "lb/admin.h"
-#include "lb/admin_http.h"
+#include "lb/admin/admin.h"
+#include "lb/admin/admin_http.h"
 #include "lb/log.h"
-#include "lb/metrics.h"
+#include "lb/admin/metrics.h"
 #include "lb/pool.h"
+#include "lb/listener.h"
+#include "lb/pool_health.h"
 #include "lb/runtime.h"
 
 /* A render in progress: the first failed write sets failed and every later

@@ -1,7 +1,10 @@
 /* balance: what the strategies share. Maps a configured strategy to its ops
  * table, defines the fixed 64-bit hash every lb instance must agree on
  * (Maglev), and the plain scan the simple strategies and fallbacks use. */
-#include "lb/pool.h"
+#include <string.h>
+#include <netinet/in.h>
+
+#include "lb/balance/balance.h"
 
 #define FNV64_OFFSET 0xcbf29ce484222325ULL
 #define FNV64_PRIME 0x100000001b3ULL
@@ -20,6 +23,26 @@ const struct balance_ops *balance_ops_for(enum lb_strategy s)
         return &balance_maglev_ops;
     }
     return NULL;
+}
+
+void pick_key_ip(struct pick_ctx *ctx, const struct sockaddr *sa, socklen_t len)
+{
+    ctx->key = NULL;
+    ctx->key_len = 0;
+    if (sa == NULL)
+        return;
+    if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        memcpy(ctx->key_ip, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        ctx->key_len = 4;
+    } else if (sa->sa_family == AF_INET6 && len >= sizeof(struct sockaddr_in6)) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        bool mapped = IN6_IS_ADDR_V4MAPPED(a6);
+        ctx->key_len = mapped ? 4 : 16;
+        memcpy(ctx->key_ip, a6->s6_addr + (mapped ? 12 : 0), ctx->key_len);
+    } else {
+        return;
+    }
+    ctx->key = ctx->key_ip;
 }
 
 /* MurmurHash3's 64-bit finalizer: every input bit affects every output bit. */

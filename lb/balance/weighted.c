@@ -6,7 +6,7 @@
  * sizes we expect, and the spread is smoother than any O(1) schedule. */
 #include <stdlib.h>
 
-#include "lb/pool.h"
+#include "lb/balance/balance.h"
 
 struct wrr_state {
     int64_t *current; /* by backend index */

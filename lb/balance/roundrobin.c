@@ -4,7 +4,7 @@
  * backends keep their order. */
 #include <stdlib.h>
 
-#include "lb/pool.h"
+#include "lb/balance/balance.h"
 
 struct rr_state {
     size_t next; /* index of the backend the cycle offers next */

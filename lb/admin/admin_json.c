@@ -8,11 +8,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lb/admin.h"
-#include "lb/admin_http.h"
-#include "lb/admin_internal.h"
+#include "lb/admin/admin.h"
+#include "lb/admin/admin_http.h"
+#include "lb/admin/admin_internal.h"
 #include "lb/log.h"
 #include "lb/pool.h"
+#include "lb/io/sock.h"
+#include "lb/listener.h"
+#include "lb/pool_health.h"
 #include "lb/runtime.h"
 
 #ifndef LB_VERSION

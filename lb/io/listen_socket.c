@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 
 #include "config/config.h"
-#include "lb/listen_socket.h"
+#include "lb/io/listen_socket.h"
 
 #define TCP_FLAGS_OFFSET 13
 #define TCP_FLAG_SYN 0x02

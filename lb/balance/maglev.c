@@ -9,7 +9,7 @@
 
 #include <netinet/in.h>
 
-#include "lb/pool.h"
+#include "lb/balance/balance.h"
 
 #define MAGLEV_EMPTY UINT32_MAX
 
@@ -146,31 +146,13 @@ static int maglev_init(struct pool *pool)
     return 0;
 }
 
-/* The table entry a client starts from: hash of its IP (4 bytes for IPv4
- * and IPv4-mapped IPv6, 16 for IPv6; the port never counts), or entry 0
- * when there is no usable client address. */
+/* The table entry a client starts from: the hash of the session's key
+ * (pick_key_ip(): its IP), or entry 0 without a key. */
 static uint64_t maglev_start(const struct pick_ctx *ctx, uint64_t m)
 {
-    const struct sockaddr *sa = ctx ? ctx->client : NULL;
-    if (sa == NULL)
+    if (ctx == NULL || ctx->key == NULL || ctx->key_len == 0)
         return 0;
-    const void *key = NULL;
-    size_t len = 0;
-    if (sa->sa_family == AF_INET && ctx->client_len >= sizeof(struct sockaddr_in)) {
-        key = &((const struct sockaddr_in *)sa)->sin_addr;
-        len = 4;
-    } else if (sa->sa_family == AF_INET6 && ctx->client_len >= sizeof(struct sockaddr_in6)) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        key = a6->s6_addr;
-        len = 16;
-        if (IN6_IS_ADDR_V4MAPPED(a6)) {
-            key = a6->s6_addr + 12;
-            len = 4;
-        }
-    }
-    if (key == NULL)
-        return 0;
-    return balance_hash(key, len, MAGLEV_SEED_CLIENT) % m;
+    return balance_hash(ctx->key, ctx->key_len, MAGLEV_SEED_CLIENT) % m;
 }
 
 /* Walks from the client's entry forward (at most M entries) to the first

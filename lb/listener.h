@@ -1,0 +1,75 @@
+/* listener: one data listening socket and its accept policy (max_connections,
+ * the process's descriptor budget, a pause when accept() finds no free
+ * descriptor), the hand-over of a moved socket and the drain of a removed
+ * one. Each accepted client becomes a session (lb/session.h). */
+#ifndef LB_LISTENER_H
+#define LB_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "config/config.h"
+
+struct runtime;
+struct pool;
+struct evconnlistener;
+struct event;
+
+struct listener {
+    struct runtime *rt;
+    char *name;
+    char *listen; /* as written */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    enum lb_mode mode;
+    struct pool *pool;
+    unsigned max_connections;
+    unsigned idle_timeout_ms;
+    struct lb_keepalive_conf keepalive;
+    struct evconnlistener *evl; /* NULL once closed */
+    /* The old socket of a moved listener, drained for a moment. */
+    struct evconnlistener *drain_evl;
+    struct event *drain_timer;
+    struct event *resume_timer; /* re-enables accept after EMFILE/ENFILE */
+    bool full;                  /* at max_connections: accept disabled */
+    bool starved;               /* out of file descriptors: accept paused */
+    uint64_t active;            /* open sessions */
+    uint64_t total;             /* sessions ever accepted */
+    bool retired;               /* removed by a reload; freed with its last session */
+    bool draining;              /* listener_drain() runs: not freed yet */
+    LIST_ENTRY(listener) retired_link;
+};
+
+/* A listener for c sending clients to pool (takes a pool reference); not
+ * open yet. NULL on ENOMEM. */
+struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c,
+                                 struct pool *pool);
+/* Closes and frees l, dropping its pool reference. */
+void listener_destroy(struct listener *l);
+/* Binds and listens (reuseport: beside an overlapping socket that shares
+ * its port). 0, or -1 with the reason in err. */
+int listener_open(struct listener *l, bool reuseport, char *err, size_t errlen);
+/* The listening socket, -1 when closed. */
+int listener_fd(const struct listener *l);
+/* A reload moved old's address to l's overlapping one: l takes old's
+ * socket, which stops taking new handshakes (their clients retry, to l's
+ * own socket) and is drained for a moment, then closed. old is left
+ * closed. */
+void listener_adopt(struct listener *l, struct listener *old);
+/* Accepts the clients already queued on l's socket (as sessions of into,
+ * as far as the descriptor budget allows), then closes l's sockets: a
+ * removed listener refuses new clients but does not reset those whose
+ * connect had completed. */
+void listener_drain(struct listener *l, struct listener *into);
+void listener_close(struct listener *l);
+/* Enables or disables accepting as the listener's state says. */
+void listener_refresh(struct listener *l);
+/* Pauses accepting for a moment: the process is out of descriptors. */
+void listener_pause(struct listener *l);
+/* Re-enables accepting once the listener has room again. */
+void listener_resume(struct listener *l);
+
+#endif

@@ -140,7 +140,7 @@ fail:
 static void runtime_close_all(struct runtime *rt)
 {
     while (!LIST_EMPTY(&rt->sessions))
-        session_abort(LIST_FIRST(&rt->sessions), "shutdown");
+        session_abort(LIST_FIRST(&rt->sessions), SESSION_END_SHUTDOWN);
 }
 
 static void on_grace_timer(evutil_socket_t fd, short what, void *arg)

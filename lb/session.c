@@ -601,15 +601,33 @@ static void session_end(struct session *s, const char *reason)
     runtime_session_ended(l->rt, l);
 }
 
-void session_abort(struct session *s, const char *reason)
+static const char *const end_text[] = {
+    [SESSION_END_CLIENT_CLOSED] = "client closed",
+    [SESSION_END_BACKEND_CLOSED] = "backend closed",
+    [SESSION_END_CLIENT_ERROR] = "client error",
+    [SESSION_END_BACKEND_ERROR] = "backend error",
+    [SESSION_END_IDLE_TIMEOUT] = "idle timeout",
+    [SESSION_END_NO_BACKEND] = "no backend",
+    [SESSION_END_CONNECT_FAILED] = "connect failed",
+    [SESSION_END_BACKEND_DISABLED] = "backend disabled",
+    [SESSION_END_SHUTDOWN] = "shutdown",
+    [SESSION_END_INTERNAL_ERROR] = "internal error",
+};
+
+const char *session_end_text(enum session_end why)
 {
-    session_end(s, reason);
+    return (unsigned)why < sizeof(end_text) / sizeof(end_text[0]) ? end_text[why] : "?";
 }
 
-void backend_close_sessions(struct backend *b, const char *reason)
+void session_abort(struct session *s, enum session_end why)
+{
+    session_end(s, session_end_text(why));
+}
+
+void backend_close_sessions(struct backend *b, enum session_end why)
 {
     while (!LIST_EMPTY(&b->sessions))
-        session_end(LIST_FIRST(&b->sessions), reason);
+        session_end(LIST_FIRST(&b->sessions), session_end_text(why));
 }
 
 void session_start(struct listener *l, int fd, const struct sockaddr *sa, socklen_t salen)

@@ -10,6 +10,22 @@ struct runtime;
 struct session;
 struct backend;
 
+/* Why a session ended: one word each in its log line (session_end_text()). */
+enum session_end {
+    SESSION_END_CLIENT_CLOSED,    /* the client finished first (FIN), then the backend */
+    SESSION_END_BACKEND_CLOSED,   /* the backend finished first */
+    SESSION_END_CLIENT_ERROR,     /* the client's connection failed (reset) */
+    SESSION_END_BACKEND_ERROR,    /* the backend's connection failed after connect */
+    SESSION_END_IDLE_TIMEOUT,     /* no byte either way for idle_timeout_ms */
+    SESSION_END_NO_BACKEND,       /* the pool had no available backend */
+    SESSION_END_CONNECT_FAILED,   /* every try to connect failed */
+    SESSION_END_BACKEND_DISABLED, /* the admin disabled its backend */
+    SESSION_END_SHUTDOWN,         /* lb stopped (grace period over) */
+    SESSION_END_INTERNAL_ERROR,   /* lb could not go on (out of memory, epoll) */
+};
+/* The word for why in the session log line ("client closed", ...). */
+const char *session_end_text(enum session_end why);
+
 /* Takes ownership of fd, an accepted non-blocking client socket. */
 void session_start(struct listener *l, int fd, const struct sockaddr *sa, socklen_t salen);
 /* Checks the sides of a parked session that lb does not watch for a reset
@@ -18,9 +34,9 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 void session_probe(struct session *s);
 struct session *session_parked_next(struct session *s);
 /* Ends every open session of b at once (admin "disable"). */
-void backend_close_sessions(struct backend *b, const char *reason);
+void backend_close_sessions(struct backend *b, enum session_end why);
 /* Ends an open session at once (stop after the grace period). */
-void session_abort(struct session *s, const char *reason);
+void session_abort(struct session *s, enum session_end why);
 /* After a reload changed idle timeouts: arms the idle timer of open
  * sessions whose listener now has one. */
 void session_idle_rearm_all(struct runtime *rt);

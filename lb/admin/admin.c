@@ -382,7 +382,7 @@ static int change_apply(struct pool *pool, struct backend *b, const struct backe
         backend_refresh(b);
         log_info("admin: pool %s backend %s state %s (was %s)", pool->name, b->id, c->verb, was);
         if (c->state == BACKEND_DISABLED)
-            backend_close_sessions(b, "backend disabled");
+            backend_close_sessions(b, SESSION_END_BACKEND_DISABLED);
     }
     return 0;
 }

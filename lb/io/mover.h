@@ -1,0 +1,62 @@
+/* mover: how one direction of a relay moves bytes from one connection to
+ * the other, behind a small ops table so the flow logic never knows: today
+ * a bounded ring buffer (lb/io/mover_ring.c); a splice(2) pipe and
+ * buffers taken only while bytes are in flight can take its place. */
+#ifndef LB_IO_MOVER_H
+#define LB_IO_MOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lb/io/conn.h"
+
+struct mover;
+
+struct mover_ops {
+    const char *name;
+    /* Reads once from src into the free room: > 0 bytes, 0 at src's end of
+     * stream, -1 with errno (EAGAIN: nothing now). Never called when full. */
+    ssize_t (*fill)(struct mover *m, struct conn *src);
+    /* Writes what is held to dst until it is all out or dst is full: the
+     * bytes written (>= 0; fewer than held means dst is full), or -1 with
+     * errno on a write error. */
+    ssize_t (*flush)(struct mover *m, struct conn *dst);
+    size_t (*held)(const struct mover *m); /* bytes read, not yet written */
+    bool (*full)(const struct mover *m);   /* no room: stop reading src */
+    void (*release)(struct mover *m);      /* gives back what it holds */
+};
+
+/* The ring's state (mover_ring.c). */
+struct mover_ring {
+    uint32_t head; /* offset of the first byte held */
+    uint32_t len;  /* bytes held */
+    uint32_t size;
+    char *data; /* size bytes, owned by the caller */
+};
+
+struct mover {
+    const struct mover_ops *ops;
+    union {
+        struct mover_ring ring;
+    } u;
+};
+
+extern const struct mover_ops mover_ring_ops;
+
+/* m becomes a ring over buf (size bytes, which the caller owns and keeps
+ * until m is released). */
+void mover_ring_init(struct mover *m, char *buf, uint32_t size);
+
+static inline size_t mover_held(const struct mover *m)
+{
+    return m->ops->held(m);
+}
+
+static inline bool mover_full(const struct mover *m)
+{
+    return m->ops->full(m);
+}
+
+#endif

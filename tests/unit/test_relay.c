@@ -1,0 +1,453 @@
+/* Unit: the relay (lb/relay.c) over socketpair()s and loopback TCP pairs,
+ * without a listener, pool or session: bytes both ways, half-close from
+ * either side, bytes a client sends before the server is attached,
+ * backpressure (a full mover stops reading, and reading resumes byte-exact),
+ * a reset and a write error on either side, the probe of a parked side, and
+ * bytes a connection layer holds that no socket event announces. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+
+#include "lb/clock.h"
+#include "lb/relay.h"
+#include "tests/test.h"
+
+#define RIG_BUF 4096
+#define RIG_WAIT_MS 3000
+
+struct rig {
+    struct event_base *base;
+    struct relay_list parked;
+    struct relay r;
+    struct relay_side client, server;
+    int cpeer, speer; /* the test's ends: the client and the backend */
+    int ends;         /* on_end calls */
+    enum relay_end how;
+    char bufs[2][RIG_BUF];
+};
+
+static struct rig *rig_of(struct relay *r)
+{
+    return (struct rig *)((char *)r - offsetof(struct rig, r));
+}
+
+static void on_end(struct relay *r, enum relay_end how)
+{
+    struct rig *g = rig_of(r);
+    g->ends++;
+    g->how = how;
+    relay_stop(r);
+}
+
+static void set_nonblock(int fd)
+{
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* A connected loopback TCP pair: *a and *b, both non-blocking. */
+static void tcp_pair(int *a, int *b)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sin);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    ck_assert_int_eq(listen(l, 1), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &len), 0);
+    *a = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(connect(*a, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    *b = accept(l, NULL, NULL);
+    ck_assert_int_ge(*b, 0);
+    close(l);
+    set_nonblock(*a);
+    set_nonblock(*b);
+}
+
+static void unix_pair(int *a, int *b)
+{
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    *a = sv[0];
+    *b = sv[1];
+}
+
+/* The relay's client side over one pair, its server side (not attached
+ * yet) over another; tcp picks loopback TCP pairs instead of socketpairs. */
+static void rig_init(struct rig *g, bool tcp)
+{
+    memset(g, 0, sizeof(*g));
+    g->base = event_base_new();
+    ck_assert_ptr_nonnull(g->base);
+    LIST_INIT(&g->parked);
+    int c, s;
+    if (tcp) {
+        tcp_pair(&g->cpeer, &c);
+        tcp_pair(&s, &g->speer);
+    } else {
+        unix_pair(&g->cpeer, &c);
+        unix_pair(&s, &g->speer);
+    }
+    conn_tcp_init(&g->client.conn, c);
+    conn_tcp_init(&g->server.conn, s);
+    relay_init(&g->r, g->base, &g->parked, &g->client, on_end);
+    mover_ring_init(&g->r.up.mover, g->bufs[0], RIG_BUF);
+    mover_ring_init(&g->r.down.mover, g->bufs[1], RIG_BUF);
+}
+
+static void rig_start(struct rig *g, bool attach)
+{
+    ck_assert_int_eq(relay_watch_client(&g->r), 0);
+    if (attach)
+        ck_assert_int_eq(relay_attach_server(&g->r, &g->server), 0);
+}
+
+static void rig_free(struct rig *g)
+{
+    if (g->ends == 0)
+        relay_stop(&g->r);
+    g->client.conn.ops->close(&g->client.conn);
+    g->server.conn.ops->close(&g->server.conn);
+    close(g->cpeer);
+    close(g->speer);
+    event_base_free(g->base);
+}
+
+/* Runs the loop without blocking, a few passes. */
+static void rig_spin(struct rig *g)
+{
+    for (int i = 0; i < 8; i++)
+        event_base_loop(g->base, EVLOOP_NONBLOCK);
+}
+
+/* Runs the loop until the relay ended (bounded). */
+static void rig_run_to_end(struct rig *g)
+{
+    uint64_t until = clock_ms(CLOCK_MONOTONIC) + RIG_WAIT_MS;
+    while (g->ends == 0 && clock_ms(CLOCK_MONOTONIC) < until) {
+        event_base_loop(g->base, EVLOOP_NONBLOCK);
+        poll(NULL, 0, 1);
+    }
+    ck_assert_msg(g->ends == 1, "the relay did not end within %d ms", RIG_WAIT_MS);
+}
+
+static void put(int fd, const char *text)
+{
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+}
+
+/* Reads exactly strlen(want) bytes from fd while running the loop; then,
+ * when eof is set, expects the end of stream. */
+static void expect(struct rig *g, int fd, const char *want, bool eof)
+{
+    size_t len = strlen(want), got = 0;
+    char buf[256];
+    ck_assert(len < sizeof(buf));
+    uint64_t until = clock_ms(CLOCK_MONOTONIC) + RIG_WAIT_MS;
+    bool seen_eof = false;
+    while ((got < len || (eof && !seen_eof)) && clock_ms(CLOCK_MONOTONIC) < until) {
+        event_base_loop(g->base, EVLOOP_NONBLOCK);
+        ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+        if (n > 0)
+            got += (size_t)n;
+        else if (n == 0)
+            seen_eof = true;
+        else
+            poll(NULL, 0, 1);
+        if (seen_eof)
+            break;
+    }
+    buf[got] = '\0';
+    ck_assert_str_eq(buf, want);
+    if (eof)
+        ck_assert_msg(seen_eof, "no end of stream after \"%s\"", want);
+}
+
+START_TEST(both_ways_client_closes_first)
+{
+    struct rig g;
+    rig_init(&g, false);
+    rig_start(&g, true);
+    put(g.cpeer, "hello");
+    expect(&g, g.speer, "hello", false);
+    shutdown(g.cpeer, SHUT_WR);
+    expect(&g, g.speer, "", true); /* the FIN is passed on */
+    ck_assert_int_eq(g.ends, 0);
+    put(g.speer, "world!");
+    shutdown(g.speer, SHUT_WR);
+    expect(&g, g.cpeer, "world!", true);
+    rig_run_to_end(&g);
+    ck_assert_int_eq(g.how, RELAY_END_CLIENT_CLOSED);
+    ck_assert_uint_eq(g.r.up.bytes, 5);
+    ck_assert_uint_eq(g.r.down.bytes, 6);
+    rig_free(&g);
+}
+END_TEST
+
+START_TEST(server_closes_first)
+{
+    struct rig g;
+    rig_init(&g, false);
+    uint64_t counted = 0;
+    rig_start(&g, true);
+    g.r.down.count = &counted;
+    put(g.speer, "banner");
+    shutdown(g.speer, SHUT_WR);
+    expect(&g, g.cpeer, "banner", true);
+    ck_assert_int_eq(g.ends, 0); /* the client may still talk */
+    put(g.cpeer, "late");
+    expect(&g, g.speer, "late", false);
+    shutdown(g.cpeer, SHUT_WR);
+    expect(&g, g.speer, "", true);
+    rig_run_to_end(&g);
+    ck_assert_int_eq(g.how, RELAY_END_SERVER_CLOSED);
+    ck_assert_uint_eq(counted, 6);
+    rig_free(&g);
+}
+END_TEST
+
+/* Bytes and the FIN a client sends while no server is attached wait in
+ * the up mover and go out, in order, once it is. */
+START_TEST(client_bytes_wait_for_the_server)
+{
+    struct rig g;
+    rig_init(&g, false);
+    rig_start(&g, false);
+    put(g.cpeer, "early");
+    shutdown(g.cpeer, SHUT_WR);
+    rig_spin(&g);
+    ck_assert_int_eq(g.ends, 0);
+    ck_assert_uint_eq(g.r.up.bytes, 5);
+    ck_assert(g.r.parked); /* the client is unwatched: the probe looks after it */
+    ck_assert_int_eq(relay_attach_server(&g.r, &g.server), 0);
+    expect(&g, g.speer, "early", true);
+    put(g.speer, "ok");
+    shutdown(g.speer, SHUT_WR);
+    expect(&g, g.cpeer, "ok", true);
+    rig_run_to_end(&g);
+    ck_assert_int_eq(g.how, RELAY_END_CLIENT_CLOSED);
+    rig_free(&g);
+}
+END_TEST
+
+/* A client that goes away without a byte before the server is attached
+ * ends the relay at once. */
+START_TEST(client_gone_before_the_server)
+{
+    struct rig g;
+    rig_init(&g, false);
+    rig_start(&g, false);
+    shutdown(g.cpeer, SHUT_WR);
+    rig_run_to_end(&g);
+    ck_assert_int_eq(g.how, RELAY_END_CLIENT_CLOSED);
+    ck_assert_uint_eq(g.r.up.bytes, 0);
+    rig_free(&g);
+}
+END_TEST
+
+START_TEST(client_reset_before_the_server)
+{
+    struct rig g;
+    rig_init(&g, true);
+    rig_start(&g, false);
+    struct linger lg = {1, 0};
+    setsockopt(g.cpeer, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(g.cpeer);
+    g.cpeer = -1;
+    rig_run_to_end(&g);
+    ck_assert_int_eq(g.how, RELAY_END_CLIENT_ERROR);
+    rig_free(&g);
+}
+END_TEST
+
+static unsigned char pattern(size_t i)
+{
+    return (unsigned char)(i * 7 + (i >> 11));
+}
+
+/* The backend reads nothing: the up mover fills, the relay stops reading
+ * the client (and parks), and once the backend reads, every byte arrives
+ * in order. */
+START_TEST(backpressure_stops_and_resumes)
+{
+    struct rig g;
+    rig_init(&g, false);
+    rig_start(&g, true);
+    const size_t total = 4u << 20;
+    size_t sent = 0, got = 0;
+    unsigned char buf[65536];
+    /* Fill everything between the client and the stalled backend. */
+    for (int idle = 0; idle < 50;) {
+        size_t n = 0;
+        while (n < sizeof(buf) && sent + n < total) {
+            buf[n] = pattern(sent + n);
+            n++;
+        }
+        ssize_t w = write(g.cpeer, buf, n);
+        if (w > 0) {
+            sent += (size_t)w;
+            idle = 0;
+        } else {
+            idle++;
+        }
+        rig_spin(&g);
+    }
+    ck_assert_uint_lt(sent, total); /* the chain is full */
+    ck_assert(mover_full(&g.r.up.mover));
+    ck_assert(!event_pending(&g.client.rev, EV_READ, NULL));
+    ck_assert(g.r.parked);
+    ck_assert_int_eq(g.ends, 0);
+    /* The backend reads now. */
+    uint64_t until = clock_ms(CLOCK_MONOTONIC) + 20000;
+    while (got < total && clock_ms(CLOCK_MONOTONIC) < until) {
+        if (sent < total) {
+            size_t n = 0;
+            while (n < sizeof(buf) && sent + n < total) {
+                buf[n] = pattern(sent + n);
+                n++;
+            }
+            ssize_t w = write(g.cpeer, buf, n);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        event_base_loop(g.base, EVLOOP_NONBLOCK);
+        ssize_t r = read(g.speer, buf, sizeof(buf));
+        for (ssize_t i = 0; i < r; i++, got++)
+            ck_assert_msg(buf[i] == pattern(got), "byte %zu differs", got);
+    }
+    ck_assert_uint_eq(got, total);
+    ck_assert_uint_eq(g.r.up.bytes, total);
+    ck_assert(event_pending(&g.client.rev, EV_READ, NULL));
+    rig_free(&g);
+}
+END_TEST
+
+START_TEST(server_reset_is_an_error)
+{
+    struct rig g;
+    rig_init(&g, true);
+    rig_start(&g, true);
+    put(g.cpeer, "x");
+    expect(&g, g.speer, "x", false);
+    struct linger lg = {1, 0};
+    setsockopt(g.speer, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(g.speer);
+    g.speer = -1;
+    rig_run_to_end(&g);
+    ck_assert_int_eq(g.how, RELAY_END_SERVER_ERROR);
+    rig_free(&g);
+}
+END_TEST
+
+/* The backend went away entirely: writing the client's next bytes to it
+ * fails (EPIPE, never SIGPIPE), a backend error. */
+START_TEST(write_to_a_closed_server_is_an_error)
+{
+    struct rig g;
+    rig_init(&g, false);
+    rig_start(&g, true);
+    close(g.speer);
+    g.speer = -1;
+    rig_spin(&g);
+    put(g.cpeer, "anyone?");
+    rig_run_to_end(&g);
+    ck_assert_int_eq(g.how, RELAY_END_SERVER_ERROR);
+    rig_free(&g);
+}
+END_TEST
+
+/* A half-closed client no event watches any more is parked; its reset is
+ * found by the probe. */
+START_TEST(probe_finds_a_reset_on_a_parked_side)
+{
+    struct rig g;
+    rig_init(&g, true);
+    rig_start(&g, true);
+    shutdown(g.cpeer, SHUT_WR);
+    expect(&g, g.speer, "", true);
+    ck_assert(g.r.parked);
+    ck_assert_ptr_eq(LIST_FIRST(&g.parked), &g.r);
+    ck_assert_int_eq(relay_probe(&g.r), 0); /* nothing wrong yet */
+    ck_assert_int_eq(g.ends, 0);
+    struct linger lg = {1, 0};
+    setsockopt(g.cpeer, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(g.cpeer);
+    g.cpeer = -1;
+    poll(NULL, 0, 50); /* the RST reaches the relay's socket */
+    ck_assert_int_eq(relay_probe(&g.r), -1);
+    ck_assert_int_eq(g.how, RELAY_END_CLIENT_ERROR);
+    ck_assert(LIST_EMPTY(&g.parked));
+    rig_free(&g);
+}
+END_TEST
+
+/* A layer that has already taken bytes off the socket (as TLS does with
+ * records) hands them out one at a time: no socket event announces them,
+ * so the relay must ask pending() and read on its own. */
+struct stash {
+    const char *data;
+    size_t len, off;
+};
+
+static ssize_t stash_readv(struct conn *c, const struct iovec *iov, int iovcnt)
+{
+    struct stash *st = c->layer;
+    if (st->off < st->len && iovcnt > 0 && iov[0].iov_len > 0) {
+        ((char *)iov[0].iov_base)[0] = st->data[st->off++];
+        return 1;
+    }
+    return conn_tcp_ops.readv(c, iov, iovcnt);
+}
+
+static size_t stash_pending(const struct conn *c)
+{
+    const struct stash *st = c->layer;
+    return st->len - st->off;
+}
+
+START_TEST(layer_pending_bytes_are_read_without_an_event)
+{
+    struct rig g;
+    rig_init(&g, false);
+    struct conn_ops ops = conn_tcp_ops;
+    ops.name = "stash";
+    ops.readv = stash_readv;
+    ops.pending = stash_pending;
+    struct stash st = {"abcdef", 6, 0};
+    g.client.conn.ops = &ops;
+    g.client.conn.layer = &st;
+    rig_start(&g, true);
+    expect(&g, g.speer, "abcdef", false);
+    ck_assert_uint_eq(g.r.up.bytes, 6);
+    put(g.cpeer, "gh"); /* then the socket's own bytes */
+    expect(&g, g.speer, "gh", false);
+    rig_free(&g);
+}
+END_TEST
+
+static Suite *relay_suite(void)
+{
+    Suite *s = suite_create("relay_unit");
+    TCase *tc = tcase_create("relay_unit");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, both_ways_client_closes_first);
+    tcase_add_test(tc, server_closes_first);
+    tcase_add_test(tc, client_bytes_wait_for_the_server);
+    tcase_add_test(tc, client_gone_before_the_server);
+    tcase_add_test(tc, client_reset_before_the_server);
+    tcase_add_test(tc, backpressure_stops_and_resumes);
+    tcase_add_test(tc, server_reset_is_an_error);
+    tcase_add_test(tc, write_to_a_closed_server_is_an_error);
+    tcase_add_test(tc, probe_finds_a_reset_on_a_parked_side);
+    tcase_add_test(tc, layer_pending_bytes_are_read_without_an_event);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+LB_TEST_SUITE(relay_suite)

@@ -30,6 +30,7 @@ extern const double lb_check_bucket_s[LB_CHECK_BUCKETS];
 
 struct pool;
 struct session;
+struct upstream;
 struct balance_ops;
 struct pick_ctx;
 struct event;
@@ -70,7 +71,7 @@ struct backend {
     enum backend_admin admin; /* operator's override (admin API) */
     bool weight_overridden;   /* the admin set weight: a reload keeps it */
     bool removed;             /* dropped by a reload: no health, no passive ejection */
-    LIST_HEAD(backend_sessions, session) sessions; /* sessions using it */
+    LIST_HEAD(backend_upstreams, upstream) upstreams; /* sessions' upstreams on it */
 };
 
 struct pool {

@@ -36,12 +36,7 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct runtime *rt = arg;
-    struct session *s = LIST_FIRST(&rt->parked);
-    while (s) {
-        struct session *next = session_parked_next(s);
-        session_probe(s); /* may end s, never another session */
-        s = next;
-    }
+    session_probe_parked(rt);
 }
 
 static void runtime_release(struct runtime *rt)

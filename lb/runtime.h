@@ -10,6 +10,7 @@
 #include <sys/queue.h>
 
 #include "config/config.h"
+#include "lb/relay.h"
 
 struct event_base;
 struct event;
@@ -34,7 +35,7 @@ struct runtime {
     struct listener **listeners;
     size_t nlisteners;
     struct session_list sessions;
-    struct session_list parked;                 /* sessions with a side lb does not watch */
+    struct relay_list parked;                   /* sessions with a side lb does not watch */
     LIST_HEAD(listener_list, listener) retired; /* removed listeners with open sessions */
     unsigned generation;                        /* 1 for the first config, +1 per reload */
     struct event *reload_ev;                    /* reload_request() */

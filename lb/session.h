@@ -28,11 +28,11 @@ const char *session_end_text(enum session_end why);
 
 /* Takes ownership of fd, an accepted non-blocking client socket. */
 void session_start(struct listener *l, int fd, const struct sockaddr *sa, socklen_t salen);
-/* Checks the sides of a parked session that lb does not watch for a reset
- * (SO_ERROR) and ends it if one was reset; unparks it when every side is
- * watched again. */
-void session_probe(struct session *s);
-struct session *session_parked_next(struct session *s);
+/* Once a second (runtime's probe timer): checks the sides of parked
+ * sessions that lb does not watch for a reset (SO_ERROR) and ends those
+ * with one; unparks those whose sides are all watched again. Returns how
+ * many ended. */
+int session_probe_parked(struct runtime *rt);
 /* Ends every open session of b at once (admin "disable"). */
 void backend_close_sessions(struct backend *b, enum session_end why);
 /* Ends an open session at once (stop after the grace period). */

@@ -1,0 +1,251 @@
+/* upstream: picks a backend and connects to it without blocking, retrying
+ * other backends on failure (see lb/upstream.h). Each failed try is counted
+ * (backend failed, passive ejection) and logged; a try that found no free
+ * descriptor is not a try: it waits and comes back. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "lb/clock.h"
+#include "lb/io/sock.h"
+#include "lb/listener.h"
+#include "lb/log.h"
+#include "lb/pool.h"
+#include "lb/pool_health.h"
+#include "lb/runtime.h"
+#include "lb/upstream.h"
+
+/* Retry period for a connect that found no free file descriptor. */
+#define FD_WAIT_MS 100
+
+void upstream_init(struct upstream *u, void *owner, struct listener *l, struct pool *pool,
+                   void (*on_connected)(struct upstream *),
+                   void (*on_failed)(struct upstream *, enum session_end))
+{
+    u->owner = owner;
+    u->listener = l;
+    u->pool = pool;
+    pool->refs++;
+    u->backend = NULL;
+    memset(&u->server, 0, sizeof(u->server));
+    memset(&u->timer, 0, sizeof(u->timer));
+    conn_tcp_init(&u->server.conn, -1);
+    u->state = UPSTREAM_IDLE;
+    u->fd_wait_ms = 0;
+    u->fd_waiting = false;
+    u->on_connected = on_connected;
+    u->on_failed = on_failed;
+}
+
+/* u got its descriptor (or gives up): accepting may resume once no
+ * upstream waits any more. */
+static void upstream_fd_wait_over(struct upstream *u)
+{
+    struct runtime *rt = u->listener->rt;
+    if (!u->fd_waiting)
+        return;
+    u->fd_waiting = false;
+    if (--rt->fd_waiters == 0)
+        for (size_t i = 0; i < rt->nlisteners; i++)
+            listener_refresh(rt->listeners[i]);
+}
+
+static void upstream_close_server(struct upstream *u, bool reset)
+{
+    if (event_initialized(&u->server.wev))
+        event_del(&u->server.wev);
+    if (event_initialized(&u->server.rev))
+        event_del(&u->server.rev);
+    if (reset)
+        u->server.conn.ops->reset(&u->server.conn);
+    u->server.conn.ops->close(&u->server.conn);
+}
+
+/* Ends u's hold on its backend (after a failed try, or at release). */
+static void upstream_drop_backend(struct upstream *u)
+{
+    struct backend *b = u->backend;
+    LIST_REMOVE(u, backend_link);
+    pool_conn_end(u->pool, b);
+    backend_release(b);
+    u->backend = NULL;
+}
+
+void upstream_release(struct upstream *u, bool reset)
+{
+    upstream_fd_wait_over(u);
+    if (event_initialized(&u->timer))
+        event_del(&u->timer);
+    upstream_close_server(u, reset);
+    if (u->backend)
+        upstream_drop_backend(u);
+    u->state = UPSTREAM_IDLE;
+}
+
+void upstream_free(struct upstream *u, bool reset)
+{
+    upstream_release(u, reset);
+    pool_release(u->pool);
+    u->pool = NULL;
+}
+
+/* The connect to u->backend failed: count it (failed, passive ejection),
+ * log it, and release the backend and its socket. */
+static void upstream_try_failed(struct upstream *u, const char *why)
+{
+    struct backend *b = u->backend;
+    b->failed++;
+    log_warn("pool %s backend %s connect failed: %s", u->pool->name, b->id, why);
+    backend_connect_result(b, false);
+    upstream_close_server(u, false);
+    upstream_drop_backend(u);
+    u->state = UPSTREAM_IDLE;
+}
+
+static void upstream_connected(struct upstream *u)
+{
+    u->state = UPSTREAM_CONNECTED;
+    if (event_initialized(&u->server.wev))
+        event_del(&u->server.wev);
+    u->backend->total++;
+    backend_connect_result(u->backend, true);
+    u->on_connected(u);
+}
+
+static void on_connect_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream *u = arg;
+    if (what & EV_TIMEOUT) {
+        char why[64];
+        snprintf(why, sizeof(why), "timed out after %u ms", u->pool->connect_timeout_ms);
+        upstream_try_failed(u, why);
+        upstream_connect(u);
+        return;
+    }
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err != 0) {
+        upstream_try_failed(u, strerror(err));
+        upstream_connect(u);
+        return;
+    }
+    upstream_connected(u);
+}
+
+static void on_fd_wait_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    upstream_connect(arg);
+}
+
+/* socket() failed with err. Out of descriptors (or kernel memory), the
+ * client waits: accepts pause and the connect is tried again every
+ * FD_WAIT_MS, for up to connect_timeout_ms, since a session ending anywhere
+ * frees two descriptors. Any other error ends the session. */
+static void upstream_wait_fd(struct upstream *u, int err)
+{
+    struct pool *pool = u->pool;
+    if (!errno_starved(err) || u->fd_wait_ms >= pool->connect_timeout_ms) {
+        log_error("pool %s: cannot create a socket: %s", pool->name, strerror(err));
+        u->on_failed(u, SESSION_END_CONNECT_FAILED);
+        return;
+    }
+    static time_t last_logged;
+    if (log_second_passed(&last_logged))
+        log_error("pool %s: cannot create a socket: %s; clients wait for a free descriptor",
+                  pool->name, strerror(err));
+    if (!u->fd_waiting) {
+        u->fd_waiting = true;
+        u->listener->rt->fd_waiters++;
+        listener_pause(u->listener);
+    }
+    u->state = UPSTREAM_WAIT_FD;
+    u->fd_wait_ms += FD_WAIT_MS;
+    evtimer_assign(&u->timer, u->listener->rt->base, on_fd_wait_timer, u);
+    struct timeval tv = {0, FD_WAIT_MS * 1000};
+    evtimer_add(&u->timer, &tv);
+}
+
+/* A reload replaced u's pool while it was still connecting (the retired
+ * generation picks nothing): retry in the current pool that serves its
+ * listener (or, for a removed listener, the current pool of the same
+ * name). */
+static void upstream_follow_reload(struct upstream *u)
+{
+    if (!u->pool->retired)
+        return;
+    struct listener *l = u->listener;
+    struct pool *cur = l->retired ? runtime_find_pool(l->rt, u->pool->name) : l->pool;
+    if (!cur || cur == u->pool)
+        return;
+    cur->refs++;
+    pool_release(u->pool);
+    u->pool = cur;
+}
+
+/* Starts a connect to b on a new socket: 1 when under way or done (u's
+ * callbacks take it from there), 0 when it failed at once (counted; try
+ * another), -1 when no socket could be made (u waits or failed). */
+static int upstream_try(struct upstream *u, struct backend *b)
+{
+    struct pool *pool = u->pool;
+    int fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        u->pick.ntried--; /* this try never reached the backend */
+        upstream_wait_fd(u, errno);
+        return -1;
+    }
+    upstream_fd_wait_over(u);
+    sock_set_nodelay(fd);
+    sock_set_keepalive(fd, &pool->keepalive, "pool", pool->name);
+    conn_tcp_init(&u->server.conn, fd);
+    u->backend = b;
+    b->refs++;
+    LIST_INSERT_HEAD(&b->upstreams, u, backend_link);
+    pool_conn_start(pool, b);
+    u->state = UPSTREAM_CONNECTING;
+
+    if (connect(fd, (struct sockaddr *)&b->addr, b->addrlen) == 0) {
+        upstream_connected(u);
+        return 1;
+    }
+    if (errno == EINPROGRESS) {
+        struct timeval tv = clock_timeval(pool->connect_timeout_ms);
+        event_assign(&u->server.wev, u->listener->rt->base, fd, EV_WRITE, on_connect_done, u);
+        if (event_add(&u->server.wev, &tv) < 0) {
+            log_error("listener %s: cannot watch a socket: %s; closing a session",
+                      u->listener->name, strerror(errno));
+            u->on_failed(u, SESSION_END_INTERNAL_ERROR);
+        }
+        return 1;
+    }
+    /* Immediate failure: account for it like a late one. */
+    upstream_try_failed(u, strerror(errno));
+    return 0;
+}
+
+void upstream_connect(struct upstream *u)
+{
+    upstream_follow_reload(u);
+    struct pool *pool = u->pool;
+    while (u->pick.ntried <= pool->retries && u->pick.ntried < LB_MAX_TRIES) {
+        struct backend *b = pool_pick(pool, &u->pick);
+        if (!b) {
+            if (u->pick.ntried == 0)
+                pool->rejected++;
+            u->on_failed(u,
+                         u->pick.ntried == 0 ? SESSION_END_NO_BACKEND : SESSION_END_CONNECT_FAILED);
+            return;
+        }
+        u->pick.tried[u->pick.ntried++] = b;
+        if (upstream_try(u, b) != 0)
+            return;
+    }
+    u->on_failed(u, SESSION_END_CONNECT_FAILED);
+}

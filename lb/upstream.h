@@ -1,0 +1,61 @@
+/* upstream: a session's side towards a backend — the pick (through the
+ * pool's strategy, on the session's key), the non-blocking connect with
+ * its timeout, retries on other backends, the wait for a free descriptor,
+ * and the backend counters. A session owns one at a time (in tcp mode,
+ * one for its whole life; HTTP keep-alive will use several in turn). */
+#ifndef LB_UPSTREAM_H
+#define LB_UPSTREAM_H
+
+#include <stdbool.h>
+#include <sys/queue.h>
+
+#include <event2/event_struct.h>
+
+#include "lb/balance/balance.h"
+#include "lb/relay.h"
+#include "lb/session.h"
+
+struct listener;
+struct pool;
+struct backend;
+
+enum upstream_state {
+    UPSTREAM_IDLE,       /* no backend: before the first pick, or after release */
+    UPSTREAM_WAIT_FD,    /* no descriptor for a socket: tries again shortly */
+    UPSTREAM_CONNECTING, /* connect() under way to backend */
+    UPSTREAM_CONNECTED,  /* server side ready; the relay has it */
+};
+
+struct upstream {
+    void *owner;               /* the session */
+    struct listener *listener; /* its runtime, and who pauses while we wait for a descriptor */
+    struct pool *pool;         /* a reference; moves to the new generation after a reload */
+    struct backend *backend;   /* a reference while set */
+    struct relay_side server;
+    struct pick_ctx pick; /* the key (set by the owner) and the backends tried */
+    enum upstream_state state;
+    struct event timer; /* connect timeout is on server.wev; this one: descriptor wait */
+    unsigned fd_wait_ms;
+    bool fd_waiting;                          /* counted in rt->fd_waiters */
+    LIST_ENTRY(upstream) backend_link;        /* in backend->upstreams while backend is set */
+    void (*on_connected)(struct upstream *u); /* state CONNECTED */
+    void (*on_failed)(struct upstream *u, enum session_end); /* NO_BACKEND, CONNECT_FAILED, ... */
+};
+
+/* Sets u up for owner on pool (takes a pool reference); no backend yet. */
+void upstream_init(struct upstream *u, void *owner, struct listener *l, struct pool *pool,
+                   void (*on_connected)(struct upstream *),
+                   void (*on_failed)(struct upstream *, enum session_end));
+/* Picks a backend and connects, retrying others up to the pool's retries,
+ * until one is connected (on_connected) or none is left (on_failed). Either
+ * may be called before this returns. */
+void upstream_connect(struct upstream *u);
+/* Gives up the backend: closes the server connection (with a reset when
+ * reset is set: the client's side failed), ends the backend's count of it
+ * and drops the backend reference. u is IDLE afterwards and may connect
+ * again (upstream_connect) or be freed. */
+void upstream_release(struct upstream *u, bool reset);
+/* upstream_release(), then drops the pool reference too; u is done. */
+void upstream_free(struct upstream *u, bool reset);
+
+#endif

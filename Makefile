@@ -66,8 +66,9 @@ test: deps
 	@scripts/run-tests build
 	@scripts/run-tests build-asan
 
+# The files scripts/check-format checks, subfolders included.
 format:
-	clang-format -i $(wildcard lb/*.[ch] config/*.[ch] health/*.[ch] tests/*.[ch] tests/*/*.[ch] scripts/*.c)
+	find lb config health tests scripts -type f -name '*.[ch]' -exec clang-format -i {} +
 
 clean:
 	rm -rf build build-asan

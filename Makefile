@@ -1,8 +1,11 @@
 # lb — build, run and test. See README.md.
 #   make          build build/lb and build/demo-backend
 #   make run      install what is missing, then run the demo (lb + 3 backends)
-#   make test     install what is missing, then run every test on the normal
-#                 build and on an ASan/UBSan build (build-asan/)
+#   make test     install what is missing, run make check, then every test on
+#                 the normal build and on an ASan/UBSan build (build-asan/)
+#   make check    formatting and include rules (scripts/check-format,
+#                 scripts/check-includes) and their self-test (scripts/test-checks)
+#   make format   format every C file in place with clang-format
 
 CC := gcc
 BUILD ?= build
@@ -28,7 +31,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(wildcard tests/*.c tests/unit/*.c tests/integration/*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all tests run test deps clean format
+.PHONY: all tests run test check deps clean format
 all: $(BUILD)/lb $(BUILD)/demo-backend
 tests: $(BUILD)/lb-tests
 
@@ -61,13 +64,20 @@ run: deps
 	@scripts/demo-run
 
 test: deps
+	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory BUILD=build all tests
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all tests
 	@scripts/run-tests build
 	@scripts/run-tests build-asan
 
+# All three run, so one failure does not hide another.
+check: deps
+	@rc=0; scripts/check-format || rc=1; scripts/check-includes || rc=1; \
+	scripts/test-checks || rc=1; exit $$rc
+
+# The files scripts/check-format checks, subfolders included.
 format:
-	clang-format -i $(wildcard lb/*.[ch] lb/*/*.[ch] config/*.[ch] health/*.[ch] tests/*.[ch] tests/*/*.[ch] scripts/*.c)
+	find lb config health tests scripts -type f -name '*.[ch]' -exec clang-format -i {} +
 
 clean:
 	rm -rf build build-asan

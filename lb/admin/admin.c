@@ -1,11 +1,11 @@
 /* admin: the JSON admin API and Prometheus /metrics on their own listener,
- * served by lb/admin_http.c on lb's one event loop. Access is decided on
+ * served by lb/admin/admin_http.c on lb's one event loop. Access is decided on
  * the request head, before any body is read: with a token, the request
  * must carry it; without one, the client must be on loopback. Then routing
  * by path and method, and the answer; the JSON views live in
- * lb/admin_json.c. Operator changes (drain, disable, enable, weight) go
- * through backend_refresh(), the same path health takes. A reload moves,
- * opens or closes the admin listener as the new file says. */
+ * lb/admin/admin_json.c. Operator changes (drain, disable, enable, weight)
+ * are the control verbs of lb/control.h. A reload moves, opens or closes
+ * the admin listener as the new file says. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -22,15 +22,14 @@
 #include "lb/admin/admin.h"
 #include "lb/admin/admin_http.h"
 #include "lb/admin/admin_internal.h"
+#include "lb/control.h"
 #include "lb/io/listen_socket.h"
 #include "lb/log.h"
 #include "lb/admin/metrics.h"
 #include "lb/io/sock.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
-#include "lb/pool_health.h"
 #include "lb/reload.h"
-#include "lb/session.h"
 #include "lb/runtime.h"
 
 #define ADMIN_MAX_SEGMENTS 8
@@ -273,7 +272,6 @@ static struct pool *request_pool(struct admin_call *call, const struct admin_pat
 struct backend_change {
     bool set_state;
     enum backend_admin state;
-    const char *verb; /* "drain", "disable", "enable" */
     bool set_weight;
     unsigned weight;
 };
@@ -303,7 +301,6 @@ static int change_key(struct admin_call *call, const char *key, json_t *v, struc
             if (strcmp(json_string_value(v), states[i].verb) == 0) {
                 c->set_state = true;
                 c->state = states[i].state;
-                c->verb = states[i].verb;
                 return 0;
             }
         }
@@ -362,28 +359,15 @@ static int change_parse(struct admin_call *call, struct backend_change *c)
     return rc;
 }
 
-/* Applies a validated change: the weight first (the one step that can fail,
- * ENOMEM, leaving b unchanged), then the state. 0 or -1. */
-static int change_apply(struct pool *pool, struct backend *b, const struct backend_change *c)
+/* Applies a validated change through the control verbs: the weight first
+ * (the one step that can fail, ENOMEM, leaving b unchanged), then the
+ * state. 0 or -1. */
+static int change_apply(struct backend *b, const struct backend_change *c)
 {
-    if (c->set_weight)
-        b->weight_overridden = true; /* even when unchanged: a reload keeps it */
-    if (c->set_weight && c->weight != b->weight) {
-        unsigned was = b->weight;
-        if (pool_set_backend_weight(pool, b, c->weight) < 0)
-            return -1;
-        log_info("admin: pool %s backend %s weight %u (was %u)", pool->name, b->id, c->weight, was);
-        backend_refresh(b);
-        pool_note_available(pool); /* weight 0 takes it out, like down */
-    }
-    if (c->set_state && c->state != b->admin) {
-        const char *was = backend_state_name(b);
-        b->admin = c->state;
-        backend_refresh(b);
-        log_info("admin: pool %s backend %s state %s (was %s)", pool->name, b->id, c->verb, was);
-        if (c->state == BACKEND_DISABLED)
-            backend_close_sessions(b, SESSION_END_BACKEND_DISABLED);
-    }
+    if (c->set_weight && backend_set_weight_override(b, c->weight) < 0)
+        return -1;
+    if (c->set_state && backend_set_admin_state(b, c->state) < 0)
+        return -1;
     return 0;
 }
 
@@ -449,7 +433,7 @@ static void handle_backend(struct admin_call *call, const struct admin_path *p)
         struct backend_change c;
         if (change_parse(call, &c) < 0)
             return;
-        if (change_apply(pool, b, &c) < 0) {
+        if (change_apply(b, &c) < 0) {
             reply_error(call, 500, "out of memory");
             return;
         }

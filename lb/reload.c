@@ -233,11 +233,7 @@ static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
             }
             continue;
         }
-        char *name = strdup(c->name);
-        if (name) {
-            free(l->name);
-            l->name = name;
-        }
+        listener_rename(l, c->name); /* out of memory: the old name stays */
         struct pool *np = p->pools[c->pool_index];
         np->refs++;
         pool_release(l->pool);
@@ -267,7 +263,7 @@ static void plan_drain_removed(struct reload_plan *p)
 {
     for (size_t k = 0; k < p->nremoved; k++) {
         struct listener *l = p->removed[k];
-        bool had_socket = l->evl != NULL; /* else a moved one: its socket was handed over */
+        bool had_socket = l->acc != NULL; /* else a moved one: its socket was handed over */
         l->draining = true;               /* a session ending in there must not free l */
         listener_drain(l, l);
         l->draining = false;

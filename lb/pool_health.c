@@ -173,6 +173,13 @@ void backend_health_stop(struct backend *b)
     }
 }
 
+void pool_health_stop(struct pool *pool)
+{
+    for (size_t i = 0; i < pool->nbackends; i++)
+        if (pool->backends[i])
+            backend_health_stop(pool->backends[i]);
+}
+
 /* Sets up b's timers and, with active checks, its check (started later).
  * A backend carried over by a reload keeps its timers, its passive count
  * and, when the settings and address are unchanged, its running check and
@@ -217,7 +224,6 @@ int pool_health_start(struct pool *pool, const struct lb_pool_conf *conf, struct
         backend_refresh(pool->backends[i]); /* a restarted check starts up */
     return 0;
 fail:
-    for (size_t i = 0; i < pool->nbackends; i++)
-        backend_health_stop(pool->backends[i]);
+    pool_health_stop(pool);
     return -1;
 }

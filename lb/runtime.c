@@ -43,8 +43,14 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Frees everything runtime_start() built. The runtime started the current
+ * pools' health checks, so it stops them (a reload stopped those of the
+ * backends it removed): no timer fires on a backend a session still holds
+ * after its pool went. */
 static void runtime_release(struct runtime *rt)
 {
+    for (size_t i = 0; i < rt->npools; i++)
+        pool_health_stop(rt->pools[i]);
     for (size_t i = 0; i < rt->nlisteners; i++)
         listener_destroy(rt->listeners[i]);
     free(rt->listeners);

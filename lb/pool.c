@@ -196,7 +196,7 @@ void pool_retire(struct pool *pool)
  * retired pool, or one whose strategy state could not be built). */
 struct backend *pool_pick(struct pool *pool, const struct pick_ctx *ctx)
 {
-    if (pool->navailable == 0 || pool->state == NULL)
+    if (pool->retired || pool->navailable == 0 || pool->state == NULL)
         return NULL;
     return pool->ops->pick(pool, ctx);
 }
@@ -219,9 +219,10 @@ void pool_conn_end(struct pool *pool, struct backend *b)
     if (b->active > 0)
         b->active--;
     /* The session's pool may be an older generation: the backend's own
-     * (current) pool is the one whose strategy counts it. */
+     * (current) pool is the one whose strategy counts it. A removed
+     * backend's own pool is retired: no strategy counts it any more. */
     struct pool *cur = b->pool;
-    if (cur == NULL || cur->state == NULL)
+    if (cur == NULL || cur->retired || cur->state == NULL)
         return;
     if (cur->ops->conn_end)
         cur->ops->conn_end(cur, b);
@@ -235,7 +236,7 @@ static int pool_update(struct pool *pool, struct backend *b, bool was_available)
         pool->navailable++;
     if (!now && was_available)
         pool->navailable--;
-    if (pool->state == NULL || pool->ops->update == NULL)
+    if (pool->retired || pool->state == NULL || pool->ops->update == NULL)
         return 0;
     return pool->ops->update(pool, b);
 }

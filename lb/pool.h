@@ -77,7 +77,7 @@ struct pool {
     char *name;
     enum lb_strategy strategy;
     const struct balance_ops *ops;
-    void *state; /* strategy-private */
+    void *state; /* strategy-private; NULL before pool_build(), or retired */
     struct backend **backends;
     size_t nbackends;
     size_t navailable; /* backends with backend_available() */

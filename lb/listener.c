@@ -1,7 +1,8 @@
-/* listener: one listening socket and its accept policy. Stops accepting at
- * max_connections (new clients wait in the kernel backlog) and, when the
- * process runs out of file descriptors, pauses for a moment instead of
- * spinning on a listen socket it cannot serve. When a reload moves a
+/* listener: one listening socket and its accept policy; the accept loop
+ * itself is lb/io/acceptor.c. Stops accepting at max_connections (new
+ * clients wait in the kernel backlog) and, when the process runs out of
+ * file descriptors, pauses for a moment instead of spinning on a listen
+ * socket it cannot serve. When a reload moves a
  * listener to an overlapping address, the new listener also drains the old
  * socket for a moment (listener_adopt()); a listener a reload removes
  * accepts what is already queued before it closes (listener_drain()). */

@@ -1,7 +1,8 @@
-/* listener: one listening socket and its accept policy. Stops accepting at
- * max_connections (new clients wait in the kernel backlog) and, when the
- * process runs out of file descriptors, pauses for a moment instead of
- * spinning on a listen socket it cannot serve. When a reload moves a
+/* listener: one listening socket and its accept policy; the accept loop
+ * itself is lb/io/acceptor.c. Stops accepting at max_connections (new
+ * clients wait in the kernel backlog) and, when the process runs out of
+ * file descriptors, pauses for a moment instead of spinning on a listen
+ * socket it cannot serve. When a reload moves a
  * listener to an overlapping address, the new listener also drains the old
  * socket for a moment (listener_adopt()); a listener a reload removes
  * accepts what is already queued before it closes (listener_drain()). */
@@ -15,17 +16,20 @@
 #include <sys/socket.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
 
+#include "lb/clock.h"
+#include "lb/io/acceptor.h"
 #include "lb/io/listen_socket.h"
 #include "lb/log.h"
-#include "lb/io/sock.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
 #include "lb/session.h"
 #include "lb/runtime.h"
 
 #define EMFILE_PAUSE_MS 100
+/* Clients accepted per readiness of a listening socket; the rest wait for
+ * the loop's next pass, after the events that came meanwhile. */
+#define ACCEPTS_PER_PASS 64
 /* How long a moved listener keeps accepting on its old socket: handshakes
  * under way there complete within a round trip, new ones go elsewhere. */
 #define MOVE_DRAIN_MS 1000
@@ -67,28 +71,19 @@ struct listener *listener_create(struct runtime *rt, const struct lb_listener_co
 
 void listener_refresh(struct listener *l)
 {
-    if (!l->evl)
-        return;
     /* While a session waits for a descriptor, a new client would take the
      * one it waits for: accept nothing until the waiters are served. */
-    bool off = l->full || l->starved || l->rt->fd_full || l->rt->fd_waiters > 0;
-    if (off)
-        evconnlistener_disable(l->evl);
-    else
-        evconnlistener_enable(l->evl);
-    if (l->drain_evl && off)
-        evconnlistener_disable(l->drain_evl);
-    else if (l->drain_evl)
-        evconnlistener_enable(l->drain_evl);
+    bool on = !(l->full || l->rt->fd_full || l->rt->fd_waiters > 0);
+    if (l->acc)
+        acceptor_enable(l->acc, on);
+    if (l->drain_acc)
+        acceptor_enable(l->drain_acc, on);
 }
 
-static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-                      int salen, void *arg)
+static void on_accept(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 {
     struct listener *l = arg;
-    if (evl == l->drain_evl)
-        listen_socket_unstop(fd); /* the old socket's SYN filter came along */
-    session_start(l, fd, sa, (socklen_t)salen);
+    session_start(l, fd, sa, salen);
     if (l->active >= l->max_connections && !l->full) {
         l->full = true;
         log_debug("listener %s: %u connections open, pausing accepts", l->name, l->max_connections);
@@ -96,42 +91,28 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     }
 }
 
-static void on_resume_timer(evutil_socket_t fd, short what, void *arg)
+/* A client of a moved listener's old socket: the SYN filter came along. */
+static void on_drain_accept(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-    (void)fd;
-    (void)what;
-    struct listener *l = arg;
-    l->starved = false;
-    listener_refresh(l);
+    listen_socket_unstop(fd);
+    on_accept(arg, fd, sa, salen);
 }
 
-static void on_accept_error(struct evconnlistener *evl, void *arg)
+static void starved_note(void *arg, char *buf, size_t len)
 {
-    (void)evl;
-    struct listener *l = arg;
-    int err = errno;
-    if (!errno_starved(err)) {
-        log_warn("listener %s: accept failed: %s", l->name, strerror(err));
-        return;
-    }
-    /* The pending client stays in the backlog; retry shortly, or sooner
-     * when a session ends and frees a descriptor. */
-    static time_t last_logged;
-    if (log_second_passed(&last_logged))
-        log_error("listener %s: accept failed: %s (open sessions: %llu); pausing accepts "
-                  "for %d ms",
-                  l->name, strerror(err), (unsigned long long)l->rt->active, EMFILE_PAUSE_MS);
-    listener_pause(l);
+    const struct listener *l = arg;
+    snprintf(buf, len, " (open sessions: %llu)", (unsigned long long)l->rt->active);
 }
+
+/* One line a second for every listener together when they run out. */
+static time_t starved_logged;
 
 void listener_pause(struct listener *l)
 {
-    if (!l->evl)
-        return;
-    l->starved = true;
-    listener_refresh(l);
-    struct timeval tv = {0, EMFILE_PAUSE_MS * 1000};
-    evtimer_add(l->resume_timer, &tv);
+    if (l->acc)
+        acceptor_pause(l->acc);
+    if (l->drain_acc)
+        acceptor_pause(l->drain_acc);
 }
 
 int listener_open(struct listener *l, bool reuseport, char *err, size_t errlen)
@@ -149,34 +130,45 @@ int listener_open(struct listener *l, bool reuseport, char *err, size_t errlen)
                      strerror(errno));
         return -1;
     }
-    l->resume_timer = evtimer_new(l->rt->base, on_resume_timer, l);
-    l->evl = l->resume_timer
-                 ? evconnlistener_new(l->rt->base, on_accept, l,
-                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd)
-                 : NULL;
-    if (!l->evl) {
+    const struct acceptor_conf conf = {
+        .owner = "listener",
+        .name = l->name,
+        .batch = ACCEPTS_PER_PASS,
+        .pause_ms = EMFILE_PAUSE_MS,
+        .starved_logged = &starved_logged,
+        .starved_note = starved_note,
+    };
+    l->acc = acceptor_new(l->rt->base, fd, &conf, on_accept, l); /* closes fd on failure */
+    if (!l->acc) {
         snprintf(err, errlen, "listener %s: out of memory", l->name);
-        if (l->resume_timer)
-            event_free(l->resume_timer);
-        l->resume_timer = NULL;
-        close(fd);
         return -1;
     }
-    evconnlistener_set_error_cb(l->evl, on_accept_error);
     listener_refresh(l); /* born disabled while sessions hold every descriptor */
     return 0;
 }
 
 int listener_fd(const struct listener *l)
 {
-    return l->evl ? evconnlistener_get_fd(l->evl) : -1;
+    return l->acc ? acceptor_fd(l->acc) : -1;
+}
+
+int listener_rename(struct listener *l, const char *name)
+{
+    char *copy = strdup(name);
+    if (!copy || (l->acc && acceptor_rename(l->acc, name) < 0) ||
+        (l->drain_acc && acceptor_rename(l->drain_acc, name) < 0)) {
+        free(copy);
+        return -1;
+    }
+    free(l->name);
+    l->name = copy;
+    return 0;
 }
 
 static void drain_end(struct listener *l)
 {
-    if (l->drain_evl)
-        evconnlistener_free(l->drain_evl); /* closes the old socket */
-    l->drain_evl = NULL;
+    acceptor_free(l->drain_acc); /* closes the old socket */
+    l->drain_acc = NULL;
     if (l->drain_timer)
         event_free(l->drain_timer);
     l->drain_timer = NULL;
@@ -193,37 +185,34 @@ static void on_drain_timer(evutil_socket_t fd, short what, void *arg)
 
 void listener_adopt(struct listener *l, struct listener *old)
 {
-    if (!old->evl)
+    if (!old->acc)
         return;
     drain_end(l); /* a second move within the drain time: the older socket goes */
-    int fd = evconnlistener_get_fd(old->evl);
-    struct timeval tv = {MOVE_DRAIN_MS / 1000, MOVE_DRAIN_MS % 1000 * 1000};
+    int fd = acceptor_fd(old->acc);
+    struct timeval tv = clock_timeval(MOVE_DRAIN_MS);
     l->drain_timer = evtimer_new(l->rt->base, on_drain_timer, l);
-    if (!l->drain_timer || listen_socket_stop(fd) < 0 || evtimer_add(l->drain_timer, &tv) < 0) {
+    if (!l->drain_timer || acceptor_rename(old->acc, l->name) < 0 || listen_socket_stop(fd) < 0 ||
+        evtimer_add(l->drain_timer, &tv) < 0) {
         drain_end(l);
-        listener_drain(old, l); /* cannot stop new handshakes: take the queue, close */
+        listen_socket_unstop(fd); /* clients accepted from now on must not inherit a filter */
+        listener_drain(old, l);   /* cannot stop new handshakes: take the queue, close */
         return;
     }
-    l->drain_evl = old->evl;
-    old->evl = NULL;
-    evconnlistener_set_cb(l->drain_evl, on_accept, l);
-    evconnlistener_set_error_cb(l->drain_evl, on_accept_error);
+    l->drain_acc = old->acc;
+    old->acc = NULL;
+    acceptor_set_handler(l->drain_acc, on_drain_accept, l);
     listener_refresh(l);
 }
 
 void listener_drain(struct listener *l, struct listener *into)
 {
-    int lfd = l->evl ? evconnlistener_get_fd(l->evl) : -1;
     /* Not beyond the descriptors sessions may use: the rest is reset. */
-    while (lfd >= 0 && !l->rt->fd_full) {
+    while (l->acc && !l->rt->fd_full) {
         struct sockaddr_storage sa;
-        socklen_t len = sizeof(sa);
-        int fd = accept4(lfd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
+        socklen_t len;
+        int fd = acceptor_accept(l->acc, &sa, &len);
+        if (fd < 0)
             break; /* EAGAIN: the queue is empty; anything else: give up */
-        }
         session_start(into, fd, (struct sockaddr *)&sa, len);
     }
     listener_close(l); /* with the old socket it may still drain */
@@ -232,28 +221,19 @@ void listener_drain(struct listener *l, struct listener *into)
 void listener_close(struct listener *l)
 {
     drain_end(l);
-    if (l->evl) {
-        evconnlistener_free(l->evl);
-        l->evl = NULL;
-    }
-    if (l->resume_timer) {
-        event_free(l->resume_timer);
-        l->resume_timer = NULL;
-    }
+    acceptor_free(l->acc);
+    l->acc = NULL;
 }
 
 void listener_resume(struct listener *l)
 {
-    bool changed = false;
     if (l->full && l->active < l->max_connections) {
         l->full = false;
-        changed = true;
-    }
-    if (l->starved) { /* a descriptor was just freed: try again now */
-        l->starved = false;
-        evtimer_del(l->resume_timer);
-        changed = true;
-    }
-    if (changed)
         listener_refresh(l);
+    }
+    /* A descriptor was just freed: try again now. */
+    if (l->acc)
+        acceptor_resume(l->acc);
+    if (l->drain_acc)
+        acceptor_resume(l->drain_acc);
 }

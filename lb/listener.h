@@ -15,7 +15,7 @@
 
 struct runtime;
 struct pool;
-struct evconnlistener;
+struct acceptor;
 struct event;
 
 struct listener {
@@ -29,17 +29,15 @@ struct listener {
     unsigned max_connections;
     unsigned idle_timeout_ms;
     struct lb_keepalive_conf keepalive;
-    struct evconnlistener *evl; /* NULL once closed */
+    struct acceptor *acc; /* its listening socket (lb/io/acceptor.h); NULL once closed */
     /* The old socket of a moved listener, drained for a moment. */
-    struct evconnlistener *drain_evl;
+    struct acceptor *drain_acc;
     struct event *drain_timer;
-    struct event *resume_timer; /* re-enables accept after EMFILE/ENFILE */
-    bool full;                  /* at max_connections: accept disabled */
-    bool starved;               /* out of file descriptors: accept paused */
-    uint64_t active;            /* open sessions */
-    uint64_t total;             /* sessions ever accepted */
-    bool retired;               /* removed by a reload; freed with its last session */
-    bool draining;              /* listener_drain() runs: not freed yet */
+    bool full;       /* at max_connections: accept disabled */
+    uint64_t active; /* open sessions */
+    uint64_t total;  /* sessions ever accepted */
+    bool retired;    /* removed by a reload; freed with its last session */
+    bool draining;   /* listener_drain() runs: not freed yet */
     LIST_ENTRY(listener) retired_link;
 };
 
@@ -54,6 +52,9 @@ void listener_destroy(struct listener *l);
 int listener_open(struct listener *l, bool reuseport, char *err, size_t errlen);
 /* The listening socket, -1 when closed. */
 int listener_fd(const struct listener *l);
+/* A reload renamed l: its log lines say name from now on. 0, or -1
+ * (ENOMEM: the old name stays). */
+int listener_rename(struct listener *l, const char *name);
 /* A reload moved old's address to l's overlapping one: l takes old's
  * socket, which stops taking new handshakes (their clients retry, to l's
  * own socket) and is drained for a moment, then closed. old is left
@@ -69,7 +70,8 @@ void listener_close(struct listener *l);
 void listener_refresh(struct listener *l);
 /* Pauses accepting for a moment: the process is out of descriptors. */
 void listener_pause(struct listener *l);
-/* Re-enables accepting once the listener has room again. */
+/* A session of l ended: accepting goes on below max_connections, and a
+ * pause for want of descriptors ends at once. */
 void listener_resume(struct listener *l);
 
 #endif

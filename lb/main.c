@@ -1,4 +1,6 @@
-/* main: command line, config load, and the one event loop.
+/* main: command line, config load, the one event loop, and what runs on
+ * it: the runtime (listeners, pools, sessions) and, beside it, the admin
+ * API, which takes part in reloads through its reload hook.
  *   lb -c FILE      run in the foreground, log to stderr (never blocking)
  *   lb -t -c FILE   validate FILE and exit
  * SIGINT/SIGTERM stop gracefully (a second one stops at once); SIGHUP
@@ -15,6 +17,7 @@
 #include <event2/event.h>
 
 #include "config/config.h"
+#include "lb/admin/admin.h"
 #include "lb/log.h"
 #include "lb/reload.h"
 #include "lb/runtime.h"
@@ -79,6 +82,7 @@ static void raise_fd_limit(void)
 static int run(struct lb_config *cfg)
 {
     struct runtime rt;
+    struct admin *admin = NULL;
     char err[1024];
     int rc = 1;
 
@@ -119,11 +123,22 @@ static int run(struct lb_config *cfg)
         log_error("%s", err);
         goto out;
     }
+    /* The admin API is part of the start: an address in use fails it. */
+    admin = admin_start(&rt, err, sizeof(err));
+    if (!admin) {
+        log_error("%s", err);
+        runtime_free(&rt);
+        goto out;
+    }
+    reload_set_hook(&rt, admin_reload_hook(admin));
+    runtime_ready(&rt);
     log_info("lb %s started (pid %ld, config %s)", LB_VERSION, (long)getpid(), rt.cfg->path);
     if (event_base_dispatch(base) < 0)
         log_error("event loop failed");
     else
         rc = 0;
+    reload_set_hook(&rt, NULL);
+    admin_stop(admin);
     runtime_free(&rt);
 out:
     for (size_t i = 0; i < NSIGNALS; i++)

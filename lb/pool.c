@@ -3,17 +3,20 @@
  * pool's strategy through its balance_ops, so the strategy's structures stay
  * consistent. Reference counts let a backend outlive its pool while a
  * session still uses it. */
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lb/balance/balance.h"
 #include "lb/pool.h"
-#include "lb/pool_health.h"
 
-/* Frees a backend's memory; the caller has dropped the last reference. */
+/* Frees a backend's memory; the caller has dropped the last reference. Its
+ * health checks and timers were stopped by whoever started them (the
+ * runtime, a reload): none may fire on freed memory. */
 static void backend_free(struct backend *b)
 {
+    assert(!b->check && !b->eject_timer && !b->ramp_timer);
     free(b->id);
     free(b->name);
     free(b->address);
@@ -156,8 +159,9 @@ fail:
 
 /* Drops one reference to the pool (its own from pool_new, a listener's or a
  * session's); the last one frees the strategy state and drops the pool's
- * reference to each backend. A backend a session still holds
- * survives with b->pool NULL until its last backend_release(). */
+ * reference to each backend, whose health checks are stopped already
+ * (pool_health_stop(), or a reload that removed it). A backend a session
+ * still holds survives with b->pool NULL until its last backend_release(). */
 void pool_release(struct pool *pool)
 {
     if (pool == NULL)
@@ -172,7 +176,6 @@ void pool_release(struct pool *pool)
         struct backend *b = pool->backends[i];
         if (b == NULL) /* adopted by a newer pool (reload) */
             continue;
-        backend_health_stop(b);
         b->pool = NULL;
         backend_release(b);
     }
@@ -193,7 +196,7 @@ void pool_retire(struct pool *pool)
  * retired pool, or one whose strategy state could not be built). */
 struct backend *pool_pick(struct pool *pool, const struct pick_ctx *ctx)
 {
-    if (pool->navailable == 0 || pool->state == NULL)
+    if (pool->retired || pool->navailable == 0 || pool->state == NULL)
         return NULL;
     return pool->ops->pick(pool, ctx);
 }
@@ -216,9 +219,10 @@ void pool_conn_end(struct pool *pool, struct backend *b)
     if (b->active > 0)
         b->active--;
     /* The session's pool may be an older generation: the backend's own
-     * (current) pool is the one whose strategy counts it. */
+     * (current) pool is the one whose strategy counts it. A removed
+     * backend's own pool is retired: no strategy counts it any more. */
     struct pool *cur = b->pool;
-    if (cur == NULL || cur->state == NULL)
+    if (cur == NULL || cur->retired || cur->state == NULL)
         return;
     if (cur->ops->conn_end)
         cur->ops->conn_end(cur, b);
@@ -232,7 +236,7 @@ static int pool_update(struct pool *pool, struct backend *b, bool was_available)
         pool->navailable++;
     if (!now && was_available)
         pool->navailable--;
-    if (pool->state == NULL || pool->ops->update == NULL)
+    if (pool->retired || pool->state == NULL || pool->ops->update == NULL)
         return 0;
     return pool->ops->update(pool, b);
 }

@@ -78,7 +78,7 @@ struct pool {
     char *name;
     enum lb_strategy strategy;
     const struct balance_ops *ops;
-    void *state; /* strategy-private */
+    void *state; /* strategy-private; NULL before pool_build(), or retired */
     struct backend **backends;
     size_t nbackends;
     size_t navailable; /* backends with backend_available() */
@@ -118,7 +118,9 @@ struct backend *pool_add_backend(struct pool *pool, const char *id, const char *
 int pool_build(struct pool *pool); /* strategy init once all backends are added */
 /* Drops one pool reference (refs starts at 1 for the pool's owner; each
  * listener and session takes one with refs++); the last frees the strategy
- * state and the pool's reference to each backend. */
+ * state and the pool's reference to each backend. The pool knows nothing of
+ * health: whoever started a backend's checks stops them before its last
+ * reference goes (lb/pool_health.h). */
 void pool_release(struct pool *pool);
 /* A reload replaced pool by its next generation, which has adopted the
  * backends that stay: pool is marked retired and its strategy state freed

@@ -41,7 +41,7 @@ static void backend_ramp(struct backend *b)
     unsigned eff = health_slow_start_weight(b->weight, elapsed, pool->slow_start_ms);
     if (pool_set_backend_eff_weight(pool, b, eff) < 0)
         log_warn("pool %s backend %s: out of memory while ramping its weight", pool->name, b->id);
-    if (eff >= b->weight || !b->up)
+    if (eff >= b->weight || !b->up || !b->ramp_timer)
         return;
     unsigned step = pool->slow_start_ms / RAMP_STEPS;
     struct timeval tv = clock_timeval(step < RAMP_STEP_MIN_MS ? RAMP_STEP_MIN_MS : step);
@@ -91,7 +91,7 @@ void backend_refresh(struct backend *b)
     }
     if (up && pool->slow_start_ms > 0 && b->weight > 0)
         backend_ramp(b);
-    else if (!up)
+    else if (!up && b->ramp_timer) /* none without health (a pool of unit tests) */
         evtimer_del(b->ramp_timer);
     pool_note_available(pool);
 }
@@ -173,6 +173,13 @@ void backend_health_stop(struct backend *b)
     }
 }
 
+void pool_health_stop(struct pool *pool)
+{
+    for (size_t i = 0; i < pool->nbackends; i++)
+        if (pool->backends[i])
+            backend_health_stop(pool->backends[i]);
+}
+
 /* Sets up b's timers and, with active checks, its check (started later).
  * A backend carried over by a reload keeps its timers, its passive count
  * and, when the settings and address are unchanged, its running check and
@@ -217,7 +224,6 @@ int pool_health_start(struct pool *pool, const struct lb_pool_conf *conf, struct
         backend_refresh(pool->backends[i]); /* a restarted check starts up */
     return 0;
 fail:
-    for (size_t i = 0; i < pool->nbackends; i++)
-        backend_health_stop(pool->backends[i]);
+    pool_health_stop(pool);
     return -1;
 }

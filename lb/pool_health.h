@@ -16,8 +16,13 @@ struct event_base;
  * passive and slow-start settings from conf and starts every backend's
  * checks on base. 0, or -1 (ENOMEM; nothing left running). */
 int pool_health_start(struct pool *pool, const struct lb_pool_conf *conf, struct event_base *base);
-/* Stops b's checks and timers; b keeps its last state. */
+/* Stops b's checks and timers; b keeps its last state. Whoever started
+ * them stops them: the runtime when it stops, a reload for the backends it
+ * removes. */
 void backend_health_stop(struct backend *b);
+/* backend_health_stop() for every backend of pool (one a reload adopted
+ * into a newer pool is not in it any more). */
+void pool_health_stop(struct pool *pool);
 /* A connect to b from real traffic succeeded or failed (passive ejection). */
 void backend_connect_result(struct backend *b, bool ok);
 /* Recomputes b->up from health, ejection and the admin state, tells the

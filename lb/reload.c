@@ -1,8 +1,8 @@
 /* reload: applies a new config file to the running process, all or
  * nothing. Everything that can fail (reading and validating the file,
- * binding new listeners, allocating pools) happens first, on new objects;
- * only then, in the same loop callback so no event runs in between, does
- * the commit swap them in: listeners on unchanged addresses keep their
+ * binding new listeners, allocating pools, then the hook's prepare: the
+ * admin API's new socket) happens first, on new objects; only then, in the same loop callback so no
+ * event runs in between, does the commit swap them in: listeners on unchanged addresses keep their
  * sockets, backends with the same pool name and id keep their runtime
  * state, and what was removed lives until its last session ends. */
 #include <stdio.h>
@@ -13,7 +13,6 @@
 
 #include <event2/event.h>
 
-#include "lb/admin/admin.h"
 #include "lb/io/listen_socket.h"
 #include "lb/log.h"
 #include "lb/listener.h"
@@ -34,7 +33,6 @@ struct reload_plan {
     long *moved_from;            /* per new listener: the old one it moves, or -1 */
     struct listener **removed;   /* old listeners not carried over, to drain */
     size_t nremoved;
-    struct admin_plan admin;
 };
 
 static int backend_id_cmp(const void *a, const void *b)
@@ -82,7 +80,6 @@ static struct backend *old_backend_with_id(const struct pool *pool, struct backe
  * ones are left alone, fresh pools are freed. */
 static void plan_discard(struct runtime *rt, struct reload_plan *p)
 {
-    admin_reload_abort(&p->admin);
     for (size_t j = 0; p->shared_old && j < rt->nlisteners; j++)
         if (p->shared_old[j])
             listen_socket_share(listener_fd(rt->listeners[j]), false);
@@ -236,11 +233,7 @@ static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
             }
             continue;
         }
-        char *name = strdup(c->name);
-        if (name) {
-            free(l->name);
-            l->name = name;
-        }
+        listener_rename(l, c->name); /* out of memory: the old name stays */
         struct pool *np = p->pools[c->pool_index];
         np->refs++;
         pool_release(l->pool);
@@ -270,7 +263,7 @@ static void plan_drain_removed(struct reload_plan *p)
 {
     for (size_t k = 0; k < p->nremoved; k++) {
         struct listener *l = p->removed[k];
-        bool had_socket = l->evl != NULL; /* else a moved one: its socket was handed over */
+        bool had_socket = l->acc != NULL; /* else a moved one: its socket was handed over */
         l->draining = true;               /* a session ending in there must not free l */
         listener_drain(l, l);
         l->draining = false;
@@ -293,7 +286,8 @@ static void reload_failed(struct runtime *rt, const char *err)
 
 int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t errlen)
 {
-    struct reload_plan p = {.admin = {.fd = -1, .shared_fd = -1}};
+    struct reload_plan p = {0};
+    const struct reload_hook *hook = rt->reload_hook;
     memset(res, 0, sizeof(*res));
     if (rt->stopping) {
         snprintf(err, errlen, "lb is stopping");
@@ -304,8 +298,13 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
         reload_failed(rt, err);
         return -1;
     }
-    if (plan_build(rt, &p, err, errlen) < 0 ||
-        admin_reload_prepare(rt, &p.cfg->admin, &p.admin, err, errlen) < 0) {
+    int rc = plan_build(rt, &p, err, errlen);
+    if (rc == 0 && hook) {
+        rc = hook->prepare(hook->arg, p.cfg, err, errlen);
+        if (rc < 0)
+            hook->abort(hook->arg);
+    }
+    if (rc < 0) {
         plan_discard(rt, &p);
         reload_failed(rt, err);
         return -1;
@@ -325,7 +324,8 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
     config_free(rt->cfg);
     rt->cfg = p.cfg;
     log_set_level(rt->cfg->log_level);
-    admin_reload_commit(rt, &p.admin);
+    if (hook)
+        hook->commit(hook->arg);
     runtime_fd_budget(rt);
     session_idle_rearm_all(rt); /* a listener may have gained an idle timeout */
     plan_drain_removed(&p);
@@ -360,6 +360,11 @@ int reload_init(struct runtime *rt)
 {
     rt->reload_ev = event_new(rt->base, -1, 0, on_reload_event, rt);
     return rt->reload_ev ? 0 : -1;
+}
+
+void reload_set_hook(struct runtime *rt, const struct reload_hook *hook)
+{
+    rt->reload_hook = hook;
 }
 
 void reload_request(struct runtime *rt)

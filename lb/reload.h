@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 struct runtime;
+struct lb_config;
 
 /* What a successful reload changed. */
 struct reload_result {
@@ -17,6 +18,24 @@ struct reload_result {
  * with *res filled, or -1 with the reason in err and nothing changed.
  * Counts and logs the outcome either way. */
 int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t errlen);
+/* How a module with a part of the file of its own (the admin API: main.c
+ * registers it) takes part in each reload, all within the reload's one
+ * loop callback. prepare, once the new listeners and pools are built, does
+ * what can fail (binding a new socket): 0, or -1 with the reason in err,
+ * which fails the reload. commit runs once the new config is in force
+ * (rt->cfg), before the removed listeners drain. abort runs instead when
+ * the reload fails after prepare was called, prepare's own failure
+ * included: it undoes whatever prepare left. */
+struct reload_hook {
+    void *arg;
+    int (*prepare)(void *arg, const struct lb_config *next, char *err, size_t errlen);
+    void (*commit)(void *arg);
+    void (*abort)(void *arg);
+};
+/* Makes hook (NULL: none) take part in rt's reloads from now on, in place
+ * of any other; it must stay valid until replaced. */
+void reload_set_hook(struct runtime *rt, const struct reload_hook *hook);
+
 /* SIGHUP: a reload at the loop's next turn. Requests made before it runs
  * (a burst of SIGHUPs, or one during a reload) make one reload, not one
  * each. */

@@ -12,7 +12,6 @@
 
 #include <event2/event.h>
 
-#include "lb/admin/admin.h"
 #include "lb/clock.h"
 #include "lb/log.h"
 #include "lb/listener.h"
@@ -39,9 +38,14 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
     session_probe_parked(rt);
 }
 
+/* Frees everything runtime_start() built. The runtime started the current
+ * pools' health checks, so it stops them (a reload stopped those of the
+ * backends it removed): no timer fires on a backend a session still holds
+ * after its pool went. */
 static void runtime_release(struct runtime *rt)
 {
-    admin_stop(rt);
+    for (size_t i = 0; i < rt->npools; i++)
+        pool_health_stop(rt->pools[i]);
     for (size_t i = 0; i < rt->nlisteners; i++)
         listener_destroy(rt->listeners[i]);
     free(rt->listeners);
@@ -107,8 +111,18 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
         if (listener_open(rt->listeners[i], false, err, errlen) < 0)
             goto fail;
     }
-    if (admin_start(rt, err, errlen) < 0)
-        goto fail;
+    return 0;
+
+nomem:
+    snprintf(err, errlen, "out of memory");
+fail:
+    runtime_release(rt);
+    return -1;
+}
+
+void runtime_ready(struct runtime *rt)
+{
+    const struct lb_config *cfg = rt->cfg;
     runtime_fd_budget(rt);
     for (size_t i = 0; i < cfg->npools; i++) {
         const struct lb_health_conf *hc = &cfg->pools[i].health;
@@ -123,13 +137,6 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
                  l->name, l->listen, config_mode_name(l->mode), l->pool->name,
                  config_strategy_name(l->pool->strategy), l->pool->nbackends);
     }
-    return 0;
-
-nomem:
-    snprintf(err, errlen, "out of memory");
-fail:
-    runtime_release(rt);
-    return -1;
 }
 
 static void runtime_close_all(struct runtime *rt)

@@ -17,7 +17,7 @@ struct event;
 struct listener;
 struct pool;
 struct session;
-struct admin;
+struct reload_hook;
 
 /* Event priorities of lb's one event_base (main() sets LB_PRIORITIES):
  * libevent runs a pass's callbacks of the best priority only, so the data
@@ -39,6 +39,7 @@ struct runtime {
     LIST_HEAD(listener_list, listener) retired; /* removed listeners with open sessions */
     unsigned generation;                        /* 1 for the first config, +1 per reload */
     struct event *reload_ev;                    /* reload_request() */
+    const struct reload_hook *reload_hook;      /* reload_set_hook(); NULL: none */
     struct event *probe_timer;                  /* probes the parked sessions once a second */
     uint64_t active;                            /* open sessions, all listeners */
     uint64_t total;
@@ -57,13 +58,17 @@ struct runtime {
     int64_t config_loaded_unix_ms;
     uint64_t reloads_ok, reloads_failed;
     char reload_last_error[1024]; /* "" when none */
-    struct admin *admin;          /* NULL without an "admin" key */
 };
 
-/* Builds pools and opens every listener of cfg. On failure returns -1 with
- * the reason in err and leaves nothing open. rt takes ownership of cfg. */
+/* Builds pools, starts their health checks and opens every listener of
+ * cfg. On failure returns -1 with the reason in err and leaves nothing
+ * open. rt takes ownership of cfg (freed on failure too). */
 int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config *cfg, char *err,
                   size_t errlen);
+/* Ends the start once what else main starts with it (the admin API) runs
+ * too: computes the descriptor budget and logs it, each pool's checks and
+ * each listener, so that a start that fails logs its error only. */
+void runtime_ready(struct runtime *rt);
 /* Stops accepting at once, lets sessions run for shutdown_grace_ms, then
  * closes what is left and leaves the event loop. */
 void runtime_stop(struct runtime *rt, const char *why);

@@ -1,11 +1,11 @@
 /* admin: the JSON admin API and Prometheus /metrics on their own listener,
- * served by lb/admin_http.c on lb's one event loop. Access is decided on
+ * served by lb/admin/admin_http.c on lb's one event loop. Access is decided on
  * the request head, before any body is read: with a token, the request
  * must carry it; without one, the client must be on loopback. Then routing
  * by path and method, and the answer; the JSON views live in
- * lb/admin_json.c. Operator changes (drain, disable, enable, weight) go
- * through backend_refresh(), the same path health takes. A reload moves,
- * opens or closes the admin listener as the new file says. */
+ * lb/admin/admin_json.c. Operator changes (drain, disable, enable, weight)
+ * are the control verbs of lb/control.h. A reload moves, opens or closes
+ * the admin listener as the new file says. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -22,15 +22,14 @@
 #include "lb/admin/admin.h"
 #include "lb/admin/admin_http.h"
 #include "lb/admin/admin_internal.h"
+#include "lb/control.h"
 #include "lb/io/listen_socket.h"
 #include "lb/log.h"
 #include "lb/admin/metrics.h"
 #include "lb/io/sock.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
-#include "lb/pool_health.h"
 #include "lb/reload.h"
-#include "lb/session.h"
 #include "lb/runtime.h"
 
 #define ADMIN_MAX_SEGMENTS 8
@@ -38,10 +37,20 @@
 #define CONTENT_TYPE_JSON "application/json"
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
+/* What a reload does to the admin listener, between its prepare and its
+ * commit or abort. */
+struct admin_plan {
+    int fd;        /* a new listening socket for the new address; -1: none */
+    bool enable;   /* the new file has an admin listener */
+    int shared_fd; /* the old socket that was let share its port; -1: none */
+};
+
 struct admin {
     struct runtime *rt;
-    struct admin_server *srv;
-    struct sockaddr_storage addr;
+    struct admin_server *srv;     /* NULL while the file has no "admin" */
+    struct sockaddr_storage addr; /* what srv listens on */
+    struct admin_plan plan;
+    struct reload_hook hook;
 };
 
 /* A request being answered: where the answer goes, and the header lines it
@@ -273,7 +282,6 @@ static struct pool *request_pool(struct admin_call *call, const struct admin_pat
 struct backend_change {
     bool set_state;
     enum backend_admin state;
-    const char *verb; /* "drain", "disable", "enable" */
     bool set_weight;
     unsigned weight;
 };
@@ -303,7 +311,6 @@ static int change_key(struct admin_call *call, const char *key, json_t *v, struc
             if (strcmp(json_string_value(v), states[i].verb) == 0) {
                 c->set_state = true;
                 c->state = states[i].state;
-                c->verb = states[i].verb;
                 return 0;
             }
         }
@@ -362,28 +369,15 @@ static int change_parse(struct admin_call *call, struct backend_change *c)
     return rc;
 }
 
-/* Applies a validated change: the weight first (the one step that can fail,
- * ENOMEM, leaving b unchanged), then the state. 0 or -1. */
-static int change_apply(struct pool *pool, struct backend *b, const struct backend_change *c)
+/* Applies a validated change through the control verbs: the weight first
+ * (the one step that can fail, ENOMEM, leaving b unchanged), then the
+ * state. 0 or -1. */
+static int change_apply(struct backend *b, const struct backend_change *c)
 {
-    if (c->set_weight)
-        b->weight_overridden = true; /* even when unchanged: a reload keeps it */
-    if (c->set_weight && c->weight != b->weight) {
-        unsigned was = b->weight;
-        if (pool_set_backend_weight(pool, b, c->weight) < 0)
-            return -1;
-        log_info("admin: pool %s backend %s weight %u (was %u)", pool->name, b->id, c->weight, was);
-        backend_refresh(b);
-        pool_note_available(pool); /* weight 0 takes it out, like down */
-    }
-    if (c->set_state && c->state != b->admin) {
-        const char *was = backend_state_name(b);
-        b->admin = c->state;
-        backend_refresh(b);
-        log_info("admin: pool %s backend %s state %s (was %s)", pool->name, b->id, c->verb, was);
-        if (c->state == BACKEND_DISABLED)
-            backend_close_sessions(b, SESSION_END_BACKEND_DISABLED);
-    }
+    if (c->set_weight && backend_set_weight_override(b, c->weight) < 0)
+        return -1;
+    if (c->set_state && backend_set_admin_state(b, c->state) < 0)
+        return -1;
     return 0;
 }
 
@@ -395,11 +389,17 @@ static void handle_healthz(struct admin_call *call, const struct admin_path *p)
     reply_json(call, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+/* The admin server's counters (NULL once a reload closed it). */
+static const struct admin_http_stats *admin_stats(const struct admin *a)
+{
+    return a->srv ? admin_http_stats(a->srv) : NULL;
+}
+
 static void handle_metrics(struct admin_call *call, const struct admin_path *p)
 {
     (void)p;
     struct evbuffer *out = evbuffer_new();
-    if (!out || metrics_render(call->a->rt, out) < 0) {
+    if (!out || metrics_render_with_admin(call->a->rt, admin_stats(call->a), out) < 0) {
         if (out)
             evbuffer_free(out);
         reply_oom(call);
@@ -411,7 +411,7 @@ static void handle_metrics(struct admin_call *call, const struct admin_path *p)
 static void handle_status(struct admin_call *call, const struct admin_path *p)
 {
     (void)p;
-    reply_json(call, 200, admin_json_status(call->a->rt));
+    reply_json(call, 200, admin_json_status(call->a->rt, admin_stats(call->a)));
 }
 
 static void handle_listeners(struct admin_call *call, const struct admin_path *p)
@@ -449,7 +449,7 @@ static void handle_backend(struct admin_call *call, const struct admin_path *p)
         struct backend_change c;
         if (change_parse(call, &c) < 0)
             return;
-        if (change_apply(pool, b, &c) < 0) {
+        if (change_apply(b, &c) < 0) {
             reply_error(call, 500, "out of memory");
             return;
         }
@@ -581,72 +581,47 @@ static void admin_configure(struct admin *a)
     memcpy(&a->addr, &conf->addr, sizeof(a->addr));
 }
 
-/* Serves fd (owned from here on) as rt's admin API. 0 or -1 (ENOMEM). */
-static int admin_open(struct runtime *rt, int fd)
+/* Serves fd (owned from here on) as the admin API. 0 or -1 (ENOMEM). */
+static int admin_open(struct admin *a, int fd)
 {
-    struct admin *a = calloc(1, sizeof(*a));
-    if (!a) {
-        close(fd);
-        return -1;
-    }
-    a->rt = rt;
-    a->srv = admin_http_new(rt->base, &admin_handler, a);
+    a->srv = admin_http_new(a->rt->base, &admin_handler, a);
     if (!a->srv) {
         close(fd);
-        free(a);
         return -1;
     }
     if (admin_http_listen(a->srv, fd) < 0) {
         admin_http_free(a->srv);
-        free(a);
+        a->srv = NULL;
         return -1;
     }
-    rt->admin = a;
     admin_configure(a);
-    log_info("admin API listening on %s", rt->cfg->admin.listen);
+    log_info("admin API listening on %s", a->rt->cfg->admin.listen);
     return 0;
 }
 
-int admin_start(struct runtime *rt, char *err, size_t errlen)
+/* Closes the listener and every connection; a stays, for a reload that
+ * opens one again. */
+static void admin_close(struct admin *a)
 {
-    const struct lb_admin_conf *conf = &rt->cfg->admin;
-    if (!conf->enabled)
-        return 0;
-    int fd = admin_socket(conf, -1, err, errlen);
-    if (fd < 0)
-        return -1;
-    if (admin_open(rt, fd) < 0) {
-        snprintf(err, errlen, "admin: out of memory");
-        return -1;
-    }
-    return 0;
-}
-
-void admin_stop(struct runtime *rt)
-{
-    struct admin *a = rt->admin;
-    if (!a)
-        return;
     admin_http_free(a->srv); /* deferred when called from an admin request */
-    free(a);
-    rt->admin = NULL;
+    a->srv = NULL;
 }
 
-const struct admin_http_stats *admin_stats(const struct runtime *rt)
+/* The reload hook: binds what the new file's admin listener needs (nothing
+ * when the address is unchanged). 0, or -1 with err and nothing changed. */
+static int admin_reload_prepare(void *arg, const struct lb_config *next_cfg, char *err,
+                                size_t errlen)
 {
-    return rt->admin ? admin_http_stats(rt->admin->srv) : NULL;
-}
-
-int admin_reload_prepare(struct runtime *rt, const struct lb_admin_conf *next,
-                         struct admin_plan *plan, char *err, size_t errlen)
-{
-    struct admin *a = rt->admin;
+    struct admin *a = arg;
+    const struct lb_admin_conf *next = &next_cfg->admin;
+    struct admin_plan *plan = &a->plan;
     plan->fd = -1;
     plan->shared_fd = -1;
     plan->enable = next->enabled;
-    if (!next->enabled || (a && listen_socket_same(&a->addr, &next->addr)))
+    if (!next->enabled || (a->srv && listen_socket_same(&a->addr, &next->addr)))
         return 0;
-    int beside = a && listen_socket_overlap(&a->addr, &next->addr) ? admin_http_fd(a->srv) : -1;
+    int beside =
+        a->srv && listen_socket_overlap(&a->addr, &next->addr) ? admin_http_fd(a->srv) : -1;
     plan->fd = admin_socket(next, beside, err, errlen);
     if (plan->fd < 0)
         return -1;
@@ -654,8 +629,11 @@ int admin_reload_prepare(struct runtime *rt, const struct lb_admin_conf *next,
     return 0;
 }
 
-void admin_reload_abort(struct admin_plan *plan)
+/* The reload hook: undoes a prepared plan that is not committed. */
+static void admin_reload_abort(void *arg)
 {
+    struct admin *a = arg;
+    struct admin_plan *plan = &a->plan;
     if (plan->fd >= 0)
         close(plan->fd);
     if (plan->shared_fd >= 0)
@@ -663,24 +641,27 @@ void admin_reload_abort(struct admin_plan *plan)
     plan->fd = plan->shared_fd = -1;
 }
 
-void admin_reload_commit(struct runtime *rt, struct admin_plan *plan)
+/* The reload hook: applies the plan once a->rt->cfg is the new config. */
+static void admin_reload_commit(void *arg)
 {
-    struct admin *a = rt->admin;
-    const char *listen = rt->cfg->admin.listen;
+    struct admin *a = arg;
+    struct admin_plan *plan = &a->plan;
+    const char *listen = a->rt->cfg->admin.listen;
+    int fd = plan->fd;
+    plan->fd = plan->shared_fd = -1;
     if (!plan->enable) {
-        if (a)
+        if (a->srv) {
             log_info("admin API closed (no \"admin\" in the configuration any more)");
-        admin_stop(rt);
+            admin_close(a);
+        }
         return;
     }
-    if (plan->fd < 0) { /* same address: the socket stays */
+    if (fd < 0) { /* same address: the socket stays */
         admin_configure(a);
         return;
     }
-    int fd = plan->fd;
-    plan->fd = -1;
-    if (!a) {
-        if (admin_open(rt, fd) < 0)
+    if (!a->srv) {
+        if (admin_open(a, fd) < 0)
             log_error("reload: admin: out of memory; the admin API stays closed");
         return;
     }
@@ -688,9 +669,51 @@ void admin_reload_commit(struct runtime *rt, struct admin_plan *plan)
      * checked against the new file's token, or against loopback without one. */
     if (admin_http_listen(a->srv, fd) < 0) {
         log_error("reload: admin: cannot watch the new socket; the admin API is closed");
-        admin_stop(rt);
+        admin_close(a);
         return;
     }
     admin_configure(a);
     log_info("admin API moved: listening on %s", listen);
+}
+
+struct admin *admin_start(struct runtime *rt, char *err, size_t errlen)
+{
+    struct admin *a = calloc(1, sizeof(*a));
+    if (!a) {
+        snprintf(err, errlen, "admin: out of memory");
+        return NULL;
+    }
+    a->rt = rt;
+    a->plan.fd = a->plan.shared_fd = -1;
+    a->hook =
+        (struct reload_hook){a, admin_reload_prepare, admin_reload_commit, admin_reload_abort};
+    const struct lb_admin_conf *conf = &rt->cfg->admin;
+    if (!conf->enabled)
+        return a;
+    int fd = admin_socket(conf, -1, err, errlen);
+    if (fd < 0) {
+        free(a);
+        return NULL;
+    }
+    if (admin_open(a, fd) < 0) {
+        snprintf(err, errlen, "admin: out of memory");
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+const struct reload_hook *admin_reload_hook(struct admin *a)
+{
+    return &a->hook;
+}
+
+void admin_stop(struct admin *a)
+{
+    if (!a)
+        return;
+    admin_reload_abort(a); /* nothing, unless stopped between prepare and commit */
+    if (a->srv)
+        admin_close(a);
+    free(a);
 }

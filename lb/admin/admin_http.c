@@ -25,8 +25,8 @@
 
 #include "lb/admin/admin_http.h"
 #include "lb/clock.h"
+#include "lb/io/acceptor.h"
 #include "lb/log.h"
-#include "lb/io/sock.h"
 #include "lb/runtime.h"
 
 /* Requests served per pass of the event loop, whatever the admin load. */
@@ -76,11 +76,9 @@ struct admin_server {
     struct event_base *base;
     const struct admin_http_handler *h;
     void *arg;
-    int fd; /* listening socket, -1 when none */
-    struct event accept_ev, resume_timer;
+    struct acceptor *acc;    /* the listening socket; NULL when none */
     struct event work_timer; /* LB_PRIORITY_ADMIN: serves the queue when the loop is idle */
     struct event late_timer; /* default priority: serves it when traffic never lets up */
-    bool accept_assigned;
     unsigned max_connections;
     unsigned request_timeout_ms;
     struct admin_conn_list conns;
@@ -803,7 +801,8 @@ static void refuse(struct admin_server *srv, int fd)
     srv->stats.rejected++;
 }
 
-static void conn_start(struct admin_server *srv, int fd, const struct sockaddr_storage *peer)
+static void conn_start(struct admin_server *srv, int fd, const struct sockaddr *peer,
+                       socklen_t peerlen)
 {
     struct admin_conn *c = calloc(1, sizeof(*c));
     if (c) {
@@ -824,7 +823,7 @@ static void conn_start(struct admin_server *srv, int fd, const struct sockaddr_s
     }
     c->srv = srv;
     c->fd = fd;
-    c->peer = *peer;
+    memcpy(&c->peer, peer, peerlen < sizeof(c->peer) ? peerlen : sizeof(c->peer));
     event_assign(&c->rev, srv->base, fd, EV_READ | EV_PERSIST, on_readable, c);
     event_assign(&c->wev, srv->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
     evtimer_assign(&c->timer, srv->base, on_conn_timer, c);
@@ -834,44 +833,13 @@ static void conn_start(struct admin_server *srv, int fd, const struct sockaddr_s
     conn_wait_request(c);
 }
 
-static void on_resume_timer(evutil_socket_t fd, short what, void *arg)
+static void on_accept(void *arg, int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
-    (void)fd;
-    (void)what;
     struct admin_server *srv = arg;
-    if (srv->fd >= 0)
-        event_add(&srv->accept_ev, NULL);
-}
-
-static void on_accept(evutil_socket_t lfd, short what, void *arg)
-{
-    (void)what;
-    struct admin_server *srv = arg;
-    for (int i = 0; i < ADMIN_ACCEPTS_PER_PASS; i++) {
-        struct sockaddr_storage peer;
-        socklen_t len = sizeof(peer);
-        int fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
-                return;
-            if (!errno_starved(errno)) {
-                log_warn("admin: accept failed: %s", strerror(errno));
-                return;
-            }
-            static time_t last_logged;
-            if (log_second_passed(&last_logged))
-                log_error("admin: accept failed: %s; pausing accepts for %d ms", strerror(errno),
-                          ADMIN_EMFILE_PAUSE_MS);
-            event_del(&srv->accept_ev);
-            struct timeval tv = {0, ADMIN_EMFILE_PAUSE_MS * 1000};
-            evtimer_add(&srv->resume_timer, &tv);
-            return;
-        }
-        if (srv->stats.open >= srv->max_connections)
-            refuse(srv, fd);
-        else
-            conn_start(srv, fd, &peer);
-    }
+    if (srv->stats.open >= srv->max_connections)
+        refuse(srv, fd);
+    else
+        conn_start(srv, fd, peer, peerlen);
 }
 
 /* --- the server --- */
@@ -885,12 +853,10 @@ struct admin_server *admin_http_new(struct event_base *base, const struct admin_
     srv->base = base;
     srv->h = h;
     srv->arg = arg;
-    srv->fd = -1;
     srv->max_connections = 64;
     srv->request_timeout_ms = 10000;
     TAILQ_INIT(&srv->conns);
     TAILQ_INIT(&srv->queue);
-    evtimer_assign(&srv->resume_timer, base, on_resume_timer, srv);
     evtimer_assign(&srv->work_timer, base, on_work_timer, srv);
     event_priority_set(&srv->work_timer, LB_PRIORITY_ADMIN); /* fails on a base without it */
     evtimer_assign(&srv->late_timer, base, on_late_timer, srv);
@@ -899,25 +865,24 @@ struct admin_server *admin_http_new(struct event_base *base, const struct admin_
 
 static void server_close_listener(struct admin_server *srv)
 {
-    if (srv->fd < 0)
-        return;
-    event_del(&srv->accept_ev);
-    evtimer_del(&srv->resume_timer);
-    close(srv->fd);
-    srv->fd = -1;
+    acceptor_free(srv->acc); /* closes the socket */
+    srv->acc = NULL;
 }
+
+/* One line a second when the admin socket runs out of descriptors. */
+static time_t starved_logged;
 
 int admin_http_listen(struct admin_server *srv, int fd)
 {
+    static const struct acceptor_conf conf = {
+        .owner = "admin",
+        .batch = ADMIN_ACCEPTS_PER_PASS,
+        .pause_ms = ADMIN_EMFILE_PAUSE_MS,
+        .starved_logged = &starved_logged,
+    };
     server_close_listener(srv);
-    srv->fd = fd;
-    event_assign(&srv->accept_ev, srv->base, fd, EV_READ | EV_PERSIST, on_accept, srv);
-    if (event_add(&srv->accept_ev, NULL) < 0) {
-        close(fd);
-        srv->fd = -1;
-        return -1;
-    }
-    return 0;
+    srv->acc = acceptor_new(srv->base, fd, &conf, on_accept, srv); /* closes fd on failure */
+    return srv->acc ? 0 : -1;
 }
 
 void admin_http_set_limits(struct admin_server *srv, unsigned max_connections,
@@ -934,7 +899,7 @@ const struct admin_http_stats *admin_http_stats(const struct admin_server *srv)
 
 int admin_http_fd(const struct admin_server *srv)
 {
-    return srv->fd;
+    return srv->acc ? acceptor_fd(srv->acc) : -1;
 }
 
 static void server_free_now(struct admin_server *srv)
@@ -944,7 +909,6 @@ static void server_free_now(struct admin_server *srv)
         conn_close(TAILQ_FIRST(&srv->conns));
     evtimer_del(&srv->work_timer);
     evtimer_del(&srv->late_timer);
-    evtimer_del(&srv->resume_timer);
     free(srv);
 }
 

@@ -11,6 +11,7 @@
 struct runtime;
 struct pool;
 struct backend;
+struct admin_http_stats;
 
 /* Longest client text echoed in an error or a log line, in source bytes. */
 #define ADMIN_ECHO_MAX 64
@@ -19,7 +20,8 @@ struct backend;
 
 /* The JSON views of the API (docs/admin-api.md). Each returns a new
  * reference, or NULL when out of memory. They only read the runtime. */
-json_t *admin_json_status(const struct runtime *rt);
+/* admin: the admin server's counters ("admin": null when NULL). */
+json_t *admin_json_status(const struct runtime *rt, const struct admin_http_stats *admin);
 json_t *admin_json_listeners(const struct runtime *rt);
 json_t *admin_json_pools(const struct runtime *rt);
 json_t *admin_json_pool(const struct runtime *rt, const struct pool *pool);

@@ -8,7 +8,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lb/admin/admin.h"
 #include "lb/admin/admin_http.h"
 #include "lb/admin/admin_internal.h"
 #include "lb/log.h"
@@ -46,16 +45,15 @@ static int64_t now_unix_ms(void)
 }
 
 /* {"connections": open, "rejected": n, "timeouts": n} of the admin server. */
-static json_t *admin_counters(const struct runtime *rt)
+static json_t *admin_counters(const struct admin_http_stats *st)
 {
-    const struct admin_http_stats *st = admin_stats(rt);
     if (!st)
         return json_null();
     return json_pack("{s:I, s:I, s:I}", "connections", (json_int_t)st->open, "rejected",
                      (json_int_t)st->rejected, "timeouts", (json_int_t)st->timeouts);
 }
 
-json_t *admin_json_status(const struct runtime *rt)
+json_t *admin_json_status(const struct runtime *rt, const struct admin_http_stats *admin)
 {
     char loaded[RFC3339_SIZE];
     int64_t uptime_ms = now_unix_ms() - rt->started_unix_ms;
@@ -72,7 +70,7 @@ json_t *admin_json_status(const struct runtime *rt)
                             (json_int_t)rt->fd_reserve, "sessions_max",
                             (json_int_t)(rt->fd_data_max / 2), "accepts_paused", rt->fd_full);
     if (st && (json_object_set_new(st, "descriptors", fds) < 0 ||
-               json_object_set_new(st, "admin", admin_counters(rt)) < 0)) {
+               json_object_set_new(st, "admin", admin_counters(admin)) < 0)) {
         json_decref(st);
         return NULL;
     }

@@ -16,7 +16,6 @@
 
 #include <event2/buffer.h>
 
-#include "lb/admin/admin.h"
 #include "lb/admin/admin_http.h"
 #include "lb/log.h"
 #include "lb/admin/metrics.h"
@@ -268,9 +267,8 @@ static void render_process(struct render *r, const struct runtime *rt)
     render_printf(r, "lb_log_lines_dropped_total %" PRIu64 "\n", log_lines_dropped());
 }
 
-static void render_admin(struct render *r, const struct runtime *rt)
+static void render_admin(struct render *r, const struct admin_http_stats *st)
 {
-    const struct admin_http_stats *st = admin_stats(rt);
     if (!st)
         return;
     render_family(r, "lb_admin_connections", "gauge", "Open connections to the admin API.");
@@ -290,7 +288,8 @@ static void render_free(const void *data, size_t len, void *extra)
     free((void *)data);
 }
 
-int metrics_render(const struct runtime *rt, struct evbuffer *out)
+int metrics_render_with_admin(const struct runtime *rt, const struct admin_http_stats *admin,
+                              struct evbuffer *out)
 {
     struct render r = {0};
     if (!render_room(&r, 0))
@@ -299,7 +298,7 @@ int metrics_render(const struct runtime *rt, struct evbuffer *out)
         format_double(r.le[i], sizeof(r.le[i]), lb_check_bucket_s[i]);
 
     render_process(&r, rt);
-    render_admin(&r, rt);
+    render_admin(&r, admin);
     render_listeners(&r, rt);
     render_family(&r, "lb_backend_up", "gauge",
                   "1 when the backend is available for new connections, else 0.");
@@ -323,4 +322,9 @@ int metrics_render(const struct runtime *rt, struct evbuffer *out)
     if (rc < 0)
         free(r.p);
     return rc < 0 ? -1 : 0;
+}
+
+int metrics_render(const struct runtime *rt, struct evbuffer *out)
+{
+    return metrics_render_with_admin(rt, NULL, out);
 }

@@ -7,11 +7,11 @@
  * tests/harness/NAME.h and defined in the matching tests/harness/NAME.c:
  *   core   temp dir, setup/teardown, clock, strings and files freed at teardown
  *   proc   spawned processes, lb start/stop/signal/rewrite/pipe, /proc counts
- *   net    ports, connect/send/recv with deadlines, byte streams
+ *   net    ports and addresses, connect/send/recv with deadlines, byte streams
  *   log    log file contents, counts and waits
  *   http   HTTP client, admin API calls
  *   json   JSON documents by dotted path, documents kept until teardown
- *   conf   the usual lb config
+ *   conf   lb configs built as JSON documents (the usual one, pieces)
  *   netns  a network namespace of the test's own */
 #ifndef LB_TESTS_HARNESS_H
 #define LB_TESTS_HARNESS_H

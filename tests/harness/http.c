@@ -144,8 +144,7 @@ int harness_http_to(const char *host, int port, const char *method, const char *
     int fd = harness_connect(host, port, HARNESS_WAIT_MS);
     if (fd < 0)
         return -1;
-    const char *hostport =
-        strchr(host, ':') ? harness_strf("[%s]:%d", host, port) : harness_strf("%s:%d", host, port);
+    const char *hostport = harness_hostport(host, port);
     const char *length = body ? harness_strf("Content-Length: %zu\r\n", len) : "";
     const char *head = harness_strf("%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n%s%s\r\n",
                                     method, path, hostport, headers ? headers : "", length);

@@ -99,6 +99,17 @@ bool harness_have_ipv6(void)
     return free_port_on("::1") > 0;
 }
 
+const char *harness_hostport(const char *host, int port)
+{
+    return strchr(host, ':') ? harness_strf("[%s]:%d", host, port)
+                             : harness_strf("%s:%d", host, port);
+}
+
+const char *harness_lo(int port)
+{
+    return harness_strf("127.0.0.1:%d", port);
+}
+
 bool harness_wait_port(const char *host, int port, long timeout_ms)
 {
     long deadline = harness_now_ms() + timeout_ms;

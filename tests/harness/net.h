@@ -14,6 +14,11 @@ int harness_free_port(void);
 int harness_free_port6(void); /* on ::1; -1 when the machine has no ::1 */
 bool harness_have_ipv6(void);
 
+/* "HOST:PORT", or "[HOST]:PORT" for an IPv6 literal (freed at teardown). */
+const char *harness_hostport(const char *host, int port);
+/* "127.0.0.1:PORT" (freed at teardown). */
+const char *harness_lo(int port);
+
 /* True once host:port completes a TCP connect (probing connects). */
 bool harness_wait_port(const char *host, int port, long timeout_ms);
 /* True once something is in LISTEN on the port (reads /proc/net/tcp{,6};

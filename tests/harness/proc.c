@@ -180,8 +180,7 @@ pid_t harness_backend(const char *host, int port, const char *name, const char *
 pid_t harness_backend_status(const char *host, int port, const char *name, const char *mode,
                              const char *status_file)
 {
-    const char *listen =
-        strchr(host, ':') ? harness_strf("[%s]:%d", host, port) : harness_strf("%s:%d", host, port);
+    const char *listen = harness_hostport(host, port);
     const char *log = harness_strf("%s/backend-%s-%d.log", harness_dir(), name, port);
     char *argv[] = {LB_BUILD_DIR "/demo-backend",
                     "-l",

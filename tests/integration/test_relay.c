@@ -29,9 +29,10 @@ static int start_one(struct harness_lb *lb, const char *mode, const char *name,
     int bport = harness_free_port();
     harness_backend("127.0.0.1", bport, name, mode);
     int lport = harness_free_port();
-    conf.listen = harness_strf("127.0.0.1:%d", lport);
-    conf.backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"%s\"}", bport, name);
-    harness_lb_start(lb, harness_config(&conf), lport);
+    conf.listen = harness_lo(lport);
+    json_t *cfg = harness_cfg(&conf);
+    harness_jappend(cfg, "pools.0.backends", harness_backend_json(harness_lo(bport), name));
+    harness_lb_start_json(lb, cfg, lport);
     return lport;
 }
 
@@ -200,16 +201,16 @@ START_TEST(retry_dead_backend)
     int live = harness_free_port();
     harness_backend("127.0.0.1", live, "live", "name");
     int lport = harness_free_port();
-    const char *cfg = harness_config(&(struct harness_conf){
-        .listen = harness_strf("127.0.0.1:%d", lport),
+    json_t *cfg = harness_cfg(&(struct harness_conf){
+        .listen = harness_lo(lport),
         .strategy = "roundrobin",
         .retries = 2,
-        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"dead\"}, "
-                                 "{\"address\": \"127.0.0.1:%d\", \"name\": \"live\"}",
-                                 dead, live),
     });
+    harness_jset(cfg, "pools.0.backends",
+                 harness_jarray(harness_backend_json(harness_lo(dead), "dead"),
+                                harness_backend_json(harness_lo(live), "live"), NULL));
     struct harness_lb lb;
-    harness_lb_start(&lb, cfg, lport);
+    harness_lb_start_json(&lb, cfg, lport);
     for (int i = 0; i < 6; i++) {
         const char *got = harness_fetch_name(NULL, "127.0.0.1", lport);
         ck_assert_msg(got && strcmp(got, "live") == 0, "connection %d got %s; log %s", i,
@@ -229,15 +230,12 @@ START_TEST(all_backends_dead)
     int d1 = harness_free_port();
     int d2 = harness_free_port();
     int lport = harness_free_port();
-    const char *cfg = harness_config(&(struct harness_conf){
-        .listen = harness_strf("127.0.0.1:%d", lport),
-        .retries = 2,
-        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"d1\"}, "
-                                 "{\"address\": \"127.0.0.1:%d\", \"name\": \"d2\"}",
-                                 d1, d2),
-    });
+    json_t *cfg = harness_cfg(&(struct harness_conf){.listen = harness_lo(lport), .retries = 2});
+    harness_jset(cfg, "pools.0.backends",
+                 harness_jarray(harness_backend_json(harness_lo(d1), "d1"),
+                                harness_backend_json(harness_lo(d2), "d2"), NULL));
     struct harness_lb lb;
-    harness_lb_start(&lb, cfg, lport);
+    harness_lb_start_json(&lb, cfg, lport);
     int fd = connect_lb("127.0.0.1", lport);
     long waited = harness_wait_closed(fd, 3000);
     ck_assert_msg(waited >= 0, "lb did not close the client within 3 s with every backend dead");
@@ -345,12 +343,11 @@ START_TEST(ipv6_end_to_end)
     int lport = harness_free_port6();
     ck_assert(bport > 0 && lport > 0);
     harness_backend("::1", bport, "v6", "echo");
-    const char *cfg = harness_config(&(struct harness_conf){
-        .listen = harness_strf("[::1]:%d", lport),
-        .backends = harness_strf("{\"address\": \"[::1]:%d\"}", bport),
-    });
+    json_t *cfg = harness_cfg(&(struct harness_conf){.listen = harness_hostport("::1", lport)});
+    harness_jappend(cfg, "pools.0.backends",
+                    harness_backend_json(harness_hostport("::1", bport), NULL));
     struct harness_lb lb;
-    harness_lb_start(&lb, cfg, lport);
+    harness_lb_start_json(&lb, cfg, lport);
     int fd = connect_lb("::1", lport);
     echo_roundtrip(fd, "hello over v6");
     close(fd);
@@ -443,16 +440,16 @@ START_TEST(retry_connect_timeout)
     int live = harness_free_port();
     harness_backend("127.0.0.1", live, "live", "name");
     int lport = harness_free_port();
-    const char *cfg = harness_config(&(struct harness_conf){
-        .listen = harness_strf("127.0.0.1:%d", lport),
+    json_t *cfg = harness_cfg(&(struct harness_conf){
+        .listen = harness_lo(lport),
         .retries = 1,
         .connect_timeout_ms = 200,
-        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"hung\"}, "
-                                 "{\"address\": \"127.0.0.1:%d\", \"name\": \"live\"}",
-                                 hung, live),
     });
+    harness_jset(cfg, "pools.0.backends",
+                 harness_jarray(harness_backend_json(harness_lo(hung), "hung"),
+                                harness_backend_json(harness_lo(live), "live"), NULL));
     struct harness_lb lb;
-    harness_lb_start(&lb, cfg, lport);
+    harness_lb_start_json(&lb, cfg, lport);
     const char *name = harness_fetch_name(NULL, "127.0.0.1", lport);
     ck_assert_msg(name && strcmp(name, "live") == 0, "got %s instead of live",
                   name ? name : "(nothing)");
@@ -478,13 +475,11 @@ START_TEST(fd_exhaustion_waits)
     int bport = harness_free_port();
     harness_backend("127.0.0.1", bport, "e1", "echo");
     int lport = harness_free_port();
-    const char *cfg = harness_config(&(struct harness_conf){
-        .listen = harness_strf("127.0.0.1:%d", lport),
-        .connect_timeout_ms = 10000,
-        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"e1\"}", bport),
-    });
+    json_t *cfg = harness_cfg(
+        &(struct harness_conf){.listen = harness_lo(lport), .connect_timeout_ms = 10000});
+    harness_jappend(cfg, "pools.0.backends", harness_backend_json(harness_lo(bport), "e1"));
     struct harness_lb lb;
-    harness_lb_start_limited(&lb, cfg, lport, 14);
+    harness_lb_start_limited(&lb, harness_jtext(cfg), lport, 14);
 
     int fds[FD_CLIENTS];
     bool served[FD_CLIENTS] = {false};

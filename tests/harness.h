@@ -1,7 +1,8 @@
 /* harness: what the integration tests share. A temp dir per test, free
- * loopback ports, child processes (lb, demo-backend) that never outlive the
- * test, and socket and log helpers. Every wait has a deadline, so a broken lb
- * fails a test instead of hanging it.
+ * loopback ports, child processes (lb, demo-backend, servers running a
+ * function of the test) that never outlive the test, lb configs built as
+ * JSON documents, and socket, HTTP and log helpers. Every wait has a
+ * deadline, so a broken lb fails a test instead of hanging it.
  *
  * One header for the tests; the helpers are declared by concern in
  * tests/harness/NAME.h and defined in the matching tests/harness/NAME.c:
@@ -12,7 +13,8 @@
  *   http   HTTP client, admin API calls
  *   json   JSON documents by dotted path, documents kept until teardown
  *   conf   lb configs built as JSON documents (the usual one, pieces)
- *   netns  a network namespace of the test's own */
+ *   netns  a network namespace of the test's own
+ *   server backends from a C function (harness_server), a held accept queue */
 #ifndef LB_TESTS_HARNESS_H
 #define LB_TESTS_HARNESS_H
 
@@ -31,5 +33,6 @@
 #include "tests/harness/json.h"
 #include "tests/harness/conf.h"
 #include "tests/harness/netns.h"
+#include "tests/harness/server.h"
 
 #endif

@@ -170,6 +170,7 @@ void harness_teardown(void)
     harness_json_release();
     harness_children_kill();
     harness_pipes_close();
+    harness_held_close();
     if (getenv("LB_IT_KEEP"))
         fprintf(stderr, "harness: kept %s\n", dir);
     else

@@ -15,7 +15,7 @@
  * hook, for the no-fork mode) kills every process spawned and, when the test
  * got that far, removes the dir (kept when LB_IT_KEEP is set). A failed
  * test keeps its dir for reading. Teardown also frees the strings and JSON
- * documents handed out. */
+ * documents handed out and closes the sockets of harness_listen_held. */
 void harness_setup(void);
 void harness_teardown(void);
 const char *harness_dir(void);

@@ -1,6 +1,6 @@
 /* harness/internal: what the tests/harness/ files share and the tests
  * do not see. The state behind it (temp dir, spawned PIDs, kept strings and
- * documents) lives in one file each; the others reach it
+ * documents, held sockets) lives in one file each; the others reach it
  * only through these functions. */
 #ifndef LB_TESTS_HARNESS_INTERNAL_H
 #define LB_TESTS_HARNESS_INTERNAL_H
@@ -30,8 +30,9 @@ int harness_next_file_number(void);
 
 /* --- proc.c --- */
 
-/* Remembers pid for teardown (SIGKILL and reap). */
-void harness_child_track(pid_t pid);
+/* Remembers pid for teardown (SIGKILL and reap); with group, pid leads a
+ * process group of its own and the whole group is SIGKILLed. */
+void harness_child_track(pid_t pid, bool group);
 /* SIGKILLs and reaps every tracked process not reaped yet (teardown, exit). */
 void harness_children_kill(void);
 /* Closes the read ends of lb pipes still open (teardown). */
@@ -50,5 +51,10 @@ void harness_ports_reset(void);
 
 /* Drops every document kept for the test (teardown). */
 void harness_json_release(void);
+
+/* --- server.c --- */
+
+/* Closes the listening sockets of harness_listen_held (teardown). */
+void harness_held_close(void);
 
 #endif

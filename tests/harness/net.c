@@ -110,6 +110,16 @@ const char *harness_lo(int port)
     return harness_strf("127.0.0.1:%d", port);
 }
 
+int harness_sock_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    ck_assert_msg(getsockname(fd, (struct sockaddr *)&ss, &len) == 0, "harness: getsockname: %s",
+                  strerror(errno));
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
 bool harness_wait_port(const char *host, int port, long timeout_ms)
 {
     long deadline = harness_now_ms() + timeout_ms;

@@ -19,6 +19,9 @@ const char *harness_hostport(const char *host, int port);
 /* "127.0.0.1:PORT" (freed at teardown). */
 const char *harness_lo(int port);
 
+/* The local port of socket fd (fails the test when it has none). */
+int harness_sock_port(int fd);
+
 /* True once host:port completes a TCP connect (probing connects). */
 bool harness_wait_port(const char *host, int port, long timeout_ms);
 /* True once something is in LISTEN on the port (reads /proc/net/tcp{,6};

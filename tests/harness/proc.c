@@ -25,6 +25,7 @@
 struct child {
     pid_t pid;
     bool reaped;
+    bool group; /* pid leads a process group: kill all of it */
 };
 
 static struct child children[MAX_CHILDREN];
@@ -47,18 +48,19 @@ void harness_children_kill(void)
     for (int i = 0; i < nchildren; i++) {
         if (children[i].reaped)
             continue;
-        kill(children[i].pid, SIGKILL);
+        kill(children[i].group ? -children[i].pid : children[i].pid, SIGKILL);
         waitpid(children[i].pid, NULL, 0);
         children[i].reaped = true;
     }
     nchildren = 0;
 }
 
-void harness_child_track(pid_t pid)
+void harness_child_track(pid_t pid, bool group)
 {
     ck_assert_msg(nchildren < MAX_CHILDREN, "harness: too many children");
     children[nchildren].pid = pid;
     children[nchildren].reaped = false;
+    children[nchildren].group = group;
     nchildren++;
 }
 
@@ -101,7 +103,7 @@ static pid_t spawn_fds(char *const argv[], int out, int err)
     ck_assert_msg(pid >= 0, "harness: fork: %s", strerror(errno));
     if (pid == 0)
         child_exec(argv, parent, out, err);
-    harness_child_track(pid);
+    harness_child_track(pid, false);
     return pid;
 }
 

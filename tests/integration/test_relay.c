@@ -1,7 +1,9 @@
 /* Integration: the TCP relay through a real lb. Half-close both ways, a
  * 64 MiB byte-exact transfer in both directions at once, retries past a dead
  * backend, all backends dead, idle timeout, max_connections, HTTP
- * keep-alive to the demo backend, and IPv6. */
+ * keep-alive to the demo backend, and IPv6. Echo and name backends are
+ * harness_server functions; sink, http and the descriptor test's echo are
+ * the demo backend. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -21,13 +23,19 @@
 #define BIG_CHUNK (256 * 1024)
 #define BIG_DEADLINE_MS 50000
 
-/* Starts one backend in mode and lb in front of it with the given listener
- * settings; returns lb's port. */
+/* Starts one backend in mode (echo and name: harness_server with the
+ * harness's function; sink and http: the demo backend) and lb in front of
+ * it with the given listener settings; returns lb's port. */
 static int start_one(struct harness_lb *lb, const char *mode, const char *name,
                      struct harness_conf conf)
 {
     int bport = harness_free_port();
-    harness_backend("127.0.0.1", bport, name, mode);
+    if (strcmp(mode, "echo") == 0)
+        harness_server("127.0.0.1", bport, harness_fn_echo, NULL);
+    else if (strcmp(mode, "name") == 0)
+        harness_server("127.0.0.1", bport, harness_fn_name, (void *)name);
+    else
+        harness_backend("127.0.0.1", bport, name, mode);
     int lport = harness_free_port();
     conf.listen = harness_lo(lport);
     json_t *cfg = harness_cfg(&conf);
@@ -199,7 +207,7 @@ START_TEST(retry_dead_backend)
 {
     int dead = harness_free_port();
     int live = harness_free_port();
-    harness_backend("127.0.0.1", live, "live", "name");
+    harness_server("127.0.0.1", live, harness_fn_name, "live");
     int lport = harness_free_port();
     json_t *cfg = harness_cfg(&(struct harness_conf){
         .listen = harness_lo(lport),
@@ -342,7 +350,7 @@ START_TEST(ipv6_end_to_end)
     int bport = harness_free_port6();
     int lport = harness_free_port6();
     ck_assert(bport > 0 && lport > 0);
-    harness_backend("::1", bport, "v6", "echo");
+    harness_server("::1", bport, harness_fn_echo, NULL);
     json_t *cfg = harness_cfg(&(struct harness_conf){.listen = harness_hostport("::1", lport)});
     harness_jappend(cfg, "pools.0.backends",
                     harness_backend_json(harness_hostport("::1", bport), NULL));
@@ -421,13 +429,11 @@ START_TEST(retry_connect_timeout)
 {
     /* Listen with backlog 0 and fill the queue with one connection: further
      * SYNs are dropped, so connects to it hang. */
-    int bfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(bfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(listen(bfd, 0), 0);
-    socklen_t salen = sizeof(sa);
-    ck_assert_int_eq(getsockname(bfd, (struct sockaddr *)&sa, &salen), 0);
-    int hung = ntohs(sa.sin_port);
+    int bfd = harness_listen_held("127.0.0.1", 0);
+    int hung = harness_sock_port(bfd);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)hung),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int filler = harness_connect("127.0.0.1", hung, HARNESS_WAIT_MS);
     ck_assert_msg(filler >= 0, "cannot fill the accept queue");
     int probe = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -438,7 +444,7 @@ START_TEST(retry_connect_timeout)
     close(probe);
 
     int live = harness_free_port();
-    harness_backend("127.0.0.1", live, "live", "name");
+    harness_server("127.0.0.1", live, harness_fn_name, "live");
     int lport = harness_free_port();
     json_t *cfg = harness_cfg(&(struct harness_conf){
         .listen = harness_lo(lport),
@@ -460,7 +466,6 @@ START_TEST(retry_connect_timeout)
     ck_assert(harness_log_wait(lb.log, "backend=live ", 1, HARNESS_WAIT_MS));
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
     close(filler);
-    close(bfd);
 }
 END_TEST
 

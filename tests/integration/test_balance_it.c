@@ -1,6 +1,6 @@
-/* Integration: each strategy's choices seen from outside. The backends run in
- * name mode (they answer NAME\n and close their side), so a client learns
- * which backend lb picked by reading until EOF. */
+/* Integration: each strategy's choices seen from outside. The backends are
+ * harness_fn_name servers (they answer NAME\n and close their side), so a
+ * client learns which backend lb picked by reading until EOF. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,7 +24,7 @@ static void start(struct setup *s, const char *strategy, int n, const char *cons
     json_t *backends = json_array();
     for (int i = 0; i < n; i++) {
         int port = harness_free_port();
-        harness_backend("127.0.0.1", port, names[i], "name");
+        harness_server("127.0.0.1", port, harness_fn_name, (void *)names[i]);
         json_array_append_new(backends, harness_backend_weighted(harness_lo(port), names[i],
                                                                  weights ? (int)weights[i] : 1));
     }

@@ -18,48 +18,31 @@
 #include "tests/harness.h"
 
 #define EDGE_TCASE_TIMEOUT 60
-#define NFILL 4
 
-static int hang_fd = -1;
-static int fill_fds[NFILL];
+static int fill_fd = -1;
 
 static void setup(void)
 {
     harness_setup();
-    hang_fd = -1;
-    for (int i = 0; i < NFILL; i++)
-        fill_fds[i] = -1;
+    fill_fd = -1;
 }
 
 static void teardown(void)
 {
-    for (int i = 0; i < NFILL; i++)
-        if (fill_fds[i] >= 0)
-            close(fill_fds[i]);
-    if (hang_fd >= 0)
-        close(hang_fd);
+    if (fill_fd >= 0)
+        close(fill_fd);
     harness_teardown();
 }
 
-/* A backend whose connects hang: a listen socket with backlog 0 that never
- * accepts, its queue filled, so further SYNs are dropped until the
- * connecting side gives up (lb's connect_timeout_ms). */
+/* A backend whose connects hang: harness_listen_held's socket (backlog 0,
+ * never accepted) with its queue filled by one connection, so further SYNs
+ * are dropped until the connecting side gives up (lb's
+ * connect_timeout_ms). */
 static void hang_backend(int port)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    hang_fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(hang_fd, 0);
-    int one = 1;
-    setsockopt(hang_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    ck_assert_int_eq(bind(hang_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(listen(hang_fd, 0), 0);
-    for (int i = 0; i < NFILL; i++) {
-        fill_fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-        ck_assert_int_ge(fill_fds[i], 0);
-        connect(fill_fds[i], (struct sockaddr *)&sa, sizeof(sa));
-    }
-    harness_sleep_ms(200);
+    harness_listen_held("127.0.0.1", port);
+    fill_fd = harness_connect("127.0.0.1", port, HARNESS_WAIT_MS);
+    ck_assert_msg(fill_fd >= 0, "cannot fill the accept queue: %s", strerror(errno));
 }
 
 static void lb_start(struct harness_lb *lb, json_t *config, int lport, int aport)

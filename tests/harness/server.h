@@ -24,10 +24,10 @@ typedef void (*harness_conn_fn)(int fd, void *arg);
  * HARNESS_WAIT_MS. The server is tracked like harness_spawn's processes
  * (PR_SET_PDEATHSIG, SIGKILLed at teardown) and leads a process group of
  * its own with its connection processes, which teardown SIGKILLs whole;
- * they also have PR_SET_PDEATHSIG on the server. It holds
- * none of the test's descriptors: a socket the test closes is closed.
- * Kill the server (kill + harness_wait_exit) to take the backend away; the
- * connections it serves then end too. */
+ * they also have PR_SET_PDEATHSIG on the server. It holds none of the
+ * test's descriptors: a socket the test closes is closed. Kill the server
+ * (kill + harness_wait_exit) to take the backend away; the connections it
+ * serves then end too. */
 pid_t harness_server(const char *host, int port, harness_conn_fn fn, void *arg);
 
 /* Echoes what it reads until EOF, then shuts down its write side and
@@ -54,14 +54,16 @@ void harness_fn_http(int fd, void *arg);
 /* A listening socket on host:port (port 0: any free port, see
  * harness_sock_port) in the test process itself, with backlog 0, that
  * nobody ever accepts on: a backend that accepts the SYN but whose accept
- * queue is held. The first connect to it completes (the kernel finishes
- * the handshake and queues the connection, which fills the queue); every
- * connect after that one, while the first is still open, gets no SYN-ACK
- * (its SYN is dropped) and stays in SYN_SENT until its own timeout, so a
- * client such as lb sees a connect that neither succeeds nor fails. The
- * test makes that first connect itself (harness_connect) and keeps it open.
- * Returns the listening descriptor, closed at teardown (do not close it
- * yourself). Fails the test when it cannot listen there. */
+ * queue is held. On Linux, the first connect to it completes (the kernel
+ * finishes the handshake and queues the connection, which fills a backlog
+ * of 0, and nobody accepts it, so it stays queued); every connect after
+ * that one gets no SYN-ACK (a SYN to a full accept queue is dropped) and
+ * stays in SYN_SENT, retransmitting, until its own timeout: a client such
+ * as lb sees a connect that neither succeeds nor fails. The socket alone
+ * does not do that: the test makes that first connect itself
+ * (harness_connect, which returns once it completed) and keeps it. Returns
+ * the listening descriptor, closed at teardown (do not close it yourself).
+ * Fails the test when it cannot listen there. */
 int harness_listen_held(const char *host, int port);
 
 #endif

@@ -20,13 +20,13 @@
 
 /* The usual test config with an "admin" object on 127.0.0.1:admin_port
  * (token: NULL for none). */
-static const char *admin_config(const struct harness_conf *c, int admin_port, const char *token)
+static json_t *admin_config(const struct harness_conf *c, int admin_port, const char *token)
 {
-    const char *cfg = harness_config(c);
-    ck_assert(cfg[0] == '{' && cfg[1] == '\n');
-    const char *tok = token ? harness_strf(", \"token\": \"%s\"", token) : "";
-    return harness_strf("{\n  \"admin\": {\"listen\": \"127.0.0.1:%d\"%s},\n%s", admin_port, tok,
-                        cfg + 2);
+    json_t *cfg = harness_cfg(c);
+    harness_jset(cfg, "admin.listen", json_string(harness_lo(admin_port)));
+    if (token)
+        harness_jset(cfg, "admin.token", json_string(token));
+    return cfg;
 }
 
 /* GET path (with the token when auth), asserting 200 and JSON. */
@@ -104,30 +104,32 @@ struct setup {
     int aport; /* the admin API */
 };
 
-/* Starts lb with the given backends (the inside of "backends") and admin. */
-static void start(struct setup *s, const char *strategy, const char *backends,
-                  const char *pool_extra, const char *token)
+/* Starts lb with the given backends (one backend or an array of them,
+ * stolen) and admin; health_check: the pool's check (stolen), NULL for
+ * none. */
+static void start(struct setup *s, const char *strategy, json_t *backends, json_t *health_check,
+                  const char *token)
 {
     s->lport = harness_free_port();
     s->aport = harness_free_port();
-    const char *cfg =
-        admin_config(&(struct harness_conf){.listen = harness_strf("127.0.0.1:%d", s->lport),
-                                            .strategy = strategy,
-                                            .retries = 1,
-                                            .backends = backends,
-                                            .pool_extra = pool_extra},
-                     s->aport, token);
-    harness_lb_start(&s->lb, cfg, s->lport);
+    json_t *cfg = admin_config(
+        &(struct harness_conf){.listen = harness_lo(s->lport), .strategy = strategy, .retries = 1},
+        s->aport, token);
+    if (health_check)
+        harness_jset(cfg, "pools.0.health_check", health_check);
+    harness_jset(cfg, "pools.0.backends",
+                 json_is_array(backends) ? backends : harness_jarray(backends, NULL));
+    harness_lb_start_json(&s->lb, cfg, s->lport);
     ck_assert(harness_wait_listening(s->aport, HARNESS_WAIT_MS));
 }
 
-/* A backend of the given mode on a free port: its config entry. */
-static const char *backend(const char *name, const char *mode, unsigned weight)
+/* A backend of the given mode on a free port: its config entry (a new
+ * reference). */
+static json_t *backend(const char *name, const char *mode, unsigned weight)
 {
     int port = harness_free_port();
     harness_backend("127.0.0.1", port, name, mode);
-    return harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"%s\", \"weight\": %u}", port,
-                        name, weight);
+    return harness_backend_weighted(harness_lo(port), name, (int)weight);
 }
 
 static void stop(struct setup *s)
@@ -139,8 +141,7 @@ START_TEST(read_endpoints)
 {
     struct setup s;
     start(&s, "roundrobin",
-          harness_strf("%s, %s", backend("app1", "name", 1), backend("app2", "name", 2)), NULL,
-          NULL);
+          harness_jarray(backend("app1", "name", 1), backend("app2", "name", 2), NULL), NULL, NULL);
     ck_assert(harness_log_contains(
         s.lb.log, harness_strf("info: admin API listening on 127.0.0.1:%d", s.aport)));
 
@@ -392,13 +393,12 @@ START_TEST(backend_lookup)
     int p1 = harness_free_port(), p2 = harness_free_port();
     harness_backend("127.0.0.1", p1, "app1", "name");
     harness_backend("127.0.0.1", p2, "anon", "name");
-    const char *backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"app1\"}, "
-                                        "{\"address\": \"127.0.0.1:%d\"}",
-                                        p1, p2);
+    json_t *backends = harness_jarray(harness_backend_json(harness_lo(p1), "app1"),
+                                      harness_backend_json(harness_lo(p2), NULL), NULL);
     int p3 = harness_have_ipv6() ? harness_free_port6() : -1;
     if (p3 > 0) {
         harness_backend("::1", p3, "v6", "name");
-        backends = harness_strf("%s, {\"address\": \"[::1]:%d\"}", backends, p3);
+        json_array_append_new(backends, harness_backend_json(harness_hostport("::1", p3), NULL));
     }
     struct setup s;
     start(&s, "roundrobin", backends, NULL, NULL);
@@ -439,8 +439,8 @@ START_TEST(drain_and_enable)
 {
     struct setup s;
     start(&s, "roundrobin",
-          harness_strf("%s, %s, %s", backend("echo", "echo", 1), backend("n2", "name", 1),
-                       backend("n3", "name", 1)),
+          harness_jarray(backend("echo", "echo", 1), backend("n2", "name", 1),
+                         backend("n3", "name", 1), NULL),
           NULL, NULL);
     int client = harness_connect("127.0.0.1", s.lport, HARNESS_WAIT_MS);
     ck_assert_int_ge(client, 0);
@@ -487,7 +487,7 @@ START_TEST(disable_closes_sessions)
 {
     struct setup s;
     start(&s, "roundrobin",
-          harness_strf("%s, %s", backend("echo", "echo", 1), backend("n2", "name", 1)), NULL, NULL);
+          harness_jarray(backend("echo", "echo", 1), backend("n2", "name", 1), NULL), NULL, NULL);
     int client = harness_connect("127.0.0.1", s.lport, HARNESS_WAIT_MS);
     ck_assert_int_ge(client, 0);
     assert_echo(client, "hello");
@@ -522,7 +522,7 @@ END_TEST
 START_TEST(weight_change)
 {
     struct setup s;
-    start(&s, "weighted", harness_strf("%s, %s", backend("a", "name", 1), backend("b", "name", 1)),
+    start(&s, "weighted", harness_jarray(backend("a", "name", 1), backend("b", "name", 1), NULL),
           NULL, NULL);
     ck_assert_str_eq(fetch_sequence(s.lport, 4), "a b a b");
 
@@ -558,8 +558,7 @@ START_TEST(counters)
 {
     struct setup s;
     start(&s, "roundrobin",
-          harness_strf("%s, %s", backend("sink", "sink", 1), backend("echo", "echo", 1)), NULL,
-          NULL);
+          harness_jarray(backend("sink", "sink", 1), backend("echo", "echo", 1), NULL), NULL, NULL);
     char buf[2000];
     memset(buf, 'x', sizeof(buf));
 
@@ -614,10 +613,10 @@ START_TEST(health_fields)
     int dead = harness_free_port(); /* nothing listens there */
     struct setup s;
     start(&s, "roundrobin",
-          harness_strf("%s, {\"address\": \"127.0.0.1:%d\", \"name\": \"dead\"}",
-                       backend("live", "name", 1), dead),
-          "\"health_check\": {\"type\": \"tcp\", \"interval_ms\": 100, \"timeout_ms\": 500, "
-          "\"rise\": 2, \"fall\": 2}, ",
+          harness_jarray(backend("live", "name", 1), harness_backend_json(harness_lo(dead), "dead"),
+                         NULL),
+          json_pack("{s:s, s:i, s:i, s:i, s:i}", "type", "tcp", "interval_ms", 100, "timeout_ms",
+                    500, "rise", 2, "fall", 2),
           NULL);
     ck_assert(harness_log_wait(s.lb.log, "backend dead DOWN", 1, HARNESS_WAIT_MS));
 
@@ -675,11 +674,9 @@ START_TEST(bind_failure)
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     ck_assert_int_eq(bind(busy, (struct sockaddr *)&sin, sizeof(sin)), 0);
     ck_assert_int_eq(listen(busy, 1), 0);
-    const char *cfg =
-        admin_config(&(struct harness_conf){.listen = harness_strf("127.0.0.1:%d", lport),
-                                            .backends = "{\"address\": \"127.0.0.1:1\"}"},
-                     aport, NULL);
-    const char *path = harness_write_file("busy.json", cfg);
+    json_t *cfg = admin_config(&(struct harness_conf){.listen = harness_lo(lport)}, aport, NULL);
+    harness_jappend(cfg, "pools.0.backends", harness_backend_json("127.0.0.1:1", NULL));
+    const char *path = harness_write_file("busy.json", harness_jtext(cfg));
     const char *out, *err;
     char *argv[] = {LB_BUILD_DIR "/lb", "-c", (char *)path, NULL};
     int status = harness_run(argv, &out, &err, HARNESS_WAIT_MS);
@@ -698,15 +695,14 @@ START_TEST(large_pool)
 {
     enum { N = 10000 };
     /* Nobody listens on these: no checks and no traffic, only the API. */
-    char *backends = malloc(N * 48);
-    ck_assert(backends != NULL);
-    size_t len = 0;
-    for (int i = 0; i < N; i++)
-        len += (size_t)sprintf(backends + len, "%s{\"address\": \"127.0.0.%d:%d\"}", i ? ", " : "",
-                               2 + i / 5000, 20000 + i % 5000);
+    json_t *backends = json_array();
+    for (int i = 0; i < N; i++) {
+        char address[32];
+        snprintf(address, sizeof(address), "127.0.0.%d:%d", 2 + i / 5000, 20000 + i % 5000);
+        json_array_append_new(backends, harness_backend_json(address, NULL));
+    }
     struct setup s;
-    start(&s, "weighted", harness_strf("%s", backends), NULL, NULL);
-    free(backends);
+    start(&s, "weighted", backends, NULL, NULL);
 
     long t0 = harness_now_ms();
     json_t *pools = get_json(s.aport, "/api/v1/pools", false);

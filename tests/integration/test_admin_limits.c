@@ -20,17 +20,30 @@
 #define AUTH "Authorization: Bearer " TOKEN "\r\n"
 
 /* A config: listener on lport to one echo backend, and the admin object
- * given whole ("" for none). */
-static const char *config(int lport, int bport, const char *admin)
+ * (stolen; NULL for none). */
+static json_t *config(int lport, int bport, json_t *admin)
 {
-    return harness_strf("{\n"
-                        "  %s%s\n"
-                        "  \"listeners\": [{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", "
-                        "\"pool\": \"app\"}],\n"
-                        "  \"pools\": [{\"name\": \"app\", \"backends\": [{\"address\": "
-                        "\"127.0.0.1:%d\", \"name\": \"echo\"}]}]\n"
-                        "}\n",
-                        admin, admin[0] ? "," : "", lport, bport);
+    json_t *cfg = harness_jkeep(json_object());
+    if (admin)
+        harness_jset(cfg, "admin", admin);
+    harness_jset(cfg, "listeners.0", harness_listener_json("web", harness_lo(lport), "app"));
+    harness_jset(
+        cfg, "pools.0",
+        harness_pool_json("app", NULL,
+                          harness_jarray(harness_backend_json(harness_lo(bport), "echo"), NULL)));
+    return cfg;
+}
+
+/* An admin object listening on host:port, with token (NULL: none) and one
+ * more integer key (NULL: none). */
+static json_t *admin_json(const char *host, int port, const char *token, const char *key, int value)
+{
+    json_t *admin = json_pack("{s:s}", "listen", harness_hostport(host, port));
+    if (token)
+        harness_jset(admin, "token", json_string(token));
+    if (key)
+        harness_jset(admin, key, json_integer(value));
+    return admin;
 }
 
 struct env {
@@ -38,26 +51,35 @@ struct env {
     int lport, bport, aport;
 };
 
-static void env_start(struct env *e, const char *admin_fmt)
+/* lb with one echo backend and the admin API on host:(a free port), with
+ * token and key as admin_json has them. */
+static void env_start(struct env *e, const char *host, const char *token, const char *key,
+                      int value)
 {
     e->lport = harness_free_port();
     e->bport = harness_free_port();
     e->aport = harness_free_port();
     harness_backend("127.0.0.1", e->bport, "echo", "echo");
-    const char *admin = harness_strf(admin_fmt, e->aport);
-    harness_lb_start(&e->lb, config(e->lport, e->bport, admin), e->lport);
+    json_t *admin = admin_json(host, e->aport, token, key, value);
+    harness_lb_start_json(&e->lb, config(e->lport, e->bport, admin), e->lport);
     ck_assert_msg(harness_log_wait(e->lb.log, "started (pid", 1, HARNESS_WAIT_MS), "log %s",
                   e->lb.log);
 }
 
-/* Replaces lb's config and reloads; waits for the outcome
+/* Replaces lb's config with text and reloads; waits for the outcome
  * line (the count-th "reload ok" or "reload failed"). */
-static void reload(struct env *e, const char *text, const char *outcome, int count)
+static void reload_text(struct env *e, const char *text, const char *outcome, int count)
 {
     harness_lb_rewrite(&e->lb, text);
     harness_lb_signal(&e->lb, SIGHUP);
     ck_assert_msg(harness_log_wait(e->lb.log, outcome, count, HARNESS_WAIT_MS), "no %d× '%s' in %s",
                   count, outcome, e->lb.log);
+}
+
+/* The same with the document cfg. */
+static void reload(struct env *e, json_t *cfg, const char *outcome, int count)
+{
+    reload_text(e, harness_jtext(cfg), outcome, count);
 }
 
 /* One echo session through lb, byte-exact. */
@@ -112,7 +134,7 @@ static const char *body_of(const char *answer)
 START_TEST(token_before_body)
 {
     struct env e;
-    env_start(&e, "\"admin\": {\"listen\": \"127.0.0.1:%d\", \"token\": \"" TOKEN "\"}");
+    env_start(&e, "127.0.0.1", TOKEN, NULL, 0);
     const char *head = "PATCH /api/v1/pools/app/backends/echo HTTP/1.1\r\nHost: lb\r\n"
                        "Content-Type: application/json\r\nContent-Length: 1048576\r\n"
                        "Expect: 100-continue\r\n\r\n";
@@ -188,7 +210,7 @@ END_TEST
 START_TEST(connection_limit)
 {
     struct env e;
-    env_start(&e, "\"admin\": {\"listen\": \"127.0.0.1:%d\", \"max_connections\": 3}");
+    env_start(&e, "127.0.0.1", NULL, "max_connections", 3);
     int held[3];
     for (int i = 0; i < 3; i++) {
         held[i] = harness_connect("127.0.0.1", e.aport, HARNESS_WAIT_MS);
@@ -224,7 +246,7 @@ END_TEST
 START_TEST(request_deadline)
 {
     struct env e;
-    env_start(&e, "\"admin\": {\"listen\": \"127.0.0.1:%d\", \"request_timeout_ms\": 1000}");
+    env_start(&e, "127.0.0.1", NULL, "request_timeout_ms", 1000);
     int fd = harness_connect("127.0.0.1", e.aport, HARNESS_WAIT_MS);
     ck_assert_int_ge(fd, 0);
     long t0 = harness_now_ms();
@@ -264,7 +286,7 @@ END_TEST
 START_TEST(deadline_while_queued)
 {
     struct env e;
-    env_start(&e, "\"admin\": {\"listen\": \"127.0.0.1:%d\", \"request_timeout_ms\": 1000}");
+    env_start(&e, "127.0.0.1", NULL, "request_timeout_ms", 1000);
     int fd = harness_connect("127.0.0.1", e.aport, HARNESS_WAIT_MS);
     ck_assert_int_ge(fd, 0);
     harness_sleep_ms(100); /* accepted */
@@ -286,7 +308,7 @@ END_TEST
 START_TEST(strict_framing)
 {
     struct env e;
-    env_start(&e, "\"admin\": {\"listen\": \"127.0.0.1:%d\"}");
+    env_start(&e, "127.0.0.1", NULL, NULL, 0);
     static const struct {
         const char *request;
         const char *status_line;
@@ -360,10 +382,19 @@ END_TEST
 START_TEST(reload_keeps_token)
 {
     struct env e;
-    env_start(&e, "\"admin\": {\"listen\": \"*:%d\", \"token\": \"" TOKEN "\"}");
+    env_start(&e, "*", TOKEN, NULL, 0);
     ck_assert_int_eq(harness_call(e.aport, "GET", "/api/v1/status", NULL, NULL).status, 401);
-    reload(&e, config(e.lport, e.bport, harness_strf("\"admin\": {\"listen\": \"*:%d\"}", e.aport)),
-           "reload failed", 1);
+    /* Literal text: the error names its line and column. */
+    reload_text(&e,
+                harness_strf("{\n"
+                             "  \"admin\": {\"listen\": \"*:%d\"},\n"
+                             "  \"listeners\": [{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", "
+                             "\"pool\": \"app\"}],\n"
+                             "  \"pools\": [{\"name\": \"app\", \"backends\": [{\"address\": "
+                             "\"127.0.0.1:%d\", \"name\": \"echo\"}]}]\n"
+                             "}\n",
+                             e.aport, e.lport, e.bport),
+                "reload failed", 1);
     const char *want =
         harness_strf("error: reload failed: %s:2:23: admin.listen: a non-loopback admin address "
                      "needs a \"token\" (got \"*:%d\") (generation 1 stays in force)",
@@ -400,13 +431,12 @@ static bool listening_on(const char *hexaddr, int port)
 START_TEST(reload_moves_admin)
 {
     struct env e;
-    env_start(&e, "\"admin\": {\"listen\": \"127.0.0.1:%d\"}");
+    env_start(&e, "127.0.0.1", NULL, NULL, 0);
     int kept = harness_connect("127.0.0.1", e.aport, HARNESS_WAIT_MS);
     ck_assert_int_ge(kept, 0);
     int a2 = harness_free_port();
-    reload(&e,
-           config(e.lport, e.bport, harness_strf("\"admin\": {\"listen\": \"127.0.0.1:%d\"}", a2)),
-           "reload ok", 1);
+    reload(&e, config(e.lport, e.bport, admin_json("127.0.0.1", a2, NULL, NULL, 0)), "reload ok",
+           1);
     ck_assert(harness_log_contains(
         e.lb.log, harness_strf("info: admin API moved: listening on 127.0.0.1:%d", a2)));
     ck_assert_int_eq(harness_call(a2, "GET", "/healthz", NULL, NULL).status, 200);
@@ -421,17 +451,13 @@ START_TEST(reload_moves_admin)
     close(kept);
 
     /* 127.0.0.1:P to *:P (with a token) and back, on the same port. */
-    reload(&e,
-           config(e.lport, e.bport,
-                  harness_strf("\"admin\": {\"listen\": \"*:%d\", \"token\": \"" TOKEN "\"}", a2)),
-           "reload ok", 2);
+    reload(&e, config(e.lport, e.bport, admin_json("*", a2, TOKEN, NULL, 0)), "reload ok", 2);
     ck_assert(listening_on("00000000", a2));
     ck_assert(!listening_on("0100007F", a2));
     ck_assert_int_eq(harness_call(a2, "GET", "/api/v1/status", NULL, NULL).status, 401);
     ck_assert_int_eq(harness_call(a2, "GET", "/api/v1/status", AUTH, NULL).status, 200);
-    reload(&e,
-           config(e.lport, e.bport, harness_strf("\"admin\": {\"listen\": \"127.0.0.1:%d\"}", a2)),
-           "reload ok", 3);
+    reload(&e, config(e.lport, e.bport, admin_json("127.0.0.1", a2, NULL, NULL, 0)), "reload ok",
+           3);
     ck_assert(!listening_on("00000000", a2));
     ck_assert(listening_on("0100007F", a2));
     ck_assert_int_eq(harness_call(a2, "GET", "/api/v1/status", NULL, NULL).status, 200);
@@ -440,7 +466,7 @@ START_TEST(reload_moves_admin)
     kept = harness_connect("127.0.0.1", a2, HARNESS_WAIT_MS);
     ck_assert_int_ge(kept, 0);
     harness_sleep_ms(50);
-    reload(&e, config(e.lport, e.bport, ""), "reload ok", 4);
+    reload(&e, config(e.lport, e.bport, NULL), "reload ok", 4);
     ck_assert(harness_log_contains(
         e.lb.log, "info: admin API closed (no \"admin\" in the configuration any more)"));
     ck_assert_msg(harness_wait_closed(kept, 2000) >= 0,
@@ -450,9 +476,8 @@ START_TEST(reload_moves_admin)
     fd = harness_connect("127.0.0.1", a2, 1000);
     ck_assert_msg(fd < 0 && errno == ECONNREFUSED, "admin port still open");
     /* ...and back. */
-    reload(&e,
-           config(e.lport, e.bport, harness_strf("\"admin\": {\"listen\": \"127.0.0.1:%d\"}", a2)),
-           "reload ok", 5);
+    reload(&e, config(e.lport, e.bport, admin_json("127.0.0.1", a2, NULL, NULL, 0)), "reload ok",
+           5);
     ck_assert_int_eq(harness_call(a2, "GET", "/healthz", NULL, NULL).status, 200);
     free(buf);
     assert_data_path(e.lport);
@@ -464,8 +489,8 @@ END_TEST
 START_TEST(reload_closes_admin_from_inside)
 {
     struct env e;
-    env_start(&e, "\"admin\": {\"listen\": \"127.0.0.1:%d\"}");
-    harness_lb_rewrite(&e.lb, config(e.lport, e.bport, ""));
+    env_start(&e, "127.0.0.1", NULL, NULL, 0);
+    harness_lb_rewrite_json(&e.lb, config(e.lport, e.bport, NULL));
     struct harness_reply r = harness_call(e.aport, "POST", "/api/v1/reload", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(harness_jint(r.json, "generation"), 2);
@@ -486,7 +511,7 @@ START_TEST(no_token_loopback_only)
         return;
     harness_loopback_add("192.0.2.1");
     struct env e;
-    env_start(&e, "\"admin\": {\"listen\": \"*:%d\", \"token\": \"" TOKEN "\"}");
+    env_start(&e, "*", TOKEN, NULL, 0);
     int fd = harness_connect_from("192.0.2.1", "192.0.2.1", e.aport, HARNESS_WAIT_MS);
     ck_assert_int_ge(fd, 0);
     const char *req = "GET /api/v1/status HTTP/1.1\r\n" AUTH "\r\n";
@@ -498,9 +523,7 @@ START_TEST(no_token_loopback_only)
     while (harness_readable(fd, 0) && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
         ;
 
-    reload(&e,
-           config(e.lport, e.bport,
-                  harness_strf("\"admin\": {\"listen\": \"127.0.0.1:%d\"}", e.aport)),
+    reload(&e, config(e.lport, e.bport, admin_json("127.0.0.1", e.aport, NULL, NULL, 0)),
            "reload ok", 1);
     req = "GET /api/v1/status HTTP/1.1\r\n\r\n";
     ck_assert(harness_send_all(fd, req, strlen(req), HARNESS_WAIT_MS));
@@ -519,22 +542,16 @@ END_TEST
 /* --- the descriptor reserve --- */
 
 /* The reserve test's config: a second listener on l2 when l2 > 0. */
-static const char *cfg_with(int aport, int lport, int l2, int eport, int fport)
+static json_t *cfg_with(int aport, int lport, int l2, int eport, int fport)
 {
-    const char *second = l2 > 0
-                             ? harness_strf(", {\"name\": \"web2\", \"listen\": \"127.0.0.1:%d\", "
-                                            "\"pool\": \"app\"}",
-                                            l2)
-                             : "";
-    return harness_strf(
-        "{\n  \"admin\": {\"listen\": \"127.0.0.1:%d\", \"max_connections\": 4},\n"
-        "  \"listeners\": [{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", \"pool\": "
-        "\"app\"}%s],\n"
-        "  \"pools\": [{\"name\": \"app\", \"health_check\": {\"type\": \"tcp\", "
-        "\"interval_ms\": 100, \"fall\": 1},\n"
-        "    \"backends\": [{\"address\": \"127.0.0.1:%d\", \"name\": \"echo\"}, "
-        "{\"address\": \"127.0.0.1:%d\", \"name\": \"flip\", \"weight\": 0}]}]\n}\n",
-        aport, lport, second, eport, fport);
+    json_t *cfg = config(lport, eport, admin_json("127.0.0.1", aport, NULL, "max_connections", 4));
+    if (l2 > 0)
+        harness_jappend(cfg, "listeners", harness_listener_json("web2", harness_lo(l2), "app"));
+    harness_jset(cfg, "pools.0.health_check",
+                 json_pack("{s:s, s:i, s:i}", "type", "tcp", "interval_ms", 100, "fall", 1));
+    harness_jappend(cfg, "pools.0.backends",
+                    harness_backend_weighted(harness_lo(fport), "flip", 0));
+    return cfg;
 }
 
 /* With the data path at its descriptor limit, the admin API still answers
@@ -546,9 +563,9 @@ START_TEST(reserve_keeps_admin)
     int eport = harness_free_port(), fport = harness_free_port();
     harness_backend("127.0.0.1", eport, "echo", "echo");
     pid_t flip = harness_backend("127.0.0.1", fport, "flip", "echo");
-    const char *cfg = cfg_with(aport, lport, 0, eport, fport);
+    json_t *cfg = cfg_with(aport, lport, 0, eport, fport);
     struct harness_lb lb;
-    harness_lb_start_limited(&lb, cfg, lport, 60);
+    harness_lb_start_limited(&lb, harness_jtext(cfg), lport, 60);
     /* 16 for lb itself, 1 listener, 4 + 1 admin, 2 checked backends. */
     const char *budget = "warn: file descriptors: limit 60, 24 kept for the admin API, health "
                          "checks and lb itself; sessions may use 36 (18 sessions), fewer than "
@@ -588,7 +605,7 @@ START_TEST(reserve_keeps_admin)
     /* A listener a reload adds at the limit waits too (it would otherwise
      * take the admin API's descriptors). */
     int l2 = harness_free_port();
-    harness_lb_rewrite(&lb, cfg_with(aport, lport, l2, eport, fport));
+    harness_lb_rewrite_json(&lb, cfg_with(aport, lport, l2, eport, fport));
     harness_lb_signal(&lb, SIGHUP);
     ck_assert_msg(harness_log_wait(lb.log, "reload ok", 1, HARNESS_WAIT_MS), "log %s", lb.log);
     int extra[4];

@@ -1,6 +1,6 @@
-/* Integration: each strategy's choices seen from outside. The backends run in
- * name mode (they answer NAME\n and close their side), so a client learns
- * which backend lb picked by reading until EOF. */
+/* Integration: each strategy's choices seen from outside. The backends are
+ * harness_fn_name servers (they answer NAME\n and close their side), so a
+ * client learns which backend lb picked by reading until EOF. */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,22 +21,21 @@ struct setup {
 static void start(struct setup *s, const char *strategy, int n, const char *const names[],
                   const unsigned *weights)
 {
-    const char *backends = "";
+    json_t *backends = json_array();
     for (int i = 0; i < n; i++) {
         int port = harness_free_port();
-        harness_backend("127.0.0.1", port, names[i], "name");
-        backends =
-            harness_strf("%s%s{\"address\": \"127.0.0.1:%d\", \"name\": \"%s\", \"weight\": %u}",
-                         backends, i ? ", " : "", port, names[i], weights ? weights[i] : 1);
+        harness_server("127.0.0.1", port, harness_fn_name, (void *)names[i]);
+        json_array_append_new(backends, harness_backend_weighted(harness_lo(port), names[i],
+                                                                 weights ? (int)weights[i] : 1));
     }
     s->lport = harness_free_port();
-    const char *cfg = harness_config(&(struct harness_conf){
-        .listen = harness_strf("127.0.0.1:%d", s->lport),
+    json_t *cfg = harness_cfg(&(struct harness_conf){
+        .listen = harness_lo(s->lport),
         .strategy = strategy,
         .retries = 2,
-        .backends = backends,
     });
-    harness_lb_start(&s->lb, cfg, s->lport);
+    harness_jset(cfg, "pools.0.backends", backends);
+    harness_lb_start_json(&s->lb, cfg, s->lport);
 }
 
 /* The names of count successive connections, space separated. */

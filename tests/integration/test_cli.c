@@ -13,17 +13,17 @@
 #define LB LB_BUILD_DIR "/lb"
 #define RUN_MS 10000
 
-static const char *valid_config(int lport, int bport)
+/* A good config (the files whose errors name a line and column are
+ * literal text, below). */
+static json_t *valid_config(int lport, int bport)
 {
-    return harness_config(&(struct harness_conf){
-        .listen = harness_strf("127.0.0.1:%d", lport),
-        .strategy = "roundrobin",
-        .retries = 2,
-        .backends =
-            harness_strf("{\"address\": \"127.0.0.1:%d\", \"weight\": 1, \"name\": \"b1\"}, "
-                         "{\"address\": \"[::1]:%d\"}",
-                         bport, bport),
-    });
+    json_t *cfg = harness_cfg(&(struct harness_conf){
+        .listen = harness_lo(lport), .strategy = "roundrobin", .retries = 2});
+    harness_jset(cfg, "pools.0.backends",
+                 harness_jarray(json_pack("{s:s, s:i, s:s}", "address", harness_lo(bport), "weight",
+                                          1, "name", "b1"),
+                                harness_backend_json(harness_hostport("::1", bport), NULL), NULL));
+    return cfg;
 }
 
 /* The first line of text (freed at teardown). */
@@ -43,7 +43,7 @@ static int run_lb(char *const argv[], const char **out, const char **err)
 
 START_TEST(check_valid)
 {
-    const char *path = harness_write_file("ok.json", valid_config(8080, 9001));
+    const char *path = harness_write_file("ok.json", harness_jtext(valid_config(8080, 9001)));
     char *argv[] = {LB, "-t", "-c", (char *)path, NULL};
     const char *out, *err;
     int status = run_lb(argv, &out, &err);
@@ -206,7 +206,7 @@ START_TEST(run_foreground)
     int bport = harness_free_port();
     harness_backend("127.0.0.1", bport, "b1", "http");
     struct harness_lb lb;
-    harness_lb_start(&lb, valid_config(lport, bport), lport);
+    harness_lb_start_json(&lb, valid_config(lport, bport), lport);
     const char *want = harness_strf("info: listener web listening on 127.0.0.1:%d", lport);
     ck_assert_msg(harness_log_wait(lb.log, want, 1, HARNESS_WAIT_MS), "no '%s' in %s", want,
                   lb.log);

@@ -80,18 +80,19 @@ static uint64_t send_until_stalled(int fd, long quiet_ms, uint64_t cap)
     return sent;
 }
 
-static const char *backend_json(int port, const char *name)
+static json_t *backend_json(int port, const char *name)
 {
-    return harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"%s\"}", port, name);
+    return harness_backend_json(harness_lo(port), name);
 }
 
 /* lb in front of one backend at bport; returns lb's port. */
 static int start_lb(struct harness_lb *lb, int bport, struct harness_conf conf)
 {
     int lport = harness_free_port();
-    conf.listen = harness_strf("127.0.0.1:%d", lport);
-    conf.backends = backend_json(bport, "b");
-    harness_lb_start(lb, harness_config(&conf), lport);
+    conf.listen = harness_lo(lport);
+    json_t *cfg = harness_cfg(&conf);
+    harness_jappend(cfg, "pools.0.backends", backend_json(bport, "b"));
+    harness_lb_start_json(lb, cfg, lport);
     return lport;
 }
 
@@ -368,19 +369,19 @@ START_TEST(idle_timeout_halfclosed)
 }
 END_TEST
 
-/* idle_timeout_ms 0 disables the timeout (harness_config cannot say 0). */
+/* idle_timeout_ms 0 disables the timeout (harness_conf cannot say 0). */
 START_TEST(idle_timeout_zero_disabled)
 {
     int bport = harness_free_port();
     harness_backend("127.0.0.1", bport, "e1", "echo");
     int lport = harness_free_port();
-    const char *cfg = harness_strf(
-        "{\"listeners\": [{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", \"pool\": \"app\", "
-        "\"idle_timeout_ms\": 0}],\n"
-        " \"pools\": [{\"name\": \"app\", \"backends\": [%s]}]}\n",
-        lport, backend_json(bport, "e1"));
+    json_t *listener = harness_listener_json("web", harness_lo(lport), "app");
+    harness_jset(listener, "idle_timeout_ms", json_integer(0));
+    json_t *cfg = harness_jkeep(
+        json_pack("{s:[o], s:[o]}", "listeners", listener, "pools",
+                  harness_pool_json("app", NULL, harness_jarray(backend_json(bport, "e1"), NULL))));
     struct harness_lb lb;
-    harness_lb_start(&lb, cfg, lport);
+    harness_lb_start_json(&lb, cfg, lport);
     int fd = connect_lb(lport);
     echo_roundtrip(fd, "before");
     ck_assert_msg(!harness_readable(fd, 1500), "closed or data while idle with idle_timeout_ms 0");

@@ -6,6 +6,7 @@
  * iphash clients of healthy backends stay put; slow start ramps. */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,13 +15,34 @@
 #include "tests/test.h"
 #include "tests/harness.h"
 
-#define TCP_CHECK(interval, timeout, rise, fall)                                                   \
-    "\"health_check\": {\"type\": \"tcp\", \"interval_ms\": " #interval                            \
-    ", \"timeout_ms\": " #timeout ", \"rise\": " #rise ", \"fall\": " #fall "}, "
-
-static const char *backend_json(const char *name, int port)
+/* A "health_check" of type tcp. */
+static json_t *tcp_check(int interval_ms, int timeout_ms, int rise, int fall)
 {
-    return harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"%s\"}", port, name);
+    return json_pack("{s:s, s:i, s:i, s:i, s:i}", "type", "tcp", "interval_ms", interval_ms,
+                     "timeout_ms", timeout_ms, "rise", rise, "fall", fall);
+}
+
+static json_t *backend_json(const char *name, int port)
+{
+    return harness_backend_json(harness_lo(port), name);
+}
+
+/* The usual config on lport with retries, pool key pool_key set to
+ * pool_value (NULL: none) and the backends (a NULL-terminated list, each
+ * stolen). */
+static json_t *health_cfg(int lport, unsigned retries, const char *strategy, const char *pool_key,
+                          json_t *pool_value, json_t *first, ...)
+{
+    json_t *cfg = harness_cfg(&(struct harness_conf){
+        .listen = harness_lo(lport), .strategy = strategy, .retries = retries});
+    if (pool_key)
+        harness_jset(cfg, harness_strf("pools.0.%s", pool_key), pool_value);
+    va_list ap;
+    va_start(ap, first);
+    for (json_t *b = first; b; b = va_arg(ap, json_t *))
+        harness_jappend(cfg, "pools.0.backends", b);
+    va_end(ap);
+    return cfg;
 }
 
 static const char *fetch(int lport)
@@ -62,15 +84,11 @@ START_TEST(killed_backend_goes_down)
     harness_backend("127.0.0.1", p3, "b3", "name");
     int lport = harness_free_port();
     struct harness_lb lb;
-    harness_lb_start(&lb,
-                     harness_config(&(struct harness_conf){
-                         .listen = harness_strf("127.0.0.1:%d", lport),
-                         .retries = 2,
-                         .pool_extra = TCP_CHECK(200, 100, 2, 2),
-                         .backends = harness_strf("%s, %s, %s", backend_json("b1", p1),
-                                                  backend_json("b2", p2), backend_json("b3", p3)),
-                     }),
-                     lport);
+    harness_lb_start_json(&lb,
+                          health_cfg(lport, 2, NULL, "health_check", tcp_check(200, 100, 2, 2),
+                                     backend_json("b1", p1), backend_json("b2", p2),
+                                     backend_json("b3", p3), NULL),
+                          lport);
     ck_assert_str_eq(fetch(lport), "b1");
     ck_assert_str_eq(fetch(lport), "b2");
     ck_assert_str_eq(fetch(lport), "b3");
@@ -113,16 +131,13 @@ START_TEST(http_500_down_then_up)
     harness_backend("127.0.0.1", p2, "h2", "http");
     int lport = harness_free_port();
     struct harness_lb lb;
-    harness_lb_start(
-        &lb,
-        harness_config(&(struct harness_conf){
-            .listen = harness_strf("127.0.0.1:%d", lport),
-            .pool_extra = "\"health_check\": {\"type\": \"http\", \"path\": \"/healthz\", "
-                          "\"interval_ms\": 100, \"timeout_ms\": 500, \"rise\": 3, \"fall\": 2, "
-                          "\"expect_status\": \"200-399\", \"expect_body\": \"hello\"}, ",
-            .backends = harness_strf("%s, %s", backend_json("h1", p1), backend_json("h2", p2)),
-        }),
-        lport);
+    json_t *check = json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:s, s:s}", "type", "http", "path",
+                              "/healthz", "interval_ms", 100, "timeout_ms", 500, "rise", 3, "fall",
+                              2, "expect_status", "200-399", "expect_body", "hello");
+    harness_lb_start_json(&lb,
+                          health_cfg(lport, 0, NULL, "health_check", check, backend_json("h1", p1),
+                                     backend_json("h2", p2), NULL),
+                          lport);
     ck_assert_str_eq(http_get(lport), "hello from h1");
     ck_assert_str_eq(http_get(lport), "hello from h2");
 
@@ -157,15 +172,12 @@ START_TEST(silent_backend_times_out)
     harness_backend("127.0.0.1", p2, "h2", "http");
     int lport = harness_free_port();
     struct harness_lb lb;
-    harness_lb_start(
-        &lb,
-        harness_config(&(struct harness_conf){
-            .listen = harness_strf("127.0.0.1:%d", lport),
-            .pool_extra = "\"health_check\": {\"type\": \"http\", \"interval_ms\": 300, "
-                          "\"timeout_ms\": 200, \"rise\": 1, \"fall\": 1}, ",
-            .backends = harness_strf("%s, %s", backend_json("s1", p1), backend_json("h2", p2)),
-        }),
-        lport);
+    json_t *check = json_pack("{s:s, s:i, s:i, s:i, s:i}", "type", "http", "interval_ms", 300,
+                              "timeout_ms", 200, "rise", 1, "fall", 1);
+    harness_lb_start_json(&lb,
+                          health_cfg(lport, 0, NULL, "health_check", check, backend_json("s1", p1),
+                                     backend_json("h2", p2), NULL),
+                          lport);
     ck_assert_msg(harness_log_wait(lb.log,
                                    "warn: pool app backend s1 DOWN: timeout after 200 ms (1/1 "
                                    "failures)",
@@ -185,15 +197,11 @@ START_TEST(passive_ejection)
     harness_backend("127.0.0.1", live, "l1", "name");
     int lport = harness_free_port();
     struct harness_lb lb;
-    harness_lb_start(
-        &lb,
-        harness_config(&(struct harness_conf){
-            .listen = harness_strf("127.0.0.1:%d", lport),
-            .retries = 1,
-            .pool_extra = "\"passive\": {\"max_failures\": 2, \"ejection_ms\": 800}, ",
-            .backends = harness_strf("%s, %s", backend_json("d1", dead), backend_json("l1", live)),
-        }),
-        lport);
+    json_t *passive = json_pack("{s:i, s:i}", "max_failures", 2, "ejection_ms", 800);
+    harness_lb_start_json(&lb,
+                          health_cfg(lport, 1, NULL, "passive", passive, backend_json("d1", dead),
+                                     backend_json("l1", live), NULL),
+                          lport);
     for (int i = 0; i < 6; i++)
         ck_assert_str_eq(fetch(lport), "l1");
     ck_assert_int_eq(harness_log_count(lb.log, "pool app backend d1 connect failed"), 2);
@@ -218,13 +226,10 @@ START_TEST(all_down_then_recover)
     pid_t pid = harness_backend("127.0.0.1", p1, "n1", "name");
     int lport = harness_free_port();
     struct harness_lb lb;
-    harness_lb_start(&lb,
-                     harness_config(&(struct harness_conf){
-                         .listen = harness_strf("127.0.0.1:%d", lport),
-                         .pool_extra = TCP_CHECK(100, 100, 1, 1),
-                         .backends = backend_json("n1", p1),
-                     }),
-                     lport);
+    harness_lb_start_json(&lb,
+                          health_cfg(lport, 0, NULL, "health_check", tcp_check(100, 100, 1, 1),
+                                     backend_json("n1", p1), NULL),
+                          lport);
     ck_assert_str_eq(fetch(lport), "n1");
     kill_backend(pid);
     ck_assert(
@@ -272,16 +277,11 @@ START_TEST(iphash_healthy_clients_stay)
     harness_backend("127.0.0.1", p[2], "b3", "name");
     int lport = harness_free_port();
     struct harness_lb lb;
-    harness_lb_start(
-        &lb,
-        harness_config(&(struct harness_conf){
-            .listen = harness_strf("127.0.0.1:%d", lport),
-            .strategy = "iphash",
-            .pool_extra = TCP_CHECK(100, 100, 1, 1),
-            .backends = harness_strf("%s, %s, %s", backend_json("b1", p[0]),
-                                     backend_json("b2", p[1]), backend_json("b3", p[2])),
-        }),
-        lport);
+    harness_lb_start_json(&lb,
+                          health_cfg(lport, 0, "iphash", "health_check", tcp_check(100, 100, 1, 1),
+                                     backend_json("b1", p[0]), backend_json("b2", p[1]),
+                                     backend_json("b3", p[2]), NULL),
+                          lport);
     const char *before[IPHASH_CLIENTS], *during[IPHASH_CLIENTS], *after[IPHASH_CLIENTS];
     map_clients(lport, before);
     int on_b2 = 0;
@@ -319,18 +319,11 @@ START_TEST(slow_start_ramps)
     pid_t pid2 = harness_backend("127.0.0.1", p2, "b2", "name");
     int lport = harness_free_port();
     struct harness_lb lb;
-    harness_lb_start(
-        &lb,
-        harness_config(&(struct harness_conf){
-            .listen = harness_strf("127.0.0.1:%d", lport),
-            .strategy = "weighted",
-            .pool_extra = TCP_CHECK(100, 100, 1, 1) "\"slow_start_ms\": 3000, ",
-            .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"b1\", "
-                                     "\"weight\": 20}, {\"address\": \"127.0.0.1:%d\", \"name\": "
-                                     "\"b2\", \"weight\": 20}",
-                                     p1, p2),
-        }),
-        lport);
+    json_t *cfg = health_cfg(lport, 0, "weighted", "health_check", tcp_check(100, 100, 1, 1),
+                             harness_backend_weighted(harness_lo(p1), "b1", 20),
+                             harness_backend_weighted(harness_lo(p2), "b2", 20), NULL);
+    harness_jset(cfg, "pools.0.slow_start_ms", json_integer(3000));
+    harness_lb_start_json(&lb, cfg, lport);
     kill_backend(pid2);
     ck_assert(harness_log_wait(lb.log, "pool app backend b2 DOWN", 1, HARNESS_WAIT_MS));
     harness_backend("127.0.0.1", p2, "b2", "name");

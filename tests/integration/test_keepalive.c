@@ -40,23 +40,37 @@ struct lb_sock {
 
 /* The config of these tests: listener "web" on lport to pool "app" with
  * one echo backend on bport; listener_ka and pool_ka are "tcp_keepalive"
- * values, NULL for none. A short grace: a session whose peer vanished
- * would otherwise hold up the stop. */
-static const char *ka_config(int lport, int bport, const char *listener_ka, const char *pool_ka,
-                             unsigned idle_timeout_ms, const char *level)
+ * values (stolen), NULL for none. A short grace: a session whose peer
+ * vanished would otherwise hold up the stop. */
+static json_t *ka_config(int lport, int bport, json_t *listener_ka, json_t *pool_ka,
+                         unsigned idle_timeout_ms, const char *level)
 {
-    return harness_strf(
-        "{\n"
-        "  \"log\": {\"level\": \"%s\"},\n"
-        "  \"shutdown_grace_ms\": 200,\n"
-        "  \"listeners\": [{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", \"pool\": \"app\",\n"
-        "                 \"idle_timeout_ms\": %u%s%s}],\n"
-        "  \"pools\": [{\"name\": \"app\"%s%s,\n"
-        "             \"backends\": [{\"address\": \"127.0.0.1:%d\", \"name\": \"e1\"}]}]\n"
-        "}\n",
-        level, lport, idle_timeout_ms, listener_ka ? ", \"tcp_keepalive\": " : "",
-        listener_ka ? listener_ka : "", pool_ka ? ", \"tcp_keepalive\": " : "",
-        pool_ka ? pool_ka : "", bport);
+    json_t *listener = harness_listener_json("web", harness_lo(lport), "app");
+    harness_jset(listener, "idle_timeout_ms", json_integer(idle_timeout_ms));
+    if (listener_ka)
+        harness_jset(listener, "tcp_keepalive", listener_ka);
+    json_t *pool = json_pack("{s:s}", "name", "app");
+    if (pool_ka)
+        harness_jset(pool, "tcp_keepalive", pool_ka);
+    harness_jset(pool, "backends",
+                 harness_jarray(harness_backend_json(harness_lo(bport), "e1"), NULL));
+    json_t *cfg = json_pack("{s:{s:s}, s:i, s:[o], s:[o]}", "log", "level", level,
+                            "shutdown_grace_ms", 200, "listeners", listener, "pools", pool);
+    ck_assert(cfg != NULL);
+    return harness_jkeep(cfg);
+}
+
+/* A "tcp_keepalive" object; a 0 leaves its key out ({} for all 0). */
+static json_t *ka(int idle, int interval, int count)
+{
+    json_t *k = json_object();
+    if (idle)
+        harness_jset(k, "idle", json_integer(idle));
+    if (interval)
+        harness_jset(k, "interval", json_integer(interval));
+    if (count)
+        harness_jset(k, "count", json_integer(count));
+    return k;
 }
 
 /* The descriptor of lb (pid) that is socket inode, or -1. */
@@ -227,10 +241,7 @@ START_TEST(keepalive_listener_and_pool)
     struct harness_lb lb;
     int bport = harness_free_port(), lport = harness_free_port();
     harness_backend("127.0.0.1", bport, "e1", "echo");
-    harness_lb_start(&lb,
-                     ka_config(lport, bport, "{\"idle\": 7, \"interval\": 3, \"count\": 2}",
-                               "{\"idle\": 9, \"interval\": 2, \"count\": 5}", 0, "info"),
-                     lport);
+    harness_lb_start_json(&lb, ka_config(lport, bport, ka(7, 3, 2), ka(9, 2, 5), 0, "info"), lport);
     int fd = client_echo(lport);
     unsigned cport = local_port(fd);
 
@@ -249,7 +260,7 @@ START_TEST(keepalive_defaults_listener_only)
     struct harness_lb lb;
     int bport = harness_free_port(), lport = harness_free_port();
     harness_backend("127.0.0.1", bport, "e1", "echo");
-    harness_lb_start(&lb, ka_config(lport, bport, "{}", NULL, 0, "info"), lport);
+    harness_lb_start_json(&lb, ka_config(lport, bport, ka(0, 0, 0), NULL, 0, "info"), lport);
     int fd = client_echo(lport);
     unsigned cport = local_port(fd);
 
@@ -268,7 +279,7 @@ START_TEST(keepalive_off_by_default)
     struct harness_lb lb;
     int bport = harness_free_port(), lport = harness_free_port();
     harness_backend("127.0.0.1", bport, "e1", "echo");
-    harness_lb_start(&lb, ka_config(lport, bport, NULL, NULL, 0, "info"), lport);
+    harness_lb_start_json(&lb, ka_config(lport, bport, NULL, NULL, 0, "info"), lport);
     int fd = client_echo(lport);
     unsigned cport = local_port(fd);
 
@@ -288,12 +299,12 @@ START_TEST(keepalive_reload_new_sessions_only)
     struct harness_lb lb;
     int bport = harness_free_port(), lport = harness_free_port();
     harness_backend("127.0.0.1", bport, "e1", "echo");
-    harness_lb_start(&lb, ka_config(lport, bport, NULL, NULL, 0, "info"), lport);
+    harness_lb_start_json(&lb, ka_config(lport, bport, NULL, NULL, 0, "info"), lport);
     int before = client_echo(lport);
     unsigned before_cport = local_port(before);
     unsigned before_bport = lb_socket(lb.pid, 0, bport, 0).local_port;
 
-    harness_lb_rewrite(&lb, ka_config(lport, bport, "{\"idle\": 7}", "{\"idle\": 9}", 0, "info"));
+    harness_lb_rewrite_json(&lb, ka_config(lport, bport, ka(7, 0, 0), ka(9, 0, 0), 0, "info"));
     harness_lb_signal(&lb, SIGHUP);
     ck_assert_msg(
         harness_log_wait(lb.log, "info: reload ok: generation 2 (listeners +0 -0, backends +0 -0)",
@@ -328,11 +339,8 @@ START_TEST(keepalive_finds_vanished_peer)
     int bport = harness_free_port(), lport_on = harness_free_port(),
         lport_off = harness_free_port();
     harness_backend("127.0.0.1", bport, "e1", "echo");
-    harness_lb_start(&on,
-                     ka_config(lport_on, bport, "{\"idle\": 1, \"interval\": 1, \"count\": 2}",
-                               NULL, 0, "debug"),
-                     lport_on);
-    harness_lb_start(&off, ka_config(lport_off, bport, NULL, NULL, 0, "debug"), lport_off);
+    harness_lb_start_json(&on, ka_config(lport_on, bport, ka(1, 1, 2), NULL, 0, "debug"), lport_on);
+    harness_lb_start_json(&off, ka_config(lport_off, bport, NULL, NULL, 0, "debug"), lport_off);
     int fd_on = client_echo(lport_on), fd_off = client_echo(lport_off);
 
     harness_loopback_set(false);

@@ -15,12 +15,10 @@ static int start_echo(struct harness_lb *lb, unsigned grace_ms)
     int bport = harness_free_port();
     harness_backend("127.0.0.1", bport, "e1", "echo");
     int lport = harness_free_port();
-    const char *cfg = harness_config(&(struct harness_conf){
-        .listen = harness_strf("127.0.0.1:%d", lport),
-        .grace_ms = grace_ms,
-        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"e1\"}", bport),
-    });
-    harness_lb_start(lb, cfg, lport);
+    json_t *cfg =
+        harness_cfg(&(struct harness_conf){.listen = harness_lo(lport), .grace_ms = grace_ms});
+    harness_jappend(cfg, "pools.0.backends", harness_backend_json(harness_lo(bport), "e1"));
+    harness_lb_start_json(lb, cfg, lport);
     return lport;
 }
 

@@ -16,17 +16,14 @@
 #define LOG_TCASE_TIMEOUT 120
 #define NOTICE "log lines dropped: stderr was not draining"
 
-static const char *config(int lport, int aport, int bport)
+static json_t *config(int lport, int aport, int bport)
 {
-    return harness_strf("{\n"
-                        "  \"admin\": {\"listen\": \"127.0.0.1:%d\"},\n"
-                        "  \"log\": {\"level\": \"info\"},\n"
-                        "  \"listeners\": [{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", "
-                        "\"pool\": \"app\"}],\n"
-                        "  \"pools\": [{\"name\": \"app\", \"backends\": "
-                        "[{\"address\": \"127.0.0.1:%d\", \"name\": \"echo\"}]}]\n"
-                        "}\n",
-                        aport, lport, bport);
+    json_t *pool = harness_pool_json(
+        "app", NULL, harness_jarray(harness_backend_json(harness_lo(bport), "echo"), NULL));
+    json_t *cfg = json_pack("{s:{s:s}, s:{s:s}, s:[o], s:[o]}", "admin", "listen",
+                            harness_lo(aport), "log", "level", "info", "listeners",
+                            harness_listener_json("web", harness_lo(lport), "app"), "pools", pool);
+    return harness_jkeep(cfg);
 }
 
 /* One short session through lb: text out, the same text back, close. */
@@ -78,7 +75,7 @@ START_TEST(stalled_stderr_keeps_serving)
     int bport = harness_free_port(), lport = harness_free_port(), aport = harness_free_port();
     harness_backend("127.0.0.1", bport, "echo", "echo");
     struct harness_lb lb;
-    harness_lb_start_pipe(&lb, config(lport, aport, bport), lport);
+    harness_lb_start_pipe(&lb, harness_jtext(config(lport, aport, bport)), lport);
     ck_assert(harness_wait_listening(aport, HARNESS_WAIT_MS));
 
     /* ~200 bytes of "session end" each: far more than the pipe and the

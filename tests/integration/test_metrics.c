@@ -18,20 +18,22 @@
 /* Two listeners: web -> pool app (echo backend e1, tcp checks every
  * 100 ms), void -> pool gone (backend "dead" where nothing listens, no
  * checks, no retries, ejected after one failed connect). */
-static const char *metrics_config(int lport, int vport, int aport, int eport, int dport)
+static json_t *metrics_config(int lport, int vport, int aport, int eport, int dport)
 {
-    return harness_strf(
-        "{\"admin\": {\"listen\": \"127.0.0.1:%d\"},\n"
-        " \"listeners\": [\n"
-        "  {\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", \"pool\": \"app\"},\n"
-        "  {\"name\": \"void\", \"listen\": \"127.0.0.1:%d\", \"pool\": \"gone\"}],\n"
-        " \"pools\": [\n"
-        "  {\"name\": \"app\", \"health_check\": {\"type\": \"tcp\", \"interval_ms\": 100, "
-        "\"timeout_ms\": 500, \"rise\": 1, \"fall\": 3},\n"
-        "   \"backends\": [{\"address\": \"127.0.0.1:%d\", \"name\": \"e1\"}]},\n"
-        "  {\"name\": \"gone\", \"retries\": 0, \"passive\": {\"max_failures\": 1},\n"
-        "   \"backends\": [{\"address\": \"127.0.0.1:%d\", \"name\": \"dead\"}]}]}\n",
-        aport, lport, vport, eport, dport);
+    json_t *app = harness_pool_json(
+        "app", NULL, harness_jarray(harness_backend_json(harness_lo(eport), "e1"), NULL));
+    harness_jset(app, "health_check",
+                 json_pack("{s:s, s:i, s:i, s:i, s:i}", "type", "tcp", "interval_ms", 100,
+                           "timeout_ms", 500, "rise", 1, "fall", 3));
+    json_t *gone = harness_pool_json(
+        "gone", NULL, harness_jarray(harness_backend_json(harness_lo(dport), "dead"), NULL));
+    harness_jset(gone, "retries", json_integer(0));
+    harness_jset(gone, "passive.max_failures", json_integer(1));
+    json_t *cfg =
+        json_pack("{s:{s:s}, s:[o, o], s:[o, o]}", "admin", "listen", harness_lo(aport),
+                  "listeners", harness_listener_json("web", harness_lo(lport), "app"),
+                  harness_listener_json("void", harness_lo(vport), "gone"), "pools", app, gone);
+    return harness_jkeep(cfg);
 }
 
 /* GET /metrics: asserts status 200 and the content type, validates the
@@ -100,8 +102,8 @@ static void start(struct setup *st)
     st->aport = harness_free_port();
     harness_backend("127.0.0.1", eport, "e1", "echo");
     st->started_ms = unix_ms();
-    harness_lb_start(&st->lb, metrics_config(st->lport, st->vport, st->aport, eport, dport),
-                     st->lport);
+    harness_lb_start_json(&st->lb, metrics_config(st->lport, st->vport, st->aport, eport, dport),
+                          st->lport);
     ck_assert_msg(harness_wait_listening(st->aport, HARNESS_WAIT_MS), "no admin listener; log %s",
                   st->lb.log);
 }

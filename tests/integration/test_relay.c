@@ -1,7 +1,9 @@
 /* Integration: the TCP relay through a real lb. Half-close both ways, a
  * 64 MiB byte-exact transfer in both directions at once, retries past a dead
  * backend, all backends dead, idle timeout, max_connections, HTTP
- * keep-alive to the demo backend, and IPv6. */
+ * keep-alive to the demo backend, and IPv6. Echo and name backends are
+ * harness_server functions; sink, http and the descriptor test's echo are
+ * the demo backend. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -21,17 +23,24 @@
 #define BIG_CHUNK (256 * 1024)
 #define BIG_DEADLINE_MS 50000
 
-/* Starts one backend in mode and lb in front of it with the given listener
- * settings; returns lb's port. */
+/* Starts one backend in mode (echo and name: harness_server with the
+ * harness's function; sink and http: the demo backend) and lb in front of
+ * it with the given listener settings; returns lb's port. */
 static int start_one(struct harness_lb *lb, const char *mode, const char *name,
                      struct harness_conf conf)
 {
     int bport = harness_free_port();
-    harness_backend("127.0.0.1", bport, name, mode);
+    if (strcmp(mode, "echo") == 0)
+        harness_server("127.0.0.1", bport, harness_fn_echo, NULL);
+    else if (strcmp(mode, "name") == 0)
+        harness_server("127.0.0.1", bport, harness_fn_name, (void *)name);
+    else
+        harness_backend("127.0.0.1", bport, name, mode);
     int lport = harness_free_port();
-    conf.listen = harness_strf("127.0.0.1:%d", lport);
-    conf.backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"%s\"}", bport, name);
-    harness_lb_start(lb, harness_config(&conf), lport);
+    conf.listen = harness_lo(lport);
+    json_t *cfg = harness_cfg(&conf);
+    harness_jappend(cfg, "pools.0.backends", harness_backend_json(harness_lo(bport), name));
+    harness_lb_start_json(lb, cfg, lport);
     return lport;
 }
 
@@ -198,18 +207,18 @@ START_TEST(retry_dead_backend)
 {
     int dead = harness_free_port();
     int live = harness_free_port();
-    harness_backend("127.0.0.1", live, "live", "name");
+    harness_server("127.0.0.1", live, harness_fn_name, "live");
     int lport = harness_free_port();
-    const char *cfg = harness_config(&(struct harness_conf){
-        .listen = harness_strf("127.0.0.1:%d", lport),
+    json_t *cfg = harness_cfg(&(struct harness_conf){
+        .listen = harness_lo(lport),
         .strategy = "roundrobin",
         .retries = 2,
-        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"dead\"}, "
-                                 "{\"address\": \"127.0.0.1:%d\", \"name\": \"live\"}",
-                                 dead, live),
     });
+    harness_jset(cfg, "pools.0.backends",
+                 harness_jarray(harness_backend_json(harness_lo(dead), "dead"),
+                                harness_backend_json(harness_lo(live), "live"), NULL));
     struct harness_lb lb;
-    harness_lb_start(&lb, cfg, lport);
+    harness_lb_start_json(&lb, cfg, lport);
     for (int i = 0; i < 6; i++) {
         const char *got = harness_fetch_name(NULL, "127.0.0.1", lport);
         ck_assert_msg(got && strcmp(got, "live") == 0, "connection %d got %s; log %s", i,
@@ -229,15 +238,12 @@ START_TEST(all_backends_dead)
     int d1 = harness_free_port();
     int d2 = harness_free_port();
     int lport = harness_free_port();
-    const char *cfg = harness_config(&(struct harness_conf){
-        .listen = harness_strf("127.0.0.1:%d", lport),
-        .retries = 2,
-        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"d1\"}, "
-                                 "{\"address\": \"127.0.0.1:%d\", \"name\": \"d2\"}",
-                                 d1, d2),
-    });
+    json_t *cfg = harness_cfg(&(struct harness_conf){.listen = harness_lo(lport), .retries = 2});
+    harness_jset(cfg, "pools.0.backends",
+                 harness_jarray(harness_backend_json(harness_lo(d1), "d1"),
+                                harness_backend_json(harness_lo(d2), "d2"), NULL));
     struct harness_lb lb;
-    harness_lb_start(&lb, cfg, lport);
+    harness_lb_start_json(&lb, cfg, lport);
     int fd = connect_lb("127.0.0.1", lport);
     long waited = harness_wait_closed(fd, 3000);
     ck_assert_msg(waited >= 0, "lb did not close the client within 3 s with every backend dead");
@@ -344,13 +350,12 @@ START_TEST(ipv6_end_to_end)
     int bport = harness_free_port6();
     int lport = harness_free_port6();
     ck_assert(bport > 0 && lport > 0);
-    harness_backend("::1", bport, "v6", "echo");
-    const char *cfg = harness_config(&(struct harness_conf){
-        .listen = harness_strf("[::1]:%d", lport),
-        .backends = harness_strf("{\"address\": \"[::1]:%d\"}", bport),
-    });
+    harness_server("::1", bport, harness_fn_echo, NULL);
+    json_t *cfg = harness_cfg(&(struct harness_conf){.listen = harness_hostport("::1", lport)});
+    harness_jappend(cfg, "pools.0.backends",
+                    harness_backend_json(harness_hostport("::1", bport), NULL));
     struct harness_lb lb;
-    harness_lb_start(&lb, cfg, lport);
+    harness_lb_start_json(&lb, cfg, lport);
     int fd = connect_lb("::1", lport);
     echo_roundtrip(fd, "hello over v6");
     close(fd);
@@ -424,13 +429,11 @@ START_TEST(retry_connect_timeout)
 {
     /* Listen with backlog 0 and fill the queue with one connection: further
      * SYNs are dropped, so connects to it hang. */
-    int bfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(bfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(listen(bfd, 0), 0);
-    socklen_t salen = sizeof(sa);
-    ck_assert_int_eq(getsockname(bfd, (struct sockaddr *)&sa, &salen), 0);
-    int hung = ntohs(sa.sin_port);
+    int bfd = harness_listen_held("127.0.0.1", 0);
+    int hung = harness_sock_port(bfd);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)hung),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int filler = harness_connect("127.0.0.1", hung, HARNESS_WAIT_MS);
     ck_assert_msg(filler >= 0, "cannot fill the accept queue");
     int probe = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -441,18 +444,18 @@ START_TEST(retry_connect_timeout)
     close(probe);
 
     int live = harness_free_port();
-    harness_backend("127.0.0.1", live, "live", "name");
+    harness_server("127.0.0.1", live, harness_fn_name, "live");
     int lport = harness_free_port();
-    const char *cfg = harness_config(&(struct harness_conf){
-        .listen = harness_strf("127.0.0.1:%d", lport),
+    json_t *cfg = harness_cfg(&(struct harness_conf){
+        .listen = harness_lo(lport),
         .retries = 1,
         .connect_timeout_ms = 200,
-        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"hung\"}, "
-                                 "{\"address\": \"127.0.0.1:%d\", \"name\": \"live\"}",
-                                 hung, live),
     });
+    harness_jset(cfg, "pools.0.backends",
+                 harness_jarray(harness_backend_json(harness_lo(hung), "hung"),
+                                harness_backend_json(harness_lo(live), "live"), NULL));
     struct harness_lb lb;
-    harness_lb_start(&lb, cfg, lport);
+    harness_lb_start_json(&lb, cfg, lport);
     const char *name = harness_fetch_name(NULL, "127.0.0.1", lport);
     ck_assert_msg(name && strcmp(name, "live") == 0, "got %s instead of live",
                   name ? name : "(nothing)");
@@ -463,7 +466,6 @@ START_TEST(retry_connect_timeout)
     ck_assert(harness_log_wait(lb.log, "backend=live ", 1, HARNESS_WAIT_MS));
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
     close(filler);
-    close(bfd);
 }
 END_TEST
 
@@ -478,13 +480,11 @@ START_TEST(fd_exhaustion_waits)
     int bport = harness_free_port();
     harness_backend("127.0.0.1", bport, "e1", "echo");
     int lport = harness_free_port();
-    const char *cfg = harness_config(&(struct harness_conf){
-        .listen = harness_strf("127.0.0.1:%d", lport),
-        .connect_timeout_ms = 10000,
-        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"e1\"}", bport),
-    });
+    json_t *cfg = harness_cfg(
+        &(struct harness_conf){.listen = harness_lo(lport), .connect_timeout_ms = 10000});
+    harness_jappend(cfg, "pools.0.backends", harness_backend_json(harness_lo(bport), "e1"));
     struct harness_lb lb;
-    harness_lb_start_limited(&lb, cfg, lport, 14);
+    harness_lb_start_limited(&lb, harness_jtext(cfg), lport, 14);
 
     int fds[FD_CLIENTS];
     bool served[FD_CLIENTS] = {false};

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,50 +31,71 @@
 #define RESULT_KEYS                                                                                \
     "status generation listeners_added listeners_removed backends_added backends_removed"
 
-/* --- config text --- */
+/* --- config documents ---
+ * Every piece is kept until teardown and may go into several documents:
+ * list(), pool_json() and conf() put copies in what they build. */
 
-static const char *backend_json(const char *name, int port, unsigned weight)
+static json_t *backend_json(const char *name, int port, unsigned weight)
 {
-    return harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"%s\", \"weight\": %u}", port,
-                        name, weight);
+    return harness_jkeep(harness_backend_weighted(harness_lo(port), name, (int)weight));
 }
 
-static const char *listener_json(const char *name, int port, const char *pool)
+static json_t *listener_json(const char *name, int port, const char *pool)
 {
-    return harness_strf("{\"name\": \"%s\", \"listen\": \"127.0.0.1:%d\", \"pool\": \"%s\"}", name,
-                        port, pool);
+    return harness_jkeep(harness_listener_json(name, harness_lo(port), pool));
 }
 
-/* extra: more pool keys, each followed by ", " (NULL: none). */
-static const char *pool_json(const char *name, const char *strategy, const char *extra,
-                             const char *backends)
+/* An array of copies of the values up to NULL. */
+static json_t *list(json_t *first, ...)
 {
-    return harness_strf("{\"name\": \"%s\", \"strategy\": \"%s\", \"retries\": 1, %s"
-                        "\"backends\": [%s]}",
-                        name, strategy, extra ? extra : "", backends);
+    json_t *a = harness_jkeep(json_array());
+    va_list ap;
+    va_start(ap, first);
+    for (json_t *v = first; v; v = va_arg(ap, json_t *))
+        json_array_append_new(a, json_deep_copy(v));
+    va_end(ap);
+    return a;
 }
 
-/* A whole file: the admin API on aport, then listeners and pools (the
- * insides of the arrays), one per line so positions are easy to find. */
-static const char *conf(int aport, const char *listeners, const char *pools)
+/* A copy of v in an array: v itself when it is one. */
+static json_t *array_copy(json_t *v)
 {
-    return harness_strf("{\n"
-                        "  \"admin\": {\"listen\": \"127.0.0.1:%d\"},\n"
-                        "  \"log\": {\"level\": \"info\"},\n"
-                        "  \"shutdown_grace_ms\": 2000,\n"
-                        "  \"listeners\": [\n    %s\n  ],\n"
-                        "  \"pools\": [\n    %s\n  ]\n"
-                        "}\n",
-                        aport, listeners, pools);
+    return json_is_array(v) ? json_deep_copy(v) : harness_jarray(json_deep_copy(v), NULL);
+}
+
+/* extra: an object of more pool keys (NULL: none); backends: one backend
+ * or an array of them. */
+static json_t *pool_json(const char *name, const char *strategy, json_t *extra, json_t *backends)
+{
+    json_t *p = harness_jkeep(
+        json_pack("{s:s, s:s, s:i}", "name", name, "strategy", strategy, "retries", 1));
+    if (extra) {
+        json_t *copy = json_deep_copy(extra);
+        json_object_update(p, copy);
+        json_decref(copy);
+    }
+    json_object_set_new(p, "backends", array_copy(backends));
+    return p;
+}
+
+/* A whole file: the admin API on aport, then listeners and pools (each one
+ * object or an array of them). */
+static json_t *conf(int aport, json_t *listeners, json_t *pools)
+{
+    json_t *c = json_pack("{s:{s:s}, s:{s:s}, s:i, s:o, s:o}", "admin", "listen", harness_lo(aport),
+                          "log", "level", "info", "shutdown_grace_ms", 2000, "listeners",
+                          array_copy(listeners), "pools", array_copy(pools));
+    ck_assert(c != NULL);
+    return harness_jkeep(c);
 }
 
 /* --- lb --- */
 
 /* Starts lb and waits until it has logged its start, i.e. its SIGHUP
  * handler is in place (a SIGHUP before that would kill it). */
-static void lb_start(struct harness_lb *lb, const char *config, int lport, int aport)
+static void lb_start(struct harness_lb *lb, json_t *config, int lport, int aport)
 {
-    harness_lb_start(lb, config, lport);
+    harness_lb_start_json(lb, config, lport);
     ck_assert_msg(harness_log_wait(lb->log, "started (pid", 1, HARNESS_WAIT_MS),
                   "lb never logged its start; log %s", lb->log);
     ck_assert(harness_wait_listening(aport, HARNESS_WAIT_MS));
@@ -327,17 +349,15 @@ START_TEST(connects_through_sighups)
         y[i] = start_backend(harness_strf("y%d", i + 1), "name");
     }
     int lport = harness_free_port(), aport = harness_free_port();
-    const char *web = listener_json("web", lport, "app");
-    const char *cx =
-        conf(aport, web,
-             pool_json("app", "roundrobin", NULL,
-                       harness_strf("%s, %s, %s", backend_json("x1", x[0], 1),
-                                    backend_json("x2", x[1], 1), backend_json("x3", x[2], 1))));
-    const char *cy =
-        conf(aport, web,
-             pool_json("app", "roundrobin", NULL,
-                       harness_strf("%s, %s, %s", backend_json("y1", y[0], 1),
-                                    backend_json("y2", y[1], 1), backend_json("y3", y[2], 1))));
+    json_t *web = listener_json("web", lport, "app");
+    json_t *cx = conf(aport, web,
+                      pool_json("app", "roundrobin", NULL,
+                                list(backend_json("x1", x[0], 1), backend_json("x2", x[1], 1),
+                                     backend_json("x3", x[2], 1), NULL)));
+    json_t *cy = conf(aport, web,
+                      pool_json("app", "roundrobin", NULL,
+                                list(backend_json("y1", y[0], 1), backend_json("y2", y[1], 1),
+                                     backend_json("y3", y[2], 1), NULL)));
     struct harness_lb lb;
     lb_start(&lb, cy, lport, aport);
     ck_assert_str_eq(tally(lport, 3, "y1 y2 y3"), "y1=1 y2=1 y3=1");
@@ -360,7 +380,7 @@ START_TEST(connects_through_sighups)
     /* Odd reloads switch to x, even ones back to y: the last is y. */
     for (int i = 1; i <= FLIP_RELOADS; i++) {
         loop_progress(st, FLIP_STEP);
-        harness_lb_rewrite(&lb, i % 2 ? cx : cy);
+        harness_lb_rewrite_json(&lb, i % 2 ? cx : cy);
         harness_lb_signal(&lb, SIGHUP);
         ck_assert_msg(harness_log_wait(lb.log, "reload ok", i, HARNESS_WAIT_MS),
                       "reload %d: no reload ok line; log %s", i, lb.log);
@@ -407,55 +427,55 @@ struct stream_env {
 };
 
 /* The file for each step: 0 is the start; step i is what reload i loads. */
-static const char *stream_conf(const struct stream_env *e, int step)
+static json_t *stream_conf(const struct stream_env *e, int step)
 {
-    const char *echo = backend_json("echo", e->echo, step == 3 ? 2 : 1);
-    const char *n1 = backend_json("n1", e->n1, step >= 3 ? 3 : 1);
-    const char *n2 = backend_json("n2", e->n2, 1);
-    const char *n3 = backend_json("n3", e->n3, 1);
-    const char *web = step >= 7 ? harness_strf("{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", "
-                                               "\"pool\": \"app\", \"idle_timeout_ms\": 60000, "
-                                               "\"max_connections\": 100}",
-                                               e->lport)
-                                : listener_json("web", e->lport, "app");
-    const char *listeners =
-        step >= 6 && step <= 7
-            ? harness_strf("%s,\n    %s", web, listener_json("side", e->sport, "app"))
-            : web;
-    const char *extra = step >= 7 ? "\"connect_timeout_ms\": 1000, " : NULL;
-    const char *strategy, *backends;
+    json_t *echo = backend_json("echo", e->echo, step == 3 ? 2 : 1);
+    json_t *n1 = backend_json("n1", e->n1, step >= 3 ? 3 : 1);
+    json_t *n2 = backend_json("n2", e->n2, 1);
+    json_t *n3 = backend_json("n3", e->n3, 1);
+    json_t *web = listener_json("web", e->lport, "app");
+    if (step >= 7) {
+        harness_jset(web, "idle_timeout_ms", json_integer(60000));
+        harness_jset(web, "max_connections", json_integer(100));
+    }
+    json_t *listeners =
+        step >= 6 && step <= 7 ? list(web, listener_json("side", e->sport, "app"), NULL) : web;
+    json_t *extra =
+        step >= 7 ? harness_jkeep(json_pack("{s:i}", "connect_timeout_ms", 1000)) : NULL;
+    const char *strategy;
+    json_t *backends;
     switch (step) {
     case 0:
     case 1:
         strategy = "roundrobin";
-        backends = harness_strf("%s, %s, %s", echo, n1, n2);
+        backends = list(echo, n1, n2, NULL);
         break;
     case 2:
         strategy = "leastconn";
-        backends = harness_strf("%s, %s, %s", echo, n1, n2);
+        backends = list(echo, n1, n2, NULL);
         break;
     case 3:
         strategy = "weighted";
-        backends = harness_strf("%s, %s, %s", echo, n1, n2);
+        backends = list(echo, n1, n2, NULL);
         break;
     case 4:
         strategy = "weighted";
-        backends = harness_strf("%s, %s", n1, n2);
+        backends = list(n1, n2, NULL);
         break;
     case 5:
     case 6:
     case 7:
     case 8:
         strategy = "iphash";
-        backends = harness_strf("%s, %s", n1, n2);
+        backends = list(n1, n2, NULL);
         break;
     case 9:
         strategy = "iphash";
-        backends = harness_strf("%s, %s, %s", n1, n2, n3);
+        backends = list(n1, n2, n3, NULL);
         break;
     default:
         strategy = "roundrobin";
-        backends = harness_strf("%s, %s, %s", n1, n2, n3);
+        backends = list(n1, n2, n3, NULL);
         break;
     }
     return conf(e->aport, listeners, pool_json("app", strategy, extra, backends));
@@ -470,7 +490,7 @@ static void stream_reload(struct stream_env *e, int step)
         {1, 0, 0, 0}, {0, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}, {0, 0, 0, 0},
     };
     const int *d = delta[step];
-    harness_lb_rewrite(&e->lb, stream_conf(e, step));
+    harness_lb_rewrite_json(&e->lb, stream_conf(e, step));
     if (step % 2)
         hup_ok(&e->lb, step + 1, d[0], d[1], d[2], d[3]);
     else {
@@ -622,22 +642,32 @@ START_TEST(invalid_file_changes_nothing)
     int pa = start_backend("a", "name"), pb = start_backend("b", "name"),
         pc = start_backend("c", "name");
     int lport = harness_free_port(), aport = harness_free_port();
-    const char *web = listener_json("web", lport, "app");
-    const char *good =
-        conf(aport, web,
-             pool_json("app", "roundrobin", NULL,
-                       harness_strf("%s, %s", backend_json("a", pa, 1), backend_json("b", pb, 1))));
+    json_t *web = listener_json("web", lport, "app");
+    json_t *good = conf(aport, web,
+                        pool_json("app", "roundrobin", NULL,
+                                  list(backend_json("a", pa, 1), backend_json("b", pb, 1), NULL)));
     struct harness_lb lb;
     lb_start(&lb, good, lport, aport);
     ck_assert_str_eq(tally(lport, 4, "a b"), "a=2 b=2");
 
-    /* A bad weight on b; the file also adds c, which must not appear. */
-    const char *bad =
-        conf(aport, web,
-             pool_json("app", "weighted", NULL,
-                       harness_strf("%s,\n      {\"address\": \"127.0.0.1:%d\", "
-                                    "\"name\": \"b\", \"weight\": -4}, %s",
-                                    backend_json("a", pa, 1), pb, backend_json("c", pc, 1))));
+    /* A bad weight on b; the file also adds c, which must not appear. The
+     * text is literal: the error names its line and column. */
+    const char *bad = harness_strf(
+        "{\n"
+        "  \"admin\": {\"listen\": \"127.0.0.1:%d\"},\n"
+        "  \"log\": {\"level\": \"info\"},\n"
+        "  \"shutdown_grace_ms\": 2000,\n"
+        "  \"listeners\": [\n"
+        "    {\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", \"pool\": \"app\"}\n"
+        "  ],\n"
+        "  \"pools\": [\n"
+        "    {\"name\": \"app\", \"strategy\": \"weighted\", \"retries\": 1, \"backends\": "
+        "[{\"address\": \"127.0.0.1:%d\", \"name\": \"a\", \"weight\": 1},\n"
+        "      {\"address\": \"127.0.0.1:%d\", \"name\": \"b\", \"weight\": -4}, "
+        "{\"address\": \"127.0.0.1:%d\", \"name\": \"c\", \"weight\": 1}]}\n"
+        "  ]\n"
+        "}\n",
+        aport, lport, pa, pb, pc);
     const char *error = harness_strf("%s: pools[0].backends[1].weight: must be an integer from 0 "
                                      "to 256 (got -4)",
                                      position_of(lb.config, bad, "-4}"));
@@ -668,11 +698,11 @@ START_TEST(invalid_file_changes_nothing)
     ck_assert_int_eq(harness_log_count(lb.log, "reload ok"), 0);
 
     /* Fixed: c with weight 2, weighted: exact shares from now on. */
-    harness_lb_rewrite(
-        &lb, conf(aport, web,
-                  pool_json("app", "weighted", NULL,
-                            harness_strf("%s, %s, %s", backend_json("a", pa, 1),
-                                         backend_json("b", pb, 1), backend_json("c", pc, 2)))));
+    harness_lb_rewrite_json(&lb,
+                            conf(aport, web,
+                                 pool_json("app", "weighted", NULL,
+                                           list(backend_json("a", pa, 1), backend_json("b", pb, 1),
+                                                backend_json("c", pc, 2), NULL))));
     post_ok(aport, 2, 0, 0, 1, 0);
     ck_assert_int_eq(harness_log_count(lb.log, ok_line(2, 0, 0, 1, 0)), 1);
     st = get_json(aport, "/api/v1/status");
@@ -707,7 +737,7 @@ START_TEST(fifo_fails_reload)
 {
     int pa = start_backend("a", "name"), pb = start_backend("b", "name");
     int lport = harness_free_port(), aport = harness_free_port();
-    const char *web = listener_json("web", lport, "app");
+    json_t *web = listener_json("web", lport, "app");
     struct harness_lb lb;
     lb_start(&lb, conf(aport, web, pool_json("app", "roundrobin", NULL, backend_json("a", pa, 1))),
              lport, aport);
@@ -727,10 +757,10 @@ START_TEST(fifo_fails_reload)
     ck_assert_str_eq(harness_jstr(st, "reloads.last_error"), error);
 
     ck_assert_int_eq(unlink(lb.config), 0);
-    harness_lb_rewrite(&lb, conf(aport, web,
-                                 pool_json("app", "roundrobin", NULL,
-                                           harness_strf("%s, %s", backend_json("a", pa, 1),
-                                                        backend_json("b", pb, 1)))));
+    harness_lb_rewrite_json(
+        &lb, conf(aport, web,
+                  pool_json("app", "roundrobin", NULL,
+                            list(backend_json("a", pa, 1), backend_json("b", pb, 1), NULL))));
     hup_ok(&lb, 2, 0, 0, 1, 0);
     ck_assert_str_eq(tally(lport, 4, "a b"), "a=2 b=2");
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
@@ -755,7 +785,7 @@ START_TEST(busy_port_rejects_reload)
     int pa = start_backend("a", "name"), pb = start_backend("b", "name");
     int lport = harness_free_port(), aport = harness_free_port();
     int eport = harness_free_port(), bport = harness_free_port();
-    const char *web = listener_json("web", lport, "app");
+    json_t *web = listener_json("web", lport, "app");
     struct harness_lb lb;
     lb_start(&lb, conf(aport, web, pool_json("app", "roundrobin", NULL, backend_json("a", pa, 1))),
              lport, aport);
@@ -763,13 +793,12 @@ START_TEST(busy_port_rejects_reload)
 
     /* "extra" comes first, so it is bound before "busy" fails. */
     int busy = bind_busy(bport);
-    harness_lb_rewrite(
+    harness_lb_rewrite_json(
         &lb, conf(aport,
-                  harness_strf("%s,\n    %s,\n    %s", web, listener_json("extra", eport, "app"),
-                               listener_json("busy", bport, "app")),
-                  pool_json(
-                      "app", "roundrobin", NULL,
-                      harness_strf("%s, %s", backend_json("a", pa, 1), backend_json("b", pb, 1)))));
+                  list(web, listener_json("extra", eport, "app"),
+                       listener_json("busy", bport, "app"), NULL),
+                  pool_json("app", "roundrobin", NULL,
+                            list(backend_json("a", pa, 1), backend_json("b", pb, 1), NULL))));
     const char *error =
         harness_strf("listener busy: cannot listen on 127.0.0.1:%d: Address already in use", bport);
     const char *logged = harness_strf("error: reload failed: %s", error);
@@ -812,15 +841,16 @@ START_TEST(health_and_overrides_survive)
     int pb = harness_free_port();
     pid_t bpid = harness_backend("127.0.0.1", pb, "b", "name");
     int lport = harness_free_port(), aport = harness_free_port();
-    const char *web = listener_json("web", lport, "app");
-    const char *check = "\"health_check\": {\"type\": \"tcp\", \"interval_ms\": 100, "
-                        "\"timeout_ms\": 1000, \"rise\": 2, \"fall\": 2}, ";
+    json_t *web = listener_json("web", lport, "app");
+    json_t *check =
+        harness_jkeep(json_pack("{s:{s:s, s:i, s:i, s:i, s:i}}", "health_check", "type", "tcp",
+                                "interval_ms", 100, "timeout_ms", 1000, "rise", 2, "fall", 2));
     struct harness_lb lb;
     lb_start(&lb,
              conf(aport, web,
                   pool_json("app", "weighted", check,
-                            harness_strf("%s, %s, %s", backend_json("a", pa, 1),
-                                         backend_json("b", pb, 1), backend_json("c", pc, 1)))),
+                            list(backend_json("a", pa, 1), backend_json("b", pb, 1),
+                                 backend_json("c", pc, 1), NULL))),
              lport, aport);
     ck_assert_str_eq(tally(lport, 3, "a b c"), "a=1 b=1 c=1");
 
@@ -838,12 +868,11 @@ START_TEST(health_and_overrides_survive)
     long long c_total = harness_jint(find_backend(before, "c"), "total_connections");
 
     /* Same pool, a's file weight changed (the override wins), d added. */
-    harness_lb_rewrite(
+    harness_lb_rewrite_json(
         &lb, conf(aport, web,
                   pool_json("app", "weighted", check,
-                            harness_strf("%s, %s, %s, %s", backend_json("a", pa, 3),
-                                         backend_json("b", pb, 1), backend_json("c", pc, 1),
-                                         backend_json("d", pd, 1)))));
+                            list(backend_json("a", pa, 3), backend_json("b", pb, 1),
+                                 backend_json("c", pc, 1), backend_json("d", pd, 1), NULL))));
     post_ok(aport, 2, 0, 0, 1, 0);
     harness_sleep_ms(600); /* several check intervals */
 
@@ -912,10 +941,9 @@ START_TEST(counters_not_reset)
         pnew = start_backend("fresh", "name");
     int pdead = harness_free_port(); /* nothing listens there */
     int lport = harness_free_port(), aport = harness_free_port();
-    const char *web = listener_json("web", lport, "app");
-    const char *three =
-        harness_strf("%s, %s, %s", backend_json("sink", psink, 1), backend_json("echo", pecho, 1),
-                     backend_json("dead", pdead, 1));
+    json_t *web = listener_json("web", lport, "app");
+    json_t *three = list(backend_json("sink", psink, 1), backend_json("echo", pecho, 1),
+                         backend_json("dead", pdead, 1), NULL);
     struct harness_lb lb;
     lb_start(&lb, conf(aport, web, pool_json("app", "roundrobin", NULL, three)), lport, aport);
 
@@ -958,10 +986,9 @@ START_TEST(counters_not_reset)
     for (int i = 0; i < 3; i++)
         metrics_before[i] = metrics_of(aport, ids[i]);
 
-    harness_lb_rewrite(
-        &lb, conf(aport, web,
-                  pool_json("app", "weighted", NULL,
-                            harness_strf("%s, %s", three, backend_json("fresh", pnew, 1)))));
+    json_t *four = harness_jkeep(json_deep_copy(three));
+    json_array_append(four, backend_json("fresh", pnew, 1));
+    harness_lb_rewrite_json(&lb, conf(aport, web, pool_json("app", "weighted", NULL, four)));
     post_ok(aport, 2, 0, 0, 1, 0);
 
     json_t *after = get_json(aport, "/api/v1/pools/app");
@@ -1045,23 +1072,18 @@ START_TEST(no_leak_over_200_reloads)
     int pa = start_backend("a", "name"), pb = start_backend("b", "name"),
         pc = start_backend("c", "name"), pd = start_backend("d", "name");
     int lport = harness_free_port(), aport = harness_free_port(), eport = harness_free_port();
-    const char *web = listener_json("web", lport, "app");
+    json_t *web = listener_json("web", lport, "app");
     /* p: one listener, app = a b, no checks. q: a second listener, app = a c,
      * and a pool with tcp checks. */
-    const char *p =
-        conf(aport, web,
-             pool_json("app", "roundrobin", NULL,
-                       harness_strf("%s, %s", backend_json("a", pa, 1), backend_json("b", pb, 1))));
-    const char *q =
-        conf(aport, harness_strf("%s,\n    %s", web, listener_json("extra", eport, "other")),
-             harness_strf("%s,\n    %s",
-                          pool_json("app", "weighted", NULL,
-                                    harness_strf("%s, %s", backend_json("a", pa, 1),
-                                                 backend_json("c", pc, 1))),
-                          pool_json("other", "leastconn",
-                                    "\"health_check\": {\"type\": \"tcp\", \"interval_ms\": 20, "
-                                    "\"timeout_ms\": 1000}, ",
-                                    backend_json("d", pd, 1))));
+    json_t *p = conf(aport, web,
+                     pool_json("app", "roundrobin", NULL,
+                               list(backend_json("a", pa, 1), backend_json("b", pb, 1), NULL)));
+    json_t *check = harness_jkeep(json_pack("{s:{s:s, s:i, s:i}}", "health_check", "type", "tcp",
+                                            "interval_ms", 20, "timeout_ms", 1000));
+    json_t *q = conf(aport, list(web, listener_json("extra", eport, "other"), NULL),
+                     list(pool_json("app", "weighted", NULL,
+                                    list(backend_json("a", pa, 1), backend_json("c", pc, 1), NULL)),
+                          pool_json("other", "leastconn", check, backend_json("d", pd, 1)), NULL));
     struct harness_lb lb;
     lb_start(&lb, p, lport, aport);
     ck_assert_str_eq(fetch(lport), "a");
@@ -1073,7 +1095,7 @@ START_TEST(no_leak_over_200_reloads)
     ck_assert_int_gt(rss0, 0);
 
     for (int i = 1; i <= LEAK_RELOADS; i++) {
-        harness_lb_rewrite(&lb, i % 2 ? q : p);
+        harness_lb_rewrite_json(&lb, i % 2 ? q : p);
         if (i % 2)
             post_ok(aport, i + 1, 1, 0, 2, 1);
         else
@@ -1107,14 +1129,14 @@ START_TEST(sighup_burst)
 {
     int pa = start_backend("a", "name"), pb = start_backend("b", "name");
     int lport = harness_free_port(), aport = harness_free_port();
-    const char *web = listener_json("web", lport, "app");
+    json_t *web = listener_json("web", lport, "app");
     struct harness_lb lb;
     lb_start(&lb, conf(aport, web, pool_json("app", "roundrobin", NULL, backend_json("a", pa, 1))),
              lport, aport);
-    harness_lb_rewrite(&lb, conf(aport, web,
-                                 pool_json("app", "roundrobin", NULL,
-                                           harness_strf("%s, %s", backend_json("a", pa, 1),
-                                                        backend_json("b", pb, 1)))));
+    harness_lb_rewrite_json(
+        &lb, conf(aport, web,
+                  pool_json("app", "roundrobin", NULL,
+                            list(backend_json("a", pa, 1), backend_json("b", pb, 1), NULL))));
     for (int i = 0; i < 5; i++)
         harness_lb_signal(&lb, SIGHUP);
     ck_assert_msg(harness_log_wait(lb.log, "reload ok", 1, HARNESS_WAIT_MS),
@@ -1148,19 +1170,17 @@ START_TEST(removed_listener_sessions_continue)
 {
     int pecho = start_backend("echo", "echo");
     int lport = harness_free_port(), sport = harness_free_port(), aport = harness_free_port();
-    const char *web = listener_json("web", lport, "app");
-    const char *pools = pool_json("app", "roundrobin", NULL, backend_json("echo", pecho, 1));
+    json_t *web = listener_json("web", lport, "app");
+    json_t *pools = pool_json("app", "roundrobin", NULL, backend_json("echo", pecho, 1));
     struct harness_lb lb;
-    lb_start(
-        &lb,
-        conf(aport, harness_strf("%s,\n    %s", web, listener_json("side", sport, "app")), pools),
-        lport, aport);
+    lb_start(&lb, conf(aport, list(web, listener_json("side", sport, "app"), NULL), pools), lport,
+             aport);
     ck_assert(harness_wait_listening(sport, HARNESS_WAIT_MS));
     int fd = harness_connect("127.0.0.1", sport, HARNESS_WAIT_MS);
     ck_assert_int_ge(fd, 0);
     assert_echo(fd, "before");
 
-    harness_lb_rewrite(&lb, conf(aport, web, pools));
+    harness_lb_rewrite_json(&lb, conf(aport, web, pools));
     post_ok(aport, 2, 0, 1, 0, 0);
     assert_refused(sport);
     /* Still shown, retired, with its open session. */

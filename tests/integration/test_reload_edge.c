@@ -5,66 +5,47 @@
  * and max_connections lowered below the open sessions then raised. */
 #include <errno.h>
 #include <jansson.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "tests/test.h"
 #include "tests/harness.h"
 
 #define EDGE_TCASE_TIMEOUT 60
-#define NFILL 4
 
-static int hang_fd = -1;
-static int fill_fds[NFILL];
+static int fill_fd = -1;
 
 static void setup(void)
 {
     harness_setup();
-    hang_fd = -1;
-    for (int i = 0; i < NFILL; i++)
-        fill_fds[i] = -1;
+    fill_fd = -1;
 }
 
 static void teardown(void)
 {
-    for (int i = 0; i < NFILL; i++)
-        if (fill_fds[i] >= 0)
-            close(fill_fds[i]);
-    if (hang_fd >= 0)
-        close(hang_fd);
+    if (fill_fd >= 0)
+        close(fill_fd);
     harness_teardown();
 }
 
-/* A backend whose connects hang: a listen socket with backlog 0 that never
- * accepts, its queue filled, so further SYNs are dropped until the
- * connecting side gives up (lb's connect_timeout_ms). */
+/* A backend whose connects hang: harness_listen_held's socket (backlog 0,
+ * never accepted) with its queue filled by one connection, so further SYNs
+ * are dropped until the connecting side gives up (lb's
+ * connect_timeout_ms). */
 static void hang_backend(int port)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    hang_fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(hang_fd, 0);
-    int one = 1;
-    setsockopt(hang_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    ck_assert_int_eq(bind(hang_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(listen(hang_fd, 0), 0);
-    for (int i = 0; i < NFILL; i++) {
-        fill_fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-        ck_assert_int_ge(fill_fds[i], 0);
-        connect(fill_fds[i], (struct sockaddr *)&sa, sizeof(sa));
-    }
-    harness_sleep_ms(200);
+    harness_listen_held("127.0.0.1", port);
+    fill_fd = harness_connect("127.0.0.1", port, HARNESS_WAIT_MS);
+    ck_assert_msg(fill_fd >= 0, "cannot fill the accept queue: %s", strerror(errno));
 }
 
-static void lb_start(struct harness_lb *lb, const char *config, int lport, int aport)
+static void lb_start(struct harness_lb *lb, json_t *config, int lport, int aport)
 {
-    harness_lb_start(lb, config, lport);
+    harness_lb_start_json(lb, config, lport);
     ck_assert_msg(harness_log_wait(lb->log, "started (pid", 1, HARNESS_WAIT_MS),
                   "lb never logged its start; log %s", lb->log);
     if (aport > 0)
@@ -80,28 +61,40 @@ static void hup_ok(struct harness_lb *lb)
 }
 
 /* One listener "web" on lport to pool "app" (roundrobin, retries 1,
- * connect timeout 1500 ms); pool_extra: more pool keys each followed by
- * ", "; backends: the inside of the array. */
-static const char *conf(int aport, int lport, unsigned idle_ms, unsigned maxc,
-                        const char *pool_extra, const char *backends)
+ * connect timeout 1500 ms), the admin API on aport when aport > 0;
+ * pool_extra: an object of more pool keys (NULL: none); backends: one
+ * backend or an array of them. Both are copied: the same pieces serve
+ * several files. */
+static json_t *conf(int aport, int lport, unsigned idle_ms, unsigned maxc, json_t *pool_extra,
+                    json_t *backends)
 {
-    return harness_strf(
-        "{\n"
-        "  %s\n"
-        "  \"log\": {\"level\": \"info\"},\n"
-        "  \"shutdown_grace_ms\": 1000,\n"
-        "  \"listeners\": [{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", "
-        "\"pool\": \"app\", \"idle_timeout_ms\": %u, \"max_connections\": %u}],\n"
-        "  \"pools\": [{\"name\": \"app\", \"strategy\": \"roundrobin\", "
-        "\"retries\": 1, \"connect_timeout_ms\": 1500, %s\"backends\": [%s]}]\n"
-        "}\n",
-        aport > 0 ? harness_strf("\"admin\": {\"listen\": \"127.0.0.1:%d\"},", aport) : "", lport,
-        idle_ms, maxc, pool_extra ? pool_extra : "", backends);
+    json_t *cfg = harness_cfg(&(struct harness_conf){
+        .listen = harness_lo(lport), .retries = 1, .connect_timeout_ms = 1500, .grace_ms = 1000});
+    if (aport > 0)
+        harness_jset(cfg, "admin.listen", json_string(harness_lo(aport)));
+    harness_jset(cfg, "listeners.0.idle_timeout_ms", json_integer(idle_ms));
+    harness_jset(cfg, "listeners.0.max_connections", json_integer(maxc));
+    if (pool_extra) {
+        json_t *copy = json_deep_copy(pool_extra);
+        json_object_update(harness_jget(cfg, "pools.0"), copy);
+        json_decref(copy);
+    }
+    harness_jset(cfg, "pools.0.backends",
+                 json_is_array(backends) ? json_deep_copy(backends)
+                                         : harness_jarray(json_deep_copy(backends), NULL));
+    return cfg;
 }
 
-static const char *named(const char *name, int port)
+/* A backend, kept until teardown. */
+static json_t *named(const char *name, int port)
 {
-    return harness_strf("{\"name\": \"%s\", \"address\": \"127.0.0.1:%d\"}", name, port);
+    return harness_jkeep(harness_backend_json(harness_lo(port), name));
+}
+
+/* Copies of a and b in an array kept until teardown. */
+static json_t *both(json_t *a, json_t *b)
+{
+    return harness_jkeep(harness_jarray(json_deep_copy(a), json_deep_copy(b), NULL));
 }
 
 static const char *recv_text(int fd, long timeout_ms)
@@ -132,15 +125,16 @@ START_TEST(removed_backend_failed_connect_with_passive)
     int lport = harness_free_port();
     hang_backend(hport);
     harness_backend("127.0.0.1", gport, "good", "name");
-    const char *passive = "\"passive\": {\"max_failures\": 1, \"ejection_ms\": 5000}, ";
-    const char *both = harness_strf("%s, %s", named("hang", hport), named("good", gport));
+    json_t *passive = harness_jkeep(
+        json_pack("{s:{s:i, s:i}}", "passive", "max_failures", 1, "ejection_ms", 5000));
+    json_t *two = both(named("hang", hport), named("good", gport));
     struct harness_lb lb;
-    lb_start(&lb, conf(0, lport, 300000, 10000, passive, both), lport, 0);
+    lb_start(&lb, conf(0, lport, 300000, 10000, passive, two), lport, 0);
 
     int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS); /* roundrobin: "hang" */
     ck_assert_int_ge(fd, 0);
     harness_sleep_ms(300);
-    harness_lb_rewrite(&lb, conf(0, lport, 300000, 10000, passive, named("good", gport)));
+    harness_lb_rewrite_json(&lb, conf(0, lport, 300000, 10000, passive, named("good", gport)));
     hup_ok(&lb);
     ck_assert(harness_log_wait(lb.log, "backend hang connect failed", 1, 4000));
     harness_sleep_ms(300);
@@ -164,9 +158,9 @@ START_TEST(retry_after_noop_reload_reaches_other_backend)
     int lport = harness_free_port();
     hang_backend(hport);
     harness_backend("127.0.0.1", gport, "good", "name");
-    const char *both = harness_strf("%s, %s", named("hang", hport), named("good", gport));
+    json_t *two = both(named("hang", hport), named("good", gport));
     struct harness_lb lb;
-    lb_start(&lb, conf(0, lport, 300000, 10000, NULL, both), lport, 0);
+    lb_start(&lb, conf(0, lport, 300000, 10000, NULL, two), lport, 0);
 
     int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS); /* roundrobin: "hang" */
     ck_assert_int_ge(fd, 0);
@@ -189,13 +183,13 @@ START_TEST(idle_timeout_turned_off_keeps_session)
 {
     int eport = harness_free_port(), lport = harness_free_port();
     harness_backend("127.0.0.1", eport, "echo", "echo");
-    const char *b = named("echo", eport);
+    json_t *b = named("echo", eport);
     struct harness_lb lb;
     lb_start(&lb, conf(0, lport, 1000, 10000, NULL, b), lport, 0);
     int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
     ck_assert_int_ge(fd, 0);
     assert_echo(fd, "before");
-    harness_lb_rewrite(&lb, conf(0, lport, 0, 10000, NULL, b));
+    harness_lb_rewrite_json(&lb, conf(0, lport, 0, 10000, NULL, b));
     hup_ok(&lb);
     harness_sleep_ms(1600);
     ck_assert_msg(!harness_log_contains(lb.log, "reason=\"idle timeout\""),
@@ -256,7 +250,7 @@ START_TEST(max_connections_lowered_then_raised)
 {
     int eport = harness_free_port(), lport = harness_free_port();
     harness_backend("127.0.0.1", eport, "echo", "echo");
-    const char *b = named("echo", eport);
+    json_t *b = named("echo", eport);
     struct harness_lb lb;
     lb_start(&lb, conf(0, lport, 300000, 100, NULL, b), lport, 0);
     int fds[4];
@@ -265,7 +259,7 @@ START_TEST(max_connections_lowered_then_raised)
         ck_assert_int_ge(fds[i], 0);
         assert_echo(fds[i], "open");
     }
-    harness_lb_rewrite(&lb, conf(0, lport, 300000, 2, NULL, b));
+    harness_lb_rewrite_json(&lb, conf(0, lport, 300000, 2, NULL, b));
     hup_ok(&lb);
     int w = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
     ck_assert_int_ge(w, 0);
@@ -277,7 +271,7 @@ START_TEST(max_connections_lowered_then_raised)
     close(fds[2]);
     char buf[4];
     ck_assert_int_eq(harness_recv_n(w, buf, 4, HARNESS_WAIT_MS), 4);
-    harness_lb_rewrite(&lb, conf(0, lport, 300000, 100, NULL, b));
+    harness_lb_rewrite_json(&lb, conf(0, lport, 300000, 100, NULL, b));
     hup_ok(&lb);
     int x = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
     ck_assert_int_ge(x, 0);

@@ -15,16 +15,13 @@
 #define LOADERS 2
 #define MOVES 6
 
-static const char *config(const char *listen, int bport)
+static json_t *config(const char *listen, int bport)
 {
-    return harness_strf("{\n"
-                        "  \"log\": {\"level\": \"info\"},\n"
-                        "  \"listeners\": [{\"name\": \"web\", \"listen\": \"%s\", "
-                        "\"pool\": \"app\"}],\n"
-                        "  \"pools\": [{\"name\": \"app\", \"backends\": [{\"address\": "
-                        "\"127.0.0.1:%d\", \"name\": \"echo\"}]}]\n"
-                        "}\n",
-                        listen, bport);
+    json_t *pool = harness_pool_json(
+        "app", NULL, harness_jarray(harness_backend_json(harness_lo(bport), "echo"), NULL));
+    json_t *cfg = json_pack("{s:{s:s}, s:[o], s:[o]}", "log", "level", "info", "listeners",
+                            harness_listener_json("web", listen, "app"), "pools", pool);
+    return harness_jkeep(cfg);
 }
 
 static volatile sig_atomic_t loader_stop;
@@ -69,7 +66,7 @@ START_TEST(move_under_load)
     harness_backend("127.0.0.1", bport, "echo", "echo");
     const char *wild = harness_strf("*:%d", port), *local = harness_strf("127.0.0.1:%d", port);
     struct harness_lb lb;
-    harness_lb_start(&lb, config(local, bport), port);
+    harness_lb_start_json(&lb, config(local, bport), port);
     ck_assert(harness_log_wait(lb.log, "started (pid", 1, HARNESS_WAIT_MS));
 
     int pipefd[2];
@@ -88,7 +85,7 @@ START_TEST(move_under_load)
     for (int m = 1; m <= MOVES; m++) {
         harness_sleep_ms(300);
         bool to_wild = m % 2 == 1;
-        harness_lb_rewrite(&lb, config(to_wild ? wild : local, bport));
+        harness_lb_rewrite_json(&lb, config(to_wild ? wild : local, bport));
         harness_lb_signal(&lb, SIGHUP);
         ck_assert_msg(harness_log_wait(lb.log, "reload ok", m, HARNESS_WAIT_MS), "log %s", lb.log);
         const char *handover =

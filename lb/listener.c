@@ -107,14 +107,6 @@ static void starved_note(void *arg, char *buf, size_t len)
 /* One line a second for every listener together when they run out. */
 static time_t starved_logged;
 
-void listener_pause(struct listener *l)
-{
-    if (l->acc)
-        acceptor_pause(l->acc);
-    if (l->drain_acc)
-        acceptor_pause(l->drain_acc);
-}
-
 int listener_open(struct listener *l, bool reuseport, char *err, size_t errlen)
 {
     const char *step;

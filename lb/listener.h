@@ -68,8 +68,6 @@ void listener_drain(struct listener *l, struct listener *into);
 void listener_close(struct listener *l);
 /* Enables or disables accepting as the listener's state says. */
 void listener_refresh(struct listener *l);
-/* Pauses accepting for a moment: the process is out of descriptors. */
-void listener_pause(struct listener *l);
 /* A session of l ended: accepting goes on below max_connections, and a
  * pause for want of descriptors ends at once. */
 void listener_resume(struct listener *l);

@@ -121,6 +121,8 @@ static int flow_flush(struct relay_flow *f)
             return -1;
     } else {
         event_del(&dst->wev);
+        if (!event_pending(&dst->rev, EV_READ, NULL))
+            relay_park(r); /* dst's reads are off too: nothing watches it now */
         if (f->src->read_eof) {
             side_shut_write(dst);
             if (relay_check_done(r))
@@ -257,6 +259,8 @@ void relay_stop(struct relay *r)
     if (r->server)
         side_stop(r->server);
     relay_unpark(r);
+    r->up.mover.ops->release(&r->up.mover);
+    r->down.mover.ops->release(&r->down.mover);
 }
 
 int relay_probe(struct relay *r)

@@ -20,7 +20,9 @@
 
 /* How a relay ended; the owner's on_end gets it exactly once. */
 enum relay_end {
-    RELAY_END_CLIENT_CLOSED, /* both flows finished; the client's end of stream came first */
+    RELAY_END_CLIENT_CLOSED, /* both flows finished and the client's end of stream came
+                              * first, or the client ended its stream before sending a
+                              * byte while no server was attached */
     RELAY_END_SERVER_CLOSED, /* both flows finished; the server's came first */
     RELAY_END_CLIENT_ERROR,  /* the client's connection failed (reset, write error) */
     RELAY_END_SERVER_ERROR,  /* the server's connection failed */
@@ -74,8 +76,9 @@ int relay_watch_client(struct relay *r);
 /* server is connected: both flows start, and what the client sent
  * meanwhile goes out. 0, or -1 when the relay ended. */
 int relay_attach_server(struct relay *r, struct relay_side *server);
-/* Stops every event of r and unparks it; connections stay open (their
- * owners close them). Safe to call more than once. */
+/* Stops every event of r, unparks it and releases both movers (what they
+ * hold is dropped); connections stay open (their owners close them). Safe
+ * to call more than once. */
 void relay_stop(struct relay *r);
 /* For a parked relay: asks each side no event watches for a pending error
  * and ends the relay on one; unparks it when every side is watched again.

@@ -7,8 +7,10 @@
  *   RELAYING   the relay moves bytes both ways until both are done.
  * A client that resets, or goes away without sending a byte, while its
  * backend connect is under way ends the session at once: no further
- * backend is tried. Each session ends in session_close(), in exactly one
- * log line. */
+ * backend is tried. (One whose reads are off by then — it filled the up
+ * mover, or half-closed after its request — is found by the probe of
+ * parked sessions, within a second.) Each session ends in session_close(),
+ * in exactly one log line. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>

@@ -83,6 +83,8 @@ void upstream_release(struct upstream *u, bool reset)
     if (u->backend)
         upstream_drop_backend(u);
     u->state = UPSTREAM_IDLE;
+    u->pick.ntried = 0; /* a next connect starts with all its tries */
+    u->fd_wait_ms = 0;
 }
 
 void upstream_free(struct upstream *u, bool reset)
@@ -161,9 +163,11 @@ static void upstream_wait_fd(struct upstream *u, int err)
         log_error("pool %s: cannot create a socket: %s; clients wait for a free descriptor",
                   pool->name, strerror(err));
     if (!u->fd_waiting) {
+        struct runtime *rt = u->listener->rt;
         u->fd_waiting = true;
-        u->listener->rt->fd_waiters++;
-        listener_pause(u->listener);
+        if (rt->fd_waiters++ == 0) /* every listener stops while one waits */
+            for (size_t i = 0; i < rt->nlisteners; i++)
+                listener_refresh(rt->listeners[i]);
     }
     u->state = UPSTREAM_WAIT_FD;
     u->fd_wait_ms += FD_WAIT_MS;

@@ -8,16 +8,13 @@
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include "tests/harness.h"
 #include "tests/test.h"
 
-/* A listening socket with a backlog of 0 that nobody accepts on, and one
- * connection that fills its queue: the next SYN to it is dropped, so a
- * connect to it stays in progress (until the queue has room again). */
+/* A backend whose accept queue is held full (harness_listen_held and one
+ * connection that fills it): lb's SYN to it gets no answer. */
 struct held {
     int lfd, filler;
     int port;
@@ -25,22 +22,10 @@ struct held {
 
 static void held_open(struct held *h)
 {
-    h->port = harness_free_port();
-    h->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int one = 1;
-    setsockopt(h->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    ck_assert_int_eq(bind(h->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    ck_assert_int_eq(listen(h->lfd, 0), 0);
+    h->lfd = harness_listen_held("127.0.0.1", 0);
+    h->port = harness_sock_port(h->lfd);
     h->filler = harness_connect("127.0.0.1", h->port, HARNESS_WAIT_MS);
     ck_assert_int_ge(h->filler, 0);
-}
-
-static void held_close(struct held *h)
-{
-    close(h->filler);
-    close(h->lfd);
 }
 
 /* lb in front of the held backend "slow" and a live echo backend "live",
@@ -48,17 +33,14 @@ static void held_close(struct held *h)
 static int start_lb(struct harness_lb *lb, const struct held *h)
 {
     int eport = harness_free_port();
-    harness_backend("127.0.0.1", eport, "live", "echo");
+    harness_server("127.0.0.1", eport, harness_fn_echo, NULL);
     int lport = harness_free_port();
-    struct harness_conf conf = {
-        .listen = harness_strf("127.0.0.1:%d", lport),
-        .backends = harness_strf("{\"address\": \"127.0.0.1:%d\", \"name\": \"slow\"}, "
-                                 "{\"address\": \"127.0.0.1:%d\", \"name\": \"live\"}",
-                                 h->port, eport),
-        .retries = 2,
-        .connect_timeout_ms = 5000,
-    };
-    harness_lb_start(lb, harness_config(&conf), lport);
+    json_t *cfg = harness_cfg(&(struct harness_conf){
+        .listen = harness_lo(lport), .retries = 2, .connect_timeout_ms = 5000});
+    harness_jset(cfg, "pools.0.backends",
+                 harness_jarray(harness_backend_json(harness_lo(h->port), "slow"),
+                                harness_backend_json(harness_lo(eport), "live"), NULL));
+    harness_lb_start_json(lb, cfg, lport);
     return lport;
 }
 
@@ -89,7 +71,7 @@ START_TEST(client_reset_during_connect)
     ck_assert_int_eq(harness_log_count(lb.log, "connect failed"), 0);
     ck_assert_int_eq(harness_log_count(lb.log, "session end"), 1);
     harness_lb_stop(&lb);
-    held_close(&h);
+    close(h.filler);
 }
 END_TEST
 
@@ -109,7 +91,7 @@ START_TEST(client_gone_during_connect)
     ck_assert_int_eq(harness_log_count(lb.log, "connect failed"), 0);
     ck_assert_int_eq(harness_log_count(lb.log, "session end"), 1);
     harness_lb_stop(&lb);
-    held_close(&h);
+    close(h.filler);
 }
 END_TEST
 
@@ -150,7 +132,7 @@ START_TEST(request_sent_during_connect_is_delivered)
     ck_assert_ptr_nonnull(strstr(line, "backend=slow bytes_from_client=7 bytes_from_backend=6 "));
     ck_assert_int_eq(harness_log_count(lb.log, "connect failed"), 0);
     harness_lb_stop(&lb);
-    held_close(&h);
+    close(h.filler);
 }
 END_TEST
 

@@ -2,7 +2,8 @@
  * without a listener, pool or session: bytes both ways, half-close from
  * either side, bytes a client sends before the server is attached,
  * backpressure (a full mover stops reading, and reading resumes byte-exact),
- * a reset and a write error on either side, the probe of a parked side, and
+ * a reset and a write error on either side, the probe of a parked side (also
+ * one that lost its last watch after being unparked), and
  * bytes a connection layer holds that no socket event announces. */
 #include <errno.h>
 #include <fcntl.h>
@@ -431,6 +432,66 @@ START_TEST(layer_pending_bytes_are_read_without_an_event)
 }
 END_TEST
 
+/* A side can lose its last watch after the probe unparked the relay: the
+ * client half-closed (its reads are off for good) while the down flow
+ * waited to write to it, so the probe saw every side watched. Once the
+ * down flow drains, nothing watches the client: the relay parks again and
+ * the probe finds the client's reset. */
+START_TEST(drained_side_is_parked_again)
+{
+    struct rig g;
+    rig_init(&g, true);
+    /* Fill the path from lb to the client, so the down flow must wait. */
+    char junk[4096];
+    memset(junk, 'j', sizeof(junk));
+    size_t filled = 0;
+    for (int idle = 0; idle < 5;) {
+        ssize_t w = write(g.client.conn.fd, junk, sizeof(junk));
+        if (w <= 0) {
+            idle++;
+            poll(NULL, 0, 20);
+            continue;
+        }
+        idle = 0;
+        filled += (size_t)w;
+    }
+    rig_start(&g, true);
+    put(g.cpeer, "req");
+    shutdown(g.cpeer, SHUT_WR);
+    expect(&g, g.speer, "req", true);
+    ck_assert(g.r.parked);
+    put(g.speer, "answer");
+    rig_spin(&g);
+    ck_assert(event_pending(&g.client.wev, EV_WRITE, NULL));
+    ck_assert_int_eq(relay_probe(&g.r), 0);
+    ck_assert(!g.r.parked); /* every side watched */
+    size_t want = filled + 6, got = 0;
+    char buf[65536];
+    uint64_t until = clock_ms(CLOCK_MONOTONIC) + RIG_WAIT_MS;
+    while (got < want && clock_ms(CLOCK_MONOTONIC) < until) {
+        event_base_loop(g.base, EVLOOP_NONBLOCK);
+        ssize_t n = read(g.cpeer, buf, sizeof(buf));
+        if (n > 0)
+            got += (size_t)n;
+        else
+            poll(NULL, 0, 1);
+    }
+    ck_assert_uint_eq(got, want);
+    rig_spin(&g);
+    ck_assert(!event_pending(&g.client.rev, EV_READ, NULL));
+    ck_assert(!event_pending(&g.client.wev, EV_WRITE, NULL));
+    ck_assert(g.r.parked);
+    struct linger lg = {1, 0};
+    setsockopt(g.cpeer, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(g.cpeer);
+    g.cpeer = -1;
+    poll(NULL, 0, 50);
+    ck_assert_int_eq(relay_probe(&g.r), -1);
+    ck_assert_int_eq(g.how, RELAY_END_CLIENT_ERROR);
+    rig_free(&g);
+}
+END_TEST
+
 static Suite *relay_suite(void)
 {
     Suite *s = suite_create("relay_unit");
@@ -446,6 +507,7 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, write_to_a_closed_server_is_an_error);
     tcase_add_test(tc, probe_finds_a_reset_on_a_parked_side);
     tcase_add_test(tc, layer_pending_bytes_are_read_without_an_event);
+    tcase_add_test(tc, drained_side_is_parked_again);
     suite_add_tcase(s, tc);
     return s;
 }

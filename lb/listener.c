@@ -23,7 +23,6 @@
 #include "lb/log.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
-#include "lb/session.h"
 #include "lb/runtime.h"
 
 #define EMFILE_PAUSE_MS 100
@@ -46,7 +45,7 @@ void listener_destroy(struct listener *l)
 }
 
 struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c,
-                                 struct pool *pool)
+                                 struct pool *pool, listener_client_fn *on_client)
 {
     struct listener *l = calloc(1, sizeof(*l));
     if (!l)
@@ -62,6 +61,7 @@ struct listener *listener_create(struct runtime *rt, const struct lb_listener_co
     l->addrlen = c->addrlen;
     l->mode = c->mode;
     l->pool = pool;
+    l->on_client = on_client;
     l->pool->refs++;
     l->max_connections = c->max_connections;
     l->idle_timeout_ms = c->idle_timeout_ms;
@@ -83,7 +83,7 @@ void listener_refresh(struct listener *l)
 static void on_accept(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 {
     struct listener *l = arg;
-    session_start(l, fd, sa, salen);
+    l->on_client(l, fd, sa, salen);
     if (l->active >= l->max_connections && !l->full) {
         l->full = true;
         log_debug("listener %s: %u connections open, pausing accepts", l->name, l->max_connections);
@@ -205,7 +205,7 @@ void listener_drain(struct listener *l, struct listener *into)
         int fd = acceptor_accept(l->acc, &sa, &len);
         if (fd < 0)
             break; /* EAGAIN: the queue is empty; anything else: give up */
-        session_start(into, fd, (struct sockaddr *)&sa, len);
+        into->on_client(into, fd, (struct sockaddr *)&sa, len);
     }
     listener_close(l); /* with the old socket it may still drain */
 }

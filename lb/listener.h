@@ -1,7 +1,8 @@
 /* listener: one data listening socket and its accept policy (max_connections,
  * the process's descriptor budget, a pause when accept() finds no free
  * descriptor), the hand-over of a moved socket and the drain of a removed
- * one. Each accepted client becomes a session (lb/session.h). */
+ * one. Each accepted client goes to the listener's on_client handler
+ * (session_start(): a session, lb/session.h). */
 #ifndef LB_LISTENER_H
 #define LB_LISTENER_H
 
@@ -18,6 +19,12 @@ struct pool;
 struct acceptor;
 struct event;
 
+struct listener;
+/* What a listener does with each client it accepts (session_start()): fd
+ * is accepted, non-blocking, and the callee's from now on. */
+typedef void listener_client_fn(struct listener *l, int fd, const struct sockaddr *sa,
+                                socklen_t salen);
+
 struct listener {
     struct runtime *rt;
     char *name;
@@ -26,6 +33,7 @@ struct listener {
     socklen_t addrlen;
     enum lb_mode mode;
     struct pool *pool;
+    listener_client_fn *on_client;
     unsigned max_connections;
     unsigned idle_timeout_ms;
     struct lb_keepalive_conf keepalive;
@@ -41,10 +49,10 @@ struct listener {
     LIST_ENTRY(listener) retired_link;
 };
 
-/* A listener for c sending clients to pool (takes a pool reference); not
- * open yet. NULL on ENOMEM. */
+/* A listener for c sending clients to pool (takes a pool reference), each
+ * handed to on_client; not open yet. NULL on ENOMEM. */
 struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c,
-                                 struct pool *pool);
+                                 struct pool *pool, listener_client_fn *on_client);
 /* Closes and frees l, dropping its pool reference. */
 void listener_destroy(struct listener *l);
 /* Binds and listens (reuseport: beside an overlapping socket that shares

@@ -155,7 +155,7 @@ static int plan_build(struct runtime *rt, struct reload_plan *p, char *err, size
             p->shared_old[j] = true;
             p->moved_from[i] = j;
         }
-        if (!(p->listeners[i] = listener_create(rt, c, p->pools[c->pool_index])))
+        if (!(p->listeners[i] = listener_create(rt, c, p->pools[c->pool_index], session_start)))
             goto nomem;
         if (listener_open(p->listeners[i], p->moved_from[i] >= 0, err, errlen) < 0)
             return -1;

@@ -375,3 +375,21 @@ void harness_stream_fill(unsigned char *buf, uint64_t off, size_t n)
         buf[i] = (unsigned char)(block >> (8 * (pos % 8)));
     }
 }
+
+int harness_connect_ok(const char *host, int port)
+{
+    int fd = harness_connect(host, port, HARNESS_WAIT_MS);
+    ck_assert_msg(fd >= 0, "connect to %s port %d: %s", host, port, strerror(errno));
+    return fd;
+}
+
+void harness_echo_roundtrip(int fd, const char *msg)
+{
+    size_t len = strlen(msg);
+    char buf[256] = {0};
+    ck_assert(len < sizeof(buf));
+    ck_assert_msg(harness_send_all(fd, msg, len, HARNESS_WAIT_MS), "send failed");
+    ssize_t n = harness_recv_n(fd, buf, len, HARNESS_WAIT_MS);
+    ck_assert_msg(n == (ssize_t)len && memcmp(buf, msg, len) == 0, "echo of '%s' came back as '%s'",
+                  msg, buf);
+}

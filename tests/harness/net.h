@@ -37,6 +37,12 @@ int harness_connect(const char *host, int port, long timeout_ms);
 /* Same, from source address src (e.g. "127.0.0.2"). */
 int harness_connect_from(const char *src, const char *host, int port, long timeout_ms);
 bool harness_send_all(int fd, const void *buf, size_t len, long timeout_ms);
+/* harness_connect within HARNESS_WAIT_MS; fails the test (naming the port
+ * and the error) when the connect fails. */
+int harness_connect_ok(const char *host, int port);
+/* Sends msg on fd and expects exactly msg back (an echo backend behind
+ * lb) within HARNESS_WAIT_MS; fails the test otherwise. */
+void harness_echo_roundtrip(int fd, const char *msg);
 /* Reads until len bytes, EOF or the deadline; returns the bytes read, -1 on
  * a socket error before any byte. */
 ssize_t harness_recv_n(int fd, void *buf, size_t len, long timeout_ms);

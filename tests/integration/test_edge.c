@@ -96,24 +96,6 @@ static int start_lb(struct harness_lb *lb, int bport, struct harness_conf conf)
     return lport;
 }
 
-static int connect_lb(int lport)
-{
-    int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
-    ck_assert_msg(fd >= 0, "connect to lb port %d: %s", lport, strerror(errno));
-    return fd;
-}
-
-static void echo_roundtrip(int fd, const char *msg)
-{
-    size_t len = strlen(msg);
-    char buf[256] = {0};
-    ck_assert(len < sizeof(buf));
-    ck_assert_msg(harness_send_all(fd, msg, len, HARNESS_WAIT_MS), "send failed");
-    ssize_t n = harness_recv_n(fd, buf, len, HARNESS_WAIT_MS);
-    ck_assert_msg(n == (ssize_t)len && memcmp(buf, msg, len) == 0, "echo of '%s' came back as '%s'",
-                  msg, buf);
-}
-
 static void assert_log(const struct harness_lb *lb, const char *needle)
 {
     ck_assert_msg(harness_log_wait(lb->log, needle, 1, HARNESS_WAIT_MS), "no '%s' in %s", needle,
@@ -152,7 +134,7 @@ START_TEST(backend_rst_at_accept)
     int bl = raw_listen(16, &bport);
     struct harness_lb lb;
     int lport = start_lb(&lb, bport, (struct harness_conf){0});
-    int fd = connect_lb(lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     close_rst(raw_accept(bl, HARNESS_WAIT_MS));
     ck_assert_msg(harness_wait_closed(fd, 3000) >= 0, "client still open after the backend reset");
     close(fd);
@@ -176,7 +158,7 @@ START_TEST(backend_answers_and_closes_first)
     int bl = raw_listen(16, &bport);
     struct harness_lb lb;
     int lport = start_lb(&lb, bport, (struct harness_conf){0});
-    int fd = connect_lb(lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     int b = raw_accept(bl, HARNESS_WAIT_MS);
     char out[5000];
     for (size_t i = 0; i < sizeof(out); i++)
@@ -205,7 +187,7 @@ START_TEST(backend_rst_mid_transfer)
     int bl = raw_listen(16, &bport);
     struct harness_lb lb;
     int lport = start_lb(&lb, bport, (struct harness_conf){0});
-    int fd = connect_lb(lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     int b = raw_accept(bl, HARNESS_WAIT_MS);
     char req[1000];
     memset(req, 'q', sizeof(req));
@@ -247,7 +229,7 @@ START_TEST(client_rst_while_lb_writes)
     harness_backend("127.0.0.1", bport, "e1", "echo");
     struct harness_lb lb;
     int lport = start_lb(&lb, bport, (struct harness_conf){0});
-    int fd = connect_lb(lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     static char data[256 * 1024];
     ck_assert(harness_send_all(fd, data, sizeof(data), HARNESS_WAIT_MS));
     harness_sleep_ms(300);
@@ -269,7 +251,7 @@ START_TEST(client_halfclose_before_connect)
     ck_assert(filler >= 0);
     struct harness_lb lb;
     int lport = start_lb(&lb, bport, (struct harness_conf){.connect_timeout_ms = 5000});
-    int fd = connect_lb(lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     static char req[50000];
     memset(req, 'r', sizeof(req));
     ck_assert(harness_send_all(fd, req, sizeof(req), HARNESS_WAIT_MS));
@@ -304,7 +286,7 @@ START_TEST(client_rst_while_backpressured)
     int bl = raw_listen(16, &bport);
     struct harness_lb lb;
     int lport = start_lb(&lb, bport, (struct harness_conf){0});
-    int fd = connect_lb(lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     int b = raw_accept(bl, HARNESS_WAIT_MS);
     send_until_stalled(fd, 500, 256ull * 1024 * 1024);
     close_rst(fd);
@@ -327,7 +309,7 @@ START_TEST(client_rst_after_halfclose)
     int bl = raw_listen(16, &bport);
     struct harness_lb lb;
     int lport = start_lb(&lb, bport, (struct harness_conf){0});
-    int fd = connect_lb(lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     int b = raw_accept(bl, HARNESS_WAIT_MS);
     ck_assert(harness_send_all(fd, "req", 3, HARNESS_WAIT_MS));
     ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
@@ -353,7 +335,7 @@ START_TEST(idle_timeout_halfclosed)
     int bl = raw_listen(16, &bport);
     struct harness_lb lb;
     int lport = start_lb(&lb, bport, (struct harness_conf){.idle_timeout_ms = 300});
-    int fd = connect_lb(lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     int b = raw_accept(bl, HARNESS_WAIT_MS);
     ck_assert(harness_send_all(fd, "x", 1, HARNESS_WAIT_MS));
     ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
@@ -382,10 +364,10 @@ START_TEST(idle_timeout_zero_disabled)
                   harness_pool_json("app", NULL, harness_jarray(backend_json(bport, "e1"), NULL))));
     struct harness_lb lb;
     harness_lb_start_json(&lb, cfg, lport);
-    int fd = connect_lb(lport);
-    echo_roundtrip(fd, "before");
+    int fd = harness_connect_ok("127.0.0.1", lport);
+    harness_echo_roundtrip(fd, "before");
     ck_assert_msg(!harness_readable(fd, 1500), "closed or data while idle with idle_timeout_ms 0");
-    echo_roundtrip(fd, "after 1.5 s idle");
+    harness_echo_roundtrip(fd, "after 1.5 s idle");
     close(fd);
     assert_log(&lb, "reason=\"client closed\"");
     ck_assert_int_eq(harness_log_count(lb.log, "idle timeout"), 0);
@@ -403,13 +385,13 @@ START_TEST(sighup_reload_keeps_session)
     harness_backend("127.0.0.1", bport, "e1", "echo");
     struct harness_lb lb;
     int lport = start_lb(&lb, bport, (struct harness_conf){0});
-    int fd = connect_lb(lport);
-    echo_roundtrip(fd, "before");
+    int fd = harness_connect_ok("127.0.0.1", lport);
+    harness_echo_roundtrip(fd, "before");
     kill(lb.pid, SIGHUP);
     assert_log(&lb, "info: reload ok: generation 2 (listeners +0 -0, backends +0 -0)");
-    echo_roundtrip(fd, "after");
-    int fd2 = connect_lb(lport);
-    echo_roundtrip(fd2, "new");
+    harness_echo_roundtrip(fd, "after");
+    int fd2 = harness_connect_ok("127.0.0.1", lport);
+    harness_echo_roundtrip(fd2, "new");
     close(fd2);
     close(fd);
     ck_assert(harness_log_wait(lb.log, "session end", 2, HARNESS_WAIT_MS));
@@ -425,8 +407,8 @@ START_TEST(second_sigterm_exits_now)
     harness_backend("127.0.0.1", bport, "e1", "echo");
     struct harness_lb lb;
     int lport = start_lb(&lb, bport, (struct harness_conf){.grace_ms = 60000});
-    int fd = connect_lb(lport);
-    echo_roundtrip(fd, "hold");
+    int fd = harness_connect_ok("127.0.0.1", lport);
+    harness_echo_roundtrip(fd, "hold");
     kill(lb.pid, SIGTERM);
     assert_log(&lb, "SIGTERM: stopped accepting; waiting up to 60000 ms for 1 open sessions");
     long t0 = harness_now_ms();
@@ -458,7 +440,7 @@ START_TEST(burst_no_fd_leak)
     for (int batch = 0; batch < BURST_BATCHES; batch++) {
         int fds[BURST_BATCH];
         for (int i = 0; i < BURST_BATCH; i++) {
-            fds[i] = connect_lb(lport);
+            fds[i] = harness_connect_ok("127.0.0.1", lport);
             char c = (char)('A' + i % 26);
             ck_assert(harness_send_all(fds[i], &c, 1, HARNESS_WAIT_MS));
         }
@@ -488,7 +470,7 @@ START_TEST(backend_stream_to_stalled_client)
     int bl = raw_listen(16, &bport);
     struct harness_lb lb;
     int lport = start_lb(&lb, bport, (struct harness_conf){0});
-    int fd = connect_lb(lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     int b = raw_accept(bl, HARNESS_WAIT_MS);
     long rss0 = proc_rss_kb(lb.pid);
     uint64_t sent = send_until_stalled(b, 500, 256ull * 1024 * 1024);

@@ -29,24 +29,6 @@ static int start_lb(struct harness_lb *lb, int n, const int ports[], const char 
     return lport;
 }
 
-static int connect_ok(int port)
-{
-    int fd = harness_connect("127.0.0.1", port, HARNESS_WAIT_MS);
-    ck_assert_msg(fd >= 0, "connect to port %d: %s", port, strerror(errno));
-    return fd;
-}
-
-static void echo_roundtrip(int fd, const char *msg)
-{
-    size_t len = strlen(msg);
-    char buf[256] = {0};
-    ck_assert(len < sizeof(buf));
-    ck_assert_msg(harness_send_all(fd, msg, len, HARNESS_WAIT_MS), "send failed");
-    ssize_t n = harness_recv_n(fd, buf, len, HARNESS_WAIT_MS);
-    ck_assert_msg(n == (ssize_t)len && memcmp(buf, msg, len) == 0, "echo of '%s' came back as '%s'",
-                  msg, buf);
-}
-
 /* --- harness_server behind lb --- */
 
 /* 100000 bytes through lb to an echo function: all of them back, then EOF
@@ -61,7 +43,7 @@ START_TEST(server_echo_through_lb)
     unsigned char *data = malloc(len), *back = malloc(len + 1);
     ck_assert(data && back);
     harness_stream_fill(data, 0, len);
-    int fd = connect_ok(lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     ck_assert(harness_send_all(fd, data, len, HARNESS_WAIT_MS));
     ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
     ssize_t n = harness_read_eof(fd, back, len + 1, HARNESS_WAIT_MS);
@@ -96,7 +78,7 @@ START_TEST(server_name_through_lb)
     }
     ck_assert_str_eq(seq, "n1 n2 n1 n2");
 
-    int fd = connect_ok(lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     char buf[16];
     ck_assert_int_eq(harness_read_eof(fd, buf, sizeof(buf), HARNESS_WAIT_MS), 3);
     ck_assert_str_eq(buf, "n1\n");
@@ -160,18 +142,18 @@ START_TEST(server_concurrent_and_crash)
 {
     int port = harness_free_port();
     harness_server("127.0.0.1", port, echo_or_die, NULL);
-    int a = connect_ok(port), b = connect_ok(port);
-    echo_roundtrip(a, "first, still open");
-    echo_roundtrip(b, "second, at the same time");
-    int k = connect_ok(port);
+    int a = harness_connect_ok("127.0.0.1", port), b = harness_connect_ok("127.0.0.1", port);
+    harness_echo_roundtrip(a, "first, still open");
+    harness_echo_roundtrip(b, "second, at the same time");
+    int k = harness_connect_ok("127.0.0.1", port);
     ck_assert(harness_send_all(k, "k", 1, HARNESS_WAIT_MS));
     ck_assert_msg(harness_wait_closed(k, HARNESS_WAIT_MS) >= 0,
                   "the connection whose process died stayed open");
     close(k);
-    echo_roundtrip(a, "first goes on");
-    echo_roundtrip(b, "second goes on");
-    int c = connect_ok(port);
-    echo_roundtrip(c, "a new one after the crash");
+    harness_echo_roundtrip(a, "first goes on");
+    harness_echo_roundtrip(b, "second goes on");
+    int c = harness_connect_ok("127.0.0.1", port);
+    harness_echo_roundtrip(c, "a new one after the crash");
     close(a);
     close(b);
     close(c);
@@ -217,7 +199,7 @@ START_TEST(server_gone_after_teardown)
 {
     int port = harness_free_port();
     pid_t server = harness_server("127.0.0.1", port, tell_pid, NULL);
-    int fd = connect_ok(port);
+    int fd = harness_connect_ok("127.0.0.1", port);
     char text[32] = {0};
     ck_assert_msg(harness_recv_n(fd, text, sizeof(text) - 1, 500) > 0, "no PID from the server");
     pid_t conn = (pid_t)strtol(text, NULL, 10);
@@ -241,7 +223,7 @@ START_TEST(fn_hold_never_answers)
 {
     int port = harness_free_port();
     harness_server("127.0.0.1", port, harness_fn_hold, NULL);
-    int fd = connect_ok(port);
+    int fd = harness_connect_ok("127.0.0.1", port);
     ck_assert(harness_send_all(fd, "hello?", 6, HARNESS_WAIT_MS));
     ck_assert_msg(!harness_readable(fd, 300), "the hold function answered or closed");
     ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
@@ -283,7 +265,7 @@ START_TEST(fn_http_keepalive)
 {
     int port = harness_free_port();
     harness_server("127.0.0.1", port, harness_fn_http, NULL);
-    int fd = connect_ok(port);
+    int fd = harness_connect_ok("127.0.0.1", port);
     /* Two requests in one write (pipelined), the second with a body. */
     const char *two = "GET /a HTTP/1.1\r\nHost: t\r\n\r\n"
                       "POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello";
@@ -300,13 +282,13 @@ START_TEST(fn_http_keepalive)
     close(fd);
 
     /* HTTP/1.0 closes unless it asks for keep-alive. */
-    fd = connect_ok(port);
+    fd = harness_connect_ok("127.0.0.1", port);
     const char *old = "GET / HTTP/1.0\r\n\r\n";
     ck_assert(harness_send_all(fd, old, strlen(old), HARNESS_WAIT_MS));
     ck_assert_int_eq(harness_read_eof(fd, buf, sizeof(buf), HARNESS_WAIT_MS),
                      (ssize_t)strlen(CLOSE_ANSWER));
     close(fd);
-    fd = connect_ok(port);
+    fd = harness_connect_ok("127.0.0.1", port);
     const char *old_keep = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
     ck_assert(harness_send_all(fd, old_keep, strlen(old_keep), HARNESS_WAIT_MS));
     ck_assert_str_eq(read_answer(fd), OK_ANSWER);

@@ -22,17 +22,6 @@ static int start_echo(struct harness_lb *lb, unsigned grace_ms)
     return lport;
 }
 
-static void echo_roundtrip(int fd, const char *msg)
-{
-    size_t len = strlen(msg);
-    char buf[64] = {0};
-    ck_assert(len < sizeof(buf));
-    ck_assert_msg(harness_send_all(fd, msg, len, HARNESS_WAIT_MS), "send failed");
-    ssize_t n = harness_recv_n(fd, buf, len, HARNESS_WAIT_MS);
-    ck_assert_msg(n == (ssize_t)len && memcmp(buf, msg, len) == 0, "echo of '%s' came back as '%s'",
-                  msg, buf);
-}
-
 START_TEST(sigterm_idle_exits_at_once)
 {
     struct harness_lb lb;
@@ -52,7 +41,7 @@ START_TEST(sigterm_drains_session)
     int lport = start_echo(&lb, 5000);
     int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
     ck_assert(fd >= 0);
-    echo_roundtrip(fd, "before");
+    harness_echo_roundtrip(fd, "before");
 
     long t0 = harness_now_ms();
     kill(lb.pid, SIGTERM);
@@ -65,7 +54,7 @@ START_TEST(sigterm_drains_session)
                   "a new connect after SIGTERM was not refused (%s)",
                   late >= 0 ? "accepted" : strerror(late_errno));
 
-    echo_roundtrip(fd, "during grace");
+    harness_echo_roundtrip(fd, "during grace");
     long t_close = harness_now_ms();
     close(fd);
     int status = harness_lb_wait_exit(&lb, 5000);
@@ -86,7 +75,7 @@ START_TEST(sigterm_grace_expires)
     int lport = start_echo(&lb, 300);
     int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
     ck_assert(fd >= 0);
-    echo_roundtrip(fd, "hold me");
+    harness_echo_roundtrip(fd, "hold me");
 
     long t0 = harness_now_ms();
     kill(lb.pid, SIGTERM);
@@ -129,7 +118,7 @@ START_TEST(sigusr_ignored)
     ck_assert(harness_log_wait(lb.log, "started (pid", 1, HARNESS_WAIT_MS));
     int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
     ck_assert(fd >= 0);
-    echo_roundtrip(fd, "before");
+    harness_echo_roundtrip(fd, "before");
 
     static const char usr1[] = "info: SIGUSR1 received: ignored (it has no meaning yet)";
     static const char usr2[] = "info: SIGUSR2 received: ignored (it has no meaning yet)";
@@ -145,10 +134,10 @@ START_TEST(sigusr_ignored)
     assert_lines(&lb, usr1, 2);
     assert_lines(&lb, usr2, 1);
 
-    echo_roundtrip(fd, "after the signals");
+    harness_echo_roundtrip(fd, "after the signals");
     int fd2 = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
     ck_assert(fd2 >= 0);
-    echo_roundtrip(fd2, "a new session");
+    harness_echo_roundtrip(fd2, "a new session");
     close(fd2);
     close(fd);
     ck_assert_int_eq(harness_lb_stop(&lb), 0);

@@ -44,25 +44,6 @@ static int start_one(struct harness_lb *lb, const char *mode, const char *name,
     return lport;
 }
 
-static int connect_lb(const char *host, int lport)
-{
-    int fd = harness_connect(host, lport, HARNESS_WAIT_MS);
-    ck_assert_msg(fd >= 0, "connect to lb port %d: %s", lport, strerror(errno));
-    return fd;
-}
-
-/* Sends msg and expects it echoed back. */
-static void echo_roundtrip(int fd, const char *msg)
-{
-    size_t len = strlen(msg);
-    char buf[256] = {0};
-    ck_assert(len < sizeof(buf));
-    ck_assert_msg(harness_send_all(fd, msg, len, HARNESS_WAIT_MS), "send failed");
-    ssize_t n = harness_recv_n(fd, buf, len, HARNESS_WAIT_MS);
-    ck_assert_msg(n == (ssize_t)len && memcmp(buf, msg, len) == 0, "echo of '%s' came back as '%s'",
-                  msg, buf);
-}
-
 /* Client sends, shuts its write side, and still gets the whole echo + EOF. */
 START_TEST(halfclose_client_first)
 {
@@ -74,7 +55,7 @@ START_TEST(halfclose_client_first)
     ck_assert(data && back);
     for (size_t i = 0; i < len; i++)
         data[i] = (char)(i * 31 + 7);
-    int fd = connect_lb("127.0.0.1", lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     ck_assert(harness_send_all(fd, data, len, HARNESS_WAIT_MS));
     ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
     ssize_t n = harness_read_eof(fd, back, len + 1, HARNESS_WAIT_MS);
@@ -98,7 +79,7 @@ START_TEST(halfclose_sink_count)
     size_t len = 1 << 20;
     char *data = calloc(1, len);
     ck_assert(data);
-    int fd = connect_lb("127.0.0.1", lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     ck_assert(harness_send_all(fd, data, len, HARNESS_WAIT_MS));
     ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
     char buf[64];
@@ -117,7 +98,7 @@ START_TEST(halfclose_backend_first)
 {
     struct harness_lb lb;
     int lport = start_one(&lb, "name", "nm", (struct harness_conf){0});
-    int fd = connect_lb("127.0.0.1", lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     char buf[16];
     ssize_t n = harness_read_eof(fd, buf, sizeof(buf), HARNESS_WAIT_MS);
     ck_assert_msg(n == 3, "read %zd bytes before EOF", n);
@@ -139,7 +120,7 @@ START_TEST(big_transfer)
 {
     struct harness_lb lb;
     int lport = start_one(&lb, "echo", "e1", (struct harness_conf){0});
-    int fd = connect_lb("127.0.0.1", lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     unsigned char *out = malloc(BIG_CHUNK), *in = malloc(BIG_CHUNK), *want = malloc(BIG_CHUNK);
     ck_assert(out && in && want);
@@ -244,7 +225,7 @@ START_TEST(all_backends_dead)
                                 harness_backend_json(harness_lo(d2), "d2"), NULL));
     struct harness_lb lb;
     harness_lb_start_json(&lb, cfg, lport);
-    int fd = connect_lb("127.0.0.1", lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     long waited = harness_wait_closed(fd, 3000);
     ck_assert_msg(waited >= 0, "lb did not close the client within 3 s with every backend dead");
     close(fd);
@@ -262,8 +243,8 @@ START_TEST(idle_timeout_closes)
 {
     struct harness_lb lb;
     int lport = start_one(&lb, "echo", "e1", (struct harness_conf){.idle_timeout_ms = 300});
-    int fd = connect_lb("127.0.0.1", lport);
-    echo_roundtrip(fd, "ping");
+    int fd = harness_connect_ok("127.0.0.1", lport);
+    harness_echo_roundtrip(fd, "ping");
     long waited = harness_wait_closed(fd, 5000);
     ck_assert_msg(waited >= 0, "idle connection still open after 5 s (idle_timeout_ms 300)");
     ck_assert_msg(waited >= 250, "idle connection closed after %ld ms, before 300", waited);
@@ -278,12 +259,12 @@ START_TEST(idle_timeout_spares_active)
 {
     struct harness_lb lb;
     int lport = start_one(&lb, "echo", "e1", (struct harness_conf){.idle_timeout_ms = 300});
-    int fd = connect_lb("127.0.0.1", lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     for (int i = 0; i < 11; i++) {
-        echo_roundtrip(fd, "x");
+        harness_echo_roundtrip(fd, "x");
         harness_sleep_ms(100);
     }
-    echo_roundtrip(fd, "still here");
+    harness_echo_roundtrip(fd, "still here");
     close(fd);
     ck_assert(harness_log_wait(lb.log, "session end", 1, HARNESS_WAIT_MS));
     ck_assert_int_eq(harness_log_count(lb.log, "reason=\"idle timeout\""), 0);
@@ -295,11 +276,11 @@ START_TEST(max_connections_waits)
 {
     struct harness_lb lb;
     int lport = start_one(&lb, "echo", "e1", (struct harness_conf){.max_connections = 2});
-    int c1 = connect_lb("127.0.0.1", lport);
-    echo_roundtrip(c1, "one");
-    int c2 = connect_lb("127.0.0.1", lport);
-    echo_roundtrip(c2, "two");
-    int c3 = connect_lb("127.0.0.1", lport);
+    int c1 = harness_connect_ok("127.0.0.1", lport);
+    harness_echo_roundtrip(c1, "one");
+    int c2 = harness_connect_ok("127.0.0.1", lport);
+    harness_echo_roundtrip(c2, "two");
+    int c3 = harness_connect_ok("127.0.0.1", lport);
     ck_assert(harness_send_all(c3, "3", 1, HARNESS_WAIT_MS));
     ck_assert_msg(!harness_readable(c3, 500),
                   "3rd connection got data or EOF with max_connections 2");
@@ -307,7 +288,7 @@ START_TEST(max_connections_waits)
     char buf[2] = {0};
     ck_assert_msg(harness_recv_n(c3, buf, 1, HARNESS_WAIT_MS) == 1 && buf[0] == '3',
                   "3rd connection got no echo after the 1st closed");
-    echo_roundtrip(c2, "two again");
+    harness_echo_roundtrip(c2, "two again");
     close(c2);
     close(c3);
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
@@ -323,7 +304,7 @@ START_TEST(http_keepalive)
     static const char resp[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                                "Content-Length: 16\r\n\r\nhello from app1\n";
     size_t len = sizeof(resp) - 1;
-    int fd = connect_lb("127.0.0.1", lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     char buf[512];
     for (int i = 0; i < 2; i++) {
         const char *req = "GET / HTTP/1.1\r\nHost: lb\r\n\r\n";
@@ -356,8 +337,8 @@ START_TEST(ipv6_end_to_end)
                     harness_backend_json(harness_hostport("::1", bport), NULL));
     struct harness_lb lb;
     harness_lb_start_json(&lb, cfg, lport);
-    int fd = connect_lb("::1", lport);
-    echo_roundtrip(fd, "hello over v6");
+    int fd = harness_connect_ok("::1", lport);
+    harness_echo_roundtrip(fd, "hello over v6");
     close(fd);
     const char *backend = harness_strf("backend=[::1]:%d ", bport);
     ck_assert_msg(harness_log_wait(lb.log, backend, 1, HARNESS_WAIT_MS), "no '%s' in %s", backend,
@@ -375,7 +356,7 @@ START_TEST(backpressure_bounded)
 {
     struct harness_lb lb;
     int lport = start_one(&lb, "echo", "e1", (struct harness_conf){0});
-    int fd = connect_lb("127.0.0.1", lport);
+    int fd = harness_connect_ok("127.0.0.1", lport);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     unsigned char *buf = malloc(BIG_CHUNK), *want = malloc(BIG_CHUNK);
     ck_assert(buf && want);
@@ -490,7 +471,7 @@ START_TEST(fd_exhaustion_waits)
     bool served[FD_CLIENTS] = {false};
     int nserved = 0;
     for (int i = 0; i < FD_CLIENTS; i++) {
-        fds[i] = connect_lb("127.0.0.1", lport);
+        fds[i] = harness_connect_ok("127.0.0.1", lport);
         char c = (char)('a' + i);
         ck_assert(harness_send_all(fds[i], &c, 1, HARNESS_WAIT_MS));
     }

@@ -51,47 +51,55 @@ static void reset_close(int fd)
     close(fd);
 }
 
+/* A client of lb whose backend connect to "slow" is under way. */
+struct scene {
+    struct held h;
+    struct harness_lb lb;
+    int fd;
+};
+
+static void scene_start(struct scene *sc)
+{
+    held_open(&sc->h);
+    int lport = start_lb(&sc->lb, &sc->h);
+    sc->fd = harness_connect_ok("127.0.0.1", lport);
+}
+
+/* The session ended with reason within 0.5 s, and no other backend was
+ * tried: neither a failed connect nor a second session. */
+static void scene_ended_at_once(struct scene *sc, const char *reason)
+{
+    const char *needle = harness_strf("reason=\"%s\"", reason);
+    ck_assert_msg(harness_log_wait(sc->lb.log, needle, 1, 500), "no %s within 0.5 s:\n%s", needle,
+                  harness_read_file(sc->lb.log));
+    const char *line = harness_log_line(sc->lb.log, "session end");
+    ck_assert_ptr_nonnull(strstr(line, "backend=slow bytes_from_client=0 bytes_from_backend=0 "));
+    harness_sleep_ms(300);
+    ck_assert_int_eq(harness_log_count(sc->lb.log, "connect failed"), 0);
+    ck_assert_int_eq(harness_log_count(sc->lb.log, "session end"), 1);
+    harness_lb_stop(&sc->lb);
+    close(sc->h.filler);
+}
+
 START_TEST(client_reset_during_connect)
 {
-    struct held h;
-    held_open(&h);
-    struct harness_lb lb;
-    int lport = start_lb(&lb, &h);
-    int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
-    ck_assert_int_ge(fd, 0);
+    struct scene sc;
+    scene_start(&sc);
     harness_sleep_ms(200); /* lb's connect to "slow" is under way */
-    ck_assert_int_eq(harness_log_count(lb.log, "session end"), 0);
-    reset_close(fd);
-    ck_assert_msg(harness_log_wait(lb.log, "reason=\"client error\"", 1, 500),
-                  "no \"client error\" within 0.5 s of the reset:\n%s", harness_read_file(lb.log));
-    const char *line = harness_log_line(lb.log, "session end");
-    ck_assert_ptr_nonnull(strstr(line, "backend=slow bytes_from_client=0 bytes_from_backend=0 "));
-    /* No retry: neither a failed connect nor a session on "live". */
-    harness_sleep_ms(300);
-    ck_assert_int_eq(harness_log_count(lb.log, "connect failed"), 0);
-    ck_assert_int_eq(harness_log_count(lb.log, "session end"), 1);
-    harness_lb_stop(&lb);
-    close(h.filler);
+    ck_assert_int_eq(harness_log_count(sc.lb.log, "session end"), 0);
+    reset_close(sc.fd);
+    scene_ended_at_once(&sc, "client error");
 }
 END_TEST
 
 START_TEST(client_gone_during_connect)
 {
-    struct held h;
-    held_open(&h);
-    struct harness_lb lb;
-    int lport = start_lb(&lb, &h);
-    int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
-    ck_assert_int_ge(fd, 0);
+    struct scene sc;
+    scene_start(&sc);
     harness_sleep_ms(200);
-    close(fd); /* a FIN without a byte: the client gave up */
-    ck_assert_msg(harness_log_wait(lb.log, "reason=\"client closed\"", 1, 500),
-                  "no \"client closed\" within 0.5 s:\n%s", harness_read_file(lb.log));
-    harness_sleep_ms(300);
-    ck_assert_int_eq(harness_log_count(lb.log, "connect failed"), 0);
-    ck_assert_int_eq(harness_log_count(lb.log, "session end"), 1);
-    harness_lb_stop(&lb);
-    close(h.filler);
+    ck_assert_int_eq(harness_log_count(sc.lb.log, "session end"), 0);
+    close(sc.fd); /* a FIN without a byte: the client gave up */
+    scene_ended_at_once(&sc, "client closed");
 }
 END_TEST
 
@@ -100,12 +108,11 @@ END_TEST
  * request and the FIN, and its answer reaches the client. */
 START_TEST(request_sent_during_connect_is_delivered)
 {
-    struct held h;
-    held_open(&h);
-    struct harness_lb lb;
-    int lport = start_lb(&lb, &h);
-    int fd = harness_connect("127.0.0.1", lport, HARNESS_WAIT_MS);
-    ck_assert_int_ge(fd, 0);
+    struct scene sc;
+    scene_start(&sc);
+    struct held h = sc.h;
+    struct harness_lb lb = sc.lb;
+    int fd = sc.fd;
     ck_assert(harness_send_all(fd, "request", 7, HARNESS_WAIT_MS));
     shutdown(fd, SHUT_WR);
     harness_sleep_ms(200);

@@ -1,7 +1,8 @@
 /* log: one line per event on stderr, "2026-11-27T23:40:01.123Z info: ...".
  * Logging never blocks the event loop: a line goes whole into a bounded
  * buffer that is written without blocking whenever stderr accepts bytes, so
- * lines never interleave or get cut. When stderr does not drain and a line
+ * a partial write never cuts a line (lines over LOG_LINE_MAX are cut when
+ * formatted). When stderr does not drain and a line
  * does not fit, it is dropped whole and counted, and once output flows
  * again "warn: N log lines dropped: stderr was not draining" comes before
  * the next line. */

@@ -1,7 +1,7 @@
 /* pool: the runtime side of a pool and its backends (live state, counters),
  * kept apart from the immutable config. A pool's strategy (lb/balance/)
- * picks its backends; the session code calls pool_pick() and never knows
- * which strategy answers. */
+ * picks its backends; a session's upstream calls pool_pick() and never
+ * knows which strategy answers. */
 #ifndef LB_POOL_H
 #define LB_POOL_H
 

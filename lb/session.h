@@ -21,7 +21,7 @@ enum session_end {
     SESSION_END_CONNECT_FAILED,   /* every try to connect failed */
     SESSION_END_BACKEND_DISABLED, /* the admin disabled its backend */
     SESSION_END_SHUTDOWN,         /* lb stopped (grace period over) */
-    SESSION_END_INTERNAL_ERROR,   /* lb could not go on (out of memory, epoll) */
+    SESSION_END_INTERNAL_ERROR,   /* lb could not watch a socket (epoll out of memory) */
 };
 /* The word for why in the session log line ("client closed", ...). */
 const char *session_end_text(enum session_end why);

@@ -2,7 +2,7 @@
  * for a hostile network, not for speed: a bounded number of connections,
  * a deadline for each whole request that trickled bytes do not extend, the
  * request head handed to the API (for the token) before any body is read,
- * bodies bounded, and at most a few requests served per pass of the event
+ * bodies bounded, and one request served per pass of the event
  * loop so that an admin flood cannot starve the data path. */
 #ifndef LB_ADMIN_HTTP_H
 #define LB_ADMIN_HTTP_H

@@ -1,6 +1,6 @@
-/* admin_internal: what the files of the admin API (lb/admin.c, the HTTP
- * side, and lb/admin_json.c, the JSON views of the runtime) share and
- * nobody else uses. */
+/* admin_internal: what the files of the admin API (lb/admin/admin.c, the
+ * routes and handlers, and lb/admin/admin_json.c, the JSON views of the
+ * runtime) share and nobody else uses. */
 #ifndef LB_ADMIN_INTERNAL_H
 #define LB_ADMIN_INTERNAL_H
 

@@ -179,6 +179,10 @@ static void flow_read(struct relay_flow *f)
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
         return;
+    if (errno == ENOMEM) {
+        r->on_end(r, RELAY_END_NO_MEMORY);
+        return;
+    }
     log_debug("%s: recv: %s", side_error[side_id(r, src)], strerror(errno));
     r->on_end(r, side_error_end(r, src));
 }

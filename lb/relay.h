@@ -27,6 +27,7 @@ enum relay_end {
     RELAY_END_CLIENT_ERROR,  /* the client's connection failed (reset, write error) */
     RELAY_END_SERVER_ERROR,  /* the server's connection failed */
     RELAY_END_WATCH_FAILED,  /* the event loop could not watch a socket (epoll) */
+    RELAY_END_NO_MEMORY,     /* a mover found no memory for bytes that arrived */
 };
 
 /* One connection of the relay and its two events. */

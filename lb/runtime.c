@@ -66,6 +66,7 @@ static void runtime_release(struct runtime *rt)
         event_free(rt->reload_ev);
     rt->reload_ev = NULL;
     config_free(rt->cfg);
+    bufpool_drain(&rt->bufs);
     rt->cfg = NULL;
 }
 
@@ -81,6 +82,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     rt->config_loaded_unix_ms = rt->started_unix_ms;
     LIST_INIT(&rt->sessions);
     LIST_INIT(&rt->parked);
+    bufpool_init(&rt->bufs, RUNTIME_BUF_SIZE, RUNTIME_BUFS_CACHED);
     LIST_INIT(&rt->retired);
     rt->generation = 1;
 

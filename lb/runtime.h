@@ -25,6 +25,12 @@ struct reload_hook;
 #define LB_PRIORITIES 3
 #define LB_PRIORITY_ADMIN 2
 
+/* A flow's buffer; 16 KiB like HAProxy's default bufsize: large enough for
+ * full-speed loopback transfers. Taken only while a flow holds bytes. */
+#define RUNTIME_BUF_SIZE (16 * 1024)
+/* Free buffers kept for reuse (16 MiB); more are freed. */
+#define RUNTIME_BUFS_CACHED 1024
+
 LIST_HEAD(session_list, session);
 
 struct runtime {
@@ -35,6 +41,7 @@ struct runtime {
     struct listener **listeners;
     size_t nlisteners;
     struct session_list sessions;
+    struct bufpool bufs;                        /* the relay's buffers (RUNTIME_BUF_SIZE) */
     struct relay_list parked;                   /* sessions with a side lb does not watch */
     LIST_HEAD(listener_list, listener) retired; /* removed listeners with open sessions */
     unsigned generation;                        /* 1 for the first config, +1 per reload */

@@ -32,10 +32,6 @@
 #include "lb/session.h"
 #include "lb/upstream.h"
 
-/* Per direction; 16 KiB like HAProxy's default bufsize: large enough for
- * full-speed loopback transfers, small enough for 10,000s of sessions. */
-#define RELAY_BUF_SIZE (16 * 1024)
-
 enum session_phase {
     SESSION_ACCEPTED,
     SESSION_PREREAD,
@@ -55,9 +51,8 @@ struct session {
     uint64_t start_ms;
     struct sockaddr_storage client_addr;
     socklen_t client_len;
-    /* Last, and left uninitialised: only the fields above are zeroed at
-     * accept, not 32 KiB per connection. */
-    char bufs[2][RELAY_BUF_SIZE];
+    /* No buffers: each flow takes one from rt->bufs only while it holds
+     * bytes (lb/io/bufpool.h), so an idle session is just this struct. */
 };
 
 static const char *const end_text[] = {
@@ -122,10 +117,14 @@ static void on_relay_end(struct relay *r, enum relay_end how)
         [RELAY_END_CLIENT_ERROR] = SESSION_END_CLIENT_ERROR,
         [RELAY_END_SERVER_ERROR] = SESSION_END_BACKEND_ERROR,
         [RELAY_END_WATCH_FAILED] = SESSION_END_INTERNAL_ERROR,
+        [RELAY_END_NO_MEMORY] = SESSION_END_INTERNAL_ERROR,
     };
     if (how == RELAY_END_WATCH_FAILED)
         log_error("listener %s: cannot watch a socket: %s; closing a session", s->listener->name,
                   strerror(errno));
+    else if (how == RELAY_END_NO_MEMORY)
+        log_error("listener %s: out of memory for a relay buffer; closing a session",
+                  s->listener->name);
     session_close(s, map[how]);
 }
 
@@ -244,7 +243,7 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
         close(fd);
         return;
     }
-    memset(s, 0, offsetof(struct session, bufs));
+    memset(s, 0, sizeof(*s));
     s->listener = l;
     s->phase = SESSION_ACCEPTED;
     s->start_ms = clock_ms(CLOCK_MONOTONIC);
@@ -257,8 +256,8 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
     sock_set_keepalive(fd, &l->keepalive, "listener", l->name);
     upstream_init(&s->upstream, s, l, l->pool, on_upstream_connected, on_upstream_failed);
     relay_init(&s->relay, rt->base, &rt->parked, &s->client, on_relay_end);
-    mover_ring_init(&s->relay.up.mover, s->bufs[0], RELAY_BUF_SIZE);
-    mover_ring_init(&s->relay.down.mover, s->bufs[1], RELAY_BUF_SIZE);
+    mover_ring_init_pooled(&s->relay.up.mover, &rt->bufs);
+    mover_ring_init_pooled(&s->relay.down.mover, &rt->bufs);
 
     LIST_INSERT_HEAD(&rt->sessions, s, link);
     runtime_session_started(rt, l);

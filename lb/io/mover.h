@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "lb/io/bufpool.h"
 #include "lb/io/conn.h"
 
 struct mover;
@@ -17,7 +18,8 @@ struct mover;
 struct mover_ops {
     const char *name;
     /* Reads once from src into the free room: > 0 bytes, 0 at src's end of
-     * stream, -1 with errno (EAGAIN: nothing now). Never called when full. */
+     * stream, -1 with errno (EAGAIN: nothing now; ENOMEM: no buffer).
+     * Never called when full. */
     ssize_t (*fill)(struct mover *m, struct conn *src);
     /* Writes what is held to dst until it is all out or dst is full: the
      * bytes written (>= 0; fewer than held means dst is full), or -1 with
@@ -33,7 +35,8 @@ struct mover_ring {
     uint32_t head; /* offset of the first byte held */
     uint32_t len;  /* bytes held */
     uint32_t size;
-    char *data; /* size bytes, owned by the caller */
+    char *data;           /* size bytes; NULL while empty when pooled */
+    struct bufpool *pool; /* where data comes from and goes back; NULL: the caller's */
 };
 
 struct mover {
@@ -48,6 +51,10 @@ extern const struct mover_ops mover_ring_ops;
 /* m becomes a ring over buf (size bytes, which the caller owns and keeps
  * until m is released). */
 void mover_ring_init(struct mover *m, char *buf, uint32_t size);
+/* m becomes a ring that takes a buffer from pool when bytes arrive and
+ * gives it back as soon as they are all written: an idle flow holds no
+ * buffer. A fill that finds no memory fails with ENOMEM. */
+void mover_ring_init_pooled(struct mover *m, struct bufpool *pool);
 
 static inline size_t mover_held(const struct mover *m)
 {

@@ -34,9 +34,23 @@ static int ring_held_iov(const struct mover_ring *r, struct iovec iov[2])
     return 2;
 }
 
+/* A pooled ring that holds nothing gives its buffer back. */
+static void ring_give_back(struct mover_ring *r)
+{
+    int saved = errno;
+    bufpool_put(r->pool, r->data);
+    r->data = NULL;
+    r->head = 0;
+    errno = saved;
+}
+
 static ssize_t ring_fill(struct mover *m, struct conn *src)
 {
     struct mover_ring *r = &m->u.ring;
+    if (r->data == NULL && !(r->data = bufpool_get(r->pool))) {
+        errno = ENOMEM;
+        return -1;
+    }
     struct iovec iov[2];
     int n = ring_room(r, iov);
     if (n == 0) { /* never called full; 0 would read as EOF */
@@ -46,6 +60,8 @@ static ssize_t ring_fill(struct mover *m, struct conn *src)
     ssize_t got = conn_readv(src, iov, n);
     if (got > 0)
         r->len += (uint32_t)got;
+    else if (r->len == 0 && r->pool)
+        ring_give_back(r); /* nothing came: an idle flow holds no buffer */
     return got;
 }
 
@@ -67,6 +83,8 @@ static ssize_t ring_flush(struct mover *m, struct conn *dst)
         if (r->len > 0)
             break; /* a short write: dst's socket buffer is full */
     }
+    if (r->len == 0 && r->pool && r->data)
+        ring_give_back(r);
     return total;
 }
 
@@ -82,8 +100,11 @@ static bool ring_full(const struct mover *m)
 
 static void ring_release(struct mover *m)
 {
-    m->u.ring.head = 0;
-    m->u.ring.len = 0;
+    struct mover_ring *r = &m->u.ring;
+    if (r->pool && r->data)
+        ring_give_back(r);
+    r->head = 0;
+    r->len = 0;
 }
 
 const struct mover_ops mover_ring_ops = {
@@ -99,4 +120,10 @@ void mover_ring_init(struct mover *m, char *buf, uint32_t size)
 {
     m->ops = &mover_ring_ops;
     m->u.ring = (struct mover_ring){.head = 0, .len = 0, .size = size, .data = buf};
+}
+
+void mover_ring_init_pooled(struct mover *m, struct bufpool *pool)
+{
+    m->ops = &mover_ring_ops;
+    m->u.ring = (struct mover_ring){.size = (uint32_t)pool->size, .data = NULL, .pool = pool};
 }

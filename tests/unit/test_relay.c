@@ -4,7 +4,8 @@
  * backpressure (a full mover stops reading, and reading resumes byte-exact),
  * a reset and a write error on either side, the probe of a parked side (also
  * one that lost its last watch after being unparked), and
- * bytes a connection layer holds that no socket event announces. */
+ * bytes a connection layer holds that no socket event announces, and pooled
+ * buffers held only while bytes wait. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -492,6 +493,55 @@ START_TEST(drained_side_is_parked_again)
 }
 END_TEST
 
+/* Pooled movers hold a buffer only while bytes wait in them: none for an
+ * idle relay, one while the backend does not read, none again once it
+ * has, and the freed buffer is reused rather than allocated again. */
+START_TEST(pooled_buffers_only_while_bytes_wait)
+{
+    struct rig g;
+    rig_init(&g, false);
+    struct bufpool pool;
+    bufpool_init(&pool, RIG_BUF, 4);
+    mover_ring_init_pooled(&g.r.up.mover, &pool);
+    mover_ring_init_pooled(&g.r.down.mover, &pool);
+    rig_start(&g, true);
+    put(g.cpeer, "ping");
+    expect(&g, g.speer, "ping", false);
+    put(g.speer, "pong");
+    expect(&g, g.cpeer, "pong", false);
+    ck_assert_uint_eq(pool.in_use, 0); /* idle: no buffer held */
+    ck_assert_uint_eq(pool.cached, 1); /* the one used, kept for reuse */
+    /* The backend stops reading: the up flow fills and keeps its buffer. */
+    char junk[4096];
+    memset(junk, 'j', sizeof(junk));
+    for (int idle = 0; idle < 20;) {
+        if (write(g.cpeer, junk, sizeof(junk)) <= 0)
+            idle++;
+        rig_spin(&g);
+    }
+    ck_assert(mover_full(&g.r.up.mover));
+    ck_assert_uint_eq(pool.in_use, 1);
+    ck_assert_uint_eq(pool.cached, 0);
+    char buf[65536];
+    uint64_t until = clock_ms(CLOCK_MONOTONIC) + RIG_WAIT_MS;
+    while ((mover_held(&g.r.up.mover) > 0 || read(g.speer, buf, sizeof(buf)) > 0) &&
+           clock_ms(CLOCK_MONOTONIC) < until) {
+        event_base_loop(g.base, EVLOOP_NONBLOCK);
+        while (read(g.speer, buf, sizeof(buf)) > 0)
+            ;
+    }
+    rig_spin(&g);
+    while (read(g.speer, buf, sizeof(buf)) > 0)
+        rig_spin(&g);
+    ck_assert_uint_eq(mover_held(&g.r.up.mover), 0);
+    ck_assert_uint_eq(pool.in_use, 0);
+    ck_assert_uint_eq(pool.cached, 1);
+    rig_free(&g);
+    bufpool_drain(&pool);
+    ck_assert_uint_eq(pool.cached, 0);
+}
+END_TEST
+
 static Suite *relay_suite(void)
 {
     Suite *s = suite_create("relay_unit");
@@ -508,6 +558,7 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, probe_finds_a_reset_on_a_parked_side);
     tcase_add_test(tc, layer_pending_bytes_are_read_without_an_event);
     tcase_add_test(tc, drained_side_is_parked_again);
+    tcase_add_test(tc, pooled_buffers_only_while_bytes_wait);
     suite_add_tcase(s, tc);
     return s;
 }

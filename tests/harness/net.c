@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -135,8 +136,11 @@ bool harness_wait_port(const char *host, int port, long timeout_ms)
     }
 }
 
-/* Scans one /proc/net/tcp-style file for a LISTEN (state 0A) socket. */
-static bool proc_listening(const char *file, int port)
+/* Scans one /proc/net/tcp-style file for a LISTEN (state 0A) socket on
+ * port, bound to hexaddr when it is not NULL. Line by line: the file holds
+ * every socket of the machine, TIME_WAIT ones included (thousands after a
+ * benchmark). */
+static bool proc_listening(const char *file, const char *hexaddr, int port)
 {
     FILE *f = fopen(file, "r");
     if (!f)
@@ -148,10 +152,13 @@ static bool proc_listening(const char *file, int port)
         return false;
     }
     while (!found && fgets(line, sizeof(line), f)) {
+        char laddr[40];
         unsigned lport, state;
-        if (sscanf(line, " %*d: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", &lport, &state) != 2)
+        if (sscanf(line, " %*d: %39[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", laddr, &lport, &state) !=
+            3)
             continue;
-        found = (int)lport == port && state == 0x0A;
+        found = (int)lport == port && state == 0x0A &&
+                (hexaddr == NULL || strcasecmp(laddr, hexaddr) == 0);
     }
     fclose(f);
     return found;
@@ -159,7 +166,13 @@ static bool proc_listening(const char *file, int port)
 
 bool harness_port_listening(int port)
 {
-    return proc_listening("/proc/net/tcp", port) || proc_listening("/proc/net/tcp6", port);
+    return proc_listening("/proc/net/tcp", NULL, port) ||
+           proc_listening("/proc/net/tcp6", NULL, port);
+}
+
+bool harness_listening_on(const char *hexaddr, int port)
+{
+    return proc_listening("/proc/net/tcp", hexaddr, port);
 }
 
 bool harness_wait_listening(int port, long timeout_ms)

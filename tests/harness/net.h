@@ -27,6 +27,9 @@ bool harness_wait_port(const char *host, int port, long timeout_ms);
 /* True once something is in LISTEN on the port (reads /proc/net/tcp{,6};
  * unlike harness_wait_port it opens no connection, so no session starts). */
 bool harness_port_listening(int port);
+/* The same for an IPv4 socket bound to hexaddr, written as /proc/net/tcp
+ * does ("0100007F" for 127.0.0.1, "00000000" for *). */
+bool harness_listening_on(const char *hexaddr, int port);
 bool harness_wait_listening(int port, long timeout_ms);
 bool harness_wait_not_listening(int port, long timeout_ms);
 

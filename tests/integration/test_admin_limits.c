@@ -409,22 +409,6 @@ START_TEST(reload_keeps_token)
 }
 END_TEST
 
-/* True when /proc/net/tcp has a LISTEN socket on addr:port (addr in the
- * file's hex form, e.g. "0100007F" for 127.0.0.1, "00000000" for *). */
-static bool listening_on(const char *hexaddr, int port)
-{
-    const char *want = harness_strf("%s:%04X", hexaddr, port);
-    const char *tcp = harness_read_file("/proc/net/tcp");
-    for (const char *line = tcp; line && *line;
-         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        char local[64], state[8];
-        if (sscanf(line, "%*d: %63s %*s %7s", local, state) == 2 && strcmp(local, want) == 0 &&
-            strcmp(state, "0A") == 0)
-            return true;
-    }
-    return false;
-}
-
 /* The admin listener follows the file: moved to a new port (the old one
  * refuses, a keep-alive connection from before goes on), moved between
  * 127.0.0.1:P and *:P on the same port, and closed when "admin" is gone. */
@@ -452,14 +436,14 @@ START_TEST(reload_moves_admin)
 
     /* 127.0.0.1:P to *:P (with a token) and back, on the same port. */
     reload(&e, config(e.lport, e.bport, admin_json("*", a2, TOKEN, NULL, 0)), "reload ok", 2);
-    ck_assert(listening_on("00000000", a2));
-    ck_assert(!listening_on("0100007F", a2));
+    ck_assert(harness_listening_on("00000000", a2));
+    ck_assert(!harness_listening_on("0100007F", a2));
     ck_assert_int_eq(harness_call(a2, "GET", "/api/v1/status", NULL, NULL).status, 401);
     ck_assert_int_eq(harness_call(a2, "GET", "/api/v1/status", AUTH, NULL).status, 200);
     reload(&e, config(e.lport, e.bport, admin_json("127.0.0.1", a2, NULL, NULL, 0)), "reload ok",
            3);
-    ck_assert(!listening_on("00000000", a2));
-    ck_assert(listening_on("0100007F", a2));
+    ck_assert(!harness_listening_on("00000000", a2));
+    ck_assert(harness_listening_on("0100007F", a2));
     ck_assert_int_eq(harness_call(a2, "GET", "/api/v1/status", NULL, NULL).status, 200);
 
     /* No "admin" any more: closed, connections too. */

@@ -25,7 +25,7 @@ static const char *admin_verb(enum backend_admin state)
 int backend_set_admin_state(struct backend *b, enum backend_admin state)
 {
     struct pool *pool = b->pool;
-    if (!pool)
+    if (!pool || b->removed)
         return -1;
     if (state == b->admin)
         return 0;
@@ -42,7 +42,7 @@ int backend_set_admin_state(struct backend *b, enum backend_admin state)
 int backend_set_weight_override(struct backend *b, unsigned weight)
 {
     struct pool *pool = b->pool;
-    if (!pool)
+    if (!pool || b->removed)
         return -1;
     if (weight > LB_WEIGHT_MAX)
         weight = LB_WEIGHT_MAX;

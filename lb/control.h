@@ -12,14 +12,14 @@
  * on; BACKEND_DISABLED: the same, and its open sessions are closed at once;
  * BACKEND_ENABLED: health decides again), refreshes its availability and
  * logs "admin: pool P backend B state drain (was up)". Nothing when b
- * already has that state. b must be in a pool. 0, or -1 (b in no pool). */
+ * already has that state. b must be in a pool. 0, or -1 (b in no pool, or removed by a reload). */
 int backend_set_admin_state(struct backend *b, enum backend_admin state);
 /* Gives b the operator's weight (0..LB_WEIGHT_MAX), in full at once: a
  * reload keeps it over the file's, even when it equals b's weight now.
  * Logs "admin: pool P backend B weight N (was M)" and notes the pool's
  * availability when the weight changed (weight 0 takes b out, like down).
  * 0, or -1 with b's weight unchanged (the strategy could not rebuild:
- * ENOMEM; b in no pool). */
+ * ENOMEM; b in no pool, or removed by a reload). */
 int backend_set_weight_override(struct backend *b, unsigned weight);
 
 #endif

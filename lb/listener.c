@@ -166,11 +166,27 @@ static void drain_end(struct listener *l)
     l->drain_timer = NULL;
 }
 
+/* Accepts what is still queued on a moved listener's old socket (as far as
+ * the descriptor budget allows), even when l is at max_connections: those
+ * clients' handshakes completed, and closing the socket would reset them. */
+static void drain_old_queue(struct listener *l)
+{
+    while (l->drain_acc && !l->rt->fd_full) {
+        struct sockaddr_storage sa;
+        socklen_t len;
+        int fd = acceptor_accept(l->drain_acc, &sa, &len);
+        if (fd < 0)
+            break; /* EAGAIN: the queue is empty; anything else: give up */
+        on_drain_accept(l, fd, (struct sockaddr *)&sa, len);
+    }
+}
+
 static void on_drain_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct listener *l = arg;
+    drain_old_queue(l);
     log_debug("listener %s: old socket closed after the move", l->name);
     drain_end(l);
 }
@@ -207,7 +223,8 @@ void listener_drain(struct listener *l, struct listener *into)
             break; /* EAGAIN: the queue is empty; anything else: give up */
         into->on_client(into, fd, (struct sockaddr *)&sa, len);
     }
-    listener_close(l); /* with the old socket it may still drain */
+    drain_old_queue(l); /* and the old socket of a move, if it is still draining */
+    listener_close(l);
 }
 
 void listener_close(struct listener *l)

@@ -147,6 +147,8 @@ void backend_connect_result(struct backend *b, bool ok)
                  "after %u passing checks)",
                  pool->name, b->id, n, health_check_sm(b->check)->rise);
     } else {
+        if (!b->eject_timer) /* its health could not be started (out of memory) */
+            return;
         b->ejected = true;
         struct timeval tv = clock_timeval(pool->passive.ejection_ms);
         evtimer_add(b->eject_timer, &tv);

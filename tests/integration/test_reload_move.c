@@ -1,6 +1,7 @@
 /* Integration: reloads that move a listener between a wildcard and a
  * specific address of the same port (`*:P` and `127.0.0.1:P`), under a
- * steady load of new connections, refuse none of them and lose no byte. */
+ * steady load of new connections, refuse none of them and lose no byte,
+ * and hand over the clients queued on the old socket even when full. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -121,6 +122,45 @@ START_TEST(move_under_load)
 }
 END_TEST
 
+/* A move while the listener is at max_connections: the clients whose
+ * handshake completed on the old socket are taken over when it closes
+ * (after its second of draining), not reset, even though the new listener
+ * is full by then. */
+START_TEST(move_when_full_keeps_queued_clients)
+{
+    int port = harness_free_port(), bport = harness_free_port();
+    harness_server("127.0.0.1", bport, harness_fn_echo, NULL);
+    const char *wild = harness_strf("*:%d", port), *local = harness_strf("127.0.0.1:%d", port);
+    json_t *cfg = config(local, bport);
+    harness_jset(cfg, "listeners.0.max_connections", json_integer(1));
+    struct harness_lb lb;
+    harness_lb_start_json(&lb, cfg, port);
+    int c1 = harness_connect_ok("127.0.0.1", port);
+    harness_echo_roundtrip(c1, "one"); /* the listener is full now */
+    int c2 = harness_connect_ok("127.0.0.1", port), c3 = harness_connect_ok("127.0.0.1", port);
+    ck_assert(harness_send_all(c2, "two", 3, HARNESS_WAIT_MS));
+    ck_assert(harness_send_all(c3, "three", 5, HARNESS_WAIT_MS));
+    cfg = config(wild, bport);
+    harness_jset(cfg, "listeners.0.max_connections", json_integer(1));
+    harness_lb_rewrite_json(&lb, cfg);
+    harness_lb_signal(&lb, SIGHUP);
+    ck_assert(harness_log_wait(lb.log, "reload ok", 1, HARNESS_WAIT_MS));
+    harness_sleep_ms(1500); /* the old socket's drain is over */
+    char buf[8] = {0};
+    ck_assert_int_eq(harness_recv_n(c2, buf, 3, HARNESS_WAIT_MS), 3);
+    ck_assert_str_eq(buf, "two");
+    memset(buf, 0, sizeof(buf));
+    ck_assert_int_eq(harness_recv_n(c3, buf, 5, HARNESS_WAIT_MS), 5);
+    ck_assert_str_eq(buf, "three");
+    close(c1);
+    close(c2);
+    close(c3);
+    ck_assert(harness_log_wait(lb.log, "reason=\"client closed\"", 3, HARNESS_WAIT_MS));
+    ck_assert_int_eq(harness_log_count(lb.log, "reason=\"client error\""), 0);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
 static Suite *reload_move_suite(void)
 {
     Suite *s = suite_create("reload_move");
@@ -128,6 +168,7 @@ static Suite *reload_move_suite(void)
     tcase_add_checked_fixture(tc, harness_setup, harness_teardown);
     tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);
     tcase_add_test(tc, move_under_load);
+    tcase_add_test(tc, move_when_full_keeps_queued_clients);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -90,6 +90,7 @@ struct lb_listener_conf {
     unsigned max_connections;
     unsigned idle_timeout_ms;           /* 0: no idle timeout */
     struct lb_keepalive_conf keepalive; /* on accepted client sockets */
+    int splice;                         /* bulk flows may move through splice(2) pipes */
 };
 
 /* The admin API listener ("admin"); enabled false without the key. */

@@ -76,8 +76,9 @@ static const char *const ADMIN_KEYS[] = {"listen", "token", "max_connections", "
                                          NULL};
 static const char *const ADMIN_REQUIRED[] = {"listen", NULL};
 static const char *const LOG_KEYS[] = {"level", NULL};
-static const char *const LISTENER_KEYS[] = {
-    "name", "listen", "mode", "pool", "max_connections", "idle_timeout_ms", "tcp_keepalive", NULL};
+static const char *const LISTENER_KEYS[] = {"name",          "listen",          "mode",
+                                            "pool",          "max_connections", "idle_timeout_ms",
+                                            "tcp_keepalive", "splice",          NULL};
 static const char *const LISTENER_REQUIRED[] = {"name", "listen", "pool", NULL};
 static const char *const POOL_KEYS[] = {"name",
                                         "strategy",
@@ -332,6 +333,22 @@ static int load_uint(struct loader *ld, json_t *obj, const struct int_rule *rule
     return 0;
 }
 
+/* Reads the optional boolean KEY of OBJ into *out, or def when absent. */
+static int load_bool(struct loader *ld, json_t *obj, const char *key, int def, int *out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    *out = def;
+    if (!v)
+        return 0;
+    if (!json_is_boolean(v)) {
+        path_push_key(ld, key);
+        return load_fail(ld, AT_VALUE, "must be true or false (got %s)", json_kind(v));
+    }
+    *out = json_is_true(v);
+    return 0;
+}
+
 /* Reads string KEY of OBJ into *out (owned by jansson), NULL when absent.
  * Required keys were checked by load_required(). */
 static int load_string(struct loader *ld, json_t *obj, const char *key, const char **out)
@@ -533,7 +550,8 @@ static int load_listener(struct loader *ld, json_t *obj, struct lb_config *cfg, 
         return load_oom(ld);
     if (load_uint(ld, obj, &RULE_MAX_CONNECTIONS, &l->max_connections) < 0 ||
         load_uint(ld, obj, &RULE_IDLE_TIMEOUT, &l->idle_timeout_ms) < 0 ||
-        load_keepalive(ld, obj, &l->keepalive) < 0)
+        load_keepalive(ld, obj, &l->keepalive) < 0 ||
+        load_bool(ld, obj, "splice", 1, &l->splice) < 0)
         return -1;
     if (load_listener_unique(ld, cfg, i) < 0)
         return -1;

@@ -66,6 +66,7 @@ struct listener *listener_create(struct runtime *rt, const struct lb_listener_co
     l->max_connections = c->max_connections;
     l->idle_timeout_ms = c->idle_timeout_ms;
     l->keepalive = c->keepalive;
+    l->splice = c->splice;
     return l;
 }
 

@@ -37,6 +37,7 @@ struct listener {
     unsigned max_connections;
     unsigned idle_timeout_ms;
     struct lb_keepalive_conf keepalive;
+    bool splice;          /* sessions' bulk flows may use splice(2) */
     struct acceptor *acc; /* its listening socket (lb/io/acceptor.h); NULL once closed */
     /* The old socket of a moved listener, drained for a moment. */
     struct acceptor *drain_acc;

@@ -177,8 +177,13 @@ static void flow_read(struct relay_flow *f)
         }
         return;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        if (mover_full(&f->mover)) { /* a pipe that takes nothing more */
+            event_del(&src->rev);
+            relay_park(r);
+        }
         return;
+    }
     if (errno == ENOMEM) {
         r->on_end(r, RELAY_END_NO_MEMORY);
         return;

@@ -242,6 +242,7 @@ static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
         l->max_connections = c->max_connections;
         l->idle_timeout_ms = c->idle_timeout_ms;
         l->keepalive = c->keepalive; /* for sessions accepted from now on */
+        l->splice = c->splice;
         l->full = l->active >= l->max_connections;
         listener_refresh(l);
     }

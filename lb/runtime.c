@@ -67,6 +67,7 @@ static void runtime_release(struct runtime *rt)
     rt->reload_ev = NULL;
     config_free(rt->cfg);
     bufpool_drain(&rt->bufs);
+    pipepool_drain(&rt->pipes);
     rt->cfg = NULL;
 }
 
@@ -83,6 +84,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     LIST_INIT(&rt->sessions);
     LIST_INIT(&rt->parked);
     bufpool_init(&rt->bufs, RUNTIME_BUF_SIZE, RUNTIME_BUFS_CACHED);
+    pipepool_init(&rt->pipes, 0); /* runtime_fd_budget() sets how many */
     LIST_INIT(&rt->retired);
     rt->generation = 1;
 
@@ -188,10 +190,11 @@ void runtime_stop(struct runtime *rt, const char *why)
  * binds before it closes the old ones. */
 #define FD_RESERVE_BASE 16
 
-/* One more session (two descriptors) would pass what sessions may use. */
+/* One more session (two descriptors) would pass what sessions may use,
+ * with the pipes of spliced flows (two each) counted in. */
 static bool fds_full(const struct runtime *rt)
 {
-    return 2 * rt->active + 2 > rt->fd_data_max;
+    return 2 * rt->active + 2 * (uint64_t)rt->pipes.open + 2 > rt->fd_data_max;
 }
 
 void runtime_fd_budget(struct runtime *rt)
@@ -217,6 +220,9 @@ void runtime_fd_budget(struct runtime *rt)
     rt->fd_limit = limit;
     rt->fd_reserve = reserve;
     rt->fd_data_max = data;
+    /* Spliced flows may hold up to a quarter of the sessions' descriptors
+     * in pipes (HAProxy's maxpipes is maxconn / 4); past that, flows copy. */
+    rt->pipes.max = data / 8 < RUNTIME_PIPES_MAX ? data / 8 : RUNTIME_PIPES_MAX;
     unsigned long long wanted = 0; /* sessions the listeners would allow */
     for (size_t i = 0; i < cfg->nlisteners; i++)
         wanted += cfg->listeners[i].max_connections;

@@ -30,6 +30,9 @@ struct reload_hook;
 #define RUNTIME_BUF_SIZE (16 * 1024)
 /* Free buffers kept for reuse (16 MiB); more are freed. */
 #define RUNTIME_BUFS_CACHED 1024
+/* Pipes for splice(2) open at once, at most (and at most a quarter of the
+ * sessions' descriptors, see runtime_fd_budget()). */
+#define RUNTIME_PIPES_MAX 4096
 
 LIST_HEAD(session_list, session);
 
@@ -42,6 +45,8 @@ struct runtime {
     size_t nlisteners;
     struct session_list sessions;
     struct bufpool bufs;                        /* the relay's buffers (RUNTIME_BUF_SIZE) */
+    struct pipepool pipes;                      /* splice's pipes; max set by the fd budget */
+    uint64_t spliced_bytes;                     /* bytes moved through the pipes */
     struct relay_list parked;                   /* sessions with a side lb does not watch */
     LIST_HEAD(listener_list, listener) retired; /* removed listeners with open sessions */
     unsigned generation;                        /* 1 for the first config, +1 per reload */

@@ -256,8 +256,10 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
     sock_set_keepalive(fd, &l->keepalive, "listener", l->name);
     upstream_init(&s->upstream, s, l, l->pool, on_upstream_connected, on_upstream_failed);
     relay_init(&s->relay, rt->base, &rt->parked, &s->client, on_relay_end);
-    mover_ring_init_pooled(&s->relay.up.mover, &rt->bufs);
-    mover_ring_init_pooled(&s->relay.down.mover, &rt->bufs);
+    struct pipepool *pipes = l->splice ? &rt->pipes : NULL;
+    mover_auto_init(&s->relay.up.mover, &rt->bufs, pipes);
+    mover_auto_init(&s->relay.down.mover, &rt->bufs, pipes);
+    s->relay.up.mover.spliced = s->relay.down.mover.spliced = &rt->spliced_bytes;
 
     LIST_INSERT_HEAD(&rt->sessions, s, link);
     runtime_session_started(rt, l);

@@ -69,7 +69,10 @@ json_t *admin_json_status(const struct runtime *rt, const struct admin_http_stat
     json_t *fds = json_pack("{s:I, s:I, s:I, s:b}", "limit", (json_int_t)rt->fd_limit, "reserved",
                             (json_int_t)rt->fd_reserve, "sessions_max",
                             (json_int_t)(rt->fd_data_max / 2), "accepts_paused", rt->fd_full);
+    json_t *splice = json_pack("{s:I, s:I, s:I}", "pipes", (json_int_t)rt->pipes.open, "pipes_max",
+                               (json_int_t)rt->pipes.max, "bytes", (json_int_t)rt->spliced_bytes);
     if (st && (json_object_set_new(st, "descriptors", fds) < 0 ||
+               json_object_set_new(st, "splice", splice) < 0 ||
                json_object_set_new(st, "admin", admin_counters(admin)) < 0)) {
         json_decref(st);
         return NULL;

@@ -12,6 +12,7 @@
 
 #include "lb/io/bufpool.h"
 #include "lb/io/conn.h"
+#include "lb/io/pipepool.h"
 
 struct mover;
 
@@ -39,14 +40,25 @@ struct mover_ring {
     struct bufpool *pool; /* where data comes from and goes back; NULL: the caller's */
 };
 
+/* The splice state (mover_splice.c). */
+struct mover_splice {
+    struct pipepool *pipes; /* NULL: never splice */
+    int pipe[2];            /* [0] read end, [1] write end; -1 while none */
+    uint32_t held;          /* bytes in the pipe */
+    bool on;                /* bytes go through the pipe now */
+    bool wanted;            /* a read filled a whole buffer: splice once the ring is empty */
+    bool stalled;           /* the pipe took nothing more: full until it drains */
+};
+
 struct mover {
     const struct mover_ops *ops;
-    union {
-        struct mover_ring ring;
-    } u;
+    struct mover_ring ring;
+    struct mover_splice splice;
+    uint64_t *spliced; /* also counts the bytes that went through a pipe, when set */
 };
 
 extern const struct mover_ops mover_ring_ops;
+extern const struct mover_ops mover_auto_ops;
 
 /* m becomes a ring over buf (size bytes, which the caller owns and keeps
  * until m is released). */
@@ -55,6 +67,12 @@ void mover_ring_init(struct mover *m, char *buf, uint32_t size);
  * gives it back as soon as they are all written: an idle flow holds no
  * buffer. A fill that finds no memory fails with ENOMEM. */
 void mover_ring_init_pooled(struct mover *m, struct bufpool *pool);
+/* m starts as a pooled ring (bufs) and, once one read fills a whole
+ * buffer, moves its bytes with splice(2) through a pipe from pipes instead:
+ * from then on they go socket to pipe to socket inside the kernel, never
+ * copied to lb. Only when both connections are plain TCP (conn_tcp_ops)
+ * and a pipe is free; otherwise it stays a ring. pipes NULL: a ring only. */
+void mover_auto_init(struct mover *m, struct bufpool *bufs, struct pipepool *pipes);
 
 static inline size_t mover_held(const struct mover *m)
 {

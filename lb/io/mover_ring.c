@@ -46,7 +46,7 @@ static void ring_give_back(struct mover_ring *r)
 
 static ssize_t ring_fill(struct mover *m, struct conn *src)
 {
-    struct mover_ring *r = &m->u.ring;
+    struct mover_ring *r = &m->ring;
     if (r->data == NULL && !(r->data = bufpool_get(r->pool))) {
         errno = ENOMEM;
         return -1;
@@ -67,7 +67,7 @@ static ssize_t ring_fill(struct mover *m, struct conn *src)
 
 static ssize_t ring_flush(struct mover *m, struct conn *dst)
 {
-    struct mover_ring *r = &m->u.ring;
+    struct mover_ring *r = &m->ring;
     ssize_t total = 0;
     while (r->len > 0) {
         struct iovec iov[2];
@@ -90,17 +90,17 @@ static ssize_t ring_flush(struct mover *m, struct conn *dst)
 
 static size_t ring_held(const struct mover *m)
 {
-    return m->u.ring.len;
+    return m->ring.len;
 }
 
 static bool ring_full(const struct mover *m)
 {
-    return m->u.ring.len == m->u.ring.size;
+    return m->ring.len == m->ring.size;
 }
 
 static void ring_release(struct mover *m)
 {
-    struct mover_ring *r = &m->u.ring;
+    struct mover_ring *r = &m->ring;
     if (r->pool && r->data)
         ring_give_back(r);
     r->head = 0;
@@ -118,12 +118,12 @@ const struct mover_ops mover_ring_ops = {
 
 void mover_ring_init(struct mover *m, char *buf, uint32_t size)
 {
-    m->ops = &mover_ring_ops;
-    m->u.ring = (struct mover_ring){.head = 0, .len = 0, .size = size, .data = buf};
+    *m = (struct mover){.ops = &mover_ring_ops};
+    m->ring = (struct mover_ring){.head = 0, .len = 0, .size = size, .data = buf};
 }
 
 void mover_ring_init_pooled(struct mover *m, struct bufpool *pool)
 {
-    m->ops = &mover_ring_ops;
-    m->u.ring = (struct mover_ring){.size = (uint32_t)pool->size, .data = NULL, .pool = pool};
+    *m = (struct mover){.ops = &mover_ring_ops};
+    m->ring = (struct mover_ring){.size = (uint32_t)pool->size, .data = NULL, .pool = pool};
 }

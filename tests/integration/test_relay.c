@@ -1,5 +1,6 @@
 /* Integration: the TCP relay through a real lb. Half-close both ways, a
- * 64 MiB byte-exact transfer in both directions at once, retries past a dead
+ * 64 MiB byte-exact transfer in both directions at once (spliced, and copied
+ * with "splice": false), retries past a dead
  * backend, all backends dead, idle timeout, max_connections, HTTP
  * keep-alive to the demo backend, and IPv6. Echo and name backends are
  * harness_server functions; sink, http and the descriptor test's echo are
@@ -116,10 +117,10 @@ START_TEST(halfclose_backend_first)
 }
 END_TEST
 
-START_TEST(big_transfer)
+/* 64 MiB both ways at once through lb to an echo backend, byte-exact, then
+ * a clean EOF and the session's byte counts. */
+static void echo_64mib(struct harness_lb *lb, int lport)
 {
-    struct harness_lb lb;
-    int lport = start_one(&lb, "echo", "e1", (struct harness_conf){0});
     int fd = harness_connect_ok("127.0.0.1", lport);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     unsigned char *out = malloc(BIG_CHUNK), *in = malloc(BIG_CHUNK), *want = malloc(BIG_CHUNK);
@@ -176,10 +177,51 @@ START_TEST(big_transfer)
     free(out);
     free(in);
     free(want);
-    ck_assert_msg(harness_log_wait(lb.log,
+    ck_assert_msg(harness_log_wait(lb->log,
                                    "bytes_from_client=67108864 bytes_from_backend=67108864 ", 1,
                                    HARNESS_WAIT_MS),
-                  "no session end with 67108864 bytes each way in %s", lb.log);
+                  "no session end with 67108864 bytes each way in %s", lb->log);
+}
+
+/* lb with an admin API in front of an echo backend, splice as given. */
+static int start_echo_admin(struct harness_lb *lb, bool splice, int *aport)
+{
+    int bport = harness_free_port(), lport = harness_free_port();
+    *aport = harness_free_port();
+    harness_server("127.0.0.1", bport, harness_fn_echo, NULL);
+    json_t *cfg = harness_cfg(&(struct harness_conf){.listen = harness_lo(lport)});
+    harness_jappend(cfg, "pools.0.backends", harness_backend_json(harness_lo(bport), "e1"));
+    harness_jset(cfg, "listeners.0.splice", json_boolean(splice));
+    harness_jset(cfg, "admin.listen", json_string(harness_lo(*aport)));
+    harness_lb_start_json(lb, cfg, lport);
+    return lport;
+}
+
+START_TEST(big_transfer)
+{
+    struct harness_lb lb;
+    int aport, lport = start_echo_admin(&lb, true, &aport);
+    echo_64mib(&lb, lport);
+    /* Both directions carried bulk: they moved to pipes, which went back
+     * (empty) to the pool when the session ended. */
+    struct harness_reply r = harness_call(aport, "GET", "/api/v1/status", NULL, NULL);
+    long long spliced = harness_jint(r.json, "splice.bytes");
+    ck_assert_msg(spliced > 0 && spliced <= 2 * 67108864LL, "spliced %lld bytes", spliced);
+    ck_assert_int_eq(harness_jint(r.json, "splice.pipes"), 2);
+    ck_assert_int_gt(harness_jint(r.json, "splice.pipes_max"), 0);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+/* "splice": false: the same transfer, copied all the way. */
+START_TEST(big_transfer_no_splice)
+{
+    struct harness_lb lb;
+    int aport, lport = start_echo_admin(&lb, false, &aport);
+    echo_64mib(&lb, lport);
+    struct harness_reply r = harness_call(aport, "GET", "/api/v1/status", NULL, NULL);
+    ck_assert_int_eq(harness_jint(r.json, "splice.bytes"), 0);
+    ck_assert_int_eq(harness_jint(r.json, "splice.pipes"), 0);
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
 }
 END_TEST
@@ -529,6 +571,7 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, halfclose_backend_first);
     ADD_TCASE("bigtransfer");
     tcase_add_test(tc, big_transfer);
+    tcase_add_test(tc, big_transfer_no_splice);
     ADD_TCASE("backpressure");
     tcase_add_test(tc, backpressure_bounded);
     ADD_TCASE("retry");

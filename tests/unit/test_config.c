@@ -985,6 +985,29 @@ START_TEST(test_keepalive)
 }
 END_TEST
 
+#define SPLICE_LISTENER(v)                                                                         \
+    "{'listeners': [{'name': 'web', 'listen': '127.0.0.1:8080', 'pool': 'app', "                   \
+    "'splice': " v "}], 'pools': [" POOL "]}"
+
+/* A listener's "splice": on by default, a boolean, nothing else. */
+START_TEST(test_splice)
+{
+    struct lb_config *cfg = load_ok(KA_LISTENER("{}"));
+    ck_assert_int_eq(cfg->listeners[0].splice, 1);
+    config_free(cfg);
+    cfg = load_ok(SPLICE_LISTENER("false"));
+    ck_assert_int_eq(cfg->listeners[0].splice, 0);
+    config_free(cfg);
+    cfg = load_ok(SPLICE_LISTENER("true"));
+    ck_assert_int_eq(cfg->listeners[0].splice, 1);
+    config_free(cfg);
+    ck_config_error(SPLICE_LISTENER("'yes'"),
+                    ":1:85: listeners[0].splice: must be true or false (got a string)");
+    ck_config_error(SPLICE_LISTENER("1"),
+                    ":1:85: listeners[0].splice: must be true or false (got an integer)");
+}
+END_TEST
+
 START_TEST(test_keepalive_errors)
 {
     ck_config_error(KA_LISTENER("{'idle': 0}"),
@@ -1158,6 +1181,7 @@ Suite *config_suite(void)
     tcase_add_test(bad, test_admin);
     tcase_add_test(ok, test_keepalive);
     tcase_add_test(bad, test_keepalive_errors);
+    tcase_add_test(bad, test_splice);
     suite_add_tcase(s, bad);
     return s;
 }

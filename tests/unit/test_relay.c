@@ -5,7 +5,7 @@
  * a reset and a write error on either side, the probe of a parked side (also
  * one that lost its last watch after being unparked), and
  * bytes a connection layer holds that no socket event announces, and pooled
- * buffers held only while bytes wait. */
+ * buffers held only while bytes wait, and the move to splice(2) for bulk. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -542,6 +542,148 @@ START_TEST(pooled_buffers_only_while_bytes_wait)
 }
 END_TEST
 
+/* Moves total bytes of pattern() client -> backend through the rig, the
+ * backend reading as they come; returns once all arrived (byte-exact). */
+static void pump(struct rig *g, size_t total, size_t chunk)
+{
+    size_t sent = 0, got = 0;
+    unsigned char buf[65536];
+    ck_assert(chunk <= sizeof(buf));
+    uint64_t until = clock_ms(CLOCK_MONOTONIC) + 20000;
+    while (got < total && clock_ms(CLOCK_MONOTONIC) < until) {
+        if (sent < total) {
+            size_t n = 0;
+            while (n < chunk && sent + n < total) {
+                buf[n] = pattern(sent + n);
+                n++;
+            }
+            ssize_t w = write(g->cpeer, buf, n);
+            if (w > 0)
+                sent += (size_t)w;
+        }
+        event_base_loop(g->base, EVLOOP_NONBLOCK);
+        ssize_t r = read(g->speer, buf, sizeof(buf));
+        for (ssize_t i = 0; i < r; i++, got++)
+            ck_assert_msg(buf[i] == pattern(got), "byte %zu differs", got);
+    }
+    ck_assert_uint_eq(got, total);
+}
+
+/* The auto mover: small messages stay on the ring; a flow that fills a
+ * whole buffer in one read moves to a pipe, byte-exact, counted, and the
+ * pipe goes back to the pool at the end. Half-close still passes on. */
+START_TEST(auto_mover_splices_bulk_only)
+{
+    struct rig g;
+    rig_init(&g, true);
+    struct bufpool bufs;
+    struct pipepool pipes;
+    uint64_t spliced = 0;
+    bufpool_init(&bufs, RIG_BUF, 4);
+    pipepool_init(&pipes, 2);
+    mover_auto_init(&g.r.up.mover, &bufs, &pipes);
+    mover_auto_init(&g.r.down.mover, &bufs, &pipes);
+    g.r.up.mover.spliced = g.r.down.mover.spliced = &spliced;
+    rig_start(&g, true);
+    for (int i = 0; i < 20; i++) {
+        put(g.cpeer, "small");
+        expect(&g, g.speer, "small", false);
+    }
+    ck_assert_uint_eq(spliced, 0);
+    ck_assert(!g.r.up.mover.splice.on);
+    pump(&g, 8u << 20, 65536);
+    ck_assert(g.r.up.mover.splice.on);
+    ck_assert_uint_eq(pipes.open, 1);
+    ck_assert_uint_gt(spliced, 0);
+    ck_assert_uint_eq(g.r.up.bytes, 100 + (8u << 20));
+    ck_assert(!g.r.down.mover.splice.on); /* the other direction carried nothing */
+    shutdown(g.cpeer, SHUT_WR);
+    expect(&g, g.speer, "", true);
+    shutdown(g.speer, SHUT_WR);
+    expect(&g, g.cpeer, "", true);
+    rig_run_to_end(&g);
+    ck_assert_int_eq(g.how, RELAY_END_CLIENT_CLOSED);
+    ck_assert_uint_eq(pipes.open, 1); /* empty: kept for reuse */
+    ck_assert_uint_eq(pipes.cached, 1);
+    rig_free(&g);
+    pipepool_drain(&pipes);
+    ck_assert_uint_eq(pipes.open, 0);
+    bufpool_drain(&bufs);
+}
+END_TEST
+
+/* No pipe free: the flow stays on the ring, byte-exact all the same. */
+START_TEST(auto_mover_without_a_pipe_copies)
+{
+    struct rig g;
+    rig_init(&g, true);
+    struct bufpool bufs;
+    struct pipepool pipes;
+    uint64_t spliced = 0;
+    bufpool_init(&bufs, RIG_BUF, 4);
+    pipepool_init(&pipes, 0);
+    mover_auto_init(&g.r.up.mover, &bufs, &pipes);
+    mover_auto_init(&g.r.down.mover, &bufs, &pipes);
+    g.r.up.mover.spliced = &spliced;
+    rig_start(&g, true);
+    pump(&g, 4u << 20, 65536);
+    ck_assert(!g.r.up.mover.splice.on);
+    ck_assert_uint_eq(spliced, 0);
+    ck_assert_uint_eq(g.r.up.bytes, 4u << 20);
+    rig_free(&g);
+    bufpool_drain(&bufs);
+}
+END_TEST
+
+/* A spliced flow whose backend stops reading: the pipe stalls, the relay
+ * stops reading the client and parks; once the backend reads again every
+ * byte arrives in order. */
+START_TEST(auto_mover_backpressure)
+{
+    struct rig g;
+    rig_init(&g, true);
+    struct bufpool bufs;
+    struct pipepool pipes;
+    bufpool_init(&bufs, RIG_BUF, 4);
+    pipepool_init(&pipes, 2);
+    mover_auto_init(&g.r.up.mover, &bufs, &pipes);
+    mover_auto_init(&g.r.down.mover, &bufs, &pipes);
+    rig_start(&g, true);
+    pump(&g, 1u << 20, 65536);
+    ck_assert(g.r.up.mover.splice.on);
+    size_t base = 1u << 20, sent = 0, got = 0;
+    unsigned char buf[65536];
+    for (int idle = 0; idle < 50;) {
+        for (size_t i = 0; i < sizeof(buf); i++)
+            buf[i] = pattern(base + sent + i);
+        ssize_t w = write(g.cpeer, buf, sizeof(buf));
+        if (w > 0) {
+            sent += (size_t)w;
+            idle = 0;
+        } else {
+            idle++;
+        }
+        rig_spin(&g);
+    }
+    ck_assert(mover_full(&g.r.up.mover));
+    ck_assert(!event_pending(&g.client.rev, EV_READ, NULL));
+    ck_assert(g.r.parked);
+    uint64_t until = clock_ms(CLOCK_MONOTONIC) + 20000;
+    while (got < sent && clock_ms(CLOCK_MONOTONIC) < until) {
+        event_base_loop(g.base, EVLOOP_NONBLOCK);
+        ssize_t r = read(g.speer, buf, sizeof(buf));
+        for (ssize_t i = 0; i < r; i++, got++)
+            ck_assert_msg(buf[i] == pattern(base + got), "byte %zu differs", base + got);
+    }
+    ck_assert_uint_eq(got, sent);
+    ck_assert_uint_eq(g.r.up.bytes, base + sent);
+    ck_assert(event_pending(&g.client.rev, EV_READ, NULL));
+    rig_free(&g);
+    pipepool_drain(&pipes);
+    bufpool_drain(&bufs);
+}
+END_TEST
+
 static Suite *relay_suite(void)
 {
     Suite *s = suite_create("relay_unit");
@@ -559,6 +701,9 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, layer_pending_bytes_are_read_without_an_event);
     tcase_add_test(tc, drained_side_is_parked_again);
     tcase_add_test(tc, pooled_buffers_only_while_bytes_wait);
+    tcase_add_test(tc, auto_mover_splices_bulk_only);
+    tcase_add_test(tc, auto_mover_without_a_pipe_copies);
+    tcase_add_test(tc, auto_mover_backpressure);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -74,6 +74,21 @@ static bool flow_done(const struct relay_flow *f)
     return f->src && f->dst && f->src->read_eof && mover_held(&f->mover) == 0 && f->dst->write_shut;
 }
 
+/* f's source ended and f has drained: its destination's stream ends too.
+ * When the other flow is already done this ends the relay, and the owner's
+ * close() sends the FIN: the shutdown would be one system call for
+ * nothing. (Both sockets have been read to their end by then, so the close
+ * cannot turn into a reset for unread bytes.) */
+static void flow_end_stream(struct relay_flow *f)
+{
+    struct relay *r = f->r;
+    const struct relay_flow *other = f == &r->up ? &r->down : &r->up;
+    if (flow_done(other))
+        f->dst->write_shut = true;
+    else
+        side_shut_write(f->dst);
+}
+
 /* Ends the relay when both flows are finished. True when it did. */
 static bool relay_check_done(struct relay *r)
 {
@@ -124,7 +139,7 @@ static int flow_flush(struct relay_flow *f)
         if (!event_pending(&dst->rev, EV_READ, NULL))
             relay_park(r); /* dst's reads are off too: nothing watches it now */
         if (f->src->read_eof) {
-            side_shut_write(dst);
+            flow_end_stream(f);
             if (relay_check_done(r))
                 return -1;
         }
@@ -172,7 +187,7 @@ static void flow_read(struct relay_flow *f)
             return;
         }
         if (mover_held(&f->mover) == 0) {
-            side_shut_write(f->dst);
+            flow_end_stream(f);
             relay_check_done(r);
         }
         return;

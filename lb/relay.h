@@ -35,7 +35,8 @@ struct relay_side {
     struct conn conn;
     struct event rev, wev;
     bool read_eof;   /* the peer ended its stream */
-    bool write_shut; /* we ended ours (conn's shutdown_write) */
+    bool write_shut; /* we ended ours (conn's shutdown_write; or, when that ended the
+                      * relay, the owner's close) */
 };
 
 struct relay;
@@ -60,8 +61,9 @@ struct relay {
     bool parked;
     int first_closed;        /* 0 client, 1 server, -1: no end of stream yet */
     uint64_t last_active_ms; /* monotonic-coarse, at the last byte moved */
-    /* Called once when the relay ends; it must relay_stop() r (and may
-     * free it): the relay touches nothing of r after calling it. */
+    /* Called once when the relay ends; it must relay_stop() r and close
+     * both connections (a clean end leaves the last FIN to that close), and
+     * may free r: the relay touches nothing of r after calling it. */
     void (*on_end)(struct relay *r, enum relay_end how);
 };
 

@@ -41,12 +41,15 @@ static struct rig *rig_of(struct relay *r)
     return (struct rig *)((char *)r - offsetof(struct rig, r));
 }
 
+/* Like the session: stop, then close both connections. */
 static void on_end(struct relay *r, enum relay_end how)
 {
     struct rig *g = rig_of(r);
     g->ends++;
     g->how = how;
     relay_stop(r);
+    g->client.conn.ops->close(&g->client.conn);
+    g->server.conn.ops->close(&g->server.conn);
 }
 
 static void set_nonblock(int fd)

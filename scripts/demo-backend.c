@@ -1,6 +1,7 @@
 /* demo-backend: a tiny single-process libevent server that stands in for a
  * real backend in `make run` and in the integration tests. One listener, one
- * mode for every connection: http (hello from NAME), echo, name, silent, sink.
+ * mode for every connection: http (hello from NAME; a request for /10m gets a
+ * 10 MiB body instead, for scripts/bench), echo, name, silent, sink.
  * Usage: demo-backend -l ADDR:PORT [-n NAME] [-m MODE] [-s STATUS_FILE]. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +26,8 @@
 #define HTTP_HEADER_MAX (16 * 1024)
 #define ECHO_PENDING_MAX (1024 * 1024) /* stop reading above this much unsent */
 #define ECHO_RESUME_AT (512 * 1024)    /* and resume once it drains to this */
+#define BIG_PATH "/10m"                /* http mode: the path of the big body */
+#define BIG_LEN (10 * 1024 * 1024)     /* and its size */
 
 enum mode { MODE_HTTP, MODE_ECHO, MODE_NAME, MODE_SILENT, MODE_SINK };
 
@@ -43,6 +46,7 @@ struct conn {
 static enum mode mode = MODE_HTTP;
 static const char *name = "demo";
 static const char *status_file; /* -s: http mode answers with the status it holds */
+static char *big_body;          /* BIG_LEN bytes, made at the first request for it */
 static struct conn *conns;      /* every open connection, freed at exit */
 static struct event_base *base;
 
@@ -118,10 +122,36 @@ static int http_status(void)
     return status;
 }
 
-static void http_answer(struct conn *c)
+/* Whether the request line in head (len bytes) asks for BIG_PATH. */
+static bool http_wants_big(const char *head, size_t len)
+{
+    const char *sp = memchr(head, ' ', len);
+    size_t plen = strlen(BIG_PATH);
+    if (!sp)
+        return false;
+    size_t rest = len - (size_t)(sp + 1 - head);
+    return rest >= plen && memcmp(sp + 1, BIG_PATH, plen) == 0 &&
+           (rest == plen || sp[1 + plen] == ' ' || sp[1 + plen] == '\r');
+}
+
+static void http_answer(struct conn *c, bool big)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     int status = http_status();
+    if (big && !big_body) {
+        big_body = malloc(BIG_LEN);
+        if (big_body)
+            memset(big_body, 'x', BIG_LEN);
+    }
+    if (big && big_body) {
+        /* The body is referenced, not copied: every answer shares it. */
+        evbuffer_add_printf(out,
+                            "HTTP/1.1 %d %s\r\nContent-Type: application/octet-stream\r\n"
+                            "Content-Length: %d\r\n\r\n",
+                            status, status == 200 ? "OK" : "Status", BIG_LEN);
+        evbuffer_add_reference(out, big_body, BIG_LEN, NULL, NULL);
+        return;
+    }
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
                         "Content-Length: %zu\r\n\r\nhello from %s\n",
@@ -154,8 +184,9 @@ static void http_read(struct conn *c)
         }
         const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)head_len + 4);
         bool keep = head && http_keep_alive(head, head_len);
+        bool big = head && http_wants_big(head, head_len);
         evbuffer_drain(in, head_len + 4);
-        http_answer(c);
+        http_answer(c, big);
         if (!keep) {
             conn_finish(c, true);
             return;
@@ -390,5 +421,6 @@ int main(int argc, char **argv)
     event_free(sigint);
     event_free(sigterm);
     event_base_free(base);
+    free(big_body);
     return 0;
 }

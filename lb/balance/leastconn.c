@@ -130,22 +130,31 @@ static int lc_init(struct pool *pool)
     return 0;
 }
 
-/* The best backend not in ctx->tried, by a scan (retries only), or NULL. */
-static struct backend *lc_scan_untried(struct pool *pool, const struct pick_ctx *ctx)
+/* The best backend not in ctx->tried, or NULL when every one in the heap
+ * was tried: the tried ones leave the heap for a moment (at most
+ * LB_MAX_TRIES of them, O(log n) each), the top is read, and they come
+ * back. The heap's order is total, so where they land changes no pick. */
+static struct backend *lc_best_untried(struct pool *pool, const struct pick_ctx *ctx)
 {
     struct lc_state *st = pool->state;
-    struct backend *best = NULL;
-    for (size_t i = 0; i < st->nheap; i++) {
-        struct backend *b = st->heap[i];
-        if (pick_tried(ctx, b))
-            continue;
-        if (best == NULL || lc_less(st, b, best))
-            best = b;
+    struct backend *hidden[LB_MAX_TRIES];
+    unsigned nhidden = 0;
+    for (unsigned i = 0; i < ctx->ntried && i < LB_MAX_TRIES; i++) {
+        const struct backend *t = ctx->tried[i];
+        if (t == NULL || t->index >= pool->nbackends || pool->backends[t->index] != t ||
+            st->pos[t->index] == LC_OUT)
+            continue; /* another pool's, or not in the heap (or met before) */
+        struct backend *b = pool->backends[t->index];
+        lc_remove(st, b);
+        hidden[nhidden++] = b;
     }
+    struct backend *best = st->nheap > 0 ? st->heap[0] : NULL;
+    for (unsigned i = 0; i < nhidden; i++)
+        lc_insert(st, hidden[i]);
     return best;
 }
 
-/* The heap's top (O(log n)), or for a retry the best untried backend (O(n)).
+/* The heap's top, or for a retry the best untried backend: O(log n).
  * Records the pick so that, among equals, the next pick goes elsewhere even
  * before pool_conn_start() raises b->active. */
 static struct backend *lc_pick(struct pool *pool, const struct pick_ctx *ctx)
@@ -155,7 +164,7 @@ static struct backend *lc_pick(struct pool *pool, const struct pick_ctx *ctx)
         return NULL;
     struct backend *b = NULL;
     if (ctx != NULL && ctx->ntried > 0)
-        b = lc_scan_untried(pool, ctx);
+        b = lc_best_untried(pool, ctx);
     if (b == NULL)
         b = st->heap[0];
     st->seq[b->index] = ++st->clock;

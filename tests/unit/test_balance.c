@@ -92,6 +92,30 @@ static void map_clients(struct pool *pool, unsigned n, const char **ids)
     }
 }
 
+/* A fixed xorshift64: the random tests do the same every run. */
+static uint64_t rng_state;
+
+static void rng_seed(uint64_t seed)
+{
+    rng_state = seed * 0x9e3779b97f4a7c15ULL + 1;
+}
+
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dULL;
+}
+
+/* ck_assert for loops: Check's ck_assert sends a message to its parent
+ * process even when it holds, this one only when it fails. */
+#define CHECK(expr)                                                                                \
+    do {                                                                                           \
+        if (!(expr))                                                                               \
+            ck_abort_msg("Assertion '%s' failed", #expr);                                          \
+    } while (0)
+
 /* ---- roundrobin ---- */
 
 START_TEST(test_rr_sequence)
@@ -212,30 +236,6 @@ START_TEST(test_wrr_down_and_weight)
     pool_release(pool);
 }
 END_TEST
-
-/* A fixed xorshift64: the random weighted tests do the same every run. */
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t seed)
-{
-    rng_state = seed * 0x9e3779b97f4a7c15ULL + 1;
-}
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dULL;
-}
-
-/* ck_assert for loops: Check's ck_assert sends a message to its parent
- * process even when it holds, this one only when it fails. */
-#define CHECK(expr)                                                                                \
-    do {                                                                                           \
-        if (!(expr))                                                                               \
-            ck_abort_msg("Assertion '%s' failed", #expr);                                          \
-    } while (0)
 
 /* What the weighted strategy should be balancing with: backend i's
  * eff_weight when it is available, else 0. */
@@ -750,6 +750,78 @@ START_TEST(test_lc_down)
 }
 END_TEST
 
+/* Whether a goes before b in least-connections order, as the README says:
+ * active/weight, then least recently picked (seq), then config order. */
+static bool lc_ref_less(const struct backend *a, const struct backend *b, const uint64_t *seq)
+{
+    uint64_t la = a->active * b->eff_weight, lb = b->active * a->eff_weight;
+    if (la != lb)
+        return la < lb;
+    if (seq[a->index] != seq[b->index])
+        return seq[a->index] < seq[b->index];
+    return a->index < b->index;
+}
+
+/* Random sessions, downs, weights and retries over 60 backends: every pick
+ * is the best available backend not tried (the best of all when every one
+ * was tried), computed here by a scan. */
+START_TEST(test_lc_matches_scan)
+{
+    enum { N = 60 };
+    unsigned w[N];
+    uint64_t seq[N] = {0}, clock = 0;
+    rng_seed(13);
+    for (size_t i = 0; i < N; i++)
+        w[i] = 1 + (unsigned)(rng() % 5);
+    struct pool *pool = pool_make(LB_STRATEGY_LEASTCONN, N, w, NULL, 0);
+    for (int step = 0; step < 5000; step++) {
+        struct backend *b = pool->backends[rng() % N];
+        switch (rng() % 6) {
+        case 0:
+            CHECK(pool_set_backend_up(pool, b, !b->up) == 0);
+            break;
+        case 1:
+            CHECK(pool_set_backend_weight(pool, b, (unsigned)(rng() % 6)) == 0);
+            break;
+        case 2:
+            if (b->active > 0)
+                pool_conn_end(pool, b);
+            break;
+        default:
+            break;
+        }
+        struct pick_ctx ctx = {0};
+        for (uint64_t t = rng() % 5; t > 0; t--)
+            ctx.tried[ctx.ntried++] = pool->backends[rng() % N];
+        struct backend *want = NULL, *any = NULL;
+        for (size_t i = 0; i < N; i++) {
+            struct backend *c = pool->backends[i];
+            if (!backend_available(c))
+                continue;
+            if (any == NULL || lc_ref_less(c, any, seq))
+                any = c;
+            if (!pick_tried(&ctx, c) && (want == NULL || lc_ref_less(c, want, seq)))
+                want = c;
+        }
+        if (want == NULL)
+            want = any;
+        struct backend *got = pool_pick(pool, &ctx);
+        if (got != want)
+            ck_abort_msg("step %d: got %s, want %s", step, got ? got->id : "none",
+                         want ? want->id : "none");
+        if (got) {
+            seq[got->index] = ++clock;
+            if (rng() % 2)
+                pool_conn_start(pool, got);
+        }
+    }
+    for (size_t i = 0; i < N; i++)
+        while (pool->backends[i]->active)
+            pool_conn_end(pool, pool->backends[i]);
+    pool_release(pool);
+}
+END_TEST
+
 /* ---- iphash (Maglev) ---- */
 
 static const char *const names5[] = {"be1", "be2", "be3", "be4", "be5"};
@@ -1115,6 +1187,7 @@ Suite *balance_suite(void)
     tcase_add_test(tc, test_lc_ties_rotate);
     tcase_add_test(tc, test_lc_weights);
     tcase_add_test(tc, test_lc_down);
+    tcase_add_test(tc, test_lc_matches_scan);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("iphash");

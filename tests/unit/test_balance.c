@@ -158,6 +158,47 @@ START_TEST(test_rr_skip_weight0)
 }
 END_TEST
 
+/* 200 backends (more than one bitmap word, runs of downs across words),
+ * random ups, downs, weight-0s and tried sets: every pick is the one the
+ * plain scan from the cursor finds (balance_scan(), the reference). */
+START_TEST(test_rr_matches_scan)
+{
+    enum { N = 200 };
+    struct pool *pool = pool_new("p", LB_STRATEGY_ROUNDROBIN);
+    ck_assert_ptr_nonnull(pool);
+    for (size_t i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "b%zu", i);
+        CHECK(pool_add_backend(pool, id, id, id, NULL, 0, 1) != NULL);
+    }
+    ck_assert_int_eq(pool_build(pool), 0);
+    rng_seed(9);
+    size_t cursor = 0;
+    for (int step = 0; step < 4000; step++) {
+        struct backend *b = pool->backends[rng() % N];
+        if (step % 3 == 0) {
+            size_t run = rng() % 100; /* a run of backends going down or up */
+            bool up = rng() % 2;
+            for (size_t k = 0; k < run; k++)
+                CHECK(pool_set_backend_up(pool, pool->backends[(b->index + k) % N], up) == 0);
+        } else if (step % 7 == 0) {
+            CHECK(pool_set_backend_weight(pool, b, b->weight ? 0 : 1) == 0);
+        }
+        struct pick_ctx ctx = {0};
+        for (uint64_t t = rng() % 4; t > 0; t--)
+            ctx.tried[ctx.ntried++] = pool->backends[rng() % N];
+        struct backend *want = balance_scan(pool, &ctx, cursor);
+        struct backend *got = pool_pick(pool, &ctx);
+        if (got != want)
+            ck_abort_msg("step %d: got %s, want %s", step, got ? got->id : "none",
+                         want ? want->id : "none");
+        if (got)
+            cursor = (got->index + 1) % N;
+    }
+    pool_release(pool);
+}
+END_TEST
+
 /* ---- weighted ---- */
 
 START_TEST(test_wrr_511)
@@ -1166,6 +1207,7 @@ Suite *balance_suite(void)
     tcase_add_test(tc, test_rr_sequence);
     tcase_add_test(tc, test_rr_skip_down);
     tcase_add_test(tc, test_rr_skip_weight0);
+    tcase_add_test(tc, test_rr_matches_scan);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("weighted");

@@ -1071,6 +1071,30 @@ START_TEST(test_maglev_small_table)
 }
 END_TEST
 
+/* Every available backend tried: the client's own backend, as without
+ * tried ones (the walk no longer goes round the whole table to learn it);
+ * one left untried: that one. */
+START_TEST(test_maglev_all_tried)
+{
+    struct pool *pool = pool_make(LB_STRATEGY_IPHASH, 5, NULL, names5, 0);
+    ck_assert_int_eq(pool_set_backend_up(pool, pool->backends[1], false), 0);
+    for (unsigned i = 0; i < 200; i++) {
+        struct sockaddr_in sin = client4(i);
+        struct pick_ctx ctx = {0};
+        pick_key_ip(&ctx, (struct sockaddr *)&sin, sizeof(sin));
+        struct backend *own = pool_pick(pool, &ctx);
+        for (unsigned k = 0; k < 5; k++)
+            if (k != 1 && pool->backends[k] != own)
+                ctx.tried[ctx.ntried++] = pool->backends[k];
+        ck_assert_ptr_eq(pool_pick(pool, &ctx), own);
+        ctx.tried[ctx.ntried++] = own;
+        ctx.tried[ctx.ntried++] = own; /* counted once */
+        ck_assert_ptr_eq(pool_pick(pool, &ctx), own);
+    }
+    pool_release(pool);
+}
+END_TEST
+
 /* ---- every strategy ---- */
 
 static const enum lb_strategy all[] = {LB_STRATEGY_ROUNDROBIN, LB_STRATEGY_WEIGHTED,
@@ -1242,6 +1266,7 @@ Suite *balance_suite(void)
     tcase_add_test(tc, test_maglev_down_up);
     tcase_add_test(tc, test_maglev_weights);
     tcase_add_test(tc, test_maglev_small_table);
+    tcase_add_test(tc, test_maglev_all_tried);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("all");

@@ -131,26 +131,28 @@ static int lc_init(struct pool *pool)
 }
 
 /* The best backend not in ctx->tried, or NULL when every one in the heap
- * was tried: the tried ones leave the heap for a moment (at most
- * LB_MAX_TRIES of them, O(log n) each), the top is read, and they come
- * back. The heap's order is total, so where they land changes no pick. */
-static struct backend *lc_best_untried(struct pool *pool, const struct pick_ctx *ctx)
+ * was tried. It is the best of the untried ones whose ancestors in the heap
+ * are all tried (any other untried one has an untried ancestor at least as
+ * good), so the walk goes down from the top through tried backends only:
+ * at most 2t + 1 heap entries for t tried (t <= LB_MAX_TRIES). */
+static struct backend *lc_best_untried(const struct lc_state *st, const struct pick_ctx *ctx)
 {
-    struct lc_state *st = pool->state;
-    struct backend *hidden[LB_MAX_TRIES];
-    unsigned nhidden = 0;
-    for (unsigned i = 0; i < ctx->ntried && i < LB_MAX_TRIES; i++) {
-        const struct backend *t = ctx->tried[i];
-        if (t == NULL || t->index >= pool->nbackends || pool->backends[t->index] != t ||
-            st->pos[t->index] == LC_OUT)
-            continue; /* another pool's, or not in the heap (or met before) */
-        struct backend *b = pool->backends[t->index];
-        lc_remove(st, b);
-        hidden[nhidden++] = b;
+    size_t todo[2 * LB_MAX_TRIES + 2]; /* each tried entry adds its 2 children */
+    unsigned ntodo = 0;
+    struct backend *best = NULL;
+    if (st->nheap > 0)
+        todo[ntodo++] = 0;
+    while (ntodo > 0) {
+        size_t i = todo[--ntodo];
+        struct backend *b = st->heap[i];
+        if (!pick_tried(ctx, b)) {
+            if (best == NULL || lc_less(st, b, best))
+                best = b;
+            continue;
+        }
+        for (size_t c = 2 * i + 1; c <= 2 * i + 2 && c < st->nheap; c++)
+            todo[ntodo++] = c;
     }
-    struct backend *best = st->nheap > 0 ? st->heap[0] : NULL;
-    for (unsigned i = 0; i < nhidden; i++)
-        lc_insert(st, hidden[i]);
     return best;
 }
 
@@ -164,7 +166,7 @@ static struct backend *lc_pick(struct pool *pool, const struct pick_ctx *ctx)
         return NULL;
     struct backend *b = NULL;
     if (ctx != NULL && ctx->ntried > 0)
-        b = lc_best_untried(pool, ctx);
+        b = lc_best_untried(st, ctx);
     if (b == NULL)
         b = st->heap[0];
     st->seq[b->index] = ++st->clock;

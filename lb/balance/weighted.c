@@ -18,7 +18,8 @@
  * also keeping the earliest start in its subtree, so "the earliest deadline
  * among the eligible" is one walk down the tree: O(log n) per pick, and a
  * pick moves one node (O(log n)). Deadline and start are exact fractions
- * (cycle + done/weight), compared by cross-multiplying, never rounded.
+ * (cycle + done/weight), compared by cross-multiplying, never rounded. A
+ * retry walks the same way past the tried backends (O(t log n) for t).
  *
  * Changes never restart the cycle, so they cost O(log n) and the others
  * keep their place. A backend that goes down leaves with the picks it had
@@ -42,6 +43,7 @@ struct wrr_node {
     uint32_t right;     /* ... */
     uint32_t min_start; /* the node of this subtree whose next pick starts first */
     uint8_t height;     /* 0: not in the tree */
+    bool tried;         /* in the pick_ctx of the pick under way (wrr_mark()) */
 };
 
 struct wrr_state {
@@ -235,6 +237,36 @@ static uint32_t wrr_first(const struct wrr_state *st)
     return x;
 }
 
+/* For a retry: wrr_first_eligible() of subtree x among the nodes not
+ * marked tried. It descends only into subtrees holding an eligible node, so
+ * it visits the paths to the tried ones before the answer: O(t log n) for t
+ * tried. */
+static uint32_t wrr_first_eligible_untried(const struct wrr_state *st, uint32_t x)
+{
+    if (x == WRR_NIL || !wrr_eligible(st, st->node[x].min_start))
+        return WRR_NIL;
+    uint32_t found = wrr_first_eligible_untried(st, st->node[x].left);
+    if (found != WRR_NIL)
+        return found;
+    if (!st->node[x].tried && wrr_eligible(st, x))
+        return x;
+    return wrr_first_eligible_untried(st, st->node[x].right);
+}
+
+/* For a retry: the leftmost node of subtree x not marked tried (the nodes
+ * before it are tried: O(t + log n)). */
+static uint32_t wrr_first_untried(const struct wrr_state *st, uint32_t x)
+{
+    if (x == WRR_NIL)
+        return WRR_NIL;
+    uint32_t found = wrr_first_untried(st, st->node[x].left);
+    if (found != WRR_NIL)
+        return found;
+    if (!st->node[x].tried)
+        return x;
+    return wrr_first_untried(st, st->node[x].right);
+}
+
 /* ---- the strategy ---- */
 
 /* Puts backend i, not in the tree, in it with its eff_weight: in the
@@ -333,19 +365,30 @@ static void wrr_charge(struct wrr_state *st, uint32_t x)
     st->left--;
 }
 
-/* Whether b is this pool's backend and in the tree. */
-static bool wrr_in_tree(const struct pool *pool, const struct backend *b)
+/* Sets the tried mark of ctx's backends that are this pool's and in the
+ * tree to on; returns how many marks changed. */
+static unsigned wrr_mark(struct pool *pool, const struct pick_ctx *ctx, bool on)
 {
-    const struct wrr_state *st = pool->state;
-    return b->index < pool->nbackends && pool->backends[b->index] == b &&
-           st->node[b->index].height != 0;
+    struct wrr_state *st = pool->state;
+    unsigned changed = 0;
+    for (unsigned i = 0; i < ctx->ntried && i < LB_MAX_TRIES; i++) {
+        const struct backend *b = ctx->tried[i];
+        if (b == NULL || b->index >= pool->nbackends || pool->backends[b->index] != b)
+            continue;
+        struct wrr_node *n = &st->node[b->index];
+        if (n->height != 0 && n->tried != on) {
+            n->tried = on;
+            changed++;
+        }
+    }
+    return changed;
 }
 
 /* The eligible backend with the earliest deadline; else (a cycle changed
- * under way) the earliest deadline. A retry takes the tried backends out of
- * the tree for the time of the pick (all of them tried: the pick is made
- * among all); when every untried one is done with this cycle, the earliest
- * of them is returned without being charged (the schedule stays as it is). */
+ * under way) the earliest deadline. A retry looks among the backends not
+ * tried, the same way (all of them tried: among all); when every untried
+ * one is done with this cycle, the earliest of them is returned without
+ * being charged (the schedule stays as it is). */
 static struct backend *wrr_pick(struct pool *pool, const struct pick_ctx *ctx)
 {
     struct wrr_state *st = pool->state;
@@ -356,27 +399,19 @@ static struct backend *wrr_pick(struct pool *pool, const struct pick_ctx *ctx)
         st->made = 0;
         st->left = st->total;
     }
-    uint32_t hidden[LB_MAX_TRIES];
-    unsigned nhidden = 0;
-    for (unsigned i = 0; ctx != NULL && i < ctx->ntried && i < LB_MAX_TRIES; i++) {
-        const struct backend *b = ctx->tried[i];
-        if (b != NULL && wrr_in_tree(pool, b)) {
-            wrr_remove(st, b->index);
-            hidden[nhidden++] = b->index;
-        }
+    uint32_t x = WRR_NIL;
+    if (ctx != NULL && ctx->ntried > 0 && wrr_mark(pool, ctx, true) > 0) {
+        x = wrr_first_eligible_untried(st, st->root);
+        if (x == WRR_NIL)
+            x = wrr_first_untried(st, st->root);
+        wrr_mark(pool, ctx, false);
     }
-    if (st->root == WRR_NIL) {
-        for (unsigned i = 0; i < nhidden; i++)
-            wrr_insert(st, hidden[i]);
-        nhidden = 0;
-    }
-    uint32_t x = wrr_first_eligible(st);
+    if (x == WRR_NIL)
+        x = wrr_first_eligible(st);
     if (x == WRR_NIL)
         x = wrr_first(st);
     if (st->node[x].cycle == st->cycle)
         wrr_charge(st, x);
-    for (unsigned i = 0; i < nhidden; i++)
-        wrr_insert(st, hidden[i]);
     return pool->backends[x];
 }
 

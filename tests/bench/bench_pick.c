@@ -75,9 +75,13 @@ static void keys_init(void)
     }
 }
 
-/* A pool of n backends for s, weights 1..10, one in ten down; *build_ns is
- * what pool_build() took. */
-static struct pool *make_pool(enum lb_strategy s, size_t n, double *build_ns)
+/* How make_pool() takes backends down. */
+enum down { DOWN_TENTH, DOWN_FIRST_HALF };
+
+/* A pool of n backends for s, weights 1..max_weight, one in ten down (or
+ * the first half); *build_ns is what pool_build() took. */
+static struct pool *make_pool(enum lb_strategy s, size_t n, unsigned max_weight, enum down down,
+                              double *build_ns)
 {
     struct pool *pool = pool_new("bench", s);
     if (pool == NULL)
@@ -90,7 +94,7 @@ static struct pool *make_pool(enum lb_strategy s, size_t n, double *build_ns)
         snprintf(address, sizeof(address), "10.1.%zu.%zu:%u", (i >> 8) & 0xff, i & 0xff,
                  8000 + (unsigned)(i % 50000));
         if (pool_add_backend(pool, id, id, address, (struct sockaddr *)&sin, sizeof(sin),
-                             1 + (unsigned)(rng() % 10)) == NULL)
+                             1 + (unsigned)(rng() % max_weight)) == NULL)
             abort();
     }
     uint64_t t0 = now_ns();
@@ -98,14 +102,31 @@ static struct pool *make_pool(enum lb_strategy s, size_t n, double *build_ns)
         abort();
     *build_ns = (double)(now_ns() - t0);
     for (size_t i = 0; i < n; i++)
-        if (rng() % 10 == 0)
+        if (down == DOWN_TENTH ? rng() % 10 == 0 : i < n / 2)
             pool_set_backend_up(pool, pool->backends[i], false);
     return pool;
 }
 
-/* Median ns per pick; with retry, per first pick plus a retry (ctx->tried
- * holding the first pick's backend). */
-static double time_picks(struct pool *pool, bool retry)
+/* Fills every key's tried list with ntried backends: the first ntried
+ * available ones when all is set, else random ones. */
+static void keys_tried(struct pool *pool, unsigned ntried, bool all)
+{
+    for (unsigned k = 0; k < NKEYS; k++) {
+        keys[k].ntried = 0;
+        for (size_t i = 0; keys[k].ntried < ntried && i < pool->nbackends; i++) {
+            struct backend *b = pool->backends[all ? i : rng() % pool->nbackends];
+            if (!all || backend_available(b))
+                keys[k].tried[keys[k].ntried++] = b;
+        }
+    }
+}
+
+/* Median ns per pick. PICK_RETRY: per first pick plus a retry (ctx->tried
+ * holding the first pick's backend); PICK_TRIED: with the keys' tried lists
+ * as keys_tried() left them. */
+enum pick_mode { PICK_PLAIN, PICK_RETRY, PICK_TRIED };
+
+static double time_picks(struct pool *pool, enum pick_mode mode)
 {
     double runs[RUNS];
     unsigned k = 0;
@@ -114,8 +135,10 @@ static double time_picks(struct pool *pool, bool retry)
         do {
             for (int i = 0; i < 64; i++) {
                 struct pick_ctx *ctx = &keys[k++ % NKEYS];
-                ctx->ntried = 0;
-                if (retry) {
+                if (mode == PICK_PLAIN)
+                    ctx->ntried = 0;
+                if (mode == PICK_RETRY) {
+                    ctx->ntried = 0;
                     ctx->tried[0] = pool_pick(pool, ctx);
                     ctx->ntried = 1;
                 }
@@ -196,10 +219,10 @@ int main(void)
             for (int r = 0; r < RUNS; r++) {
                 if (pool)
                     pool_release(pool);
-                pool = make_pool(strategies[s], sizes[z], &builds[r]);
+                pool = make_pool(strategies[s], sizes[z], 10, DOWN_TENTH, &builds[r]);
             }
-            double pick = time_picks(pool, 0);
-            double retry = time_picks(pool, 1);
+            double pick = time_picks(pool, PICK_PLAIN);
+            double retry = time_picks(pool, PICK_RETRY);
             double p99 = time_p99(pool);
             double updown = time_updates(pool, 0);
             double weight = time_updates(pool, 1);
@@ -212,6 +235,35 @@ int main(void)
             fflush(stdout);
             pool_release(pool);
         }
+    }
+    printf("\n| hard case | pick |\n|---|---:|\n");
+    static const struct {
+        const char *what;
+        enum lb_strategy s;
+        size_t n;
+        unsigned max_weight, ntried;
+        enum down down;
+        bool all;
+    } hard[] = {
+        {"roundrobin, 10,000, the first 5,000 down", LB_STRATEGY_ROUNDROBIN, 10000, 10, 0,
+         DOWN_FIRST_HALF, false},
+        {"roundrobin, 10,000, 15 tried", LB_STRATEGY_ROUNDROBIN, 10000, 10, 15, DOWN_TENTH, false},
+        {"weighted, 10,000, weights 1..256", LB_STRATEGY_WEIGHTED, 10000, 256, 0, DOWN_TENTH,
+         false},
+        {"weighted, 10,000, 15 tried", LB_STRATEGY_WEIGHTED, 10000, 10, 15, DOWN_TENTH, false},
+        {"leastconn, 10,000, 15 tried", LB_STRATEGY_LEASTCONN, 10000, 10, 15, DOWN_TENTH, false},
+        {"iphash, 10,000, 15 tried", LB_STRATEGY_IPHASH, 10000, 10, 15, DOWN_TENTH, false},
+        {"iphash, 10, every available one tried", LB_STRATEGY_IPHASH, 10, 10, 10, DOWN_TENTH, true},
+    };
+    for (size_t h = 0; h < sizeof(hard) / sizeof(hard[0]); h++) {
+        double build;
+        struct pool *pool =
+            make_pool(hard[h].s, hard[h].n, hard[h].max_weight, hard[h].down, &build);
+        keys_tried(pool, hard[h].ntried, hard[h].all);
+        char b[32];
+        printf("| %s | %s |\n", hard[h].what, fmt_ns(time_picks(pool, PICK_TRIED), b, sizeof(b)));
+        fflush(stdout);
+        pool_release(pool);
     }
     printf("\npick: pool_pick() alone (no session accounting), median of %d runs; "
            "pick + retry: a first pick, then a retry that must avoid it; p99 pick: of up to %d "

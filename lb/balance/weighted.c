@@ -296,20 +296,14 @@ static void wrr_destroy(struct pool *pool)
     pool->state = NULL;
 }
 
-static int wrr_key_cmp(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* A perfectly balanced tree (so an AVL tree) of the sorted nodes
  * order[lo, hi); returns its root. */
-static uint32_t wrr_build(struct wrr_state *st, const uint64_t *order, size_t lo, size_t hi)
+static uint32_t wrr_build(struct wrr_state *st, const uint32_t *order, size_t lo, size_t hi)
 {
     if (lo >= hi)
         return WRR_NIL;
     size_t mid = lo + (hi - lo) / 2;
-    uint32_t x = (uint32_t)order[mid];
+    uint32_t x = order[mid];
     st->node[x].left = wrr_build(st, order, lo, mid);
     st->node[x].right = wrr_build(st, order, mid + 1, hi);
     wrr_fix(st, x);
@@ -318,33 +312,41 @@ static uint32_t wrr_build(struct wrr_state *st, const uint64_t *order, size_t lo
 
 /* Every available backend joins the first cycle (wrr_join() one by one
  * would do the same in O(n log n) tree steps). They all start at 0, so the
- * tree's order is heaviest first, then config order: a sort of
- * (LB_WEIGHT_MAX - weight, index) keys, and a balanced tree built from it.
- * 0 or -1 (ENOMEM). */
+ * tree's order is heaviest first, then config order: a counting sort by
+ * weight (at most LB_WEIGHT_MAX), and a balanced tree built from it. 0 or
+ * -1 (ENOMEM). */
 static int wrr_init(struct pool *pool)
 {
     size_t n = pool->nbackends;
     if (n >= WRR_NIL)
         return -1;
     struct wrr_state *st = calloc(1, sizeof(*st));
-    uint64_t *order = malloc((n ? n : 1) * sizeof(*order));
+    uint32_t *order = malloc((n ? n : 1) * sizeof(*order));
     if (st == NULL || order == NULL || (st->node = calloc(n ? n : 1, sizeof(*st->node))) == NULL) {
         free(st);
         free(order);
         return -1;
     }
-    size_t count = 0;
+    size_t first[LB_WEIGHT_MAX + 2] = {0}; /* by weight: where its backends go */
     for (size_t i = 0; i < n; i++) {
         struct backend *b = pool->backends[i];
         if (!backend_available(b))
             continue;
         struct wrr_node *nd = &st->node[i];
         nd->cycle = 1;
-        nd->weight = b->eff_weight;
+        nd->weight = b->eff_weight > LB_WEIGHT_MAX ? LB_WEIGHT_MAX : b->eff_weight;
         st->total += nd->weight;
-        order[count++] = (uint64_t)(LB_WEIGHT_MAX - nd->weight) << 32 | i;
+        first[nd->weight]++;
     }
-    qsort(order, count, sizeof(*order), wrr_key_cmp);
+    size_t count = 0;
+    for (unsigned w = LB_WEIGHT_MAX; w > 0; w--) {
+        size_t k = first[w];
+        first[w] = count;
+        count += k;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (backend_available(pool->backends[i]))
+            order[first[st->node[i].weight]++] = (uint32_t)i;
     st->root = wrr_build(st, order, 0, count);
     free(order);
     pool->state = st;

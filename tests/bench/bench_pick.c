@@ -174,6 +174,26 @@ static double time_p99(struct pool *pool)
     return single[n - 1 - n / 100];
 }
 
+/* A round-robin pool whose first half is down: the median of 21 timings of
+ * the one pick a cycle that crosses that run (the pick after the last
+ * backend), which the median of all picks hides. */
+static double time_rr_crossing(struct pool *pool)
+{
+    double runs[21];
+    bool after_last = false;
+    for (int r = 0; r < 21;) {
+        uint64_t t0 = now_ns();
+        struct backend *b = pool_pick(pool, NULL);
+        uint64_t t1 = now_ns();
+        if (b == NULL)
+            abort();
+        if (after_last)
+            runs[r++] = (double)(t1 - t0);
+        after_last = b->index == pool->nbackends - 1;
+    }
+    return median(runs, 21);
+}
+
 /* Median ns per update: a backend down then up again (two updates), or a
  * weight change, on random backends. */
 static double time_updates(struct pool *pool, int weight)
@@ -262,6 +282,9 @@ int main(void)
         keys_tried(pool, hard[h].ntried, hard[h].all);
         char b[32];
         printf("| %s | %s |\n", hard[h].what, fmt_ns(time_picks(pool, PICK_TRIED), b, sizeof(b)));
+        if (hard[h].down == DOWN_FIRST_HALF)
+            printf("| roundrobin, 10,000, the pick that crosses the 5,000 down | %s |\n",
+                   fmt_ns(time_rr_crossing(pool), b, sizeof(b)));
         fflush(stdout);
         pool_release(pool);
     }

@@ -269,7 +269,7 @@ static uint32_t wrr_first_untried(const struct wrr_state *st, uint32_t x)
 
 /* ---- the strategy ---- */
 
-/* Puts backend i, not in the tree, in it with its eff_weight: in the
+/* Puts b, not in the tree, in it with its eff_weight: in the
  * current cycle with the share of it that is left, or in the next cycle
  * when the current one has no pick left. */
 static void wrr_join(struct wrr_state *st, struct backend *b)

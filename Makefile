@@ -6,6 +6,7 @@
 #   make check    formatting and include rules (scripts/check-format,
 #                 scripts/check-includes) and their self-test (scripts/test-checks)
 #   make format   format every C file in place with clang-format
+#   make bench-pick  time picks and updates of every strategy (tests/bench/)
 
 CC := gcc
 BUILD ?= build
@@ -31,7 +32,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(wildcard tests/*.c tests/harness/*.c tests/unit/*.c tests/integration/*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all tests run test check deps clean format
+.PHONY: all tests run test check deps clean format bench-pick
 all: $(BUILD)/lb $(BUILD)/demo-backend
 tests: $(BUILD)/lb-tests
 
@@ -55,6 +56,13 @@ $(BUILD)/demo-backend: $(BUILD)/obj/scripts/demo-backend.o
 
 $(BUILD)/lb-tests: $(TEST_OBJS) $(BUILD)/liblb.a
 	$(CC) $(CFLAGS) -o $@ $^ $(TEST_LDLIBS) $(LDLIBS)
+
+# Not part of make test: prints a markdown table (docs/performance.md, Picks).
+bench-pick: $(BUILD)/bench-pick
+	$(BUILD)/bench-pick
+
+$(BUILD)/bench-pick: $(BUILD)/obj/tests/bench/bench_pick.o $(BUILD)/liblb.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 deps:
 	@scripts/install-deps

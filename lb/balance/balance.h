@@ -80,6 +80,10 @@ void pick_key_ip(struct pick_ctx *ctx, const struct sockaddr *sa, socklen_t len)
 /* Maglev helpers, exposed for tests. */
 uint64_t balance_hash(const void *data, size_t len, uint64_t seed);
 
+/* For tests: the picks left in a weighted pool's current cycle (0: the next
+ * pick starts a cycle of sum(eff_weight) picks). */
+uint64_t balance_weighted_cycle_left(const struct pool *pool);
+
 /* Shared by the balance_*.c strategies: the first available backend at or
  * cyclically after index start not in ctx->tried (ctx may be NULL), else the
  * first available one from start, else NULL. O(n). */

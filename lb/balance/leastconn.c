@@ -130,22 +130,33 @@ static int lc_init(struct pool *pool)
     return 0;
 }
 
-/* The best backend not in ctx->tried, by a scan (retries only), or NULL. */
-static struct backend *lc_scan_untried(struct pool *pool, const struct pick_ctx *ctx)
+/* The best backend not in ctx->tried, or NULL when every one in the heap
+ * was tried. It is the best of the untried ones whose ancestors in the heap
+ * are all tried (any other untried one has an untried ancestor at least as
+ * good), so the walk goes down from the top through tried backends only:
+ * at most 2t + 1 heap entries for t tried (t <= LB_MAX_TRIES). */
+static struct backend *lc_best_untried(const struct lc_state *st, const struct pick_ctx *ctx)
 {
-    struct lc_state *st = pool->state;
+    size_t todo[2 * LB_MAX_TRIES + 2]; /* each tried entry adds its 2 children */
+    unsigned ntodo = 0;
     struct backend *best = NULL;
-    for (size_t i = 0; i < st->nheap; i++) {
+    if (st->nheap > 0)
+        todo[ntodo++] = 0;
+    while (ntodo > 0) {
+        size_t i = todo[--ntodo];
         struct backend *b = st->heap[i];
-        if (pick_tried(ctx, b))
+        if (!pick_tried(ctx, b)) {
+            if (best == NULL || lc_less(st, b, best))
+                best = b;
             continue;
-        if (best == NULL || lc_less(st, b, best))
-            best = b;
+        }
+        for (size_t c = 2 * i + 1; c <= 2 * i + 2 && c < st->nheap; c++)
+            todo[ntodo++] = c;
     }
     return best;
 }
 
-/* The heap's top (O(log n)), or for a retry the best untried backend (O(n)).
+/* The heap's top, or for a retry the best untried backend: O(log n).
  * Records the pick so that, among equals, the next pick goes elsewhere even
  * before pool_conn_start() raises b->active. */
 static struct backend *lc_pick(struct pool *pool, const struct pick_ctx *ctx)
@@ -155,7 +166,7 @@ static struct backend *lc_pick(struct pool *pool, const struct pick_ctx *ctx)
         return NULL;
     struct backend *b = NULL;
     if (ctx != NULL && ctx->ntried > 0)
-        b = lc_scan_untried(pool, ctx);
+        b = lc_best_untried(st, ctx);
     if (b == NULL)
         b = st->heap[0];
     st->seq[b->index] = ++st->clock;

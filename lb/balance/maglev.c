@@ -53,14 +53,16 @@ static void maglev_fill_one(uint32_t *table, uint64_t m, struct maglev_perm *p)
 {
     while (p->tries < m) {
         uint64_t c = p->pos;
-        p->pos = (p->pos + p->skip) % m;
+        p->pos += p->skip; /* (pos + skip) % m: both are below m */
+        if (p->pos >= m)
+            p->pos -= m;
         p->tries++;
         if (table[c] == MAGLEV_EMPTY) {
             table[c] = p->index;
             return;
         }
     }
-    for (uint64_t c = p->pos;; c = (c + 1) % m) {
+    for (uint64_t c = p->pos;; c = c + 1 == m ? 0 : c + 1) {
         if (table[c] == MAGLEV_EMPTY) {
             table[c] = p->index;
             return;
@@ -155,25 +157,47 @@ static uint64_t maglev_start(const struct pick_ctx *ctx, uint64_t m)
     return balance_hash(ctx->key, ctx->key_len, MAGLEV_SEED_CLIENT) % m;
 }
 
+/* Whether every available backend of the pool is in ctx->tried. */
+static bool maglev_all_tried(const struct pool *pool, const struct pick_ctx *ctx)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < ctx->ntried && i < LB_MAX_TRIES; i++) {
+        const struct backend *b = ctx->tried[i];
+        if (b == NULL || !backend_available(b) || b->index >= pool->nbackends ||
+            pool->backends[b->index] != b)
+            continue;
+        unsigned j = 0;
+        while (j < i && ctx->tried[j] != b)
+            j++;
+        n += j == i; /* counted once */
+    }
+    return n >= pool->navailable;
+}
+
 /* Walks from the client's entry forward (at most M entries) to the first
  * available backend not tried; else the first available one met; else any
- * available backend (one whose weight won it no entry). */
+ * available backend (one whose weight won it no entry). When every
+ * available backend was tried, the walk ignores ctx->tried (the same
+ * answer, without a walk over the whole table). */
 static struct backend *maglev_pick(struct pool *pool, const struct pick_ctx *ctx)
 {
     struct maglev_state *st = pool->state;
     uint64_t m = st->size;
     uint64_t c = maglev_start(ctx, m);
+    const struct pick_ctx *avoid = ctx;
+    if (ctx != NULL && ctx->ntried >= pool->navailable && maglev_all_tried(pool, ctx))
+        avoid = NULL;
     struct backend *fallback = NULL;
     for (uint64_t i = 0; i < m; i++, c = c + 1 == m ? 0 : c + 1) {
         if (st->table[c] == MAGLEV_EMPTY)
             continue;
         struct backend *b = pool->backends[st->table[c]];
-        if (pick_candidate(b, ctx, &fallback))
+        if (pick_candidate(b, avoid, &fallback))
             return b;
     }
     if (fallback != NULL)
         return fallback;
-    return balance_scan(pool, ctx, 0);
+    return balance_scan(pool, avoid, 0);
 }
 
 /* Up/down needs nothing (pick skips unavailable entries); a weight change

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lb/balance/balance.h"
@@ -91,6 +92,30 @@ static void map_clients(struct pool *pool, unsigned n, const char **ids)
     }
 }
 
+/* A fixed xorshift64: the random tests do the same every run. */
+static uint64_t rng_state;
+
+static void rng_seed(uint64_t seed)
+{
+    rng_state = seed * 0x9e3779b97f4a7c15ULL + 1;
+}
+
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1dULL;
+}
+
+/* ck_assert for loops: Check's ck_assert sends a message to its parent
+ * process even when it holds, this one only when it fails. */
+#define CHECK(expr)                                                                                \
+    do {                                                                                           \
+        if (!(expr))                                                                               \
+            ck_abort_msg("Assertion '%s' failed", #expr);                                          \
+    } while (0)
+
 /* ---- roundrobin ---- */
 
 START_TEST(test_rr_sequence)
@@ -133,6 +158,47 @@ START_TEST(test_rr_skip_weight0)
 }
 END_TEST
 
+/* 200 backends (more than one bitmap word, runs of downs across words),
+ * random ups, downs, weight-0s and tried sets: every pick is the one the
+ * plain scan from the cursor finds (balance_scan(), the reference). */
+START_TEST(test_rr_matches_scan)
+{
+    enum { N = 200 };
+    struct pool *pool = pool_new("p", LB_STRATEGY_ROUNDROBIN);
+    ck_assert_ptr_nonnull(pool);
+    for (size_t i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "b%zu", i);
+        CHECK(pool_add_backend(pool, id, id, id, NULL, 0, 1) != NULL);
+    }
+    ck_assert_int_eq(pool_build(pool), 0);
+    rng_seed(9);
+    size_t cursor = 0;
+    for (int step = 0; step < 4000; step++) {
+        struct backend *b = pool->backends[rng() % N];
+        if (step % 3 == 0) {
+            size_t run = rng() % 100; /* a run of backends going down or up */
+            bool up = rng() % 2;
+            for (size_t k = 0; k < run; k++)
+                CHECK(pool_set_backend_up(pool, pool->backends[(b->index + k) % N], up) == 0);
+        } else if (step % 7 == 0) {
+            CHECK(pool_set_backend_weight(pool, b, b->weight ? 0 : 1) == 0);
+        }
+        struct pick_ctx ctx = {0};
+        for (uint64_t t = rng() % 4; t > 0; t--)
+            ctx.tried[ctx.ntried++] = pool->backends[rng() % N];
+        struct backend *want = balance_scan(pool, &ctx, cursor);
+        struct backend *got = pool_pick(pool, &ctx);
+        if (got != want)
+            ck_abort_msg("step %d: got %s, want %s", step, got ? got->id : "none",
+                         want ? want->id : "none");
+        if (got)
+            cursor = (got->index + 1) % N;
+    }
+    pool_release(pool);
+}
+END_TEST
+
 /* ---- weighted ---- */
 
 START_TEST(test_wrr_511)
@@ -140,8 +206,11 @@ START_TEST(test_wrr_511)
     unsigned w[] = {5, 1, 1};
     char s[64];
     struct pool *pool = pool_make(LB_STRATEGY_WEIGHTED, 3, w, NULL, 0);
+    /* a's third pick is due by the fifth (3 * 7/5 = 4.2), b's and c's only
+     * by the seventh: earliest deadline first takes a, where nginx's SWRR
+     * gave b (a a b a c a a). */
     for (int cycle = 0; cycle < 4; cycle++)
-        ck_assert_str_eq(pick_seq(pool, 7, s), "aabacaa");
+        ck_assert_str_eq(pick_seq(pool, 7, s), "aaabaca");
     pool_release(pool);
 }
 END_TEST
@@ -187,16 +256,434 @@ START_TEST(test_wrr_down_and_weight)
         ck_assert_uint_eq(c[1], 0);
         ck_assert_uint_eq(c[2], 1);
     }
+    /* b comes back 1 pick into a cycle of 4 (a a a c): it joins it with its
+     * share of what is left (2 of the 5 picks left, b a c b a), then the
+     * next cycle of 6 starts (a ...). No restart: a and c keep their place. */
+    ck_assert_uint_eq(balance_weighted_cycle_left(pool), 3);
     ck_assert_int_eq(pool_set_backend_up(pool, pool->backends[1], true), 0);
-    ck_assert_str_eq(pick_seq(pool, 6, s), "abacba");
+    ck_assert_uint_eq(balance_weighted_cycle_left(pool), 5);
+    ck_assert_str_eq(pick_seq(pool, 6, s), "bacbaa");
+    /* c goes from 1 to 5 one pick into a cycle: c, which had none of it
+     * yet, gets 5 of the 9 left, then a cycle of 10 starts (c ...). */
     ck_assert_int_eq(pool_set_backend_weight(pool, pool->backends[2], 5), 0);
-    ck_assert_str_eq(pick_seq(pool, 10, s), "cabcaccbac");
+    ck_assert_uint_eq(balance_weighted_cycle_left(pool), 9);
+    ck_assert_str_eq(pick_seq(pool, 10, s), "ccbcacbacc");
     for (int cycle = 0; cycle < 3; cycle++) {
         pick_count(pool, 10, c);
         ck_assert_uint_eq(c[0], 3);
         ck_assert_uint_eq(c[1], 2);
         ck_assert_uint_eq(c[2], 5);
     }
+    pool_release(pool);
+}
+END_TEST
+
+/* What the weighted strategy should be balancing with: backend i's
+ * eff_weight when it is available, else 0. */
+static void wrr_shares(struct pool *pool, unsigned *w)
+{
+    for (size_t i = 0; i < pool->nbackends; i++)
+        w[i] = backend_available(pool->backends[i]) ? pool->backends[i]->eff_weight : 0;
+}
+
+/* Picks one whole cycle of a weighted pool, from its start, and checks it
+ * exactly against w (wrr_shares()): each backend is picked w[i] times, and
+ * after every prefix of p picks each one is within one pick of its share,
+ * |count_i - p * w_i / W| < 1, in integers |W * count_i - p * w_i| < W. A
+ * backend is furthest ahead just after one of its picks and furthest behind
+ * just before one (or at the end, where the counts are checked), so
+ * checking at its picks checks every prefix. The picked indexes go to
+ * order (W entries) when it is not NULL. No ck_assert in the loop: each one
+ * is a message to Check's parent process. */
+static void wrr_check_cycle(struct pool *pool, const unsigned *w, uint32_t *order)
+{
+    size_t n = pool->nbackends;
+    int64_t total = 0;
+    unsigned *count = calloc(n ? n : 1, sizeof(*count));
+    ck_assert_ptr_nonnull(count);
+    for (size_t i = 0; i < n; i++)
+        total += w[i];
+    ck_assert_uint_eq(balance_weighted_cycle_left(pool), 0);
+    const char *bad = NULL;
+    int64_t p;
+    size_t i = 0;
+    for (p = 1; p <= total && bad == NULL; p++) {
+        struct backend *b = pool_pick(pool, NULL);
+        if (b == NULL) {
+            bad = "no backend";
+            break;
+        }
+        i = b->index;
+        int64_t k = ++count[i], wi = w[i];
+        if (order)
+            order[p - 1] = (uint32_t)i;
+        if (wi == 0)
+            bad = "unavailable";
+        else if (k * total - p * wi >= total)
+            bad = "a pick or more ahead of its share";
+        else if ((p - 1) * wi - (k - 1) * total >= total)
+            bad = "a pick or more behind its share";
+    }
+    ck_assert_msg(bad == NULL, "pick %lld of %lld: backend %zu (weight %u, picked %u): %s",
+                  (long long)p - 1, (long long)total, i, w[i], count[i], bad);
+    for (i = 0; i < n && count[i] == w[i]; i++)
+        ;
+    ck_assert_msg(i == n, "backend %zu: %u picks in a cycle, weight %u", i, count[i], w[i]);
+    ck_assert_uint_eq(balance_weighted_cycle_left(pool), 0);
+    free(count);
+}
+
+/* Every weight set of 3 backends with weights 0..6 and of 4 with 0..4, two
+ * cycles each, every backend's count checked after every prefix (which
+ * also checks wrr_check_cycle's shortcut). */
+START_TEST(test_wrr_smooth_exhaustive)
+{
+    static const struct {
+        size_t n;
+        unsigned max;
+    } sets[] = {{3, 6}, {4, 4}};
+    for (size_t s = 0; s < 2; s++) {
+        size_t n = sets[s].n;
+        unsigned w[4] = {0}, sets_tried = 0;
+        for (;;) {
+            unsigned total = 0;
+            for (size_t i = 0; i < n; i++)
+                total += w[i];
+            struct pool *pool = pool_make(LB_STRATEGY_WEIGHTED, n, w, NULL, 0);
+            for (unsigned p = 1; total > 0 && p <= 2 * total; p++) {
+                static unsigned count[4];
+                unsigned q = (p - 1) % total + 1; /* picks into this cycle */
+                if (q == 1)
+                    memset(count, 0, sizeof(count));
+                count[pool_pick(pool, NULL)->index]++;
+                for (size_t i = 0; i < n; i++) {
+                    long long dev = (long long)count[i] * total - (long long)q * w[i];
+                    if (dev <= -(long long)total || dev >= (long long)total)
+                        ck_abort_msg("weights %u,%u,%u,%u: pick %u: backend %zu has %u", w[0], w[1],
+                                     w[2], w[3], p, i, count[i]);
+                    if (q == total && count[i] != w[i])
+                        ck_abort_msg("weights %u,%u,%u,%u: backend %zu: %u a cycle", w[0], w[1],
+                                     w[2], w[3], i, count[i]);
+                }
+            }
+            pool_release(pool);
+            sets_tried++;
+            size_t i = 0;
+            while (i < n && w[i] == sets[s].max)
+                w[i++] = 0;
+            if (i == n)
+                break;
+            w[i]++;
+        }
+        ck_assert_uint_eq(sets_tried, s == 0 ? 7 * 7 * 7 : 5 * 5 * 5 * 5);
+    }
+}
+END_TEST
+
+/* The order the README states, computed the slow way: among the backends
+ * whose next pick has started (done_i / w_i < p / W for the p-th pick of
+ * the cycle), the earliest deadline (done_i + 1) / w_i, then the lighter,
+ * then config order. */
+static size_t wrr_reference(size_t n, const unsigned *w, const unsigned *done, uint64_t total,
+                            uint64_t p)
+{
+    size_t best = n;
+    for (size_t i = 0; i < n; i++) {
+        if (done[i] >= w[i] || (uint64_t)done[i] * total >= p * w[i])
+            continue;
+        if (best == n)
+            best = i;
+        uint64_t di = (uint64_t)(done[i] + 1) * w[best], db = (uint64_t)(done[best] + 1) * w[i];
+        if (di < db || (di == db && w[i] < w[best]))
+            best = i;
+    }
+    return best;
+}
+
+START_TEST(test_wrr_matches_reference)
+{
+    rng_seed(7);
+    for (int set = 0; set < 120; set++) {
+        size_t n = 1 + rng() % 40;
+        unsigned w[40], done[40] = {0};
+        uint64_t total = 0;
+        for (size_t i = 0; i < n; i++) {
+            w[i] = (unsigned)(set % 6 ? rng() % 13 : rng() % (LB_WEIGHT_MAX + 1));
+            total += w[i];
+        }
+        struct pool *pool = pool_make(LB_STRATEGY_WEIGHTED, n, w, NULL, 0);
+        for (uint64_t p = 1; p <= (set % 6 ? 2 : 1) * total; p++) {
+            uint64_t q = (p - 1) % total + 1;
+            if (q == 1)
+                memset(done, 0, sizeof(done));
+            size_t want = wrr_reference(n, w, done, total, q);
+            struct backend *b = pool_pick(pool, NULL);
+            if (b == NULL || b->index != want)
+                ck_abort_msg("set %d: pick %llu: got %d, want %zu", set, (unsigned long long)p,
+                             b ? (int)b->index : -1, want);
+            done[want]++;
+        }
+        pool_release(pool);
+    }
+}
+END_TEST
+
+/* Random weight sets, up to 300 backends with weights 0..LB_WEIGHT_MAX:
+ * exact counts and the one-pick bound over every prefix of the cycles, and
+ * every cycle the same sequence. */
+START_TEST(test_wrr_smooth_random)
+{
+    rng_seed(1);
+    for (int set = 0; set < 24; set++) {
+        size_t n = 1 + rng() % 300;
+        unsigned *w = calloc(n, sizeof(*w));
+        ck_assert_ptr_nonnull(w);
+        uint64_t total = 0;
+        for (size_t i = 0; i < n; i++) {
+            switch (set % 6) {
+            case 0: /* anything */
+                w[i] = (unsigned)(rng() % (LB_WEIGHT_MAX + 1));
+                break;
+            case 1: /* the usual small weights */
+            case 2:
+                w[i] = (unsigned)(rng() % 11);
+                break;
+            default: /* mostly 1, a few heavy ones */
+                w[i] = rng() % 16 ? 1 : (unsigned)(1 + rng() % LB_WEIGHT_MAX);
+            }
+            total += w[i];
+        }
+        struct pool *pool = pool_make(LB_STRATEGY_WEIGHTED, n, w, NULL, 0);
+        uint32_t *first = calloc(total + 1, sizeof(*first)), *next = calloc(total + 1, 4);
+        ck_assert(first && next);
+        wrr_check_cycle(pool, w, first);
+        if (set % 6) {
+            wrr_check_cycle(pool, w, next);
+            ck_assert_int_eq(memcmp(first, next, total * sizeof(*first)), 0);
+        }
+        free(first);
+        free(next);
+        free(w);
+        pool_release(pool);
+    }
+}
+END_TEST
+
+/* Random downs, ups, weight and slow-start changes and retries between
+ * random numbers of picks. No unavailable backend is ever picked; the cycle
+ * under way ends after exactly the picks it said it had left; and from then
+ * on the cycles are exact (and smooth) for the backends available now. */
+START_TEST(test_wrr_changes_random)
+{
+    rng_seed(3);
+    for (int run = 0; run < 100; run++) {
+        size_t n = 1 + rng() % 24;
+        unsigned w[24];
+        for (size_t i = 0; i < n; i++)
+            w[i] = (unsigned)(run % 6 ? rng() % 9 : rng() % (LB_WEIGHT_MAX + 1));
+        struct pool *pool = pool_make(LB_STRATEGY_WEIGHTED, n, w, NULL, 0);
+        for (int step = 0; step < 12; step++) {
+            struct backend *b = pool->backends[rng() % n];
+            switch (rng() % 5) {
+            case 0:
+                ck_assert_int_eq(pool_set_backend_up(pool, b, !b->up), 0);
+                break;
+            case 1:
+                ck_assert_int_eq(pool_set_backend_weight(pool, b, (unsigned)(rng() % 12)), 0);
+                break;
+            case 2:
+                ck_assert_int_eq(
+                    pool_set_backend_eff_weight(pool, b, (unsigned)(rng() % (b->weight + 1))), 0);
+                break;
+            default: {
+                struct pick_ctx ctx = {0};
+                ctx.tried[ctx.ntried++] = b;
+                if (rng() % 2)
+                    ctx.tried[ctx.ntried++] = pool->backends[rng() % n];
+                struct backend *got = pool_pick(pool, &ctx);
+                ck_assert(got == NULL || backend_available(got));
+                /* The retry rule: a tried backend only when all are. */
+                if (got && pick_tried(&ctx, got))
+                    for (size_t j = 0; j < n; j++)
+                        CHECK(!backend_available(pool->backends[j]) ||
+                              pick_tried(&ctx, pool->backends[j]));
+            }
+            }
+            for (uint64_t k = rng() % 40; k > 0; k--) {
+                struct backend *got = pool_pick(pool, NULL);
+                CHECK(got == NULL ? pool->navailable == 0 : backend_available(got));
+            }
+        }
+        if (pool->navailable > 0) {
+            for (uint64_t k = balance_weighted_cycle_left(pool); k > 0; k--)
+                CHECK(backend_available(pool_pick(pool, NULL)));
+            wrr_shares(pool, w);
+            wrr_check_cycle(pool, w, NULL);
+            wrr_check_cycle(pool, w, NULL);
+        }
+        pool_release(pool);
+    }
+}
+END_TEST
+
+/* What a change does to the cycle under way, step by step (a b c d, weights
+ * 4 3 2 1: a b c a b a d c b a). */
+START_TEST(test_wrr_mid_cycle)
+{
+    unsigned w[] = {4, 3, 2, 1}, c[4];
+    char s[64];
+    struct pool *pool = pool_make(LB_STRATEGY_WEIGHTED, 4, w, NULL, 0);
+    ck_assert_str_eq(pick_seq(pool, 10, s), "abcabadcba");
+    ck_assert_str_eq(pick_seq(pool, 4, s), "abca");
+    /* b goes down with 2 of its 3 picks to come: the cycle loses them, the
+     * others keep theirs (a 2, c 1, d 1), then cycles of 7 follow. */
+    ck_assert_uint_eq(balance_weighted_cycle_left(pool), 6);
+    ck_assert_int_eq(pool_set_backend_up(pool, pool->backends[1], false), 0);
+    ck_assert_uint_eq(balance_weighted_cycle_left(pool), 4);
+    pick_count(pool, 4, c);
+    ck_assert_uint_eq(c[0], 2);
+    ck_assert_uint_eq(c[1], 0);
+    ck_assert_uint_eq(c[2], 1);
+    ck_assert_uint_eq(c[3], 1);
+    wrr_shares(pool, w);
+    wrr_check_cycle(pool, w, NULL);
+    /* Back up 3 picks into a cycle of 7: its share of the rest, 3 * 4/7
+     * rounded up = 2 picks, joins the 4 left. */
+    pick_count(pool, 3, c);
+    ck_assert_int_eq(pool_set_backend_up(pool, pool->backends[1], true), 0);
+    ck_assert_uint_eq(balance_weighted_cycle_left(pool), 6);
+    pick_count(pool, 6, c);
+    ck_assert_uint_eq(c[1], 2);
+    wrr_shares(pool, w);
+    wrr_check_cycle(pool, w, NULL);
+    /* a from 4 to 8 after 2 of its picks (a b c a b): it keeps the half it
+     * had done, 4 of its 8 are left instead of 2: 5 + 2 = 7 left. */
+    ck_assert_str_eq(pick_seq(pool, 5, s), "abcab");
+    ck_assert_int_eq(pool_set_backend_weight(pool, pool->backends[0], 8), 0);
+    ck_assert_uint_eq(balance_weighted_cycle_left(pool), 7);
+    pick_count(pool, 7, c);
+    ck_assert_uint_eq(c[0], 4);
+    ck_assert_uint_eq(c[0] + c[1] + c[2] + c[3], 7);
+    wrr_shares(pool, w);
+    ck_assert_uint_eq(w[0], 8);
+    wrr_check_cycle(pool, w, NULL);
+    /* A change at a cycle's end waits for the next one. */
+    ck_assert_int_eq(pool_set_backend_up(pool, pool->backends[3], false), 0);
+    ck_assert_uint_eq(balance_weighted_cycle_left(pool), 0);
+    wrr_shares(pool, w);
+    wrr_check_cycle(pool, w, NULL);
+    pool_release(pool);
+}
+END_TEST
+
+/* Slow start moves eff_weight through update: each step applies at once to
+ * the cycle under way, and the cycles after it are exact. */
+START_TEST(test_wrr_slow_start)
+{
+    unsigned w[] = {6, 6, 6}, shares[3];
+    struct pool *pool = pool_make(LB_STRATEGY_WEIGHTED, 3, w, NULL, 0);
+    struct backend *b = pool->backends[2];
+    ck_assert_int_eq(pool_set_backend_up(pool, b, false), 0);
+    ck_assert_int_eq(pool_set_backend_eff_weight(pool, b, 1), 0);
+    ck_assert_int_eq(pool_set_backend_up(pool, b, true), 0);
+    for (unsigned eff = 1; eff <= 6; eff++) {
+        ck_assert_int_eq(pool_set_backend_eff_weight(pool, b, eff), 0);
+        for (uint64_t k = balance_weighted_cycle_left(pool); k > 0; k--)
+            pool_pick(pool, NULL);
+        wrr_shares(pool, shares);
+        ck_assert_uint_eq(shares[2], eff);
+        wrr_check_cycle(pool, shares, NULL);
+        pick_seq(pool, eff, (char[16]){0}); /* the next step comes mid-cycle */
+    }
+    pool_release(pool);
+}
+END_TEST
+
+/* A retry avoids the tried backends and is charged to the schedule like any
+ * pick; when every untried one is done with this cycle, one of them still
+ * answers, uncharged; when all are tried, any available one answers. */
+START_TEST(test_wrr_retry)
+{
+    unsigned w[] = {2, 1, 1}, shares[3];
+    char s[64];
+    struct pool *pool = pool_make(LB_STRATEGY_WEIGHTED, 3, w, NULL, 0);
+    struct backend *a = pool->backends[0], *b = pool->backends[1], *c = pool->backends[2];
+    struct pick_ctx ctx = {0};
+    ck_assert_ptr_eq(pool_pick(pool, &ctx), a); /* a b c a */
+    ctx.tried[ctx.ntried++] = b;
+    ck_assert_ptr_eq(pool_pick(pool, &ctx), c);
+    ck_assert_uint_eq(balance_weighted_cycle_left(pool), 2);
+    /* a's second pick and b's are both due at the end: the lighter first. */
+    ck_assert_str_eq(pick_seq(pool, 2, s), "ba");
+    /* Every backend tried: a pick as usual. */
+    ctx.tried[ctx.ntried++] = a;
+    ctx.tried[ctx.ntried++] = c;
+    ck_assert_ptr_eq(pool_pick(pool, &ctx), a);
+    ck_assert_uint_eq(balance_weighted_cycle_left(pool), 3);
+    ck_assert_str_eq(pick_seq(pool, 3, s), "bca");
+
+    /* 1, 1: a is done with the cycle, b (tried) has its pick left. */
+    unsigned w11[] = {1, 1};
+    struct pool *p2 = pool_make(LB_STRATEGY_WEIGHTED, 2, w11, NULL, 0);
+    ck_assert_str_eq(pick_seq(p2, 1, s), "a");
+    struct pick_ctx retry = {0};
+    retry.tried[retry.ntried++] = p2->backends[1];
+    /* A tried backend of another pool (same index) means nothing here. */
+    retry.tried[retry.ntried++] = b;
+    ck_assert_ptr_eq(pool_pick(p2, &retry), p2->backends[0]);
+    ck_assert_uint_eq(balance_weighted_cycle_left(p2), 1);
+    ck_assert_str_eq(pick_seq(p2, 5, s), "babab");
+    pool_release(p2);
+
+    /* Retries leave the cycles after them exact. */
+    for (int i = 0; i < 20; i++) {
+        struct pick_ctx r = {0};
+        r.tried[r.ntried++] = pool->backends[i % 3];
+        struct backend *got = pool_pick(pool, &r);
+        ck_assert_ptr_ne(got, pool->backends[i % 3]);
+    }
+    for (uint64_t k = balance_weighted_cycle_left(pool); k > 0; k--)
+        pool_pick(pool, NULL);
+    wrr_shares(pool, shares);
+    wrr_check_cycle(pool, shares, NULL);
+    pool_release(pool);
+}
+END_TEST
+
+/* 2,000 backends, weights 1..10, one in ten down: an exact cycle; then
+ * 2,000 changes among picks and an exact cycle again. */
+START_TEST(test_wrr_large)
+{
+    enum { N = 2000 };
+    static unsigned w[N];
+    rng_seed(5);
+    for (size_t i = 0; i < N; i++)
+        w[i] = 1 + (unsigned)(rng() % 10);
+    struct pool *pool = pool_new("big", LB_STRATEGY_WEIGHTED);
+    ck_assert_ptr_nonnull(pool);
+    for (size_t i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "b%zu", i);
+        CHECK(pool_add_backend(pool, id, id, id, NULL, 0, w[i]) != NULL);
+    }
+    ck_assert_int_eq(pool_build(pool), 0);
+    for (size_t i = 0; i < N; i += 10)
+        ck_assert_int_eq(pool_set_backend_up(pool, pool->backends[i], false), 0);
+    wrr_shares(pool, w);
+    wrr_check_cycle(pool, w, NULL);
+    for (int k = 0; k < 2000; k++) {
+        struct backend *b = pool->backends[rng() % N];
+        if (k % 2)
+            CHECK(pool_set_backend_up(pool, b, !b->up) == 0);
+        else
+            CHECK(pool_set_backend_weight(pool, b, 1 + (unsigned)(rng() % 10)) == 0);
+        for (int j = 0; j < 10; j++)
+            CHECK(backend_available(pool_pick(pool, NULL)));
+    }
+    for (uint64_t k = balance_weighted_cycle_left(pool); k > 0; k--)
+        pool_pick(pool, NULL);
+    wrr_shares(pool, w);
+    wrr_check_cycle(pool, w, NULL);
     pool_release(pool);
 }
 END_TEST
@@ -300,6 +787,78 @@ START_TEST(test_lc_down)
     ck_assert_ptr_ne(pool_pick(pool, &ctx), pool->backends[0]);
     pool_conn_end(pool, pool->backends[1]);
     pool_conn_end(pool, pool->backends[2]);
+    pool_release(pool);
+}
+END_TEST
+
+/* Whether a goes before b in least-connections order, as the README says:
+ * active/weight, then least recently picked (seq), then config order. */
+static bool lc_ref_less(const struct backend *a, const struct backend *b, const uint64_t *seq)
+{
+    uint64_t la = a->active * b->eff_weight, lb = b->active * a->eff_weight;
+    if (la != lb)
+        return la < lb;
+    if (seq[a->index] != seq[b->index])
+        return seq[a->index] < seq[b->index];
+    return a->index < b->index;
+}
+
+/* Random sessions, downs, weights and retries over 60 backends: every pick
+ * is the best available backend not tried (the best of all when every one
+ * was tried), computed here by a scan. */
+START_TEST(test_lc_matches_scan)
+{
+    enum { N = 60 };
+    unsigned w[N];
+    uint64_t seq[N] = {0}, clock = 0;
+    rng_seed(13);
+    for (size_t i = 0; i < N; i++)
+        w[i] = 1 + (unsigned)(rng() % 5);
+    struct pool *pool = pool_make(LB_STRATEGY_LEASTCONN, N, w, NULL, 0);
+    for (int step = 0; step < 5000; step++) {
+        struct backend *b = pool->backends[rng() % N];
+        switch (rng() % 6) {
+        case 0:
+            CHECK(pool_set_backend_up(pool, b, !b->up) == 0);
+            break;
+        case 1:
+            CHECK(pool_set_backend_weight(pool, b, (unsigned)(rng() % 6)) == 0);
+            break;
+        case 2:
+            if (b->active > 0)
+                pool_conn_end(pool, b);
+            break;
+        default:
+            break;
+        }
+        struct pick_ctx ctx = {0};
+        for (uint64_t t = rng() % 5; t > 0; t--)
+            ctx.tried[ctx.ntried++] = pool->backends[rng() % N];
+        struct backend *want = NULL, *any = NULL;
+        for (size_t i = 0; i < N; i++) {
+            struct backend *c = pool->backends[i];
+            if (!backend_available(c))
+                continue;
+            if (any == NULL || lc_ref_less(c, any, seq))
+                any = c;
+            if (!pick_tried(&ctx, c) && (want == NULL || lc_ref_less(c, want, seq)))
+                want = c;
+        }
+        if (want == NULL)
+            want = any;
+        struct backend *got = pool_pick(pool, &ctx);
+        if (got != want)
+            ck_abort_msg("step %d: got %s, want %s", step, got ? got->id : "none",
+                         want ? want->id : "none");
+        if (got) {
+            seq[got->index] = ++clock;
+            if (rng() % 2)
+                pool_conn_start(pool, got);
+        }
+    }
+    for (size_t i = 0; i < N; i++)
+        while (pool->backends[i]->active)
+            pool_conn_end(pool, pool->backends[i]);
     pool_release(pool);
 }
 END_TEST
@@ -512,6 +1071,30 @@ START_TEST(test_maglev_small_table)
 }
 END_TEST
 
+/* Every available backend tried: the client's own backend, as without
+ * tried ones (the walk no longer goes round the whole table to learn it);
+ * one left untried: that one. */
+START_TEST(test_maglev_all_tried)
+{
+    struct pool *pool = pool_make(LB_STRATEGY_IPHASH, 5, NULL, names5, 0);
+    ck_assert_int_eq(pool_set_backend_up(pool, pool->backends[1], false), 0);
+    for (unsigned i = 0; i < 200; i++) {
+        struct sockaddr_in sin = client4(i);
+        struct pick_ctx ctx = {0};
+        pick_key_ip(&ctx, (struct sockaddr *)&sin, sizeof(sin));
+        struct backend *own = pool_pick(pool, &ctx);
+        for (unsigned k = 0; k < 5; k++)
+            if (k != 1 && pool->backends[k] != own)
+                ctx.tried[ctx.ntried++] = pool->backends[k];
+        ck_assert_ptr_eq(pool_pick(pool, &ctx), own);
+        ctx.tried[ctx.ntried++] = own;
+        ctx.tried[ctx.ntried++] = own; /* counted once */
+        ck_assert_ptr_eq(pool_pick(pool, &ctx), own);
+    }
+    pool_release(pool);
+}
+END_TEST
+
 /* ---- every strategy ---- */
 
 static const enum lb_strategy all[] = {LB_STRATEGY_ROUNDROBIN, LB_STRATEGY_WEIGHTED,
@@ -648,12 +1231,21 @@ Suite *balance_suite(void)
     tcase_add_test(tc, test_rr_sequence);
     tcase_add_test(tc, test_rr_skip_down);
     tcase_add_test(tc, test_rr_skip_weight0);
+    tcase_add_test(tc, test_rr_matches_scan);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("weighted");
     tcase_add_test(tc, test_wrr_511);
     tcase_add_test(tc, test_wrr_proportions);
     tcase_add_test(tc, test_wrr_down_and_weight);
+    tcase_add_test(tc, test_wrr_smooth_exhaustive);
+    tcase_add_test(tc, test_wrr_matches_reference);
+    tcase_add_test(tc, test_wrr_smooth_random);
+    tcase_add_test(tc, test_wrr_changes_random);
+    tcase_add_test(tc, test_wrr_mid_cycle);
+    tcase_add_test(tc, test_wrr_slow_start);
+    tcase_add_test(tc, test_wrr_retry);
+    tcase_add_test(tc, test_wrr_large);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("leastconn");
@@ -661,6 +1253,7 @@ Suite *balance_suite(void)
     tcase_add_test(tc, test_lc_ties_rotate);
     tcase_add_test(tc, test_lc_weights);
     tcase_add_test(tc, test_lc_down);
+    tcase_add_test(tc, test_lc_matches_scan);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("iphash");
@@ -673,6 +1266,7 @@ Suite *balance_suite(void)
     tcase_add_test(tc, test_maglev_down_up);
     tcase_add_test(tc, test_maglev_weights);
     tcase_add_test(tc, test_maglev_small_table);
+    tcase_add_test(tc, test_maglev_all_tried);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("all");

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -276,6 +277,56 @@ static unsigned char pattern(size_t i)
     return (unsigned char)(i * 7 + (i >> 11));
 }
 
+/* A byte stream client -> backend through a rig: pattern() bytes from
+ * offset base; sent and got count from there. */
+struct stream {
+    size_t base, total; /* total: how many to send in all */
+    size_t sent, got;
+};
+
+/* One write of the stream's next bytes; true when some went. */
+static bool stream_write(struct rig *g, struct stream *st)
+{
+    unsigned char buf[65536];
+    size_t n = 0;
+    while (n < sizeof(buf) && st->sent + n < st->total) {
+        buf[n] = pattern(st->base + st->sent + n);
+        n++;
+    }
+    ssize_t w = n ? write(g->cpeer, buf, n) : 0;
+    if (w <= 0)
+        return false;
+    st->sent += (size_t)w;
+    return true;
+}
+
+/* Writes while the backend reads nothing, until everything between them
+ * is full (50 writes in a row take nothing). */
+static void stream_fill_until_stuck(struct rig *g, struct stream *st)
+{
+    for (int idle = 0; idle < 50;) {
+        idle = stream_write(g, st) ? 0 : idle + 1;
+        rig_spin(g);
+    }
+}
+
+/* The backend reads (and the client goes on writing) until all total
+ * bytes arrived; each checked against pattern(). */
+static void stream_drain(struct rig *g, struct stream *st)
+{
+    unsigned char buf[65536];
+    uint64_t until = clock_ms(CLOCK_MONOTONIC) + 20000;
+    while (st->got < st->total && clock_ms(CLOCK_MONOTONIC) < until) {
+        stream_write(g, st);
+        event_base_loop(g->base, EVLOOP_NONBLOCK);
+        ssize_t r = read(g->speer, buf, sizeof(buf));
+        for (ssize_t i = 0; i < r; i++, st->got++)
+            ck_assert_msg(buf[i] == pattern(st->base + st->got), "byte %zu differs",
+                          st->base + st->got);
+    }
+    ck_assert_uint_eq(st->got, st->total);
+}
+
 /* The backend reads nothing: the up mover fills, the relay stops reading
  * the client (and parks), and once the backend reads, every byte arrives
  * in order. */
@@ -284,50 +335,15 @@ START_TEST(backpressure_stops_and_resumes)
     struct rig g;
     rig_init(&g, false);
     rig_start(&g, true);
-    const size_t total = 4u << 20;
-    size_t sent = 0, got = 0;
-    unsigned char buf[65536];
-    /* Fill everything between the client and the stalled backend. */
-    for (int idle = 0; idle < 50;) {
-        size_t n = 0;
-        while (n < sizeof(buf) && sent + n < total) {
-            buf[n] = pattern(sent + n);
-            n++;
-        }
-        ssize_t w = write(g.cpeer, buf, n);
-        if (w > 0) {
-            sent += (size_t)w;
-            idle = 0;
-        } else {
-            idle++;
-        }
-        rig_spin(&g);
-    }
-    ck_assert_uint_lt(sent, total); /* the chain is full */
+    struct stream st = {.total = 4u << 20};
+    stream_fill_until_stuck(&g, &st);
+    ck_assert_uint_lt(st.sent, st.total); /* the chain is full */
     ck_assert(mover_full(&g.r.up.mover));
     ck_assert(!event_pending(&g.client.rev, EV_READ, NULL));
     ck_assert(g.r.parked);
     ck_assert_int_eq(g.ends, 0);
-    /* The backend reads now. */
-    uint64_t until = clock_ms(CLOCK_MONOTONIC) + 20000;
-    while (got < total && clock_ms(CLOCK_MONOTONIC) < until) {
-        if (sent < total) {
-            size_t n = 0;
-            while (n < sizeof(buf) && sent + n < total) {
-                buf[n] = pattern(sent + n);
-                n++;
-            }
-            ssize_t w = write(g.cpeer, buf, n);
-            if (w > 0)
-                sent += (size_t)w;
-        }
-        event_base_loop(g.base, EVLOOP_NONBLOCK);
-        ssize_t r = read(g.speer, buf, sizeof(buf));
-        for (ssize_t i = 0; i < r; i++, got++)
-            ck_assert_msg(buf[i] == pattern(got), "byte %zu differs", got);
-    }
-    ck_assert_uint_eq(got, total);
-    ck_assert_uint_eq(g.r.up.bytes, total);
+    stream_drain(&g, &st); /* the backend reads now */
+    ck_assert_uint_eq(g.r.up.bytes, st.total);
     ck_assert(event_pending(&g.client.rev, EV_READ, NULL));
     rig_free(&g);
 }
@@ -546,30 +562,11 @@ START_TEST(pooled_buffers_only_while_bytes_wait)
 END_TEST
 
 /* Moves total bytes of pattern() client -> backend through the rig, the
- * backend reading as they come; returns once all arrived (byte-exact). */
-static void pump(struct rig *g, size_t total, size_t chunk)
+ * backend reading as they come (byte-exact). */
+static void pump(struct rig *g, size_t total)
 {
-    size_t sent = 0, got = 0;
-    unsigned char buf[65536];
-    ck_assert(chunk <= sizeof(buf));
-    uint64_t until = clock_ms(CLOCK_MONOTONIC) + 20000;
-    while (got < total && clock_ms(CLOCK_MONOTONIC) < until) {
-        if (sent < total) {
-            size_t n = 0;
-            while (n < chunk && sent + n < total) {
-                buf[n] = pattern(sent + n);
-                n++;
-            }
-            ssize_t w = write(g->cpeer, buf, n);
-            if (w > 0)
-                sent += (size_t)w;
-        }
-        event_base_loop(g->base, EVLOOP_NONBLOCK);
-        ssize_t r = read(g->speer, buf, sizeof(buf));
-        for (ssize_t i = 0; i < r; i++, got++)
-            ck_assert_msg(buf[i] == pattern(got), "byte %zu differs", got);
-    }
-    ck_assert_uint_eq(got, total);
+    struct stream st = {.total = total};
+    stream_drain(g, &st);
 }
 
 /* The auto mover: small messages stay on the ring; a flow that fills a
@@ -594,7 +591,7 @@ START_TEST(auto_mover_splices_bulk_only)
     }
     ck_assert_uint_eq(spliced, 0);
     ck_assert(!g.r.up.mover.splice.on);
-    pump(&g, 8u << 20, 65536);
+    pump(&g, 8u << 20);
     ck_assert(g.r.up.mover.splice.on);
     ck_assert_uint_eq(pipes.open, 1);
     ck_assert_uint_gt(spliced, 0);
@@ -629,7 +626,7 @@ START_TEST(auto_mover_without_a_pipe_copies)
     mover_auto_init(&g.r.down.mover, &bufs, &pipes);
     g.r.up.mover.spliced = &spliced;
     rig_start(&g, true);
-    pump(&g, 4u << 20, 65536);
+    pump(&g, 4u << 20);
     ck_assert(!g.r.up.mover.splice.on);
     ck_assert_uint_eq(spliced, 0);
     ck_assert_uint_eq(g.r.up.bytes, 4u << 20);
@@ -652,34 +649,16 @@ START_TEST(auto_mover_backpressure)
     mover_auto_init(&g.r.up.mover, &bufs, &pipes);
     mover_auto_init(&g.r.down.mover, &bufs, &pipes);
     rig_start(&g, true);
-    pump(&g, 1u << 20, 65536);
+    pump(&g, 1u << 20);
     ck_assert(g.r.up.mover.splice.on);
-    size_t base = 1u << 20, sent = 0, got = 0;
-    unsigned char buf[65536];
-    for (int idle = 0; idle < 50;) {
-        for (size_t i = 0; i < sizeof(buf); i++)
-            buf[i] = pattern(base + sent + i);
-        ssize_t w = write(g.cpeer, buf, sizeof(buf));
-        if (w > 0) {
-            sent += (size_t)w;
-            idle = 0;
-        } else {
-            idle++;
-        }
-        rig_spin(&g);
-    }
+    struct stream st = {.base = 1u << 20, .total = SIZE_MAX};
+    stream_fill_until_stuck(&g, &st);
     ck_assert(mover_full(&g.r.up.mover));
     ck_assert(!event_pending(&g.client.rev, EV_READ, NULL));
     ck_assert(g.r.parked);
-    uint64_t until = clock_ms(CLOCK_MONOTONIC) + 20000;
-    while (got < sent && clock_ms(CLOCK_MONOTONIC) < until) {
-        event_base_loop(g.base, EVLOOP_NONBLOCK);
-        ssize_t r = read(g.speer, buf, sizeof(buf));
-        for (ssize_t i = 0; i < r; i++, got++)
-            ck_assert_msg(buf[i] == pattern(base + got), "byte %zu differs", base + got);
-    }
-    ck_assert_uint_eq(got, sent);
-    ck_assert_uint_eq(g.r.up.bytes, base + sent);
+    st.total = st.sent; /* nothing more: the backend reads what is under way */
+    stream_drain(&g, &st);
+    ck_assert_uint_eq(g.r.up.bytes, st.base + st.sent);
     ck_assert(event_pending(&g.client.rev, EV_READ, NULL));
     rig_free(&g);
     pipepool_drain(&pipes);

@@ -72,6 +72,20 @@ struct admin_conn {
 
 TAILQ_HEAD(admin_conn_list, admin_conn);
 
+/* A connection refused at max_connections, closed once its client has
+ * read the 503: its request may still be on the way, and a close with
+ * input unread (or arriving after it) would reset the answer away. */
+struct admin_refused {
+    int fd;
+    struct event ev; /* readable (input to drop, or EOF) or ADMIN_LINGER_MS */
+    struct admin_server *srv;
+    LIST_ENTRY(admin_refused) link;
+};
+/* Refused connections lingering at once, at most (within the 16
+ * descriptors the runtime's budget keeps for lb itself); more are closed
+ * at once. */
+#define ADMIN_REFUSED_LINGER_MAX 4
+
 struct admin_server {
     struct event_base *base;
     const struct admin_http_handler *h;
@@ -83,6 +97,8 @@ struct admin_server {
     unsigned request_timeout_ms;
     struct admin_conn_list conns;
     struct admin_conn_list queue;
+    LIST_HEAD(, admin_refused) refused; /* lingering 503s */
+    unsigned nrefused;
     struct admin_http_stats stats;
     unsigned in_handler; /* > 0 while a handler runs */
     bool dying;          /* admin_http_free() was called from a handler */
@@ -778,7 +794,51 @@ static void conn_close(struct admin_conn *c)
     free(c);
 }
 
-/* Best effort, then close: at the connection limit. */
+static void refused_free(struct admin_refused *r)
+{
+    event_del(&r->ev);
+    close(r->fd);
+    LIST_REMOVE(r, link);
+    r->srv->nrefused--;
+    free(r);
+}
+
+/* Drops what the refused client sends until it closes, or the linger
+ * time is over. */
+static void on_refused(evutil_socket_t fd, short what, void *arg)
+{
+    struct admin_refused *r = arg;
+    char scratch[ADMIN_READ_CHUNK];
+    ssize_t n = what & EV_READ ? recv(fd, scratch, sizeof(scratch), MSG_DONTWAIT) : 0;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0 || (what & EV_TIMEOUT))
+        refused_free(r);
+}
+
+/* After the 503: the write side is shut (the client reads the answer and
+ * its end), and the socket lingers until the client closes, like an
+ * answered connection's lingering close, unless too many already do. */
+static void refused_linger(struct admin_server *srv, int fd)
+{
+    struct admin_refused *r =
+        srv->nrefused < ADMIN_REFUSED_LINGER_MAX ? calloc(1, sizeof(*r)) : NULL;
+    struct timeval tv = clock_timeval(ADMIN_LINGER_MS);
+    if (r) {
+        r->fd = fd;
+        r->srv = srv;
+        event_assign(&r->ev, srv->base, fd, EV_READ | EV_PERSIST, on_refused, r);
+    }
+    if (!r || shutdown(fd, SHUT_WR) < 0 || event_add(&r->ev, &tv) < 0) {
+        free(r);
+        close(fd);
+        return;
+    }
+    LIST_INSERT_HEAD(&srv->refused, r, link);
+    srv->nrefused++;
+}
+
+/* Best effort, then a short linger: at the connection limit. */
 static void refuse(struct admin_server *srv, int fd)
 {
     char text[256];
@@ -797,7 +857,7 @@ static void refuse(struct admin_server *srv, int fd)
     ssize_t w = send(fd, text, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)r;
     (void)w;
-    close(fd);
+    refused_linger(srv, fd);
     srv->stats.rejected++;
 }
 
@@ -856,6 +916,7 @@ struct admin_server *admin_http_new(struct event_base *base, const struct admin_
     srv->max_connections = 64;
     srv->request_timeout_ms = 10000;
     TAILQ_INIT(&srv->conns);
+    LIST_INIT(&srv->refused);
     TAILQ_INIT(&srv->queue);
     evtimer_assign(&srv->work_timer, base, on_work_timer, srv);
     event_priority_set(&srv->work_timer, LB_PRIORITY_ADMIN); /* fails on a base without it */
@@ -907,6 +968,8 @@ static void server_free_now(struct admin_server *srv)
     server_close_listener(srv);
     while (!TAILQ_EMPTY(&srv->conns))
         conn_close(TAILQ_FIRST(&srv->conns));
+    while (!LIST_EMPTY(&srv->refused))
+        refused_free(LIST_FIRST(&srv->refused));
     evtimer_del(&srv->work_timer);
     evtimer_del(&srv->late_timer);
     free(srv);

@@ -177,3 +177,11 @@ void harness_teardown(void)
         remove_dir();
     free_allocs();
 }
+
+TCase *harness_tcase(const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);
+    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);
+    return tc;
+}

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <check.h>
+
 #define HARNESS_WAIT_MS 5000     /* default bound for "until ready" waits */
 #define HARNESS_STOP_MS 15000    /* bound for lb to exit after SIGTERM */
 #define HARNESS_TCASE_TIMEOUT 60 /* seconds, for tcase_set_timeout */
@@ -18,6 +20,9 @@
  * documents handed out and closes the sockets of harness_listen_held. */
 void harness_setup(void);
 void harness_teardown(void);
+/* A test case with that fixture pair and HARNESS_TCASE_TIMEOUT, for an
+ * integration suite (add it to the suite with suite_add_tcase). */
+TCase *harness_tcase(const char *name);
 const char *harness_dir(void);
 
 long harness_now_ms(void);

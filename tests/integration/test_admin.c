@@ -727,9 +727,7 @@ static Suite *admin_suite(void)
     Suite *s = suite_create("admin");
     TCase *tc;
 #define ADD_TCASE(name, fn)                                                                        \
-    tc = tcase_create(name);                                                                       \
-    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);                                \
-    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);                                                  \
+    tc = harness_tcase(name);                                                                      \
     tcase_add_test(tc, fn);                                                                        \
     suite_add_tcase(s, tc)
     ADD_TCASE("read", read_endpoints);

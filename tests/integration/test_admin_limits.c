@@ -626,9 +626,7 @@ static Suite *admin_limits_suite(void)
     Suite *s = suite_create("admin_limits");
     TCase *tc;
 #define ADD_TCASE(name, fn)                                                                        \
-    tc = tcase_create(name);                                                                       \
-    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);                                \
-    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);                                                  \
+    tc = harness_tcase(name);                                                                      \
     tcase_add_test(tc, fn);                                                                        \
     suite_add_tcase(s, tc)
     ADD_TCASE("token_before_body", token_before_body);

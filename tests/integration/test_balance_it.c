@@ -194,9 +194,7 @@ static Suite *balance_it_suite(void)
     Suite *s = suite_create("balance_it");
     TCase *tc;
 #define ADD_TCASE(name, fn)                                                                        \
-    tc = tcase_create(name);                                                                       \
-    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);                                \
-    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);                                                  \
+    tc = harness_tcase(name);                                                                      \
     tcase_add_test(tc, fn);                                                                        \
     suite_add_tcase(s, tc)
     ADD_TCASE("roundrobin", roundrobin_cycle);

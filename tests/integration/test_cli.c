@@ -225,9 +225,7 @@ END_TEST
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
-    TCase *check = tcase_create("check");
-    tcase_add_checked_fixture(check, harness_setup, harness_teardown);
-    tcase_set_timeout(check, HARNESS_TCASE_TIMEOUT);
+    TCase *check = harness_tcase("check");
     tcase_add_test(check, check_valid);
     tcase_add_test(check, check_unknown_key);
     tcase_add_test(check, check_bad_value);
@@ -236,18 +234,14 @@ static Suite *cli_suite(void)
     tcase_add_test(check, check_not_regular_file);
     suite_add_tcase(s, check);
 
-    TCase *flags = tcase_create("flags");
-    tcase_add_checked_fixture(flags, harness_setup, harness_teardown);
-    tcase_set_timeout(flags, HARNESS_TCASE_TIMEOUT);
+    TCase *flags = harness_tcase("flags");
     tcase_add_test(flags, flag_version);
     tcase_add_test(flags, flag_help);
     tcase_add_test(flags, flag_unknown);
     tcase_add_test(flags, flag_missing_config);
     suite_add_tcase(s, flags);
 
-    TCase *run = tcase_create("run");
-    tcase_add_checked_fixture(run, harness_setup, harness_teardown);
-    tcase_set_timeout(run, HARNESS_TCASE_TIMEOUT);
+    TCase *run = harness_tcase("run");
     tcase_add_test(run, run_foreground);
     suite_add_tcase(s, run);
     return s;

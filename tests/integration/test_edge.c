@@ -507,9 +507,7 @@ static Suite *edge_suite(void)
     Suite *s = suite_create("edge");
     TCase *tc;
 #define ADD_TCASE(name)                                                                            \
-    tc = tcase_create(name);                                                                       \
-    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);                                \
-    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);                                                  \
+    tc = harness_tcase(name);                                                                      \
     suite_add_tcase(s, tc)
     ADD_TCASE("backend");
     tcase_add_test(tc, backend_rst_at_accept);

@@ -403,9 +403,7 @@ static Suite *harness_suite(void)
     Suite *s = suite_create("harness");
     TCase *tc;
 #define ADD_TCASE(name)                                                                            \
-    tc = tcase_create(name);                                                                       \
-    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);                                \
-    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);                                                  \
+    tc = harness_tcase(name);                                                                      \
     suite_add_tcase(s, tc)
     ADD_TCASE("server");
     tcase_add_test(tc, server_echo_through_lb);

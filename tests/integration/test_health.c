@@ -349,9 +349,7 @@ END_TEST
 static Suite *health_it_suite(void)
 {
     Suite *s = suite_create("health_it");
-    TCase *tc = tcase_create("health");
-    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);
-    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);
+    TCase *tc = harness_tcase("health");
     tcase_add_test(tc, killed_backend_goes_down);
     tcase_add_test(tc, http_500_down_then_up);
     tcase_add_test(tc, silent_backend_times_out);

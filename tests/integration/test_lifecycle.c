@@ -148,16 +148,12 @@ END_TEST
 static Suite *lifecycle_suite(void)
 {
     Suite *s = suite_create("lifecycle");
-    TCase *tc = tcase_create("sigterm");
-    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);
-    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);
+    TCase *tc = harness_tcase("sigterm");
     tcase_add_test(tc, sigterm_idle_exits_at_once);
     tcase_add_test(tc, sigterm_drains_session);
     tcase_add_test(tc, sigterm_grace_expires);
     suite_add_tcase(s, tc);
-    tc = tcase_create("sigusr");
-    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);
-    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);
+    tc = harness_tcase("sigusr");
     tcase_add_test(tc, sigusr_ignored);
     suite_add_tcase(s, tc);
     return s;

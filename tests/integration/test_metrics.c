@@ -211,9 +211,7 @@ END_TEST
 static Suite *metrics_it_suite(void)
 {
     Suite *s = suite_create("metrics_it");
-    TCase *tc = tcase_create("metrics");
-    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);
-    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);
+    TCase *tc = harness_tcase("metrics");
     tcase_add_test(tc, counters_match_traffic);
     tcase_add_test(tc, active_sessions);
     suite_add_tcase(s, tc);

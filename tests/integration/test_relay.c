@@ -561,9 +561,7 @@ static Suite *relay_suite(void)
     Suite *s = suite_create("relay");
     TCase *tc;
 #define ADD_TCASE(name)                                                                            \
-    tc = tcase_create(name);                                                                       \
-    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);                                \
-    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);                                                  \
+    tc = harness_tcase(name);                                                                      \
     suite_add_tcase(s, tc)
     ADD_TCASE("halfclose");
     tcase_add_test(tc, halfclose_client_first);

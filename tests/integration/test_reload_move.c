@@ -164,9 +164,7 @@ END_TEST
 static Suite *reload_move_suite(void)
 {
     Suite *s = suite_create("reload_move");
-    TCase *tc = tcase_create("move_under_load");
-    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);
-    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);
+    TCase *tc = harness_tcase("move_under_load");
     tcase_add_test(tc, move_under_load);
     tcase_add_test(tc, move_when_full_keeps_queued_clients);
     suite_add_tcase(s, tc);

@@ -146,9 +146,7 @@ END_TEST
 static Suite *session_suite(void)
 {
     Suite *s = suite_create("session");
-    TCase *tc = tcase_create("session");
-    tcase_add_checked_fixture(tc, harness_setup, harness_teardown);
-    tcase_set_timeout(tc, HARNESS_TCASE_TIMEOUT);
+    TCase *tc = harness_tcase("session");
     tcase_add_test(tc, client_reset_during_connect);
     tcase_add_test(tc, client_gone_during_connect);
     tcase_add_test(tc, request_sent_during_connect_is_delivered);

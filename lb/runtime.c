@@ -190,6 +190,17 @@ void runtime_stop(struct runtime *rt, const char *why)
  * binds before it closes the old ones. */
 #define FD_RESERVE_BASE 16
 
+/* Pipes open only into descriptors no session holds: at most pipes_cap,
+ * and never so many that sessions and pipes together pass what the data
+ * path may use (which would eat the admin API's and health checks'
+ * reserve). Called whenever the sessions or the budget change. */
+static void pipes_fit(struct runtime *rt)
+{
+    uint64_t held = 2 * rt->active;
+    uint64_t room = rt->fd_data_max > held ? (rt->fd_data_max - held) / 2 : 0;
+    rt->pipes.max = room < rt->pipes_cap ? (unsigned)room : rt->pipes_cap;
+}
+
 /* One more session (two descriptors) would pass what sessions may use,
  * with the pipes of spliced flows (two each) counted in. */
 static bool fds_full(const struct runtime *rt)
@@ -222,7 +233,8 @@ void runtime_fd_budget(struct runtime *rt)
     rt->fd_data_max = data;
     /* Spliced flows may hold up to a quarter of the sessions' descriptors
      * in pipes (HAProxy's maxpipes is maxconn / 4); past that, flows copy. */
-    rt->pipes.max = data / 8 < RUNTIME_PIPES_MAX ? data / 8 : RUNTIME_PIPES_MAX;
+    rt->pipes_cap = data / 8 < RUNTIME_PIPES_MAX ? data / 8 : RUNTIME_PIPES_MAX;
+    pipes_fit(rt);
     unsigned long long wanted = 0; /* sessions the listeners would allow */
     for (size_t i = 0; i < cfg->nlisteners; i++)
         wanted += cfg->listeners[i].max_connections;
@@ -250,6 +262,7 @@ void runtime_session_started(struct runtime *rt, struct listener *l)
     rt->total++;
     l->active++;
     l->total++;
+    pipes_fit(rt);
     if (!rt->fd_full && fds_full(rt)) {
         rt->fd_full = true;
         /* At the limit this flips with every session: one line a second. */
@@ -267,6 +280,7 @@ void runtime_session_ended(struct runtime *rt, struct listener *l)
 {
     rt->active--;
     l->active--;
+    pipes_fit(rt);
     if (rt->fd_full && !fds_full(rt)) {
         rt->fd_full = false;
         static time_t last_logged;

@@ -45,7 +45,8 @@ struct runtime {
     size_t nlisteners;
     struct session_list sessions;
     struct bufpool bufs;                        /* the relay's buffers (RUNTIME_BUF_SIZE) */
-    struct pipepool pipes;                      /* splice's pipes; max set by the fd budget */
+    struct pipepool pipes;                      /* splice's pipes; max set by pipes_fit() */
+    unsigned pipes_cap;                         /* pipes allowed while no session is open */
     uint64_t spliced_bytes;                     /* bytes moved through the pipes */
     struct relay_list parked;                   /* sessions with a side lb does not watch */
     LIST_HEAD(listener_list, listener) retired; /* removed listeners with open sessions */

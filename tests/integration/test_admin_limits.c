@@ -580,6 +580,9 @@ START_TEST(reserve_keeps_admin)
     ck_assert_int_eq(harness_jint(r.json, "descriptors.reserved"), 24);
     ck_assert_int_eq(harness_jint(r.json, "descriptors.sessions_max"), 18);
     ck_assert(json_is_true(harness_jget(r.json, "descriptors.accepts_paused")));
+    /* Sessions hold every descriptor of the data path: no pipe may open
+     * into the reserve. */
+    ck_assert_int_eq(harness_jint(r.json, "splice.pipes_max"), 0);
     ck_assert_int_eq(harness_call(aport, "GET", "/metrics", NULL, NULL).status, 200);
     kill(flip, SIGKILL);
     ck_assert_msg(harness_log_wait(lb.log, "warn: pool app backend flip DOWN: connection refused",

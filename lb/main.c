@@ -88,7 +88,16 @@ static int run(struct lb_config *cfg)
 
     log_set_level(cfg->log_level);
     raise_fd_limit();
-    struct event_base *base = event_base_new();
+    /* The changelist makes the watch changes of one loop turn one
+     * epoll_ctl per descriptor at the next wait (docs/architecture.md):
+     * about three calls fewer per proxied connection. libevent warns
+     * against it for descriptors shared through dup(); lb registers none. */
+    struct event_config *ecfg = event_config_new();
+    if (ecfg)
+        event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = ecfg ? event_base_new_with_config(ecfg) : NULL;
+    if (ecfg)
+        event_config_free(ecfg);
     if (!base || event_base_priority_init(base, LB_PRIORITIES) < 0) {
         log_error("cannot create the event loop");
         if (base)

@@ -30,7 +30,7 @@ static void relay_park(struct relay *r)
     if (r->parked)
         return;
     r->parked = true;
-    LIST_INSERT_HEAD(r->parked_list, r, park_link);
+    LIST_INSERT_HEAD(&r->shared->parked, r, park_link);
 }
 
 static void relay_unpark(struct relay *r)
@@ -69,24 +69,81 @@ static bool side_unwatched(struct relay_side *side)
     return !event_pending(&side->rev, EV_READ, NULL) && !event_pending(&side->wev, EV_WRITE, NULL);
 }
 
-static bool flow_done(const struct relay_flow *f)
+/* f's source ended and f holds nothing more. */
+static bool flow_drained(const struct relay_flow *f)
 {
-    return f->src && f->dst && f->src->read_eof && mover_held(&f->mover) == 0 && f->dst->write_shut;
+    return f->src && f->dst && f->src->read_eof && mover_held(&f->mover) == 0;
 }
 
-/* f's source ended and f has drained: its destination's stream ends too.
- * When the other flow is already done this ends the relay, and the owner's
- * close() sends the FIN: the shutdown would be one system call for
- * nothing. (Both sockets have been read to their end by then, so the close
- * cannot turn into a reset for unread bytes.) */
+static bool flow_done(const struct relay_flow *f)
+{
+    return flow_drained(f) && f->dst->write_shut;
+}
+
+static void relay_unend(struct relay *r)
+{
+    if (!r->ending)
+        return;
+    r->ending = false;
+    LIST_REMOVE(r, end_link);
+    r->up.shut_pending = r->down.shut_pending = false;
+}
+
+/* f has drained after its source's end: its destination's stream ends too.
+ * When the other flow has drained as well this ends the relay, and the
+ * owner's close() sends the FINs: a shutdown would be one system call for
+ * nothing. (Both sockets have been read to their end then, so the close
+ * cannot turn into a reset for unread bytes.) Otherwise the shutdown waits
+ * for the end of the loop's turn (on_end_turn), which is often when the
+ * other end of stream has arrived too: a server that answers and closes
+ * while its client closes ends both in one turn. */
 static void flow_end_stream(struct relay_flow *f)
 {
     struct relay *r = f->r;
-    const struct relay_flow *other = f == &r->up ? &r->down : &r->up;
-    if (flow_done(other))
-        f->dst->write_shut = true;
-    else
-        side_shut_write(f->dst);
+    struct relay_flow *other = f == &r->up ? &r->down : &r->up;
+    if (flow_drained(other)) {
+        f->dst->write_shut = other->dst->write_shut = true;
+        relay_unend(r);
+        return;
+    }
+    if (f->dst->write_shut || f->shut_pending)
+        return;
+    f->shut_pending = true;
+    if (!r->ending) {
+        r->ending = true;
+        LIST_INSERT_HEAD(&r->shared->ending, r, end_link);
+        event_active(&r->shared->end_turn, EV_TIMEOUT, 1);
+    }
+}
+
+/* Runs after the other callbacks of the turn (activated during it, at their
+ * priority, it comes after them in libevent's queue): the shutdowns that
+ * no second end of stream made needless. */
+static void on_end_turn(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct relay_shared *sh = arg;
+    struct relay *r;
+    while ((r = LIST_FIRST(&sh->ending)) != NULL) {
+        struct relay_flow *flows[2] = {&r->up, &r->down};
+        for (int i = 0; i < 2; i++)
+            if (flows[i]->shut_pending)
+                side_shut_write(flows[i]->dst);
+        relay_unend(r);
+    }
+}
+
+void relay_shared_init(struct relay_shared *sh, struct event_base *base)
+{
+    LIST_INIT(&sh->parked);
+    LIST_INIT(&sh->ending);
+    event_assign(&sh->end_turn, base, -1, 0, on_end_turn, sh);
+}
+
+void relay_shared_free(struct relay_shared *sh)
+{
+    event_del(&sh->end_turn);
 }
 
 /* Ends the relay when both flows are finished. True when it did. */
@@ -221,14 +278,14 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     flow_flush(arg);
 }
 
-void relay_init(struct relay *r, struct event_base *base, struct relay_list *parked,
+void relay_init(struct relay *r, struct event_base *base, struct relay_shared *shared,
                 struct relay_side *client, void (*on_end)(struct relay *, enum relay_end))
 {
     r->base = base;
     r->client = client;
     r->server = NULL;
-    r->parked_list = parked;
-    r->parked = false;
+    r->shared = shared;
+    r->parked = r->ending = false;
     r->first_closed = -1;
     r->on_end = on_end;
     r->last_active_ms = clock_ms(CLOCK_MONOTONIC_COARSE);
@@ -237,11 +294,13 @@ void relay_init(struct relay *r, struct event_base *base, struct relay_list *par
     r->up.dst = NULL;
     r->up.bytes = 0;
     r->up.count = NULL;
+    r->up.shut_pending = false;
     r->down.r = r;
     r->down.src = NULL;
     r->down.dst = client;
     r->down.bytes = 0;
     r->down.count = NULL;
+    r->down.shut_pending = false;
     client->read_eof = client->write_shut = false;
 }
 
@@ -283,6 +342,7 @@ void relay_stop(struct relay *r)
     if (r->server)
         side_stop(r->server);
     relay_unpark(r);
+    relay_unend(r);
     r->up.mover.ops->release(&r->up.mover);
     r->down.mover.ops->release(&r->down.mover);
 }

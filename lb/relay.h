@@ -4,8 +4,10 @@
  * stops reading its source. An end of stream on one side becomes a
  * shutdown of the other's write side once the flow has drained. A side no
  * event watches (reads stopped, nothing to write) is parked and probed
- * for a reset. The relay knows nothing of pools, backends or listeners:
- * its owner (lb/session.c) decides what an end means. */
+ * for a reset. That shutdown waits for the end of the event loop's turn:
+ * when the other peer's end of stream arrived in the same turn, the relay
+ * ends without it (the owner's close sends both FINs). The relay knows nothing of pools, backends
+ * or listeners: its owner (lb/session.c) decides what an end means. */
 #ifndef LB_RELAY_H
 #define LB_RELAY_H
 
@@ -46,19 +48,32 @@ struct relay_flow {
     struct relay *r;
     struct relay_side *src, *dst; /* the server side is NULL until attached */
     struct mover mover;
-    uint64_t bytes;  /* read from src */
-    uint64_t *count; /* also counts them when set (the backend's counter) */
+    uint64_t bytes;    /* read from src */
+    uint64_t *count;   /* also counts them when set (the backend's counter) */
+    bool shut_pending; /* drained after src's end: dst's shutdown waits for the turn's end */
 };
 
 LIST_HEAD(relay_list, relay);
+
+/* What the relays of one event loop share (lb/runtime.c holds one). */
+struct relay_shared {
+    struct relay_list parked; /* relays with a side no event watches, for relay_probe() */
+    struct relay_list ending; /* relays with a shutdown put off to the end of the turn */
+    struct event end_turn;    /* runs those shutdowns, after the turn's other callbacks */
+};
+
+void relay_shared_init(struct relay_shared *sh, struct event_base *base);
+/* Call once no relay of sh runs any more. */
+void relay_shared_free(struct relay_shared *sh);
 
 struct relay {
     struct event_base *base;
     struct relay_side *client, *server; /* server: NULL until relay_attach_server() */
     struct relay_flow up, down;
-    struct relay_list *parked_list; /* where parked relays wait for relay_probe() */
-    LIST_ENTRY(relay) park_link;
-    bool parked;
+    struct relay_shared *shared;
+    LIST_ENTRY(relay) park_link; /* in shared->parked */
+    LIST_ENTRY(relay) end_link;  /* in shared->ending */
+    bool parked, ending;
     int first_closed;        /* 0 client, 1 server, -1: no end of stream yet */
     uint64_t last_active_ms; /* monotonic-coarse, at the last byte moved */
     /* Called once when the relay ends; it must relay_stop() r and close
@@ -70,7 +85,7 @@ struct relay {
 /* Sets r up with its client side (conn set, events not yet assigned). The
  * caller then initialises r->up.mover and r->down.mover (e.g.
  * mover_ring_init) before relay_watch_client(). */
-void relay_init(struct relay *r, struct event_base *base, struct relay_list *parked,
+void relay_init(struct relay *r, struct event_base *base, struct relay_shared *shared,
                 struct relay_side *client, void (*on_end)(struct relay *, enum relay_end));
 /* Starts reading the client: before a server is attached its bytes wait in
  * the up mover (until it is full); a client that resets, or ends its stream
@@ -79,9 +94,9 @@ int relay_watch_client(struct relay *r);
 /* server is connected: both flows start, and what the client sent
  * meanwhile goes out. 0, or -1 when the relay ended. */
 int relay_attach_server(struct relay *r, struct relay_side *server);
-/* Stops every event of r, unparks it and releases both movers (what they
- * hold is dropped); connections stay open (their owners close them). Safe
- * to call more than once. */
+/* Stops every event of r, unparks it, forgets its put-off shutdowns, and releases both movers (what
+ * they hold is dropped); connections stay open (their owners close them). Safe to call more than
+ * once. */
 void relay_stop(struct relay *r);
 /* For a parked relay: asks each side no event watches for a pending error
  * and ends the relay on one; unparks it when every side is watched again.

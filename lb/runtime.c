@@ -65,6 +65,7 @@ static void runtime_release(struct runtime *rt)
     if (rt->reload_ev)
         event_free(rt->reload_ev);
     rt->reload_ev = NULL;
+    relay_shared_free(&rt->relays);
     config_free(rt->cfg);
     bufpool_drain(&rt->bufs);
     pipepool_drain(&rt->pipes);
@@ -82,7 +83,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     rt->started_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
     rt->config_loaded_unix_ms = rt->started_unix_ms;
     LIST_INIT(&rt->sessions);
-    LIST_INIT(&rt->parked);
+    relay_shared_init(&rt->relays, base);
     bufpool_init(&rt->bufs, RUNTIME_BUF_SIZE, RUNTIME_BUFS_CACHED);
     pipepool_init(&rt->pipes, 0); /* runtime_fd_budget() sets how many */
     LIST_INIT(&rt->retired);

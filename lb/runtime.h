@@ -48,7 +48,7 @@ struct runtime {
     struct pipepool pipes;                      /* splice's pipes; max set by pipes_fit() */
     unsigned pipes_cap;                         /* pipes allowed while no session is open */
     uint64_t spliced_bytes;                     /* bytes moved through the pipes */
-    struct relay_list parked;                   /* sessions with a side lb does not watch */
+    struct relay_shared relays;                 /* parked sessions, put-off shutdowns */
     LIST_HEAD(listener_list, listener) retired; /* removed listeners with open sessions */
     unsigned generation;                        /* 1 for the first config, +1 per reload */
     struct event *reload_ev;                    /* reload_request() */

@@ -224,7 +224,7 @@ void backend_close_sessions(struct backend *b, enum session_end why)
 int session_probe_parked(struct runtime *rt)
 {
     int ended = 0;
-    struct relay *r = LIST_FIRST(&rt->parked);
+    struct relay *r = LIST_FIRST(&rt->relays.parked);
     while (r) {
         struct relay *next = relay_parked_next(r);
         if (relay_probe(r) < 0) /* may end r's session, never another one */
@@ -255,7 +255,7 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
     sock_set_nodelay(fd);
     sock_set_keepalive(fd, &l->keepalive, "listener", l->name);
     upstream_init(&s->upstream, s, l, l->pool, on_upstream_connected, on_upstream_failed);
-    relay_init(&s->relay, rt->base, &rt->parked, &s->client, on_relay_end);
+    relay_init(&s->relay, rt->base, &rt->relays, &s->client, on_relay_end);
     struct pipepool *pipes = l->splice ? &rt->pipes : NULL;
     mover_auto_init(&s->relay.up.mover, &rt->bufs, pipes);
     mover_auto_init(&s->relay.down.mover, &rt->bufs, pipes);

@@ -28,7 +28,7 @@
 
 struct rig {
     struct event_base *base;
-    struct relay_list parked;
+    struct relay_shared shared;
     struct relay r;
     struct relay_side client, server;
     int cpeer, speer; /* the test's ends: the client and the backend */
@@ -91,7 +91,7 @@ static void rig_init(struct rig *g, bool tcp)
     memset(g, 0, sizeof(*g));
     g->base = event_base_new();
     ck_assert_ptr_nonnull(g->base);
-    LIST_INIT(&g->parked);
+    relay_shared_init(&g->shared, g->base);
     int c, s;
     if (tcp) {
         tcp_pair(&g->cpeer, &c);
@@ -102,7 +102,7 @@ static void rig_init(struct rig *g, bool tcp)
     }
     conn_tcp_init(&g->client.conn, c);
     conn_tcp_init(&g->server.conn, s);
-    relay_init(&g->r, g->base, &g->parked, &g->client, on_end);
+    relay_init(&g->r, g->base, &g->shared, &g->client, on_end);
     mover_ring_init(&g->r.up.mover, g->bufs[0], RIG_BUF);
     mover_ring_init(&g->r.down.mover, g->bufs[1], RIG_BUF);
 }
@@ -122,6 +122,7 @@ static void rig_free(struct rig *g)
     g->server.conn.ops->close(&g->server.conn);
     close(g->cpeer);
     close(g->speer);
+    relay_shared_free(&g->shared);
     event_base_free(g->base);
 }
 
@@ -215,6 +216,52 @@ START_TEST(server_closes_first)
     ck_assert_int_eq(g.how, RELAY_END_SERVER_CLOSED);
     ck_assert_uint_eq(counted, 6);
     rig_free(&g);
+}
+END_TEST
+
+/* Conn ops that count the shutdowns the relay asks for. */
+static int shutdowns;
+static void counting_shutdown(struct conn *c)
+{
+    shutdowns++;
+    conn_tcp_ops.shutdown_write(c);
+}
+
+/* Both peers end their streams in the same loop turn (a server that answers
+ * and closes while its client closes): the relay ends without a shutdown,
+ * the owner's close sends both FINs. A lone end of stream still becomes a
+ * shutdown at the end of the turn (server_closes_first, and here the other
+ * way round). */
+START_TEST(both_ends_in_one_turn_need_no_shutdown)
+{
+    static struct conn_ops counting;
+    counting = conn_tcp_ops;
+    counting.shutdown_write = counting_shutdown;
+    for (int lone = 0; lone < 2; lone++) {
+        struct rig g;
+        rig_init(&g, true);
+        g.client.conn.ops = g.server.conn.ops = &counting;
+        shutdowns = 0;
+        rig_start(&g, true);
+        shutdown(g.cpeer, SHUT_WR);
+        if (!lone)
+            shutdown(g.speer, SHUT_WR);
+        poll(NULL, 0, 20); /* both FINs are there before the loop's next turn */
+        event_base_loop(g.base, EVLOOP_NONBLOCK);
+        if (lone) {
+            ck_assert_int_eq(g.ends, 0);
+            ck_assert_int_eq(shutdowns, 1); /* towards the server */
+            expect(&g, g.speer, "", true);
+            shutdown(g.speer, SHUT_WR);
+            rig_run_to_end(&g);
+            ck_assert_int_eq(g.how, RELAY_END_CLIENT_CLOSED);
+            ck_assert_int_eq(shutdowns, 1);
+        } else {
+            ck_assert_int_eq(g.ends, 1);
+            ck_assert_int_eq(shutdowns, 0);
+        }
+        rig_free(&g);
+    }
 }
 END_TEST
 
@@ -399,7 +446,7 @@ START_TEST(probe_finds_a_reset_on_a_parked_side)
     shutdown(g.cpeer, SHUT_WR);
     expect(&g, g.speer, "", true);
     ck_assert(g.r.parked);
-    ck_assert_ptr_eq(LIST_FIRST(&g.parked), &g.r);
+    ck_assert_ptr_eq(LIST_FIRST(&g.shared.parked), &g.r);
     ck_assert_int_eq(relay_probe(&g.r), 0); /* nothing wrong yet */
     ck_assert_int_eq(g.ends, 0);
     struct linger lg = {1, 0};
@@ -409,7 +456,7 @@ START_TEST(probe_finds_a_reset_on_a_parked_side)
     poll(NULL, 0, 50); /* the RST reaches the relay's socket */
     ck_assert_int_eq(relay_probe(&g.r), -1);
     ck_assert_int_eq(g.how, RELAY_END_CLIENT_ERROR);
-    ck_assert(LIST_EMPTY(&g.parked));
+    ck_assert(LIST_EMPTY(&g.shared.parked));
     rig_free(&g);
 }
 END_TEST
@@ -679,6 +726,7 @@ static Suite *relay_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, both_ways_client_closes_first);
     tcase_add_test(tc, server_closes_first);
+    tcase_add_test(tc, both_ends_in_one_turn_need_no_shutdown);
     tcase_add_test(tc, client_bytes_wait_for_the_server);
     tcase_add_test(tc, client_gone_before_the_server);
     tcase_add_test(tc, client_reset_before_the_server);

@@ -33,6 +33,9 @@ struct lb_backend_conf {
 
 enum lb_check_type { LB_CHECK_NONE, LB_CHECK_TCP, LB_CHECK_HTTP };
 
+/* The PROXY protocol header a pool writes to each backend connection. */
+enum lb_proxy_version { LB_PROXY_OFF, LB_PROXY_V1, LB_PROXY_V2 };
+
 /* A pool's active health check ("health_check"); type NONE without one. */
 struct lb_health_conf {
     enum lb_check_type type;
@@ -47,6 +50,9 @@ struct lb_health_conf {
     char *host;                      /* Host header; NULL: the backend's address */
     unsigned status_min, status_max; /* accepted status range, e.g. 200..399 */
     char *expect_body;               /* NULL: body not checked; else a substring it must hold */
+    /* Each check connection starts with a PROXY header of this version
+     * (the pool's send_proxy; a LOCAL one); OFF: none. */
+    enum lb_proxy_version send_proxy;
 };
 
 /* Passive ejection from real traffic ("passive"); max_failures 0: off. */
@@ -75,6 +81,7 @@ struct lb_pool_conf {
     struct lb_passive_conf passive;
     unsigned slow_start_ms;             /* 0: a backend coming up gets its full weight at once */
     struct lb_keepalive_conf keepalive; /* on the sockets to backends (not health checks) */
+    enum lb_proxy_version send_proxy;   /* header before the client's bytes; OFF: none */
     struct lb_backend_conf *backends;
     size_t nbackends;
 };
@@ -91,6 +98,9 @@ struct lb_listener_conf {
     unsigned idle_timeout_ms;           /* 0: no idle timeout */
     struct lb_keepalive_conf keepalive; /* on accepted client sockets */
     int splice;                         /* bulk flows may move through splice(2) pipes */
+    int accept_proxy; /* each client starts with a PROXY v1 or v2 header, which says who it is */
+    unsigned request_timeout_ms; /* what lb reads before the pick (the PROXY header) must
+                                  * arrive within it */
 };
 
 /* The admin API listener ("admin"); enabled false without the key. */

@@ -30,6 +30,7 @@ struct int_rule {
 static const struct int_rule RULE_SHUTDOWN_GRACE = {"shutdown_grace_ms", 0, 3600000, 10000, 0};
 static const struct int_rule RULE_MAX_CONNECTIONS = {"max_connections", 1, 1000000, 10000, 0};
 static const struct int_rule RULE_IDLE_TIMEOUT = {"idle_timeout_ms", 0, 86400000, 300000, 0};
+static const struct int_rule RULE_REQUEST_TIMEOUT = {"request_timeout_ms", 100, 3600000, 10000, 0};
 static const struct int_rule RULE_CONNECT_TIMEOUT = {"connect_timeout_ms", 1, 3600000, 3000, 0};
 static const struct int_rule RULE_RETRIES = {"retries", 0, 15, 2, 0};
 static const struct int_rule RULE_HASH_TABLE_SIZE = {"hash_table_size", 7, 1048573,
@@ -76,24 +77,25 @@ static const char *const ADMIN_KEYS[] = {"listen", "token", "max_connections", "
                                          NULL};
 static const char *const ADMIN_REQUIRED[] = {"listen", NULL};
 static const char *const LOG_KEYS[] = {"level", NULL};
-static const char *const LISTENER_KEYS[] = {"name",          "listen",          "mode",
-                                            "pool",          "max_connections", "idle_timeout_ms",
-                                            "tcp_keepalive", "splice",          NULL};
+static const char *const LISTENER_KEYS[] = {"name",
+                                            "listen",
+                                            "mode",
+                                            "pool",
+                                            "max_connections",
+                                            "idle_timeout_ms",
+                                            "tcp_keepalive",
+                                            "splice",
+                                            "accept_proxy",
+                                            "request_timeout_ms",
+                                            NULL};
 static const char *const LISTENER_REQUIRED[] = {"name", "listen", "pool", NULL};
-static const char *const POOL_KEYS[] = {"name",
-                                        "strategy",
-                                        "connect_timeout_ms",
-                                        "retries",
-                                        "hash_table_size",
-                                        "health_check",
-                                        "passive",
-                                        "slow_start_ms",
-                                        "tcp_keepalive",
-                                        "backends",
-                                        NULL};
-static const char *const CHECK_KEYS[] = {"type", "interval_ms",   "timeout_ms",  "rise",
-                                         "fall", "port",          "path",        "method",
-                                         "host", "expect_status", "expect_body", NULL};
+static const char *const POOL_KEYS[] = {"name",       "strategy",        "connect_timeout_ms",
+                                        "retries",    "hash_table_size", "health_check",
+                                        "passive",    "slow_start_ms",   "tcp_keepalive",
+                                        "send_proxy", "backends",        NULL};
+static const char *const CHECK_KEYS[] = {
+    "type",   "interval_ms", "timeout_ms",    "rise",        "fall",       "port", "path",
+    "method", "host",        "expect_status", "expect_body", "send_proxy", NULL};
 static const char *const CHECK_REQUIRED[] = {"type", NULL};
 static const char *const CHECK_HTTP_ONLY[] = {"path",          "method",      "host",
                                               "expect_status", "expect_body", NULL};
@@ -551,7 +553,9 @@ static int load_listener(struct loader *ld, json_t *obj, struct lb_config *cfg, 
     if (load_uint(ld, obj, &RULE_MAX_CONNECTIONS, &l->max_connections) < 0 ||
         load_uint(ld, obj, &RULE_IDLE_TIMEOUT, &l->idle_timeout_ms) < 0 ||
         load_keepalive(ld, obj, &l->keepalive) < 0 ||
-        load_bool(ld, obj, "splice", 1, &l->splice) < 0)
+        load_bool(ld, obj, "splice", 1, &l->splice) < 0 ||
+        load_bool(ld, obj, "accept_proxy", 0, &l->accept_proxy) < 0 ||
+        load_uint(ld, obj, &RULE_REQUEST_TIMEOUT, &l->request_timeout_ms) < 0)
         return -1;
     if (load_listener_unique(ld, cfg, i) < 0)
         return -1;
@@ -722,6 +726,7 @@ static int load_health_check(struct loader *ld, json_t *pool, struct lb_health_c
     char q[CONFIG_ESCAPE_SIZE];
     json_t *obj = json_object_get(pool, "health_check");
     const char *type;
+    int send_proxy;
 
     hc->type = LB_CHECK_NONE;
     if (!obj)
@@ -747,8 +752,10 @@ static int load_health_check(struct loader *ld, json_t *pool, struct lb_health_c
         load_uint(ld, obj, &RULE_HC_TIMEOUT, &hc->timeout_ms) < 0 ||
         load_uint(ld, obj, &RULE_HC_RISE, &hc->rise) < 0 ||
         load_uint(ld, obj, &RULE_HC_FALL, &hc->fall) < 0 ||
-        load_uint(ld, obj, &RULE_HC_PORT, &hc->port) < 0)
+        load_uint(ld, obj, &RULE_HC_PORT, &hc->port) < 0 ||
+        load_bool(ld, obj, "send_proxy", 0, &send_proxy) < 0)
         return -1;
+    hc->send_proxy = send_proxy ? LB_PROXY_V1 : LB_PROXY_OFF; /* the pool's version, later */
     if (hc->type == LB_CHECK_TCP) {
         for (size_t k = 0; CHECK_HTTP_ONLY[k]; k++) {
             if (!json_object_get(obj, CHECK_HTTP_ONLY[k]))
@@ -801,6 +808,29 @@ static int load_passive(struct loader *ld, json_t *pool, struct lb_passive_conf 
     return 0;
 }
 
+/* The pool's optional "send_proxy" ("v1" or "v2"), and whether its health
+ * check may ask for one (it sends the pool's version). */
+static int load_send_proxy(struct loader *ld, json_t *pool, struct lb_pool_conf *p)
+{
+    static const char *const versions[] = {"off", "v1", "v2", NULL};
+    int v;
+
+    if (load_choice(ld, pool, "send_proxy", versions, LB_PROXY_OFF, &v) < 0)
+        return -1;
+    p->send_proxy = (enum lb_proxy_version)v;
+    if (p->health.send_proxy == LB_PROXY_OFF)
+        return 0;
+    p->health.send_proxy = p->send_proxy;
+    if (p->send_proxy == LB_PROXY_OFF) {
+        path_push_key(ld, "health_check");
+        path_push_key(ld, "send_proxy");
+        return load_fail(ld, AT_VALUE,
+                         "needs the pool's \"send_proxy\" (\"v1\" or \"v2\"): the check sends "
+                         "that version");
+    }
+    return 0;
+}
+
 static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size_t i)
 {
     struct lb_pool_conf *p = &cfg->pools[i];
@@ -826,7 +856,7 @@ static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size
         load_uint(ld, obj, &RULE_HASH_TABLE_SIZE, &p->hash_table_size) < 0 ||
         load_uint(ld, obj, &RULE_SLOW_START, &p->slow_start_ms) < 0 ||
         load_health_check(ld, obj, &p->health) < 0 || load_passive(ld, obj, &p->passive) < 0 ||
-        load_keepalive(ld, obj, &p->keepalive) < 0)
+        load_keepalive(ld, obj, &p->keepalive) < 0 || load_send_proxy(ld, obj, p) < 0)
         return -1;
     if (load_array(ld, obj, "backends", "backend", &arr) < 0)
         return -1;

@@ -25,8 +25,9 @@ struct health_check {
     struct lb_health_conf conf; /* a deep copy */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char *request; /* http only */
+    char *request; /* what a check sends: the prefix, then (http) the request */
     size_t request_len;
+    size_t prefix_len; /* health_check_set_prefix() */
     health_cb cb;
     void *arg;
     struct health_sm sm;
@@ -194,6 +195,10 @@ static void check_send(struct health_check *hc)
         }
         hc->sent += (size_t)n;
     }
+    if (hc->conf.type != LB_CHECK_HTTP) { /* a tcp check sent its prefix */
+        check_finish(hc, true, "tcp connect ok");
+        return;
+    }
     hc->phase = PHASE_READ;
     if (check_wait(hc, EV_READ) < 0)
         check_finish(hc, false, "internal error: event_add");
@@ -246,7 +251,7 @@ static void check_connected(struct health_check *hc)
         check_fail_errno(hc, err);
         return;
     }
-    if (hc->conf.type != LB_CHECK_HTTP) {
+    if (hc->conf.type != LB_CHECK_HTTP && hc->request_len == 0) {
         check_finish(hc, true, "tcp connect ok");
         return;
     }
@@ -459,7 +464,8 @@ bool health_check_matches(const struct health_check *hc, const struct lb_health_
     if (c->type != conf->type || c->interval_ms != conf->interval_ms ||
         c->timeout_ms != conf->timeout_ms || c->rise != conf->rise || c->fall != conf->fall ||
         c->port != conf->port || c->status_min != conf->status_min ||
-        c->status_max != conf->status_max || !str_same(c->expect_body, conf->expect_body))
+        c->status_max != conf->status_max || !str_same(c->expect_body, conf->expect_body) ||
+        c->send_proxy != conf->send_proxy)
         return false;
 
     struct health_check probe = {0};
@@ -477,9 +483,26 @@ bool health_check_matches(const struct health_check *hc, const struct lb_health_
     }
     size_t len;
     char *req = check_http_request(conf, h, &len);
-    bool same = req && len == hc->request_len && memcmp(req, hc->request, len) == 0;
+    bool same = req && len == hc->request_len - hc->prefix_len &&
+                memcmp(req, hc->request + hc->prefix_len, len) == 0;
     free(req);
     return same;
+}
+
+int health_check_set_prefix(struct health_check *hc, const void *bytes, size_t len)
+{
+    char *req = malloc(len + hc->request_len + 1);
+    if (!req)
+        return -1;
+    memcpy(req, bytes, len);
+    if (hc->request)
+        memcpy(req + len, hc->request, hc->request_len);
+    req[len + hc->request_len] = '\0';
+    free(hc->request);
+    hc->request = req;
+    hc->request_len += len;
+    hc->prefix_len = len;
+    return 0;
 }
 
 /* The first check runs from a 0-delay timer, so cb never runs inside this

@@ -68,6 +68,11 @@ struct health_check *health_check_new(struct event_base *base, const struct lb_h
  * host_header) would: a reload keeps such a check (and its state) running. */
 bool health_check_matches(const struct health_check *hc, const struct lb_health_conf *conf,
                           const struct sockaddr *addr, socklen_t addrlen, const char *host_header);
+/* Makes every check of hc send bytes first, right after the connect (a
+ * PROXY header, when conf->send_proxy is set): a tcp check passes once
+ * they are written. Call once, before health_check_start(). 0, or -1 on
+ * ENOMEM. */
+int health_check_set_prefix(struct health_check *hc, const void *bytes, size_t len);
 /* Runs the first check at once, then every health_next_delay_ms(); at most
  * one check is in flight. 0 or -1. */
 int health_check_start(struct health_check *hc);

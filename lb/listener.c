@@ -67,6 +67,8 @@ struct listener *listener_create(struct runtime *rt, const struct lb_listener_co
     l->idle_timeout_ms = c->idle_timeout_ms;
     l->keepalive = c->keepalive;
     l->splice = c->splice;
+    l->accept_proxy = c->accept_proxy;
+    l->request_timeout_ms = c->request_timeout_ms;
     return l;
 }
 

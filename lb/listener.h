@@ -37,16 +37,19 @@ struct listener {
     unsigned max_connections;
     unsigned idle_timeout_ms;
     struct lb_keepalive_conf keepalive;
-    bool splice;          /* sessions' bulk flows may use splice(2) */
-    struct acceptor *acc; /* its listening socket (lb/io/acceptor.h); NULL once closed */
+    bool splice;       /* sessions' bulk flows may use splice(2) */
+    bool accept_proxy; /* each client starts with a PROXY header (lb/proto/proxy_proto.h) */
+    unsigned request_timeout_ms; /* for what is read before the pick (the PROXY header) */
+    struct acceptor *acc;        /* its listening socket (lb/io/acceptor.h); NULL once closed */
     /* The old socket of a moved listener, drained for a moment. */
     struct acceptor *drain_acc;
     struct event *drain_timer;
-    bool full;       /* at max_connections: accept disabled */
-    uint64_t active; /* open sessions */
-    uint64_t total;  /* sessions ever accepted */
-    bool retired;    /* removed by a reload; freed with its last session */
-    bool draining;   /* listener_drain() runs: not freed yet */
+    bool full;               /* at max_connections: accept disabled */
+    uint64_t active;         /* open sessions */
+    uint64_t total;          /* sessions ever accepted */
+    uint64_t proxy_rejected; /* clients closed for a missing, bad or late PROXY header */
+    bool retired;            /* removed by a reload; freed with its last session */
+    bool draining;           /* listener_drain() runs: not freed yet */
     LIST_ENTRY(listener) retired_link;
 };
 

@@ -143,6 +143,7 @@ struct pool *pool_prepare(const struct lb_pool_conf *conf)
     pool->connect_timeout_ms = conf->connect_timeout_ms;
     pool->retries = conf->retries;
     pool->keepalive = conf->keepalive;
+    pool->send_proxy = conf->send_proxy;
     if (conf->hash_table_size > 0)
         pool->hash_table_size = conf->hash_table_size;
     for (size_t i = 0; i < conf->nbackends; i++) {

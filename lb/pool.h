@@ -86,6 +86,7 @@ struct pool {
     unsigned retries;
     unsigned hash_table_size;
     struct lb_keepalive_conf keepalive; /* for the sockets to backends (traffic only) */
+    enum lb_proxy_version send_proxy;   /* PROXY header written to each backend connection */
     unsigned refs;
     /* A reload put a newer generation in its place (pool_retire()): no
      * strategy state, no backends of its own left to pick; sessions that

@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 
+#include "lb/proto/proxy_proto.h"
 #include "lb/clock.h"
 #include "lb/log.h"
 #include "lb/pool.h"
@@ -207,7 +208,19 @@ static int backend_health_init(struct backend *b, const struct lb_pool_conf *con
     if (conf->health.type == LB_CHECK_NONE || b->check)
         return 0;
     b->check = health_check_new(base, &conf->health, addr, b->addrlen, b->address, on_check, b);
-    return b->check ? 0 : -1;
+    if (!b->check)
+        return -1;
+    if (conf->health.send_proxy != LB_PROXY_OFF) { /* a LOCAL header: no client to name */
+        unsigned char hdr[PROXY_V1_MAX];
+        size_t n =
+            proxy_write_local(conf->health.send_proxy == LB_PROXY_V1 ? 1 : 2, hdr, sizeof(hdr));
+        if (health_check_set_prefix(b->check, hdr, n) < 0) {
+            health_check_free(b->check);
+            b->check = NULL;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int pool_health_start(struct pool *pool, const struct lb_pool_conf *conf, struct event_base *base)

@@ -243,6 +243,8 @@ static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
         l->idle_timeout_ms = c->idle_timeout_ms;
         l->keepalive = c->keepalive; /* for sessions accepted from now on */
         l->splice = c->splice;
+        l->accept_proxy = c->accept_proxy; /* for sessions accepted from now on */
+        l->request_timeout_ms = c->request_timeout_ms;
         l->full = l->active >= l->max_connections;
         listener_refresh(l);
     }

@@ -1,7 +1,8 @@
 /* session: one accepted client through its phases —
  *   ACCEPTED   the client socket is set up and watched from now on;
- *   PREREAD    bytes needed before the pick (none in tcp mode today; a
- *              PROXY header, a TLS handshake or an HTTP head later);
+ *   PREREAD    bytes needed before the pick: the PROXY header of a
+ *              listener with accept_proxy (later also a TLS handshake or an
+ *              HTTP head);
  *   PICK       the pick key is chosen (the client's IP by default);
  *   CONNECTING the upstream picks a backend and connects, retrying others;
  *   RELAYING   the relay moves bytes both ways until both are done.
@@ -27,6 +28,7 @@
 #include "lb/listener.h"
 #include "lb/log.h"
 #include "lb/pool.h"
+#include "lb/proto/proxy_proto.h"
 #include "lb/relay.h"
 #include "lb/runtime.h"
 #include "lb/session.h"
@@ -49,8 +51,19 @@ struct session {
     struct relay relay;
     struct event idle_timer; /* while relaying, when the listener has an idle timeout */
     uint64_t start_ms;
-    struct sockaddr_storage client_addr;
+    struct sockaddr_storage client_addr; /* the PROXY header's source, when it gave one */
     socklen_t client_len;
+    /* The address the client reached, when a PROXY header said it (for
+     * send_proxy); family 0: the client socket's own (getsockname). */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } proxied_dst;
+    /* PREREAD: the bytes of a PROXY header that came in pieces (NULL when
+     * none are waiting). */
+    unsigned char *preread;
+    size_t preread_len;
     /* No buffers: each flow takes one from rt->bufs only while it holds
      * bytes (lb/io/bufpool.h), so an idle session is just this struct. */
 };
@@ -66,6 +79,8 @@ static const char *const end_text[] = {
     [SESSION_END_BACKEND_DISABLED] = "backend disabled",
     [SESSION_END_SHUTDOWN] = "shutdown",
     [SESSION_END_INTERNAL_ERROR] = "internal error",
+    [SESSION_END_BAD_PROXY] = "bad proxy header",
+    [SESSION_END_PROXY_TIMEOUT] = "proxy header timeout",
 };
 
 const char *session_end_text(enum session_end why)
@@ -103,6 +118,7 @@ static void session_close(struct session *s, enum session_end why)
         s->client.conn.ops->reset(&s->client.conn);
     upstream_free(&s->upstream, why == SESSION_END_CLIENT_ERROR);
     s->client.conn.ops->close(&s->client.conn);
+    free(s->preread);
     LIST_REMOVE(s, link);
     free(s);
     runtime_session_ended(l->rt, l);
@@ -166,10 +182,37 @@ void session_idle_rearm_all(struct runtime *rt)
     }
 }
 
+/* send_proxy: the PROXY header goes to the fresh backend connection
+ * before any byte of the client's. It is at most a few dozen bytes on a
+ * socket that has sent nothing, so one write takes it whole. 0 or -1. */
+static int session_send_proxy(struct session *s, struct upstream *u)
+{
+    struct sockaddr_storage local;
+    const struct sockaddr *dst = &s->proxied_dst.sa;
+    if (dst->sa_family == 0) {
+        socklen_t len = sizeof(local);
+        if (getsockname(s->client.conn.fd, (struct sockaddr *)&local, &len) < 0)
+            return -1;
+        dst = (const struct sockaddr *)&local;
+    }
+    const struct sockaddr *src = (const struct sockaddr *)&s->client_addr;
+    unsigned char hdr[PROXY_V1_MAX];
+    size_t n = u->pool->send_proxy == LB_PROXY_V1 ? proxy_write_v1(hdr, sizeof(hdr), src, dst)
+                                                  : proxy_write_v2(hdr, sizeof(hdr), src, dst);
+    struct iovec iov = {hdr, n};
+    return n > 0 && conn_writev(&u->server.conn, &iov, 1) == (ssize_t)n ? 0 : -1;
+}
+
 /* CONNECTING -> RELAYING: the upstream's server side joins the relay. */
 static void on_upstream_connected(struct upstream *u)
 {
     struct session *s = u->owner;
+    if (u->pool->send_proxy != LB_PROXY_OFF && session_send_proxy(s, u) < 0) {
+        log_debug("listener %s: backend %s: cannot send the PROXY header: %s", s->listener->name,
+                  u->backend->id, strerror(errno));
+        session_close(s, SESSION_END_BACKEND_ERROR);
+        return;
+    }
     s->phase = SESSION_RELAYING;
     /* What the client sent while the backend connected goes to it now. */
     u->backend->bytes_out += s->relay.up.bytes;
@@ -186,6 +229,127 @@ static void on_upstream_failed(struct upstream *u, enum session_end why)
     session_close(u->owner, why);
 }
 
+/* accept_proxy: ends s for what came instead of a PROXY header (counted
+ * on the listener; the detail goes to the debug log only, a client could
+ * send one per connection). */
+static void session_proxy_reject(struct session *s, enum session_end why, const char *detail)
+{
+    s->listener->proxy_rejected++;
+    if (log_enabled(LB_LOG_DEBUG)) {
+        char client[INET6_ADDRSTRLEN + 16];
+        sockaddr_text((struct sockaddr *)&s->client_addr, client, sizeof(client));
+        log_debug("listener %s: client %s: %s", s->listener->name, client, detail);
+    }
+    session_close(s, why);
+}
+
+static void on_proxy_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    session_proxy_reject(arg, SESSION_END_PROXY_TIMEOUT,
+                         "no complete PROXY header within request_timeout_ms");
+}
+
+static void session_advance(struct session *s);
+
+/* The PROXY header's addresses become the session's: iphash, the log,
+ * X-Forwarded-For and a send_proxy header see the client it names. */
+static void session_take_proxy(struct session *s, const struct proxy_addr *pa)
+{
+    if (pa->local)
+        return;
+    socklen_t len =
+        pa->src.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+    memcpy(&s->client_addr, &pa->src, len);
+    s->client_len = len;
+    memcpy(&s->proxied_dst, &pa->dst,
+           pa->dst.ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+}
+
+/* PREREAD with accept_proxy. The client's bytes are peeked so that only
+ * the header itself is taken off the socket: what the client sent after
+ * it stays there for the relay. Bytes of a header not complete yet are
+ * taken off and kept (s->preread) — all of them belong to the header, and
+ * left in the socket they would keep it readable. */
+static void on_proxy_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct session *s = arg;
+    unsigned char buf[PROXY_HEADER_MAX];
+    size_t have = s->preread_len;
+    if (have)
+        memcpy(buf, s->preread, have);
+    ssize_t n;
+    do
+        n = recv(fd, buf + have, sizeof(buf) - have, MSG_PEEK);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (n < 0) {
+        session_close(s, SESSION_END_CLIENT_ERROR);
+        return;
+    }
+    if (n == 0) { /* a peer that connects and leaves (a TCP probe) is not an error */
+        if (have == 0)
+            session_close(s, SESSION_END_CLIENT_CLOSED);
+        else
+            session_proxy_reject(s, SESSION_END_BAD_PROXY, "closed inside the PROXY header");
+        return;
+    }
+    struct proxy_addr pa;
+    size_t used = 0;
+    const char *why = "";
+    enum proxy_result res = proxy_parse(buf, have + (size_t)n, &pa, &used, &why);
+    if (res == PROXY_INVALID) {
+        session_proxy_reject(s, SESSION_END_BAD_PROXY, why);
+        return;
+    }
+    size_t take = res == PROXY_OK ? used - have : (size_t)n;
+    if (recv(fd, buf + have, take, 0) != (ssize_t)take) { /* what MSG_PEEK saw is there */
+        session_close(s, SESSION_END_CLIENT_ERROR);
+        return;
+    }
+    if (res == PROXY_NEED_MORE) {
+        if (!s->preread && !(s->preread = malloc(PROXY_HEADER_MAX))) {
+            log_error("listener %s: out of memory for a PROXY header; closing a session",
+                      s->listener->name);
+            session_close(s, SESSION_END_INTERNAL_ERROR);
+            return;
+        }
+        memcpy(s->preread + have, buf + have, (size_t)n);
+        s->preread_len = have + (size_t)n;
+        return;
+    }
+    free(s->preread);
+    s->preread = NULL;
+    s->preread_len = 0;
+    event_del(&s->client.rev);
+    event_del(&s->idle_timer);
+    session_take_proxy(s, &pa);
+    s->phase = SESSION_PICK;
+    if (relay_watch_client(&s->relay) < 0)
+        return;
+    session_advance(s);
+}
+
+/* PREREAD: waits for the PROXY header, within request_timeout_ms. The
+ * client side's read event and the idle timer serve for it; the relay and
+ * the idle timeout take them over afterwards. */
+static void session_proxy_wait(struct session *s)
+{
+    struct event_base *base = s->listener->rt->base;
+    event_assign(&s->client.rev, base, s->client.conn.fd, EV_READ | EV_PERSIST, on_proxy_readable,
+                 s);
+    evtimer_assign(&s->idle_timer, base, on_proxy_timeout, s);
+    struct timeval tv = clock_timeval(s->listener->request_timeout_ms);
+    if (event_add(&s->client.rev, NULL) < 0 || evtimer_add(&s->idle_timer, &tv) < 0) {
+        log_error("listener %s: cannot watch a socket: %s; closing a session", s->listener->name,
+                  strerror(errno));
+        session_close(s, SESSION_END_INTERNAL_ERROR);
+    }
+}
+
 /* Moves s through the phases that need nothing from outside; a phase that
  * waits (PREREAD for bytes, CONNECTING for the backend) returns, and its
  * event calls back here or into the next phase. */
@@ -196,7 +360,10 @@ static void session_advance(struct session *s)
         s->phase = SESSION_PREREAD;
         /* fall through */
     case SESSION_PREREAD:
-        /* tcp mode reads nothing before the pick. */
+        if (s->listener->accept_proxy) {
+            session_proxy_wait(s);
+            return;
+        }
         s->phase = SESSION_PICK;
         /* fall through */
     case SESSION_PICK:
@@ -263,7 +430,8 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 
     LIST_INSERT_HEAD(&rt->sessions, s, link);
     runtime_session_started(rt, l);
-    if (relay_watch_client(&s->relay) < 0)
+    /* With accept_proxy the relay reads only after the header (PREREAD). */
+    if (!l->accept_proxy && relay_watch_client(&s->relay) < 0)
         return;
     session_advance(s);
 }

@@ -22,6 +22,8 @@ enum session_end {
     SESSION_END_BACKEND_DISABLED, /* the admin disabled its backend */
     SESSION_END_SHUTDOWN,         /* lb stopped (grace period over) */
     SESSION_END_INTERNAL_ERROR,   /* lb could not watch a socket (epoll out of memory) */
+    SESSION_END_BAD_PROXY,        /* accept_proxy: what the client sent first is no PROXY header */
+    SESSION_END_PROXY_TIMEOUT,    /* accept_proxy: no complete header within request_timeout_ms */
 };
 /* The word for why in the session log line ("client closed", ...). */
 const char *session_end_text(enum session_end why);

@@ -82,10 +82,11 @@ json_t *admin_json_status(const struct runtime *rt, const struct admin_http_stat
 
 static json_t *listener_json(const struct listener *l)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I}", "name", l->name, "listen", l->listen,
-                     "mode", config_mode_name(l->mode), "pool", l->pool->name, "retired",
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:b, s:I}", "name", l->name, "listen",
+                     l->listen, "mode", config_mode_name(l->mode), "pool", l->pool->name, "retired",
                      l->retired, "active_connections", (json_int_t)l->active, "total_connections",
-                     (json_int_t)l->total);
+                     (json_int_t)l->total, "accept_proxy", l->accept_proxy, "proxy_rejected",
+                     (json_int_t)l->proxy_rejected);
 }
 
 json_t *admin_json_listeners(const struct runtime *rt)

@@ -247,6 +247,13 @@ static void render_listeners(struct render *r, const struct runtime *rt)
         render_escaped(r, rt->listeners[i]->name);
         render_printf(r, "\"} %" PRIu64 "\n", rt->listeners[i]->active);
     }
+    render_family(r, "lb_listener_proxy_rejected_total", "counter",
+                  "Clients closed for a missing, malformed or late PROXY header (accept_proxy).");
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        render_str(r, "lb_listener_proxy_rejected_total{listener=\"");
+        render_escaped(r, rt->listeners[i]->name);
+        render_printf(r, "\"} %" PRIu64 "\n", rt->listeners[i]->proxy_rejected);
+    }
 }
 
 static void render_process(struct render *r, const struct runtime *rt)

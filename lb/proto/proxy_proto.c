@@ -302,6 +302,21 @@ static enum proxy_result v2_parse(const unsigned char *buf, size_t len, struct p
         return fail(why, "v2: bad command");
     if (len < 14)
         return PROXY_NEED_MORE;
+    if (cmd == V2_CMD_LOCAL) {
+        /* The spec: a LOCAL header (the proxy in front checking us) keeps
+         * the connection's own addresses, and its family and block are
+         * ignored, whatever they hold. Only its length counts. */
+        if (len < V2_FIXED_LEN)
+            return PROXY_NEED_MORE;
+        size_t total = V2_FIXED_LEN + (size_t)get16(buf + 14);
+        if (total > PROXY_HEADER_MAX)
+            return fail(why, "v2: header too long");
+        if (len < total)
+            return PROXY_NEED_MORE;
+        *out = (struct proxy_addr){.local = true, .version = 2};
+        *consumed = total;
+        return PROXY_OK;
+    }
     int fam = buf[13];
     size_t addr_len;
     switch (fam) {
@@ -341,7 +356,7 @@ static enum proxy_result v2_parse(const unsigned char *buf, size_t len, struct p
     if (crc && !v2_crc_ok(buf, total, crc))
         return fail(why, "v2: crc32c mismatch");
     struct proxy_addr a = {.version = 2};
-    a.local = cmd == V2_CMD_LOCAL || fam == V2_FAM_UNSPEC || fam == V2_FAM_UNIX;
+    a.local = fam == V2_FAM_UNSPEC || fam == V2_FAM_UNIX;
     if (!a.local)
         v2_addrs(buf + V2_FIXED_LEN, fam, &a);
     *out = a;

@@ -176,7 +176,8 @@ START_TEST(read_endpoints)
     ck_assert_int_eq(json_array_size(harness_jget(ls, "listeners")), 1);
     json_t *l = harness_jget(ls, "listeners.0");
     ck_assert_str_eq(keys_of(l),
-                     "name listen mode pool retired active_connections total_connections");
+                     "name listen mode pool retired active_connections total_connections "
+                     "accept_proxy proxy_rejected");
     ck_assert(json_is_false(harness_jget(l, "retired")));
     ck_assert_str_eq(harness_jstr(l, "name"), "web");
     ck_assert_str_eq(harness_jstr(l, "listen"), harness_strf("127.0.0.1:%d", s.lport));

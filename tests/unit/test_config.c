@@ -1008,6 +1008,60 @@ START_TEST(test_splice)
 }
 END_TEST
 
+#define PROXY_LISTENER(kv)                                                                         \
+    "{'listeners': [{'name': 'web', 'listen': '127.0.0.1:8080', 'pool': 'app', " kv "}], "         \
+    "'pools': [" POOL "]}"
+#define PROXY_POOL(kv)                                                                             \
+    "{'listeners': [" LISTENER "], 'pools': [{'name': 'app', " kv                                  \
+    ", 'backends': [{'address': '127.0.0.1:9001'}]}]}"
+
+/* PROXY protocol: a listener's "accept_proxy" (off by default) and its
+ * "request_timeout_ms"; a pool's "send_proxy" ("v1", "v2"; off by default)
+ * and its health check's "send_proxy", which needs the pool's. */
+START_TEST(test_proxy_keys)
+{
+    struct lb_config *cfg = load_ok(KA_LISTENER("{}"));
+    ck_assert_int_eq(cfg->listeners[0].accept_proxy, 0);
+    ck_assert_uint_eq(cfg->listeners[0].request_timeout_ms, 10000);
+    ck_assert_int_eq(cfg->pools[0].send_proxy, LB_PROXY_OFF);
+    ck_assert_int_eq(cfg->pools[0].health.send_proxy, LB_PROXY_OFF);
+    config_free(cfg);
+    cfg = load_ok(PROXY_LISTENER("'accept_proxy': true, 'request_timeout_ms': 250"));
+    ck_assert_int_eq(cfg->listeners[0].accept_proxy, 1);
+    ck_assert_uint_eq(cfg->listeners[0].request_timeout_ms, 250);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'send_proxy': 'v1'"));
+    ck_assert_int_eq(cfg->pools[0].send_proxy, LB_PROXY_V1);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'send_proxy': 'v2', 'health_check': {'type': 'tcp', "
+                             "'send_proxy': true}"));
+    ck_assert_int_eq(cfg->pools[0].send_proxy, LB_PROXY_V2);
+    ck_assert_int_eq(cfg->pools[0].health.send_proxy, LB_PROXY_V2);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'send_proxy': 'off'"));
+    ck_assert_int_eq(cfg->pools[0].send_proxy, LB_PROXY_OFF);
+    config_free(cfg);
+
+    ck_config_error(PROXY_LISTENER("'accept_proxy': 'yes'"),
+                    ":1:91: listeners[0].accept_proxy: must be true or false (got a string)");
+    ck_config_error(PROXY_LISTENER("'request_timeout_ms': 99"),
+                    ":1:97: listeners[0].request_timeout_ms: must be an integer from 100 to "
+                    "3600000 (got 99)");
+    ck_config_error(PROXY_POOL("'send_proxy': 'v3'"),
+                    ":1:117: pools[0].send_proxy: must be one of \"off\", \"v1\", \"v2\" "
+                    "(got \"v3\")");
+    ck_config_error(PROXY_POOL("'send_proxy': true"),
+                    ":1:117: pools[0].send_proxy: must be a string");
+    ck_config_error(PROXY_POOL("'health_check': {'type': 'tcp', 'send_proxy': true}"),
+                    ":1:149: pools[0].health_check.send_proxy: needs the pool's \"send_proxy\" "
+                    "(\"v1\" or \"v2\"): the check sends that version");
+    ck_config_error(PROXY_POOL("'send_proxy': 'v1', 'health_check': {'type': 'tcp', "
+                               "'send_proxy': 1}"),
+                    ":1:169: pools[0].health_check.send_proxy: must be true or false (got an "
+                    "integer)");
+}
+END_TEST
+
 START_TEST(test_keepalive_errors)
 {
     ck_config_error(KA_LISTENER("{'idle': 0}"),
@@ -1182,6 +1236,7 @@ Suite *config_suite(void)
     tcase_add_test(ok, test_keepalive);
     tcase_add_test(bad, test_keepalive_errors);
     tcase_add_test(bad, test_splice);
+    tcase_add_test(bad, test_proxy_keys);
     suite_add_tcase(s, bad);
     return s;
 }

@@ -1113,6 +1113,47 @@ START_TEST(test_free_in_flight)
 }
 END_TEST
 
+/* A prefix (the PROXY header of a send_proxy pool) goes out first, then
+ * the http request; a reload with the same settings keeps the check
+ * (health_check_matches looks past the prefix), one with another PROXY
+ * version does not. */
+START_TEST(test_prefix)
+{
+    struct event_base *base = event_base_new();
+    struct lb_health_conf conf = conf_make(LB_CHECK_HTTP, 10000, 1000);
+    conf.send_proxy = LB_PROXY_V1;
+    struct srv srv;
+    struct rec rec;
+
+    ck_assert_int_eq(
+        srv_start(&srv, base, AF_INET, SRV_RESPOND, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        0);
+    memset(&rec, 0, sizeof(rec));
+    rec.base = base;
+    rec.want = 1;
+    rec.hc =
+        health_check_new(base, &conf, (struct sockaddr *)&srv.addr, srv.addrlen, "h", rec_cb, &rec);
+    ck_assert_ptr_nonnull(rec.hc);
+    ck_assert_int_eq(health_check_set_prefix(rec.hc, "PROXY UNKNOWN\r\n", 15), 0);
+    ck_assert(health_check_matches(rec.hc, &conf, (struct sockaddr *)&srv.addr, srv.addrlen, "h"));
+    struct lb_health_conf other = conf;
+    other.send_proxy = LB_PROXY_V2;
+    ck_assert(
+        !health_check_matches(rec.hc, &other, (struct sockaddr *)&srv.addr, srv.addrlen, "h"));
+    ck_assert_int_eq(health_check_start(rec.hc), 0);
+    loop_run(base, 300);
+    ck_assert_int_eq(rec.count, 1);
+    ck_assert(rec.ok[0]);
+    ck_assert(srv.have_request);
+    ck_assert_str_eq(srv.request, "PROXY UNKNOWN\r\nGET /health HTTP/1.1\r\nHost: h\r\n"
+                                  "User-Agent: lb-health-check\r\nAccept: */*\r\n"
+                                  "Connection: close\r\n\r\n");
+    rec_done(&rec);
+    srv_stop(&srv);
+    event_base_free(base);
+}
+END_TEST
+
 START_TEST(test_info)
 {
     struct event_base *base = event_base_new();
@@ -1190,6 +1231,7 @@ Suite *health_suite(void)
     tcase_add_test(checks, test_free_in_callback);
     tcase_add_test(checks, test_free_in_flight);
     tcase_add_test(checks, test_info);
+    tcase_add_test(checks, test_prefix);
     suite_add_tcase(s, checks);
     return s;
 }

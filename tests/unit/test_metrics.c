@@ -117,6 +117,10 @@ static const char small_expected[] =
     "# HELP lb_listener_active_connections Open client sessions on the listener.\n"
     "# TYPE lb_listener_active_connections gauge\n"
     "lb_listener_active_connections{listener=\"web\"} 2\n"
+    "# HELP lb_listener_proxy_rejected_total Clients closed for a missing, malformed or late PROXY "
+    "header (accept_proxy).\n"
+    "# TYPE lb_listener_proxy_rejected_total counter\n"
+    "lb_listener_proxy_rejected_total{listener=\"web\"} 3\n"
     "# HELP lb_backend_up 1 when the backend is available for new connections, else 0.\n"
     "# TYPE lb_backend_up gauge\n"
     "lb_backend_up{pool=\"app\",backend=\"web1\"} 1\n"
@@ -211,6 +215,7 @@ START_TEST(small_exact)
     rt.reloads_ok = 3;
     rt.reloads_failed = 1;
     runtime_add_listener(&rt, listener_make("web", 12, 2));
+    rt.listeners[0]->proxy_rejected = 3;
     struct pool *pool = runtime_add_pool(&rt, "app", 2, "web", true);
 
     struct backend *b1 = pool->backends[0];
@@ -265,7 +270,7 @@ START_TEST(empty_runtime)
     struct runtime rt = {0};
     char *text = render(&rt);
     assert_valid(text);
-    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 2 * 2 + 6 * 2);
+    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 3 * 2 + 6 * 2);
     double v;
     ck_assert(prom_value(text, "lb_up", &v));
     ck_assert(v == 1);
@@ -327,7 +332,7 @@ START_TEST(ten_thousand_backends)
     char *text = render(&rt);
     assert_valid(text);
     int per_backend = 6, per_checked = LB_CHECK_BUCKETS + 3;
-    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 2 * (2 + 100) + 6 * 2 +
+    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 3 * (2 + 100) + 6 * 2 +
                                             10000 * per_backend + 5000 * per_checked);
     double v;
     ck_assert(prom_value(

@@ -601,8 +601,33 @@ START_TEST(test_parse_v2_max)
 END_TEST
 
 /* A wrong CRC32C, refused only once the whole header is in: one bit of the
- * checksum or of the addresses it covers flipped, the command changed, a
- * TLV after it that it does not cover. */
+ * checksum or of the addresses it covers flipped, a TLV after it that it
+ * does not cover. */
+/* A LOCAL header keeps the connection's addresses and, as the spec says,
+ * its family and block are ignored whatever they hold (here a UDP family,
+ * bytes that are no TLV, and a checksum TLV that does not match): only
+ * its length counts. */
+START_TEST(test_parse_v2_local_ignores_its_block)
+{
+    static const unsigned char h[] = SIG "\x20\x12\x00\x0a"
+                                         "\x01\x02\x03"
+                                         "\x03\x00\x04\xde\xad\xbe\xef"
+                                         "data";
+    struct proxy_addr a;
+    size_t used = 0;
+    const char *why = NULL;
+    for (size_t len = 0; len < 26; len++)
+        ck_assert_int_eq(proxy_parse(h, len, &a, &used, &why), PROXY_NEED_MORE);
+    ck_assert_int_eq(proxy_parse(h, sizeof(h) - 1, &a, &used, &why), PROXY_OK);
+    ck_assert_uint_eq(used, 26);
+    ck_assert(a.local);
+    ck_assert_int_eq(a.version, 2);
+    static const unsigned char big[] = SIG "\x20\x00\x0f\xf1";
+    ck_assert_int_eq(proxy_parse(big, 16, &a, &used, &why), PROXY_INVALID);
+    ck_assert_str_eq(why, "v2: header too long");
+}
+END_TEST
+
 START_TEST(test_parse_v2_crc_mismatch)
 {
     static const unsigned char good[] = SIG "\x21\x11\x00\x13"
@@ -624,9 +649,6 @@ START_TEST(test_parse_v2_crc_mismatch)
             check_bad(what, h, len, len, "v2: crc32c mismatch");
         }
     }
-    memcpy(h, good, len);
-    h[12] = 0x20; /* LOCAL */
-    check_bad("command changed", h, len, len, "v2: crc32c mismatch");
     /* The same checksum with a NOOP TLV after it (length 0x17). */
     memcpy(h, good, len);
     memcpy(h + len, "\x04\x00\x01z", 4);
@@ -761,7 +783,6 @@ static const struct bad bad[] = {
     BAD("v2 UDP over IPv4", SIG "\x21\x12\x00\x0c" V4, SIG "\x21\x12", "v2: udp family"),
     BAD("v2 UDP over IPv6", SIG "\x21\x22\x00\x24", SIG "\x21\x22", "v2: udp family"),
     BAD("v2 UNIX datagram", SIG "\x21\x32\x00\x00", SIG "\x21\x32", "v2: udp family"),
-    BAD("v2 LOCAL with UDP", SIG "\x20\x12\x00\x00", SIG "\x20\x12", "v2: udp family"),
     BAD("v2 family 4", SIG "\x21\x41\x00\x0c" V4, SIG "\x21\x41", "v2: bad family"),
     BAD("v2 transport 3", SIG "\x21\x13\x00\x0c" V4, SIG "\x21\x13", "v2: bad family"),
     BAD("v2 UNSPEC with TCP", SIG "\x21\x01\x00\x00", SIG "\x21\x01", "v2: bad family"),
@@ -783,7 +804,7 @@ static const struct bad bad[] = {
         SIG "\x21\x11\x00\x0f" V4 "\x04\x00\x01", "v2: truncated tlv"),
     BAD("v2 TLV header of 2", SIG "\x21\x11\x00\x0e" V4 "\x04\x00", SIG "\x21\x11\x00\x0e",
         "v2: truncated tlv"),
-    BAD("v2 TLV header of 1", SIG "\x20\x00\x00\x01\x04", SIG "\x20\x00\x00\x01",
+    BAD("v2 TLV header of 1", SIG "\x21\x00\x00\x01\x04", SIG "\x21\x00\x00\x01",
         "v2: truncated tlv"),
     BAD("v2 second TLV truncated", SIG "\x21\x11\x00\x14" V4 "\x04\x00\x01z\x04\x00\x02z",
         SIG "\x21\x11\x00\x14" V4 "\x04\x00\x01z\x04\x00\x02", "v2: truncated tlv"),
@@ -860,6 +881,7 @@ static Suite *proxy_proto_suite(void)
     tcase_add_test(tc, test_parse_v2_tlvs);
     tcase_add_test(tc, test_parse_v2_max);
     tcase_add_test(tc, test_parse_v2_crc_mismatch);
+    tcase_add_test(tc, test_parse_v2_local_ignores_its_block);
     tcase_add_test(tc, test_parse_empty_and_null_why);
     suite_add_tcase(s, tc);
 

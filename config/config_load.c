@@ -720,7 +720,8 @@ static int load_expect_status(struct loader *ld, json_t *obj, struct lb_health_c
 }
 
 /* The pool's optional "health_check" object. */
-static int load_health_check(struct loader *ld, json_t *pool, struct lb_health_conf *hc)
+static int load_health_check(struct loader *ld, json_t *pool, struct lb_health_conf *hc,
+                             enum lb_proxy_version pool_proxy)
 {
     static const char *const types[] = {"tcp", "http", NULL};
     char q[CONFIG_ESCAPE_SIZE];
@@ -753,9 +754,19 @@ static int load_health_check(struct loader *ld, json_t *pool, struct lb_health_c
         load_uint(ld, obj, &RULE_HC_RISE, &hc->rise) < 0 ||
         load_uint(ld, obj, &RULE_HC_FALL, &hc->fall) < 0 ||
         load_uint(ld, obj, &RULE_HC_PORT, &hc->port) < 0 ||
-        load_bool(ld, obj, "send_proxy", 0, &send_proxy) < 0)
+        load_bool(ld, obj, "send_proxy", -1, &send_proxy) < 0)
         return -1;
-    hc->send_proxy = send_proxy ? LB_PROXY_V1 : LB_PROXY_OFF; /* the pool's version, later */
+    /* The pool's version. Without the key: on the traffic port, which a
+     * backend that wants the header would refuse checks on otherwise. */
+    if (send_proxy < 0)
+        send_proxy = hc->port == 0;
+    hc->send_proxy = send_proxy ? pool_proxy : LB_PROXY_OFF;
+    if (send_proxy && pool_proxy == LB_PROXY_OFF && json_object_get(obj, "send_proxy")) {
+        path_push_key(ld, "send_proxy");
+        return load_fail(ld, AT_VALUE,
+                         "needs the pool's \"send_proxy\" (\"v1\" or \"v2\"): the check sends "
+                         "that version");
+    }
     if (hc->type == LB_CHECK_TCP) {
         for (size_t k = 0; CHECK_HTTP_ONLY[k]; k++) {
             if (!json_object_get(obj, CHECK_HTTP_ONLY[k]))
@@ -808,26 +819,15 @@ static int load_passive(struct loader *ld, json_t *pool, struct lb_passive_conf 
     return 0;
 }
 
-/* The pool's optional "send_proxy" ("v1" or "v2"), and whether its health
- * check may ask for one (it sends the pool's version). */
-static int load_send_proxy(struct loader *ld, json_t *pool, struct lb_pool_conf *p)
+/* The pool's optional "send_proxy": "off", "v1" or "v2". */
+static int load_send_proxy(struct loader *ld, json_t *pool, enum lb_proxy_version *out)
 {
     static const char *const versions[] = {"off", "v1", "v2", NULL};
     int v;
 
     if (load_choice(ld, pool, "send_proxy", versions, LB_PROXY_OFF, &v) < 0)
         return -1;
-    p->send_proxy = (enum lb_proxy_version)v;
-    if (p->health.send_proxy == LB_PROXY_OFF)
-        return 0;
-    p->health.send_proxy = p->send_proxy;
-    if (p->send_proxy == LB_PROXY_OFF) {
-        path_push_key(ld, "health_check");
-        path_push_key(ld, "send_proxy");
-        return load_fail(ld, AT_VALUE,
-                         "needs the pool's \"send_proxy\" (\"v1\" or \"v2\"): the check sends "
-                         "that version");
-    }
+    *out = (enum lb_proxy_version)v;
     return 0;
 }
 
@@ -855,8 +855,9 @@ static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size
         load_uint(ld, obj, &RULE_RETRIES, &p->retries) < 0 ||
         load_uint(ld, obj, &RULE_HASH_TABLE_SIZE, &p->hash_table_size) < 0 ||
         load_uint(ld, obj, &RULE_SLOW_START, &p->slow_start_ms) < 0 ||
-        load_health_check(ld, obj, &p->health) < 0 || load_passive(ld, obj, &p->passive) < 0 ||
-        load_keepalive(ld, obj, &p->keepalive) < 0 || load_send_proxy(ld, obj, p) < 0)
+        load_send_proxy(ld, obj, &p->send_proxy) < 0 ||
+        load_health_check(ld, obj, &p->health, p->send_proxy) < 0 ||
+        load_passive(ld, obj, &p->passive) < 0 || load_keepalive(ld, obj, &p->keepalive) < 0)
         return -1;
     if (load_array(ld, obj, "backends", "backend", &arr) < 0)
         return -1;

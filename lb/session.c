@@ -183,16 +183,17 @@ void session_idle_rearm_all(struct runtime *rt)
 }
 
 /* send_proxy: the PROXY header goes to the fresh backend connection
- * before any byte of the client's. It is at most a few dozen bytes on a
- * socket that has sent nothing, so one write takes it whole. 0 or -1. */
-static int session_send_proxy(struct session *s, struct upstream *u)
+ * before any byte of the client's. It is at most 107 bytes on a socket
+ * that has sent nothing, so one write takes it whole (a partial one counts
+ * as a failure rather than leave a cut header). NULL, or why it failed. */
+static const char *session_send_proxy(struct session *s, struct upstream *u)
 {
     struct sockaddr_storage local;
     const struct sockaddr *dst = &s->proxied_dst.sa;
     if (dst->sa_family == 0) {
         socklen_t len = sizeof(local);
         if (getsockname(s->client.conn.fd, (struct sockaddr *)&local, &len) < 0)
-            return -1;
+            return strerror(errno);
         dst = (const struct sockaddr *)&local;
     }
     const struct sockaddr *src = (const struct sockaddr *)&s->client_addr;
@@ -200,16 +201,20 @@ static int session_send_proxy(struct session *s, struct upstream *u)
     size_t n = u->pool->send_proxy == LB_PROXY_V1 ? proxy_write_v1(hdr, sizeof(hdr), src, dst)
                                                   : proxy_write_v2(hdr, sizeof(hdr), src, dst);
     struct iovec iov = {hdr, n};
-    return n > 0 && conn_writev(&u->server.conn, &iov, 1) == (ssize_t)n ? 0 : -1;
+    ssize_t w = n > 0 ? conn_writev(&u->server.conn, &iov, 1) : -1;
+    if (w < 0)
+        return n > 0 ? strerror(errno) : "cannot write the header";
+    return (size_t)w == n ? NULL : "short write";
 }
 
 /* CONNECTING -> RELAYING: the upstream's server side joins the relay. */
 static void on_upstream_connected(struct upstream *u)
 {
     struct session *s = u->owner;
-    if (u->pool->send_proxy != LB_PROXY_OFF && session_send_proxy(s, u) < 0) {
+    const char *why = u->pool->send_proxy != LB_PROXY_OFF ? session_send_proxy(s, u) : NULL;
+    if (why) {
         log_debug("listener %s: backend %s: cannot send the PROXY header: %s", s->listener->name,
-                  u->backend->id, strerror(errno));
+                  u->backend->id, why);
         session_close(s, SESSION_END_BACKEND_ERROR);
         return;
     }
@@ -305,18 +310,26 @@ static void on_proxy_readable(evutil_socket_t fd, short what, void *arg)
         session_proxy_reject(s, SESSION_END_BAD_PROXY, why);
         return;
     }
+    /* The parser never ends a header inside bytes it called incomplete
+     * before; checked anyway, since take sizes a read into buf. */
+    if (res == PROXY_OK && (used <= have || used - have > (size_t)n)) {
+        session_proxy_reject(s, SESSION_END_BAD_PROXY, "header ends where it cannot");
+        return;
+    }
     size_t take = res == PROXY_OK ? used - have : (size_t)n;
     if (recv(fd, buf + have, take, 0) != (ssize_t)take) { /* what MSG_PEEK saw is there */
         session_close(s, SESSION_END_CLIENT_ERROR);
         return;
     }
-    if (res == PROXY_NEED_MORE) {
-        if (!s->preread && !(s->preread = malloc(PROXY_HEADER_MAX))) {
+    if (res == PROXY_NEED_MORE) { /* kept at its size: a v1 line is at most 107 bytes */
+        unsigned char *kept = realloc(s->preread, have + (size_t)n);
+        if (!kept) {
             log_error("listener %s: out of memory for a PROXY header; closing a session",
                       s->listener->name);
             session_close(s, SESSION_END_INTERNAL_ERROR);
             return;
         }
+        s->preread = kept;
         memcpy(s->preread + have, buf + have, (size_t)n);
         s->preread_len = have + (size_t)n;
         return;

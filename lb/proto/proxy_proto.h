@@ -44,10 +44,11 @@ enum proxy_result { PROXY_INVALID = -1, PROXY_NEED_MORE = 0, PROXY_OK = 1 };
  * family's own address syntax, ports 0..65535 in decimal without sign or
  * leading zero) or "PROXY UNKNOWN" and then a space and anything, or the
  * CRLF; printable US-ASCII only, PROXY_V1_MAX bytes at most. v2 is command
- * LOCAL or PROXY and family TCP over IPv4 or IPv6 (addresses taken), UNSPEC
- * or UNIX stream (local); UDP and other families are invalid, in LOCAL too.
- * The bytes after the address block must be whole TLVs; a CRC32C one is
- * verified, the others ignored. */
+ * LOCAL (local: as the spec says, its family and block are ignored, only
+ * its length counts) or PROXY with family TCP over IPv4 or IPv6 (addresses
+ * taken), UNSPEC or UNIX stream (local); UDP and other families are
+ * invalid. After a PROXY header's address block the bytes must be whole
+ * TLVs; a CRC32C one is verified, the others ignored. */
 enum proxy_result proxy_parse(const void *buf, size_t len, struct proxy_addr *out, size_t *consumed,
                               const char **why);
 

@@ -40,6 +40,7 @@ static void rig_start(struct rig *r, const char *listener_keys, const char *pool
     {
         harness_jset(cfg, harness_strf("listeners.0.%s", key), json_incref(v));
     }
+    json_decref(extra);
     harness_jset(cfg, "admin.listen", json_string(harness_lo(r->aport)));
     harness_lb_start_json(&r->lb, cfg, r->port);
 }
@@ -68,7 +69,8 @@ static long long proxy_rejected(int aport)
 {
     struct harness_reply rep = harness_call(aport, "GET", "/api/v1/listeners", NULL, NULL);
     ck_assert_int_eq(rep.status, 200);
-    return harness_jint(harness_jparse(rep.body), "listeners.0.proxy_rejected");
+    ck_assert_ptr_nonnull(rep.json);
+    return harness_jint(rep.json, "listeners.0.proxy_rejected");
 }
 
 /* A v1 header from the client names the client; lb's own v1 header to
@@ -243,6 +245,51 @@ START_TEST(accept_proxy_times_out)
 }
 END_TEST
 
+/* Around the header: one that is complete cancels the deadline (the
+ * session outlives request_timeout_ms, and the client's bytes sent after a
+ * pause still arrive); a stream that ends inside a header, and one that
+ * turns bad after a good start, are rejected; and lb stops cleanly with a
+ * header still incomplete (no leak under ASan). */
+START_TEST(accept_proxy_edges)
+{
+    struct rig r;
+    rig_start(&r, "\"accept_proxy\": true, \"request_timeout_ms\": 300", "");
+    int fd = harness_connect_ok("127.0.0.1", r.port);
+    const char *hdr = "PROXY TCP4 192.0.2.9 198.51.100.1 4000 443\r\n";
+    ck_assert(harness_send_all(fd, hdr, strlen(hdr), HARNESS_WAIT_MS));
+    harness_sleep_ms(600);
+    ck_assert(harness_send_all(fd, "late", 4, HARNESS_WAIT_MS));
+    shutdown(fd, SHUT_WR);
+    char got[64];
+    ssize_t n = harness_read_eof(fd, got, sizeof(got), HARNESS_WAIT_MS);
+    close(fd);
+    ck_bytes(got, (size_t)(n < 0 ? 0 : n), "late", 4);
+
+    fd = harness_connect_ok("127.0.0.1", r.port);
+    ck_assert(harness_send_all(fd, "PROXY TCP4 1.2", 14, HARNESS_WAIT_MS));
+    harness_sleep_ms(50);
+    shutdown(fd, SHUT_WR);
+    ck_assert(harness_wait_closed(fd, HARNESS_WAIT_MS) >= 0);
+    close(fd);
+
+    fd = harness_connect_ok("127.0.0.1", r.port);
+    ck_assert(harness_send_all(fd, "PROXY TCP4 1.2.3.4 ", 19, HARNESS_WAIT_MS));
+    harness_sleep_ms(50);
+    ck_assert(harness_send_all(fd, "5.6.7.8 1 2 3\r\n", 15, HARNESS_WAIT_MS));
+    ck_assert(harness_wait_closed(fd, HARNESS_WAIT_MS) >= 0);
+    close(fd);
+    ck_assert(harness_log_wait(r.lb.log, "reason=\"bad proxy header\"", 2, HARNESS_WAIT_MS));
+    ck_assert_int_eq(proxy_rejected(r.aport), 2);
+    ck_assert_int_eq(harness_log_count(r.lb.log, "proxy header timeout"), 0);
+
+    fd = harness_connect_ok("127.0.0.1", r.port);
+    ck_assert(harness_send_all(fd, "PROXY TCP6 ::1", 14, HARNESS_WAIT_MS));
+    harness_sleep_ms(50);
+    ck_assert_int_eq(harness_lb_stop(&r.lb), 0);
+    close(fd);
+}
+END_TEST
+
 /* A backend that writes the first bytes of each connection to a file of
  * its own (arg: the directory), one file per connection. */
 static void fn_record(int fd, void *arg)
@@ -386,6 +433,7 @@ static Suite *proxy_suite(void)
     tcase_add_test(tc, send_proxy_names_the_real_client);
     tcase_add_test(tc, accept_proxy_rejects_the_rest);
     tcase_add_test(tc, accept_proxy_times_out);
+    tcase_add_test(tc, accept_proxy_edges);
     tcase_add_test(tc, health_check_sends_local);
     tcase_add_test(tc, haproxy_in_front_and_behind);
     suite_add_tcase(s, tc);

@@ -1041,6 +1041,25 @@ START_TEST(test_proxy_keys)
     cfg = load_ok(PROXY_POOL("'send_proxy': 'off'"));
     ck_assert_int_eq(cfg->pools[0].send_proxy, LB_PROXY_OFF);
     config_free(cfg);
+    /* Without the check's key: on the traffic port the checks send the
+     * pool's header, on another port none; false turns it off. */
+    cfg = load_ok(PROXY_POOL("'send_proxy': 'v1', 'health_check': {'type': 'http'}"));
+    ck_assert_int_eq(cfg->pools[0].health.send_proxy, LB_PROXY_V1);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'send_proxy': 'v1', 'health_check': {'type': 'tcp', 'port': 81}"));
+    ck_assert_int_eq(cfg->pools[0].health.send_proxy, LB_PROXY_OFF);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'send_proxy': 'v2', 'health_check': {'type': 'tcp', 'port': 81, "
+                             "'send_proxy': true}"));
+    ck_assert_int_eq(cfg->pools[0].health.send_proxy, LB_PROXY_V2);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'send_proxy': 'v2', 'health_check': {'type': 'tcp', "
+                             "'send_proxy': false}"));
+    ck_assert_int_eq(cfg->pools[0].health.send_proxy, LB_PROXY_OFF);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'health_check': {'type': 'tcp'}"));
+    ck_assert_int_eq(cfg->pools[0].health.send_proxy, LB_PROXY_OFF);
+    config_free(cfg);
 
     ck_config_error(PROXY_LISTENER("'accept_proxy': 'yes'"),
                     ":1:91: listeners[0].accept_proxy: must be true or false (got a string)");

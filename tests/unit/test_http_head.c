@@ -3,6 +3,7 @@
  * status and reason, the framing of responses, and the bytes written on
  * (hop-by-hop headers, forwarding headers, sizes). */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,55 @@ START_TEST(test_request_fields_any_case)
     ck_assert_int_eq(h.headers[4].field, HTTP_FIELD_OTHER);
     ck_assert_int_eq(h.host, 2);
     ck_assert_int_eq(h.content_length, 3);
+}
+END_TEST
+
+/* Every name lb acts on, in three cases, and near misses; in a response,
+ * where "1" is a valid value for each. */
+START_TEST(test_field_names)
+{
+    static const struct {
+        const char *name;
+        int field;
+    } cases[] = {
+        {"Connection", HTTP_FIELD_CONNECTION},
+        {"Content-Length", HTTP_FIELD_CONTENT_LENGTH},
+        {"Expect", HTTP_FIELD_EXPECT},
+        {"Forwarded", HTTP_FIELD_FORWARDED},
+        {"Host", HTTP_FIELD_HOST},
+        {"Keep-Alive", HTTP_FIELD_KEEP_ALIVE},
+        {"Proxy-Connection", HTTP_FIELD_PROXY_CONNECTION},
+        {"TE", HTTP_FIELD_TE},
+        {"Trailer", HTTP_FIELD_TRAILER},
+        {"Transfer-Encoding", HTTP_FIELD_TRANSFER_ENCODING},
+        {"Upgrade", HTTP_FIELD_UPGRADE},
+        {"X-Forwarded-For", HTTP_FIELD_X_FORWARDED_FOR},
+        {"X-Forwarded-Port", HTTP_FIELD_X_FORWARDED_PORT},
+        {"X-Forwarded-Proto", HTTP_FIELD_X_FORWARDED_PROTO},
+        {"X-Real-IP", HTTP_FIELD_X_REAL_IP},
+        {"Connectio", HTTP_FIELD_OTHER},
+        {"Connections", HTTP_FIELD_OTHER},
+        {"T", HTTP_FIELD_OTHER},
+        {"TEE", HTTP_FIELD_OTHER},
+        {"X-Forwarded-Fo", HTTP_FIELD_OTHER},
+        {"X-Forwarded-Host", HTTP_FIELD_OTHER},
+        {"Cookie", HTTP_FIELD_OTHER},
+        {"Hosts", HTTP_FIELD_OTHER},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (int form = 0; form < 3; form++) {
+            char name[32], s[128];
+            size_t n = strlen(cases[i].name);
+            for (size_t k = 0; k <= n; k++) {
+                char c = cases[i].name[k];
+                name[k] = form == 0 ? c : form == 1 ? (char)tolower(c) : (char)toupper(c);
+            }
+            snprintf(s, sizeof(s), "HTTP/1.1 200 OK\r\n%s: 1\r\n\r\n", name);
+            struct http_head h;
+            resp_ok(s, false, &h);
+            ck_assert_msg(h.headers[0].field == cases[i].field, "%s: %d", name, h.headers[0].field);
+        }
+    }
 }
 END_TEST
 
@@ -1133,6 +1183,7 @@ Suite *http_head_suite(void)
     TCase *tc = tcase_create("parse");
     tcase_add_test(tc, test_request_spans);
     tcase_add_test(tc, test_request_fields_any_case);
+    tcase_add_test(tc, test_field_names);
     tcase_add_test(tc, test_request_content_length);
     tcase_add_test(tc, test_request_chunked);
     tcase_add_test(tc, test_request_keep_alive);

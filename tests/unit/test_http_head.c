@@ -1081,15 +1081,15 @@ START_TEST(test_write_forwarded_forms)
                      "Forwarded: for=unknown;proto=http\r\n"
                      "\r\n");
     /* An empty Host is quoted. */
-    struct sockaddr_in c = client4("192.0.2.7");
+    struct sockaddr_in c = client4("100.64.10.250");
     fw.client = (struct sockaddr *)&c;
     ck_assert_str_eq(req_write("GET / HTTP/1.1\r\nHost:\r\n\r\n", &fw),
                      "GET / HTTP/1.1\r\n"
                      "Host: \r\n"
-                     "X-Forwarded-For: 192.0.2.7\r\n"
+                     "X-Forwarded-For: 100.64.10.250\r\n"
                      "X-Forwarded-Proto: http\r\n"
                      "X-Forwarded-Port: 80\r\n"
-                     "Forwarded: for=192.0.2.7;proto=http;host=\"\"\r\n"
+                     "Forwarded: for=100.64.10.250;proto=http;host=\"\"\r\n"
                      "\r\n");
 }
 END_TEST

@@ -29,6 +29,12 @@ TEST_LDLIBS = $(shell pkg-config --libs check)
 
 LIB_SRCS := $(wildcard config/*.c health/*.c) $(filter-out lb/main.c,$(wildcard lb/*.c lb/*/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# llhttp comes from Debian's node-llhttp (scripts/install-deps), which ships C
+# sources, not a library: its three files are compiled from where Debian puts
+# them into liblb.a. Nothing of llhttp is copied into this repo.
+LLHTTP_SRC := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+LLHTTP_OBJS := $(addprefix $(BUILD)/obj/llhttp/,api.o http.o llhttp.o)
 TEST_SRCS := $(wildcard tests/*.c tests/harness/*.c tests/unit/*.c tests/integration/*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
@@ -40,11 +46,22 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
+# Only lb/proto/ speaks HTTP through llhttp, so only it sees llhttp's header.
+$(BUILD)/obj/lb/proto/%.o: CFLAGS += -I$(LLHTTP_INC)
+
+# llparse's generated code leaves hundreds of callback parameters unused, and
+# these are Debian's files, not ours to edit: for them alone that warning is
+# off and the others are shown but do not fail the build (a Debian update that
+# warns differently must not break lb's). Our own code keeps -Werror.
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Werror,$(CFLAGS)) -Wno-unused-parameter -I$(LLHTTP_INC) -MMD -MP -c -o $@ $<
+
 $(BUILD)/obj/tests/%.o: tests/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(TEST_CFLAGS) -DLB_BUILD_DIR='"$(abspath $(BUILD))"' -MMD -MP -c -o $@ $<
 
-$(BUILD)/liblb.a: $(LIB_OBJS)
+$(BUILD)/liblb.a: $(LIB_OBJS) $(LLHTTP_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 

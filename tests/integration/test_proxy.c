@@ -45,11 +45,14 @@ static void rig_start(struct rig *r, const char *listener_keys, const char *pool
     harness_lb_start_json(&r->lb, cfg, r->port);
 }
 
-/* Sends what, half-closes, and reads everything back until EOF into buf
- * (cap bytes); how many came. */
-static size_t roundtrip(int port, const void *what, size_t len, char *buf, size_t cap)
+/* Connects to port, sends what, half-closes, and reads everything back
+ * until EOF into buf (cap bytes); how many came. *cport (when not NULL):
+ * the client's own port. */
+static size_t roundtrip(int port, const void *what, size_t len, char *buf, size_t cap, int *cport)
 {
     int fd = harness_connect_ok("127.0.0.1", port);
+    if (cport)
+        *cport = harness_sock_port(fd);
     ck_assert(harness_send_all(fd, what, len, HARNESS_WAIT_MS));
     shutdown(fd, SHUT_WR);
     ssize_t n = harness_read_eof(fd, buf, cap, HARNESS_WAIT_MS);
@@ -82,7 +85,7 @@ START_TEST(accept_v1_send_v1)
     const char *hdr = "PROXY TCP4 192.0.2.7 198.51.100.1 5555 443\r\n";
     const char *msg = harness_strf("%shello", hdr);
     char got[256];
-    size_t n = roundtrip(r.port, msg, strlen(msg), got, sizeof(got));
+    size_t n = roundtrip(r.port, msg, strlen(msg), got, sizeof(got), NULL);
     ck_bytes(got, n, msg, strlen(msg));
     ck_assert(harness_log_wait(r.lb.log, "client=192.0.2.7:5555 ", 1, HARNESS_WAIT_MS));
     ck_assert(harness_log_contains(r.lb.log, "bytes_from_client=5 bytes_from_backend=49 "));
@@ -156,15 +159,11 @@ START_TEST(send_proxy_names_the_real_client)
 {
     struct rig r;
     rig_start(&r, "", "\"send_proxy\": \"v1\", ");
-    int fd = harness_connect_ok("127.0.0.1", r.port);
-    int cport = harness_sock_port(fd);
-    ck_assert(harness_send_all(fd, "hi", 2, HARNESS_WAIT_MS));
-    shutdown(fd, SHUT_WR);
+    int cport;
     char got[256];
-    ssize_t n = harness_read_eof(fd, got, sizeof(got), HARNESS_WAIT_MS);
-    close(fd);
+    size_t n = roundtrip(r.port, "hi", 2, got, sizeof(got), &cport);
     const char *want = harness_strf("PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\nhi", cport, r.port);
-    ck_bytes(got, (size_t)(n < 0 ? 0 : n), want, strlen(want));
+    ck_bytes(got, n, want, strlen(want));
     harness_lb_stop(&r.lb);
 
     struct rig r2;
@@ -178,14 +177,9 @@ START_TEST(send_proxy_names_the_real_client)
     const char *inputs[2] = {"PROXY UNKNOWN whatever\r\nok", (const char *)local};
     size_t lens[2] = {strlen(inputs[0]), sizeof(local)};
     for (int i = 0; i < 2; i++) {
-        fd = harness_connect_ok("127.0.0.1", r2.port);
-        cport = harness_sock_port(fd);
-        ck_assert(harness_send_all(fd, inputs[i], lens[i], HARNESS_WAIT_MS));
-        shutdown(fd, SHUT_WR);
-        n = harness_read_eof(fd, got, sizeof(got), HARNESS_WAIT_MS);
-        close(fd);
+        n = roundtrip(r2.port, inputs[i], lens[i], got, sizeof(got), &cport);
         want = harness_strf("PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\nok", cport, r2.port);
-        ck_bytes(got, (size_t)(n < 0 ? 0 : n), want, strlen(want));
+        ck_bytes(got, n, want, strlen(want));
     }
     ck_assert_int_eq(proxy_rejected(r2.aport), 0);
     harness_lb_stop(&r2.lb);
@@ -388,16 +382,12 @@ START_TEST(haproxy_in_front_and_behind)
     ck_assert(harness_wait_port("127.0.0.1", hfront, HARNESS_WAIT_MS));
     ck_assert(harness_wait_port("127.0.0.1", hback, HARNESS_WAIT_MS));
 
-    int fd = harness_connect_ok("127.0.0.1", hfront);
-    int cport = harness_sock_port(fd);
-    ck_assert(harness_send_all(fd, "via haproxy", 11, HARNESS_WAIT_MS));
-    shutdown(fd, SHUT_WR);
+    int cport;
     char got[256];
-    ssize_t n = harness_read_eof(fd, got, sizeof(got), HARNESS_WAIT_MS);
-    close(fd);
+    size_t len = roundtrip(hfront, "via haproxy", 11, got, sizeof(got), &cport);
     const char *want =
         harness_strf("PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\nvia haproxy", cport, hfront);
-    ck_bytes(got, (size_t)(n < 0 ? 0 : n), want, strlen(want));
+    ck_bytes(got, len, want, strlen(want));
     ck_assert(harness_log_wait(r.lb.log, harness_strf("client=127.0.0.1:%d ", cport), 1,
                                HARNESS_WAIT_MS));
 
@@ -409,14 +399,10 @@ START_TEST(haproxy_in_front_and_behind)
     harness_jset(c2, "listeners.0.name", json_string("web2"));
     struct harness_lb lbb;
     harness_lb_start_json(&lbb, c2, lb2);
-    fd = harness_connect_ok("127.0.0.1", lb2);
-    cport = harness_sock_port(fd);
     const char *req = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    ck_assert(harness_send_all(fd, req, strlen(req), HARNESS_WAIT_MS));
-    n = harness_read_eof(fd, got, sizeof(got) - 1, HARNESS_WAIT_MS);
-    close(fd);
-    ck_assert_int_gt(n, 0);
-    got[n] = '\0';
+    len = roundtrip(lb2, req, strlen(req), got, sizeof(got) - 1, &cport);
+    ck_assert_uint_gt(len, 0);
+    got[len] = '\0';
     ck_assert_msg(strstr(got, "200") && strstr(got, harness_strf("\r\n\r\n127.0.0.1:%d", cport)),
                   "HAProxy answered:\n%s", got);
     harness_lb_stop(&lbb);

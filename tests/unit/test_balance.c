@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lb/balance/balance.h"
+#include "tests/rng.h"
 #include "tests/test.h"
 
 #define NCLIENTS 1000
@@ -90,22 +91,6 @@ static void map_clients(struct pool *pool, unsigned n, const char **ids)
         ck_assert_ptr_nonnull(b);
         ids[i] = b->id;
     }
-}
-
-/* A fixed xorshift64: the random tests do the same every run. */
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t seed)
-{
-    rng_state = seed * 0x9e3779b97f4a7c15ULL + 1;
-}
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dULL;
 }
 
 /* ck_assert for loops: Check's ck_assert sends a message to its parent

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "lb/proto/http_body.h"
+#include "tests/rng.h"
 #include "tests/test.h"
 
 #define GIB (1024ULL * 1024 * 1024)
@@ -23,22 +24,6 @@
         if (!(expr))                                                                               \
             ck_abort_msg("Assertion '%s' failed", #expr);                                          \
     } while (0)
-
-/* A fixed xorshift64: the random tests do the same every run. */
-static uint64_t rng_state;
-
-static void rng_seed(uint64_t seed)
-{
-    rng_state = seed * 0x9e3779b97f4a7c15ULL + 1;
-}
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1dULL;
-}
 
 /* What feeding one input gives: how many bytes the body took (-1 if it was
  * invalid), whether it ended, its payload and the reason it was refused. */

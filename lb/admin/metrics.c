@@ -7,6 +7,7 @@
  * to the caller's evbuffer without a copy, so a failed render leaves the
  * caller's buffer as it was. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -231,29 +232,33 @@ static void render_backend_checks(struct render *r, const struct pool *pool,
     render_value(r, "} ", b->check_count);
 }
 
+/* One family with a sample per listener: the uint64_t at offset in
+ * struct listener. */
+static void render_listener_family(struct render *r, const struct runtime *rt, const char *name,
+                                   const char *type, const char *help, size_t offset)
+{
+    render_family(r, name, type, help);
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        const struct listener *l = rt->listeners[i];
+        render_str(r, name);
+        render_str(r, "{listener=\"");
+        render_escaped(r, l->name);
+        render_printf(r, "\"} %" PRIu64 "\n", *(const uint64_t *)((const char *)l + offset));
+    }
+}
+
 static void render_listeners(struct render *r, const struct runtime *rt)
 {
-    render_family(r, "lb_listener_connections_total", "counter",
-                  "Client connections accepted by the listener.");
-    for (size_t i = 0; i < rt->nlisteners; i++) {
-        render_str(r, "lb_listener_connections_total{listener=\"");
-        render_escaped(r, rt->listeners[i]->name);
-        render_printf(r, "\"} %" PRIu64 "\n", rt->listeners[i]->total);
-    }
-    render_family(r, "lb_listener_active_connections", "gauge",
-                  "Open client sessions on the listener.");
-    for (size_t i = 0; i < rt->nlisteners; i++) {
-        render_str(r, "lb_listener_active_connections{listener=\"");
-        render_escaped(r, rt->listeners[i]->name);
-        render_printf(r, "\"} %" PRIu64 "\n", rt->listeners[i]->active);
-    }
-    render_family(r, "lb_listener_proxy_rejected_total", "counter",
-                  "Clients closed for a missing, malformed or late PROXY header (accept_proxy).");
-    for (size_t i = 0; i < rt->nlisteners; i++) {
-        render_str(r, "lb_listener_proxy_rejected_total{listener=\"");
-        render_escaped(r, rt->listeners[i]->name);
-        render_printf(r, "\"} %" PRIu64 "\n", rt->listeners[i]->proxy_rejected);
-    }
+    render_listener_family(r, rt, "lb_listener_connections_total", "counter",
+                           "Client connections accepted by the listener.",
+                           offsetof(struct listener, total));
+    render_listener_family(r, rt, "lb_listener_active_connections", "gauge",
+                           "Open client sessions on the listener.",
+                           offsetof(struct listener, active));
+    render_listener_family(
+        r, rt, "lb_listener_proxy_rejected_total", "counter",
+        "Clients closed for a missing, malformed or late PROXY header (accept_proxy).",
+        offsetof(struct listener, proxy_rejected));
 }
 
 static void render_process(struct render *r, const struct runtime *rt)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Holds N idle proxied connections open, for scripts/bench's memory scenario.
 
-    scripts/bench-hold.py HOST PORT N [TIMEOUT_S]
+    scripts/bench-hold.py HOST PORT N [TIMEOUT_S] [SOURCES]
 
 Opens N TCP connections to HOST:PORT (at most 200 connecting at once, so no
 listen backlog overflows), sends one small HTTP request on each and reads its
@@ -10,6 +10,11 @@ backend and back. It then prints "ready N" on stdout and holds them all open
 and idle until it is killed. A connection the other side closes while held is
 reported as "lost" on stdout. If not all N have their answer within TIMEOUT_S
 (default 60) it prints "failed: ..." and exits 1.
+
+One source address has about 28,000 ephemeral ports towards one HOST:PORT
+(net.ipv4.ip_local_port_range), so more connections than that need more
+sources: with SOURCES > 1 (HOST on 127.0.0.0/8 only) connection i is bound
+to 127.0.0.(1 + i % SOURCES) first; 4 sources hold 100,000.
 """
 import os
 import resource
@@ -36,10 +41,13 @@ def answer_complete(data):
 
 
 def main():
-    if len(sys.argv) not in (4, 5):
+    if len(sys.argv) not in (4, 5, 6):
         sys.exit(__doc__.strip().splitlines()[2].strip())
     host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    timeout = float(sys.argv[4]) if len(sys.argv) == 5 else 60.0
+    timeout = float(sys.argv[4]) if len(sys.argv) >= 5 else 60.0
+    sources = int(sys.argv[5]) if len(sys.argv) == 6 else 1
+    if sources < 1 or sources > 254 or (sources > 1 and not host.startswith("127.")):
+        sys.exit("bench-hold: SOURCES is 1..254, and more than 1 needs HOST on 127.0.0.0/8")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < n + 64:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 64), hard))
@@ -52,6 +60,8 @@ def main():
 
     def start_one():
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if sources > 1:
+            s.bind(("127.0.0.%d" % (1 + started % sources), 0))
         s.setblocking(False)
         s.connect_ex((host, port))
         sel.register(s, selectors.EVENT_WRITE)

@@ -284,6 +284,53 @@ START_TEST(accept_proxy_edges)
 }
 END_TEST
 
+/* iphash picks by the PROXY header's client, not the peer (always
+ * 127.0.0.1 here, which alone would always give one backend): each of 24
+ * header addresses gets the same backend three times over, and they spread
+ * over more than one. */
+START_TEST(iphash_uses_the_proxied_client)
+{
+    static const char *const names[3] = {"n0", "n1", "n2"};
+    json_t *backends = json_array();
+    for (int i = 0; i < 3; i++) {
+        int port = harness_free_port();
+        harness_server("127.0.0.1", port, harness_fn_name, (void *)names[i]);
+        json_array_append_new(backends, harness_backend_json(harness_lo(port), names[i]));
+    }
+    int lport = harness_free_port();
+    json_t *cfg =
+        harness_cfg(&(struct harness_conf){.listen = harness_lo(lport), .strategy = "iphash"});
+    harness_jset(cfg, "pools.0.backends", backends);
+    harness_jset(cfg, "listeners.0.accept_proxy", json_true());
+    struct harness_lb lb;
+    harness_lb_start_json(&lb, cfg, lport);
+    bool seen[3] = {false, false, false};
+    for (int ip = 1; ip <= 24; ip++) {
+        char first[8] = "";
+        for (int round = 0; round < 3; round++) {
+            const char *hdr =
+                harness_strf("PROXY TCP4 10.0.%d.%d 127.0.0.1 1234 80\r\n", ip, ip * 7);
+            /* No half-close: a client that ends its stream without a byte
+             * while its backend connects has given up. */
+            int fd = harness_connect_ok("127.0.0.1", lport);
+            ck_assert(harness_send_all(fd, hdr, strlen(hdr), HARNESS_WAIT_MS));
+            char got[16];
+            ssize_t n = harness_read_eof(fd, got, sizeof(got) - 1, HARNESS_WAIT_MS);
+            close(fd);
+            got[n < 0 ? 0 : n] = '\0';
+            ck_assert_msg(n == 3 && got[0] == 'n' && got[2] == '\n', "answer '%s'", got);
+            if (round == 0)
+                memcpy(first, got, 4);
+            else
+                ck_assert_str_eq(got, first);
+        }
+        seen[first[1] - '0'] = true;
+    }
+    ck_assert_msg(seen[0] + seen[1] + seen[2] >= 2, "24 clients all went to one backend");
+    harness_lb_stop(&lb);
+}
+END_TEST
+
 /* A backend that writes the first bytes of each connection to a file of
  * its own (arg: the directory), one file per connection. */
 static void fn_record(int fd, void *arg)
@@ -420,6 +467,7 @@ static Suite *proxy_suite(void)
     tcase_add_test(tc, accept_proxy_rejects_the_rest);
     tcase_add_test(tc, accept_proxy_times_out);
     tcase_add_test(tc, accept_proxy_edges);
+    tcase_add_test(tc, iphash_uses_the_proxied_client);
     tcase_add_test(tc, health_check_sends_local);
     tcase_add_test(tc, haproxy_in_front_and_behind);
     suite_add_tcase(s, tc);

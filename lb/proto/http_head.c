@@ -383,22 +383,32 @@ static int content_length_parse(const uint8_t *v, size_t n, struct facts *f, con
 }
 
 /* A Transfer-Encoding value: a list of codings, each a token with optional
- * token=token parameters; chunked takes none. Empty elements are skipped
- * (RFC 9110 5.6.1). Counts chunked and notes whether it came last. */
-static int transfer_encoding_parse(const uint8_t *v, size_t n, struct facts *f, const char **why)
+ * token=token parameters; chunked takes none. strict (requests): an empty
+ * list element or the coding identity is a 400; else empty elements are
+ * skipped (RFC 9110 5.6.1). Counts chunked and notes whether it came last. */
+static int transfer_encoding_parse(const uint8_t *v, size_t n, bool strict, struct facts *f,
+                                   const char **why)
 {
     size_t i = 0;
     bool any = false;
     for (;;) {
-        while (i < n && (is_ows(v[i]) || v[i] == ','))
+        while (i < n && is_ows(v[i]))
             i++;
-        if (i == n)
-            break;
+        if (i == n || v[i] == ',') {
+            if (strict)
+                return fail(why, 400, "empty element in Transfer-Encoding");
+            if (i == n)
+                break;
+            i++;
+            continue;
+        }
         size_t from = i;
         while (i < n && (ctype[v[i]] & C_TCHAR))
             i++;
         if (i == from)
             return fail(why, 400, "invalid Transfer-Encoding");
+        if (strict && ieq(v + from, i - from, "identity"))
+            return fail(why, 400, "identity transfer coding");
         bool chunked = ieq(v + from, i - from, "chunked");
         f->nchunked += chunked;
         f->final_chunked = chunked;
@@ -424,8 +434,11 @@ static int transfer_encoding_parse(const uint8_t *v, size_t n, struct facts *f, 
             while (i < n && is_ows(v[i]))
                 i++;
         }
-        if (i < n && v[i] != ',')
+        if (i == n)
+            break;
+        if (v[i] != ',')
             return fail(why, 400, "invalid Transfer-Encoding");
+        i++;
     }
     if (!any)
         return fail(why, 400, "invalid Transfer-Encoding");
@@ -501,7 +514,7 @@ static int facts_gather(const uint8_t *b, struct http_head *h, bool request, str
             break;
         case HTTP_FIELD_TRANSFER_ENCODING:
             f->te = true;
-            rc = transfer_encoding_parse(v, n, f, why);
+            rc = transfer_encoding_parse(v, n, request, f, why);
             break;
         case HTTP_FIELD_HOST:
             if (!request)
@@ -903,35 +916,108 @@ static void put_header(struct out *o, const char *buf, const struct http_header 
     put(o, "\r\n", 2);
 }
 
-/* Each header that goes on, as it came, but Content-Length: once, as its
- * first element without leading zeros (all its elements are equal), so that
- * the next hop cannot read "5, 5" or a second line its own way. */
+static void put_lower(struct out *o, const uint8_t *p, size_t n)
+{
+    char low[64];
+    while (n) {
+        size_t k = n < sizeof(low) ? n : sizeof(low);
+        for (size_t i = 0; i < k; i++)
+            low[i] = (char)ascii_lower(p[i]);
+        put(o, low, k);
+        p += k;
+        n -= k;
+    }
+}
+
+/* The codings of one checked Transfer-Encoding value, canonical: each coding
+ * and parameter name lower-cased, parameters as ";name=value", no whitespace,
+ * empty elements left out, each coding after ", " but the very first
+ * (*first, cleared once one is written). */
+static void put_codings(struct out *o, const uint8_t *v, size_t n, bool *first)
+{
+    size_t i = 0, from;
+    for (;;) {
+        while (i < n && (is_ows(v[i]) || v[i] == ','))
+            i++;
+        if (i == n)
+            return;
+        if (!*first)
+            put(o, ", ", 2);
+        *first = false;
+        for (from = i; i < n && (ctype[v[i]] & C_TCHAR); i++)
+            ;
+        put_lower(o, v + from, i - from);
+        while (i < n && v[i] != ',') {
+            if (v[i] == ';' || v[i] == '=') {
+                put(o, v + i, 1);
+                i++;
+                continue;
+            }
+            for (from = i; i < n && (ctype[v[i]] & C_TCHAR); i++)
+                ;
+            if (i > from && i < n && v[i] == '=')
+                put_lower(o, v + from, i - from);
+            else if (i > from)
+                put(o, v + from, i - from);
+            else
+                i++; /* OWS */
+        }
+    }
+}
+
+/* Every Transfer-Encoding of h as one canonical line. */
+static void put_transfer_encoding(struct out *o, const char *buf, const struct http_head *h)
+{
+    bool first = true;
+    put_str(o, "Transfer-Encoding: ");
+    for (unsigned i = 0; i < h->nheaders; i++) {
+        const struct http_header *hd = &h->headers[i];
+        if (hd->field == HTTP_FIELD_TRANSFER_ENCODING)
+            put_codings(o, (const uint8_t *)buf + hd->value.off, hd->value.len, &first);
+    }
+    put(o, "\r\n", 2);
+}
+
+/* Content-Length once, as its first element without leading zeros (all its
+ * elements are equal). */
+static void put_content_length(struct out *o, const char *buf, const struct http_header *hd)
+{
+    const char *v = buf + hd->value.off;
+    uint32_t n = 0;
+    while (v[n] == '0' && ctype[(uint8_t)v[n + 1]] & C_DIGIT)
+        n++;
+    v += n;
+    for (n = 0; ctype[(uint8_t)v[n]] & C_DIGIT; n++)
+        ;
+    put_span(o, buf, hd->name);
+    put(o, ": ", 2);
+    put(o, v, n);
+    put(o, "\r\n", 2);
+}
+
+/* Each header that goes on, as it came, but the framing ones: Content-Length
+ * once (put_content_length) and Transfer-Encoding as one canonical line
+ * (put_transfer_encoding), each where its first line was, so that the next
+ * hop cannot read "5, 5", " , CHUNKED" or a second line its own way. */
 static void put_headers(struct out *o, const char *buf, const struct http_head *h,
                         const struct http_forward *fw)
 {
-    bool length_sent = false;
+    bool length_sent = false, te_sent = false;
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
         if (hop_by_hop(h, hd) || (fw && forwarding(hd, fw)))
             continue;
-        if (hd->field != HTTP_FIELD_CONTENT_LENGTH) {
+        if (hd->field == HTTP_FIELD_CONTENT_LENGTH) {
+            if (!length_sent)
+                put_content_length(o, buf, hd);
+            length_sent = true;
+        } else if (hd->field == HTTP_FIELD_TRANSFER_ENCODING) {
+            if (!te_sent)
+                put_transfer_encoding(o, buf, h);
+            te_sent = true;
+        } else {
             put_header(o, buf, hd);
-            continue;
         }
-        if (length_sent)
-            continue;
-        const char *v = buf + hd->value.off;
-        uint32_t n = 0;
-        while (v[n] == '0' && ctype[(uint8_t)v[n + 1]] & C_DIGIT)
-            n++;
-        v += n;
-        for (n = 0; ctype[(uint8_t)v[n]] & C_DIGIT; n++)
-            ;
-        put_span(o, buf, hd->name);
-        put(o, ": ", 2);
-        put(o, v, n);
-        put(o, "\r\n", 2);
-        length_sent = true;
     }
 }
 

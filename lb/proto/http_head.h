@@ -89,7 +89,9 @@ size_t http_head_end(const char *buf, size_t len, size_t *scanned);
 
 /* Parses and checks the request head buf[0, head_len), head_len as
  * http_head_end() gave it. Returns 0 with *h filled, or the status to answer
- * with *why a short static reason for the log: 400 (malformed or ambiguous),
+ * with *why a short static reason for the log: 400 (malformed or ambiguous;
+ * a Transfer-Encoding with an empty list element or the coding identity, or
+ * whose codings do not end in chunked, too),
  * 431 (more than HTTP_MAX_HEADERS headers), 501 (a method llhttp does not
  * know), 505 (a version other than HTTP/1.0 and HTTP/1.1). *h is undefined
  * after an error. */
@@ -120,7 +122,10 @@ struct http_forward {
  * ones, then Connection as fw says, X-Forwarded-For (the client's values in
  * order, then the client), X-Forwarded-Proto, X-Forwarded-Port, X-Real-IP
  * (fw->real_ip) and Forwarded (fw->forwarded: the client's elements, then
- * lb's), then the empty line. Connection never removes Host, Content-Length,
+ * lb's), then the empty line. Content-Length goes on once, as one length;
+ * Transfer-Encoding as one line "Transfer-Encoding: " and every coding of
+ * every Transfer-Encoding line lower-cased, joined by ", ", where the first
+ * such line was. Connection never removes Host, Content-Length,
  * Transfer-Encoding or a forwarding header. buf and h as parsed. Returns the
  * length, 0 when cap is too small (out then holds no complete head). */
 size_t http_request_write(const char *buf, const struct http_head *h, const struct http_forward *fw,
@@ -130,8 +135,9 @@ size_t http_request_size(const char *buf, const struct http_head *h, const struc
 
 /* Writes the response head for the client, likewise: the status line (the
  * backend's version, status and reason), the headers but the hop-by-hop ones
- * (Upgrade stays on a 101), Connection: connection unless NULL, the empty
- * line. Returns the length, 0 when cap is too small. */
+ * (Upgrade stays on a 101), Content-Length and Transfer-Encoding as canonical
+ * as in requests, Connection: connection unless NULL, the empty line. Returns the length, 0 when
+ * cap is too small. */
 size_t http_response_write(const char *buf, const struct http_head *h, const char *connection,
                            char *out, size_t cap);
 /* The length http_response_write() writes for the same arguments. */

@@ -310,7 +310,7 @@ static int scan_headers(const uint8_t *b, size_t *pos, size_t len, struct http_h
         struct http_header *hd = &h->headers[h->nheaders++];
         hd->name = span(from, i);
         hd->field = field_of(b + from, i - from);
-        hd->listed = false;
+        hd->listed = hd->underscore = false;
 
         i++;
         while (i < len && is_ows(b[i]))
@@ -721,6 +721,18 @@ static void head_init(struct http_head *h, size_t head_len)
     h->upgrade = h->expect_continue = false;
 }
 
+/* Marks the request headers whose name holds '_': CGI, PHP and WSGI backends
+ * read '_' as '-', so "Content_Length" or "X_Forwarded_For" would stand
+ * beside the field lb checked or wrote. They are not sent on (nginx's
+ * underscores_in_headers off). */
+static void underscores_mark(const uint8_t *b, struct http_head *h)
+{
+    for (unsigned i = 0; i < h->nheaders; i++) {
+        struct http_header *hd = &h->headers[i];
+        hd->underscore = memchr(b + hd->name.off, '_', hd->name.len) != NULL;
+    }
+}
+
 int http_request_parse(const char *buf, size_t head_len, struct http_head *h, const char **why)
 {
     const uint8_t *b = (const uint8_t *)buf;
@@ -752,6 +764,7 @@ int http_request_parse(const char *buf, size_t head_len, struct http_head *h, co
     h->expect_continue = h->version_minor == 1 && f.expect_continue;
     if (f.conn_names)
         listed_mark(b, h);
+    underscores_mark(b, h);
     return ll_agree(buf, start, h, true, &f, why);
 }
 
@@ -1005,7 +1018,7 @@ static void put_headers(struct out *o, const char *buf, const struct http_head *
     bool length_sent = false, te_sent = false;
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
-        if (hop_by_hop(h, hd) || (fw && forwarding(hd, fw)))
+        if (hd->underscore || hop_by_hop(h, hd) || (fw && forwarding(hd, fw)))
             continue;
         if (hd->field == HTTP_FIELD_CONTENT_LENGTH) {
             if (!length_sent)

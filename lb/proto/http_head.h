@@ -48,6 +48,7 @@ struct http_header {
     struct http_span value; /* without the whitespace around it; may be empty */
     uint8_t field;          /* enum http_field */
     bool listed;            /* named in Connection: hop-by-hop, not sent on */
+    bool underscore;        /* request: the name holds '_', so it is not sent on */
 };
 
 struct http_head {
@@ -118,13 +119,14 @@ struct http_forward {
 /* Writes the request head for the backend into out[0, cap): the request line
  * (method, target, the client's version), every header of h in order except
  * the hop-by-hop ones (Connection and the headers it names, Keep-Alive, TE,
- * Trailer, Proxy-Connection, Upgrade unless h->upgrade) and the forwarding
- * ones, then Connection as fw says, X-Forwarded-For (the client's values in
- * order, then the client), X-Forwarded-Proto, X-Forwarded-Port, X-Real-IP
- * (fw->real_ip) and Forwarded (fw->forwarded: the client's elements, then
- * lb's), then the empty line. Content-Length goes on once, as one length;
- * Transfer-Encoding as one line "Transfer-Encoding: " and every coding of
- * every Transfer-Encoding line lower-cased, joined by ", ", where the first
+ * Trailer, Proxy-Connection, Upgrade unless h->upgrade), the forwarding ones
+ * and every header whose name holds '_' (all of them, not only look-alikes of
+ * a field lb acts on: backends that map '_' to '-' would read
+ * "X_Forwarded_For" as lb's own header), then Connection as fw says, X-Forwarded-For (the client's
+ * values in order, then the client), X-Forwarded-Proto, X-Forwarded-Port, X-Real-IP (fw->real_ip)
+ * and Forwarded (fw->forwarded: the client's elements, then lb's), then the empty line.
+ * Content-Length goes on once, as one length; Transfer-Encoding as one line "Transfer-Encoding: "
+ * and every coding of every Transfer-Encoding line lower-cased, joined by ", ", where the first
  * such line was. Connection never removes Host, Content-Length,
  * Transfer-Encoding or a forwarding header. buf and h as parsed. Returns the
  * length, 0 when cap is too small (out then holds no complete head). */

@@ -1065,6 +1065,47 @@ START_TEST(test_write_content_length_canonical)
 }
 END_TEST
 
+/* A request header whose name holds '_' is not sent on, whatever it looks
+ * like, and does not count as the field it resembles. */
+START_TEST(test_write_underscore_dropped)
+{
+    struct sockaddr_in c = client4("192.0.2.7");
+    struct http_forward fw = {
+        .client = (struct sockaddr *)&c, .proto = "http", .port = 80, .real_ip = true};
+    static const char s[] = "POST / HTTP/1.1\r\n"
+                            "Host: a\r\n"
+                            "X_Forwarded_For: 6.6.6.6\r\n"
+                            "X_Real_IP: 6.6.6.6\r\n"
+                            "Transfer_Encoding: chunked\r\n"
+                            "Content_Length: 99\r\n"
+                            "Content-Length: 3\r\n"
+                            "_Host: evil\r\n"
+                            "My_Header: x\r\n"
+                            "X-Kept: y\r\n"
+                            "\r\n";
+    struct http_head h;
+    req_ok(s, &h);
+    ck_assert(!h.chunked);
+    ck_assert_int_eq(h.content_length, 3);
+    ck_assert_int_eq(h.host, 0);
+    ck_assert(!h.headers[0].underscore);
+    ck_assert(h.headers[1].underscore);
+    ck_assert(!h.headers[8].underscore);
+    ck_assert_str_eq(req_write(s, &fw), "POST / HTTP/1.1\r\n"
+                                        "Host: a\r\n"
+                                        "Content-Length: 3\r\n"
+                                        "X-Kept: y\r\n"
+                                        "X-Forwarded-For: 192.0.2.7\r\n"
+                                        "X-Forwarded-Proto: http\r\n"
+                                        "X-Forwarded-Port: 80\r\n"
+                                        "X-Real-IP: 192.0.2.7\r\n"
+                                        "\r\n");
+    /* A response's headers go back to the client as they came. */
+    ck_assert_str_eq(resp_write("HTTP/1.1 204 No Content\r\nX_Y: 1\r\n\r\n", false, NULL),
+                     "HTTP/1.1 204 No Content\r\nX_Y: 1\r\n\r\n");
+}
+END_TEST
+
 /* Transfer-Encoding goes on as one line, codings lower-cased and joined by
  * ", ", however the client or backend spelt and split it. */
 START_TEST(test_write_transfer_encoding_canonical)
@@ -1316,6 +1357,7 @@ Suite *http_head_suite(void)
     tcase_add_test(tc, test_write_connection_cannot_strip);
     tcase_add_test(tc, test_write_content_length_canonical);
     tcase_add_test(tc, test_write_transfer_encoding_canonical);
+    tcase_add_test(tc, test_write_underscore_dropped);
     tcase_add_test(tc, test_write_upgrade);
     tcase_add_test(tc, test_write_ipv6_forwarded);
     tcase_add_test(tc, test_write_forwarded_forms);

@@ -721,6 +721,44 @@ static void head_init(struct http_head *h, size_t head_len)
     h->upgrade = h->expect_continue = false;
 }
 
+static bool span_is(const uint8_t *b, struct http_span sp, const char *s)
+{
+    size_t n = strlen(s);
+    return sp.len == n && memcmp(b + sp.off, s, n) == 0;
+}
+
+/* uri-host ":" port (RFC 9112 3.2.3): host bytes, then a colon and digits
+ * to the end. */
+static bool authority_form(const uint8_t *t, size_t n)
+{
+    size_t colon = n;
+    while (colon > 0 && (ctype[t[colon - 1]] & C_DIGIT))
+        colon--;
+    if (colon == n || colon < 2 || t[colon - 1] != ':')
+        return false;
+    for (size_t i = 0; i < colon - 1; i++)
+        if (!(ctype[t[i]] & C_HOST))
+            return false;
+    return true;
+}
+
+/* The method and the form of the target together (RFC 9112 3.2): lb is a
+ * reverse proxy, so CONNECT (a tunnel to anywhere) is a 501; the
+ * asterisk-form goes only with OPTIONS, the authority-form only with
+ * CONNECT. */
+static int target_check(const uint8_t *b, const struct http_head *h, const char **why)
+{
+    const uint8_t *t = b + h->target.off;
+    if (span_is(b, h->method, "CONNECT"))
+        return fail(why, 501, "CONNECT is not supported");
+    if (span_is(b, h->target, "*"))
+        return span_is(b, h->method, "OPTIONS") ? 0
+                                                : fail(why, 400, "asterisk-form without OPTIONS");
+    if (t[0] != '/' && authority_form(t, h->target.len))
+        return fail(why, 400, "authority-form without CONNECT");
+    return 0;
+}
+
 /* Marks the request headers whose name holds '_': CGI, PHP and WSGI backends
  * read '_' as '-', so "Content_Length" or "X_Forwarded_For" would stand
  * beside the field lb checked or wrote. They are not sent on (nginx's
@@ -746,6 +784,8 @@ int http_request_parse(const char *buf, size_t head_len, struct http_head *h, co
         rc = scan_headers(b, &pos, head_len, h, why);
     if (!rc && pos != head_len)
         rc = fail(why, 400, "bytes after the head");
+    if (!rc)
+        rc = target_check(b, h, why);
     if (!rc)
         rc = facts_gather(b, h, true, &f, why);
     if (rc)

@@ -270,9 +270,9 @@ START_TEST(test_request_forms)
     static const char abs[] = "GET http://b.example/p HTTP/1.1\r\nHost: b.example\r\n\r\n";
     req_ok(abs, &h);
     ck_assert_str_eq(sp(abs, h.target), "http://b.example/p");
-    static const char m[] = "M-SEARCH * HTTP/1.1\r\nHost: [2001:db8::1]:1900\r\n\r\n";
+    static const char m[] = "OPTIONS * HTTP/1.1\r\nHost: [2001:db8::1]:1900\r\n\r\n";
     req_ok(m, &h);
-    ck_assert_str_eq(sp(m, h.method), "M-SEARCH");
+    ck_assert_str_eq(sp(m, h.method), "OPTIONS");
     ck_assert_str_eq(sp(m, h.headers[h.host].value), "[2001:db8::1]:1900");
     static const char v10[] = "GET / HTTP/1.0\r\n\r\n";
     req_ok(v10, &h);
@@ -657,6 +657,18 @@ static const struct bad bad_requests[] = {
     BAD("Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, "invalid Host"),
     BAD("Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400, "invalid Host"),
     BAD("Host with a path", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, "invalid Host"),
+    BAD("CONNECT", "CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n", 501,
+        "CONNECT is not supported"),
+    BAD("CONNECT origin-form", "CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", 501,
+        "CONNECT is not supported"),
+    BAD("asterisk-form with GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+        "asterisk-form without OPTIONS"),
+    BAD("asterisk-form with M-SEARCH", "M-SEARCH * HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+        "asterisk-form without OPTIONS"),
+    BAD("authority-form with GET", "GET a.example:443 HTTP/1.1\r\nHost: a.example\r\n\r\n", 400,
+        "authority-form without CONNECT"),
+    BAD("authority-form with OPTIONS", "OPTIONS [::1]:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+        "authority-form without CONNECT"),
     BAD("unknown method", "FOO / HTTP/1.1\r\nHost: a\r\n\r\n", 501, "unknown method"),
     BAD("lowercase method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", 501, "unknown method"),
     /* Passes lb's scan; llhttp, the second opinion, refuses it. */

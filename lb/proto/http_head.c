@@ -258,6 +258,7 @@ static uint8_t field_of(const uint8_t *name, size_t len)
         break;
     case 'h':
         IS("host", HTTP_FIELD_HOST);
+        IS("http2-settings", HTTP_FIELD_HTTP2_SETTINGS);
         break;
     case 'k':
         IS("keep-alive", HTTP_FIELD_KEEP_ALIVE);
@@ -341,8 +342,10 @@ struct facts {
     bool final_chunked;     /* the last coding is chunked */
     unsigned nhost;
     bool conn_close, conn_keep_alive, conn_upgrade;
-    bool conn_names; /* Connection names some other header */
-    bool upgrade_header, expect_continue;
+    bool conn_names;     /* Connection names some other header */
+    bool upgrade_header; /* an Upgrade with a value */
+    bool upgrade_h2c;    /* an Upgrade that names h2c */
+    bool expect_continue;
 };
 
 static bool digits_only(const uint8_t *p, size_t n)
@@ -486,6 +489,17 @@ static void connection_parse(const uint8_t *v, size_t n, struct facts *f)
     }
 }
 
+/* The protocol list of an Upgrade names h2c (with or without a version). */
+static bool names_h2c(const uint8_t *v, size_t n)
+{
+    const uint8_t *el;
+    size_t el_len, pos = 0;
+    while (list_next(v, n, &pos, &el, &el_len))
+        if (el_len >= 3 && ieq(el, 3, "h2c") && (el_len == 3 || el[3] == '/'))
+            return true;
+    return false;
+}
+
 static bool host_valid(const uint8_t *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -528,7 +542,8 @@ static int facts_gather(const uint8_t *b, struct http_head *h, bool request, str
             connection_parse(v, n, f);
             break;
         case HTTP_FIELD_UPGRADE:
-            f->upgrade_header = true;
+            f->upgrade_header = f->upgrade_header || n > 0;
+            f->upgrade_h2c = f->upgrade_h2c || names_h2c(v, n);
             break;
         case HTTP_FIELD_EXPECT:
             f->expect_continue = f->expect_continue || ieq(v, n, "100-continue");
@@ -800,7 +815,9 @@ int http_request_parse(const char *buf, size_t head_len, struct http_head *h, co
     h->content_length = f.content_length;
     h->chunked = f.te;
     h->keep_alive = !f.conn_close && (h->version_minor == 1 || f.conn_keep_alive);
-    h->upgrade = h->version_minor == 1 && f.conn_upgrade && f.upgrade_header;
+    /* h2c is not an upgrade lb makes: the request goes on as a plain one,
+     * without Upgrade and HTTP2-Settings. */
+    h->upgrade = h->version_minor == 1 && f.conn_upgrade && f.upgrade_header && !f.upgrade_h2c;
     h->expect_continue = h->version_minor == 1 && f.expect_continue;
     if (f.conn_names)
         listed_mark(b, h);
@@ -808,7 +825,7 @@ int http_request_parse(const char *buf, size_t head_len, struct http_head *h, co
     return ll_agree(buf, start, h, true, &f, why);
 }
 
-int http_response_parse(const char *buf, size_t head_len, bool request_was_head,
+int http_response_parse(const char *buf, size_t head_len, const struct http_head *req,
                         struct http_head *h, const char **why)
 {
     const uint8_t *b = (const uint8_t *)buf;
@@ -826,10 +843,12 @@ int http_response_parse(const char *buf, size_t head_len, bool request_was_head,
         rc = facts_gather(b, h, false, &f, why);
     if (rc)
         return rc;
+    if (h->status == 101 && !(req->upgrade && h->version_minor == 1 && f.upgrade_header))
+        return fail(why, 502, "101 without an upgrade");
 
     /* RFC 9112 6.3, in its order. */
     h->content_length = -1;
-    if (request_was_head || h->status < 200 || h->status == 204 || h->status == 304)
+    if (req->method_head || h->status < 200 || h->status == 204 || h->status == 304)
         h->content_length = 0;
     else if (f.te && f.final_chunked)
         h->chunked = true;
@@ -936,6 +955,7 @@ static bool hop_by_hop(const struct http_head *h, const struct http_header *hd)
     case HTTP_FIELD_PROXY_CONNECTION:
     case HTTP_FIELD_TE:
     case HTTP_FIELD_TRAILER:
+    case HTTP_FIELD_HTTP2_SETTINGS:
         return true;
     case HTTP_FIELD_UPGRADE:
         return !h->upgrade;

@@ -31,6 +31,7 @@ enum http_field {
     HTTP_FIELD_EXPECT,
     HTTP_FIELD_FORWARDED,
     HTTP_FIELD_HOST,
+    HTTP_FIELD_HTTP2_SETTINGS,
     HTTP_FIELD_KEEP_ALIVE,
     HTTP_FIELD_PROXY_CONNECTION,
     HTTP_FIELD_TE,
@@ -72,8 +73,10 @@ struct http_head {
     /* The connection may carry another message after this one (version,
      * Connection; never after a close-delimited body or a 101). */
     bool keep_alive;
-    /* Request: HTTP/1.1, Connection names upgrade and Upgrade is present.
-     * Response: 101 Switching Protocols. */
+    /* Request: HTTP/1.1, Connection names upgrade and Upgrade has a value
+     * that does not name h2c (an h2c request goes on as a plain one).
+     * Response: a 101, which http_response_parse() accepts only as the
+     * upgrade the request asked for. */
     bool upgrade;
     bool expect_continue; /* request: HTTP/1.1 with Expect: 100-continue */
     uint32_t head_len;    /* bytes of the head: leading CRLFs and final CRLFCRLF included */
@@ -95,14 +98,15 @@ size_t http_head_end(const char *buf, size_t len, size_t *scanned);
  * whose codings do not end in chunked; the asterisk-form target "*" with a
  * method other than OPTIONS, the authority-form with any method),
  * 431 (more than HTTP_MAX_HEADERS headers), 501 (a method llhttp does not
- * know, or CONNECT: lb is a reverse proxy and tunnels nowhere), 505 (a version other than HTTP/1.0
- * and HTTP/1.1). *h is undefined after an error. */
+ * know, or CONNECT: lb is a reverse proxy and tunnels nowhere), 505 (a
+ * version other than HTTP/1.0 and HTTP/1.1). *h is undefined after an error. */
 int http_request_parse(const char *buf, size_t head_len, struct http_head *h, const char **why);
 
 /* Parses and checks a backend's response head, likewise (the same codes,
- * which the caller turns into its 502). request_was_head: the request was a
- * HEAD, so this response has no body. */
-int http_response_parse(const char *buf, size_t head_len, bool request_was_head,
+ * which the caller turns into its 502), to the request req as parsed: a HEAD
+ * gets a response without a body, and a 101 is 502 "101 without an upgrade"
+ * unless req->upgrade and the response is HTTP/1.1 with an Upgrade value. */
+int http_response_parse(const char *buf, size_t head_len, const struct http_head *req,
                         struct http_head *h, const char **why);
 
 /* What lb tells the backend about the client. */
@@ -120,7 +124,7 @@ struct http_forward {
 /* Writes the request head for the backend into out[0, cap): the request line
  * (method, target, the client's version), every header of h in order except
  * the hop-by-hop ones (Connection and the headers it names, Keep-Alive, TE,
- * Trailer, Proxy-Connection, Upgrade unless h->upgrade), the forwarding ones
+ * Trailer, Proxy-Connection, HTTP2-Settings, Upgrade unless h->upgrade), the forwarding ones
  * and every header whose name holds '_' (all of them, not only look-alikes of
  * a field lb acts on: backends that map '_' to '-' would read
  * "X_Forwarded_For" as lb's own header), then Connection as fw says, X-Forwarded-For (the client's

@@ -43,12 +43,29 @@ static void req_ok(const char *s, struct http_head *h)
     ck_assert_uint_eq(h->head_len, len);
 }
 
-static void resp_ok(const char *s, bool head, struct http_head *h)
+/* The request a response in these tests answers: REQ_GET (false), REQ_HEAD
+ * (true) or REQ_UPGRADE (a GET that asks for a websocket upgrade). */
+enum { REQ_GET, REQ_HEAD, REQ_UPGRADE };
+
+static const struct http_head *req_of(int kind)
+{
+    static const char *const heads[] = {
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+    };
+    static struct http_head reqs[3];
+    const char *why = NULL;
+    ck_assert_int_eq(http_request_parse(heads[kind], strlen(heads[kind]), &reqs[kind], &why), 0);
+    return &reqs[kind];
+}
+
+static void resp_ok(const char *s, int req, struct http_head *h)
 {
     const char *why = NULL;
     size_t len = strlen(s);
     ck_assert_uint_eq(http_head_end(s, len, NULL), len);
-    int rc = http_response_parse(s, len, head, h, &why);
+    int rc = http_response_parse(s, len, req_of(req), h, &why);
     ck_assert_msg(rc == 0, "parse failed: %d %s", rc, why ? why : "");
 }
 
@@ -126,6 +143,7 @@ START_TEST(test_field_names)
         {"Expect", HTTP_FIELD_EXPECT},
         {"Forwarded", HTTP_FIELD_FORWARDED},
         {"Host", HTTP_FIELD_HOST},
+        {"HTTP2-Settings", HTTP_FIELD_HTTP2_SETTINGS},
         {"Keep-Alive", HTTP_FIELD_KEEP_ALIVE},
         {"Proxy-Connection", HTTP_FIELD_PROXY_CONNECTION},
         {"TE", HTTP_FIELD_TE},
@@ -242,6 +260,13 @@ START_TEST(test_request_upgrade_expect)
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n", true,
          false},
         {"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n", false, false},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade:\r\n\r\n", false, false},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: \t\r\n\r\n", false, false},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: "
+         "h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+         false, false},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket, H2C\r\n\r\n",
+         false, false},
         {"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", false, false},
         {"GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", false, false},
         {"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n", false,
@@ -526,10 +551,15 @@ struct bad {
     size_t len;
     int code;
     const char *why;
+    int req; /* responses: the REQ_* they answer */
 };
 #define BAD(name, head, code, why)                                                                 \
     {                                                                                              \
-        name, head, sizeof(head) - 1, code, why                                                    \
+        name, head, sizeof(head) - 1, code, why, REQ_GET                                           \
+    }
+#define BAD_TO(req, name, head, code, why)                                                         \
+    {                                                                                              \
+        name, head, sizeof(head) - 1, code, why, req                                               \
     }
 
 static const struct bad bad_requests[] = {
@@ -712,7 +742,7 @@ END_TEST
 
 struct framing {
     const char *head;
-    bool to_head;
+    int to_head; /* REQ_* */
     int status;
     int64_t length;
     bool chunked, until_close, keep_alive, upgrade;
@@ -742,8 +772,8 @@ static const struct framing framings[] = {
     {"HTTP/1.1 200 OK\r\n\r\n", true, 200, 0, false, false, true, false},
     {"HTTP/1.1 100 Continue\r\n\r\n", false, 100, 0, false, false, true, false},
     {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", false, 103, 0, false, false, true, false},
-    {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", false,
-     101, 0, false, false, false, true},
+    {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+     REQ_UPGRADE, 101, 0, false, false, false, true},
     {"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\n", false, 200, 3, false, false, false, false},
     {"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\n", false, 200, 3, false,
      false, true, false},
@@ -791,6 +821,19 @@ START_TEST(test_response_spans)
 END_TEST
 
 static const struct bad bad_responses[] = {
+    BAD("101 to a plain request",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        502, "101 without an upgrade"),
+    BAD_TO(REQ_HEAD, "101 to a HEAD", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", 502,
+           "101 without an upgrade"),
+    BAD_TO(REQ_UPGRADE, "101 without Upgrade", "HTTP/1.1 101 Switching Protocols\r\n\r\n", 502,
+           "101 without an upgrade"),
+    BAD_TO(REQ_UPGRADE, "101 with an empty Upgrade",
+           "HTTP/1.1 101 Switching Protocols\r\nUpgrade:\r\nConnection: upgrade\r\n\r\n", 502,
+           "101 without an upgrade"),
+    BAD_TO(REQ_UPGRADE, "101 in HTTP/1.0",
+           "HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", 502,
+           "101 without an upgrade"),
     BAD("status 099", "HTTP/1.1 099 x\r\n\r\n", 400, "invalid status code"),
     BAD("status 600", "HTTP/1.1 600 x\r\n\r\n", 400, "invalid status code"),
     BAD("status 20", "HTTP/1.1 20 x\r\n\r\n", 400, "invalid status code"),
@@ -825,7 +868,7 @@ START_TEST(test_response_rejected)
     const char *why = NULL;
     size_t end = http_head_end(b->head, b->len, NULL);
     ck_assert_msg(end > 0, "%s: no head found", b->name);
-    int rc = http_response_parse(b->head, end, false, &h, &why);
+    int rc = http_response_parse(b->head, end, req_of(b->req), &h, &why);
     ck_assert_msg(rc == b->code && why && strcmp(why, b->why) == 0,
                   "%s: want %d \"%s\", got %d \"%s\"", b->name, b->code, b->why, rc,
                   why ? why : "(null)");
@@ -841,7 +884,7 @@ START_TEST(test_response_header_limit)
     len += (size_t)snprintf(s + len, sizeof(s) - len, "\r\n");
     struct http_head h;
     const char *why = NULL;
-    ck_assert_int_eq(http_response_parse(s, len, false, &h, &why), 431);
+    ck_assert_int_eq(http_response_parse(s, len, req_of(REQ_GET), &h, &why), 431);
     ck_assert_str_eq(why, "too many headers");
 }
 END_TEST
@@ -880,7 +923,7 @@ static const char *req_write(const char *s, const struct http_forward *fw)
     return out;
 }
 
-static const char *resp_write(const char *s, bool to_head, const char *connection)
+static const char *resp_write(const char *s, int to_head, const char *connection)
 {
     static char out[4096];
     struct http_head h;
@@ -1153,6 +1196,30 @@ START_TEST(test_write_transfer_encoding_canonical)
 }
 END_TEST
 
+/* An h2c upgrade goes on as a plain request: no Upgrade, no HTTP2-Settings
+ * (named in Connection or not). */
+START_TEST(test_write_h2c_plain)
+{
+    struct sockaddr_in c = client4("192.0.2.7");
+    struct http_forward fw = {
+        .client = (struct sockaddr *)&c, .proto = "http", .port = 80, .connection = "keep-alive"};
+    ck_assert_str_eq(req_write("GET / HTTP/1.1\r\n"
+                               "Host: a\r\n"
+                               "Connection: Upgrade\r\n"
+                               "Upgrade: h2c\r\n"
+                               "HTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+                               "\r\n",
+                               &fw),
+                     "GET / HTTP/1.1\r\n"
+                     "Host: a\r\n"
+                     "Connection: keep-alive\r\n"
+                     "X-Forwarded-For: 192.0.2.7\r\n"
+                     "X-Forwarded-Proto: http\r\n"
+                     "X-Forwarded-Port: 80\r\n"
+                     "\r\n");
+}
+END_TEST
+
 START_TEST(test_write_upgrade)
 {
     struct sockaddr_in c = client4("192.0.2.7");
@@ -1307,7 +1374,7 @@ START_TEST(test_write_response_forms)
                                 "Connection: Upgrade\r\n"
                                 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
                                 "\r\n",
-                                false, "upgrade"),
+                                REQ_UPGRADE, "upgrade"),
                      "HTTP/1.1 101 Switching Protocols\r\n"
                      "Upgrade: websocket\r\n"
                      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
@@ -1370,6 +1437,7 @@ Suite *http_head_suite(void)
     tcase_add_test(tc, test_write_content_length_canonical);
     tcase_add_test(tc, test_write_transfer_encoding_canonical);
     tcase_add_test(tc, test_write_underscore_dropped);
+    tcase_add_test(tc, test_write_h2c_plain);
     tcase_add_test(tc, test_write_upgrade);
     tcase_add_test(tc, test_write_ipv6_forwarded);
     tcase_add_test(tc, test_write_forwarded_forms);

@@ -1107,6 +1107,76 @@ static void put_values(struct out *o, const char *buf, const struct http_head *h
     }
 }
 
+/* A quoted-string at v[*i] (RFC 9110 5.6.4): moves *i past it; false when
+ * it is not one (no closing quote, a control byte, a lone '\'). */
+static bool quoted_skip(const uint8_t *v, size_t n, size_t *i)
+{
+    size_t k = *i + 1;
+    while (k < n && v[k] != '"') {
+        if (v[k] == '\\')
+            k++;
+        if (k == n || !(ctype[v[k]] & C_FIELD))
+            return false;
+        k++;
+    }
+    if (k == n)
+        return false;
+    *i = k + 1;
+    return true;
+}
+
+/* A Forwarded value (RFC 7239 4): elements separated by ",", each pairs
+ * token "=" (token / quoted-string) separated by ";"; whitespace only
+ * around the commas. Empty elements or pairs are refused. */
+static bool forwarded_valid(const uint8_t *v, size_t n)
+{
+    size_t i = 0;
+    for (;;) {
+        while (i < n && is_ows(v[i]))
+            i++;
+        for (;;) { /* one pair */
+            size_t from = i;
+            while (i < n && (ctype[v[i]] & C_TCHAR))
+                i++;
+            if (i == from || i == n || v[i] != '=')
+                return false;
+            from = ++i;
+            if (i < n && v[i] == '"') {
+                if (!quoted_skip(v, n, &i))
+                    return false;
+            } else {
+                while (i < n && (ctype[v[i]] & C_TCHAR))
+                    i++;
+                if (i == from)
+                    return false;
+            }
+            if (i == n || v[i] != ';')
+                break;
+            i++;
+        }
+        while (i < n && is_ows(v[i]))
+            i++;
+        if (i == n)
+            return true;
+        if (v[i] != ',')
+            return false;
+        i++;
+    }
+}
+
+/* Every non-empty Forwarded value of h is well formed, so lb's element can
+ * follow them without being read as part of one. */
+static bool forwarded_all_valid(const char *buf, const struct http_head *h)
+{
+    for (unsigned i = 0; i < h->nheaders; i++) {
+        const struct http_header *hd = &h->headers[i];
+        if (hd->field == HTTP_FIELD_FORWARDED && hd->value.len &&
+            !forwarded_valid((const uint8_t *)buf + hd->value.off, hd->value.len))
+            return false;
+    }
+    return true;
+}
+
 /* host=<Host> for a Forwarded element: as a token when it is one, else a
  * quoted-string (a Host value holds no '"' or '\', so quoting is wrapping). */
 static void put_forwarded_host(struct out *o, const char *buf, const struct http_header *host)
@@ -1153,7 +1223,8 @@ static size_t request_emit(const char *buf, const struct http_head *h,
     }
     if (fw->forwarded) {
         put_str(o, "Forwarded: ");
-        put_values(o, buf, h, HTTP_FIELD_FORWARDED);
+        if (forwarded_all_valid(buf, h))
+            put_values(o, buf, h, HTTP_FIELD_FORWARDED);
         put_str(o, client.v6 ? "for=\"[" : "for=");
         put_str(o, client.s);
         put_str(o, client.v6 ? "]\";proto=" : ";proto=");

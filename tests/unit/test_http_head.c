@@ -1306,6 +1306,50 @@ START_TEST(test_write_forwarded_forms)
 }
 END_TEST
 
+/* The client's Forwarded values go on before lb's element only when every
+ * one is well formed; else lb's element alone, so that an open quote or a
+ * stray ';' cannot take lb's element into the client's. */
+START_TEST(test_write_forwarded_client_checked)
+{
+    struct sockaddr_in c = client4("192.0.2.7");
+    struct http_forward fw = {
+        .client = (struct sockaddr *)&c, .proto = "http", .port = 80, .forwarded = true};
+    static const char tail[] = "X-Forwarded-For: 192.0.2.7\r\n"
+                               "X-Forwarded-Proto: http\r\n"
+                               "X-Forwarded-Port: 80\r\n"
+                               "Forwarded: ";
+    static const char lb[] = "for=192.0.2.7;proto=http;host=a\r\n\r\n";
+    static const struct {
+        const char *values; /* the client's Forwarded lines */
+        const char *kept;   /* what goes before lb's element */
+    } cases[] = {
+        {"Forwarded: for=1.2.3.4\r\n", "for=1.2.3.4, "},
+        {"Forwarded: for=\"[2001:db8::1]:80\";proto=https, for=unknown\r\n"
+         "Forwarded: by=_x;host=\"a\\\"b\"\r\n",
+         "for=\"[2001:db8::1]:80\";proto=https, for=unknown, by=_x;host=\"a\\\"b\", "},
+        {"Forwarded:\r\nForwarded: for=1.2.3.4\r\n", "for=1.2.3.4, "},
+        {"Forwarded: for=\"1.2.3.4\r\n", ""},
+        {"Forwarded: for=\"1.2.3.4\\\"\r\n", ""},
+        {"Forwarded: for=1.2.3.4;\r\n", ""},
+        {"Forwarded: for=1.2.3.4,\r\n", ""},
+        {"Forwarded: for=1.2.3.4;;proto=http\r\n", ""},
+        {"Forwarded: for\r\n", ""},
+        {"Forwarded: for=\r\n", ""},
+        {"Forwarded: for = 1.2.3.4\r\n", ""},
+        {"Forwarded: for=1.2.3.4 proto=http\r\n", ""},
+        {"Forwarded: for=[::1]\r\n", ""},
+        {"Forwarded: for=1.2.3.4\r\nForwarded: for=\"x\r\n", ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char in[512], want[1024];
+        snprintf(in, sizeof(in), "GET / HTTP/1.1\r\nHost: a\r\n%s\r\n", cases[i].values);
+        snprintf(want, sizeof(want), "GET / HTTP/1.1\r\nHost: a\r\n%s%s%s", tail, cases[i].kept,
+                 lb);
+        ck_assert_msg(strcmp(req_write(in, &fw), want) == 0, "case %zu: %s", i, req_write(in, &fw));
+    }
+}
+END_TEST
+
 START_TEST(test_write_request_sizes)
 {
     struct sockaddr_in6 c = client6("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff");
@@ -1441,6 +1485,7 @@ Suite *http_head_suite(void)
     tcase_add_test(tc, test_write_upgrade);
     tcase_add_test(tc, test_write_ipv6_forwarded);
     tcase_add_test(tc, test_write_forwarded_forms);
+    tcase_add_test(tc, test_write_forwarded_client_checked);
     tcase_add_test(tc, test_write_request_sizes);
     tcase_add_test(tc, test_write_response_hop_by_hop);
     tcase_add_test(tc, test_write_response_forms);

@@ -774,6 +774,47 @@ static int target_check(const uint8_t *b, const struct http_head *h, const char 
     return 0;
 }
 
+/* The length of the scheme ALPHA *(ALPHA / DIGIT / "+" / "-" / ".") before a
+ * ':' at the start of t, 0 when t does not start with one. */
+static size_t scheme_len(const uint8_t *t, size_t n)
+{
+    size_t i = 0;
+    if (n == 0 || !((t[0] | 0x20) >= 'a' && (t[0] | 0x20) <= 'z'))
+        return 0;
+    while (i < n && ((ctype[t[i]] & C_DIGIT) || ((t[i] | 0x20) >= 'a' && (t[i] | 0x20) <= 'z') ||
+                     t[i] == '+' || t[i] == '-' || t[i] == '.'))
+        i++;
+    return i < n && t[i] == ':' ? i : 0;
+}
+
+/* An absolute-form target (RFC 9112 3.2.2) must name the same server as
+ * Host, which the backend will route by: scheme http or https, no userinfo,
+ * an authority equal to Host ignoring case. Called with h->host set. */
+static int absolute_check(const uint8_t *b, const struct http_head *h, const char **why)
+{
+    const uint8_t *t = b + h->target.off;
+    size_t n = h->target.len, k = scheme_len(t, n);
+    if (k == 0 || t[0] == '/' || span_is(b, h->target, "*"))
+        return 0; /* not absolute-form: llhttp judges the rest */
+    if (!(ieq(t, k, "http") || ieq(t, k, "https")))
+        return fail(why, 400, "request target scheme is not http or https");
+    if (n - k < 3 || t[k + 1] != '/' || t[k + 2] != '/')
+        return fail(why, 400, "request target without an authority");
+    size_t from = k + 3, to = from;
+    while (to < n && t[to] != '/' && t[to] != '?' && t[to] != '#')
+        to++;
+    if (memchr(t + from, '@', to - from))
+        return fail(why, 400, "userinfo in the request target");
+    if (to == from)
+        return fail(why, 400, "request target without an authority");
+    if (h->host < 0)
+        return fail(why, 400, "absolute-form without Host");
+    const struct http_header *host = &h->headers[h->host];
+    if (host->value.len != to - from || !names_eq(t + from, b + host->value.off, to - from))
+        return fail(why, 400, "request target and Host differ");
+    return 0;
+}
+
 /* Marks the request headers whose name holds '_': CGI, PHP and WSGI backends
  * read '_' as '-', so "Content_Length" or "X_Forwarded_For" would stand
  * beside the field lb checked or wrote. They are not sent on (nginx's
@@ -811,6 +852,9 @@ int http_request_parse(const char *buf, size_t head_len, struct http_head *h, co
         return fail(why, 400, "missing Host");
     if (f.te && !f.final_chunked)
         return fail(why, 400, "final transfer coding is not chunked");
+    rc = absolute_check(b, h, why);
+    if (rc)
+        return rc;
 
     h->content_length = f.content_length;
     h->chunked = f.te;

@@ -93,13 +93,18 @@ size_t http_head_end(const char *buf, size_t len, size_t *scanned);
 
 /* Parses and checks the request head buf[0, head_len), head_len as
  * http_head_end() gave it. Returns 0 with *h filled, or the status to answer
- * with *why a short static reason for the log: 400 (malformed or ambiguous;
- * a Transfer-Encoding with an empty list element or the coding identity, or
- * whose codings do not end in chunked; the asterisk-form target "*" with a
- * method other than OPTIONS, the authority-form with any method),
- * 431 (more than HTTP_MAX_HEADERS headers), 501 (a method llhttp does not
- * know, or CONNECT: lb is a reverse proxy and tunnels nowhere), 505 (a
- * version other than HTTP/1.0 and HTTP/1.1). *h is undefined after an error. */
+ * with *why a short static reason for the log:
+ * - 400: malformed or ambiguous; among others a Transfer-Encoding with an
+ *   empty list element or the coding identity, or whose codings do not end
+ *   in chunked; the asterisk-form target "*" with a method other than
+ *   OPTIONS; the authority-form with any method; an absolute-form target
+ *   whose scheme is not http or https, that holds userinfo, or whose
+ *   authority differs from Host (ignoring case) or has no Host beside it;
+ * - 431: more than HTTP_MAX_HEADERS headers;
+ * - 501: a method llhttp does not know, or CONNECT (lb is a reverse proxy
+ *   and tunnels nowhere);
+ * - 505: a version other than HTTP/1.0 and HTTP/1.1.
+ * *h is undefined after an error. */
 int http_request_parse(const char *buf, size_t head_len, struct http_head *h, const char **why);
 
 /* Parses and checks a backend's response head, likewise (the same codes,

@@ -295,6 +295,8 @@ START_TEST(test_request_forms)
     static const char abs[] = "GET http://b.example/p HTTP/1.1\r\nHost: b.example\r\n\r\n";
     req_ok(abs, &h);
     ck_assert_str_eq(sp(abs, h.target), "http://b.example/p");
+    req_ok("GET HTTPS://B.Example:8443?q=1 HTTP/1.1\r\nHost: b.example:8443\r\n\r\n", &h);
+    req_ok("GET hTTp://[2001:DB8::1] HTTP/1.1\r\nHost: [2001:db8::1]\r\n\r\n", &h);
     static const char m[] = "OPTIONS * HTTP/1.1\r\nHost: [2001:db8::1]:1900\r\n\r\n";
     req_ok(m, &h);
     ck_assert_str_eq(sp(m, h.method), "OPTIONS");
@@ -699,6 +701,24 @@ static const struct bad bad_requests[] = {
         "authority-form without CONNECT"),
     BAD("authority-form with OPTIONS", "OPTIONS [::1]:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400,
         "authority-form without CONNECT"),
+    BAD("absolute-form ftp", "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+        "request target scheme is not http or https"),
+    BAD("absolute-form userinfo", "GET http://u:p@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+        "userinfo in the request target"),
+    BAD("absolute-form userinfo only", "GET http://a@/ HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+        "userinfo in the request target"),
+    BAD("absolute-form other host", "GET http://b/ HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+        "request target and Host differ"),
+    BAD("absolute-form other port", "GET http://a:8080/x HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+        "request target and Host differ"),
+    BAD("absolute-form longer host", "GET https://ab?q HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+        "request target and Host differ"),
+    BAD("absolute-form no authority", "GET http:/a HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+        "request target without an authority"),
+    BAD("absolute-form empty authority", "GET http:///a HTTP/1.1\r\nHost: \r\n\r\n", 400,
+        "request target without an authority"),
+    BAD("absolute-form without Host", "GET http://a/ HTTP/1.0\r\n\r\n", 400,
+        "absolute-form without Host"),
     BAD("unknown method", "FOO / HTTP/1.1\r\nHost: a\r\n\r\n", 501, "unknown method"),
     BAD("lowercase method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", 501, "unknown method"),
     /* Passes lb's scan; llhttp, the second opinion, refuses it. */

@@ -1115,11 +1115,14 @@ static void put_content_length(struct out *o, const char *buf, const struct http
 /* Each header that goes on, as it came, but the framing ones: Content-Length
  * once (put_content_length) and Transfer-Encoding as one canonical line
  * (put_transfer_encoding), each where its first line was, so that the next
- * hop cannot read "5, 5", " , CHUNKED" or a second line its own way. */
+ * hop cannot read "5, 5", " , CHUNKED" or a second line its own way. A 1xx
+ * or 204 response gets neither (RFC 9110 8.6, RFC 9112 6.1: it has no body
+ * and may not carry them). */
 static void put_headers(struct out *o, const char *buf, const struct http_head *h,
                         const struct http_forward *fw)
 {
-    bool length_sent = false, te_sent = false;
+    bool bodiless = !fw && (h->status < 200 || h->status == 204);
+    bool length_sent = bodiless, te_sent = bodiless;
     for (unsigned i = 0; i < h->nheaders; i++) {
         const struct http_header *hd = &h->headers[i];
         if (hd->underscore || hop_by_hop(h, hd) || (fw && forwarding(hd, fw)))

@@ -149,8 +149,8 @@ size_t http_request_size(const char *buf, const struct http_head *h, const struc
 /* Writes the response head for the client, likewise: the status line (the
  * backend's version, status and reason), the headers but the hop-by-hop ones
  * (Upgrade stays on a 101), Content-Length and Transfer-Encoding as canonical
- * as in requests, Connection: connection unless NULL, the empty line. Returns the length, 0 when
- * cap is too small. */
+ * as in requests (none at all on a 1xx or 204), Connection: connection unless NULL, the empty line.
+ * Returns the length, 0 when cap is too small. */
 size_t http_response_write(const char *buf, const struct http_head *h, const char *connection,
                            char *out, size_t cap);
 /* The length http_response_write() writes for the same arguments. */

@@ -1444,6 +1444,20 @@ START_TEST(test_write_response_forms)
                      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
                      "Connection: upgrade\r\n"
                      "\r\n");
+    /* A 1xx or 204 loses the framing headers it may not carry. */
+    ck_assert_str_eq(
+        resp_write("HTTP/1.1 204 No Content\r\nContent-Length: 7\r\nX: 1\r\n\r\n", false, NULL),
+        "HTTP/1.1 204 No Content\r\nX: 1\r\n\r\n");
+    ck_assert_str_eq(resp_write("HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked\r\n"
+                                "Link: </a>\r\n\r\n",
+                                false, NULL),
+                     "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n");
+    ck_assert_str_eq(resp_write("HTTP/1.1 100 Continue\r\nContent-Length: 0\r\n\r\n", false, NULL),
+                     "HTTP/1.1 100 Continue\r\n\r\n");
+    /* A 304 keeps the length of the representation it stands for. */
+    ck_assert_str_eq(
+        resp_write("HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n", false, NULL),
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n");
     /* An answer to HEAD keeps the length it describes. */
     ck_assert_str_eq(resp_write("HTTP/1.1 200\r\nContent-Length: 0100\r\n\r\n", true, "close"),
                      "HTTP/1.1 200 \r\n"

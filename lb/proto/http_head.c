@@ -1008,16 +1008,18 @@ static bool hop_by_hop(const struct http_head *h, const struct http_header *hd)
     }
 }
 
-/* Not copied as it came: written by lb after the client's headers. */
+/* Not copied as it came: written by lb after the client's headers, or (a
+ * client's X-Real-IP without real_ip) dropped, since a backend cannot tell
+ * it from one lb wrote. Forwarded without fw->forwarded goes on as it came:
+ * RFC 7239 lets each proxy choose whether to add to it. */
 static bool forwarding(const struct http_header *hd, const struct http_forward *fw)
 {
     switch (hd->field) {
     case HTTP_FIELD_X_FORWARDED_FOR:
     case HTTP_FIELD_X_FORWARDED_PROTO:
     case HTTP_FIELD_X_FORWARDED_PORT:
-        return true;
     case HTTP_FIELD_X_REAL_IP:
-        return fw->real_ip;
+        return true;
     case HTTP_FIELD_FORWARDED:
         return fw->forwarded;
     default:

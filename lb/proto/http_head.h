@@ -133,14 +133,16 @@ struct http_forward {
  * and every header whose name holds '_' (all of them, not only look-alikes of
  * a field lb acts on: backends that map '_' to '-' would read
  * "X_Forwarded_For" as lb's own header), then Connection as fw says, X-Forwarded-For (the client's
- * values in order, then the client), X-Forwarded-Proto, X-Forwarded-Port, X-Real-IP (fw->real_ip)
- * and Forwarded (fw->forwarded: the client's elements, then lb's; when any client Forwarded value
- * is not well formed RFC 7239 -- token=token|quoted-string pairs split by ';', elements by ',' --
- * none of them, only lb's element), then the empty line. Content-Length goes on once, as one
- * length; Transfer-Encoding as one line "Transfer-Encoding: " and every coding of every
- * Transfer-Encoding line lower-cased, joined by ", ", where the first such line was. Connection
- * never removes Host, Content-Length, Transfer-Encoding or a forwarding header. buf and h as
- * parsed. Returns the length, 0 when cap is too small (out then holds no complete head). */
+ * values in order, then the client), X-Forwarded-Proto, X-Forwarded-Port, X-Real-IP (fw->real_ip;
+ * without it a client's X-Real-IP is dropped too) and Forwarded (fw->forwarded: the client's
+ * elements, then lb's; when any client Forwarded value is not well formed RFC 7239 --
+ * token=token|quoted-string pairs split by ';', elements by ',' -- none of them, only lb's
+ * element), then the empty line; without fw->forwarded the client's Forwarded goes on as it came.
+ * Content-Length goes on once, as one length; Transfer-Encoding as one line "Transfer-Encoding: "
+ * and every coding of every Transfer-Encoding line lower-cased, joined by ", ", where the first
+ * such line was. Connection never removes Host, Content-Length, Transfer-Encoding or a forwarding
+ * header. buf and h as parsed. Returns the length, 0 when cap is too small (out then holds no
+ * complete head). */
 size_t http_request_write(const char *buf, const struct http_head *h, const struct http_forward *fw,
                           char *out, size_t cap);
 /* The length http_request_write() writes for the same arguments. */

@@ -1035,12 +1035,15 @@ START_TEST(test_write_forwarding_replaced)
                      "X-Forwarded-Port: 80\r\n"
                      "X-Real-IP: 192.0.2.7\r\n"
                      "\r\n");
-    /* Without real_ip lb leaves the client's X-Real-IP alone. */
+    /* Without real_ip lb drops the client's X-Real-IP; without forwarded it
+     * leaves the client's Forwarded as it came. */
     fw.real_ip = false;
-    ck_assert_str_eq(req_write("GET / HTTP/1.1\r\nHost: a\r\nX-Real-IP: 6.6.6.6\r\n\r\n", &fw),
+    ck_assert_str_eq(req_write("GET / HTTP/1.1\r\nHost: a\r\nX-Real-IP: 6.6.6.6\r\n"
+                               "Forwarded: for=6.6.6.6;x=\"\r\n\r\n",
+                               &fw),
                      "GET / HTTP/1.1\r\n"
                      "Host: a\r\n"
-                     "X-Real-IP: 6.6.6.6\r\n"
+                     "Forwarded: for=6.6.6.6;x=\"\r\n"
                      "X-Forwarded-For: 192.0.2.7\r\n"
                      "X-Forwarded-Proto: http\r\n"
                      "X-Forwarded-Port: 80\r\n"

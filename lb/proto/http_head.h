@@ -126,23 +126,28 @@ struct http_forward {
                                       "close", "upgrade"), NULL for none */
 };
 
-/* Writes the request head for the backend into out[0, cap): the request line
- * (method, target, the client's version), every header of h in order except
- * the hop-by-hop ones (Connection and the headers it names, Keep-Alive, TE,
- * Trailer, Proxy-Connection, HTTP2-Settings, Upgrade unless h->upgrade), the forwarding ones
- * and every header whose name holds '_' (all of them, not only look-alikes of
- * a field lb acts on: backends that map '_' to '-' would read
- * "X_Forwarded_For" as lb's own header), then Connection as fw says, X-Forwarded-For (the client's
- * values in order, then the client), X-Forwarded-Proto, X-Forwarded-Port, X-Real-IP (fw->real_ip;
- * without it a client's X-Real-IP is dropped too) and Forwarded (fw->forwarded: the client's
- * elements, then lb's; when any client Forwarded value is not well formed RFC 7239 --
- * token=token|quoted-string pairs split by ';', elements by ',' -- none of them, only lb's
- * element), then the empty line; without fw->forwarded the client's Forwarded goes on as it came.
- * Content-Length goes on once, as one length; Transfer-Encoding as one line "Transfer-Encoding: "
- * and every coding of every Transfer-Encoding line lower-cased, joined by ", ", where the first
- * such line was. Connection never removes Host, Content-Length, Transfer-Encoding or a forwarding
- * header. buf and h as parsed. Returns the length, 0 when cap is too small (out then holds no
- * complete head). */
+/* Writes the request head for the backend into out[0, cap):
+ * - the request line: method, target, the client's version;
+ * - every header of h in order, except the hop-by-hop ones (Connection and
+ *   the headers it names, Keep-Alive, TE, Trailer, Proxy-Connection,
+ *   HTTP2-Settings, Upgrade unless h->upgrade), the forwarding ones, and
+ *   every header whose name holds '_' (all of them, not only look-alikes of
+ *   a field lb acts on: backends that map '_' to '-' would read
+ *   "X_Forwarded_For" as lb's own header);
+ * - Content-Length once, as one length, and Transfer-Encoding as one line,
+ *   every coding of every Transfer-Encoding line lower-cased and joined by
+ *   ", ", each where its first line was;
+ * - Connection as fw says; X-Forwarded-For (the client's values in order,
+ *   then the client), X-Forwarded-Proto, X-Forwarded-Port;
+ * - X-Real-IP when fw->real_ip (a client's X-Real-IP is dropped either way);
+ * - Forwarded when fw->forwarded: the client's elements, then lb's, but lb's
+ *   alone when any client Forwarded value is not well formed RFC 7239
+ *   (token=token|quoted-string pairs split by ';', elements by ','); without
+ *   fw->forwarded the client's Forwarded goes on as it came;
+ * - the empty line.
+ * Connection never removes Host, Content-Length, Transfer-Encoding or a
+ * forwarding header. buf and h as parsed. Returns the length, 0 when cap is
+ * too small (out then holds no complete head). */
 size_t http_request_write(const char *buf, const struct http_head *h, const struct http_forward *fw,
                           char *out, size_t cap);
 /* The length http_request_write() writes for the same arguments. */
@@ -150,9 +155,9 @@ size_t http_request_size(const char *buf, const struct http_head *h, const struc
 
 /* Writes the response head for the client, likewise: the status line (the
  * backend's version, status and reason), the headers but the hop-by-hop ones
- * (Upgrade stays on a 101), Content-Length and Transfer-Encoding as canonical
- * as in requests (none at all on a 1xx or 204), Connection: connection unless NULL, the empty line.
- * Returns the length, 0 when cap is too small. */
+ * (Upgrade stays on a 101), Content-Length and Transfer-Encoding canonical as
+ * in requests (neither on a 1xx or 204), Connection: connection unless NULL,
+ * the empty line. Returns the length, 0 when cap is too small. */
 size_t http_response_write(const char *buf, const struct http_head *h, const char *connection,
                            char *out, size_t cap);
 /* The length http_response_write() writes for the same arguments. */

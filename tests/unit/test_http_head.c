@@ -1117,7 +1117,13 @@ START_TEST(test_write_connection_cannot_strip)
 }
 END_TEST
 
-START_TEST(test_write_content_length_canonical)
+/* A request head and what the backend gets of it before lb's forwarding
+ * headers (client 192.0.2.7, http, port 80). */
+struct write_case {
+    const char *in, *out;
+};
+
+static void ck_writes(const struct write_case *cases, size_t n)
 {
     struct sockaddr_in c = client4("192.0.2.7");
     struct http_forward fw = {.client = (struct sockaddr *)&c, .proto = "http", .port = 80};
@@ -1125,9 +1131,16 @@ START_TEST(test_write_content_length_canonical)
                                "X-Forwarded-Proto: http\r\n"
                                "X-Forwarded-Port: 80\r\n"
                                "\r\n";
-    static const struct {
-        const char *in, *out;
-    } cases[] = {
+    for (size_t i = 0; i < n; i++) {
+        char want[512];
+        snprintf(want, sizeof(want), "%s%s", cases[i].out, tail);
+        ck_assert_str_eq(req_write(cases[i].in, &fw), want);
+    }
+}
+
+START_TEST(test_write_content_length_canonical)
+{
+    static const struct write_case cases[] = {
         {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
          "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"},
         {"POST / HTTP/1.1\r\ncontent-length: 5\r\nHost: a\r\nContent-Length: 005\r\n\r\n",
@@ -1135,11 +1148,7 @@ START_TEST(test_write_content_length_canonical)
         {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 000\r\n\r\n",
          "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char want[512];
-        snprintf(want, sizeof(want), "%s%s", cases[i].out, tail);
-        ck_assert_str_eq(req_write(cases[i].in, &fw), want);
-    }
+    ck_writes(cases, sizeof(cases) / sizeof(cases[0]));
 }
 END_TEST
 
@@ -1188,15 +1197,7 @@ END_TEST
  * ", ", however the client or backend spelt and split it. */
 START_TEST(test_write_transfer_encoding_canonical)
 {
-    struct sockaddr_in c = client4("192.0.2.7");
-    struct http_forward fw = {.client = (struct sockaddr *)&c, .proto = "http", .port = 80};
-    static const char tail[] = "X-Forwarded-For: 192.0.2.7\r\n"
-                               "X-Forwarded-Proto: http\r\n"
-                               "X-Forwarded-Port: 80\r\n"
-                               "\r\n";
-    static const struct {
-        const char *in, *out;
-    } cases[] = {
+    static const struct write_case cases[] = {
         {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n",
          "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"},
         {"POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: gzip\t,\tchunked\r\n\r\n",
@@ -1207,11 +1208,7 @@ START_TEST(test_write_transfer_encoding_canonical)
         {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: GZip ; Q=Ab ;r=1,chunked\r\n\r\n",
          "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip;q=Ab;r=1, chunked\r\n"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char want[512];
-        snprintf(want, sizeof(want), "%s%s", cases[i].out, tail);
-        ck_assert_str_eq(req_write(cases[i].in, &fw), want);
-    }
+    ck_writes(cases, sizeof(cases) / sizeof(cases[0]));
     ck_assert_str_eq(resp_write("HTTP/1.1 200 OK\r\nTransfer-Encoding: ,GZIP,\r\n"
                                 "Transfer-Encoding: x , Chunked\r\n\r\n",
                                 false, NULL),

@@ -16,7 +16,7 @@ enum lb_strategy {
     LB_STRATEGY_IPHASH,
 };
 
-enum lb_mode { LB_MODE_TCP };
+enum lb_mode { LB_MODE_TCP, LB_MODE_HTTP };
 
 #define LB_WEIGHT_MAX 256
 #define LB_NAME_MAX 64
@@ -82,6 +82,10 @@ struct lb_pool_conf {
     unsigned slow_start_ms;             /* 0: a backend coming up gets its full weight at once */
     struct lb_keepalive_conf keepalive; /* on the sockets to backends (not health checks) */
     enum lb_proxy_version send_proxy;   /* header before the client's bytes; OFF: none */
+    /* http mode: idle backend connections kept for reuse ("keepalive"). */
+    unsigned reuse_max_idle;        /* per backend; 0: every request gets a fresh connection */
+    unsigned reuse_idle_timeout_ms; /* an idle connection is closed after it */
+    unsigned response_timeout_ms;   /* http mode: the response head must arrive within it (504) */
     struct lb_backend_conf *backends;
     size_t nbackends;
 };
@@ -99,8 +103,12 @@ struct lb_listener_conf {
     struct lb_keepalive_conf keepalive; /* on accepted client sockets */
     int splice;                         /* bulk flows may move through splice(2) pipes */
     int accept_proxy; /* each client starts with a PROXY v1 or v2 header, which says who it is */
-    unsigned request_timeout_ms; /* what lb reads before the pick (the PROXY header) must
-                                  * arrive within it */
+    unsigned request_timeout_ms; /* what lb reads before the pick (the PROXY header; in
+                                  * http mode each request head) must arrive within it */
+    /* http mode: */
+    unsigned max_header_bytes; /* a request head longer than this is a 431 */
+    int x_real_ip;             /* also send X-Real-IP */
+    int forwarded;             /* also send RFC 7239 Forwarded */
 };
 
 /* The admin API listener ("admin"); enabled false without the key. */

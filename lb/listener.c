@@ -69,6 +69,9 @@ struct listener *listener_create(struct runtime *rt, const struct lb_listener_co
     l->splice = c->splice;
     l->accept_proxy = c->accept_proxy;
     l->request_timeout_ms = c->request_timeout_ms;
+    l->max_header_bytes = c->max_header_bytes;
+    l->x_real_ip = c->x_real_ip;
+    l->forwarded = c->forwarded;
     return l;
 }
 

@@ -48,6 +48,10 @@ struct listener {
     uint64_t active;         /* open sessions */
     uint64_t total;          /* sessions ever accepted */
     uint64_t proxy_rejected; /* clients closed for a missing, bad or late PROXY header */
+    /* http mode (lb/http_session.c): */
+    unsigned max_header_bytes;
+    bool x_real_ip, forwarded;
+    uint64_t http_status[5]; /* responses sent to clients, by class 1xx..5xx */
     bool retired;            /* removed by a reload; freed with its last session */
     bool draining;           /* listener_drain() runs: not freed yet */
     LIST_ENTRY(listener) retired_link;

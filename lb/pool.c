@@ -11,6 +11,9 @@
 #include "lb/balance/balance.h"
 #include "lb/pool.h"
 
+const double lb_req_bucket_s[LB_REQ_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                 0.25,  0.5,    1,     2.5,  5,     10,  30};
+
 /* Frees a backend's memory; the caller has dropped the last reference. Its
  * health checks and timers were stopped by whoever started them (the
  * runtime, a reload): none may fire on freed memory. */
@@ -97,6 +100,7 @@ struct backend *pool_add_backend(struct pool *pool, const char *id, const char *
     b->eff_weight = b->weight;
     b->up = true;
     b->refs = 1;
+    TAILQ_INIT(&b->idle);
     pool->backends[pool->nbackends++] = b;
     if (backend_available(b))
         pool->navailable++;
@@ -144,6 +148,9 @@ struct pool *pool_prepare(const struct lb_pool_conf *conf)
     pool->retries = conf->retries;
     pool->keepalive = conf->keepalive;
     pool->send_proxy = conf->send_proxy;
+    pool->reuse_max_idle = conf->reuse_max_idle;
+    pool->reuse_idle_timeout_ms = conf->reuse_idle_timeout_ms;
+    pool->response_timeout_ms = conf->response_timeout_ms;
     if (conf->hash_table_size > 0)
         pool->hash_table_size = conf->hash_table_size;
     for (size_t i = 0; i < conf->nbackends; i++) {

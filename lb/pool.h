@@ -25,6 +25,12 @@ enum backend_admin {
 #define LB_CHECK_BUCKETS 12
 extern const double lb_check_bucket_s[LB_CHECK_BUCKETS];
 
+/* HTTP status classes 1xx..5xx: counters indexed by status / 100 - 1. */
+#define LB_HTTP_CLASSES 5
+/* Upper bounds (seconds) of the HTTP request duration histogram buckets. */
+#define LB_REQ_BUCKETS 14
+extern const double lb_req_bucket_s[LB_REQ_BUCKETS];
+
 /* How many backends one session may try (first pick + retries). */
 #define LB_MAX_TRIES 16
 
@@ -53,6 +59,13 @@ struct backend {
     uint64_t failed;    /* failed connect attempts */
     uint64_t bytes_in;  /* bytes received from the backend */
     uint64_t bytes_out; /* bytes sent to the backend */
+    /* http mode: responses clients got to requests sent to it (lb's own 502
+     * and 504 for it included), by class; and connections kept idle for reuse
+     * (lb/http_reuse.h). */
+    uint64_t http_status[LB_HTTP_CLASSES];
+    uint64_t reused;             /* requests that went on an idle connection */
+    TAILQ_HEAD(backend_idle, http_idle) idle; /* newest first */
+    unsigned nidle;
     unsigned refs;      /* pool + each session holding it */
 
     /* Health (lb/pool_health.c): up == !health_down && !ejected. */
@@ -100,6 +113,14 @@ struct pool {
     unsigned slow_start_ms;
     bool empty_logged; /* "has no available backend" was logged */
     uint64_t rejected; /* clients closed at once: no backend available */
+    /* http mode: request durations (head complete to response end). */
+    uint64_t req_buckets[LB_REQ_BUCKETS]; /* count <= lb_req_bucket_s[i], cumulative */
+    uint64_t req_count;
+    double req_sum_s;
+    /* http mode: idle backend connections kept for reuse, per backend. */
+    unsigned reuse_max_idle;
+    unsigned reuse_idle_timeout_ms;
+    unsigned response_timeout_ms;
 };
 
 static inline bool backend_available(const struct backend *b)

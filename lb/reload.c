@@ -175,6 +175,9 @@ static void plan_commit_pools(struct runtime *rt, struct reload_plan *p, struct 
         struct pool *op = runtime_find_pool(rt, np->name);
         if (op) { /* the pool's own counters and log state go on */
             np->rejected = op->rejected;
+            memcpy(np->req_buckets, op->req_buckets, sizeof(np->req_buckets));
+            np->req_count = op->req_count;
+            np->req_sum_s = op->req_sum_s;
             np->empty_logged = op->empty_logged;
         }
         /* Ids are unique in a pool: each old backend is found once at most,
@@ -245,6 +248,9 @@ static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
         l->splice = c->splice;
         l->accept_proxy = c->accept_proxy; /* for sessions accepted from now on */
         l->request_timeout_ms = c->request_timeout_ms;
+        l->max_header_bytes = c->max_header_bytes; /* for requests from now on */
+        l->x_real_ip = c->x_real_ip;
+        l->forwarded = c->forwarded;
         l->full = l->active >= l->max_connections;
         listener_refresh(l);
     }

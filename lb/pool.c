@@ -12,7 +12,7 @@
 #include "lb/pool.h"
 
 const double lb_req_bucket_s[LB_REQ_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                 0.25,  0.5,    1,     2.5,  5,     10,  30};
+                                                0.25,  0.5,    1,     2.5,  5,     10,   30};
 
 /* Frees a backend's memory; the caller has dropped the last reference. Its
  * health checks and timers were stopped by whoever started them (the

@@ -63,10 +63,10 @@ struct backend {
      * and 504 for it included), by class; and connections kept idle for reuse
      * (lb/http_reuse.h). */
     uint64_t http_status[LB_HTTP_CLASSES];
-    uint64_t reused;             /* requests that went on an idle connection */
+    uint64_t reused;                          /* requests that went on an idle connection */
     TAILQ_HEAD(backend_idle, http_idle) idle; /* newest first */
     unsigned nidle;
-    unsigned refs;      /* pool + each session holding it */
+    unsigned refs; /* pool + each session holding it */
 
     /* Health (lb/pool_health.c): up == !health_down && !ejected. */
     struct health_check *check; /* active checks; NULL without */

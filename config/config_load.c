@@ -31,12 +31,17 @@ static const struct int_rule RULE_SHUTDOWN_GRACE = {"shutdown_grace_ms", 0, 3600
 static const struct int_rule RULE_MAX_CONNECTIONS = {"max_connections", 1, 1000000, 10000, 0};
 static const struct int_rule RULE_IDLE_TIMEOUT = {"idle_timeout_ms", 0, 86400000, 300000, 0};
 static const struct int_rule RULE_REQUEST_TIMEOUT = {"request_timeout_ms", 100, 3600000, 10000, 0};
+static const struct int_rule RULE_MAX_HEADER_BYTES = {"max_header_bytes", 1024, 1048576, 32768, 0};
 static const struct int_rule RULE_CONNECT_TIMEOUT = {"connect_timeout_ms", 1, 3600000, 3000, 0};
 static const struct int_rule RULE_RETRIES = {"retries", 0, 15, 2, 0};
 static const struct int_rule RULE_HASH_TABLE_SIZE = {"hash_table_size", 7, 1048573,
                                                      LB_MAGLEV_DEFAULT_SIZE, 1};
 static const struct int_rule RULE_WEIGHT = {"weight", 0, LB_WEIGHT_MAX, 1, 0};
 static const struct int_rule RULE_SLOW_START = {"slow_start_ms", 0, 3600000, 0, 0};
+static const struct int_rule RULE_RESPONSE_TIMEOUT = {"response_timeout_ms", 100, 86400000, 60000,
+                                                      0};
+static const struct int_rule RULE_REUSE_MAX_IDLE = {"max_idle", 0, 10000, 32, 0};
+static const struct int_rule RULE_REUSE_IDLE_TIMEOUT = {"idle_timeout_ms", 100, 3600000, 60000, 0};
 static const struct int_rule RULE_HC_INTERVAL = {"interval_ms", 10, 86400000, 2000, 0};
 static const struct int_rule RULE_HC_TIMEOUT = {"timeout_ms", 1, 3600000, 1000, 0};
 static const struct int_rule RULE_HC_RISE = {"rise", 1, 100, 2, 0};
@@ -69,7 +74,7 @@ static const struct int_rule RULE_KA_COUNT = {"count", 1, 127, 6, 0};
 
 static const char *const LOG_LEVEL_NAMES[] = {"error", "warn", "info", "debug", NULL};
 static const char *const STRATEGY_NAMES[] = {"roundrobin", "weighted", "leastconn", "iphash", NULL};
-static const char *const MODE_NAMES[] = {"tcp", NULL};
+static const char *const MODE_NAMES[] = {"tcp", "http", NULL};
 
 static const char *const ROOT_KEYS[] = {"log", "shutdown_grace_ms", "listeners", "pools", "admin",
                                         NULL};
@@ -87,12 +92,28 @@ static const char *const LISTENER_KEYS[] = {"name",
                                             "splice",
                                             "accept_proxy",
                                             "request_timeout_ms",
+                                            "max_header_bytes",
+                                            "x_real_ip",
+                                            "forwarded",
                                             NULL};
+/* Listener keys that only apply to "mode": "http". */
+static const char *const LISTENER_HTTP_ONLY[] = {"max_header_bytes", "x_real_ip", "forwarded",
+                                                 NULL};
 static const char *const LISTENER_REQUIRED[] = {"name", "listen", "pool", NULL};
-static const char *const POOL_KEYS[] = {"name",       "strategy",        "connect_timeout_ms",
-                                        "retries",    "hash_table_size", "health_check",
-                                        "passive",    "slow_start_ms",   "tcp_keepalive",
-                                        "send_proxy", "backends",        NULL};
+static const char *const POOL_KEYS[] = {"name",
+                                        "strategy",
+                                        "connect_timeout_ms",
+                                        "retries",
+                                        "hash_table_size",
+                                        "health_check",
+                                        "passive",
+                                        "slow_start_ms",
+                                        "tcp_keepalive",
+                                        "send_proxy",
+                                        "keepalive",
+                                        "response_timeout_ms",
+                                        "backends",
+                                        NULL};
 static const char *const CHECK_KEYS[] = {
     "type",   "interval_ms", "timeout_ms",    "rise",        "fall",       "port", "path",
     "method", "host",        "expect_status", "expect_body", "send_proxy", NULL};
@@ -101,6 +122,7 @@ static const char *const CHECK_HTTP_ONLY[] = {"path",          "method",      "h
                                               "expect_status", "expect_body", NULL};
 static const char *const PASSIVE_KEYS[] = {"max_failures", "ejection_ms", NULL};
 static const char *const KEEPALIVE_KEYS[] = {"idle", "interval", "count", NULL};
+static const char *const REUSE_KEYS[] = {"max_idle", "idle_timeout_ms", NULL};
 static const char *const POOL_REQUIRED[] = {"name", "backends", NULL};
 static const char *const BACKEND_KEYS[] = {"address", "weight", "name", NULL};
 static const char *const BACKEND_REQUIRED[] = {"address", NULL};
@@ -477,10 +499,33 @@ static int load_mode(struct loader *ld, json_t *obj, enum lb_mode *out)
     *out = DEFAULT_MODE;
     if (!s || strcmp(s, MODE_NAMES[LB_MODE_TCP]) == 0)
         return 0;
+    if (strcmp(s, MODE_NAMES[LB_MODE_HTTP]) == 0) {
+        *out = LB_MODE_HTTP;
+        return 0;
+    }
     path_push_key(ld, "mode");
-    if (strcmp(s, "http") == 0)
-        return load_fail(ld, AT_VALUE, "must be \"tcp\" (HTTP mode is not available yet)");
-    return load_fail(ld, AT_VALUE, "must be \"tcp\" (got \"%s\")", config_escape(q, sizeof(q), s));
+    return load_fail(ld, AT_VALUE, "must be \"tcp\" or \"http\" (got \"%s\")",
+                     config_escape(q, sizeof(q), s));
+}
+
+/* A listener's http-mode keys. They are read in every mode (so a tcp
+ * listener stores the defaults), but only an http listener may set them. */
+static int load_listener_http(struct loader *ld, json_t *obj, struct lb_listener_conf *l)
+{
+    if (l->mode != LB_MODE_HTTP) {
+        for (size_t k = 0; LISTENER_HTTP_ONLY[k]; k++) {
+            if (!json_object_get(obj, LISTENER_HTTP_ONLY[k]))
+                continue;
+            path_push_key(ld, LISTENER_HTTP_ONLY[k]);
+            return load_fail(ld, AT_KEY, "key \"%s\" only applies to \"mode\": \"http\"",
+                             LISTENER_HTTP_ONLY[k]);
+        }
+    }
+    if (load_uint(ld, obj, &RULE_MAX_HEADER_BYTES, &l->max_header_bytes) < 0 ||
+        load_bool(ld, obj, "x_real_ip", 0, &l->x_real_ip) < 0 ||
+        load_bool(ld, obj, "forwarded", 0, &l->forwarded) < 0)
+        return -1;
+    return 0;
 }
 
 /* The optional "tcp_keepalive" object of a listener or pool; absent:
@@ -555,7 +600,8 @@ static int load_listener(struct loader *ld, json_t *obj, struct lb_config *cfg, 
         load_keepalive(ld, obj, &l->keepalive) < 0 ||
         load_bool(ld, obj, "splice", 1, &l->splice) < 0 ||
         load_bool(ld, obj, "accept_proxy", 0, &l->accept_proxy) < 0 ||
-        load_uint(ld, obj, &RULE_REQUEST_TIMEOUT, &l->request_timeout_ms) < 0)
+        load_uint(ld, obj, &RULE_REQUEST_TIMEOUT, &l->request_timeout_ms) < 0 ||
+        load_listener_http(ld, obj, l) < 0)
         return -1;
     if (load_listener_unique(ld, cfg, i) < 0)
         return -1;
@@ -819,6 +865,26 @@ static int load_passive(struct loader *ld, json_t *pool, struct lb_passive_conf 
     return 0;
 }
 
+/* The pool's optional "keepalive" object: idle backend connections kept for
+ * reuse by later requests (http mode; not "tcp_keepalive"). Absent, or a
+ * member absent: the defaults. */
+static int load_reuse(struct loader *ld, json_t *pool, struct lb_pool_conf *p)
+{
+    json_t *obj = json_object_get(pool, "keepalive");
+
+    p->reuse_max_idle = (unsigned)RULE_REUSE_MAX_IDLE.def;
+    p->reuse_idle_timeout_ms = (unsigned)RULE_REUSE_IDLE_TIMEOUT.def;
+    if (!obj)
+        return 0;
+    path_push_key(ld, "keepalive");
+    if (load_object(ld, obj, REUSE_KEYS, NULL) < 0 ||
+        load_uint(ld, obj, &RULE_REUSE_MAX_IDLE, &p->reuse_max_idle) < 0 ||
+        load_uint(ld, obj, &RULE_REUSE_IDLE_TIMEOUT, &p->reuse_idle_timeout_ms) < 0)
+        return -1;
+    path_pop(ld);
+    return 0;
+}
+
 /* The pool's optional "send_proxy": "off", "v1" or "v2". */
 static int load_send_proxy(struct loader *ld, json_t *pool, enum lb_proxy_version *out)
 {
@@ -857,7 +923,9 @@ static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size
         load_uint(ld, obj, &RULE_SLOW_START, &p->slow_start_ms) < 0 ||
         load_send_proxy(ld, obj, &p->send_proxy) < 0 ||
         load_health_check(ld, obj, &p->health, p->send_proxy) < 0 ||
-        load_passive(ld, obj, &p->passive) < 0 || load_keepalive(ld, obj, &p->keepalive) < 0)
+        load_passive(ld, obj, &p->passive) < 0 || load_keepalive(ld, obj, &p->keepalive) < 0 ||
+        load_reuse(ld, obj, p) < 0 ||
+        load_uint(ld, obj, &RULE_RESPONSE_TIMEOUT, &p->response_timeout_ms) < 0)
         return -1;
     if (load_array(ld, obj, "backends", "backend", &arr) < 0)
         return -1;

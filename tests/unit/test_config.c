@@ -232,6 +232,8 @@ START_TEST(test_strategies_and_levels)
         config_free(cfg);
     }
     ck_assert_str_eq(config_mode_name(LB_MODE_TCP), "tcp");
+    ck_assert_str_eq(config_mode_name(LB_MODE_HTTP), "http");
+    ck_assert_str_eq(config_mode_name((enum lb_mode)42), "unknown");
     ck_assert_str_eq(config_strategy_name((enum lb_strategy)42), "unknown");
 }
 END_TEST
@@ -653,10 +655,13 @@ START_TEST(test_enums)
                     "\"leastconn\", \"iphash\" (got \"random\")");
     ck_config_error("{'listeners': [{'name': 'web', 'listen': '*:80', 'pool': 'app', "
                     "'mode': 'udp'}], 'pools': [" POOL "]}",
-                    ":1:73: listeners[0].mode: must be \"tcp\" (got \"udp\")");
+                    ":1:73: listeners[0].mode: must be \"tcp\" or \"http\" (got \"udp\")");
     ck_config_error("{'listeners': [{'name': 'web', 'listen': '*:80', 'pool': 'app', "
-                    "'mode': 'http'}], 'pools': [" POOL "]}",
-                    ":1:73: listeners[0].mode: must be \"tcp\" (HTTP mode is not available yet)");
+                    "'mode': 'HTTP'}], 'pools': [" POOL "]}",
+                    ":1:73: listeners[0].mode: must be \"tcp\" or \"http\" (got \"HTTP\")");
+    ck_config_error("{'listeners': [{'name': 'web', 'listen': '*:80', 'pool': 'app', "
+                    "'mode': 1}], 'pools': [" POOL "]}",
+                    ":1:73: listeners[0].mode: must be a string");
 }
 END_TEST
 
@@ -1152,6 +1157,154 @@ START_TEST(test_keepalive_errors)
 }
 END_TEST
 
+/* A listener in "mode": "http" with the given extra keys (kv may be empty). */
+#define HTTP_LISTENER(kv)                                                                          \
+    "{'listeners': [{'name': 'web', 'listen': '127.0.0.1:8080', 'mode': 'http', 'pool': 'app'" kv  \
+    "}], 'pools': [" POOL "]}"
+
+static void ck_http_listener(const struct lb_listener_conf *l, unsigned max_header_bytes,
+                             int x_real_ip, int forwarded)
+{
+    ck_assert_int_eq(l->mode, LB_MODE_HTTP);
+    ck_assert_uint_eq(l->max_header_bytes, max_header_bytes);
+    ck_assert_int_eq(l->x_real_ip, x_real_ip);
+    ck_assert_int_eq(l->forwarded, forwarded);
+}
+
+static void ck_reuse(const struct lb_pool_conf *p, unsigned max_idle, unsigned idle_timeout_ms,
+                     unsigned response_timeout_ms)
+{
+    ck_assert_uint_eq(p->reuse_max_idle, max_idle);
+    ck_assert_uint_eq(p->reuse_idle_timeout_ms, idle_timeout_ms);
+    ck_assert_uint_eq(p->response_timeout_ms, response_timeout_ms);
+}
+
+/* HTTP mode: a listener's "mode": "http" with "max_header_bytes",
+ * "x_real_ip" and "forwarded" (defaults stored in tcp mode too); a pool's
+ * "keepalive" (connection reuse, not "tcp_keepalive") and
+ * "response_timeout_ms", valid whatever its listeners' modes. */
+START_TEST(test_http_keys)
+{
+    struct lb_config *cfg = load_ok(MINIMAL);
+    ck_assert_int_eq(cfg->listeners[0].mode, LB_MODE_TCP);
+    ck_assert_uint_eq(cfg->listeners[0].max_header_bytes, 32768);
+    ck_assert_int_eq(cfg->listeners[0].x_real_ip, 0);
+    ck_assert_int_eq(cfg->listeners[0].forwarded, 0);
+    ck_reuse(&cfg->pools[0], 32, 60000, 60000);
+    config_free(cfg);
+
+    cfg = load_ok(HTTP_LISTENER(""));
+    ck_http_listener(&cfg->listeners[0], 32768, 0, 0);
+    ck_assert_uint_eq(cfg->listeners[0].request_timeout_ms, 10000);
+    ck_reuse(&cfg->pools[0], 32, 60000, 60000);
+    config_free(cfg);
+    cfg = load_ok(HTTP_LISTENER(", 'max_header_bytes': 1024, 'x_real_ip': true, 'forwarded': "
+                                "false, 'request_timeout_ms': 100"));
+    ck_http_listener(&cfg->listeners[0], 1024, 1, 0);
+    ck_assert_uint_eq(cfg->listeners[0].request_timeout_ms, 100);
+    config_free(cfg);
+    cfg = load_ok(HTTP_LISTENER(", 'max_header_bytes': 1048576, 'x_real_ip': false, "
+                                "'forwarded': true"));
+    ck_http_listener(&cfg->listeners[0], 1048576, 0, 1);
+    config_free(cfg);
+    cfg = load_ok(PROXY_LISTENER("'mode': 'tcp', 'request_timeout_ms': 3600000"));
+    ck_assert_int_eq(cfg->listeners[0].mode, LB_MODE_TCP);
+    ck_assert_uint_eq(cfg->listeners[0].max_header_bytes, 32768);
+    config_free(cfg);
+
+    /* {}: the defaults; each member alone keeps the other's default. */
+    cfg = load_ok(PROXY_POOL("'keepalive': {}"));
+    ck_reuse(&cfg->pools[0], 32, 60000, 60000);
+    ck_assert_int_eq(cfg->pools[0].keepalive.enabled, 0);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'keepalive': {'max_idle': 0}"));
+    ck_reuse(&cfg->pools[0], 0, 60000, 60000);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'keepalive': {'idle_timeout_ms': 100}, 'response_timeout_ms': 100"));
+    ck_reuse(&cfg->pools[0], 32, 100, 100);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'keepalive': {'max_idle': 10000, 'idle_timeout_ms': 3600000}, "
+                             "'response_timeout_ms': 86400000, 'tcp_keepalive': {'idle': 5}"));
+    ck_reuse(&cfg->pools[0], 10000, 3600000, 86400000);
+    ck_keepalive(&cfg->pools[0].keepalive, 5, 10, 6);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_http_errors)
+{
+    /* Listener keys: ranges and types. */
+    ck_config_error(HTTP_LISTENER(", 'max_header_bytes': 1023"),
+                    ":1:111: listeners[0].max_header_bytes: must be an integer from 1024 to "
+                    "1048576 (got 1023)");
+    ck_config_error(HTTP_LISTENER(", 'max_header_bytes': 1048577"),
+                    ":1:111: listeners[0].max_header_bytes: must be an integer from 1024 to "
+                    "1048576 (got 1048577)");
+    ck_config_error(HTTP_LISTENER(", 'max_header_bytes': '32k'"),
+                    ":1:111: listeners[0].max_header_bytes: must be an integer from 1024 to "
+                    "1048576 (got a string)");
+    ck_config_error(HTTP_LISTENER(", 'max_header_bytes': 4096.0"),
+                    ":1:111: listeners[0].max_header_bytes: must be an integer from 1024 to "
+                    "1048576 (got a real number)");
+    ck_config_error(HTTP_LISTENER(", 'x_real_ip': 'yes'"),
+                    ":1:104: listeners[0].x_real_ip: must be true or false (got a string)");
+    ck_config_error(HTTP_LISTENER(", 'forwarded': 1"),
+                    ":1:104: listeners[0].forwarded: must be true or false (got an integer)");
+    ck_config_error(HTTP_LISTENER(", 'forwarded': null"),
+                    ":1:104: listeners[0].forwarded: must be true or false (got null)");
+    ck_config_error(HTTP_LISTENER(", 'max_header_byte': 1024"),
+                    ":1:91: listeners[0]: unknown key \"max_header_byte\" (did you mean "
+                    "\"max_header_bytes\"?)");
+
+    /* The http-only keys on a tcp listener, by default or said, at the key. */
+    ck_config_error(PROXY_LISTENER("'max_header_bytes': 1024"),
+                    ":1:75: listeners[0]: key \"max_header_bytes\" only applies to \"mode\": "
+                    "\"http\"");
+    ck_config_error(PROXY_LISTENER("'mode': 'tcp', 'x_real_ip': false"),
+                    ":1:90: listeners[0]: key \"x_real_ip\" only applies to \"mode\": \"http\"");
+    ck_config_error(PROXY_LISTENER("'forwarded': true, 'mode': 'tcp'"),
+                    ":1:75: listeners[0]: key \"forwarded\" only applies to \"mode\": \"http\"");
+
+    /* Pool keys: "keepalive" and "response_timeout_ms". */
+    ck_config_error(PROXY_POOL("'keepalive': {'max_idle': -1}"),
+                    ":1:129: pools[0].keepalive.max_idle: must be an integer from 0 to 10000 (got "
+                    "-1)");
+    ck_config_error(PROXY_POOL("'keepalive': {'max_idle': 10001}"),
+                    ":1:129: pools[0].keepalive.max_idle: must be an integer from 0 to 10000 (got "
+                    "10001)");
+    ck_config_error(PROXY_POOL("'keepalive': {'max_idle': '32'}"),
+                    ":1:129: pools[0].keepalive.max_idle: must be an integer from 0 to 10000 (got "
+                    "a string)");
+    ck_config_error(PROXY_POOL("'keepalive': {'idle_timeout_ms': 99}"),
+                    ":1:136: pools[0].keepalive.idle_timeout_ms: must be an integer from 100 to "
+                    "3600000 (got 99)");
+    ck_config_error(PROXY_POOL("'keepalive': {'idle_timeout_ms': 3600001}"),
+                    ":1:136: pools[0].keepalive.idle_timeout_ms: must be an integer from 100 to "
+                    "3600000 (got 3600001)");
+    ck_config_error(PROXY_POOL("'keepalive': {'idle_timeout_ms': 1.5}"),
+                    ":1:136: pools[0].keepalive.idle_timeout_ms: must be an integer from 100 to "
+                    "3600000 (got a real number)");
+    ck_config_error(PROXY_POOL("'keepalive': {'max_idle': 4, 'max_idel': 5}"),
+                    ":1:132: pools[0].keepalive: unknown key \"max_idel\" (did you mean "
+                    "\"max_idle\"?)");
+    ck_config_error(PROXY_POOL("'keepalive': {'idle': 60}"),
+                    ":1:117: pools[0].keepalive: unknown key \"idle\"");
+    ck_config_error(PROXY_POOL("'keepalive': true"),
+                    ":1:116: pools[0].keepalive: must be an object");
+    ck_config_error(PROXY_POOL("'keep_alive': {}"),
+                    ":1:103: pools[0]: unknown key \"keep_alive\" (did you mean \"keepalive\"?)");
+    ck_config_error(PROXY_POOL("'response_timeout_ms': 99"),
+                    ":1:126: pools[0].response_timeout_ms: must be an integer from 100 to "
+                    "86400000 (got 99)");
+    ck_config_error(PROXY_POOL("'response_timeout_ms': 86400001"),
+                    ":1:126: pools[0].response_timeout_ms: must be an integer from 100 to "
+                    "86400000 (got 86400001)");
+    ck_config_error(PROXY_POOL("'response_timeout_ms': '60s'"),
+                    ":1:126: pools[0].response_timeout_ms: must be an integer from 100 to "
+                    "86400000 (got a string)");
+}
+END_TEST
+
 #define ADMIN_CONFIG(inner) "{'listeners': [" LISTENER "], 'pools': [" POOL "], 'admin': " inner "}"
 
 START_TEST(test_admin)
@@ -1256,6 +1409,8 @@ Suite *config_suite(void)
     tcase_add_test(bad, test_keepalive_errors);
     tcase_add_test(bad, test_splice);
     tcase_add_test(bad, test_proxy_keys);
+    tcase_add_test(ok, test_http_keys);
+    tcase_add_test(bad, test_http_errors);
     suite_add_tcase(s, bad);
     return s;
 }

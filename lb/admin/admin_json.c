@@ -80,13 +80,23 @@ json_t *admin_json_status(const struct runtime *rt, const struct admin_http_stat
     return st;
 }
 
+/* {"1xx": n, ..., "5xx": n}: HTTP responses by status class (all 0 in tcp
+ * mode). */
+static json_t *http_responses_json(const uint64_t status[LB_HTTP_CLASSES])
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "1xx", (json_int_t)status[0], "2xx",
+                     (json_int_t)status[1], "3xx", (json_int_t)status[2], "4xx",
+                     (json_int_t)status[3], "5xx", (json_int_t)status[4]);
+}
+
 static json_t *listener_json(const struct listener *l)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:b, s:I}", "name", l->name, "listen",
-                     l->listen, "mode", config_mode_name(l->mode), "pool", l->pool->name, "retired",
-                     l->retired, "active_connections", (json_int_t)l->active, "total_connections",
-                     (json_int_t)l->total, "accept_proxy", l->accept_proxy, "proxy_rejected",
-                     (json_int_t)l->proxy_rejected);
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:b, s:I, s:o}", "name", l->name,
+                     "listen", l->listen, "mode", config_mode_name(l->mode), "pool", l->pool->name,
+                     "retired", l->retired, "active_connections", (json_int_t)l->active,
+                     "total_connections", (json_int_t)l->total, "accept_proxy", l->accept_proxy,
+                     "proxy_rejected", (json_int_t)l->proxy_rejected, "http_responses",
+                     http_responses_json(l->http_status));
 }
 
 json_t *admin_json_listeners(const struct runtime *rt)
@@ -143,13 +153,15 @@ static json_t *backend_health_json(const struct backend *b, enum lb_check_type t
 
 static json_t *backend_json(const struct backend *b, enum lb_check_type type)
 {
-    return json_pack("{s:s, s:s?, s:s, s:i, s:i, s:s, s:o, s:I, s:I, s:I, s:I, s:I}", "id", b->id,
-                     "name", b->name, "address", b->address, "weight", (int)b->weight,
+    return json_pack("{s:s, s:s?, s:s, s:i, s:i, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I}",
+                     "id", b->id, "name", b->name, "address", b->address, "weight", (int)b->weight,
                      "effective_weight", (int)b->eff_weight, "state", backend_state_name(b),
                      "health", backend_health_json(b, type), "active_connections",
                      (json_int_t)b->active, "total_connections", (json_int_t)b->total,
                      "failed_connections", (json_int_t)b->failed, "bytes_in",
-                     (json_int_t)b->bytes_in, "bytes_out", (json_int_t)b->bytes_out);
+                     (json_int_t)b->bytes_in, "bytes_out", (json_int_t)b->bytes_out,
+                     "http_responses", http_responses_json(b->http_status), "reused",
+                     (json_int_t)b->reused, "idle_connections", (json_int_t)b->nidle);
 }
 
 json_t *admin_json_backend(const struct runtime *rt, const struct backend *b)
@@ -166,10 +178,10 @@ json_t *admin_json_pool(const struct runtime *rt, const struct pool *pool)
     for (size_t i = 0; i < pool->nbackends; i++)
         if (json_array_append_new(backends, backend_json(pool->backends[i], type)) < 0)
             goto fail;
-    return json_pack("{s:s, s:s, s:o, s:I, s:I}", "name", pool->name, "strategy",
+    return json_pack("{s:s, s:s, s:o, s:I, s:I, s:I}", "name", pool->name, "strategy",
                      config_strategy_name(pool->strategy), "backends", backends,
                      "available_backends", (json_int_t)pool->navailable, "rejected_connections",
-                     (json_int_t)pool->rejected);
+                     (json_int_t)pool->rejected, "http_requests", (json_int_t)pool->req_count);
 fail:
     json_decref(backends);
     return NULL;

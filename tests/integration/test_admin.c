@@ -74,7 +74,8 @@ static const char *keys_of(json_t *j)
 
 #define BACKEND_KEYS                                                                               \
     "id name address weight effective_weight state health active_connections "                     \
-    "total_connections failed_connections bytes_in bytes_out"
+    "total_connections failed_connections bytes_in bytes_out http_responses reused "               \
+    "idle_connections"
 
 /* The names of count successive connections through lb, space separated. */
 static const char *fetch_sequence(int port, int count)
@@ -177,7 +178,8 @@ START_TEST(read_endpoints)
     json_t *l = harness_jget(ls, "listeners.0");
     ck_assert_str_eq(keys_of(l),
                      "name listen mode pool retired active_connections total_connections "
-                     "accept_proxy proxy_rejected");
+                     "accept_proxy proxy_rejected http_responses");
+    ck_assert_str_eq(keys_of(harness_jget(l, "http_responses")), "1xx 2xx 3xx 4xx 5xx");
     ck_assert(json_is_false(harness_jget(l, "retired")));
     ck_assert_str_eq(harness_jstr(l, "name"), "web");
     ck_assert_str_eq(harness_jstr(l, "listen"), harness_strf("127.0.0.1:%d", s.lport));
@@ -185,11 +187,14 @@ START_TEST(read_endpoints)
     ck_assert_str_eq(harness_jstr(l, "pool"), "app");
     ck_assert_int_eq(harness_jint(l, "active_connections"), 0);
     ck_assert_int_eq(harness_jint(l, "total_connections"), 0);
+    ck_assert_int_eq(harness_jint(l, "http_responses.2xx"), 0);
 
     json_t *pools = get_json(s.aport, "/api/v1/pools", false);
     ck_assert_int_eq(json_array_size(harness_jget(pools, "pools")), 1);
     json_t *p = harness_jget(pools, "pools.0");
-    ck_assert_str_eq(keys_of(p), "name strategy backends available_backends rejected_connections");
+    ck_assert_str_eq(keys_of(p), "name strategy backends available_backends rejected_connections "
+                                 "http_requests");
+    ck_assert_int_eq(harness_jint(p, "http_requests"), 0);
     ck_assert_str_eq(harness_jstr(p, "name"), "app");
     ck_assert_str_eq(harness_jstr(p, "strategy"), "roundrobin");
     ck_assert_int_eq(harness_jint(p, "available_backends"), 2);
@@ -206,8 +211,11 @@ START_TEST(read_endpoints)
     assert_null(b, "health.checks");
     ck_assert_str_eq(harness_jstr(b, "health.status"), "up");
     ck_assert(json_is_false(harness_jget(b, "health.ejected")));
-    static const char *const zero[] = {"active_connections", "total_connections",
-                                       "failed_connections", "bytes_in", "bytes_out"};
+    ck_assert_str_eq(keys_of(harness_jget(b, "http_responses")), "1xx 2xx 3xx 4xx 5xx");
+    static const char *const zero[] = {
+        "active_connections", "total_connections",  "failed_connections", "bytes_in",
+        "bytes_out",          "http_responses.1xx", "http_responses.5xx", "reused",
+        "idle_connections"};
     for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
         ck_assert_int_eq(harness_jint(b, zero[i]), 0);
 

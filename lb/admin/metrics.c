@@ -31,8 +31,14 @@ struct render {
     char *p;
     size_t len, cap;
     bool failed;
-    char le[LB_CHECK_BUCKETS][32]; /* lb_check_bucket_s as le label values */
+    char le[LB_CHECK_BUCKETS][32];   /* lb_check_bucket_s as le label values */
+    char req_le[LB_REQ_BUCKETS][32]; /* lb_req_bucket_s as le label values */
 };
+
+/* The class label values of http_status[0..LB_HTTP_CLASSES - 1]. */
+static const char *const HTTP_CLASS_LABELS[LB_HTTP_CLASSES] = {
+    ",class=\"1xx\"} ", ",class=\"2xx\"} ", ",class=\"3xx\"} ", ",class=\"4xx\"} ",
+    ",class=\"5xx\"} "};
 
 #define RENDER_FIRST_CAP (16 * 1024)
 
@@ -232,6 +238,61 @@ static void render_backend_checks(struct render *r, const struct pool *pool,
     render_value(r, "} ", b->check_count);
 }
 
+/* http mode: responses to requests sent to the backend, by status class. */
+static void render_backend_http(struct render *r, const struct pool *pool, const struct backend *b)
+{
+    for (int i = 0; i < LB_HTTP_CLASSES; i++) {
+        render_backend_labels(r, "lb_backend_http_responses_total", pool, b);
+        render_value(r, HTTP_CLASS_LABELS[i], b->http_status[i]);
+    }
+}
+
+static void render_backend_reused(struct render *r, const struct pool *pool,
+                                  const struct backend *b)
+{
+    render_backend_labels(r, "lb_backend_http_reused_total", pool, b);
+    render_value(r, "} ", b->reused);
+}
+
+static void render_backend_idle(struct render *r, const struct pool *pool, const struct backend *b)
+{
+    render_backend_labels(r, "lb_backend_idle_connections", pool, b);
+    render_value(r, "} ", b->nidle);
+}
+
+/* Opens a pool sample: `sample{pool="..."`. */
+static void render_pool_labels(struct render *r, const char *sample, const struct pool *pool)
+{
+    render_str(r, sample);
+    render_str(r, "{pool=\"");
+    render_escaped(r, pool->name);
+    render_str(r, "\"");
+}
+
+/* The HTTP request-duration histogram of every pool (all 0 for a pool no
+ * http listener uses). req_buckets are already cumulative; +Inf is every
+ * request. */
+static void render_pool_requests(struct render *r, const struct runtime *rt)
+{
+    char num[32];
+
+    for (size_t p = 0; p < rt->npools && !r->failed; p++) {
+        const struct pool *pool = rt->pools[p];
+        for (int i = 0; i < LB_REQ_BUCKETS; i++) {
+            render_pool_labels(r, "lb_pool_http_request_duration_seconds_bucket", pool);
+            render_str(r, ",le=\"");
+            render_str(r, r->req_le[i]);
+            render_value(r, "\"} ", pool->req_buckets[i]);
+        }
+        render_pool_labels(r, "lb_pool_http_request_duration_seconds_bucket", pool);
+        render_value(r, ",le=\"+Inf\"} ", pool->req_count);
+        render_pool_labels(r, "lb_pool_http_request_duration_seconds_sum", pool);
+        render_printf(r, "} %s\n", format_double(num, sizeof(num), pool->req_sum_s));
+        render_pool_labels(r, "lb_pool_http_request_duration_seconds_count", pool);
+        render_value(r, "} ", pool->req_count);
+    }
+}
+
 /* One family with a sample per listener: the uint64_t at offset in
  * struct listener. */
 static void render_listener_family(struct render *r, const struct runtime *rt, const char *name,
@@ -259,6 +320,17 @@ static void render_listeners(struct render *r, const struct runtime *rt)
         r, rt, "lb_listener_proxy_rejected_total", "counter",
         "Clients closed for a missing, malformed or late PROXY header (accept_proxy).",
         offsetof(struct listener, proxy_rejected));
+    render_family(r, "lb_listener_http_responses_total", "counter",
+                  "HTTP responses sent to the listener's clients, by status class (http mode).");
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        const struct listener *l = rt->listeners[i];
+        for (int c = 0; c < LB_HTTP_CLASSES; c++) {
+            render_str(r, "lb_listener_http_responses_total{listener=\"");
+            render_escaped(r, l->name);
+            render_str(r, "\"");
+            render_value(r, HTTP_CLASS_LABELS[c], l->http_status[c]);
+        }
+    }
 }
 
 static void render_process(struct render *r, const struct runtime *rt)
@@ -308,6 +380,8 @@ int metrics_render_with_admin(const struct runtime *rt, const struct admin_http_
         return -1;
     for (int i = 0; i < LB_CHECK_BUCKETS; i++)
         format_double(r.le[i], sizeof(r.le[i]), lb_check_bucket_s[i]);
+    for (int i = 0; i < LB_REQ_BUCKETS; i++)
+        format_double(r.req_le[i], sizeof(r.req_le[i]), lb_req_bucket_s[i]);
 
     render_process(&r, rt);
     render_admin(&r, admin);
@@ -329,6 +403,21 @@ int metrics_render_with_admin(const struct runtime *rt, const struct admin_http_
     render_family(&r, "lb_backend_health_check_duration_seconds", "histogram",
                   "Duration of the backend's active health checks.");
     render_backends(&r, rt, render_backend_checks);
+    render_family(&r, "lb_backend_http_responses_total", "counter",
+                  "HTTP responses to requests sent to the backend, by status class (lb's own 502 "
+                  "and 504 for it included).");
+    render_backends(&r, rt, render_backend_http);
+    render_family(&r, "lb_backend_http_reused_total", "counter",
+                  "HTTP requests sent to the backend on an idle connection kept from an earlier "
+                  "one.");
+    render_backends(&r, rt, render_backend_reused);
+    render_family(&r, "lb_backend_idle_connections", "gauge",
+                  "Idle connections to the backend kept for reuse by later HTTP requests.");
+    render_backends(&r, rt, render_backend_idle);
+    render_family(&r, "lb_pool_http_request_duration_seconds", "histogram",
+                  "Duration of the pool's HTTP requests, from the complete request head to the "
+                  "end of the response.");
+    render_pool_requests(&r, rt);
 
     int rc = r.failed ? -1 : evbuffer_add_reference(out, r.p, r.len, render_free, NULL);
     if (rc < 0)

@@ -163,7 +163,7 @@ START_TEST(counters_match_traffic)
                  0);
 
     /* Loopback connects take well under 5 s: every check is in the last
-     * finite bucket; the pool without checks has no histogram. */
+     * finite bucket; the pool without checks has no check histogram. */
     double count = value(text, checks);
     ASSERT_VALUE(text,
                  "lb_backend_health_check_duration_seconds_bucket{pool=\"app\",backend=\"e1\","
@@ -172,7 +172,15 @@ START_TEST(counters_match_traffic)
     double sum = value(text, "lb_backend_health_check_duration_seconds_sum{pool=\"app\","
                              "backend=\"e1\"}");
     ck_assert_msg(sum > 0 && sum < count * 5, "check duration sum %g for %g checks", sum, count);
-    ck_assert_ptr_null(strstr(text, "_count{pool=\"gone\""));
+    ck_assert_ptr_null(strstr(text, "health_check_duration_seconds_count{pool=\"gone\""));
+
+    /* tcp mode: the HTTP families are there, all 0. */
+    ASSERT_VALUE(text, "lb_listener_http_responses_total{listener=\"web\",class=\"2xx\"}", 0);
+    ASSERT_VALUE(text, "lb_backend_http_responses_total{pool=\"app\",backend=\"e1\",class=\"5xx\"}",
+                 0);
+    ASSERT_VALUE(text, "lb_backend_http_reused_total{pool=\"app\",backend=\"e1\"}", 0);
+    ASSERT_VALUE(text, "lb_backend_idle_connections{pool=\"gone\",backend=\"dead\"}", 0);
+    ASSERT_VALUE(text, "lb_pool_http_request_duration_seconds_count{pool=\"app\"}", 0);
     ck_assert_int_eq(harness_lb_stop(&st.lb), 0);
 }
 END_TEST

@@ -121,6 +121,14 @@ static const char small_expected[] =
     "header (accept_proxy).\n"
     "# TYPE lb_listener_proxy_rejected_total counter\n"
     "lb_listener_proxy_rejected_total{listener=\"web\"} 3\n"
+    "# HELP lb_listener_http_responses_total HTTP responses sent to the listener's clients, by "
+    "status class (http mode).\n"
+    "# TYPE lb_listener_http_responses_total counter\n"
+    "lb_listener_http_responses_total{listener=\"web\",class=\"1xx\"} 1\n"
+    "lb_listener_http_responses_total{listener=\"web\",class=\"2xx\"} 2\n"
+    "lb_listener_http_responses_total{listener=\"web\",class=\"3xx\"} 3\n"
+    "lb_listener_http_responses_total{listener=\"web\",class=\"4xx\"} 4\n"
+    "lb_listener_http_responses_total{listener=\"web\",class=\"5xx\"} 5\n"
     "# HELP lb_backend_up 1 when the backend is available for new connections, else 0.\n"
     "# TYPE lb_backend_up gauge\n"
     "lb_backend_up{pool=\"app\",backend=\"web1\"} 1\n"
@@ -202,12 +210,56 @@ static const char small_expected[] =
     "lb_backend_health_check_duration_seconds_bucket{pool=\"app\",backend=\"we\\\"b\\\\2\\n\","
     "le=\"+Inf\"} 0\n"
     "lb_backend_health_check_duration_seconds_sum{pool=\"app\",backend=\"we\\\"b\\\\2\\n\"} 0\n"
-    "lb_backend_health_check_duration_seconds_count{pool=\"app\",backend=\"we\\\"b\\\\2\\n\"} 0\n";
+    "lb_backend_health_check_duration_seconds_count{pool=\"app\",backend=\"we\\\"b\\\\2\\n\"} 0\n"
+    "# HELP lb_backend_http_responses_total HTTP responses to requests sent to the backend, by "
+    "status class (lb's own 502 and 504 for it included).\n"
+    "# TYPE lb_backend_http_responses_total counter\n"
+    "lb_backend_http_responses_total{pool=\"app\",backend=\"web1\",class=\"1xx\"} 0\n"
+    "lb_backend_http_responses_total{pool=\"app\",backend=\"web1\",class=\"2xx\"} 8\n"
+    "lb_backend_http_responses_total{pool=\"app\",backend=\"web1\",class=\"3xx\"} 1\n"
+    "lb_backend_http_responses_total{pool=\"app\",backend=\"web1\",class=\"4xx\"} 0\n"
+    "lb_backend_http_responses_total{pool=\"app\",backend=\"web1\",class=\"5xx\"} 2\n"
+    "lb_backend_http_responses_total{pool=\"app\",backend=\"we\\\"b\\\\2\\n\",class=\"1xx\"} 0\n"
+    "lb_backend_http_responses_total{pool=\"app\",backend=\"we\\\"b\\\\2\\n\",class=\"2xx\"} 0\n"
+    "lb_backend_http_responses_total{pool=\"app\",backend=\"we\\\"b\\\\2\\n\",class=\"3xx\"} 0\n"
+    "lb_backend_http_responses_total{pool=\"app\",backend=\"we\\\"b\\\\2\\n\",class=\"4xx\"} 0\n"
+    "lb_backend_http_responses_total{pool=\"app\",backend=\"we\\\"b\\\\2\\n\",class=\"5xx\"} 4\n"
+    "# HELP lb_backend_http_reused_total HTTP requests sent to the backend on an idle connection "
+    "kept from an earlier one.\n"
+    "# TYPE lb_backend_http_reused_total counter\n"
+    "lb_backend_http_reused_total{pool=\"app\",backend=\"web1\"} 6\n"
+    "lb_backend_http_reused_total{pool=\"app\",backend=\"we\\\"b\\\\2\\n\"} 0\n"
+    "# HELP lb_backend_idle_connections Idle connections to the backend kept for reuse by later "
+    "HTTP requests.\n"
+    "# TYPE lb_backend_idle_connections gauge\n"
+    "lb_backend_idle_connections{pool=\"app\",backend=\"web1\"} 3\n"
+    "lb_backend_idle_connections{pool=\"app\",backend=\"we\\\"b\\\\2\\n\"} 0\n"
+    "# HELP lb_pool_http_request_duration_seconds Duration of the pool's HTTP requests, from the "
+    "complete request head to the end of the response.\n"
+    "# TYPE lb_pool_http_request_duration_seconds histogram\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"0.001\"} 0\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"0.0025\"} 0\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"0.005\"} 1\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"0.01\"} 3\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"0.025\"} 5\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"0.05\"} 6\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"0.1\"} 8\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"0.25\"} 8\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"0.5\"} 9\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"1\"} 9\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"2.5\"} 10\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"5\"} 10\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"10\"} 10\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"30\"} 10\n"
+    "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"+Inf\"} 11\n"
+    "lb_pool_http_request_duration_seconds_sum{pool=\"app\"} 31.25\n"
+    "lb_pool_http_request_duration_seconds_count{pool=\"app\"} 11\n";
 
 /* One pool "app" with checks: web1 (up, busy, 4 checks: 1.5 ms, 3 ms, 8 ms
  * and one slower than 5 s... in count only; the sum is set to 0.1 + 0.2 to
  * show a float that needs 17 digits), and a down backend whose id holds a
- * quote, a backslash and a newline; one listener "web". */
+ * quote, a backslash and a newline; one listener "web". The HTTP counters
+ * are distinct per class, and the pool has 11 requests (one over 30 s). */
 START_TEST(small_exact)
 {
     struct runtime rt = {0};
@@ -216,7 +268,13 @@ START_TEST(small_exact)
     rt.reloads_failed = 1;
     runtime_add_listener(&rt, listener_make("web", 12, 2));
     rt.listeners[0]->proxy_rejected = 3;
+    const uint64_t listener_http[LB_HTTP_CLASSES] = {1, 2, 3, 4, 5};
+    memcpy(rt.listeners[0]->http_status, listener_http, sizeof(listener_http));
     struct pool *pool = runtime_add_pool(&rt, "app", 2, "web", true);
+    const uint64_t req_buckets[LB_REQ_BUCKETS] = {0, 0, 1, 3, 5, 6, 8, 8, 9, 9, 10, 10, 10, 10};
+    memcpy(pool->req_buckets, req_buckets, sizeof(req_buckets));
+    pool->req_count = 11;
+    pool->req_sum_s = 31.25;
 
     struct backend *b1 = pool->backends[0];
     b1->active = 2;
@@ -228,6 +286,10 @@ START_TEST(small_exact)
     memcpy(b1->check_buckets, buckets, sizeof(buckets));
     b1->check_count = 4;
     b1->check_sum_s = 0.1 + 0.2;
+    const uint64_t b1_http[LB_HTTP_CLASSES] = {0, 8, 1, 0, 2};
+    memcpy(b1->http_status, b1_http, sizeof(b1_http));
+    b1->reused = 6;
+    b1->nidle = 3;
 
     struct backend *b2 = pool->backends[1];
     free(b2->id);
@@ -236,6 +298,7 @@ START_TEST(small_exact)
     b2->total = UINT64_MAX;
     b2->failed = 7;
     b2->bytes_in = (uint64_t)1 << 40;
+    b2->http_status[4] = 4;
 
     char *text = render(&rt);
     ck_assert_str_eq(text, small_expected);
@@ -270,7 +333,7 @@ START_TEST(empty_runtime)
     struct runtime rt = {0};
     char *text = render(&rt);
     assert_valid(text);
-    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 3 * 2 + 6 * 2);
+    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 4 * 2 + 9 * 2 + 2);
     double v;
     ck_assert(prom_value(text, "lb_up", &v));
     ck_assert(v == 1);
@@ -283,7 +346,8 @@ START_TEST(empty_runtime)
 }
 END_TEST
 
-/* A pool without active checks has no histogram series at all. */
+/* A pool without active checks has no check-duration series at all; the
+ * HTTP request histogram is there for every pool, all 0 without requests. */
 START_TEST(no_checks_no_histogram)
 {
     struct runtime rt = {0};
@@ -291,9 +355,14 @@ START_TEST(no_checks_no_histogram)
     runtime_add_pool(&rt, "checked", 1, "c", true);
     char *text = render(&rt);
     assert_valid(text);
-    ck_assert_ptr_null(strstr(text, "_bucket{pool=\"plain\""));
-    ck_assert_ptr_null(strstr(text, "_count{pool=\"plain\""));
+    ck_assert_ptr_null(strstr(text, "health_check_duration_seconds_bucket{pool=\"plain\""));
+    ck_assert_ptr_null(strstr(text, "health_check_duration_seconds_count{pool=\"plain\""));
     double v;
+    ck_assert(prom_value(text, "lb_pool_http_request_duration_seconds_count{pool=\"plain\"}", &v));
+    ck_assert(v == 0);
+    ck_assert(prom_value(
+        text, "lb_pool_http_request_duration_seconds_bucket{pool=\"checked\",le=\"+Inf\"}", &v));
+    ck_assert(v == 0);
     ck_assert(prom_value(text,
                          "lb_backend_health_check_duration_seconds_count{pool=\"checked\","
                          "backend=\"c1\"}",
@@ -331,9 +400,11 @@ START_TEST(ten_thousand_backends)
     }
     char *text = render(&rt);
     assert_valid(text);
-    int per_backend = 6, per_checked = LB_CHECK_BUCKETS + 3;
-    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 3 * (2 + 100) + 6 * 2 +
-                                            10000 * per_backend + 5000 * per_checked);
+    int per_backend = 6 + LB_HTTP_CLASSES + 2, per_checked = LB_CHECK_BUCKETS + 3;
+    int per_pool = LB_REQ_BUCKETS + 3;
+    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 3 * (2 + 100) + 2 + 100 * LB_HTTP_CLASSES +
+                                            9 * 2 + 10000 * per_backend + 5000 * per_checked + 2 +
+                                            4 * per_pool);
     double v;
     ck_assert(prom_value(
         text, "lb_backend_connections_total{pool=\"pool3\",backend=\"backend-2500\"}", &v));

@@ -3,6 +3,7 @@
  * pool's count of available backends and the "no available backend" line
  * follow an operator's change exactly as they follow a check's. */
 #include "lb/control.h"
+#include "lb/http_reuse.h"
 #include "lb/log.h"
 #include "lb/pool.h"
 #include "lb/pool_health.h"
@@ -34,6 +35,8 @@ int backend_set_admin_state(struct backend *b, enum backend_admin state)
     backend_refresh(b);
     log_info("admin: pool %s backend %s state %s (was %s)", pool->name, b->id, admin_verb(state),
              was);
+    if (state != BACKEND_ENABLED)
+        http_reuse_flush(b); /* an idle connection would carry no new request */
     if (state == BACKEND_DISABLED)
         backend_close_sessions(b, SESSION_END_BACKEND_DISABLED);
     return 0;

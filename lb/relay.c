@@ -325,6 +325,10 @@ int relay_attach_server(struct relay *r, struct relay_side *server)
     r->last_active_ms = clock_ms(CLOCK_MONOTONIC_COARSE);
     if (flow_resume_read(&r->down) < 0)
         return -1;
+    /* Bytes the down mover started with (an HTTP upgrade's, sent with the
+     * 101) go first. */
+    if (mover_held(&r->down.mover) > 0 && flow_flush(&r->down) < 0)
+        return -1;
     return flow_flush(&r->up); /* what the client sent while the server connected */
 }
 

@@ -92,7 +92,8 @@ void relay_init(struct relay *r, struct event_base *base, struct relay_shared *s
  * without having sent a byte, ends the relay. 0, or -1 when it ended. */
 int relay_watch_client(struct relay *r);
 /* server is connected: both flows start, and what the client sent
- * meanwhile goes out. 0, or -1 when the relay ended. */
+ * meanwhile goes out (and what the down mover was given to start with,
+ * an HTTP upgrade's bytes after the 101). 0, or -1 when the relay ended. */
 int relay_attach_server(struct relay *r, struct relay_side *server);
 /* Stops every event of r, unparks it, forgets its put-off shutdowns, and releases both movers (what
  * they hold is dropped); connections stay open (their owners close them). Safe to call more than

@@ -15,6 +15,7 @@
 
 #include "lb/io/listen_socket.h"
 #include "lb/log.h"
+#include "lb/http_reuse.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
 #include "lb/pool_health.h"
@@ -209,6 +210,7 @@ static void plan_commit_pools(struct runtime *rt, struct reload_plan *p, struct 
                 continue;
             backend_health_stop(op->backends[k]);
             op->backends[k]->removed = true;
+            http_reuse_flush(op->backends[k]);
             res->backends_removed++;
         }
         pool_retire(op);

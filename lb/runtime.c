@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "lb/clock.h"
+#include "lb/http_reuse.h"
 #include "lb/log.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
@@ -83,6 +84,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     rt->started_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
     rt->config_loaded_unix_ms = rt->started_unix_ms;
     LIST_INIT(&rt->sessions);
+    TAILQ_INIT(&rt->idle);
     relay_shared_init(&rt->relays, base);
     bufpool_init(&rt->bufs, RUNTIME_BUF_SIZE, RUNTIME_BUFS_CACHED);
     pipepool_init(&rt->pipes, 0); /* runtime_fd_budget() sets how many */
@@ -148,6 +150,7 @@ static void runtime_close_all(struct runtime *rt)
 {
     while (!LIST_EMPTY(&rt->sessions))
         session_abort(LIST_FIRST(&rt->sessions), SESSION_END_SHUTDOWN);
+    http_reuse_flush_all(rt);
 }
 
 static void on_grace_timer(evutil_socket_t fd, short what, void *arg)
@@ -170,6 +173,8 @@ void runtime_stop(struct runtime *rt, const char *why)
     rt->stopping = true;
     for (size_t i = 0; i < rt->nlisteners; i++)
         listener_close(rt->listeners[i]);
+    http_reuse_flush_all(rt);
+    session_stop_idle(rt); /* keep-alive clients between requests go now */
     if (rt->active == 0) {
         log_info("%s: stopping, no open sessions", why);
         event_base_loopexit(rt->base, NULL);
@@ -206,7 +211,7 @@ static void pipes_fit(struct runtime *rt)
  * with the pipes of spliced flows (two each) counted in. */
 static bool fds_full(const struct runtime *rt)
 {
-    return 2 * rt->active + 2 * (uint64_t)rt->pipes.open + 2 > rt->fd_data_max;
+    return 2 * rt->active + rt->nidle + 2 * (uint64_t)rt->pipes.open + 2 > rt->fd_data_max;
 }
 
 void runtime_fd_budget(struct runtime *rt)
@@ -264,6 +269,8 @@ void runtime_session_started(struct runtime *rt, struct listener *l)
     l->active++;
     l->total++;
     pipes_fit(rt);
+    while (fds_full(rt) && http_reuse_trim(rt)) /* idle backend connections go first */
+        ;
     if (!rt->fd_full && fds_full(rt)) {
         rt->fd_full = true;
         /* At the limit this flips with every session: one line a second. */

@@ -35,6 +35,7 @@ struct reload_hook;
 #define RUNTIME_PIPES_MAX 4096
 
 LIST_HEAD(session_list, session);
+TAILQ_HEAD(http_idle_list, http_idle);
 
 struct runtime {
     struct event_base *base;
@@ -57,6 +58,10 @@ struct runtime {
     uint64_t active;                            /* open sessions, all listeners */
     uint64_t total;
     unsigned fd_waiters; /* sessions waiting for a descriptor to connect */
+    /* http mode's idle backend connections, newest first (lb/http_reuse.h);
+     * one descriptor each. */
+    struct http_idle_list idle;
+    unsigned nidle;
     /* Descriptors (runtime_fd_budget()): the process limit, those kept back
      * for the admin API, health checks and lb itself, and what sessions may
      * use (two each: 2 * active in use). At the limit accepts pause

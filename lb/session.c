@@ -32,41 +32,8 @@
 #include "lb/relay.h"
 #include "lb/runtime.h"
 #include "lb/session.h"
+#include "lb/session_internal.h"
 #include "lb/upstream.h"
-
-enum session_phase {
-    SESSION_ACCEPTED,
-    SESSION_PREREAD,
-    SESSION_PICK,
-    SESSION_CONNECTING,
-    SESSION_RELAYING,
-};
-
-struct session {
-    LIST_ENTRY(session) link; /* in rt->sessions */
-    struct listener *listener;
-    enum session_phase phase;
-    struct relay_side client;
-    struct upstream upstream;
-    struct relay relay;
-    struct event idle_timer; /* while relaying, when the listener has an idle timeout */
-    uint64_t start_ms;
-    struct sockaddr_storage client_addr; /* the PROXY header's source, when it gave one */
-    socklen_t client_len;
-    /* The address the client reached, when a PROXY header said it (for
-     * send_proxy); family 0: the client socket's own (getsockname). */
-    union {
-        struct sockaddr sa;
-        struct sockaddr_in in;
-        struct sockaddr_in6 in6;
-    } proxied_dst;
-    /* PREREAD: the bytes of a PROXY header that came in pieces (NULL when
-     * none are waiting). */
-    unsigned char *preread;
-    size_t preread_len;
-    /* No buffers: each flow takes one from rt->bufs only while it holds
-     * bytes (lb/io/bufpool.h), so an idle session is just this struct. */
-};
 
 static const char *const end_text[] = {
     [SESSION_END_CLIENT_CLOSED] = "client closed",
@@ -81,6 +48,9 @@ static const char *const end_text[] = {
     [SESSION_END_INTERNAL_ERROR] = "internal error",
     [SESSION_END_BAD_PROXY] = "bad proxy header",
     [SESSION_END_PROXY_TIMEOUT] = "proxy header timeout",
+    [SESSION_END_HTTP_ERROR] = "http error",
+    [SESSION_END_HTTP_CLOSE] = "http close",
+    [SESSION_END_REQUEST_TIMEOUT] = "request timeout",
 };
 
 const char *session_end_text(enum session_end why)
@@ -107,7 +77,7 @@ static void session_log(struct session *s, enum session_end why)
  * connections closed (a failed side's reset passed on to the other peer,
  * so it cannot take a cut stream for a complete one), the backend and pool
  * references dropped, the listener's and runtime's counts updated. */
-static void session_close(struct session *s, enum session_end why)
+void session_close(struct session *s, enum session_end why)
 {
     struct listener *l = s->listener;
     session_log(s, why);
@@ -116,6 +86,8 @@ static void session_close(struct session *s, enum session_end why)
         event_del(&s->idle_timer);
     if (why == SESSION_END_BACKEND_ERROR)
         s->client.conn.ops->reset(&s->client.conn);
+    if (s->http)
+        http_session_free(s);
     upstream_free(&s->upstream, why == SESSION_END_CLIENT_ERROR);
     s->client.conn.ops->close(&s->client.conn);
     free(s->preread);
@@ -124,7 +96,7 @@ static void session_close(struct session *s, enum session_end why)
     runtime_session_ended(l->rt, l);
 }
 
-static void on_relay_end(struct relay *r, enum relay_end how)
+void session_on_relay_end(struct relay *r, enum relay_end how)
 {
     struct session *s = (struct session *)((char *)r - offsetof(struct session, relay));
     static const enum session_end map[] = {
@@ -144,7 +116,7 @@ static void on_relay_end(struct relay *r, enum relay_end how)
     session_close(s, map[how]);
 }
 
-static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
+void session_on_idle_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
@@ -163,7 +135,7 @@ static void on_idle_timer(evutil_socket_t fd, short what, void *arg)
     evtimer_add(&s->idle_timer, &tv);
 }
 
-static void session_idle_arm(struct session *s)
+void session_idle_arm(struct session *s)
 {
     unsigned ms = s->listener->idle_timeout_ms;
     if (ms == 0)
@@ -186,7 +158,7 @@ void session_idle_rearm_all(struct runtime *rt)
  * before any byte of the client's. It is at most 107 bytes on a socket
  * that has sent nothing, so one write takes it whole (a partial one counts
  * as a failure rather than leave a cut header). NULL, or why it failed. */
-static const char *session_send_proxy(struct session *s, struct upstream *u)
+const char *session_send_proxy(struct session *s, struct upstream *u)
 {
     struct sockaddr_storage local;
     const struct sockaddr *dst = &s->proxied_dst.sa;
@@ -223,7 +195,7 @@ static void on_upstream_connected(struct upstream *u)
     u->backend->bytes_out += s->relay.up.bytes;
     s->relay.up.count = &u->backend->bytes_out;
     s->relay.down.count = &u->backend->bytes_in;
-    evtimer_assign(&s->idle_timer, s->listener->rt->base, on_idle_timer, s);
+    evtimer_assign(&s->idle_timer, s->listener->rt->base, session_on_idle_timer, s);
     if (relay_attach_server(&s->relay, &u->server) < 0)
         return;
     session_idle_arm(s);
@@ -340,6 +312,11 @@ static void on_proxy_readable(evutil_socket_t fd, short what, void *arg)
     event_del(&s->client.rev);
     event_del(&s->idle_timer);
     session_take_proxy(s, &pa);
+    if (s->http_mode) {
+        s->phase = SESSION_HTTP;
+        http_session_begin(s);
+        return;
+    }
     s->phase = SESSION_PICK;
     if (relay_watch_client(&s->relay) < 0)
         return;
@@ -377,6 +354,11 @@ static void session_advance(struct session *s)
             session_proxy_wait(s);
             return;
         }
+        if (s->http_mode) {
+            s->phase = SESSION_HTTP;
+            http_session_begin(s);
+            return;
+        }
         s->phase = SESSION_PICK;
         /* fall through */
     case SESSION_PICK:
@@ -386,7 +368,19 @@ static void session_advance(struct session *s)
         return;
     case SESSION_CONNECTING:
     case SESSION_RELAYING:
+    case SESSION_HTTP:
         return;
+    }
+}
+
+void session_stop_idle(struct runtime *rt)
+{
+    struct session *s = LIST_FIRST(&rt->sessions);
+    while (s) {
+        struct session *next = LIST_NEXT(s, link);
+        if (s->http && http_session_idle(s))
+            session_close(s, SESSION_END_SHUTDOWN);
+        s = next;
     }
 }
 
@@ -426,6 +420,7 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
     memset(s, 0, sizeof(*s));
     s->listener = l;
     s->phase = SESSION_ACCEPTED;
+    s->http_mode = l->mode == LB_MODE_HTTP; /* a reload may change the listener's */
     s->start_ms = clock_ms(CLOCK_MONOTONIC);
     if (salen > sizeof(s->client_addr))
         salen = sizeof(s->client_addr);
@@ -435,7 +430,7 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
     sock_set_nodelay(fd);
     sock_set_keepalive(fd, &l->keepalive, "listener", l->name);
     upstream_init(&s->upstream, s, l, l->pool, on_upstream_connected, on_upstream_failed);
-    relay_init(&s->relay, rt->base, &rt->relays, &s->client, on_relay_end);
+    relay_init(&s->relay, rt->base, &rt->relays, &s->client, session_on_relay_end);
     struct pipepool *pipes = l->splice ? &rt->pipes : NULL;
     mover_auto_init(&s->relay.up.mover, &rt->bufs, pipes);
     mover_auto_init(&s->relay.down.mover, &rt->bufs, pipes);
@@ -443,8 +438,9 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 
     LIST_INSERT_HEAD(&rt->sessions, s, link);
     runtime_session_started(rt, l);
-    /* With accept_proxy the relay reads only after the header (PREREAD). */
-    if (!l->accept_proxy && relay_watch_client(&s->relay) < 0)
+    /* With accept_proxy the relay reads only after the header (PREREAD);
+     * in http mode the relay reads only in an upgrade's tunnel. */
+    if (!l->accept_proxy && !s->http_mode && relay_watch_client(&s->relay) < 0)
         return;
     session_advance(s);
 }

@@ -24,6 +24,11 @@ enum session_end {
     SESSION_END_INTERNAL_ERROR,   /* lb could not watch a socket (epoll out of memory) */
     SESSION_END_BAD_PROXY,        /* accept_proxy: what the client sent first is no PROXY header */
     SESSION_END_PROXY_TIMEOUT,    /* accept_proxy: no complete header within request_timeout_ms */
+    SESSION_END_HTTP_ERROR,       /* http: lb answered an error (the request's log line says
+                                   * which) and closed */
+    SESSION_END_HTTP_CLOSE,       /* http: the exchange asked for a close (Connection: close,
+                                   * HTTP/1.0, a body that ends with the connection) */
+    SESSION_END_REQUEST_TIMEOUT,  /* http: a request head or body stalled */
 };
 /* The word for why in the session log line ("client closed", ...). */
 const char *session_end_text(enum session_end why);
@@ -37,6 +42,9 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 int session_probe_parked(struct runtime *rt);
 /* Ends every open session of b at once (admin "disable"). */
 void backend_close_sessions(struct backend *b, enum session_end why);
+/* lb is stopping: ends the http sessions that wait between requests (a
+ * keep-alive client loses nothing). */
+void session_stop_idle(struct runtime *rt);
 /* Ends an open session at once (stop after the grace period). */
 void session_abort(struct session *s, enum session_end why);
 /* After a reload changed idle timeouts: arms the idle timer of open

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "lb/clock.h"
+#include "lb/http_reuse.h"
 #include "lb/io/sock.h"
 #include "lb/listener.h"
 #include "lb/log.h"
@@ -36,6 +37,7 @@ void upstream_init(struct upstream *u, void *owner, struct listener *l, struct p
     u->state = UPSTREAM_IDLE;
     u->fd_wait_ms = 0;
     u->fd_waiting = false;
+    u->reuse = u->reused = false;
     u->on_connected = on_connected;
     u->on_failed = on_failed;
 }
@@ -74,6 +76,18 @@ static void upstream_drop_backend(struct upstream *u)
     u->backend = NULL;
 }
 
+void upstream_keep(struct upstream *u)
+{
+    struct backend *b = u->backend;
+    if (event_initialized(&u->server.wev))
+        event_del(&u->server.wev);
+    if (event_initialized(&u->server.rev))
+        event_del(&u->server.rev);
+    if (b && u->state == UPSTREAM_CONNECTED)
+        http_reuse_put(u->listener->rt, b, &u->server.conn);
+    upstream_release(u, false);
+}
+
 void upstream_release(struct upstream *u, bool reset)
 {
     upstream_fd_wait_over(u);
@@ -83,6 +97,7 @@ void upstream_release(struct upstream *u, bool reset)
     if (u->backend)
         upstream_drop_backend(u);
     u->state = UPSTREAM_IDLE;
+    u->reused = false;
     u->pick.ntried = 0; /* a next connect starts with all its tries */
     u->fd_wait_ms = 0;
 }
@@ -180,7 +195,7 @@ static void upstream_wait_fd(struct upstream *u, int err)
  * generation picks nothing): retry in the current pool that serves its
  * listener (or, for a removed listener, the current pool of the same
  * name). */
-static void upstream_follow_reload(struct upstream *u)
+void upstream_follow_reload(struct upstream *u)
 {
     if (!u->pool->retired)
         return;
@@ -191,6 +206,30 @@ static void upstream_follow_reload(struct upstream *u)
     cur->refs++;
     pool_release(u->pool);
     u->pool = cur;
+}
+
+/* u holds b from now on (counted as one of its connections). */
+static void upstream_hold(struct upstream *u, struct backend *b)
+{
+    u->backend = b;
+    b->refs++;
+    LIST_INSERT_HEAD(&b->upstreams, u, backend_link);
+    pool_conn_start(u->pool, b);
+}
+
+/* Takes an idle connection of b when it has one: true when u is connected
+ * (on_connected has run). */
+static bool upstream_take_idle(struct upstream *u, struct backend *b)
+{
+    if (!u->reuse || u->pool->reuse_max_idle == 0 || !http_reuse_take(b, &u->server.conn))
+        return false;
+    upstream_hold(u, b);
+    u->reused = true;
+    u->state = UPSTREAM_CONNECTED;
+    b->reused++;
+    b->total++;
+    u->on_connected(u);
+    return true;
 }
 
 /* Starts a connect to b on a new socket: 1 when under way or done (u's
@@ -209,10 +248,7 @@ static int upstream_try(struct upstream *u, struct backend *b)
     sock_set_nodelay(fd);
     sock_set_keepalive(fd, &pool->keepalive, "pool", pool->name);
     conn_tcp_init(&u->server.conn, fd);
-    u->backend = b;
-    b->refs++;
-    LIST_INSERT_HEAD(&b->upstreams, u, backend_link);
-    pool_conn_start(pool, b);
+    upstream_hold(u, b);
     u->state = UPSTREAM_CONNECTING;
 
     if (connect(fd, (struct sockaddr *)&b->addr, b->addrlen) == 0) {
@@ -248,8 +284,22 @@ void upstream_connect(struct upstream *u)
             return;
         }
         u->pick.tried[u->pick.ntried++] = b;
-        if (upstream_try(u, b) != 0)
+        if (upstream_take_idle(u, b) || upstream_try(u, b) != 0)
             return;
     }
     u->on_failed(u, SESSION_END_CONNECT_FAILED);
+}
+
+void upstream_reconnect(struct upstream *u)
+{
+    struct backend *b = u->backend;
+    b->refs++; /* across the drop */
+    upstream_close_server(u, false);
+    upstream_drop_backend(u);
+    u->reused = false;
+    u->state = UPSTREAM_IDLE;
+    int r = upstream_try(u, b);
+    backend_release(b);
+    if (r == 0)
+        upstream_connect(u);
 }

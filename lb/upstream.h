@@ -36,9 +36,11 @@ struct upstream {
     enum upstream_state state;
     struct event timer; /* connect timeout is on server.wev; this one: descriptor wait */
     unsigned fd_wait_ms;
-    bool fd_waiting;                          /* counted in rt->fd_waiters */
-    LIST_ENTRY(upstream) backend_link;        /* in backend->upstreams while backend is set */
-    void (*on_connected)(struct upstream *u); /* state CONNECTED */
+    bool fd_waiting; /* counted in rt->fd_waiters */
+    bool reuse; /* set by the owner (http mode): take an idle connection when the backend has one */
+    bool reused;                       /* the server connection came from the backend's idle ones */
+    LIST_ENTRY(upstream) backend_link; /* in backend->upstreams while backend is set */
+    void (*on_connected)(struct upstream *u);                /* state CONNECTED */
     void (*on_failed)(struct upstream *u, enum session_end); /* NO_BACKEND, CONNECT_FAILED, ... */
 };
 
@@ -55,6 +57,18 @@ void upstream_connect(struct upstream *u);
  * and drops the backend reference. u is IDLE afterwards and may connect
  * again (upstream_connect) or be freed. */
 void upstream_release(struct upstream *u, bool reset);
+/* Like upstream_release(), but the server connection, which has finished a
+ * response and holds no byte of another, is kept idle for a later request
+ * (lb/http_reuse.h) rather than closed. */
+void upstream_keep(struct upstream *u);
+/* A reused connection failed before any answer: closes it and connects
+ * afresh to the same backend (never reusing), then as upstream_connect()
+ * (other backends, when that fails and retries are left). */
+void upstream_reconnect(struct upstream *u);
+/* When a reload replaced u's pool, u takes the current one of its
+ * listener (upstream_connect() does this itself; an owner that reads the
+ * pool's settings before connecting calls it first). */
+void upstream_follow_reload(struct upstream *u);
 /* upstream_release(), then drops the pool reference too; u is done. */
 void upstream_free(struct upstream *u, bool reset);
 

@@ -1,0 +1,82 @@
+/* session_internal: what the session modules share — the session itself
+ * and the steps both modes use. lb/session.c has the phases up to the pick
+ * and tcp mode's relay; lb/http_session.c takes an http listener's sessions
+ * from there, one request at a time. */
+#ifndef LB_SESSION_INTERNAL_H
+#define LB_SESSION_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <event2/event_struct.h>
+
+#include "lb/relay.h"
+#include "lb/session.h"
+#include "lb/upstream.h"
+
+struct http_state;
+
+enum session_phase {
+    SESSION_ACCEPTED,
+    SESSION_PREREAD,
+    SESSION_PICK,
+    SESSION_CONNECTING,
+    SESSION_RELAYING,
+    SESSION_HTTP, /* http mode: lb/http_session.c has it from here on */
+};
+
+struct session {
+    LIST_ENTRY(session) link; /* in rt->sessions */
+    struct listener *listener;
+    enum session_phase phase;
+    bool http_mode; /* the listener's mode when it was accepted */
+    struct relay_side client;
+    struct upstream upstream;
+    struct relay relay;      /* tcp mode, and an http upgrade's tunnel */
+    struct event idle_timer; /* while relaying, when the listener has an idle timeout;
+                              * http mode's timeouts */
+    uint64_t start_ms;
+    struct sockaddr_storage client_addr; /* the PROXY header's source, when it gave one */
+    socklen_t client_len;
+    /* The address the client reached, when a PROXY header said it (for
+     * send_proxy); family 0: the client socket's own (getsockname). */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } proxied_dst;
+    /* PREREAD: the bytes of a PROXY header that came in pieces (NULL when
+     * none are waiting). */
+    unsigned char *preread;
+    size_t preread_len;
+    /* http mode: the state of its requests (lb/http_session.c); NULL in
+     * tcp mode. */
+    struct http_state *http;
+    /* No buffers: each flow takes one from rt->bufs only while it holds
+     * bytes (lb/io/bufpool.h), so an idle session is just this struct. */
+};
+
+/* The one way a session ends (lb/session.c). */
+void session_close(struct session *s, enum session_end why);
+/* Writes the pool's PROXY header on u's fresh connection: NULL, or why
+ * it failed. */
+const char *session_send_proxy(struct session *s, struct upstream *u);
+/* The idle timer's callback of a relaying session (the tunnel of an http
+ * upgrade too), and its first arming. */
+void session_idle_arm(struct session *s);
+void session_on_idle_timer(evutil_socket_t fd, short what, void *arg);
+/* The relay's end callback: ends the session with the matching reason. */
+void session_on_relay_end(struct relay *r, enum relay_end how);
+
+/* lb/http_session.c: */
+/* s (an http listener's, after PREREAD) reads its first request. */
+void http_session_begin(struct session *s);
+/* Frees what http mode holds for s (session_close()). */
+void http_session_free(struct session *s);
+/* lb is stopping: true when s waits between requests (it may close now). */
+bool http_session_idle(const struct session *s);
+
+#endif

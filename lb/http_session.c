@@ -300,9 +300,14 @@ static void http_log_request(struct session *s)
     h->logged = true;
     struct upstream *u = &s->upstream;
     int status = h->status;
+    /* The backend the request went to; after failed connects, the last
+     * one tried (the pool holds it still). */
+    struct backend *b = u->backend;
+    if (!b && u->pick.ntried > 0)
+        b = (struct backend *)u->pick.tried[u->pick.ntried - 1];
     s->listener->http_status[status_class(status)]++;
-    if (u->backend)
-        u->backend->http_status[status_class(status)]++;
+    if (b)
+        b->http_status[status_class(status)]++;
     uint64_t ms = clock_ms(CLOCK_MONOTONIC) - h->req_start_ms;
     struct pool *pool = u->pool;
     if (pool) {
@@ -319,7 +324,7 @@ static void http_log_request(struct session *s)
     sockaddr_text((struct sockaddr *)&s->client_addr, client, sizeof(client));
     log_info("request client=%s listener=%s pool=%s backend=%s method=%s path=\"%s\" status=%d "
              "bytes_from_client=%llu bytes_to_client=%llu duration_ms=%llu",
-             client, s->listener->name, pool ? pool->name : "-", u->backend ? u->backend->id : "-",
+             client, s->listener->name, pool ? pool->name : "-", b ? b->id : "-",
              h->method[0] ? h->method : "-", h->path[0] ? h->path : "-", status,
              (unsigned long long)h->req_from_client, (unsigned long long)h->req_to_client,
              (unsigned long long)ms);

@@ -122,6 +122,36 @@ static int http_status(void)
     return status;
 }
 
+/* Copies the value of the request header name (lower case, with its
+ * colon) in head (len bytes) into value (cap bytes), without the spaces
+ * around it: true, or false when head has none. */
+static bool http_header(const char *head, size_t len, const char *name, char *value, size_t cap)
+{
+    size_t nlen = strlen(name);
+    const char *p = memchr(head, '\n', len);
+    const char *end = head + len;
+    while (p && ++p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = nl ? nl : end;
+        size_t n = (size_t)(line_end - p);
+        if (n > nlen && strncasecmp(p, name, nlen) == 0) {
+            const char *v = p + nlen;
+            while (v < line_end && (*v == ' ' || *v == '\t'))
+                v++;
+            size_t vlen = (size_t)(line_end - v);
+            while (vlen > 0 && (v[vlen - 1] == '\r' || v[vlen - 1] == ' '))
+                vlen--;
+            if (vlen >= cap)
+                vlen = cap - 1;
+            memcpy(value, v, vlen);
+            value[vlen] = '\0';
+            return true;
+        }
+        p = nl;
+    }
+    return false;
+}
+
 /* Whether the request line in head (len bytes) asks for BIG_PATH. */
 static bool http_wants_big(const char *head, size_t len)
 {
@@ -134,7 +164,9 @@ static bool http_wants_big(const char *head, size_t len)
            (rest == plen || sp[1 + plen] == ' ' || sp[1 + plen] == '\r');
 }
 
-static void http_answer(struct conn *c, bool big)
+/* xff: the request's X-Forwarded-For (echoed in a header of the answer,
+ * so that curl -v through lb shows who lb said the client was), or NULL. */
+static void http_answer(struct conn *c, bool big, const char *xff)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
     int status = http_status();
@@ -152,10 +184,11 @@ static void http_answer(struct conn *c, bool big)
         evbuffer_add_reference(out, big_body, BIG_LEN, NULL, NULL);
         return;
     }
-    evbuffer_add_printf(out,
-                        "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
-                        "Content-Length: %zu\r\n\r\nhello from %s\n",
-                        status, status == 200 ? "OK" : "Status", strlen(name) + 12, name);
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n", status,
+                        status == 200 ? "OK" : "Status");
+    if (xff)
+        evbuffer_add_printf(out, "X-Echo-Forwarded-For: %s\r\n", xff);
+    evbuffer_add_printf(out, "Content-Length: %zu\r\n\r\nhello from %s\n", strlen(name) + 12, name);
 }
 
 static void http_bad_request(struct conn *c)
@@ -185,8 +218,10 @@ static void http_read(struct conn *c)
         const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)head_len + 4);
         bool keep = head && http_keep_alive(head, head_len);
         bool big = head && http_wants_big(head, head_len);
+        char xff[256];
+        bool has_xff = head && http_header(head, head_len, "x-forwarded-for:", xff, sizeof(xff));
         evbuffer_drain(in, head_len + 4);
-        http_answer(c, big);
+        http_answer(c, big, has_xff ? xff : NULL);
         if (!keep) {
             conn_finish(c, true);
             return;

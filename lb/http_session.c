@@ -98,6 +98,7 @@ struct http_state {
     bool response_begun; /* a byte of the final response went to the client */
     bool retried;        /* a reused connection failed once already */
     bool awaiting;       /* the request is out: the response timeout runs */
+    bool client_eof;     /* the client half-closed after its request */
     bool logged;         /* the request's log line is written */
     unsigned port;       /* the listener port the client reached (X-Forwarded-Port) */
     int status;          /* the final response's */
@@ -363,7 +364,7 @@ static void http_exchange_done(struct session *s)
     else
         upstream_release(u, false);
     hbuf_put(s, &h->out);
-    if (h->close_after || h->rq != RQ_DONE || rt_of(s)->stopping) {
+    if (h->close_after || h->client_eof || h->rq != RQ_DONE || rt_of(s)->stopping) {
         if (h->rq == RQ_DONE && h->in.start == h->in.end) {
             /* Nothing more is coming that we would drop: close outright. */
             session_close(s, SESSION_END_HTTP_CLOSE);
@@ -440,7 +441,9 @@ static void http_answer(struct session *s, int status, const char *why)
                        status, answers[k].reason, blen, body);
     h->status = status;
     h->response_begun = true;
-    h->req_to_client = (uint64_t)len; /* for the log line, written now */
+    h->req_to_client = (uint64_t)len;          /* for the log line, written now */
+    if (h->req_from_client == 0 && h->in.data) /* a head refused before it was taken */
+        h->req_from_client = h->in.end - h->in.start;
     http_log_request(s);
     h->req_to_client = 0;
     /* The backend (if any) and what it sent are of no more use. */
@@ -549,9 +552,11 @@ static void http_take_head(struct session *s, size_t head_len)
     h->rq = http_body_done(&h->up_body) ? RQ_DONE : RQ_BODY;
     h->up_fwd = 0;
 
-    /* Pick and connect; the client is not read meanwhile. */
+    /* Pick and connect. The client stays watched (no event changes per
+     * request): its body bytes, a pipelined request, or its end of stream
+     * are read meanwhile, as far as the buffer allows. */
     h->phase = HP_CONNECT;
-    watch(s, &s->client.rev, false);
+    h->req_from_client = head_len;
     timer_set(s, 0);
     struct upstream *u = &s->upstream;
     u->reuse = reuse;
@@ -578,6 +583,7 @@ static bool http_feed_request(struct session *s)
         return false;
     }
     h->up_fwd += (uint32_t)n;
+    h->req_from_client += (uint64_t)n;
     if (done)
         h->rq = RQ_DONE;
     return true;
@@ -620,7 +626,7 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
             return;
         }
     } else if (h->in.end == h->in.cap) {
-        watch(s, &s->client.rev, false); /* cannot happen: reads stop when full */
+        watch(s, &s->client.rev, false); /* full: http_step() watches again once it drains */
         return;
     }
     ssize_t n = read_into(&s->client.conn, &h->in);
@@ -631,15 +637,22 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
     if (n <= 0) {
         if (n < 0)
             log_debug("client error: recv: %s", strerror(errno));
+        bool in_request = h->phase == HP_CONNECT || h->phase == HP_EXCHANGE;
+        if (n == 0 && in_request && h->rq == RQ_DONE) {
+            /* Half-closed after a whole request: its answer still goes out,
+             * then the connection closes. */
+            h->client_eof = true;
+            watch(s, &s->client.rev, false);
+            return;
+        }
         /* Gone between requests, within a head, or within a body (then the
          * backend gets a reset: it must not take the cut for a whole one). */
-        if (h->phase == HP_EXCHANGE && h->rq == RQ_BODY)
+        if (in_request && h->rq == RQ_BODY)
             upstream_release(&s->upstream, true);
         session_close(s, n < 0 ? SESSION_END_CLIENT_ERROR : SESSION_END_CLIENT_CLOSED);
         return;
     }
     h->last_active_ms = now_coarse();
-    h->req_from_client += (uint64_t)n;
     s->relay.up.bytes += (uint64_t)n;
     if (h->phase == HP_WAIT) {
         h->phase = HP_HEAD;
@@ -1033,8 +1046,7 @@ static void http_exchange_step(struct session *s)
         if (!up_pending(h))
             hbuf_settle(s, &h->in);
     }
-    bool read_client =
-        h->rq == RQ_BODY && h->rs != RS_DONE && (!h->in.data || h->in.end < h->in.cap);
+    bool read_client = !h->client_eof && (!h->in.data || h->in.end < h->in.cap);
     watch(s, &s->client.rev, read_client);
     if (!s->http)
         return;
@@ -1197,7 +1209,6 @@ static void http_next_request(struct session *s)
         if (h->in.data && h->in.start < h->in.end) { /* pipelined */
             h->phase = HP_HEAD;
             timer_set(s, s->listener->request_timeout_ms);
-            h->req_from_client = h->in.end - h->in.start;
         }
     }
     http_step(s);

@@ -1,7 +1,6 @@
-/* http_reuse: the idle backend connections of http mode (lb/http_reuse.h). */
+/* http_reuse: the backend connections of http mode between requests
+ * (lb/http_reuse.h). */
 #include <stdlib.h>
-
-#include <event2/event.h>
 
 #include "lb/clock.h"
 #include "lb/http_reuse.h"
@@ -12,23 +11,58 @@ static void idle_close(struct http_idle *i)
 {
     struct backend *b = i->b;
     struct runtime *rt = i->rt;
-    event_del(&i->ev);
     TAILQ_REMOVE(&b->idle, i, link);
     TAILQ_REMOVE(&rt->idle, i, lru);
     b->nidle--;
     rt->nidle--;
+    event_del(&i->timer);
+    event_del(&i->rev);
     i->conn.ops->close(&i->conn);
     backend_release(b);
     free(i);
 }
 
-/* The backend closed it, sent something nobody asked for, or it stayed
- * unused for the pool's idle timeout: none of it can carry a request. */
-static void on_idle_event(evutil_socket_t fd, short what, void *arg)
+/* The connection's read event: in use, the owner's; idle, the backend
+ * closed it or sent something nobody asked for, and it can carry no
+ * request. */
+static void on_conn_readable(evutil_socket_t fd, short what, void *arg)
+{
+    struct http_idle *i = arg;
+    if (!i->idle) {
+        i->on_read(fd, what, i->owner);
+        return;
+    }
+    idle_close(i);
+}
+
+/* Unused for the pool's idle timeout. */
+static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     idle_close(arg);
+}
+
+struct http_idle *http_reuse_watch(struct runtime *rt, int fd, event_callback_fn on_read,
+                                   void *owner)
+{
+    struct http_idle *i = calloc(1, sizeof(*i));
+    if (!i)
+        return NULL;
+    i->rt = rt;
+    i->on_read = on_read;
+    i->owner = owner;
+    conn_tcp_init(&i->conn, -1);
+    event_assign(&i->rev, rt->base, fd, EV_READ | EV_PERSIST, on_conn_readable, i);
+    evtimer_assign(&i->timer, rt->base, on_idle_timeout, i);
+    return i;
+}
+
+void http_reuse_unwatch(struct http_idle *i)
+{
+    event_del(&i->rev);
+    event_del(&i->timer);
+    free(i);
 }
 
 static bool backend_takes_requests(const struct backend *b)
@@ -37,16 +71,16 @@ static bool backend_takes_requests(const struct backend *b)
            backend_available(b);
 }
 
-void http_reuse_put(struct runtime *rt, struct backend *b, struct conn *c)
+void http_reuse_put(struct runtime *rt, struct backend *b, struct conn *c, struct http_idle *i)
 {
     const struct pool *pool = b->pool;
     /* Room for a new session's two descriptors stays free beside it. */
     bool short_fds =
         2 * rt->active + rt->nidle + 2 * (uint64_t)rt->pipes.open + 4 > rt->fd_data_max;
-    struct http_idle *i = NULL;
-    if (!rt->stopping && !short_fds && backend_takes_requests(b) && pool->reuse_max_idle > 0)
-        i = malloc(sizeof(*i));
-    if (!i) {
+    if (!i || rt->stopping || short_fds || !backend_takes_requests(b) ||
+        pool->reuse_max_idle == 0) {
+        if (i)
+            http_reuse_unwatch(i);
         c->ops->close(c);
         return;
     }
@@ -54,29 +88,41 @@ void http_reuse_put(struct runtime *rt, struct backend *b, struct conn *c)
         idle_close(TAILQ_LAST(&b->idle, backend_idle));
     i->b = b;
     b->refs++;
-    i->rt = rt;
     i->conn = *c;
-    c->fd = -1;
-    event_assign(&i->ev, rt->base, i->conn.fd, EV_READ, on_idle_event, i);
-    struct timeval tv = clock_timeval(pool->reuse_idle_timeout_ms);
+    conn_tcp_init(c, -1);
+    i->idle = true;
+    i->owner = NULL;
     TAILQ_INSERT_HEAD(&b->idle, i, link);
     TAILQ_INSERT_HEAD(&rt->idle, i, lru);
     b->nidle++;
     rt->nidle++;
-    if (event_add(&i->ev, &tv) < 0)
+    struct timeval tv = clock_timeval(pool->reuse_idle_timeout_ms);
+    /* The read event stays as it was: added, or added now (a response that
+     * filled the buffer had it off). */
+    if ((!event_pending(&i->rev, EV_READ, NULL) && event_add(&i->rev, NULL) < 0) ||
+        evtimer_add(&i->timer, &tv) < 0)
         idle_close(i);
 }
 
-bool http_reuse_take(struct backend *b, struct conn *out)
+struct http_idle *http_reuse_take(struct backend *b, struct conn *out, event_callback_fn on_read,
+                                  void *owner)
 {
     struct http_idle *i = TAILQ_FIRST(&b->idle);
     if (!i)
-        return false;
+        return NULL;
+    TAILQ_REMOVE(&b->idle, i, link);
+    TAILQ_REMOVE(&i->rt->idle, i, lru);
+    b->nidle--;
+    i->rt->nidle--;
+    event_del(&i->timer);
     *out = i->conn;
-    i->conn.fd = -1; /* idle_close's close() of a closed conn does nothing */
     conn_tcp_init(&i->conn, -1);
-    idle_close(i);
-    return true;
+    i->idle = false;
+    i->on_read = on_read;
+    i->owner = owner;
+    i->b = NULL;
+    backend_release(b); /* the pool holds b; the upstream takes its own reference */
+    return i;
 }
 
 void http_reuse_flush(struct backend *b)

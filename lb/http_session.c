@@ -38,6 +38,7 @@
 
 #include "config/config.h"
 #include "lb/clock.h"
+#include "lb/http_reuse.h"
 #include "lb/io/sock.h"
 #include "lb/listener.h"
 #include "lb/log.h"
@@ -262,7 +263,7 @@ static bool write_blocked(void)
 
 static void watch(struct session *s, struct event *ev, bool on)
 {
-    if (!event_initialized(ev))
+    if (!ev || !event_initialized(ev))
         return; /* a backend side never set up: nothing to watch */
     if (on == (event_pending(ev, EV_READ | EV_WRITE, NULL) != 0))
         return;
@@ -275,6 +276,12 @@ static void watch(struct session *s, struct event *ev, bool on)
                   strerror(errno));
         session_close(s, SESSION_END_INTERNAL_ERROR);
     }
+}
+
+/* The backend connection's read event (lb/http_reuse.h), NULL without one. */
+static struct event *srev(struct session *s)
+{
+    return s->upstream.idle ? &s->upstream.idle->rev : NULL;
 }
 
 static void timer_set(struct session *s, unsigned ms)
@@ -357,7 +364,7 @@ static void http_exchange_done(struct session *s)
     hout_clear(&h->up);
     hout_clear(&h->down);
     bool backend_ok = h->rq == RQ_DONE && !h->backend_dirty && u->state == UPSTREAM_CONNECTED;
-    watch(s, &u->server.rev, false);
+    /* The read event stays on into the idle pool: no system call. */
     watch(s, &u->server.wev, false);
     if (backend_ok)
         upstream_keep(u);
@@ -447,7 +454,7 @@ static void http_answer(struct session *s, int status, const char *why)
     http_log_request(s);
     h->req_to_client = 0;
     /* The backend (if any) and what it sent are of no more use. */
-    watch(s, &u->server.rev, false);
+    watch(s, srev(s), false);
     watch(s, &u->server.wev, false);
     upstream_release(u, h->rq != RQ_DONE || h->rs != RS_HEAD);
     hbuf_put(s, &h->out);
@@ -736,7 +743,7 @@ static void on_server_readable(evutil_socket_t fd, short what, void *arg)
             return;
         }
     } else if (h->out.end == h->out.cap) {
-        watch(s, &u->server.rev, false);
+        watch(s, srev(s), false);
         return;
     }
     ssize_t n = read_into(&u->server.conn, &h->out);
@@ -781,7 +788,7 @@ static void on_server_readable(evutil_socket_t fd, short what, void *arg)
     } else { /* RS_DONE: more than the response */
         h->backend_dirty = true;
         h->out.end -= (uint32_t)n;
-        watch(s, &u->server.rev, false);
+        watch(s, srev(s), false);
     }
     http_step(s);
 }
@@ -801,11 +808,16 @@ static void http_backend_failed(struct session *s, bool error)
     struct http_state *h = s->http;
     struct upstream *u = &s->upstream;
     bool nothing_back = h->rs == RS_HEAD && (!h->out.data || h->out.start == h->out.end);
+    if (h->rs == RS_DONE) { /* after the response: only the connection is lost */
+        h->backend_dirty = true;
+        watch(s, srev(s), false);
+        return;
+    }
     if (h->rs == RS_BODY && !error && h->down_body.kind == HTTP_BODY_UNTIL_CLOSE) {
         h->rs = RS_DONE; /* the end of a body that ends with the connection */
         h->backend_dirty = true;
         h->close_after = true;
-        watch(s, &u->server.rev, false);
+        watch(s, srev(s), false);
         http_step(s);
         return;
     }
@@ -815,7 +827,7 @@ static void http_backend_failed(struct session *s, bool error)
         h->retried = true;
         log_debug("listener %s: backend %s: reused connection closed; retrying on a new one",
                   s->listener->name, u->backend ? u->backend->id : "-");
-        watch(s, &u->server.rev, false);
+        watch(s, srev(s), false);
         watch(s, &u->server.wev, false);
         h->up.off = 0;
         hbuf_put(s, &h->out);
@@ -953,8 +965,11 @@ static void http_open_tunnel(struct session *s)
     http_log_request(s);
     watch(s, &s->client.rev, false);
     watch(s, &s->client.wev, false);
-    watch(s, &u->server.rev, false);
     watch(s, &u->server.wev, false);
+    if (u->idle) { /* the relay watches the connection from now on */
+        http_reuse_unwatch(u->idle);
+        u->idle = NULL;
+    }
     timer_set(s, 0);
     struct runtime *rt = rt_of(s);
     uint64_t up_bytes = s->relay.up.bytes, down_bytes = s->relay.down.bytes;
@@ -1050,9 +1065,11 @@ static void http_exchange_step(struct session *s)
     watch(s, &s->client.rev, read_client);
     if (!s->http)
         return;
-    bool read_backend =
-        h->rs == RS_HEAD || (h->rs == RS_BODY && (!h->out.data || h->out.end < h->out.cap));
-    watch(s, &u->server.rev, read_backend);
+    /* The backend is read but while a body fills the buffer: after the
+     * response, so that bytes it should not send (or its close) are seen,
+     * and the event stays as the idle pool wants it. */
+    bool read_backend = h->rs != RS_BODY || !h->out.data || h->out.end < h->out.cap;
+    watch(s, srev(s), read_backend);
 }
 
 /* Decides what to watch and moves on when a part of the exchange is done. */
@@ -1114,8 +1131,15 @@ static void on_upstream_connected(struct upstream *u)
         }
     }
     struct event_base *base = rt_of(s)->base;
-    event_assign(&u->server.rev, base, u->server.conn.fd, EV_READ | EV_PERSIST, on_server_readable,
-                 s);
+    if (u->idle) { /* a reused connection: its read event is on already */
+        u->idle->on_read = on_server_readable;
+        u->idle->owner = s;
+    } else if (!(u->idle = http_reuse_watch(rt_of(s), u->server.conn.fd, on_server_readable, s))) {
+        log_error("listener %s: out of memory for a backend connection; closing a session",
+                  s->listener->name);
+        session_close(s, SESSION_END_INTERNAL_ERROR);
+        return;
+    }
     event_assign(&u->server.wev, base, u->server.conn.fd, EV_WRITE | EV_PERSIST, on_server_writable,
                  s);
     h->phase = HP_EXCHANGE;

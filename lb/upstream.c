@@ -38,6 +38,7 @@ void upstream_init(struct upstream *u, void *owner, struct listener *l, struct p
     u->fd_wait_ms = 0;
     u->fd_waiting = false;
     u->reuse = u->reused = false;
+    u->idle = NULL;
     u->on_connected = on_connected;
     u->on_failed = on_failed;
 }
@@ -57,6 +58,10 @@ static void upstream_fd_wait_over(struct upstream *u)
 
 static void upstream_close_server(struct upstream *u, bool reset)
 {
+    if (u->idle) { /* its read event goes before the descriptor does */
+        http_reuse_unwatch(u->idle);
+        u->idle = NULL;
+    }
     if (event_initialized(&u->server.wev))
         event_del(&u->server.wev);
     if (event_initialized(&u->server.rev))
@@ -83,8 +88,10 @@ void upstream_keep(struct upstream *u)
         event_del(&u->server.wev);
     if (event_initialized(&u->server.rev))
         event_del(&u->server.rev);
-    if (b && u->state == UPSTREAM_CONNECTED)
-        http_reuse_put(u->listener->rt, b, &u->server.conn);
+    if (b && u->state == UPSTREAM_CONNECTED) {
+        http_reuse_put(u->listener->rt, b, &u->server.conn, u->idle);
+        u->idle = NULL;
+    }
     upstream_release(u, false);
 }
 
@@ -221,7 +228,10 @@ static void upstream_hold(struct upstream *u, struct backend *b)
  * (on_connected has run). */
 static bool upstream_take_idle(struct upstream *u, struct backend *b)
 {
-    if (!u->reuse || u->pool->reuse_max_idle == 0 || !http_reuse_take(b, &u->server.conn))
+    if (!u->reuse || u->pool->reuse_max_idle == 0)
+        return false;
+    u->idle = http_reuse_take(b, &u->server.conn, NULL, NULL); /* the owner sets its callback */
+    if (!u->idle)
         return false;
     upstream_hold(u, b);
     u->reused = true;

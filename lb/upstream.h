@@ -18,6 +18,7 @@
 struct listener;
 struct pool;
 struct backend;
+struct http_idle;
 
 enum upstream_state {
     UPSTREAM_IDLE,       /* no backend: before the first pick, or after release */
@@ -38,9 +39,13 @@ struct upstream {
     unsigned fd_wait_ms;
     bool fd_waiting; /* counted in rt->fd_waiters */
     bool reuse; /* set by the owner (http mode): take an idle connection when the backend has one */
-    bool reused;                       /* the server connection came from the backend's idle ones */
-    LIST_ENTRY(upstream) backend_link; /* in backend->upstreams while backend is set */
-    void (*on_connected)(struct upstream *u);                /* state CONNECTED */
+    bool reused; /* the server connection came from the backend's idle ones */
+    /* http mode: the server connection's read event, which outlives the
+     * session when the connection goes back to the idle ones
+     * (lb/http_reuse.h); NULL in tcp mode. */
+    struct http_idle *idle;
+    LIST_ENTRY(upstream) backend_link;        /* in backend->upstreams while backend is set */
+    void (*on_connected)(struct upstream *u); /* state CONNECTED */
     void (*on_failed)(struct upstream *u, enum session_end); /* NO_BACKEND, CONNECT_FAILED, ... */
 };
 

@@ -380,6 +380,24 @@ static void fn_echo_req(int fd, void *arg)
     }
 }
 
+/* Answers the first request of each connection (keep-alive), then closes
+ * on the second without a word: a backend whose keep-alive timeout crossed
+ * lb's reuse of the connection. */
+static void fn_close_second(int fd, void *arg)
+{
+    (void)arg;
+    static char buf[1 << 16];
+    size_t have = 0;
+    char head[4096];
+    size_t hcopy;
+    uint64_t blen, hash;
+    if (srv_request(fd, buf, sizeof(buf), &have, &hcopy, head, sizeof(head), &blen, &hash) == 0)
+        return;
+    const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfirst\n";
+    send_all(fd, r, strlen(r));
+    srv_request(fd, buf, sizeof(buf), &have, &hcopy, head, sizeof(head), &blen, &hash);
+}
+
 /* Answers garbage to anything. */
 static void fn_garbage(int fd, void *arg)
 {
@@ -975,6 +993,36 @@ START_TEST(access_log_line)
 }
 END_TEST
 
+/* A reused connection the backend closed as the request came: an
+ * idempotent request without a body goes again on a fresh connection (the
+ * client sees nothing); a POST does not (502). */
+START_TEST(reused_connection_closed_is_retried_once)
+{
+    int p = harness_free_port();
+    harness_server("127.0.0.1", p, fn_close_second, NULL);
+    struct rig r;
+    rig_start(&r, harness_strf("{\"address\": \"%s\"}", harness_lo(p)), "", "");
+    struct hc *c = hc_open(r.port);
+    for (int i = 0; i < 3; i++) {
+        hc_send(c, get_req("/"));
+        struct resp res;
+        ck_assert(hc_response(c, &res, false, true));
+        ck_assert_int_eq(res.status, 200);
+        ck_assert_str_eq(res.body, "first\n");
+        resp_free(&res);
+    }
+    ck_assert_int_eq(api_int(r.aport, "/api/v1/pools", "pools.0.backends.0.reused"), 2);
+    hc_send(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nx");
+    struct resp res;
+    ck_assert(hc_response(c, &res, false, true));
+    ck_assert_int_eq(res.status, 502);
+    resp_free(&res);
+    ck_assert(hc_closed(c, HARNESS_WAIT_MS));
+    hc_close(c);
+    harness_lb_stop(&r.lb);
+}
+END_TEST
+
 /* PROXY protocol in http mode: the address a PROXY header names is the
  * client in X-Forwarded-For. */
 START_TEST(accept_proxy_in_http_mode)
@@ -990,6 +1038,32 @@ START_TEST(accept_proxy_in_http_mode)
     resp_free(&res);
     hc_close(c);
     ck_assert(harness_lb_log_wait(&r.lb, "request client=192.0.2.7:5555 ", 1, HARNESS_WAIT_MS));
+    harness_lb_stop(&r.lb);
+}
+END_TEST
+
+/* send_proxy in http mode: each backend connection starts with the
+ * client's PROXY header, so none is shared: every request gets its own. */
+START_TEST(send_proxy_in_http_mode)
+{
+    struct rig r;
+    rig_start(&r, echo_backends(1), "", "\"send_proxy\": \"v1\", ");
+    struct hc *c = hc_open(r.port);
+    int cport = harness_sock_port(c->fd);
+    int last = -1;
+    for (int i = 0; i < 2; i++) {
+        hc_send(c, get_req("/x"));
+        struct resp res;
+        ck_assert(hc_response(c, &res, false, true));
+        const char *want = harness_strf(
+            "PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\nGET /x HTTP/1.1\r\n", cport, r.port);
+        ck_assert_msg(strncmp(res.body, want, strlen(want)) == 0, "backend saw: %s", res.body);
+        int p = atoi(head_value(res.head, "X-Peer-Port"));
+        ck_assert_int_ne(p, last);
+        last = p;
+        resp_free(&res);
+    }
+    hc_close(c);
     harness_lb_stop(&r.lb);
 }
 END_TEST
@@ -1011,7 +1085,9 @@ static Suite *http_mode_suite(void)
     tcase_add_test(tc, expect_continue);
     tcase_add_test(tc, keep_alive_survives_reloads);
     tcase_add_test(tc, access_log_line);
+    tcase_add_test(tc, reused_connection_closed_is_retried_once);
     tcase_add_test(tc, accept_proxy_in_http_mode);
+    tcase_add_test(tc, send_proxy_in_http_mode);
     suite_add_tcase(s, tc);
     return s;
 }

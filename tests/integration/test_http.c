@@ -585,7 +585,7 @@ START_TEST(send_proxy_v2_once_per_backend_connection)
             ck_assert_str_eq(p, peer); /* reused, so no second header */
         peer = p;
     }
-    ck_assert_str_eq(harness_read_file(rec), "conn: 0d0a0d0a000d0a515549540a2111\n");
+    ck_assert_str_eq(harness_read_file(rec), "conn: 0d0a0d0a000d0a515549540a2111000c\n");
     harness_hconn_close(&c);
     harness_lb_stop(&r.lb);
 }

@@ -14,7 +14,9 @@
  *   json   JSON documents by dotted path, documents kept until teardown
  *   conf   lb configs built as JSON documents (the usual one, pieces)
  *   netns  a network namespace of the test's own
- *   server backends from a C function (harness_server), a held accept queue */
+ *   server backends from a C function (harness_server), a held accept queue
+ *   hconn  a keep-alive HTTP client connection, responses one at a time
+ *   hserver HTTP backends as harness_server functions (echo, big, broken) */
 #ifndef LB_TESTS_HARNESS_H
 #define LB_TESTS_HARNESS_H
 
@@ -34,5 +36,7 @@
 #include "tests/harness/conf.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/server.h"
+#include "tests/harness/hconn.h"
+#include "tests/harness/hserver.h"
 
 #endif

@@ -100,6 +100,7 @@ struct http_state {
     bool retried;        /* a reused connection failed once already */
     bool awaiting;       /* the request is out: the response timeout runs */
     bool client_eof;     /* the client half-closed after its request */
+    bool interim_sent;   /* a 1xx of the backend's went to the client */
     bool logged;         /* the request's log line is written */
     unsigned port;       /* the listener port the client reached (X-Forwarded-Port) */
     int status;          /* the final response's */
@@ -211,6 +212,16 @@ static void hout_clear(struct hout *o)
     o->len = o->off = 0;
 }
 
+static bool up_pending(const struct http_state *h)
+{
+    return h->up.off < h->up.len || h->up_fwd > 0;
+}
+
+static bool down_pending(const struct http_state *h)
+{
+    return h->down.off < h->down.len || h->down_fwd > 0;
+}
+
 /* I/O on a connection. */
 
 /* Reads once into b's room: > 0, 0 at EOF, -1 with errno. */
@@ -261,21 +272,24 @@ static bool write_blocked(void)
 
 /* Events. */
 
-static void watch(struct session *s, struct event *ev, bool on)
+/* Turns ev on or off. 0, or -1 when it could not be added (epoll out of
+ * memory or over its limit): the session is closed then, and freed. */
+static int watch(struct session *s, struct event *ev, bool on)
 {
     if (!ev || !event_initialized(ev))
-        return; /* a backend side never set up: nothing to watch */
+        return 0; /* a backend side never set up: nothing to watch */
     if (on == (event_pending(ev, EV_READ | EV_WRITE, NULL) != 0))
-        return;
+        return 0;
     if (!on) {
         event_del(ev);
-        return;
+        return 0;
     }
-    if (event_add(ev, NULL) < 0) {
-        log_error("listener %s: cannot watch a socket: %s; closing a session", s->listener->name,
-                  strerror(errno));
-        session_close(s, SESSION_END_INTERNAL_ERROR);
-    }
+    if (event_add(ev, NULL) == 0)
+        return 0;
+    log_error("listener %s: cannot watch a socket: %s; closing a session", s->listener->name,
+              strerror(errno));
+    session_close(s, SESSION_END_INTERNAL_ERROR);
+    return -1;
 }
 
 /* The backend connection's read event (lb/http_reuse.h), NULL without one. */
@@ -414,8 +428,7 @@ static int client_write(struct session *s)
     s->relay.down.bytes += (uint64_t)(w > 0 ? w : 0);
     if (h->out.data && h->out.start == h->out.end && h->rs != RS_HEAD)
         h->out.start = h->out.end = 0;
-    watch(s, &s->client.wev, !all);
-    return s->http ? 0 : -1;
+    return watch(s, &s->client.wev, !all);
 }
 
 /* lb answers the client itself with status and closes (after the page). why
@@ -424,7 +437,8 @@ static void http_answer(struct session *s, int status, const char *why)
 {
     struct http_state *h = s->http;
     struct upstream *u = &s->upstream;
-    if (h->response_begun) { /* too late for an answer: the client sees a cut */
+    bool half_written = h->down.len > 0 && h->down.off > 0 && h->down.off < h->down.len;
+    if (h->response_begun || half_written) { /* too late for an answer: the client sees a cut */
         log_debug("listener %s: %s after the response began; closing", s->listener->name, why);
         session_close(s, SESSION_END_BACKEND_ERROR);
         return;
@@ -712,8 +726,7 @@ static int backend_write(struct session *s)
     }
     if (u->backend && w > 0)
         u->backend->bytes_out += (uint64_t)w;
-    watch(s, &u->server.wev, !all);
-    return s->http ? 0 : -1;
+    return watch(s, &u->server.wev, !all);
 }
 
 /* Parses the response head at out.start when it is complete. false when
@@ -807,10 +820,25 @@ static void http_backend_failed(struct session *s, bool error)
 {
     struct http_state *h = s->http;
     struct upstream *u = &s->upstream;
-    bool nothing_back = h->rs == RS_HEAD && (!h->out.data || h->out.start == h->out.end);
-    if (h->rs == RS_DONE) { /* after the response: only the connection is lost */
+    bool nothing_back =
+        h->rs == RS_HEAD && !h->interim_sent && (!h->out.data || h->out.start == h->out.end);
+    if (h->rs == RS_DONE) {
+        /* lb holds the whole response: only the connection is lost (a
+         * backend that answered early and closed or reset under the rest of
+         * the request). The response goes on; the rest of the request goes
+         * nowhere, and the client connection closes after it. */
         h->backend_dirty = true;
+        h->close_after = true;
         watch(s, srev(s), false);
+        watch(s, &u->server.wev, false);
+        if (h->rq != RQ_DONE || up_pending(h)) {
+            h->rq = RQ_DONE;
+            h->in.start += h->up_fwd;
+            h->up_fwd = 0;
+            h->up.off = h->up.len;
+        }
+        if (h->phase != HP_TUNNEL) /* a tunnel's relay sees the end itself */
+            http_step(s);
         return;
     }
     if (h->rs == RS_BODY && !error && h->down_body.kind == HTTP_BODY_UNTIL_CLOSE) {
@@ -912,7 +940,8 @@ static bool http_take_response_head(struct session *s)
         h->out.start += (uint32_t)head_len;
         if (interim) {
             free(r);
-            return true; /* goes out before the next head is looked at */
+            h->interim_sent = true; /* a retry elsewhere would send another */
+            return true;            /* goes out before the next head is looked at */
         }
         h->response_begun = true;
         timer_set(s, s->listener->idle_timeout_ms);
@@ -920,6 +949,10 @@ static bool http_take_response_head(struct session *s)
             free(r);
             h->rs = RS_DONE;
             h->phase = HP_TUNNEL;
+            /* What either side sends from now on is the tunnel's: it waits
+             * in the sockets until the 101 is out and the relay reads. */
+            watch(s, srev(s), false);
+            watch(s, &s->client.rev, false);
             return true; /* http_step() opens the tunnel once the head is out */
         }
         if (r->chunked)
@@ -1002,16 +1035,6 @@ static void http_open_tunnel(struct session *s)
     session_idle_arm(s);
 }
 
-static bool up_pending(const struct http_state *h)
-{
-    return h->up.off < h->up.len || h->up_fwd > 0;
-}
-
-static bool down_pending(const struct http_state *h)
-{
-    return h->down.off < h->down.len || h->down_fwd > 0;
-}
-
 /* EXCHANGE: writes what waits and can go, parses a response head that is
  * complete, and decides what to watch; ends the exchange once the response
  * is out whole. */
@@ -1062,13 +1085,16 @@ static void http_exchange_step(struct session *s)
             hbuf_settle(s, &h->in);
     }
     bool read_client = !h->client_eof && (!h->in.data || h->in.end < h->in.cap);
-    watch(s, &s->client.rev, read_client);
-    if (!s->http)
+    if (watch(s, &s->client.rev, read_client) < 0)
         return;
-    /* The backend is read but while a body fills the buffer: after the
-     * response, so that bytes it should not send (or its close) are seen,
-     * and the event stays as the idle pool wants it. */
-    bool read_backend = h->rs != RS_BODY || !h->out.data || h->out.end < h->out.cap;
+    /* The backend is read for a head once the one before it is out (a 1xx
+     * still going to the client holds the next head back), for a body while
+     * the buffer has room, and after the response, so that bytes it should
+     * not send (or its close) are seen, and the event stays on as the idle
+     * pool wants it. */
+    bool read_backend = h->rs == RS_HEAD   ? !down_pending(h)
+                        : h->rs == RS_BODY ? !h->out.data || h->out.end < h->out.cap
+                                           : true;
     watch(s, srev(s), read_backend);
 }
 
@@ -1222,7 +1248,7 @@ static void http_next_request(struct session *s)
     h->rs = RS_HEAD;
     h->up_fwd = h->down_fwd = 0;
     h->close_after = h->backend_dirty = h->response_begun = h->retried = false;
-    h->awaiting = h->logged = false;
+    h->awaiting = h->logged = h->interim_sent = false;
     h->status = 0;
     h->method[0] = h->path[0] = '\0';
     h->req_from_client = h->req_to_client = 0;
@@ -1269,9 +1295,8 @@ void http_session_begin(struct session *s)
     unsigned left = s->listener->request_timeout_ms;
     uint64_t spent = clock_ms(CLOCK_MONOTONIC) - s->start_ms;
     left = spent < left ? left - (unsigned)spent : 1;
-    http_next_request(s);
-    if (s->http == h && h->phase == HP_WAIT)
-        timer_set(s, left);
+    timer_set(s, left);
+    http_next_request(s); /* may end s */
 }
 
 void http_session_free(struct session *s)

@@ -308,7 +308,15 @@ void upstream_reconnect(struct upstream *u)
     upstream_drop_backend(u);
     u->reused = false;
     u->state = UPSTREAM_IDLE;
-    int r = upstream_try(u, b);
+    /* The fresh connect is made whatever the pool's retries (the reused
+     * connection's failure was no failure of the backend), but counted as a
+     * try: further ones stay within retries. A backend no longer available
+     * gets none. */
+    int r = 0;
+    if (backend_available(b) && u->pick.ntried < LB_MAX_TRIES) {
+        u->pick.tried[u->pick.ntried++] = b;
+        r = upstream_try(u, b);
+    }
     backend_release(b);
     if (r == 0)
         upstream_connect(u);

@@ -67,8 +67,9 @@ void upstream_release(struct upstream *u, bool reset);
  * (lb/http_reuse.h) rather than closed. */
 void upstream_keep(struct upstream *u);
 /* A reused connection failed before any answer: closes it and connects
- * afresh to the same backend (never reusing), then as upstream_connect()
- * (other backends, when that fails and retries are left). */
+ * afresh to the same backend (never reusing; whatever the pool's retries,
+ * but counted among the tries), then as upstream_connect() (other
+ * backends, when that fails and retries are left). */
 void upstream_reconnect(struct upstream *u);
 /* When a reload replaced u's pool, u takes the current one of its
  * listener (upstream_connect() does this itself; an owner that reads the

@@ -490,6 +490,82 @@ START_TEST(expect_100_continue_then_body)
 }
 END_TEST
 
+/* --- 2: a reused connection closed under a request --- */
+
+/* Answers the first request of each connection (keep-alive), then closes
+ * on the second without a word: a backend whose keep-alive timeout crossed
+ * lb's reuse of the connection. */
+static void fn_close_second(int fd, void *arg)
+{
+    (void)arg;
+    char buf[8192];
+    size_t have = 0;
+    for (int n = 0; n < 2; n++) {
+        char *end;
+        while (!(end = memmem(buf, have, "\r\n\r\n", 4))) {
+            ssize_t k = recv(fd, buf + have, sizeof(buf) - have, 0);
+            if (k <= 0)
+                return;
+            have += (size_t)k;
+        }
+        if (n == 1)
+            return; /* the second request: closed unanswered */
+        const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfirst\n";
+        if (send(fd, r, strlen(r), MSG_NOSIGNAL) < 0)
+            return;
+        have -= (size_t)(end + 4 - buf);
+        memmove(buf, end + 4, have);
+    }
+}
+
+/* An idempotent request without a body goes again on a fresh connection
+ * (the client sees nothing of it), even with retries 0; a POST does not
+ * (502). */
+START_TEST(reused_connection_closed_is_retried_once)
+{
+    struct rig r;
+    rig_cfg(&r, 0);
+    rig_backend_fn(&r, fn_close_second, NULL);
+    rig_go(&r);
+    struct harness_hconn c;
+    harness_hconn_open(&c, r.port);
+    for (int i = 0; i < 3; i++) {
+        struct harness_hresp resp = get(&c, "/", NULL);
+        ck_assert_int_eq(resp.status, 200);
+        ck_assert_str_eq(resp.body, "first\n");
+    }
+    struct harness_reply rep = harness_call(r.aport, "GET", "/api/v1/pools", NULL, NULL);
+    ck_assert_int_eq(harness_jint(rep.json, "pools.0.backends.0.reused"), 2);
+    ck_assert(
+        harness_hconn_sends(&c, "POST / HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 1\r\n\r\nx"));
+    struct harness_hresp resp;
+    ck_assert_int_eq(harness_hconn_read(&c, &resp, 0, HARNESS_WAIT_MS), 0);
+    ck_assert_int_eq(resp.status, 502);
+    ck_assert(harness_hconn_expect_closed(&c, HARNESS_WAIT_MS));
+    harness_hconn_close(&c);
+    harness_lb_stop(&r.lb);
+}
+END_TEST
+
+/* When lb stops, a keep-alive client between requests is closed at once,
+ * not after the grace period, and lb exits. */
+START_TEST(stop_closes_idle_keepalive_clients)
+{
+    struct rig r;
+    rig_start(&r, 1);
+    struct harness_hconn c;
+    harness_hconn_open(&c, r.port);
+    ck_assert_int_eq(get(&c, "/", NULL).status, 200);
+    long t0 = harness_now_ms();
+    harness_lb_signal(&r.lb, SIGTERM);
+    ck_assert(harness_hconn_expect_closed(&c, HARNESS_WAIT_MS));
+    ck_assert_int_lt(harness_now_ms() - t0, 5000); /* the grace period is 10 s */
+    harness_hconn_close(&c);
+    ck_assert_int_eq(harness_lb_wait_exit(&r.lb, HARNESS_WAIT_MS), 0);
+    ck_assert(harness_log_contains(r.lb.log, "reason=\"shutdown\""));
+}
+END_TEST
+
 /* --- 10: access log --- */
 
 START_TEST(access_log_line_per_request)
@@ -969,6 +1045,8 @@ static Suite *http_suite(void)
     tcase_add_test(tc, idle_keepalive_connection_survives_reloads);
     tcase_add_test(tc, accept_proxy_names_the_forwarded_client);
     tcase_add_test(tc, send_proxy_v2_once_per_backend_connection);
+    tcase_add_test(tc, reused_connection_closed_is_retried_once);
+    tcase_add_test(tc, stop_closes_idle_keepalive_clients);
     suite_add_tcase(s, tc);
     return s;
 }

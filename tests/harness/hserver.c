@@ -20,21 +20,6 @@ struct rd {
     size_t len;
 };
 
-static bool put(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 static bool more(struct rd *r)
 {
     if (r->len == HS_HEAD_MAX)
@@ -172,7 +157,7 @@ static bool send_pattern(int fd, unsigned long long off, unsigned long long n)
     while (n > 0) {
         size_t k = n < sizeof(buf) ? (size_t)n : sizeof(buf);
         harness_stream_fill(buf, off, k);
-        if (!put(fd, buf, k))
+        if (!harness_write_full(fd, buf, k))
             return false;
         off += k;
         n -= k;
@@ -190,11 +175,12 @@ static bool answer_chunked(int fd, unsigned long long n)
             k = n - off;
         char ln[32];
         int l = snprintf(ln, sizeof(ln), "%llx\r\n", k);
-        if (!put(fd, ln, (size_t)l) || !send_pattern(fd, off, k) || !put(fd, "\r\n", 2))
+        if (!harness_write_full(fd, ln, (size_t)l) || !send_pattern(fd, off, k) ||
+            !harness_write_full(fd, "\r\n", 2))
             return false;
         off += k;
     }
-    return put(fd, "0\r\n\r\n", 5);
+    return harness_write_full(fd, "0\r\n\r\n", 5);
 }
 
 /* Serves requests from r until EOF or close; name goes into X-Backend. */
@@ -241,9 +227,9 @@ static void echo_loop(struct rd *r, const char *name)
             l += snprintf(top + l, sizeof(top) - (size_t)l, "Transfer-Encoding: chunked\r\n\r\n");
         else
             l += snprintf(top + l, sizeof(top) - (size_t)l, "Content-Length: %llu\r\n\r\n", n);
-        ok = put(r->fd, top, (size_t)l);
+        ok = harness_write_full(r->fd, top, (size_t)l);
         if (ok && !is_head)
-            ok = kind == 0   ? put(r->fd, text, tlen)
+            ok = kind == 0   ? harness_write_full(r->fd, text, tlen)
                  : kind == 1 ? send_pattern(r->fd, 0, n)
                              : answer_chunked(r->fd, n);
         free(text);
@@ -277,7 +263,7 @@ void harness_fn_http_garbage(int fd, void *arg)
     static struct rd r;
     static char head[HS_HEAD_MAX + 1];
     r.fd = fd;
-    if (next_head(&r, head) && put(fd, "HELLO\r\n\r\n", 9))
+    if (next_head(&r, head) && harness_write_full(fd, "HELLO\r\n\r\n", 9))
         drain_all(fd);
 }
 
@@ -300,7 +286,8 @@ void harness_fn_http_upgrade(int fd, void *arg)
         return;
     static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                              "Connection: Upgrade\r\n\r\n";
-    if (!put(fd, ok, sizeof(ok) - 1) || (r.len && !put(fd, r.buf, r.len)))
+    if (!harness_write_full(fd, ok, sizeof(ok) - 1) ||
+        (r.len && !harness_write_full(fd, r.buf, r.len)))
         return;
     harness_fn_echo(fd, NULL);
 }
@@ -318,14 +305,14 @@ void harness_fn_http_continue(int fd, void *arg)
     unsigned long long n = value(head, "Content-Length", v, sizeof(v)) ? strtoull(v, NULL, 10) : 0;
     uint64_t h = HARNESS_FNV_INIT;
     unsigned long long count = 0;
-    if (!put(fd, cont, sizeof(cont) - 1) || !body_n(&r, n, &h, &count))
+    if (!harness_write_full(fd, cont, sizeof(cont) - 1) || !body_n(&r, n, &h, &count))
         return;
     char body[64], top[256];
     int bl = snprintf(body, sizeof(body), "got %llu\n", count);
     int l =
         snprintf(top, sizeof(top),
                  "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n", bl);
-    if (put(fd, top, (size_t)l) && put(fd, body, (size_t)bl))
+    if (harness_write_full(fd, top, (size_t)l) && harness_write_full(fd, body, (size_t)bl))
         drain_all(fd);
 }
 

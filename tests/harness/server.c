@@ -127,7 +127,7 @@ pid_t harness_server(const char *host, int port, harness_conn_fn fn, void *arg)
 
 /* --- ready-made connection functions --- */
 
-static bool write_all(int fd, const void *buf, size_t len)
+bool harness_write_full(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
     while (len > 0) {
@@ -166,7 +166,7 @@ void harness_fn_echo(int fd, void *arg)
                 continue;
             return;
         }
-        if (!write_all(fd, buf, (size_t)n))
+        if (!harness_write_full(fd, buf, (size_t)n))
             return;
     }
     shutdown(fd, SHUT_WR);
@@ -175,7 +175,7 @@ void harness_fn_echo(int fd, void *arg)
 void harness_fn_name(int fd, void *arg)
 {
     const char *name = arg;
-    if (write_all(fd, name, strlen(name)) && write_all(fd, "\n", 1))
+    if (harness_write_full(fd, name, strlen(name)) && harness_write_full(fd, "\n", 1))
         shutdown(fd, SHUT_WR);
     drain(fd);
 }
@@ -233,7 +233,7 @@ void harness_fn_http(int fd, void *arg)
             if (len == HTTP_HEAD_MAX) {
                 static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
                                           "Connection: close\r\n\r\n";
-                write_all(fd, bad, sizeof(bad) - 1);
+                harness_write_full(fd, bad, sizeof(bad) - 1);
                 shutdown(fd, SHUT_WR);
                 return;
             }
@@ -270,8 +270,8 @@ void harness_fn_http(int fd, void *arg)
                             "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                             "Content-Length: %zu\r\n%s\r\n",
                             strlen(body), keep ? "" : "Connection: close\r\n");
-        if (!write_all(fd, answer, (size_t)alen) ||
-            (!head_only && !write_all(fd, body, strlen(body))))
+        if (!harness_write_full(fd, answer, (size_t)alen) ||
+            (!head_only && !harness_write_full(fd, body, strlen(body))))
             return;
         if (!keep) {
             shutdown(fd, SHUT_WR);

@@ -4,6 +4,8 @@
 #ifndef LB_TESTS_HARNESS_SERVER_H
 #define LB_TESTS_HARNESS_SERVER_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 /* Serves one accepted connection: fd is blocking, and closed by the
@@ -30,6 +32,10 @@ typedef void (*harness_conn_fn)(int fd, void *arg);
  * serves then end too. */
 pid_t harness_server(const char *host, int port, harness_conn_fn fn, void *arg);
 
+/* Writes all len bytes to the blocking socket fd, waiting as long as it
+ * takes (for the connection functions, which have no deadline): false on an
+ * error (the peer went away; never SIGPIPE). */
+bool harness_write_full(int fd, const void *buf, size_t len);
 /* Echoes what it reads until EOF, then shuts down its write side and
  * closes (the peer sees every byte, then EOF). arg is unused. */
 void harness_fn_echo(int fd, void *arg);

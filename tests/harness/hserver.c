@@ -59,25 +59,6 @@ static bool next_head(struct rd *r, char *head)
     return true;
 }
 
-static bool value(const char *head, const char *name, char *out, size_t cap)
-{
-    size_t nlen = strlen(name);
-    for (const char *p = strstr(head, "\r\n"); p && p[2]; p = strstr(p + 2, "\r\n")) {
-        const char *h = p + 2;
-        if (strncasecmp(h, name, nlen) != 0 || h[nlen] != ':')
-            continue;
-        const char *v = h + nlen + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        size_t vlen = strcspn(v, "\r\n");
-        while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-            vlen--;
-        snprintf(out, cap, "%.*s", (int)vlen, v);
-        return true;
-    }
-    return false;
-}
-
 /* Reads n body bytes, hashing them. */
 static bool body_n(struct rd *r, unsigned long long n, uint64_t *h, unsigned long long *count)
 {
@@ -125,20 +106,6 @@ static bool body_chunked(struct rd *r, uint64_t *h, unsigned long long *count)
         if (!body_n(r, size, h, count) || !crlf_line(r, ln, sizeof(ln)) || ln[0])
             return false;
     }
-}
-
-static bool keep_alive(const char *head)
-{
-    size_t line = strcspn(head, "\r\n");
-    bool keep = !(line >= 8 && strncmp(head + line - 8, "HTTP/1.0", 8) == 0);
-    char conn[256];
-    if (value(head, "Connection", conn, sizeof(conn))) {
-        if (strcasestr(conn, "close"))
-            keep = false;
-        else if (strcasestr(conn, "keep-alive"))
-            keep = true;
-    }
-    return keep;
 }
 
 static int peer_port(int fd)
@@ -193,15 +160,15 @@ static void echo_loop(struct rd *r, const char *name)
         uint64_t h = HARNESS_FNV_INIT;
         unsigned long long count = 0;
         bool ok;
-        if (value(head, "Transfer-Encoding", v, sizeof(v)))
+        if (harness_head_value(head, "Transfer-Encoding", v, sizeof(v)))
             ok = strcasecmp(v, "chunked") == 0 && body_chunked(r, &h, &count);
-        else if (value(head, "Content-Length", v, sizeof(v)))
+        else if (harness_head_value(head, "Content-Length", v, sizeof(v)))
             ok = body_n(r, strtoull(v, NULL, 10), &h, &count);
         else
             ok = true;
         if (!ok)
             return;
-        bool keep = keep_alive(head);
+        bool keep = harness_head_keep_alive(head);
         bool is_head = strncmp(head, "HEAD ", 5) == 0;
         unsigned long long n = 0;
         int kind = 0; /* 0 echo, 1 big, 2 chunked */
@@ -302,7 +269,8 @@ void harness_fn_http_continue(int fd, void *arg)
         return;
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     char v[64];
-    unsigned long long n = value(head, "Content-Length", v, sizeof(v)) ? strtoull(v, NULL, 10) : 0;
+    unsigned long long n =
+        harness_head_value(head, "Content-Length", v, sizeof(v)) ? strtoull(v, NULL, 10) : 0;
     uint64_t h = HARNESS_FNV_INIT;
     unsigned long long count = 0;
     if (!harness_write_full(fd, cont, sizeof(cont) - 1) || !body_n(&r, n, &h, &count))

@@ -57,4 +57,14 @@ void harness_json_release(void);
 /* Closes the listening sockets of harness_listen_held (teardown). */
 void harness_held_close(void);
 
+/* --- server.c: for the HTTP backends (server.c, hserver.c) --- */
+
+/* The value of header name in head (status or request line first, CRLF
+ * lines, case-insensitive name), without the blanks around it, into out:
+ * true, or false when head has none. */
+bool harness_head_value(const char *head, const char *name, char *out, size_t cap);
+/* Whether a connection stays open after answering the request head: not
+ * HTTP/1.0 unless Connection says keep-alive, not Connection: close. */
+bool harness_head_keep_alive(const char *head);
+
 #endif

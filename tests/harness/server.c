@@ -188,7 +188,7 @@ void harness_fn_hold(int fd, void *arg)
 
 /* The value of header name in the head (case-insensitive), copied into
  * out (cap bytes, trimmed); false when absent. */
-static bool head_value(const char *head, const char *name, char *out, size_t cap)
+bool harness_head_value(const char *head, const char *name, char *out, size_t cap)
 {
     size_t nlen = strlen(name);
     for (const char *p = strstr(head, "\r\n"); p; p = strstr(p, "\r\n")) {
@@ -208,12 +208,12 @@ static bool head_value(const char *head, const char *name, char *out, size_t cap
 }
 
 /* Whether the connection stays open after answering this head. */
-static bool http_keep(const char *head)
+bool harness_head_keep_alive(const char *head)
 {
     size_t line = strcspn(head, "\r\n");
     bool keep = !(line >= 8 && strncmp(head + line - 8, "HTTP/1.0", 8) == 0);
     char conn[128];
-    if (head_value(head, "Connection", conn, sizeof(conn))) {
+    if (harness_head_value(head, "Connection", conn, sizeof(conn))) {
         if (strcasestr(conn, "close"))
             keep = false;
         else if (strcasestr(conn, "keep-alive"))
@@ -246,11 +246,12 @@ void harness_fn_http(int fd, void *arg)
         }
         end[2] = '\0'; /* the head, with its last line's CRLF */
         size_t used = (size_t)(end + 4 - buf);
-        bool keep = http_keep(buf);
+        bool keep = harness_head_keep_alive(buf);
         bool head_only = strncmp(buf, "HEAD ", 5) == 0;
         char value[32];
-        unsigned long long skip =
-            head_value(buf, "Content-Length", value, sizeof(value)) ? strtoull(value, NULL, 10) : 0;
+        unsigned long long skip = harness_head_value(buf, "Content-Length", value, sizeof(value))
+                                      ? strtoull(value, NULL, 10)
+                                      : 0;
         /* Drop the head, then as much of the body as is here. */
         size_t here = len - used < skip ? len - used : (size_t)skip;
         memmove(buf, buf + used + here, len - used - here);

@@ -940,6 +940,11 @@ static bool http_take_response_head(struct session *s)
         h->out.start += (uint32_t)head_len;
         if (interim) {
             free(r);
+            /* The backend answers: from now on the idle timeout, not the
+             * response timeout, bounds the wait (the final head may wait
+             * behind a 1xx a slow client takes in slowly). */
+            h->awaiting = true;
+            timer_set(s, s->listener->idle_timeout_ms);
             h->interim_sent = true; /* a retry elsewhere would send another */
             return true;            /* goes out before the next head is looked at */
         }
@@ -1204,7 +1209,7 @@ static void on_http_timer(evutil_socket_t fd, short what, void *arg)
     case HP_CONNECT:
         return;
     case HP_EXCHANGE: {
-        if (h->rs == RS_HEAD && h->awaiting) {
+        if (h->rs == RS_HEAD && h->awaiting && !h->interim_sent) {
             log_warn("pool %s backend %s: no response within %u ms", s->upstream.pool->name,
                      s->upstream.backend ? s->upstream.backend->id : "-",
                      s->upstream.pool->response_timeout_ms);

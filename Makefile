@@ -36,11 +36,13 @@ LLHTTP_SRC := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 LLHTTP_OBJS := $(addprefix $(BUILD)/obj/llhttp/,api.o http.o llhttp.o)
 TEST_SRCS := $(wildcard tests/*.c tests/harness/*.c tests/unit/*.c tests/integration/*.c)
+# A shim the tests preload into lb (LD_PRELOAD), built without sanitizers.
+TEST_SHIM := $(BUILD)/small-sndbuf.so
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
 .PHONY: all tests run test check deps clean format bench-pick
 all: $(BUILD)/lb $(BUILD)/demo-backend
-tests: $(BUILD)/lb-tests
+tests: $(BUILD)/lb-tests $(TEST_SHIM)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -73,6 +75,10 @@ $(BUILD)/demo-backend: $(BUILD)/obj/scripts/demo-backend.o
 
 $(BUILD)/lb-tests: $(TEST_OBJS) $(BUILD)/liblb.a
 	$(CC) $(CFLAGS) -o $@ $^ $(TEST_LDLIBS) $(LDLIBS)
+
+$(TEST_SHIM): tests/shim/small_sndbuf.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -shared -fPIC -o $@ $< -ldl
 
 # Not part of make test: prints a markdown table (docs/performance.md, Picks).
 bench-pick: $(BUILD)/bench-pick

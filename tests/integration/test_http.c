@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "tests/harness.h"
@@ -566,6 +567,168 @@ START_TEST(stop_closes_idle_keepalive_clients)
 }
 END_TEST
 
+/* --- a slow client: lb's writes to it wait --- */
+
+/* rig_go() with lb's accepted sockets' send buffers at 4 KiB (the
+ * tests/shim/small_sndbuf.c shim preloaded into lb), so a client that
+ * reads slowly makes what lb writes wait in lb within a few kilobytes. */
+static void rig_go_small_sndbuf(struct rig *r)
+{
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *saved = asan ? harness_strf("%s", asan) : NULL;
+    /* An ASan lb checks that its runtime comes first; the shim would. */
+    setenv("ASAN_OPTIONS",
+           harness_strf("%s%sverify_asan_link_order=0", saved ? saved : "", saved ? ":" : ""), 1);
+    setenv("LD_PRELOAD", LB_BUILD_DIR "/small-sndbuf.so", 1);
+    rig_go(r);
+    unsetenv("LD_PRELOAD");
+    if (saved)
+        setenv("ASAN_OPTIONS", saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+}
+
+/* A client socket with a 4 KiB receive buffer, connected to port. */
+static int slow_client(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    int size = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    return fd;
+}
+
+static void read_head(int fd)
+{
+    char buf[8192];
+    size_t have = 0;
+    while (!memmem(buf, have, "\r\n\r\n", 4) && have < sizeof(buf)) {
+        ssize_t n = recv(fd, buf + have, sizeof(buf) - have, 0);
+        if (n <= 0)
+            return;
+        have += (size_t)n;
+    }
+}
+
+#define FAT_PAD 20 /* 1 KB lines in a 1xx or 101 head */
+#define FAT_BODY 300000
+
+static const char *fat_lines(const char *name)
+{
+    char *pad = harness_strf("%s", "");
+    for (int i = 0; i < FAT_PAD; i++)
+        pad = harness_strf("%s%s: <%0*d>\r\n", pad, name, 1000, i);
+    return pad;
+}
+
+/* A 103 with 20 KB of Link headers, then a 200 with a 300,000-byte body. */
+static void fn_fat_103(int fd, void *arg)
+{
+    (void)arg;
+    read_head(fd);
+    const char *early = harness_strf("HTTP/1.1 103 Early Hints\r\n%s\r\n", fat_lines("Link"));
+    char *body = malloc(FAT_BODY);
+    if (!body)
+        return;
+    memset(body, 'y', FAT_BODY);
+    const char *ok = harness_strf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", FAT_BODY);
+    if (harness_write_full(fd, early, strlen(early)) && harness_write_full(fd, ok, strlen(ok)))
+        harness_write_full(fd, body, FAT_BODY);
+    char drop[4096];
+    while (recv(fd, drop, sizeof(drop), 0) > 0)
+        ;
+}
+
+/* A 101 with 20 KB of headers, then (300 ms later) its own first bytes,
+ * then an echo. */
+static void fn_fat_101(int fd, void *arg)
+{
+    (void)arg;
+    read_head(fd);
+    const char *r = harness_strf("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\n"
+                                 "Connection: Upgrade\r\n%s\r\n",
+                                 fat_lines("X-Pad"));
+    if (!harness_write_full(fd, r, strlen(r)))
+        return;
+    harness_sleep_ms(300);
+    if (!harness_write_full(fd, "hello-from-backend", 18))
+        return;
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+        if (!harness_write_full(fd, buf, (size_t)n))
+            return;
+}
+
+/* A large 1xx that a slow client takes in slowly holds the final response
+ * back (and no timeout cuts it): the client gets both, byte for byte. */
+START_TEST(slow_client_gets_a_large_1xx_then_the_response)
+{
+    struct rig r;
+    rig_cfg(&r, 0);
+    rig_backend_fn(&r, fn_fat_103, NULL);
+    harness_jset(r.cfg, "pools.0.response_timeout_ms", json_integer(SHORT_MS));
+    rig_go_small_sndbuf(&r);
+    int fd = slow_client(r.port);
+    const char *req = "GET /fat HTTP/1.1\r\nHost: lb.test\r\n\r\n";
+    ck_assert(harness_send_all(fd, req, strlen(req), HARNESS_WAIT_MS));
+    harness_sleep_ms(2 * SHORT_MS); /* past the response timeout, not reading */
+    const char *early = harness_strf("HTTP/1.1 103 Early Hints\r\n%s\r\n", fat_lines("Link"));
+    const char *ok = harness_strf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", FAT_BODY);
+    size_t want = strlen(early) + strlen(ok) + FAT_BODY;
+    char *got = malloc(want);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_int_eq(harness_recv_n(fd, got, want, HARNESS_WAIT_MS), (ssize_t)want);
+    ck_assert(memcmp(got, early, strlen(early)) == 0);
+    ck_assert(memcmp(got + strlen(early), ok, strlen(ok)) == 0);
+    for (size_t i = strlen(early) + strlen(ok); i < want; i++)
+        ck_assert_int_eq(got[i], 'y');
+    free(got);
+    close(fd);
+    harness_lb_stop(&r.lb);
+}
+END_TEST
+
+/* The backend's first tunnel bytes, sent while its large 101 still waits
+ * for a slow client, reach the client after the 101. */
+START_TEST(slow_client_gets_a_tunnels_first_bytes)
+{
+    struct rig r;
+    rig_cfg(&r, 0);
+    rig_backend_fn(&r, fn_fat_101, NULL);
+    rig_go_small_sndbuf(&r);
+    int fd = slow_client(r.port);
+    const char *req = "GET /ws HTTP/1.1\r\nHost: lb.test\r\nConnection: Upgrade\r\n"
+                      "Upgrade: test\r\n\r\n";
+    ck_assert(harness_send_all(fd, req, strlen(req), HARNESS_WAIT_MS));
+    harness_sleep_ms(1000); /* the backend's bytes come while the 101 waits */
+    static char got[65536];
+    size_t have = 0;
+    char *end = NULL;
+    long deadline = harness_now_ms() + HARNESS_WAIT_MS;
+    while ((!(end = memmem(got, have, "\r\n\r\n", 4)) || have < (size_t)(end - got) + 4 + 18) &&
+           harness_now_ms() < deadline) {
+        ssize_t n = harness_recv_n(fd, got + have, 1, HARNESS_WAIT_MS);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    ck_assert_ptr_nonnull(end);
+    ck_assert(strncmp(got, "HTTP/1.1 101 Switching Protocols\r\n", 34) == 0);
+    ck_assert_uint_eq(have, (size_t)(end - got) + 4 + 18);
+    ck_assert(memcmp(end + 4, "hello-from-backend", 18) == 0);
+    ck_assert(harness_send_all(fd, "ping", 4, HARNESS_WAIT_MS));
+    char back[4];
+    ck_assert_int_eq(harness_recv_n(fd, back, 4, HARNESS_WAIT_MS), 4);
+    ck_assert(memcmp(back, "ping", 4) == 0);
+    close(fd);
+    harness_lb_stop(&r.lb);
+}
+END_TEST
+
 /* --- 10: access log --- */
 
 START_TEST(access_log_line_per_request)
@@ -1047,6 +1210,8 @@ static Suite *http_suite(void)
     tcase_add_test(tc, send_proxy_v2_once_per_backend_connection);
     tcase_add_test(tc, reused_connection_closed_is_retried_once);
     tcase_add_test(tc, stop_closes_idle_keepalive_clients);
+    tcase_add_test(tc, slow_client_gets_a_large_1xx_then_the_response);
+    tcase_add_test(tc, slow_client_gets_a_tunnels_first_bytes);
     suite_add_tcase(s, tc);
     return s;
 }

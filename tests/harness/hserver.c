@@ -155,7 +155,9 @@ static void echo_loop(struct rd *r, const char *name)
 {
     static char head[HS_HEAD_MAX + 1];
     int port = peer_port(r->fd);
+    unsigned seq = 0; /* requests on this connection */
     while (next_head(r, head)) {
+        seq++;
         char v[64];
         uint64_t h = HARNESS_FNV_INIT;
         unsigned long long count = 0;
@@ -188,8 +190,8 @@ static void echo_loop(struct rd *r, const char *name)
         char top[512];
         int l = snprintf(top, sizeof(top),
                          "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Backend: %s\r\n"
-                         "X-Peer-Port: %d\r\n%s",
-                         name, port, keep ? "" : "Connection: close\r\n");
+                         "X-Peer-Port: %d\r\nX-Conn-Request: %u\r\n%s",
+                         name, port, seq, keep ? "" : "Connection: close\r\n");
         if (kind == 2)
             l += snprintf(top + l, sizeof(top) - (size_t)l, "Transfer-Encoding: chunked\r\n\r\n");
         else

@@ -8,7 +8,8 @@
 
 /* For every request on the connection (keep-alive, pipelined, request
  * bodies with Content-Length or chunked): 200, Content-Type text/plain,
- * "X-Backend: <arg (const char *)>", "X-Peer-Port: <lb's port>", and
+ * "X-Backend: <arg (const char *)>", "X-Peer-Port: <lb's port>",
+ * "X-Conn-Request: <1 for the connection's first request, 2...>", and
  *   GET /big/N      N pattern bytes with Content-Length
  *   GET /chunked/N  N pattern bytes chunked, chunk sizes 1, 7, 100, 4096,
  *                   65536 and then 65521 repeated

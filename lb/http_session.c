@@ -92,7 +92,7 @@ struct http_state {
 
     /* The request in flight. */
     struct http_head_facts {
-        bool keep_alive, method_head, upgrade, expect, v10, idempotent, has_body;
+        bool keep_alive, method_head, upgrade, v10, idempotent, has_body;
     } req;
     bool close_after;    /* the client's connection closes after this response */
     bool backend_dirty;  /* the backend connection cannot carry another request */
@@ -532,7 +532,6 @@ static void http_take_head(struct session *s, size_t head_len)
     h->req.keep_alive = r->keep_alive;
     h->req.method_head = r->method_head;
     h->req.upgrade = r->upgrade;
-    h->req.expect = r->expect_continue;
     h->req.v10 = r->version_minor == 0;
     h->req.idempotent = method_idempotent(h->method);
     h->req.has_body = r->chunked || r->content_length > 0;

@@ -1083,11 +1083,7 @@ static void http_exchange_step(struct session *s)
         http_exchange_done(s);
         return;
     }
-    if (h->in.data && h->in.start == h->in.end) {
-        h->in.start = h->in.end = 0;
-        if (!up_pending(h))
-            hbuf_settle(s, &h->in);
-    }
+    hbuf_settle(s, &h->in); /* all sent: no buffer while nothing waits (the head is in up) */
     bool read_client = !h->client_eof && (!h->in.data || h->in.end < h->in.cap);
     if (watch(s, &s->client.rev, read_client) < 0)
         return;
@@ -1259,11 +1255,10 @@ static void http_next_request(struct session *s)
     h->head_scanned = 0;
     if (h->requests++ > 0) {
         h->req_start_ms = clock_ms(CLOCK_MONOTONIC);
-        timer_set(s, s->listener->idle_timeout_ms);
-        if (h->in.data && h->in.start < h->in.end) { /* pipelined */
+        bool pipelined = h->in.data && h->in.start < h->in.end;
+        if (pipelined)
             h->phase = HP_HEAD;
-            timer_set(s, s->listener->request_timeout_ms);
-        }
+        timer_set(s, pipelined ? s->listener->request_timeout_ms : s->listener->idle_timeout_ms);
     }
     http_step(s);
 }

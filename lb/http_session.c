@@ -712,6 +712,7 @@ static int backend_write(struct session *s)
     struct upstream *u = &s->upstream;
     bool all;
     const char *p = h->in.data ? h->in.data + h->in.start : NULL;
+    uint32_t head_off = h->up.off;
     ssize_t w = write_out(&u->server.conn, &h->up, p, h->up_fwd, &all);
     if (w < 0 && !write_blocked()) {
         log_debug("backend error: send: %s", strerror(errno));
@@ -721,10 +722,15 @@ static int backend_write(struct session *s)
     if (w > 0) {
         h->in.start += (uint32_t)w;
         h->up_fwd -= (uint32_t)w;
-        h->last_active_ms = now_coarse();
     }
-    if (u->backend && w > 0)
-        u->backend->bytes_out += (uint64_t)w;
+    /* The backend's bytes_out counts the rewritten head too (a retry's
+     * second copy included: it went to a backend). */
+    uint64_t sent = (uint64_t)(h->up.off - head_off) + (uint64_t)(w > 0 ? w : 0);
+    if (sent > 0) {
+        h->last_active_ms = now_coarse();
+        if (u->backend)
+            u->backend->bytes_out += sent;
+    }
     return watch(s, &u->server.wev, !all);
 }
 

@@ -243,6 +243,42 @@ START_TEST(max_idle_zero_opens_a_connection_per_request)
 }
 END_TEST
 
+/* The bytes of the head the echo backend received for r's request (it
+ * echoes the head without its final CRLF, then "body-bytes: ..."). */
+static long long echoed_head_bytes(const struct harness_hresp *r)
+{
+    const char *end = strstr(r->body, "body-bytes: ");
+    ck_assert_ptr_nonnull(end);
+    return (long long)(end - r->body) + 2;
+}
+
+START_TEST(backend_bytes_out_counts_heads_and_bodies)
+{
+    struct rig r;
+    rig_start(&r, 1);
+    struct harness_hconn c;
+    harness_hconn_open(&c, r.port);
+    long long sent = 0;
+    for (int i = 0; i < 3; i++) {
+        struct harness_hresp resp = get(&c, harness_strf("/count%d", i), NULL);
+        ck_assert_int_eq(resp.status, 200);
+        sent += echoed_head_bytes(&resp);
+    }
+    ck_assert(harness_hconn_sends(
+        &c, "POST /upload HTTP/1.1\r\nHost: lb.test\r\nContent-Length: 5\r\n\r\nhello"));
+    struct harness_hresp resp;
+    ck_assert_int_eq(harness_hconn_read(&c, &resp, 0, HARNESS_WAIT_MS), 0);
+    ck_assert_int_eq(resp.status, 200);
+    ck_assert_ptr_nonnull(strstr(resp.body, "body-bytes: 5\n"));
+    sent += echoed_head_bytes(&resp) + 5;
+    harness_hconn_close(&c);
+    struct harness_reply rep = harness_call(r.aport, "GET", "/api/v1/pools", NULL, NULL);
+    ck_assert_int_eq(rep.status, 200);
+    ck_assert_int_eq(harness_jint(rep.json, "pools.0.backends.0.bytes_out"), sent);
+    harness_lb_stop(&r.lb);
+}
+END_TEST
+
 /* --- 3: headers --- */
 
 START_TEST(forwarding_headers_added_hop_by_hop_removed)
@@ -1190,6 +1226,7 @@ static Suite *http_suite(void)
     TCase *tc = harness_tcase("http");
     tcase_add_test(tc, keepalive_requests_rotate_roundrobin);
     tcase_add_test(tc, idle_backend_connections_are_reused);
+    tcase_add_test(tc, backend_bytes_out_counts_heads_and_bodies);
     tcase_add_test(tc, max_idle_zero_opens_a_connection_per_request);
     tcase_add_test(tc, forwarding_headers_added_hop_by_hop_removed);
     tcase_add_test(tc, x_real_ip_and_forwarded_when_switched_on);

@@ -110,6 +110,9 @@ struct http_state {
     unsigned requests;                       /* on this connection */
     char method[24];
     char path[HTTP_LOG_PATH_MAX * 4 + 4]; /* escaped */
+    /* A read's http_step(), run after the other events that are ready in
+     * this turn of the loop (step_later()). */
+    struct event step_ev;
 };
 
 static const struct {
@@ -296,6 +299,30 @@ static int watch(struct session *s, struct event *ev, bool on)
 static struct event *srev(struct session *s)
 {
     return s->upstream.idle ? &s->upstream.idle->rev : NULL;
+}
+
+/* What a read brought is acted on once every descriptor ready in this turn
+ * of the loop was read: the step goes to the end of libevent's queue of
+ * active events (one per session however many of its reads came first).
+ * So a turn reads what is ready, then writes what that caused, as HAProxy
+ * does; interleaving the two lets the first write's wakeup of a backend or
+ * client preempt lb before the turn's other reads, which showed as a longer
+ * latency tail in scenario f (docs/performance.md). */
+static void step_later(struct session *s)
+{
+    event_active(&s->http->step_ev, EV_TIMEOUT, 1);
+}
+
+static bool step_pending(const struct session *s)
+{
+    return event_pending(&s->http->step_ev, EV_TIMEOUT, NULL) != 0;
+}
+
+static void on_step_ev(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    http_step(arg);
 }
 
 static void timer_set(struct session *s, unsigned ms)
@@ -682,12 +709,12 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
         }
     }
     if (h->phase == HP_HEAD) {
-        http_step(s);
+        step_later(s);
         return;
     }
     if (!http_feed_request(s))
         return;
-    http_step(s);
+    step_later(s);
 }
 
 static void on_client_writable(evutil_socket_t fd, short what, void *arg)
@@ -808,7 +835,7 @@ static void on_server_readable(evutil_socket_t fd, short what, void *arg)
         h->out.end -= (uint32_t)n;
         watch(s, srev(s), false);
     }
-    http_step(s);
+    step_later(s);
 }
 
 static void on_server_writable(evutil_socket_t fd, short what, void *arg)
@@ -1006,6 +1033,7 @@ static void http_open_tunnel(struct session *s)
     struct http_state *h = s->http;
     struct upstream *u = &s->upstream;
     http_log_request(s);
+    event_del(&h->step_ev);
     watch(s, &s->client.rev, false);
     watch(s, &s->client.wev, false);
     watch(s, &u->server.wev, false);
@@ -1200,6 +1228,10 @@ static void on_http_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct session *s = arg;
     struct http_state *h = s->http;
+    if (step_pending(s)) { /* bytes read this turn, not yet looked at, come first */
+        timer_set(s, 1);
+        return;
+    }
     switch (h->phase) {
     case HP_WAIT: /* nothing of a request came: no answer, like nginx */
         session_close(s, h->requests == 1 ? SESSION_END_REQUEST_TIMEOUT : SESSION_END_IDLE_TIMEOUT);
@@ -1286,6 +1318,7 @@ void http_session_begin(struct session *s)
     if (event_initialized(&s->idle_timer))
         event_del(&s->idle_timer); /* PREREAD's */
     evtimer_assign(&s->idle_timer, base, on_http_timer, s);
+    event_assign(&h->step_ev, base, -1, 0, on_step_ev, s);
     s->upstream.on_connected = on_upstream_connected;
     s->upstream.on_failed = on_upstream_failed;
     h->req_start_ms = clock_ms(CLOCK_MONOTONIC);
@@ -1310,6 +1343,7 @@ void http_session_free(struct session *s)
     if (event_initialized(&s->idle_timer))
         event_del(&s->idle_timer);
     /* In a tunnel the rings are these buffers: relay_stop() has run. */
+    event_del(&h->step_ev);
     hbuf_put(s, &h->in);
     hbuf_put(s, &h->out);
     hout_clear(&h->up);

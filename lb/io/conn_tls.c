@@ -1,0 +1,266 @@
+/* conn_tls: the connection ops over an OpenSSL session. Reads drain what
+ * OpenSSL holds (read-ahead on: one recv takes as many records as the
+ * socket has), writes gather a short iovec into one record. SIGPIPE is
+ * ignored process-wide (lb/main.c), so OpenSSL's write(2) cannot kill lb. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include <openssl/err.h>
+
+#include "lb/io/conn_tls.h"
+
+/* The most a write gathers from several iovecs into one record: the
+ * plaintext of one TLS record. */
+#define GATHER_MAX 16384
+
+struct tls_layer {
+    SSL *ssl;
+    enum conn_want want;
+    bool shut; /* close_notify sent */
+    char why[120];
+};
+
+static struct tls_layer *layer(const struct conn *c)
+{
+    return c->layer;
+}
+
+/* Maps the outcome of an SSL call that returned ret to errno and want: -1
+ * always. A clean close_notify is not an error: callers test for it
+ * first. */
+static ssize_t fail(struct conn *c, int ret)
+{
+    struct tls_layer *t = layer(c);
+    int err = SSL_get_error(t->ssl, ret);
+    switch (err) {
+    case SSL_ERROR_WANT_READ:
+        t->want = CONN_WANT_READ;
+        errno = EAGAIN;
+        break;
+    case SSL_ERROR_WANT_WRITE:
+        t->want = CONN_WANT_WRITE;
+        errno = EAGAIN;
+        break;
+    case SSL_ERROR_SYSCALL:
+        if (errno == 0) /* no socket error: OpenSSL saw a cut we take as a reset */
+            errno = ECONNRESET;
+        break;
+    default: {
+        const char *r = ERR_reason_error_string(ERR_peek_last_error());
+        snprintf(t->why, sizeof(t->why), "%s", r ? r : "tls error");
+        errno = EPROTO;
+        break;
+    }
+    }
+    ERR_clear_error();
+    return -1;
+}
+
+static ssize_t tls_readv(struct conn *c, const struct iovec *iov, int iovcnt)
+{
+    struct tls_layer *t = layer(c);
+    ssize_t total = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        char *p = iov[i].iov_base;
+        size_t left = iov[i].iov_len;
+        while (left > 0) {
+            /* After the first bytes, read on only from what OpenSSL holds:
+             * the socket's readiness tells about the rest. */
+            if (total > 0 && !SSL_has_pending(t->ssl))
+                return total;
+            size_t got = 0;
+            int ret = SSL_read_ex(t->ssl, p, left, &got);
+            if (ret <= 0) {
+                if (total > 0) { /* what came first goes first; the rest recurs */
+                    ERR_clear_error();
+                    return total;
+                }
+                if (SSL_get_error(t->ssl, ret) == SSL_ERROR_ZERO_RETURN) {
+                    ERR_clear_error();
+                    return 0; /* close_notify, or a plain close (IGNORE_UNEXPECTED_EOF) */
+                }
+                return fail(c, ret);
+            }
+            t->want = CONN_WANT_NONE;
+            p += got;
+            left -= got;
+            total += (ssize_t)got;
+        }
+    }
+    return total;
+}
+
+static ssize_t write_one(struct conn *c, const void *p, size_t n)
+{
+    struct tls_layer *t = layer(c);
+    size_t put = 0;
+    if (n == 0)
+        return 0;
+    int ret = SSL_write_ex(t->ssl, p, n, &put);
+    if (ret <= 0)
+        return fail(c, ret);
+    t->want = CONN_WANT_NONE;
+    return (ssize_t)put;
+}
+
+/* A write OpenSSL answered WANT_WRITE holds one record it could not send,
+ * made of the first min(n, 16384) bytes offered; the retry must offer at
+ * least that many, starting with the same bytes (from anywhere in memory:
+ * ACCEPT_MOVING_WRITE_BUFFER), or it fails with "bad length". Callers offer
+ * what they hold, which only grows until written, however they cut it into
+ * pieces; so a first piece shorter than a record is gathered with the
+ * next ones up to GATHER_MAX (one record, and never fewer bytes than the
+ * record held back), and a longer one is written as it is. */
+static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int iovcnt)
+{
+    static char gather[GATHER_MAX];
+    if (iovcnt > 1 && iov[0].iov_len < GATHER_MAX) {
+        size_t g = 0;
+        for (int k = 0; k < iovcnt && g < GATHER_MAX; k++) {
+            size_t m = iov[k].iov_len < GATHER_MAX - g ? iov[k].iov_len : GATHER_MAX - g;
+            memcpy(gather + g, iov[k].iov_base, m);
+            g += m;
+        }
+        return write_one(c, gather, g); /* one record, not one per piece */
+    }
+    ssize_t total = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        ssize_t w = write_one(c, iov[i].iov_base, iov[i].iov_len);
+        if (w < 0)
+            return total > 0 ? total : -1;
+        total += w;
+        if ((size_t)w < iov[i].iov_len)
+            break; /* the socket is full */
+    }
+    return total;
+}
+
+static void tls_shutdown_write(struct conn *c)
+{
+    struct tls_layer *t = layer(c);
+    if (!t->shut) {
+        t->shut = true;
+        /* close_notify, best effort: a full socket drops it, and the FIN
+         * still ends the stream (the peer sees a plain close). */
+        SSL_shutdown(t->ssl);
+        ERR_clear_error();
+    }
+    shutdown(c->fd, SHUT_WR);
+}
+
+static void tls_reset(struct conn *c)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    if (c->fd >= 0)
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+static void tls_close(struct conn *c)
+{
+    struct tls_layer *t = layer(c);
+    if (t) {
+        SSL_free(t->ssl);
+        free(t);
+        c->layer = NULL;
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+static size_t tls_pending(const struct conn *c)
+{
+    struct tls_layer *t = layer(c);
+    if (!t || !SSL_has_pending(t->ssl))
+        return 0;
+    int n = SSL_pending(t->ssl);
+    return n > 0 ? (size_t)n : 1; /* records not yet decrypted count too */
+}
+
+static int tls_error(const struct conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return 0;
+    return err;
+}
+
+const struct conn_ops conn_tls_ops = {
+    .name = "tls",
+    .readv = tls_readv,
+    .writev = tls_writev,
+    .shutdown_write = tls_shutdown_write,
+    .reset = tls_reset,
+    .close = tls_close,
+    .pending = tls_pending,
+    .error = tls_error,
+};
+
+int conn_tls_init(struct conn *c, int fd, SSL *ssl)
+{
+    conn_tcp_init(c, fd);
+    struct tls_layer *t = calloc(1, sizeof(*t));
+    if (!t || !SSL_set_fd(ssl, fd)) {
+        free(t);
+        SSL_free(ssl);
+        ERR_clear_error();
+        errno = ENOMEM;
+        return -1;
+    }
+    SSL_set_read_ahead(ssl, 1);
+    t->ssl = ssl;
+    c->ops = &conn_tls_ops;
+    c->layer = t;
+    return 0;
+}
+
+int conn_tls_handshake(struct conn *c, const char **why)
+{
+    struct tls_layer *t = layer(c);
+    int ret = SSL_do_handshake(t->ssl);
+    if (ret == 1) {
+        t->want = CONN_WANT_NONE;
+        return 1;
+    }
+    int err = SSL_get_error(t->ssl, ret);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        t->want = err == SSL_ERROR_WANT_READ ? CONN_WANT_READ : CONN_WANT_WRITE;
+        ERR_clear_error();
+        return 0;
+    }
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    if (r)
+        snprintf(t->why, sizeof(t->why), "%s", r);
+    else if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && errno == 0))
+        snprintf(t->why, sizeof(t->why), "closed by the peer");
+    else if (err == SSL_ERROR_SYSCALL)
+        snprintf(t->why, sizeof(t->why), "%s", strerror(errno));
+    else
+        snprintf(t->why, sizeof(t->why), "tls error");
+    ERR_clear_error();
+    if (why)
+        *why = t->why;
+    return -1;
+}
+
+enum conn_want conn_tls_wants(const struct conn *c)
+{
+    return layer(c)->want;
+}
+
+SSL *conn_tls_ssl(const struct conn *c)
+{
+    return layer(c)->ssl;
+}
+
+const char *conn_tls_last_error(const struct conn *c)
+{
+    return layer(c)->why[0] ? layer(c)->why : "tls error";
+}

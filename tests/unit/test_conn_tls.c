@@ -1,0 +1,294 @@
+/* test_conn_tls: the TLS connection ops over a socketpair, against a real
+ * OpenSSL peer on the other end: the handshake and its failure reason,
+ * bytes both ways (short pieces gathered into one record), 8 MiB byte
+ * for byte through full socket buffers (partial writes and their
+ * retries), what OpenSSL holds announced by pending, and the two ends of
+ * a stream (close_notify, and a close without it: both an EOF). The
+ * certificate is made at run time with the openssl command line. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include <openssl/err.h>
+
+#include "lb/io/conn_tls.h"
+#include "tests/test.h"
+
+#define CHECK(expr, ...)                                                                           \
+    do {                                                                                           \
+        if (!(expr))                                                                               \
+            ck_abort_msg(__VA_ARGS__);                                                             \
+    } while (0)
+
+static char dir[64];
+static SSL_CTX *sctx, *cctx;
+static struct conn srv, cli;
+
+static void setup(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(dir, sizeof(dir), "/tmp/lb-conn-tls.XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s/k.pem -out %s/c.pem -subj /CN=conn.test -days 2 >%s/log 2>&1",
+             dir, dir, dir);
+    ck_assert_msg(system(cmd) == 0, "openssl req failed (%s/log)", dir);
+    char path[128];
+    sctx = SSL_CTX_new(TLS_server_method());
+    ck_assert_ptr_nonnull(sctx);
+    snprintf(path, sizeof(path), "%s/c.pem", dir);
+    ck_assert_int_eq(SSL_CTX_use_certificate_chain_file(sctx, path), 1);
+    snprintf(path, sizeof(path), "%s/k.pem", dir);
+    ck_assert_int_eq(SSL_CTX_use_PrivateKey_file(sctx, path, SSL_FILETYPE_PEM), 1);
+    SSL_CTX_set_options(sctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_mode(sctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    cctx = SSL_CTX_new(TLS_client_method());
+    ck_assert_ptr_nonnull(cctx);
+    SSL_CTX_set_options(cctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(cctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+    srv.fd = cli.fd = -1;
+}
+
+static void teardown(void)
+{
+    if (srv.fd >= 0)
+        srv.ops->close(&srv);
+    if (cli.fd >= 0)
+        cli.ops->close(&cli);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+/* A socketpair, both ends non-blocking, with small buffers when small. */
+static void pair(int fds[2], bool small)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(fcntl(fds[i], F_SETFL, O_NONBLOCK), 0);
+        if (small) {
+            int sz = 4096;
+            setsockopt(fds[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+            setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+        }
+    }
+}
+
+/* srv and cli as TLS connections over a socketpair, handshake done. */
+static void connect_pair(bool small)
+{
+    int fds[2];
+    pair(fds, small);
+    SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
+    SSL_set_accept_state(s);
+    SSL_set_connect_state(c);
+    ck_assert_int_eq(conn_tls_init(&srv, fds[0], s), 0);
+    ck_assert_int_eq(conn_tls_init(&cli, fds[1], c), 0);
+    int sd = 0, cd = 0;
+    for (int i = 0; i < 1000 && !(sd == 1 && cd == 1); i++) {
+        const char *why = NULL;
+        if (cd != 1)
+            cd = conn_tls_handshake(&cli, &why);
+        CHECK(cd >= 0, "client handshake failed: %s", why);
+        if (sd != 1)
+            sd = conn_tls_handshake(&srv, &why);
+        CHECK(sd >= 0, "server handshake failed: %s", why);
+    }
+    ck_assert_int_eq(sd, 1);
+    ck_assert_int_eq(cd, 1);
+}
+
+static ssize_t rd(struct conn *c, void *buf, size_t n)
+{
+    struct iovec iov = {buf, n};
+    return conn_readv(c, &iov, 1);
+}
+
+START_TEST(bytes_both_ways_short_pieces_in_one_record)
+{
+    connect_pair(false);
+    struct iovec iov[3] = {{"hel", 3}, {"lo, ", 4}, {"tls", 3}};
+    ck_assert_int_eq(conn_writev(&cli, iov, 3), 10);
+    char buf[64];
+    /* One record: the first read takes all ten bytes. */
+    ck_assert_int_eq(rd(&srv, buf, sizeof(buf)), 10);
+    ck_assert(memcmp(buf, "hello, tls", 10) == 0);
+    /* Nothing more: EAGAIN, waiting to read. */
+    errno = 0;
+    ck_assert_int_eq(rd(&srv, buf, sizeof(buf)), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    ck_assert_int_eq(conn_tls_wants(&srv), CONN_WANT_READ);
+    ck_assert_uint_eq(conn_pending(&srv), 0);
+    struct iovec back = {"answer", 6};
+    ck_assert_int_eq(conn_writev(&srv, &back, 1), 6);
+    ck_assert_int_eq(rd(&cli, buf, sizeof(buf)), 6);
+    ck_assert(memcmp(buf, "answer", 6) == 0);
+}
+END_TEST
+
+static unsigned char pat(uint64_t i)
+{
+    return (unsigned char)(i * 2654435761u >> 13);
+}
+
+START_TEST(eight_mib_byte_exact_through_full_buffers)
+{
+    connect_pair(true);
+    const uint64_t total = 8u << 20;
+    static unsigned char out[40000], in[7000];
+    uint64_t sent = 0, got = 0;
+    size_t held = 0; /* bytes of out offered and not yet taken (a retry offers them again) */
+    int wants_write = 0;
+    for (int spins = 0; got < total && spins < 10000000; spins++) {
+        /* Offer what is held plus more, in two pieces of uneven size. */
+        while (held < sizeof(out) && sent + held < total) {
+            out[held] = pat(sent + held);
+            held++;
+        }
+        if (held > 0) {
+            size_t a = held > 3000 ? 3000 : held / 2 + 1;
+            if (a > held)
+                a = held;
+            struct iovec iov[2] = {{out, a}, {out + a, held - a}};
+            ssize_t w = conn_writev(&cli, iov, held - a > 0 ? 2 : 1);
+            if (w < 0) {
+                CHECK(errno == EAGAIN, "write: %s (%s)", strerror(errno),
+                      conn_tls_last_error(&cli));
+                CHECK(conn_tls_wants(&cli) == CONN_WANT_WRITE, "write waits for %d",
+                      conn_tls_wants(&cli));
+                wants_write++;
+            } else {
+                memmove(out, out + w, held - (size_t)w);
+                held -= (size_t)w;
+                sent += (uint64_t)w;
+            }
+        }
+        struct iovec riov[2] = {{in, 1000}, {in + 1000, sizeof(in) - 1000}};
+        ssize_t n = conn_readv(&srv, riov, 2);
+        if (n < 0) {
+            CHECK(errno == EAGAIN, "read: %s (%s)", strerror(errno), conn_tls_last_error(&srv));
+            continue;
+        }
+        CHECK(n > 0, "EOF after %llu bytes", (unsigned long long)got);
+        for (ssize_t k = 0; k < n; k++)
+            CHECK(in[k] == pat(got + (uint64_t)k), "byte %llu differs",
+                  (unsigned long long)(got + (uint64_t)k));
+        got += (uint64_t)n;
+    }
+    ck_assert_uint_eq(got, total);
+    ck_assert_uint_eq(sent, total);
+    ck_assert_int_gt(wants_write, 0); /* the buffers did fill */
+}
+END_TEST
+
+START_TEST(pending_announces_what_openssl_holds)
+{
+    connect_pair(false);
+    char rec[100];
+    for (int i = 0; i < 3; i++) {
+        memset(rec, 'a' + i, sizeof(rec));
+        struct iovec iov = {rec, sizeof(rec)};
+        ck_assert_int_eq(conn_writev(&cli, &iov, 1), 100);
+    }
+    char buf[1000];
+    ck_assert_int_eq(rd(&srv, buf, 50), 50);
+    /* The rest came off the socket with the first read (read-ahead): no
+     * socket event will say so, pending must. */
+    ck_assert_uint_gt(conn_pending(&srv), 0);
+    char peek;
+    ck_assert_int_eq(recv(srv.fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT), -1);
+    ck_assert_int_eq(rd(&srv, buf, sizeof(buf)), 250);
+    for (int i = 0; i < 250; i++)
+        CHECK(buf[i] == (i < 50 ? 'a' : i < 150 ? 'b' : 'c'), "byte %d is %c", i, buf[i]);
+    ck_assert_uint_eq(conn_pending(&srv), 0);
+}
+END_TEST
+
+START_TEST(close_notify_is_an_eof)
+{
+    connect_pair(false);
+    struct iovec iov = {"last", 4};
+    ck_assert_int_eq(conn_writev(&cli, &iov, 1), 4);
+    cli.ops->shutdown_write(&cli);
+    char buf[16];
+    ck_assert_int_eq(rd(&srv, buf, sizeof(buf)), 4);
+    ck_assert_int_eq(rd(&srv, buf, sizeof(buf)), 0);
+    ck_assert_int_eq(rd(&srv, buf, sizeof(buf)), 0);
+}
+END_TEST
+
+START_TEST(close_without_close_notify_is_an_eof)
+{
+    connect_pair(false);
+    struct iovec iov = {"cut", 3};
+    ck_assert_int_eq(conn_writev(&cli, &iov, 1), 3);
+    shutdown(cli.fd, SHUT_WR); /* a FIN with no close_notify before it */
+    char buf[16];
+    ck_assert_int_eq(rd(&srv, buf, sizeof(buf)), 3);
+    ck_assert_int_eq(rd(&srv, buf, sizeof(buf)), 0);
+}
+END_TEST
+
+START_TEST(plain_http_to_tls_fails_the_handshake_with_a_reason)
+{
+    int fds[2];
+    pair(fds, false);
+    SSL *s = SSL_new(sctx);
+    SSL_set_accept_state(s);
+    ck_assert_int_eq(conn_tls_init(&srv, fds[0], s), 0);
+    const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(write(fds[1], req, strlen(req)), (ssize_t)strlen(req));
+    const char *why = NULL;
+    ck_assert_int_eq(conn_tls_handshake(&srv, &why), -1);
+    ck_assert_str_eq(why, "http request");
+    close(fds[1]);
+}
+END_TEST
+
+START_TEST(handshake_waits_for_the_peer)
+{
+    int fds[2];
+    pair(fds, false);
+    SSL *s = SSL_new(sctx);
+    SSL_set_accept_state(s);
+    ck_assert_int_eq(conn_tls_init(&srv, fds[0], s), 0);
+    const char *why = NULL;
+    ck_assert_int_eq(conn_tls_handshake(&srv, &why), 0);
+    ck_assert_int_eq(conn_tls_wants(&srv), CONN_WANT_READ);
+    close(fds[1]); /* the client goes away before its hello */
+    ck_assert_int_eq(conn_tls_handshake(&srv, &why), -1);
+    ck_assert_str_eq(why, "closed by the peer");
+}
+END_TEST
+
+static Suite *conn_tls_suite(void)
+{
+    Suite *s = suite_create("conn_tls");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, bytes_both_ways_short_pieces_in_one_record);
+    tcase_add_test(tc, eight_mib_byte_exact_through_full_buffers);
+    tcase_add_test(tc, pending_announces_what_openssl_holds);
+    tcase_add_test(tc, close_notify_is_an_eof);
+    tcase_add_test(tc, close_without_close_notify_is_an_eof);
+    tcase_add_test(tc, plain_http_to_tls_fails_the_handshake_with_a_reason);
+    tcase_add_test(tc, handshake_waits_for_the_peer);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+LB_TEST_SUITE(conn_tls_suite)

@@ -160,7 +160,7 @@ static bool relay_check_done(struct relay *r)
 static int flow_resume_read(struct relay_flow *f)
 {
     struct relay_side *src = f->src;
-    if (src->read_eof || mover_full(&f->mover))
+    if (src->read_eof || src->read_wants_write || mover_full(&f->mover))
         return 0;
     if (!event_pending(&src->rev, EV_READ, NULL) && relay_watch(f->r, &src->rev) < 0)
         return -1;
@@ -253,7 +253,19 @@ static void flow_read(struct relay_flow *f)
         if (mover_full(&f->mover)) { /* a pipe that takes nothing more */
             event_del(&src->rev);
             relay_park(r);
+            return;
         }
+        if (conn_read_wants_write(&src->conn)) {
+            /* Reading again while the socket is readable would spin: the
+             * read waits for writability (on_writable() retries it). */
+            event_del(&src->rev);
+            src->read_wants_write = true;
+            if (!event_pending(&src->wev, EV_WRITE, NULL))
+                relay_watch(r, &src->wev);
+            return;
+        }
+        if (!event_pending(&src->rev, EV_READ, NULL))
+            flow_resume_read(f); /* a retry from on_writable(): rev was off */
         return;
     }
     if (errno == ENOMEM) {
@@ -275,7 +287,15 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    flow_flush(arg);
+    struct relay_flow *f = arg;
+    struct relay_side *side = f->dst;
+    if (side->read_wants_write) {
+        /* The read that waited for this: retried in this turn, its event
+         * still off (flow_read() turns it on again as it goes on). */
+        side->read_wants_write = false;
+        event_active(&side->rev, EV_READ, 1);
+    }
+    flow_flush(f);
 }
 
 void relay_init(struct relay *r, struct event_base *base, struct relay_shared *shared,
@@ -301,7 +321,7 @@ void relay_init(struct relay *r, struct event_base *base, struct relay_shared *s
     r->down.bytes = 0;
     r->down.count = NULL;
     r->down.shut_pending = false;
-    client->read_eof = client->write_shut = false;
+    client->read_eof = client->write_shut = client->read_wants_write = false;
 }
 
 int relay_watch_client(struct relay *r)
@@ -315,7 +335,7 @@ int relay_watch_client(struct relay *r)
 int relay_attach_server(struct relay *r, struct relay_side *server)
 {
     r->server = server;
-    server->read_eof = server->write_shut = false;
+    server->read_eof = server->write_shut = server->read_wants_write = false;
     r->up.dst = server;
     r->down.src = server;
     event_assign(&server->rev, r->base, server->conn.fd, EV_READ | EV_PERSIST, on_readable,

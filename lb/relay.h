@@ -36,9 +36,12 @@ enum relay_end {
 struct relay_side {
     struct conn conn;
     struct event rev, wev;
-    bool read_eof;   /* the peer ended its stream */
-    bool write_shut; /* we ended ours (conn's shutdown_write; or, when that ended the
-                      * relay, the owner's close) */
+    bool read_eof;         /* the peer ended its stream */
+    bool write_shut;       /* we ended ours (conn's shutdown_write; or, when that ended the
+                            * relay, the owner's close) */
+    bool read_wants_write; /* the last read waits for writability (a TLS read that
+                            * must write first): rev is off, wev on, and the read
+                            * is retried when the socket is writable */
 };
 
 struct relay;

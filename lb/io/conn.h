@@ -5,11 +5,17 @@
 #ifndef LB_IO_CONN_H
 #define LB_IO_CONN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
 struct conn;
+
+/* What a layer's last step waits for, when it is not the obvious: a TLS
+ * read may have to write first (a KeyUpdate answered while the socket is
+ * full), so the reader must wait for writability and read again then. */
+enum conn_want { CONN_WANT_NONE = 0, CONN_WANT_READ = 1, CONN_WANT_WRITE = 2 };
 
 struct conn_ops {
     const char *name;
@@ -35,6 +41,10 @@ struct conn_ops {
     /* The socket's pending error (SO_ERROR), 0 when none: how the probe
      * finds a reset on a side no event watches. */
     int (*error)(const struct conn *c);
+    /* After a readv or writev that failed with EAGAIN: what it waits for.
+     * NULL when always the obvious (a read the socket's readability, a
+     * write its writability), as for plain TCP. */
+    enum conn_want (*wants)(const struct conn *c);
 };
 
 struct conn {
@@ -66,6 +76,12 @@ static inline ssize_t conn_writev(struct conn *c, const struct iovec *iov, int i
 static inline size_t conn_pending(const struct conn *c)
 {
     return c->ops->pending(c);
+}
+
+/* The last readv of c failed with EAGAIN until the socket is writable. */
+static inline bool conn_read_wants_write(const struct conn *c)
+{
+    return c->ops->wants && c->ops->wants(c) == CONN_WANT_WRITE;
 }
 
 #endif

@@ -191,6 +191,11 @@ static int tls_error(const struct conn *c)
     return err;
 }
 
+static enum conn_want tls_wants(const struct conn *c)
+{
+    return layer(c)->want;
+}
+
 const struct conn_ops conn_tls_ops = {
     .name = "tls",
     .readv = tls_readv,
@@ -200,6 +205,7 @@ const struct conn_ops conn_tls_ops = {
     .close = tls_close,
     .pending = tls_pending,
     .error = tls_error,
+    .wants = tls_wants,
 };
 
 int conn_tls_init(struct conn *c, int fd, SSL *ssl)

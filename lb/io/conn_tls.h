@@ -3,7 +3,7 @@
  * same readv/writev as plain TCP (lb/io/conn.h). The handshake is driven
  * apart, before the connection carries any data; after it, a read may need
  * the socket writable (a TLS 1.3 KeyUpdate answered while the socket is
- * full), which conn_tls_wants() says. Nothing in lb creates one yet: the
+ * full), which the ops' wants (and conn_tls_wants()) says. Nothing in lb creates one yet: the
  * tls issue's listeners and pools will. */
 #ifndef LB_IO_CONN_TLS_H
 #define LB_IO_CONN_TLS_H
@@ -13,8 +13,6 @@
 #include "lb/io/conn.h"
 
 extern const struct conn_ops conn_tls_ops;
-
-enum conn_want { CONN_WANT_NONE = 0, CONN_WANT_READ = 1, CONN_WANT_WRITE = 2 };
 
 /* c becomes a TLS connection over fd, through ssl (a server's or a
  * client's, set up by its caller: SNI, verification), which c owns from
@@ -31,7 +29,8 @@ int conn_tls_handshake(struct conn *c, const char **why);
 
 /* What the last handshake step, or the last readv or writev that failed
  * with EAGAIN, waits for: CONN_WANT_READ or CONN_WANT_WRITE (a read that
- * must write first: watch for writability and read again then). */
+ * must write first: watch for writability and read again then). The ops'
+ * wants says the same. */
 enum conn_want conn_tls_wants(const struct conn *c);
 
 /* Why the last readv or writev failed with EPROTO (a TLS protocol error:

@@ -4,7 +4,8 @@
  * backpressure (a full mover stops reading, and reading resumes byte-exact),
  * a reset and a write error on either side, the probe of a parked side (also
  * one that lost its last watch after being unparked), and
- * bytes a connection layer holds that no socket event announces, and pooled
+ * bytes a connection layer holds that no socket event announces, a read
+ * that must wait for writability (TLS), and pooled
  * buffers held only while bytes wait, and the move to splice(2) for bulk. */
 #include <errno.h>
 #include <fcntl.h>
@@ -505,6 +506,64 @@ START_TEST(layer_pending_bytes_are_read_without_an_event)
 }
 END_TEST
 
+/* A layer whose first read must write first (what a TLS read answering a
+ * KeyUpdate into a full socket says): it asks for writability, and then
+ * hands out the socket's bytes only to a read made while the side's read
+ * event is off, the relay's retry once the socket is writable; a read its
+ * read event made meanwhile would be the loop spinning on a readable
+ * socket, counted. */
+static struct {
+    struct relay_side *side;
+    bool said, wanting;
+    int spins;
+} ww;
+
+static ssize_t ww_readv(struct conn *c, const struct iovec *iov, int iovcnt)
+{
+    if (!ww.said) {
+        ww.said = ww.wanting = true;
+        errno = EAGAIN;
+        return -1;
+    }
+    if (ww.wanting && event_pending(&ww.side->rev, EV_READ, NULL)) {
+        ww.spins++;
+        errno = EAGAIN;
+        return -1;
+    }
+    ww.wanting = false;
+    return conn_tcp_ops.readv(c, iov, iovcnt);
+}
+
+static enum conn_want ww_wants(const struct conn *c)
+{
+    (void)c;
+    return ww.wanting ? CONN_WANT_WRITE : CONN_WANT_NONE;
+}
+
+START_TEST(read_that_must_write_first_waits_for_writability)
+{
+    struct rig g;
+    rig_init(&g, false);
+    struct conn_ops ops = conn_tcp_ops;
+    ops.name = "wants-write";
+    ops.readv = ww_readv;
+    ops.wants = ww_wants;
+    memset(&ww, 0, sizeof(ww));
+    ww.side = &g.client;
+    g.client.conn.ops = &ops;
+    rig_start(&g, true);
+    put(g.cpeer, "abc");
+    expect(&g, g.speer, "abc", false);
+    ck_assert_int_eq(ww.spins, 0);
+    ck_assert(!g.client.read_wants_write);
+    ck_assert(event_pending(&g.client.rev, EV_READ, NULL)); /* reads watched again */
+    put(g.cpeer, "de");
+    expect(&g, g.speer, "de", false);
+    ck_assert_uint_eq(g.r.up.bytes, 5);
+    rig_free(&g);
+}
+END_TEST
+
 /* A side can lose its last watch after the probe unparked the relay: the
  * client half-closed (its reads are off for good) while the down flow
  * waited to write to it, so the probe saw every side watched. Once the
@@ -735,6 +794,7 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, write_to_a_closed_server_is_an_error);
     tcase_add_test(tc, probe_finds_a_reset_on_a_parked_side);
     tcase_add_test(tc, layer_pending_bytes_are_read_without_an_event);
+    tcase_add_test(tc, read_that_must_write_first_waits_for_writability);
     tcase_add_test(tc, drained_side_is_parked_again);
     tcase_add_test(tc, pooled_buffers_only_while_bytes_wait);
     tcase_add_test(tc, auto_mover_splices_bulk_only);

@@ -13,8 +13,10 @@
 struct conn;
 
 /* What a layer's last step waits for, when it is not the obvious: a TLS
- * read may have to write first (a KeyUpdate answered while the socket is
- * full), so the reader must wait for writability and read again then. */
+ * read may have to write first (an alert, or the refusal of a server's
+ * renegotiation, while the socket is full; OpenSSL 3.0 puts off the answer
+ * to a KeyUpdate until the next write), so the reader must wait for
+ * writability and read again then. */
 enum conn_want { CONN_WANT_NONE = 0, CONN_WANT_READ = 1, CONN_WANT_WRITE = 2 };
 
 struct conn_ops {

@@ -2,9 +2,10 @@
  * socket, so that the relay and http mode move decrypted bytes through the
  * same readv/writev as plain TCP (lb/io/conn.h). The handshake is driven
  * apart, before the connection carries any data; after it, a read may need
- * the socket writable (a TLS 1.3 KeyUpdate answered while the socket is
- * full), which the ops' wants (and conn_tls_wants()) says. Nothing in lb creates one yet: the
- * tls issue's listeners and pools will. */
+ * the socket writable (an alert or a renegotiation refusal it must send
+ * while the socket is full), which the ops' wants (and conn_tls_wants())
+ * says. Nothing in lb creates one yet: the tls issue's listeners and pools
+ * will. */
 #ifndef LB_IO_CONN_TLS_H
 #define LB_IO_CONN_TLS_H
 

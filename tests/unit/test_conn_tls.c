@@ -2,7 +2,8 @@
  * OpenSSL peer on the other end: the handshake and its failure reason,
  * bytes both ways (short pieces gathered into one record), 8 MiB byte
  * for byte through full socket buffers (partial writes and their
- * retries), what OpenSSL holds announced by pending, and the two ends of
+ * retries), what OpenSSL holds announced by pending, a key update asked
+ * for while the socket is full, and the two ends of
  * a stream (close_notify, and a close without it: both an EOF). The
  * certificate is made at run time with the openssl command line. */
 #include <errno.h>
@@ -217,6 +218,71 @@ START_TEST(pending_announces_what_openssl_holds)
 }
 END_TEST
 
+/* A key update asked for while the server's socket towards the client is
+ * full: OpenSSL 3.0 reads on (its own KeyUpdate waits for its next write,
+ * it does not make the read wait for writability), and once the client
+ * drains its socket both ways go on with the new keys. */
+START_TEST(key_update_into_a_full_socket_does_not_stall_reads)
+{
+    connect_pair(true);
+    static char fill[4096];
+    memset(fill, 'f', sizeof(fill));
+    uint64_t queued = 0;
+    for (;;) {
+        struct iovec iov = {fill, sizeof(fill)};
+        ssize_t w = conn_writev(&srv, &iov, 1);
+        if (w < 0) {
+            ck_assert_int_eq(errno, EAGAIN);
+            ck_assert_int_eq(conn_tls_wants(&srv), CONN_WANT_WRITE);
+            break;
+        }
+        queued += (uint64_t)w;
+    }
+    ck_assert_int_eq(SSL_key_update(conn_tls_ssl(&cli), SSL_KEY_UPDATE_REQUESTED), 1);
+    struct iovec x = {"x", 1};
+    ck_assert_int_eq(conn_writev(&cli, &x, 1), 1);
+    char buf[64];
+    ck_assert_int_eq(rd(&srv, buf, sizeof(buf)), 1);
+    ck_assert_int_eq(buf[0], 'x');
+    ck_assert(!conn_read_wants_write(&srv));
+    /* The client drains what was queued; then the server's next bytes
+     * (after its KeyUpdate) reach it. */
+    static char sink[65536];
+    uint64_t drained = 0;
+    bool sent_y = false, got_y = false, fill_held = true;
+    for (int i = 0; i < 100000 && !got_y; i++) {
+        ssize_t n = rd(&cli, sink, sizeof(sink));
+        if (n > 0) {
+            for (ssize_t k = 0; k < n; k++) {
+                if (drained + (uint64_t)k < queued)
+                    CHECK(sink[k] == 'f', "byte %llu", (unsigned long long)(drained + k));
+                else
+                    got_y = sink[k] == 'y';
+            }
+            drained += (uint64_t)n;
+        } else {
+            ck_assert_int_eq(errno, EAGAIN);
+        }
+        if (fill_held) { /* the write that was told to wait goes first, the same bytes */
+            struct iovec iov = {fill, sizeof(fill)};
+            ssize_t w = conn_writev(&srv, &iov, 1);
+            CHECK(w > 0 || errno == EAGAIN, "retried write: %s (%s)", strerror(errno),
+                  conn_tls_last_error(&srv));
+            if (w > 0) {
+                queued += (uint64_t)w;
+                fill_held = (size_t)w < sizeof(fill);
+            }
+        } else if (!sent_y) {
+            struct iovec y = {"y", 1};
+            sent_y = conn_writev(&srv, &y, 1) == 1;
+        }
+    }
+    ck_assert_msg(got_y, "drained %llu queued %llu sent_y %d", (unsigned long long)drained,
+                  (unsigned long long)queued, sent_y);
+    ck_assert_uint_eq(drained, queued + 1);
+}
+END_TEST
+
 START_TEST(close_notify_is_an_eof)
 {
     connect_pair(false);
@@ -283,6 +349,7 @@ static Suite *conn_tls_suite(void)
     tcase_add_test(tc, bytes_both_ways_short_pieces_in_one_record);
     tcase_add_test(tc, eight_mib_byte_exact_through_full_buffers);
     tcase_add_test(tc, pending_announces_what_openssl_holds);
+    tcase_add_test(tc, key_update_into_a_full_socket_does_not_stall_reads);
     tcase_add_test(tc, close_notify_is_an_eof);
     tcase_add_test(tc, close_without_close_notify_is_an_eof);
     tcase_add_test(tc, plain_http_to_tls_fails_the_handshake_with_a_reason);

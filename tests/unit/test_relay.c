@@ -506,8 +506,8 @@ START_TEST(layer_pending_bytes_are_read_without_an_event)
 }
 END_TEST
 
-/* A layer whose first read must write first (what a TLS read answering a
- * KeyUpdate into a full socket says): it asks for writability, and then
+/* A layer whose first read must write first (what a TLS read that has an
+ * alert to send into a full socket says): it asks for writability, and then
  * hands out the socket's bytes only to a read made while the side's read
  * event is off, the relay's retry once the socket is writable; a read its
  * read event made meanwhile would be the loop spinning on a readable

@@ -57,6 +57,11 @@ struct conn {
 
 extern const struct conn_ops conn_tcp_ops;
 
+/* The plain socket's reset (SO_LINGER 0) and pending error (SO_ERROR), for
+ * layers over a socket whose own are the same (TLS). */
+void conn_tcp_reset(struct conn *c);
+int conn_tcp_error(const struct conn *c);
+
 /* c becomes a plain TCP (or any stream socket) connection over fd. */
 static inline void conn_tcp_init(struct conn *c, int fd)
 {

@@ -32,7 +32,7 @@ static void tcp_shutdown_write(struct conn *c)
     shutdown(c->fd, SHUT_WR);
 }
 
-static void tcp_reset(struct conn *c)
+void conn_tcp_reset(struct conn *c)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     if (c->fd >= 0)
@@ -52,7 +52,7 @@ static size_t tcp_pending(const struct conn *c)
     return 0;
 }
 
-static int tcp_error(const struct conn *c)
+int conn_tcp_error(const struct conn *c)
 {
     int err = 0;
     socklen_t len = sizeof(err);
@@ -66,8 +66,8 @@ const struct conn_ops conn_tcp_ops = {
     .readv = tcp_readv,
     .writev = tcp_writev,
     .shutdown_write = tcp_shutdown_write,
-    .reset = tcp_reset,
+    .reset = conn_tcp_reset,
     .close = tcp_close,
     .pending = tcp_pending,
-    .error = tcp_error,
+    .error = conn_tcp_error,
 };

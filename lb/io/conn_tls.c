@@ -153,13 +153,6 @@ static void tls_shutdown_write(struct conn *c)
     shutdown(c->fd, SHUT_WR);
 }
 
-static void tls_reset(struct conn *c)
-{
-    struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    if (c->fd >= 0)
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-}
-
 static void tls_close(struct conn *c)
 {
     struct tls_layer *t = layer(c);
@@ -182,15 +175,6 @@ static size_t tls_pending(const struct conn *c)
     return n > 0 ? (size_t)n : 1; /* records not yet decrypted count too */
 }
 
-static int tls_error(const struct conn *c)
-{
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        return 0;
-    return err;
-}
-
 static enum conn_want tls_wants(const struct conn *c)
 {
     return layer(c)->want;
@@ -201,10 +185,10 @@ const struct conn_ops conn_tls_ops = {
     .readv = tls_readv,
     .writev = tls_writev,
     .shutdown_write = tls_shutdown_write,
-    .reset = tls_reset,
+    .reset = conn_tcp_reset,
     .close = tls_close,
     .pending = tls_pending,
-    .error = tls_error,
+    .error = conn_tcp_error,
     .wants = tls_wants,
 };
 

@@ -29,7 +29,27 @@
  *   alpn name N is empty or longer than 255 bytes     (N counts from 0)
  *   OPENSSL FUNCTION failed: OPENSSL'S REASON        (out of memory and the like)
  * Dates are the certificate's leaf notBefore/notAfter in UTC. Only the
- * first certificate of a PEM (the leaf) is checked for dates. */
+ * first certificate of a PEM (the leaf) is checked for dates.
+ *
+ * What a caller of the SSL objects must know (OpenSSL 3.0, seen in
+ * tests/integration/test_tls_ctx.c):
+ * - End of stream: with SSL_OP_IGNORE_UNEXPECTED_EOF (set on every
+ *   context here) a peer that closes without close_notify makes SSL_read
+ *   return 0 with SSL_ERROR_ZERO_RETURN and SSL_get_shutdown() ==
+ *   SSL_RECEIVED_SHUTDOWN, exactly as a close_notify does: the two cannot
+ *   be told apart (without the option it is SSL_ERROR_SSL, reason
+ *   SSL_R_UNEXPECTED_EOF_WHILE_READING).
+ * - Resumption: an SSL freed without SSL_shutdown() (SSL_SENT_SHUTDOWN
+ *   not set) has its session removed from the cache and marked not
+ *   resumable; end a normal session with SSL_shutdown() (or
+ *   SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN) for a quiet close) before
+ *   SSL_free.
+ * - TLS 1.3 tickets arrive after the handshake: a client must read them
+ *   (SSL_read) before SSL_get1_session() has a resumable session, and a
+ *   side that closes its socket with those bytes unread resets the
+ *   connection (TCP RST, ECONNRESET on a socketpair).
+ * - OpenSSL's error queue is per thread, shared by every SSL: read the
+ *   reason (ERR_peek_error) right after the failing call, then clear it. */
 #ifndef LB_IO_TLS_CTX_H
 #define LB_IO_TLS_CTX_H
 

@@ -1,16 +1,18 @@
 /* test_tls_ctx: lb/io/tls_ctx.c with certificates from the harness's PKI
  * (made by the openssl tool, hence here and not in tests/unit/, which does
  * not use the harness) and real handshakes in process: a server SSL and a
- * client SSL over a non-blocking socketpair, driven in turn until both are
- * done. SNI picks the certificate, versions are refused, ALPN follows the
- * server's list, sessions resume, chains are sent, clients verify, an EOF
- * without close_notify reads as an end of stream, and each error and
- * warning has its exact words. */
+ * client SSL over a non-blocking socketpair (loopback TCP for the end of
+ * stream), driven in turn until both are done. SNI picks the certificate, versions are refused,
+ * ALPN follows the server's list, sessions resume, chains are sent, clients verify, an EOF without
+ * close_notify reads as an end of stream, and each error and warning has its exact words. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,21 +40,50 @@ struct pair {
     SSL *s, *c;
     int sdone, cdone;
     int sreason, creason;
+    bool tcp; /* loopback TCP: bytes may take a moment to arrive */
 };
 
-static void pair_open(struct pair *p, SSL_CTX *server)
+/* A connected loopback TCP pair in fds (server side first), blocking. */
+static void tcp_pair(int fds[2])
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(l, 1), 0);
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&a, &len), 0);
+    fds[1] = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fds[1], 0);
+    ck_assert_int_eq(connect(fds[1], (struct sockaddr *)&a, sizeof(a)), 0);
+    fds[0] = accept(l, NULL, NULL);
+    ck_assert_int_ge(fds[0], 0);
+    close(l);
+}
+
+/* The server side of a new pair: over a socketpair, or loopback TCP. */
+static void pair_open_on(struct pair *p, SSL_CTX *server, bool tcp)
 {
     memset(p, 0, sizeof(*p));
     int fds[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    if (tcp)
+        tcp_pair(fds);
+    else
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
     for (int i = 0; i < 2; i++)
         ck_assert_int_eq(fcntl(fds[i], F_SETFL, O_NONBLOCK), 0);
     p->sfd = fds[0];
     p->cfd = fds[1];
+    p->tcp = tcp;
     p->s = SSL_new(server);
     ck_assert_ptr_nonnull(p->s);
     ck_assert_int_eq(SSL_set_fd(p->s, p->sfd), 1);
     SSL_set_accept_state(p->s);
+}
+
+static void pair_open(struct pair *p, SSL_CTX *server)
+{
+    pair_open_on(p, server, false);
 }
 
 /* The client side from a client tls_ctx (SNI and names as it sets them). */
@@ -96,6 +127,11 @@ static void pair_drive(struct pair *p)
     for (int i = 0; i < 200 && !(p->sdone && p->cdone); i++) {
         step(p->c, &p->cdone, &p->creason);
         step(p->s, &p->sdone, &p->sreason);
+        if (p->tcp) {
+            struct pollfd pfd[2] = {{.fd = p->sfd, .events = POLLIN},
+                                    {.fd = p->cfd, .events = POLLIN}};
+            poll(pfd, 2, 5);
+        }
     }
 }
 
@@ -125,7 +161,13 @@ static void pair_byte(struct pair *p)
 {
     char b = 'x', got = 0;
     ck_assert_int_eq(SSL_write(p->s, &b, 1), 1);
-    ck_assert_int_eq(SSL_read(p->c, &got, 1), 1);
+    int r;
+    for (int i = 0; (r = SSL_read(p->c, &got, 1)) < 0 && i < 100; i++) {
+        ck_assert_int_eq(SSL_get_error(p->c, r), SSL_ERROR_WANT_READ);
+        struct pollfd pfd = {.fd = p->cfd, .events = POLLIN};
+        ck_assert_int_eq(poll(&pfd, 1, 2000), 1);
+    }
+    ck_assert_int_eq(r, 1);
     ck_assert_int_eq(got, 'x');
 }
 
@@ -643,11 +685,11 @@ END_TEST
 /* A client that closes its socket without close_notify: the server's
  * SSL_read returns 0 with SSL_ERROR_ZERO_RETURN, as for a close_notify;
  * without SSL_OP_IGNORE_UNEXPECTED_EOF OpenSSL 3 would make it an error. */
-static int eof_read(struct tls_ctx *t, bool notify, bool ignore_eof, int *reason)
+static int eof_read(struct tls_ctx *t, bool tcp, bool notify, bool ignore_eof, int *reason)
 {
     struct tls_ctx *c = client_new(&(struct tls_client_opts){.server_name = "s.test"});
     struct pair p;
-    pair_open(&p, tls_ctx_ssl(t));
+    pair_open_on(&p, tls_ctx_ssl(t), tcp);
     pair_client(&p, c);
     if (!ignore_eof)
         SSL_clear_options(p.s, SSL_OP_IGNORE_UNEXPECTED_EOF);
@@ -659,12 +701,15 @@ static int eof_read(struct tls_ctx *t, bool notify, bool ignore_eof, int *reason
         ck_assert_int_eq(SSL_shutdown(p.c), 0);
     close(p.cfd);
     p.cfd = -1;
+    struct pollfd pfd = {.fd = p.sfd, .events = POLLIN};
+    ck_assert_int_eq(poll(&pfd, 1, 2000), 1);
     char buf[16];
     ERR_clear_error();
     int r = SSL_read(p.s, buf, sizeof(buf));
     ck_assert_int_le(r, 0);
     int e = SSL_get_error(p.s, r);
     *reason = ERR_GET_REASON(ERR_peek_error());
+    ck_assert_int_eq(SSL_get_shutdown(p.s), e == SSL_ERROR_ZERO_RETURN ? SSL_RECEIVED_SHUTDOWN : 0);
     if (e == SSL_ERROR_ZERO_RETURN)
         ck_assert_int_eq(r, 0);
     pair_free(&p);
@@ -679,13 +724,15 @@ START_TEST(eof_without_close_notify)
     struct tls_cert_files certs[] = {files(harness_pki_issue(&pki, "s", NULL))};
     struct tls_ctx *t = server_new(&(struct tls_server_opts){.certs = certs, .ncerts = 1});
     int reason;
-    ck_assert_int_eq(eof_read(t, false, true, &reason), SSL_ERROR_ZERO_RETURN);
-    ck_assert_int_eq(reason, 0);
-    ck_assert_int_eq(eof_read(t, true, true, &reason), SSL_ERROR_ZERO_RETURN);
-    ck_assert_int_eq(reason, 0);
-    /* What the option saves lb from. */
-    ck_assert_int_eq(eof_read(t, false, false, &reason), SSL_ERROR_SSL);
-    ck_assert_int_eq(reason, SSL_R_UNEXPECTED_EOF_WHILE_READING);
+    for (int tcp = 0; tcp < 2; tcp++) {
+        ck_assert_int_eq(eof_read(t, tcp, false, true, &reason), SSL_ERROR_ZERO_RETURN);
+        ck_assert_int_eq(reason, 0);
+        ck_assert_int_eq(eof_read(t, tcp, true, true, &reason), SSL_ERROR_ZERO_RETURN);
+        ck_assert_int_eq(reason, 0);
+        /* What the option saves lb from. */
+        ck_assert_int_eq(eof_read(t, tcp, false, false, &reason), SSL_ERROR_SSL);
+        ck_assert_int_eq(reason, SSL_R_UNEXPECTED_EOF_WHILE_READING);
+    }
     tls_ctx_unref(t);
     harness_pki_free(&pki);
 }

@@ -20,14 +20,18 @@
  *   KEY does not match the certificate in CERT
  *   CERT: expired on 2020-02-01 00:00:00 UTC
  *   CERT: not valid before 2030-02-01 00:00:00 UTC
- *   CERT: cannot use the certificate chain: OPENSSL'S REASON
+ *   CERT: cannot use the certificate chain: OPENSSL'S REASON   (e.g. "ee key too small")
+ *   KEY: cannot use the key: OPENSSL'S REASON
  *   CA: no certificate in it                         (the client's CA file)
+ *   cannot load the system's trusted CAs: OPENSSL'S REASON
+ *   a client certificate needs both cert and key
  *   no certificate: a TLS server needs at least one
  *   unknown min_version "TLSv1.1" (accepted: "TLSv1.2", "TLSv1.3")
  *   ciphers "X" rejected by OpenSSL: OPENSSL'S REASON      (e.g. "no cipher match")
  *   ciphersuites "X" rejected by OpenSSL: OPENSSL'S REASON
  *   alpn name N is empty or longer than 255 bytes     (N counts from 0)
  *   OPENSSL FUNCTION failed: OPENSSL'S REASON        (out of memory and the like)
+ *   out of memory
  * Dates are the certificate's leaf notBefore/notAfter in UTC. Only the
  * first certificate of a PEM (the leaf) is checked for dates.
  *
@@ -40,10 +44,12 @@
  *   be told apart (without the option it is SSL_ERROR_SSL, reason
  *   SSL_R_UNEXPECTED_EOF_WHILE_READING).
  * - Resumption: an SSL freed without SSL_shutdown() (SSL_SENT_SHUTDOWN
- *   not set) has its session removed from the cache and marked not
- *   resumable; end a normal session with SSL_shutdown() (or
- *   SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN) for a quiet close) before
- *   SSL_free.
+ *   not set) has its session removed from its cache and marked not
+ *   resumable (OpenSSL's ssl_clear_bad_session). A client's session then
+ *   never resumes; a server's leaves the session id cache (TLS 1.2
+ *   without tickets), while tickets still resume. End a normal session
+ *   with SSL_shutdown() (or SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN) for a
+ *   quiet close) before SSL_free.
  * - TLS 1.3 tickets arrive after the handshake: a client must read them
  *   (SSL_read) before SSL_get1_session() has a resumable session, and a
  *   side that closes its socket with those bytes unread resets the

@@ -330,6 +330,7 @@ START_TEST(reference_outlives_the_owner)
         files(harness_pki_issue(&pki, "a", &(struct harness_cert_opts){.sans = "a.test"})),
     };
     struct tls_ctx *t = server_new(&(struct tls_server_opts){.certs = certs, .ncerts = 2});
+    ck_assert_ptr_null(tls_client_server_name(t));
     struct tls_ctx *session_ref = tls_ctx_ref(t);
     ck_assert_ptr_eq(session_ref, t);
     struct tls_ctx *c = client_new(&(struct tls_client_opts){.server_name = "a.test"});
@@ -343,6 +344,9 @@ START_TEST(reference_outlives_the_owner)
     ck_assert_str_eq(peer_cn(p.c), "a");
     pair_free(&p);
     tls_ctx_unref(session_ref);
+    tls_ctx_unref(c);
+    c = client_new(&(struct tls_client_opts){.server_name = NULL});
+    ck_assert_ptr_null(tls_client_server_name(c));
     tls_ctx_unref(c);
     tls_ctx_unref(NULL);
     harness_pki_free(&pki);
@@ -467,12 +471,18 @@ END_TEST
 
 /* ---- resumption ---- */
 
+/* How the first connection of resume() ends. */
+enum ending { BOTH_SHUT, CLIENT_FREES_UNSHUT, SERVER_FREES_UNSHUT };
+
 /* Two handshakes of client c (at most max, tickets or not) with server t,
- * the second offering the first's session: whether it was resumed (on
- * both sides) and the CN the client saw each time. */
-static void resume(struct tls_ctx *t, struct tls_ctx *c, int max, bool tickets, const char *cn)
+ * the second offering the first's session, the first ended as end says:
+ * whether the second resumed (SSL_session_reused, the same on both sides
+ * or the test fails), checking the CN the client saw each time. */
+static int resume_ended(struct tls_ctx *t, struct tls_ctx *c, int max, bool tickets, const char *cn,
+                        enum ending end)
 {
     SSL_SESSION *sess = NULL;
+    int reused = -1;
     for (int round = 0; round < 2; round++) {
         struct pair p;
         pair_open(&p, tls_ctx_ssl(t));
@@ -486,18 +496,35 @@ static void resume(struct tls_ctx *t, struct tls_ctx *c, int max, bool tickets, 
         CHECK(p.sdone == 1 && p.cdone == 1, "round %d: server %d (%d), client %d (%d)", round,
               p.sdone, p.sreason, p.cdone, p.creason);
         ck_assert_int_eq(SSL_version(p.c), max);
-        CHECK(SSL_session_reused(p.c) == round && SSL_session_reused(p.s) == round,
-              "round %d (version %x, tickets %d): reused client %d server %d", round, max, tickets,
-              SSL_session_reused(p.c), SSL_session_reused(p.s));
+        CHECK(SSL_session_reused(p.c) == SSL_session_reused(p.s),
+              "round %d: reused client %d server %d", round, SSL_session_reused(p.c),
+              SSL_session_reused(p.s));
+        if (round == 0)
+            ck_assert_int_eq(SSL_session_reused(p.c), 0);
+        else
+            reused = SSL_session_reused(p.c);
         ck_assert_str_eq(peer_cn(p.c), cn);
         pair_byte(&p);
         if (!sess)
             sess = SSL_get1_session(p.c);
         ck_assert_ptr_nonnull(sess);
-        pair_shutdown(&p);
+        if (round == 1 || end == BOTH_SHUT)
+            pair_shutdown(&p);
+        else if (end == CLIENT_FREES_UNSHUT)
+            SSL_shutdown(p.s);
+        else
+            SSL_shutdown(p.c);
+        ERR_clear_error();
         pair_free(&p);
     }
     SSL_SESSION_free(sess);
+    return reused;
+}
+
+static void resume(struct tls_ctx *t, struct tls_ctx *c, int max, bool tickets, const char *cn)
+{
+    CHECK(resume_ended(t, c, max, tickets, cn, BOTH_SHUT) == 1,
+          "version %x, tickets %d, sni cert %s: not resumed", max, tickets, cn);
 }
 
 START_TEST(session_resumption)
@@ -517,6 +544,14 @@ START_TEST(session_resumption)
     resume(t, ca, TLS1_2_VERSION, true, "a");
     resume(t, cd, TLS1_2_VERSION, false, "default"); /* session ids: the server cache */
     resume(t, ca, TLS1_2_VERSION, false, "a");
+    /* OpenSSL forgets the session of an SSL freed without SSL_shutdown
+     * (ssl_clear_bad_session): the client's is no longer resumable, and
+     * the server's leaves its cache (session ids; tickets need none). */
+    ck_assert_int_eq(resume_ended(t, cd, TLS1_3_VERSION, true, "default", CLIENT_FREES_UNSHUT), 0);
+    ck_assert_int_eq(resume_ended(t, cd, TLS1_2_VERSION, true, "default", CLIENT_FREES_UNSHUT), 0);
+    ck_assert_int_eq(resume_ended(t, cd, TLS1_3_VERSION, true, "default", SERVER_FREES_UNSHUT), 1);
+    ck_assert_int_eq(resume_ended(t, cd, TLS1_2_VERSION, true, "default", SERVER_FREES_UNSHUT), 1);
+    ck_assert_int_eq(resume_ended(t, cd, TLS1_2_VERSION, false, "default", SERVER_FREES_UNSHUT), 0);
     tls_ctx_unref(cd);
     tls_ctx_unref(ca);
     tls_ctx_unref(t);

@@ -1,7 +1,8 @@
 /* harness/pki: a CA and certificates made by running the openssl tool.
- * The root is `openssl req -x509`; every other certificate is a request
- * (`openssl req -new`, which makes the key too) signed by `openssl ca`
- * with -startdate and -enddate, the one way OpenSSL 3.0's tool can
+ * Every certificate is a request (`openssl req -new`, which makes the key
+ * too) signed by `openssl ca` (the root by itself, -selfsign; the
+ * intermediate, CN "lb test intermediate CA", by the root) with -startdate
+ * and -enddate, the one way OpenSSL 3.0's tool can
  * back-date a certificate or issue an expired one (`x509 -req -days`
  * cannot). The CA's database (index.txt, serial) and the copies `openssl
  * ca` keeps of what it signed live in the pki's directory. */

@@ -17,8 +17,7 @@ struct harness_pki {
     char dir[200];                   /* the CA's directory; "" once freed */
     char ca_cert[HARNESS_PKI_PATH];  /* DIR/ca.pem: the root, self-signed, CN "lb test CA" */
     char ca_key[HARNESS_PKI_PATH];   /* DIR/ca.key */
-    char int_cert[HARNESS_PKI_PATH]; /* DIR/int.pem, CN "lb test intermediate CA" (made on first
-                                        use) */
+    char int_cert[HARNESS_PKI_PATH]; /* DIR/int.pem, the intermediate (made on first use) */
     char int_key[HARNESS_PKI_PATH];  /* DIR/int.key */
     char log[HARNESS_PKI_PATH];      /* DIR/openssl.log */
     char cnf[HARNESS_PKI_PATH];      /* DIR/ca.cnf, the config of `openssl ca` */

@@ -16,7 +16,9 @@
  *   netns  a network namespace of the test's own
  *   server backends from a C function (harness_server), a held accept queue
  *   hconn  a keep-alive HTTP client connection, responses one at a time
- *   hserver HTTP backends as harness_server functions (echo, big, broken) */
+ *   hserver HTTP backends as harness_server functions (echo, big, broken)
+ *   pki    a test CA and certificates made with the openssl tool (back-dated,
+ *          expired, RSA, behind an intermediate) */
 #ifndef LB_TESTS_HARNESS_H
 #define LB_TESTS_HARNESS_H
 
@@ -38,5 +40,6 @@
 #include "tests/harness/server.h"
 #include "tests/harness/hconn.h"
 #include "tests/harness/hserver.h"
+#include "tests/harness/pki.h"
 
 #endif

@@ -2,12 +2,13 @@
  * the other files' cleanups in order), the clock, and the list of strings
  * handed to tests and freed at teardown, with the file helpers built on
  * it. */
-#include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,21 +123,19 @@ const char *harness_log_tail(const char *path)
 
 /* --- setup and teardown --- */
 
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* The temp dir and everything in it, subfolders too (a harness_pki's). */
 static void remove_dir(void)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char path[600];
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
+    nftw(dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static void free_allocs(void)

@@ -21,7 +21,8 @@
 struct tls_layer {
     SSL *ssl;
     enum conn_want want;
-    bool shut; /* close_notify sent */
+    bool shut;   /* close_notify sent */
+    bool broken; /* reset, or a TLS protocol error: the session is not to be resumed */
     char why[120];
 };
 
@@ -53,6 +54,7 @@ static ssize_t fail(struct conn *c, int ret)
     default: {
         const char *r = ERR_reason_error_string(ERR_peek_last_error());
         snprintf(t->why, sizeof(t->why), "%s", r ? r : "tls error");
+        t->broken = true;
         errno = EPROTO;
         break;
     }
@@ -153,10 +155,22 @@ static void tls_shutdown_write(struct conn *c)
     shutdown(c->fd, SHUT_WR);
 }
 
+static void tls_reset(struct conn *c)
+{
+    if (c->layer)
+        layer(c)->broken = true;
+    conn_tcp_reset(c);
+}
+
 static void tls_close(struct conn *c)
 {
     struct tls_layer *t = layer(c);
     if (t) {
+        /* OpenSSL forgets the session of an SSL freed without a shutdown
+         * sent (a client could not resume it): a close that is no abort
+         * counts as a quiet one. */
+        if (!t->broken && SSL_is_init_finished(t->ssl))
+            SSL_set_shutdown(t->ssl, SSL_get_shutdown(t->ssl) | SSL_SENT_SHUTDOWN);
         SSL_free(t->ssl);
         free(t);
         c->layer = NULL;
@@ -185,7 +199,7 @@ const struct conn_ops conn_tls_ops = {
     .readv = tls_readv,
     .writev = tls_writev,
     .shutdown_write = tls_shutdown_write,
-    .reset = conn_tcp_reset,
+    .reset = tls_reset,
     .close = tls_close,
     .pending = tls_pending,
     .error = conn_tcp_error,

@@ -283,6 +283,53 @@ START_TEST(key_update_into_a_full_socket_does_not_stall_reads)
 }
 END_TEST
 
+/* A client connection closed without a close_notify (an idle backend
+ * connection dropped, say) leaves its session resumable; a reset one does
+ * not. */
+static bool resumes_after(bool reset)
+{
+    connect_pair(false);
+    char buf[8];
+    ck_assert_int_eq(rd(&cli, buf, sizeof(buf)), -1); /* takes the TLS 1.3 tickets */
+    SSL_SESSION *sess = SSL_get1_session(conn_tls_ssl(&cli));
+    ck_assert_ptr_nonnull(sess);
+    if (reset)
+        cli.ops->reset(&cli);
+    cli.ops->close(&cli);
+    srv.ops->close(&srv);
+    int fds[2];
+    pair(fds, false);
+    SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
+    SSL_set_accept_state(s);
+    SSL_set_connect_state(c);
+    ck_assert_int_eq(SSL_set_session(c, sess), 1);
+    SSL_SESSION_free(sess);
+    ck_assert_int_eq(conn_tls_init(&srv, fds[0], s), 0);
+    ck_assert_int_eq(conn_tls_init(&cli, fds[1], c), 0);
+    int sd = 0, cd = 0;
+    for (int i = 0; i < 1000 && !(sd == 1 && cd == 1); i++) {
+        if (cd != 1)
+            cd = conn_tls_handshake(&cli, NULL);
+        if (sd != 1)
+            sd = conn_tls_handshake(&srv, NULL);
+        ck_assert(cd >= 0 && sd >= 0);
+    }
+    ck_assert(sd == 1 && cd == 1);
+    return SSL_session_reused(conn_tls_ssl(&cli)) == 1;
+}
+
+START_TEST(closed_without_shutdown_still_resumes)
+{
+    ck_assert(resumes_after(false));
+}
+END_TEST
+
+START_TEST(reset_connection_does_not_resume)
+{
+    ck_assert(!resumes_after(true));
+}
+END_TEST
+
 START_TEST(close_notify_is_an_eof)
 {
     connect_pair(false);
@@ -350,6 +397,8 @@ static Suite *conn_tls_suite(void)
     tcase_add_test(tc, eight_mib_byte_exact_through_full_buffers);
     tcase_add_test(tc, pending_announces_what_openssl_holds);
     tcase_add_test(tc, key_update_into_a_full_socket_does_not_stall_reads);
+    tcase_add_test(tc, closed_without_shutdown_still_resumes);
+    tcase_add_test(tc, reset_connection_does_not_resume);
     tcase_add_test(tc, close_notify_is_an_eof);
     tcase_add_test(tc, close_without_close_notify_is_an_eof);
     tcase_add_test(tc, plain_http_to_tls_fails_the_handshake_with_a_reason);

@@ -177,7 +177,7 @@ static int flow_flush(struct relay_flow *f)
     struct relay *r = f->r;
     struct relay_side *dst = f->dst;
     if (dst == NULL)
-        return 0;
+        return flow_resume_read(f); /* no server yet: the bytes wait, reads go on */
     if (mover_held(&f->mover) > 0) {
         ssize_t n = f->mover.ops->flush(&f->mover, &dst->conn);
         if (n < 0) {
@@ -192,7 +192,8 @@ static int flow_flush(struct relay_flow *f)
         if (!event_pending(&dst->wev, EV_WRITE, NULL) && relay_watch(r, &dst->wev) < 0)
             return -1;
     } else {
-        event_del(&dst->wev);
+        if (!dst->read_wants_write) /* else a read of dst's waits for this event */
+            event_del(&dst->wev);
         if (!event_pending(&dst->rev, EV_READ, NULL))
             relay_park(r); /* dst's reads are off too: nothing watches it now */
         if (f->src->read_eof) {
@@ -294,6 +295,11 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
          * still off (flow_read() turns it on again as it goes on). */
         side->read_wants_write = false;
         event_active(&side->rev, EV_READ, 1);
+        if (f->src == NULL) { /* the client's, before a server is attached */
+            if (mover_held(&f->mover) == 0)
+                event_del(&side->wev);
+            return;
+        }
     }
     flow_flush(f);
 }

@@ -564,6 +564,53 @@ START_TEST(read_that_must_write_first_waits_for_writability)
 }
 END_TEST
 
+/* The same before the server is attached: the client's write event
+ * belongs to the down flow, which has no source yet. */
+START_TEST(read_that_must_write_first_before_the_server)
+{
+    struct rig g;
+    rig_init(&g, false);
+    struct conn_ops ops = conn_tcp_ops;
+    ops.readv = ww_readv;
+    ops.wants = ww_wants;
+    memset(&ww, 0, sizeof(ww));
+    ww.side = &g.client;
+    g.client.conn.ops = &ops;
+    rig_start(&g, false);
+    put(g.cpeer, "abc");
+    rig_spin(&g);
+    ck_assert_int_eq(ww.spins, 0);
+    ck_assert_uint_eq(g.r.up.bytes, 3); /* read on the retry, held for the server */
+    ck_assert(event_pending(&g.client.rev, EV_READ, NULL));
+    ck_assert_int_eq(relay_attach_server(&g.r, &g.server), 0);
+    expect(&g, g.speer, "abc", false);
+    rig_free(&g);
+}
+END_TEST
+
+/* The down flow drains into the client while the client's read waits for
+ * writability: the write event it waits on must stay. */
+START_TEST(read_that_must_write_first_survives_a_drained_flush)
+{
+    struct rig g;
+    rig_init(&g, false);
+    struct conn_ops ops = conn_tcp_ops;
+    ops.readv = ww_readv;
+    ops.wants = ww_wants;
+    memset(&ww, 0, sizeof(ww));
+    ww.side = &g.client;
+    g.client.conn.ops = &ops;
+    rig_start(&g, true);
+    put(g.cpeer, "abc");
+    put(g.speer, "xyz");
+    expect(&g, g.cpeer, "xyz", false);
+    expect(&g, g.speer, "abc", false);
+    ck_assert_int_eq(ww.spins, 0);
+    ck_assert(!g.client.read_wants_write);
+    rig_free(&g);
+}
+END_TEST
+
 /* A side can lose its last watch after the probe unparked the relay: the
  * client half-closed (its reads are off for good) while the down flow
  * waited to write to it, so the probe saw every side watched. Once the
@@ -795,6 +842,8 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, probe_finds_a_reset_on_a_parked_side);
     tcase_add_test(tc, layer_pending_bytes_are_read_without_an_event);
     tcase_add_test(tc, read_that_must_write_first_waits_for_writability);
+    tcase_add_test(tc, read_that_must_write_first_before_the_server);
+    tcase_add_test(tc, read_that_must_write_first_survives_a_drained_flush);
     tcase_add_test(tc, drained_side_is_parked_again);
     tcase_add_test(tc, pooled_buffers_only_while_bytes_wait);
     tcase_add_test(tc, auto_mover_splices_bulk_only);

@@ -97,17 +97,28 @@ static ssize_t tls_readv(struct conn *c, const struct iovec *iov, int iovcnt)
     return total;
 }
 
+/* Writes p[0..n) record after record until all is taken or the socket is
+ * full (with partial writes on, SSL_write_ex stops after each record that
+ * went out): the bytes taken, or -1 when none were. Each new record starts
+ * at the next byte offered, so a record held back after WANT_WRITE is the
+ * first of what the caller offers next. */
 static ssize_t write_one(struct conn *c, const void *p, size_t n)
 {
     struct tls_layer *t = layer(c);
-    size_t put = 0;
-    if (n == 0)
-        return 0;
-    int ret = SSL_write_ex(t->ssl, p, n, &put);
-    if (ret <= 0)
-        return fail(c, ret);
-    t->want = CONN_WANT_NONE;
-    return (ssize_t)put;
+    size_t total = 0;
+    while (total < n) {
+        size_t put = 0;
+        int ret = SSL_write_ex(t->ssl, (const char *)p + total, n - total, &put);
+        if (ret <= 0) {
+            if (total == 0)
+                return fail(c, ret);
+            fail(c, ret); /* keeps what the held record waits for */
+            break;
+        }
+        t->want = CONN_WANT_NONE;
+        total += put;
+    }
+    return (ssize_t)total;
 }
 
 /* A write OpenSSL answered WANT_WRITE holds one record it could not send,
@@ -166,11 +177,16 @@ static void tls_close(struct conn *c)
 {
     struct tls_layer *t = layer(c);
     if (t) {
-        /* OpenSSL forgets the session of an SSL freed without a shutdown
-         * sent (a client could not resume it): a close that is no abort
-         * counts as a quiet one. */
-        if (!t->broken && SSL_is_init_finished(t->ssl))
+        /* A close that is no abort ends the TLS stream (the peer can tell
+         * it from a cut), and marks the shutdown sent even when the socket
+         * had no room for it: OpenSSL forgets the session of an SSL freed
+         * without, and a client could not resume it. */
+        if (!t->broken && SSL_is_init_finished(t->ssl)) {
+            if (!t->shut)
+                SSL_shutdown(t->ssl); /* close_notify, best effort */
             SSL_set_shutdown(t->ssl, SSL_get_shutdown(t->ssl) | SSL_SENT_SHUTDOWN);
+            ERR_clear_error();
+        }
         SSL_free(t->ssl);
         free(t);
         c->layer = NULL;

@@ -330,6 +330,36 @@ START_TEST(reset_connection_does_not_resume)
 }
 END_TEST
 
+/* Closing an established connection sends close_notify: a peer that does
+ * not take a plain close for an end of stream reads an end, not an error;
+ * after a reset it reads an error. */
+static ssize_t peer_read_after_close(bool reset)
+{
+    connect_pair(false);
+    SSL_clear_options(conn_tls_ssl(&cli), SSL_OP_IGNORE_UNEXPECTED_EOF);
+    if (reset)
+        srv.ops->reset(&srv);
+    srv.ops->close(&srv);
+    char buf[16];
+    ssize_t n;
+    for (int i = 0; i < 100 && (n = rd(&cli, buf, sizeof(buf))) < 0 && errno == EAGAIN; i++)
+        ;
+    return n;
+}
+
+START_TEST(close_sends_close_notify)
+{
+    ck_assert_int_eq(peer_read_after_close(false), 0);
+}
+END_TEST
+
+START_TEST(close_after_reset_sends_none)
+{
+    ck_assert_int_eq(peer_read_after_close(true), -1);
+    ck_assert_int_eq(errno, EPROTO);
+}
+END_TEST
+
 START_TEST(close_notify_is_an_eof)
 {
     connect_pair(false);
@@ -399,6 +429,8 @@ static Suite *conn_tls_suite(void)
     tcase_add_test(tc, key_update_into_a_full_socket_does_not_stall_reads);
     tcase_add_test(tc, closed_without_shutdown_still_resumes);
     tcase_add_test(tc, reset_connection_does_not_resume);
+    tcase_add_test(tc, close_sends_close_notify);
+    tcase_add_test(tc, close_after_reset_sends_none);
     tcase_add_test(tc, close_notify_is_an_eof);
     tcase_add_test(tc, close_without_close_notify_is_an_eof);
     tcase_add_test(tc, plain_http_to_tls_fails_the_handshake_with_a_reason);

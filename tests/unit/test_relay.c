@@ -540,18 +540,25 @@ static enum conn_want ww_wants(const struct conn *c)
     return ww.wanting ? CONN_WANT_WRITE : CONN_WANT_NONE;
 }
 
-START_TEST(read_that_must_write_first_waits_for_writability)
+/* A rig whose client side is that layer, started (attached or not). */
+static void ww_rig(struct rig *g, bool attach)
 {
-    struct rig g;
-    rig_init(&g, false);
-    struct conn_ops ops = conn_tcp_ops;
+    static struct conn_ops ops;
+    ops = conn_tcp_ops;
     ops.name = "wants-write";
     ops.readv = ww_readv;
     ops.wants = ww_wants;
+    rig_init(g, false);
     memset(&ww, 0, sizeof(ww));
-    ww.side = &g.client;
-    g.client.conn.ops = &ops;
-    rig_start(&g, true);
+    ww.side = &g->client;
+    g->client.conn.ops = &ops;
+    rig_start(g, attach);
+}
+
+START_TEST(read_that_must_write_first_waits_for_writability)
+{
+    struct rig g;
+    ww_rig(&g, true);
     put(g.cpeer, "abc");
     expect(&g, g.speer, "abc", false);
     ck_assert_int_eq(ww.spins, 0);
@@ -569,14 +576,7 @@ END_TEST
 START_TEST(read_that_must_write_first_before_the_server)
 {
     struct rig g;
-    rig_init(&g, false);
-    struct conn_ops ops = conn_tcp_ops;
-    ops.readv = ww_readv;
-    ops.wants = ww_wants;
-    memset(&ww, 0, sizeof(ww));
-    ww.side = &g.client;
-    g.client.conn.ops = &ops;
-    rig_start(&g, false);
+    ww_rig(&g, false);
     put(g.cpeer, "abc");
     rig_spin(&g);
     ck_assert_int_eq(ww.spins, 0);
@@ -593,14 +593,7 @@ END_TEST
 START_TEST(read_that_must_write_first_survives_a_drained_flush)
 {
     struct rig g;
-    rig_init(&g, false);
-    struct conn_ops ops = conn_tcp_ops;
-    ops.readv = ww_readv;
-    ops.wants = ww_wants;
-    memset(&ww, 0, sizeof(ww));
-    ww.side = &g.client;
-    g.client.conn.ops = &ops;
-    rig_start(&g, true);
+    ww_rig(&g, true);
     put(g.cpeer, "abc");
     put(g.speer, "xyz");
     expect(&g, g.cpeer, "xyz", false);

@@ -23,6 +23,11 @@ struct tls_layer {
     enum conn_want want;
     bool shut;   /* close_notify sent */
     bool broken; /* reset, or a TLS protocol error: the session is not to be resumed */
+    /* A read's outcome that came after bytes it returned (an error, an end,
+     * a wait for writability): the next readv returns it. */
+    bool held;
+    ssize_t held_rc;
+    int held_errno;
     char why[120];
 };
 
@@ -66,6 +71,11 @@ static ssize_t fail(struct conn *c, int ret)
 static ssize_t tls_readv(struct conn *c, const struct iovec *iov, int iovcnt)
 {
     struct tls_layer *t = layer(c);
+    if (t->held) {
+        t->held = false;
+        errno = t->held_errno;
+        return t->held_rc;
+    }
     ssize_t total = 0;
     for (int i = 0; i < iovcnt; i++) {
         char *p = iov[i].iov_base;
@@ -78,15 +88,24 @@ static ssize_t tls_readv(struct conn *c, const struct iovec *iov, int iovcnt)
             size_t got = 0;
             int ret = SSL_read_ex(t->ssl, p, left, &got);
             if (ret <= 0) {
-                if (total > 0) { /* what came first goes first; the rest recurs */
-                    ERR_clear_error();
-                    return total;
-                }
+                ssize_t rc;
                 if (SSL_get_error(t->ssl, ret) == SSL_ERROR_ZERO_RETURN) {
                     ERR_clear_error();
-                    return 0; /* close_notify, or a plain close (IGNORE_UNEXPECTED_EOF) */
+                    rc = 0; /* close_notify, or a plain close (IGNORE_UNEXPECTED_EOF) */
+                } else {
+                    rc = fail(c, ret);
                 }
-                return fail(c, ret);
+                if (total == 0)
+                    return rc;
+                /* What came first goes first. A wait for readability needs
+                 * nothing kept (the socket will say); the rest is the next
+                 * read's answer, which pending() announces. */
+                if (!(rc < 0 && errno == EAGAIN && t->want == CONN_WANT_READ)) {
+                    t->held = true;
+                    t->held_rc = rc;
+                    t->held_errno = errno;
+                }
+                return total;
             }
             t->want = CONN_WANT_NONE;
             p += got;
@@ -199,6 +218,8 @@ static void tls_close(struct conn *c)
 static size_t tls_pending(const struct conn *c)
 {
     struct tls_layer *t = layer(c);
+    if (t && t->held)
+        return 1; /* a read's outcome is waiting to be told */
     if (!t || !SSL_has_pending(t->ssl))
         return 0;
     int n = SSL_pending(t->ssl);

@@ -360,6 +360,64 @@ START_TEST(close_after_reset_sends_none)
 }
 END_TEST
 
+/* Moves what is waiting on from[] to to[], both ways between two raw
+ * ends, flipping the last byte moved client to server when flip is set. */
+static void shuttle(int c2s_from, int c2s_to, int s2c_from, int s2c_to, bool flip)
+{
+    char buf[65536];
+    ssize_t n = read(c2s_from, buf, sizeof(buf));
+    if (n > 0) {
+        if (flip)
+            buf[n - 1] ^= 1;
+        ck_assert_int_eq(write(c2s_to, buf, (size_t)n), n);
+    }
+    n = read(s2c_from, buf, sizeof(buf));
+    if (n > 0)
+        ck_assert_int_eq(write(s2c_to, buf, (size_t)n), n);
+}
+
+/* A record that fails to decrypt after a good one: the read returns the
+ * good bytes, says more is pending, and the next read is the error with
+ * its reason. */
+START_TEST(error_after_good_bytes_is_the_next_read)
+{
+    int a[2], b[2]; /* cli a[0] <-> a[1] test b[0] <-> b[1] srv */
+    pair(a, false);
+    pair(b, false);
+    SSL *s = SSL_new(sctx), *c = SSL_new(cctx);
+    SSL_set_accept_state(s);
+    SSL_set_connect_state(c);
+    ck_assert_int_eq(conn_tls_init(&srv, b[1], s), 0);
+    ck_assert_int_eq(conn_tls_init(&cli, a[0], c), 0);
+    int sd = 0, cd = 0;
+    for (int i = 0; i < 1000 && !(sd == 1 && cd == 1); i++) {
+        if (cd != 1)
+            cd = conn_tls_handshake(&cli, NULL);
+        shuttle(a[1], b[0], b[0], a[1], false);
+        if (sd != 1)
+            sd = conn_tls_handshake(&srv, NULL);
+        shuttle(a[1], b[0], b[0], a[1], false);
+        ck_assert(cd >= 0 && sd >= 0);
+    }
+    ck_assert(sd == 1 && cd == 1);
+    struct iovec one = {"hello", 5}, two = {"world", 5};
+    ck_assert_int_eq(conn_writev(&cli, &one, 1), 5);
+    shuttle(a[1], b[0], b[0], a[1], false);
+    ck_assert_int_eq(conn_writev(&cli, &two, 1), 5);
+    shuttle(a[1], b[0], b[0], a[1], true); /* the second record's tag */
+    char buf[64];
+    ck_assert_int_eq(rd(&srv, buf, sizeof(buf)), 5);
+    ck_assert(memcmp(buf, "hello", 5) == 0);
+    ck_assert_uint_gt(conn_pending(&srv), 0);
+    errno = 0;
+    ck_assert_int_eq(rd(&srv, buf, sizeof(buf)), -1);
+    ck_assert_int_eq(errno, EPROTO);
+    ck_assert_str_eq(conn_tls_last_error(&srv), "decryption failed or bad record mac");
+    close(a[1]);
+    close(b[0]);
+}
+END_TEST
+
 START_TEST(close_notify_is_an_eof)
 {
     connect_pair(false);
@@ -431,6 +489,7 @@ static Suite *conn_tls_suite(void)
     tcase_add_test(tc, reset_connection_does_not_resume);
     tcase_add_test(tc, close_sends_close_notify);
     tcase_add_test(tc, close_after_reset_sends_none);
+    tcase_add_test(tc, error_after_good_bytes_is_the_next_read);
     tcase_add_test(tc, close_notify_is_an_eof);
     tcase_add_test(tc, close_without_close_notify_is_an_eof);
     tcase_add_test(tc, plain_http_to_tls_fails_the_handshake_with_a_reason);

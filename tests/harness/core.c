@@ -132,10 +132,15 @@ static int remove_one(const char *path, const struct stat *st, int flag, struct 
     return 0;
 }
 
+void harness_remove_tree(const char *path)
+{
+    nftw(path, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 /* The temp dir and everything in it, subfolders too (a harness_pki's). */
 static void remove_dir(void)
 {
-    nftw(dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+    harness_remove_tree(dir);
 }
 
 static void free_allocs(void)

@@ -24,6 +24,8 @@ void harness_teardown(void);
  * integration suite (add it to the suite with suite_add_tcase). */
 TCase *harness_tcase(const char *name);
 const char *harness_dir(void);
+/* Removes path and everything under it (subfolders too), best effort. */
+void harness_remove_tree(const char *path);
 
 long harness_now_ms(void);
 void harness_sleep_ms(long ms);

@@ -8,7 +8,6 @@
  * ca` keeps of what it signed live in the pki's directory. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,18 +273,9 @@ const char *harness_pki_key(const char *pem)
     return harness_strf("%.*s.key", (int)(len - 4), pem);
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 void harness_pki_free(struct harness_pki *p)
 {
     if (p->dir[0])
-        nftw(p->dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
+        harness_remove_tree(p->dir);
     memset(p, 0, sizeof(*p));
 }

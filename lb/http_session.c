@@ -305,9 +305,10 @@ static struct event *srev(struct session *s)
  * of the loop was read: the step goes to the end of libevent's queue of
  * active events (one per session however many of its reads came first).
  * So a turn reads what is ready, then writes what that caused, as HAProxy
- * does; interleaving the two lets the first write's wakeup of a backend or
- * client preempt lb before the turn's other reads, which showed as a longer
- * latency tail in scenario f (docs/performance.md). */
+ * does; interleaving the two let the first write's wakeup of a backend
+ * preempt lb before the turn's other reads, and each backend woke for
+ * fewer requests (scenario f's nginx backends: 0.75 wakeups per request
+ * before, 0.60 after; docs/performance.md). */
 static void step_later(struct session *s)
 {
     event_active(&s->http->step_ev, EV_TIMEOUT, 1);

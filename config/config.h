@@ -31,7 +31,44 @@ struct lb_backend_conf {
     unsigned weight; /* 0..LB_WEIGHT_MAX; 0 gets no new connections */
 };
 
-enum lb_check_type { LB_CHECK_NONE, LB_CHECK_TCP, LB_CHECK_HTTP };
+enum lb_check_type { LB_CHECK_NONE, LB_CHECK_TCP, LB_CHECK_HTTP, LB_CHECK_HTTPS };
+
+/* TLS settings are kept as written (file names made absolute against the
+ * config file's folder); the contexts are built and checked by the core
+ * (lb/tls_conf.c: certificates readable and matching their keys, versions
+ * and cipher strings known to OpenSSL), at start, reload and `lb -t`. Each
+ * block's "where" is "file:line:col: json.path" of its object, the prefix
+ * of those errors. */
+struct lb_tls_cert_conf {
+    char *cert; /* PEM: the certificate, then its chain */
+    char *key;  /* PEM: its private key */
+};
+
+/* A listener's TLS termination ("tls"), or the admin API's; enabled 0
+ * without the key. */
+struct lb_tls_server_conf {
+    int enabled;
+    struct lb_tls_cert_conf *certs; /* certs[0] is the default (no SNI match) */
+    size_t ncerts;
+    char *min_version;            /* "TLSv1.2" (default) or "TLSv1.3" */
+    char *ciphers, *ciphersuites; /* NULL: OpenSSL's defaults */
+    char **alpn;                  /* protocol names in preference order */
+    size_t nalpn;
+    unsigned handshake_timeout_ms;
+    char *where;
+};
+
+/* A pool's TLS towards its backends ("tls"), also used by its https
+ * checks; enabled 0 without the key or with "enabled": false. */
+struct lb_tls_client_conf {
+    int enabled;
+    int verify;        /* the backend's certificate and server_name (default on) */
+    char *ca;          /* NULL: the system's trusted CAs */
+    char *server_name; /* SNI and the name verified; NULL: none */
+    char *cert, *key;  /* an optional client certificate */
+    char *min_version, *ciphers, *ciphersuites;
+    char *where;
+};
 
 /* The PROXY protocol header a pool writes to each backend connection. */
 enum lb_proxy_version { LB_PROXY_OFF, LB_PROXY_V1, LB_PROXY_V2 };
@@ -53,6 +90,10 @@ struct lb_health_conf {
     /* Each check connection starts with a PROXY header of this version
      * (the pool's send_proxy; a LOCAL one); OFF: none. */
     enum lb_proxy_version send_proxy;
+    /* https only: the check talks TLS with the pool's "tls" settings, the
+     * certificate verified as this says (the check's "verify"; default:
+     * the pool's, on without a pool "tls"). */
+    int verify;
 };
 
 /* Passive ejection from real traffic ("passive"); max_failures 0: off. */
@@ -86,8 +127,17 @@ struct lb_pool_conf {
     unsigned reuse_max_idle;        /* per backend; 0: every request gets a fresh connection */
     unsigned reuse_idle_timeout_ms; /* an idle connection is closed after it */
     unsigned response_timeout_ms;   /* http mode: the response head must arrive within it (504) */
+    struct lb_tls_client_conf tls;  /* TLS to the backends */
     struct lb_backend_conf *backends;
     size_t nbackends;
+};
+
+/* A tcp listener's SNI route ("sni_routes"): clients whose TLS ClientHello
+ * names server_name go to pool, undecrypted. */
+struct lb_sni_route_conf {
+    char *server_name; /* lowercase; "*.example.com" matches one more label */
+    char *pool;
+    size_t pool_index;
 };
 
 struct lb_listener_conf {
@@ -106,9 +156,14 @@ struct lb_listener_conf {
     unsigned request_timeout_ms; /* what lb reads before the pick (the PROXY header; in
                                   * http mode each request head) must arrive within it */
     /* http mode: */
-    unsigned max_header_bytes; /* a request head longer than this is a 431 */
-    int x_real_ip;             /* also send X-Real-IP */
-    int forwarded;             /* also send RFC 7239 Forwarded */
+    unsigned max_header_bytes;     /* a request head longer than this is a 431 */
+    int x_real_ip;                 /* also send X-Real-IP */
+    int forwarded;                 /* also send RFC 7239 Forwarded */
+    struct lb_tls_server_conf tls; /* TLS termination */
+    /* tcp mode without tls: the pool picked by the ClientHello's server
+     * name; the listener's pool for none or no match. */
+    struct lb_sni_route_conf *sni_routes;
+    size_t nsni_routes;
 };
 
 /* The admin API listener ("admin"); enabled false without the key. */
@@ -117,9 +172,10 @@ struct lb_admin_conf {
     char *listen; /* as written */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char *token;                 /* NULL: no token required */
-    unsigned max_connections;    /* admin connections open at once; more are closed */
-    unsigned request_timeout_ms; /* a whole request (head and body) must arrive within it */
+    char *token;                   /* NULL: no token required */
+    unsigned max_connections;      /* admin connections open at once; more are closed */
+    unsigned request_timeout_ms;   /* a whole request (head and body) must arrive within it */
+    struct lb_tls_server_conf tls; /* HTTPS; one certificate */
 };
 
 struct lb_config {

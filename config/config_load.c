@@ -53,6 +53,8 @@ static const struct int_rule RULE_ADMIN_MAX_CONNECTIONS = {"max_connections", 1,
 static const struct int_rule RULE_ADMIN_REQUEST_TIMEOUT = {"request_timeout_ms", 100, 3600000,
                                                            10000, 0};
 /* The kernel's limits (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT). */
+static const struct int_rule RULE_HANDSHAKE_TIMEOUT = {"handshake_timeout_ms", 100, 3600000, 10000,
+                                                       0};
 static const struct int_rule RULE_KA_IDLE = {"idle", 1, 32767, 60, 0};
 static const struct int_rule RULE_KA_INTERVAL = {"interval", 1, 32767, 10, 0};
 static const struct int_rule RULE_KA_COUNT = {"count", 1, 127, 6, 0};
@@ -62,6 +64,10 @@ static const struct int_rule RULE_KA_COUNT = {"count", 1, 127, 6, 0};
 #define DEFAULT_HC_STATUS_MIN 200
 #define DEFAULT_HC_STATUS_MAX 399
 #define HC_TEXT_MAX 1024
+
+#define DEFAULT_TLS_MIN_VERSION "TLSv1.2"
+#define TLS_ALPN_MAX 16 /* protocol names a listener may offer */
+#define TLS_SNI_ROUTES_MAX 10000
 
 #define DEFAULT_LOG_LEVEL LB_LOG_INFO
 #define DEFAULT_STRATEGY LB_STRATEGY_ROUNDROBIN
@@ -79,7 +85,18 @@ static const char *const MODE_NAMES[] = {"tcp", "http", NULL};
 static const char *const ROOT_KEYS[] = {"log", "shutdown_grace_ms", "listeners", "pools", "admin",
                                         NULL};
 static const char *const ADMIN_KEYS[] = {"listen", "token", "max_connections", "request_timeout_ms",
-                                         NULL};
+                                         "tls",    NULL};
+static const char *const TLS_VERSIONS[] = {"TLSv1.2", "TLSv1.3", NULL};
+static const char *const TLS_LISTEN_KEYS[] = {
+    "certificates", "min_version", "ciphers", "ciphersuites", "alpn", "handshake_timeout_ms", NULL};
+static const char *const TLS_LISTEN_REQUIRED[] = {"certificates", NULL};
+static const char *const TLS_CERT_KEYS[] = {"cert", "key", NULL};
+static const char *const TLS_ADMIN_KEYS[] = {"cert",    "key",          "min_version",
+                                             "ciphers", "ciphersuites", NULL};
+static const char *const TLS_POOL_KEYS[] = {"enabled",      "verify", "ca",          "server_name",
+                                            "cert",         "key",    "min_version", "ciphers",
+                                            "ciphersuites", NULL};
+static const char *const SNI_ROUTE_KEYS[] = {"server_name", "pool", NULL};
 static const char *const ADMIN_REQUIRED[] = {"listen", NULL};
 static const char *const LOG_KEYS[] = {"level", NULL};
 static const char *const LISTENER_KEYS[] = {"name",
@@ -95,28 +112,21 @@ static const char *const LISTENER_KEYS[] = {"name",
                                             "max_header_bytes",
                                             "x_real_ip",
                                             "forwarded",
+                                            "tls",
+                                            "sni_routes",
                                             NULL};
 /* Listener keys that only apply to "mode": "http". */
 static const char *const LISTENER_HTTP_ONLY[] = {"max_header_bytes", "x_real_ip", "forwarded",
                                                  NULL};
 static const char *const LISTENER_REQUIRED[] = {"name", "listen", "pool", NULL};
-static const char *const POOL_KEYS[] = {"name",
-                                        "strategy",
-                                        "connect_timeout_ms",
-                                        "retries",
-                                        "hash_table_size",
-                                        "health_check",
-                                        "passive",
-                                        "slow_start_ms",
-                                        "tcp_keepalive",
-                                        "send_proxy",
-                                        "keepalive",
-                                        "response_timeout_ms",
-                                        "backends",
-                                        NULL};
+static const char *const POOL_KEYS[] = {"name",       "strategy",        "connect_timeout_ms",
+                                        "retries",    "hash_table_size", "health_check",
+                                        "passive",    "slow_start_ms",   "tcp_keepalive",
+                                        "send_proxy", "keepalive",       "response_timeout_ms",
+                                        "tls",        "backends",        NULL};
 static const char *const CHECK_KEYS[] = {
-    "type",   "interval_ms", "timeout_ms",    "rise",        "fall",       "port", "path",
-    "method", "host",        "expect_status", "expect_body", "send_proxy", NULL};
+    "type",   "interval_ms", "timeout_ms",    "rise",        "fall",       "port",   "path",
+    "method", "host",        "expect_status", "expect_body", "send_proxy", "verify", NULL};
 static const char *const CHECK_REQUIRED[] = {"type", NULL};
 static const char *const CHECK_HTTP_ONLY[] = {"path",          "method",      "host",
                                               "expect_status", "expect_body", NULL};
@@ -186,27 +196,38 @@ static void path_format(const struct loader *ld, size_t n, char *buf, size_t cap
     }
 }
 
-/* Writes the error for the value at the current path (AT_KEY: for the key
- * that is the last step, shown under its object's path). Returns -1. */
-static int __attribute__((format(printf, 3, 4)))
-load_fail(struct loader *ld, enum err_at at, const char *fmt, ...)
+/* "file:line:col: json.path" (or "file: json.path" when no position
+ * applies) of the value at the current path (AT_KEY: of the key that is
+ * the last step, shown under its object's path). */
+static void load_position(const struct loader *ld, enum err_at at, char *buf, size_t cap)
 {
-    char msg[MESSAGE_MAX], where[512];
+    char where[512];
     size_t depth = ld->depth < PATH_DEPTH_MAX ? ld->depth : PATH_DEPTH_MAX;
     size_t offset;
     unsigned line, col;
+
+    path_format(ld, at == AT_KEY && depth > 0 ? depth - 1 : depth, where, sizeof(where));
+    if (json_locate(ld->text, ld->len, ld->path, depth, at == AT_KEY, &offset) < 0) {
+        snprintf(buf, cap, "%s: %s", ld->file, where);
+        return;
+    }
+    json_line_col(ld->text, ld->len, offset, &line, &col);
+    snprintf(buf, cap, "%s:%u:%u: %s", ld->file, line, col, where);
+}
+
+/* Writes the error for the value at the current path (AT_KEY: for the key
+ * that is the last step). Returns -1. */
+static int __attribute__((format(printf, 3, 4)))
+load_fail(struct loader *ld, enum err_at at, const char *fmt, ...)
+{
+    char msg[MESSAGE_MAX], where[1024];
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    path_format(ld, at == AT_KEY && depth > 0 ? depth - 1 : depth, where, sizeof(where));
-    if (json_locate(ld->text, ld->len, ld->path, depth, at == AT_KEY, &offset) < 0) {
-        snprintf(ld->err, ld->errlen, "%s: %s: %s", ld->file, where, msg);
-        return -1;
-    }
-    json_line_col(ld->text, ld->len, offset, &line, &col);
-    snprintf(ld->err, ld->errlen, "%s:%u:%u: %s: %s", ld->file, line, col, where, msg);
+    load_position(ld, at, where, sizeof(where));
+    snprintf(ld->err, ld->errlen, "%s: %s", where, msg);
     return -1;
 }
 
@@ -551,6 +572,273 @@ static int load_keepalive(struct loader *ld, json_t *parent, struct lb_keepalive
     return 0;
 }
 
+static int load_text(struct loader *ld, json_t *obj, const char *key, const char *def,
+                     const char *chars, char first, const char *what, char **out);
+
+/* The position of the current path, kept as a TLS block's "where". */
+static int load_where(struct loader *ld, char **out)
+{
+    char where[1024];
+
+    load_position(ld, AT_VALUE, where, sizeof(where));
+    *out = strdup(where);
+    return *out ? 0 : load_oom(ld);
+}
+
+/* Reads the file name at KEY of OBJ (optional: *out stays NULL; a
+ * non-empty string) and makes it absolute against the config file's
+ * folder, so a reload from another working directory reads the same
+ * file. */
+static int load_file_name(struct loader *ld, json_t *obj, const char *key, char **out)
+{
+    const char *s, *slash;
+    size_t dir;
+
+    if (load_string(ld, obj, key, &s) < 0)
+        return -1;
+    if (!s)
+        return 0;
+    if (s[0] == '\0' || strlen(s) > 4096) {
+        path_push_key(ld, key);
+        return load_fail(ld, AT_VALUE, "must be a file name of 1 to 4096 bytes");
+    }
+    slash = strrchr(ld->file, '/');
+    dir = s[0] == '/' || !slash ? 0 : (size_t)(slash - ld->file) + 1;
+    if (!(*out = malloc(dir + strlen(s) + 1)))
+        return load_oom(ld);
+    memcpy(*out, ld->file, dir);
+    strcpy(*out + dir, s);
+    return 0;
+}
+
+/* "min_version", "ciphers" and "ciphersuites" of a TLS block. The cipher
+ * strings are checked by OpenSSL when the context is built. */
+static int load_tls_common(struct loader *ld, json_t *obj, char **min_version, char **ciphers,
+                           char **ciphersuites)
+{
+    int v;
+
+    if (load_choice(ld, obj, "min_version", TLS_VERSIONS, 0, &v) < 0)
+        return -1;
+    if (!(*min_version = strdup(TLS_VERSIONS[v])))
+        return load_oom(ld);
+    if (load_text(ld, obj, "ciphers", NULL, NULL, 0, "1 to 1024 characters of printable ASCII",
+                  ciphers) < 0 ||
+        load_text(ld, obj, "ciphersuites", NULL, NULL, 0, "1 to 1024 characters of printable ASCII",
+                  ciphersuites) < 0)
+        return -1;
+    return 0;
+}
+
+/* One {"cert": ..., "key": ...}. The path is at the object. */
+static int load_tls_cert(struct loader *ld, json_t *obj, const char *const keys[],
+                         struct lb_tls_cert_conf *c)
+{
+    static const char *const required[] = {"cert", "key", NULL};
+
+    if (load_object(ld, obj, keys, required) < 0 || load_file_name(ld, obj, "cert", &c->cert) < 0 ||
+        load_file_name(ld, obj, "key", &c->key) < 0)
+        return -1;
+    return 0;
+}
+
+/* "alpn": an array of 1..TLS_ALPN_MAX protocol names of 1..255 bytes. */
+static int load_alpn(struct loader *ld, json_t *obj, struct lb_tls_server_conf *t)
+{
+    json_t *arr = json_object_get(obj, "alpn"), *v;
+    size_t i;
+
+    if (!arr)
+        return 0;
+    path_push_key(ld, "alpn");
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > TLS_ALPN_MAX)
+        return load_fail(ld, AT_VALUE,
+                         "must be an array of 1 to %d protocol names, like "
+                         "[\"http/1.1\"]",
+                         TLS_ALPN_MAX);
+    if (!(t->alpn = calloc(json_array_size(arr), sizeof(*t->alpn))))
+        return load_oom(ld);
+    json_array_foreach(arr, i, v)
+    {
+        path_push_index(ld, i);
+        size_t n = json_is_string(v) ? strlen(json_string_value(v)) : 0;
+        if (n == 0 || n > 255)
+            return load_fail(ld, AT_VALUE, "must be a protocol name of 1 to 255 bytes");
+        if (!(t->alpn[i] = strdup(json_string_value(v))))
+            return load_oom(ld);
+        t->nalpn = i + 1;
+        path_pop(ld);
+    }
+    path_pop(ld);
+    return 0;
+}
+
+/* A listener's optional "tls" object: TLS termination. */
+static int load_listener_tls(struct loader *ld, json_t *parent, struct lb_tls_server_conf *t)
+{
+    json_t *obj = json_object_get(parent, "tls"), *arr, *v;
+    size_t i;
+
+    t->handshake_timeout_ms = (unsigned)RULE_HANDSHAKE_TIMEOUT.def;
+    if (!obj)
+        return 0;
+    path_push_key(ld, "tls");
+    if (load_object(ld, obj, TLS_LISTEN_KEYS, TLS_LISTEN_REQUIRED) < 0 ||
+        load_where(ld, &t->where) < 0)
+        return -1;
+    if (load_array(ld, obj, "certificates", "certificate", &arr) < 0)
+        return -1;
+    if (!(t->certs = calloc(json_array_size(arr), sizeof(*t->certs))))
+        return load_oom(ld);
+    path_push_key(ld, "certificates");
+    json_array_foreach(arr, i, v)
+    {
+        path_push_index(ld, i);
+        t->ncerts = i + 1;
+        if (load_tls_cert(ld, v, TLS_CERT_KEYS, &t->certs[i]) < 0)
+            return -1;
+        path_pop(ld);
+    }
+    path_pop(ld);
+    if (load_tls_common(ld, obj, &t->min_version, &t->ciphers, &t->ciphersuites) < 0 ||
+        load_alpn(ld, obj, t) < 0 ||
+        load_uint(ld, obj, &RULE_HANDSHAKE_TIMEOUT, &t->handshake_timeout_ms) < 0)
+        return -1;
+    t->enabled = 1;
+    path_pop(ld);
+    return 0;
+}
+
+/* The admin API's optional "tls": one certificate. */
+static int load_admin_tls(struct loader *ld, json_t *parent, struct lb_tls_server_conf *t)
+{
+    json_t *obj = json_object_get(parent, "tls");
+
+    t->handshake_timeout_ms = (unsigned)RULE_HANDSHAKE_TIMEOUT.def;
+    if (!obj)
+        return 0;
+    path_push_key(ld, "tls");
+    if (load_where(ld, &t->where) < 0)
+        return -1;
+    if (!(t->certs = calloc(1, sizeof(*t->certs))))
+        return load_oom(ld);
+    t->ncerts = 1;
+    if (load_tls_cert(ld, obj, TLS_ADMIN_KEYS, &t->certs[0]) < 0 ||
+        load_tls_common(ld, obj, &t->min_version, &t->ciphers, &t->ciphersuites) < 0)
+        return -1;
+    t->enabled = 1;
+    path_pop(ld);
+    return 0;
+}
+
+#define HOST_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_:"
+
+/* A pool's optional "tls": TLS to its backends (and its https checks). */
+static int load_pool_tls(struct loader *ld, json_t *parent, struct lb_tls_client_conf *t)
+{
+    json_t *obj = json_object_get(parent, "tls");
+    int enabled;
+
+    t->verify = 1;
+    if (!obj)
+        return 0;
+    path_push_key(ld, "tls");
+    if (load_object(ld, obj, TLS_POOL_KEYS, NULL) < 0 || load_where(ld, &t->where) < 0 ||
+        load_bool(ld, obj, "enabled", 1, &enabled) < 0 ||
+        load_bool(ld, obj, "verify", 1, &t->verify) < 0 ||
+        load_file_name(ld, obj, "ca", &t->ca) < 0 ||
+        load_text(ld, obj, "server_name", NULL, HOST_CHARS, 0,
+                  "a DNS name or an IP address, like \"app.internal\"", &t->server_name) < 0 ||
+        load_file_name(ld, obj, "cert", &t->cert) < 0 ||
+        load_file_name(ld, obj, "key", &t->key) < 0 ||
+        load_tls_common(ld, obj, &t->min_version, &t->ciphers, &t->ciphersuites) < 0)
+        return -1;
+    if (!t->cert != !t->key) {
+        path_push_key(ld, t->cert ? "cert" : "key");
+        return load_fail(ld, AT_KEY, "a client certificate needs both \"cert\" and \"key\"");
+    }
+    t->enabled = enabled;
+    path_pop(ld);
+    return 0;
+}
+
+/* An SNI route's "server_name": a DNS name, or "*." and one, stored in
+ * lowercase (names in a ClientHello are compared without case). */
+static int load_sni_name(struct loader *ld, json_t *obj, char **out)
+{
+    char q[CONFIG_ESCAPE_SIZE];
+    const char *s;
+
+    if (load_string(ld, obj, "server_name", &s) < 0)
+        return -1;
+    size_t n = strlen(s), skip = strncmp(s, "*.", 2) == 0 ? 2 : 0;
+    int ok =
+        n > skip && n <= 253 &&
+        strspn(s + skip, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") ==
+            n - skip;
+    if (!ok) {
+        path_push_key(ld, "server_name");
+        return load_fail(ld, AT_VALUE,
+                         "must be a DNS name like \"api.example.com\" or a wildcard like "
+                         "\"*.example.com\" (got \"%s\")",
+                         config_escape(q, sizeof(q), s));
+    }
+    if (!(*out = strdup(s)))
+        return load_oom(ld);
+    for (char *c = *out; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    return 0;
+}
+
+/* A listener's optional "sni_routes" (tcp mode, no "tls"): pools by the
+ * ClientHello's server name. Pool names are linked in load_link(). */
+static int load_sni_routes(struct loader *ld, json_t *parent, struct lb_listener_conf *l)
+{
+    static const char *const required[] = {"server_name", "pool", NULL};
+    char q[CONFIG_ESCAPE_SIZE];
+    json_t *arr = json_object_get(parent, "sni_routes"), *v;
+    size_t i;
+
+    if (!arr)
+        return 0;
+    if (l->mode != LB_MODE_TCP || l->tls.enabled) {
+        path_push_key(ld, "sni_routes");
+        return load_fail(ld, AT_KEY,
+                         "key \"sni_routes\" only applies to a \"mode\": \"tcp\" listener "
+                         "without \"tls\" (it routes TLS it does not decrypt)");
+    }
+    if (load_array(ld, parent, "sni_routes", "route", &arr) < 0)
+        return -1;
+    path_push_key(ld, "sni_routes");
+    if (json_array_size(arr) > TLS_SNI_ROUTES_MAX)
+        return load_fail(ld, AT_VALUE, "must hold at most %d routes", TLS_SNI_ROUTES_MAX);
+    if (!(l->sni_routes = calloc(json_array_size(arr), sizeof(*l->sni_routes))))
+        return load_oom(ld);
+    json_array_foreach(arr, i, v)
+    {
+        struct lb_sni_route_conf *r = &l->sni_routes[i];
+        const char *pool;
+        path_push_index(ld, i);
+        l->nsni_routes = i + 1;
+        if (load_object(ld, v, SNI_ROUTE_KEYS, required) < 0 ||
+            load_sni_name(ld, v, &r->server_name) < 0 || load_string(ld, v, "pool", &pool) < 0)
+            return -1;
+        if (!(r->pool = strdup(pool)))
+            return load_oom(ld);
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(l->sni_routes[k].server_name, r->server_name) != 0)
+                continue;
+            path_push_key(ld, "server_name");
+            return load_fail(ld, AT_VALUE, "duplicate server_name \"%s\" (also sni_routes[%zu])",
+                             config_escape(q, sizeof(q), r->server_name), k);
+        }
+        path_pop(ld);
+    }
+    path_pop(ld);
+    return 0;
+}
+
 /* Checks listener I against the ones before it: names and addresses must
  * not repeat. The path is at listeners[I]. */
 static int load_listener_unique(struct loader *ld, struct lb_config *cfg, size_t i)
@@ -601,7 +889,8 @@ static int load_listener(struct loader *ld, json_t *obj, struct lb_config *cfg, 
         load_bool(ld, obj, "splice", 1, &l->splice) < 0 ||
         load_bool(ld, obj, "accept_proxy", 0, &l->accept_proxy) < 0 ||
         load_uint(ld, obj, &RULE_REQUEST_TIMEOUT, &l->request_timeout_ms) < 0 ||
-        load_listener_http(ld, obj, l) < 0)
+        load_listener_http(ld, obj, l) < 0 || load_listener_tls(ld, obj, &l->tls) < 0 ||
+        load_sni_routes(ld, obj, l) < 0)
         return -1;
     if (load_listener_unique(ld, cfg, i) < 0)
         return -1;
@@ -767,9 +1056,10 @@ static int load_expect_status(struct loader *ld, json_t *obj, struct lb_health_c
 
 /* The pool's optional "health_check" object. */
 static int load_health_check(struct loader *ld, json_t *pool, struct lb_health_conf *hc,
-                             enum lb_proxy_version pool_proxy)
+                             enum lb_proxy_version pool_proxy,
+                             const struct lb_tls_client_conf *pool_tls)
 {
-    static const char *const types[] = {"tcp", "http", NULL};
+    static const char *const types[] = {"tcp", "http", "https", NULL};
     char q[CONFIG_ESCAPE_SIZE];
     json_t *obj = json_object_get(pool, "health_check");
     const char *type;
@@ -787,13 +1077,18 @@ static int load_health_check(struct loader *ld, json_t *pool, struct lb_health_c
         hc->type = LB_CHECK_TCP;
     } else if (strcmp(type, types[1]) == 0) {
         hc->type = LB_CHECK_HTTP;
+    } else if (strcmp(type, types[2]) == 0) {
+        hc->type = LB_CHECK_HTTPS;
     } else {
         path_push_key(ld, "type");
-        if (strcmp(type, "https") == 0)
-            return load_fail(ld, AT_VALUE,
-                             "must be \"tcp\" or \"http\" (HTTPS checks are not available yet)");
-        return load_fail(ld, AT_VALUE, "must be \"tcp\" or \"http\" (got \"%s\")",
+        return load_fail(ld, AT_VALUE, "must be \"tcp\", \"http\" or \"https\" (got \"%s\")",
                          config_escape(q, sizeof(q), type));
+    }
+    if (load_bool(ld, obj, "verify", pool_tls->enabled ? pool_tls->verify : 1, &hc->verify) < 0)
+        return -1;
+    if (hc->type != LB_CHECK_HTTPS && json_object_get(obj, "verify")) {
+        path_push_key(ld, "verify");
+        return load_fail(ld, AT_KEY, "key \"verify\" only applies to \"type\": \"https\"");
     }
     if (load_uint(ld, obj, &RULE_HC_INTERVAL, &hc->interval_ms) < 0 ||
         load_uint(ld, obj, &RULE_HC_TIMEOUT, &hc->timeout_ms) < 0 ||
@@ -818,7 +1113,8 @@ static int load_health_check(struct loader *ld, json_t *pool, struct lb_health_c
             if (!json_object_get(obj, CHECK_HTTP_ONLY[k]))
                 continue;
             path_push_key(ld, CHECK_HTTP_ONLY[k]);
-            return load_fail(ld, AT_KEY, "key \"%s\" only applies to \"type\": \"http\"",
+            return load_fail(ld, AT_KEY,
+                             "key \"%s\" only applies to \"type\": \"http\" or \"https\"",
                              CHECK_HTTP_ONLY[k]);
         }
         path_pop(ld);
@@ -921,8 +1217,8 @@ static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size
         load_uint(ld, obj, &RULE_RETRIES, &p->retries) < 0 ||
         load_uint(ld, obj, &RULE_HASH_TABLE_SIZE, &p->hash_table_size) < 0 ||
         load_uint(ld, obj, &RULE_SLOW_START, &p->slow_start_ms) < 0 ||
-        load_send_proxy(ld, obj, &p->send_proxy) < 0 ||
-        load_health_check(ld, obj, &p->health, p->send_proxy) < 0 ||
+        load_send_proxy(ld, obj, &p->send_proxy) < 0 || load_pool_tls(ld, obj, &p->tls) < 0 ||
+        load_health_check(ld, obj, &p->health, p->send_proxy, &p->tls) < 0 ||
         load_passive(ld, obj, &p->passive) < 0 || load_keepalive(ld, obj, &p->keepalive) < 0 ||
         load_reuse(ld, obj, p) < 0 ||
         load_uint(ld, obj, &RULE_RESPONSE_TIMEOUT, &p->response_timeout_ms) < 0)
@@ -956,26 +1252,42 @@ static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size
     return 0;
 }
 
-/* Points each listener at its pool by name. */
+static size_t pool_index(const struct lb_config *cfg, const char *name)
+{
+    size_t j;
+
+    for (j = 0; j < cfg->npools; j++)
+        if (strcmp(cfg->pools[j].name, name) == 0)
+            break;
+    return j;
+}
+
+/* Points each listener (and its SNI routes) at its pool by name. */
 static int load_link(struct loader *ld, struct lb_config *cfg)
 {
     char q[CONFIG_ESCAPE_SIZE];
 
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         struct lb_listener_conf *l = &cfg->listeners[i];
-        size_t j;
-        for (j = 0; j < cfg->npools; j++)
-            if (strcmp(cfg->pools[j].name, l->pool) == 0)
-                break;
-        if (j < cfg->npools) {
-            l->pool_index = j;
-            continue;
-        }
         path_push_key(ld, "listeners");
         path_push_index(ld, i);
-        path_push_key(ld, "pool");
-        return load_fail(ld, AT_VALUE, "no pool named \"%s\"",
-                         config_escape(q, sizeof(q), l->pool));
+        if ((l->pool_index = pool_index(cfg, l->pool)) == cfg->npools) {
+            path_push_key(ld, "pool");
+            return load_fail(ld, AT_VALUE, "no pool named \"%s\"",
+                             config_escape(q, sizeof(q), l->pool));
+        }
+        for (size_t k = 0; k < l->nsni_routes; k++) {
+            struct lb_sni_route_conf *r = &l->sni_routes[k];
+            if ((r->pool_index = pool_index(cfg, r->pool)) < cfg->npools)
+                continue;
+            path_push_key(ld, "sni_routes");
+            path_push_index(ld, k);
+            path_push_key(ld, "pool");
+            return load_fail(ld, AT_VALUE, "no pool named \"%s\"",
+                             config_escape(q, sizeof(q), r->pool));
+        }
+        path_pop(ld);
+        path_pop(ld);
     }
     return 0;
 }
@@ -996,7 +1308,8 @@ static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
         return -1;
     a->enabled = 1;
     if (load_uint(ld, obj, &RULE_ADMIN_MAX_CONNECTIONS, &a->max_connections) < 0 ||
-        load_uint(ld, obj, &RULE_ADMIN_REQUEST_TIMEOUT, &a->request_timeout_ms) < 0)
+        load_uint(ld, obj, &RULE_ADMIN_REQUEST_TIMEOUT, &a->request_timeout_ms) < 0 ||
+        load_admin_tls(ld, obj, &a->tls) < 0)
         return -1;
     const char *token;
     if (load_string(ld, obj, "token", &token) < 0)
@@ -1233,14 +1546,49 @@ fail:
     return -1;
 }
 
+static void tls_server_free(struct lb_tls_server_conf *t)
+{
+    for (size_t i = 0; i < t->ncerts; i++) {
+        free(t->certs[i].cert);
+        free(t->certs[i].key);
+    }
+    free(t->certs);
+    for (size_t i = 0; i < t->nalpn; i++)
+        free(t->alpn[i]);
+    free(t->alpn);
+    free(t->min_version);
+    free(t->ciphers);
+    free(t->ciphersuites);
+    free(t->where);
+}
+
+static void tls_client_free(struct lb_tls_client_conf *t)
+{
+    free(t->ca);
+    free(t->server_name);
+    free(t->cert);
+    free(t->key);
+    free(t->min_version);
+    free(t->ciphers);
+    free(t->ciphersuites);
+    free(t->where);
+}
+
 void config_free(struct lb_config *cfg)
 {
     if (!cfg)
         return;
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        free(cfg->listeners[i].name);
-        free(cfg->listeners[i].listen);
-        free(cfg->listeners[i].pool);
+        struct lb_listener_conf *l = &cfg->listeners[i];
+        free(l->name);
+        free(l->listen);
+        free(l->pool);
+        tls_server_free(&l->tls);
+        for (size_t k = 0; k < l->nsni_routes; k++) {
+            free(l->sni_routes[k].server_name);
+            free(l->sni_routes[k].pool);
+        }
+        free(l->sni_routes);
     }
     for (size_t i = 0; i < cfg->npools; i++) {
         struct lb_pool_conf *p = &cfg->pools[i];
@@ -1255,11 +1603,13 @@ void config_free(struct lb_config *cfg)
         free(p->health.path);
         free(p->health.host);
         free(p->health.expect_body);
+        tls_client_free(&p->tls);
     }
     free(cfg->listeners);
     free(cfg->pools);
     free(cfg->admin.listen);
     free(cfg->admin.token);
+    tls_server_free(&cfg->admin.tls);
     free(cfg->path);
     free(cfg);
 }

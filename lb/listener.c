@@ -21,6 +21,7 @@
 #include "lb/io/acceptor.h"
 #include "lb/io/listen_socket.h"
 #include "lb/log.h"
+#include "lb/io/tls_ctx.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
 #include "lb/runtime.h"
@@ -39,6 +40,7 @@ void listener_destroy(struct listener *l)
         return;
     listener_close(l);
     pool_release(l->pool);
+    tls_ctx_unref(l->tls);
     free(l->name);
     free(l->listen);
     free(l);
@@ -73,6 +75,14 @@ struct listener *listener_create(struct runtime *rt, const struct lb_listener_co
     l->x_real_ip = c->x_real_ip;
     l->forwarded = c->forwarded;
     return l;
+}
+
+void listener_set_tls(struct listener *l, struct tls_ctx *tls, const struct lb_listener_conf *c)
+{
+    struct tls_ctx *old = l->tls;
+    l->tls = tls ? tls_ctx_ref(tls) : NULL;
+    tls_ctx_unref(old);
+    l->handshake_timeout_ms = c->tls.handshake_timeout_ms;
 }
 
 void listener_refresh(struct listener *l)

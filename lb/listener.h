@@ -18,6 +18,7 @@ struct runtime;
 struct pool;
 struct acceptor;
 struct event;
+struct tls_ctx;
 
 struct listener;
 /* What a listener does with each client it accepts (session_start()): fd
@@ -40,7 +41,12 @@ struct listener {
     bool splice;       /* sessions' bulk flows may use splice(2) */
     bool accept_proxy; /* each client starts with a PROXY header (lb/proto/proxy_proto.h) */
     unsigned request_timeout_ms; /* for what is read before the pick (the PROXY header) */
-    struct acceptor *acc;        /* its listening socket (lb/io/acceptor.h); NULL once closed */
+    /* TLS termination: new clients' handshakes use it (a reload swaps it;
+     * each session holds its own reference); NULL: plain TCP. */
+    struct tls_ctx *tls;
+    unsigned handshake_timeout_ms;
+    uint64_t tls_handshake_failures; /* handshakes that failed, timed out or were cut */
+    struct acceptor *acc;            /* its listening socket (lb/io/acceptor.h); NULL once closed */
     /* The old socket of a moved listener, drained for a moment. */
     struct acceptor *drain_acc;
     struct event *drain_timer;
@@ -61,6 +67,9 @@ struct listener {
  * handed to on_client; not open yet. NULL on ENOMEM. */
 struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c,
                                  struct pool *pool, listener_client_fn *on_client);
+/* l's clients handshake with tls (a new reference; NULL: none) from now
+ * on, with c's handshake timeout. */
+void listener_set_tls(struct listener *l, struct tls_ctx *tls, const struct lb_listener_conf *c);
 /* Closes and frees l, dropping its pool reference. */
 void listener_destroy(struct listener *l);
 /* Binds and listens (reuseport: beside an overlapping socket that shares

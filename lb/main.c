@@ -21,6 +21,7 @@
 #include "lb/log.h"
 #include "lb/reload.h"
 #include "lb/runtime.h"
+#include "lb/tls_conf.h"
 
 static const char usage_text[] =
     "usage: lb -c FILE [-t]\n"
@@ -214,6 +215,14 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test_only) {
+        /* The certificates, keys and cipher strings too, as a start would. */
+        struct tls_set tls;
+        if (tls_set_build(cfg, &tls, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s\n", err);
+            config_free(cfg);
+            return 1;
+        }
+        tls_set_free(&tls);
         printf("configuration ok\n");
         config_free(cfg);
         return 0;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lb/balance/balance.h"
+#include "lb/io/tls_ctx.h"
 #include "lb/pool.h"
 
 const double lb_req_bucket_s[LB_REQ_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
@@ -189,6 +190,8 @@ void pool_release(struct pool *pool)
     }
     free(pool->backends);
     free(pool->name);
+    tls_ctx_unref(pool->tls);
+    tls_ctx_unref(pool->check_tls);
     free(pool);
 }
 

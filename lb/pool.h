@@ -35,6 +35,7 @@ extern const double lb_req_bucket_s[LB_REQ_BUCKETS];
 #define LB_MAX_TRIES 16
 
 struct pool;
+struct tls_ctx;
 struct session;
 struct upstream;
 struct balance_ops;
@@ -121,6 +122,10 @@ struct pool {
     unsigned reuse_max_idle;
     unsigned reuse_idle_timeout_ms;
     unsigned response_timeout_ms;
+    /* TLS (lb/tls_conf.h): to the backends (NULL: plain TCP), and for the
+     * https checks; one reference each, set after pool_prepare(). */
+    struct tls_ctx *tls;
+    struct tls_ctx *check_tls;
 };
 
 static inline bool backend_available(const struct backend *b)

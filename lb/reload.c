@@ -34,6 +34,7 @@ struct reload_plan {
     long *moved_from;            /* per new listener: the old one it moves, or -1 */
     struct listener **removed;   /* old listeners not carried over, to drain */
     size_t nremoved;
+    struct tls_set tls; /* cfg's TLS contexts */
 };
 
 static int backend_id_cmp(const void *a, const void *b)
@@ -98,6 +99,7 @@ static void plan_discard(struct runtime *rt, struct reload_plan *p)
     free(p->shared_old);
     free(p->moved_from);
     free(p->removed);
+    tls_set_free(&p->tls);
     config_free(p->cfg);
 }
 
@@ -127,9 +129,13 @@ static int plan_build(struct runtime *rt, struct reload_plan *p, char *err, size
     if (!p->pools || !p->listeners || !p->reused || !p->kept_old || !p->shared_old || !p->removed ||
         !p->moved_from)
         goto nomem;
-    for (size_t i = 0; i < cfg->npools; i++)
+    if (tls_set_build(cfg, &p->tls, err, errlen) < 0)
+        return -1;
+    for (size_t i = 0; i < cfg->npools; i++) {
         if (!(p->pools[i] = pool_prepare(&cfg->pools[i])))
             goto nomem;
+        runtime_pool_tls(p->pools[i], &p->tls, i);
+    }
     /* Same address: the socket is kept. */
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const struct lb_listener_conf *c = &cfg->listeners[i];
@@ -158,6 +164,7 @@ static int plan_build(struct runtime *rt, struct reload_plan *p, char *err, size
         }
         if (!(p->listeners[i] = listener_create(rt, c, p->pools[c->pool_index], session_start)))
             goto nomem;
+        listener_set_tls(p->listeners[i], p->tls.listeners[i], c);
         if (listener_open(p->listeners[i], p->moved_from[i] >= 0, err, errlen) < 0)
             return -1;
     }
@@ -253,6 +260,7 @@ static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
         l->max_header_bytes = c->max_header_bytes; /* for requests from now on */
         l->x_real_ip = c->x_real_ip;
         l->forwarded = c->forwarded;
+        listener_set_tls(l, p->tls.listeners[i], c); /* new handshakes; sessions keep theirs */
         l->full = l->active >= l->max_connections;
         listener_refresh(l);
     }
@@ -311,7 +319,7 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
     }
     int rc = plan_build(rt, &p, err, errlen);
     if (rc == 0 && hook) {
-        rc = hook->prepare(hook->arg, p.cfg, err, errlen);
+        rc = hook->prepare(hook->arg, p.cfg, &p.tls, err, errlen);
         if (rc < 0)
             hook->abort(hook->arg);
     }
@@ -334,6 +342,8 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
     rt->nlisteners = p.cfg->nlisteners;
     config_free(rt->cfg);
     rt->cfg = p.cfg;
+    tls_set_free(&rt->tls);
+    rt->tls = p.tls;
     log_set_level(rt->cfg->log_level);
     if (hook)
         hook->commit(hook->arg);

@@ -7,6 +7,7 @@
 
 struct runtime;
 struct lb_config;
+struct tls_set;
 
 /* What a successful reload changed. */
 struct reload_result {
@@ -20,7 +21,8 @@ struct reload_result {
 int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t errlen);
 /* How a module with a part of the file of its own (the admin API: main.c
  * registers it) takes part in each reload, all within the reload's one
- * loop callback. prepare, once the new listeners and pools are built, does
+ * loop callback. prepare, once the new listeners and pools are built (tls:
+ * the new config's TLS contexts, to take references from), does
  * what can fail (binding a new socket): 0, or -1 with the reason in err,
  * which fails the reload. commit runs once the new config is in force
  * (rt->cfg), before the removed listeners drain. abort runs instead when
@@ -28,7 +30,8 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
  * included: it undoes whatever prepare left. */
 struct reload_hook {
     void *arg;
-    int (*prepare)(void *arg, const struct lb_config *next, char *err, size_t errlen);
+    int (*prepare)(void *arg, const struct lb_config *next, const struct tls_set *tls, char *err,
+                   size_t errlen);
     void (*commit)(void *arg);
     void (*abort)(void *arg);
 };

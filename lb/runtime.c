@@ -15,12 +15,19 @@
 #include "lb/clock.h"
 #include "lb/http_reuse.h"
 #include "lb/log.h"
+#include "lb/io/tls_ctx.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
 #include "lb/pool_health.h"
 #include "lb/reload.h"
 #include "lb/session.h"
 #include "lb/runtime.h"
+
+void runtime_pool_tls(struct pool *pool, const struct tls_set *set, size_t i)
+{
+    pool->tls = set->pools[i] ? tls_ctx_ref(set->pools[i]) : NULL;
+    pool->check_tls = set->checks[i] ? tls_ctx_ref(set->checks[i]) : NULL;
+}
 
 struct pool *runtime_find_pool(const struct runtime *rt, const char *name)
 {
@@ -67,6 +74,7 @@ static void runtime_release(struct runtime *rt)
         event_free(rt->reload_ev);
     rt->reload_ev = NULL;
     relay_shared_free(&rt->relays);
+    tls_set_free(&rt->tls);
     config_free(rt->cfg);
     bufpool_drain(&rt->bufs);
     pipepool_drain(&rt->pipes);
@@ -97,6 +105,8 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     struct timeval second = {1, 0};
     if (!rt->probe_timer || evtimer_add(rt->probe_timer, &second) < 0)
         goto nomem;
+    if (tls_set_build(cfg, &rt->tls, err, errlen) < 0)
+        goto fail;
     rt->pools = calloc(cfg->npools, sizeof(*rt->pools));
     rt->listeners = calloc(cfg->nlisteners, sizeof(*rt->listeners));
     if (!rt->pools || !rt->listeners)
@@ -106,6 +116,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
         if (!rt->pools[i])
             goto nomem;
         rt->npools++;
+        runtime_pool_tls(rt->pools[i], &rt->tls, i);
         if (pool_health_start(rt->pools[i], &cfg->pools[i], base) < 0)
             goto nomem;
     }
@@ -115,6 +126,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
         if (!rt->listeners[i])
             goto nomem;
         rt->nlisteners++;
+        listener_set_tls(rt->listeners[i], rt->tls.listeners[i], &cfg->listeners[i]);
         if (listener_open(rt->listeners[i], false, err, errlen) < 0)
             goto fail;
     }

@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "lb/relay.h"
+#include "lb/tls_conf.h"
 
 struct event_base;
 struct event;
@@ -40,6 +41,7 @@ TAILQ_HEAD(http_idle_list, http_idle);
 struct runtime {
     struct event_base *base;
     struct lb_config *cfg;
+    struct tls_set tls;  /* cfg's TLS contexts (lb/tls_conf.h); holders take their own refs */
     struct pool **pools; /* same order as cfg->pools */
     size_t npools;
     struct listener **listeners;
@@ -99,6 +101,9 @@ void runtime_session_ended(struct runtime *rt, struct listener *l);
 /* Computes the descriptor reserve for rt->cfg and what is left for
  * sessions (at start, after each reload); logs it when it changed. */
 void runtime_fd_budget(struct runtime *rt);
+
+/* Pool i of a config takes its TLS contexts from set (new references). */
+void runtime_pool_tls(struct pool *pool, const struct tls_set *set, size_t i);
 
 /* The current generation's pool called name, or NULL. */
 struct pool *runtime_find_pool(const struct runtime *rt, const char *name);

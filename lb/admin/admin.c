@@ -609,9 +609,10 @@ static void admin_close(struct admin *a)
 
 /* The reload hook: binds what the new file's admin listener needs (nothing
  * when the address is unchanged). 0, or -1 with err and nothing changed. */
-static int admin_reload_prepare(void *arg, const struct lb_config *next_cfg, char *err,
-                                size_t errlen)
+static int admin_reload_prepare(void *arg, const struct lb_config *next_cfg,
+                                const struct tls_set *tls, char *err, size_t errlen)
 {
+    (void)tls; /* the admin API's HTTPS comes with its own change */
     struct admin *a = arg;
     const struct lb_admin_conf *next = &next_cfg->admin;
     struct admin_plan *plan = &a->plan;

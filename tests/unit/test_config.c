@@ -874,12 +874,9 @@ END_TEST
 
 START_TEST(test_health_errors)
 {
-    ck_config_error(HC_CONFIG("'health_check': {'type': 'https'}"),
-                    ":1:128: pools[0].health_check.type: must be \"tcp\" or \"http\" (HTTPS "
-                    "checks are not available yet)");
     ck_config_error(HC_CONFIG("'health_check': {'type': 'udp'}"),
-                    ":1:128: pools[0].health_check.type: must be \"tcp\" or \"http\" (got "
-                    "\"udp\")");
+                    ":1:128: pools[0].health_check.type: must be \"tcp\", \"http\" or "
+                    "\"https\" (got \"udp\")");
     ck_config_error(HC_CONFIG("'health_check': {'interval_ms': 100}"),
                     ":1:119: pools[0].health_check: missing required key \"type\"");
     ck_config_error(HC_CONFIG("'health_check': {'type': 'tcp', 'intervall_ms': 100}"),
@@ -887,7 +884,7 @@ START_TEST(test_health_errors)
                     "\"interval_ms\"?)");
     ck_config_error(HC_CONFIG("'health_check': {'type': 'tcp', 'path': '/'}"),
                     ":1:135: pools[0].health_check: key \"path\" only applies to \"type\": "
-                    "\"http\"");
+                    "\"http\" or \"https\"");
     ck_config_error(HC_CONFIG("'health_check': {'type': 'tcp', 'interval_ms': 5}"),
                     ":1:150: pools[0].health_check.interval_ms: must be an integer from 10 to "
                     "86400000 (got 5)");
@@ -932,6 +929,178 @@ START_TEST(test_health_errors)
     ck_config_error(HC_CONFIG("'slow_start_ms': 'fast'"),
                     ":1:120: pools[0].slow_start_ms: must be an integer from 0 to 3600000 (got a "
                     "string)");
+}
+END_TEST
+
+/* A listener with the given extra keys (tls, sni_routes), pools app and api. */
+#define TLS_CONFIG(lextra, pextra)                                                                 \
+    "{'listeners': [{'name': 'web', 'listen': '127.0.0.1:8443', 'pool': 'app'" lextra "}], "       \
+    "'pools': [{'name': 'app', 'backends': [{'address': '127.0.0.1:9001'}]" pextra "}, "           \
+    "{'name': 'api', 'backends': [{'address': '127.0.0.1:9002'}]}]}"
+
+START_TEST(test_tls_keys)
+{
+    struct lb_config *cfg = load_ok(TLS_CONFIG("", ""));
+    ck_assert_int_eq(cfg->listeners[0].tls.enabled, 0);
+    ck_assert_uint_eq(cfg->listeners[0].tls.handshake_timeout_ms, 10000);
+    ck_assert_int_eq(cfg->pools[0].tls.enabled, 0);
+    ck_assert_int_eq(cfg->admin.tls.enabled, 0);
+    ck_assert_uint_eq(cfg->listeners[0].nsni_routes, 0);
+    config_free(cfg);
+
+    cfg = load_ok(TLS_CONFIG(", 'tls': {'certificates': [{'cert': 'a.pem', 'key': '/k/a.key'}, "
+                             "{'cert': 'd/b.pem', 'key': 'b.key'}]}",
+                             ""));
+    const struct lb_tls_server_conf *t = &cfg->listeners[0].tls;
+    ck_assert_int_eq(t->enabled, 1);
+    ck_assert_uint_eq(t->ncerts, 2);
+    ck_assert_str_eq(t->certs[0].cert, "/tmp/a.pem"); /* against the config file's folder */
+    ck_assert_str_eq(t->certs[0].key, "/k/a.key");
+    ck_assert_str_eq(t->certs[1].cert, "/tmp/d/b.pem");
+    ck_assert_str_eq(t->min_version, "TLSv1.2");
+    ck_assert_ptr_null(t->ciphers);
+    ck_assert_ptr_null(t->ciphersuites);
+    ck_assert_uint_eq(t->nalpn, 0);
+    ck_assert_uint_eq(t->handshake_timeout_ms, 10000);
+    ck_assert_msg(strncmp(t->where, tmp_path, strlen(tmp_path)) == 0, "%s", t->where);
+    ck_assert_str_eq(t->where + strlen(tmp_path), ":1:82: listeners[0].tls");
+    config_free(cfg);
+
+    cfg = load_ok(TLS_CONFIG(", 'mode': 'http', 'tls': {'certificates': [{'cert': 'a', 'key': "
+                             "'b'}], 'min_version': 'TLSv1.3', 'ciphers': 'HIGH:!aNULL', "
+                             "'ciphersuites': 'TLS_AES_128_GCM_SHA256', 'alpn': ['h2', "
+                             "'http/1.1'], 'handshake_timeout_ms': 500}",
+                             ", 'tls': {'ca': 'ca.pem', 'server_name': 'app.internal', 'cert': "
+                             "'c.pem', 'key': 'c.key', 'verify': false}, 'health_check': "
+                             "{'type': 'https'}"));
+    t = &cfg->listeners[0].tls;
+    ck_assert_str_eq(t->min_version, "TLSv1.3");
+    ck_assert_str_eq(t->ciphers, "HIGH:!aNULL");
+    ck_assert_str_eq(t->ciphersuites, "TLS_AES_128_GCM_SHA256");
+    ck_assert_uint_eq(t->nalpn, 2);
+    ck_assert_str_eq(t->alpn[0], "h2");
+    ck_assert_str_eq(t->alpn[1], "http/1.1");
+    ck_assert_uint_eq(t->handshake_timeout_ms, 500);
+    const struct lb_tls_client_conf *c = &cfg->pools[0].tls;
+    ck_assert_int_eq(c->enabled, 1);
+    ck_assert_int_eq(c->verify, 0);
+    ck_assert_str_eq(c->ca, "/tmp/ca.pem");
+    ck_assert_str_eq(c->server_name, "app.internal");
+    ck_assert_str_eq(c->cert, "/tmp/c.pem");
+    ck_assert_str_eq(c->key, "/tmp/c.key");
+    ck_assert_str_eq(c->min_version, "TLSv1.2");
+    ck_assert_int_eq(cfg->pools[0].health.type, LB_CHECK_HTTPS);
+    ck_assert_int_eq(cfg->pools[0].health.verify, 0); /* the pool's */
+    ck_assert_str_eq(cfg->pools[0].health.path, "/");
+    config_free(cfg);
+
+    /* An https check without a pool "tls" verifies; its own "verify" wins. */
+    cfg = load_ok(TLS_CONFIG("", ", 'health_check': {'type': 'https', 'path': '/h'}"));
+    ck_assert_int_eq(cfg->pools[0].health.verify, 1);
+    ck_assert_int_eq(cfg->pools[0].tls.enabled, 0);
+    config_free(cfg);
+    cfg = load_ok(TLS_CONFIG("", ", 'tls': {'enabled': false}, 'health_check': {'type': 'https', "
+                                 "'verify': false}"));
+    ck_assert_int_eq(cfg->pools[0].health.verify, 0);
+    ck_assert_int_eq(cfg->pools[0].tls.enabled, 0);
+    ck_assert_int_eq(cfg->pools[0].tls.verify, 1);
+    config_free(cfg);
+
+    cfg = load_ok(TLS_CONFIG(", 'sni_routes': [{'server_name': 'API.Example', 'pool': 'api'}, "
+                             "{'server_name': '*.example', 'pool': 'app'}]",
+                             ""));
+    ck_assert_uint_eq(cfg->listeners[0].nsni_routes, 2);
+    ck_assert_str_eq(cfg->listeners[0].sni_routes[0].server_name, "api.example");
+    ck_assert_uint_eq(cfg->listeners[0].sni_routes[0].pool_index, 1);
+    ck_assert_str_eq(cfg->listeners[0].sni_routes[1].server_name, "*.example");
+    ck_assert_uint_eq(cfg->listeners[0].sni_routes[1].pool_index, 0);
+    config_free(cfg);
+
+    cfg = load_ok("{'listeners': [" LISTENER "], 'pools': [" POOL "], 'admin': {'listen': "
+                  "'127.0.0.1:9090', 'tls': {'cert': 'adm.pem', 'key': 'adm.key'}}}");
+    ck_assert_int_eq(cfg->admin.tls.enabled, 1);
+    ck_assert_uint_eq(cfg->admin.tls.ncerts, 1);
+    ck_assert_str_eq(cfg->admin.tls.certs[0].cert, "/tmp/adm.pem");
+    ck_assert_str_eq(cfg->admin.tls.min_version, "TLSv1.2");
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_tls_errors)
+{
+    ck_config_error(TLS_CONFIG(", 'tls': {}", ""),
+                    ":1:82: listeners[0].tls: missing required key \"certificates\"");
+    ck_config_error(TLS_CONFIG(", 'tls': {'certificates': []}", ""),
+                    ":1:99: listeners[0].tls.certificates: must contain at least one certificate");
+    ck_config_error(TLS_CONFIG(", 'tls': {'certificates': [{'cert': 'a'}]}", ""),
+                    ":1:100: listeners[0].tls.certificates[0]: missing required key \"key\"");
+    ck_config_error(TLS_CONFIG(", 'tls': {'certificates': [{'cert': '', 'key': 'k'}]}", ""),
+                    ":1:109: listeners[0].tls.certificates[0].cert: must be a file name of 1 to "
+                    "4096 bytes");
+    ck_config_error(TLS_CONFIG(", 'tls': {'certificates': [{'cert': 'a', 'key': 'k', 'pass': "
+                               "'x'}]}",
+                               ""),
+                    ":1:126: listeners[0].tls.certificates[0]: unknown key \"pass\"");
+    ck_config_error(TLS_CONFIG(", 'tls': {'certificates': [{'cert': 'a', 'key': 'k'}], "
+                               "'min_version': 'TLSv1.1'}",
+                               ""),
+                    ":1:143: listeners[0].tls.min_version: must be one of \"TLSv1.2\", "
+                    "\"TLSv1.3\" (got \"TLSv1.1\")");
+    ck_config_error(TLS_CONFIG(", 'tls': {'certificates': [{'cert': 'a', 'key': 'k'}], "
+                               "'alpn': []}",
+                               ""),
+                    ":1:136: listeners[0].tls.alpn: must be an array of 1 to 16 protocol "
+                    "names, like [\"http/1.1\"]");
+    ck_config_error(TLS_CONFIG(", 'tls': {'certificates': [{'cert': 'a', 'key': 'k'}], "
+                               "'alpn': ['h2', '']}",
+                               ""),
+                    ":1:143: listeners[0].tls.alpn[1]: must be a protocol name of 1 to 255 bytes");
+    ck_config_error(TLS_CONFIG(", 'tls': {'certificates': [{'cert': 'a', 'key': 'k'}], "
+                               "'handshake_timeout_ms': 10}",
+                               ""),
+                    ":1:152: listeners[0].tls.handshake_timeout_ms: must be an integer from 100 "
+                    "to 3600000 (got 10)");
+    ck_config_error(TLS_CONFIG(", 'tls': {'certificates': [{'cert': 'a', 'key': 'k'}]}, "
+                               "'sni_routes': [{'server_name': 'a', 'pool': 'api'}]",
+                               ""),
+                    ":1:129: listeners[0]: key \"sni_routes\" only applies to a \"mode\": \"tcp\" "
+                    "listener without \"tls\" (it routes TLS it does not decrypt)");
+    ck_config_error(TLS_CONFIG(", 'mode': 'http', 'sni_routes': [{'server_name': 'a', 'pool': "
+                               "'api'}]",
+                               ""),
+                    ":1:91: listeners[0]: key \"sni_routes\" only applies to a \"mode\": \"tcp\" "
+                    "listener without \"tls\" (it routes TLS it does not decrypt)");
+    ck_config_error(TLS_CONFIG(", 'sni_routes': [{'server_name': 'a b', 'pool': 'api'}]", ""),
+                    ":1:106: listeners[0].sni_routes[0].server_name: must be a DNS name like "
+                    "\"api.example.com\" or a wildcard like \"*.example.com\" (got \"a b\")");
+    ck_config_error(TLS_CONFIG(", 'sni_routes': [{'server_name': 'a', 'pool': 'api'}, "
+                               "{'server_name': 'A', 'pool': 'app'}]",
+                               ""),
+                    ":1:143: listeners[0].sni_routes[1].server_name: duplicate server_name "
+                    "\"a\" (also sni_routes[0])");
+    ck_config_error(TLS_CONFIG(", 'sni_routes': [{'server_name': 'a', 'pool': 'nope'}]", ""),
+                    ":1:119: listeners[0].sni_routes[0].pool: no pool named \"nope\"");
+    ck_config_error(TLS_CONFIG(", 'sni_routes': [{'server_name': 'a'}]", ""),
+                    ":1:90: listeners[0].sni_routes[0]: missing required key \"pool\"");
+    ck_config_error(TLS_CONFIG("", ", 'tls': {'cert': 'c.pem'}"),
+                    ":1:156: pools[0].tls: a client certificate needs both \"cert\" and \"key\"");
+    ck_config_error(TLS_CONFIG("", ", 'tls': {'server_name': 'a/b'}"),
+                    ":1:171: pools[0].tls.server_name: must be a DNS name or an IP address, like "
+                    "\"app.internal\" (got \"a/b\")");
+    ck_config_error(TLS_CONFIG("", ", 'tls': {'verify': 'yes'}"),
+                    ":1:166: pools[0].tls.verify: must be true or false (got a string)");
+    ck_config_error(TLS_CONFIG("", ", 'tls': {'ciphers': ''}"),
+                    ":1:167: pools[0].tls.ciphers: must be 1 to 1024 characters of printable "
+                    "ASCII (got \"\")");
+    ck_config_error(TLS_CONFIG("", ", 'health_check': {'type': 'http', 'verify': false}"),
+                    ":1:181: pools[0].health_check: key \"verify\" only applies to \"type\": "
+                    "\"https\"");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [" POOL "], 'admin': {'listen': "
+                    "'127.0.0.1:9090', 'tls': {'cert': 'adm.pem'}}}",
+                    ":1:195: admin.tls: missing required key \"key\"");
+    ck_config_error("{'listeners': [" LISTENER "], 'pools': [" POOL "], 'admin': {'listen': "
+                    "'127.0.0.1:9090', 'tls': {'cert': 'a', 'key': 'b', 'alpn': ['h2']}}}",
+                    ":1:221: admin.tls: unknown key \"alpn\"");
 }
 END_TEST
 
@@ -1404,6 +1573,8 @@ Suite *config_suite(void)
     tcase_add_test(ok, test_health_defaults);
     tcase_add_test(ok, test_health_fields);
     tcase_add_test(bad, test_health_errors);
+    tcase_add_test(ok, test_tls_keys);
+    tcase_add_test(bad, test_tls_errors);
     tcase_add_test(bad, test_admin);
     tcase_add_test(ok, test_keepalive);
     tcase_add_test(bad, test_keepalive_errors);

@@ -1,0 +1,169 @@
+/* tls_conf: a config's "tls" blocks turned into contexts (lb/tls_conf.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lb/io/tls_ctx.h"
+#include "lb/log.h"
+#include "lb/tls_conf.h"
+
+#define TLS_CONF_CERTS_MAX 64 /* certificates of one listener built on the stack */
+
+/* "where: why", or "fallback: why" without a position. */
+static void tls_conf_fail(const char *where, const char *fallback, const char *why, char *err,
+                          size_t errlen)
+{
+    snprintf(err, errlen, "%s: %s", where ? where : fallback, why);
+}
+
+struct tls_ctx *tls_conf_server(const struct lb_tls_server_conf *c, const char *fallback_where,
+                                char *err, size_t errlen)
+{
+    struct tls_cert_files stack[TLS_CONF_CERTS_MAX];
+    struct tls_cert_files *files = stack;
+    char why[1024], warn[2048];
+    struct tls_ctx *t;
+
+    if (c->ncerts > TLS_CONF_CERTS_MAX && !(files = calloc(c->ncerts, sizeof(*files)))) {
+        tls_conf_fail(c->where, fallback_where, "out of memory", err, errlen);
+        return NULL;
+    }
+    for (size_t i = 0; i < c->ncerts; i++)
+        files[i] = (struct tls_cert_files){c->certs[i].cert, c->certs[i].key};
+    struct tls_server_opts o = {
+        .certs = files,
+        .ncerts = c->ncerts,
+        .min_version = c->min_version,
+        .ciphers = c->ciphers,
+        .ciphersuites = c->ciphersuites,
+        .alpn = (const char *const *)c->alpn,
+        .nalpn = c->nalpn,
+    };
+    warn[0] = '\0';
+    t = tls_server_ctx_new(&o, why, sizeof(why), warn, sizeof(warn));
+    if (files != stack)
+        free(files);
+    if (!t) {
+        tls_conf_fail(c->where, fallback_where, why, err, errlen);
+        return NULL;
+    }
+    if (warn[0])
+        log_warn("%s: %s", c->where ? c->where : fallback_where, warn);
+    return t;
+}
+
+struct tls_ctx *tls_conf_client(const struct lb_tls_client_conf *c, int verify,
+                                const char *fallback_where, char *err, size_t errlen)
+{
+    char why[1024];
+    struct tls_client_opts o = {
+        .verify = verify != 0,
+        .ca = c->ca,
+        .server_name = c->server_name,
+        .cert = c->cert,
+        .key = c->key,
+        .min_version = c->min_version,
+        .ciphers = c->ciphers,
+        .ciphersuites = c->ciphersuites,
+    };
+    struct tls_ctx *t = tls_client_ctx_new(&o, why, sizeof(why));
+    if (!t)
+        tls_conf_fail(c->where, fallback_where, why, err, errlen);
+    return t;
+}
+
+/* The parts of the TLS config that nothing uses yet are refused rather
+ * than silently ignored (each goes as its feature lands). */
+static int tls_conf_unwired(const struct lb_config *cfg, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (cfg->listeners[i].tls.enabled) {
+            snprintf(err, errlen, "%s: listeners[%zu].tls: not available yet", cfg->path, i);
+            return -1;
+        }
+        if (cfg->listeners[i].nsni_routes) {
+            snprintf(err, errlen, "%s: listeners[%zu].sni_routes: not available yet", cfg->path, i);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < cfg->npools; i++) {
+        if (cfg->pools[i].tls.enabled) {
+            snprintf(err, errlen, "%s: pools[%zu].tls: not available yet", cfg->path, i);
+            return -1;
+        }
+        if (cfg->pools[i].health.type == LB_CHECK_HTTPS) {
+            snprintf(err, errlen, "%s: pools[%zu].health_check: https is not available yet",
+                     cfg->path, i);
+            return -1;
+        }
+    }
+    if (cfg->admin.enabled && cfg->admin.tls.enabled) {
+        snprintf(err, errlen, "%s: admin.tls: not available yet", cfg->path);
+        return -1;
+    }
+    return 0;
+}
+
+int tls_set_build(const struct lb_config *cfg, struct tls_set *set, char *err, size_t errlen)
+{
+    char fallback[512];
+
+    memset(set, 0, sizeof(*set));
+    if (tls_conf_unwired(cfg, err, errlen) < 0)
+        return -1;
+    set->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*set->listeners));
+    set->pools = calloc(cfg->npools ? cfg->npools : 1, sizeof(*set->pools));
+    set->checks = calloc(cfg->npools ? cfg->npools : 1, sizeof(*set->checks));
+    set->nlisteners = cfg->nlisteners;
+    set->npools = cfg->npools;
+    if (!set->listeners || !set->pools || !set->checks) {
+        snprintf(err, errlen, "%s: out of memory", cfg->path);
+        goto fail;
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const struct lb_tls_server_conf *c = &cfg->listeners[i].tls;
+        snprintf(fallback, sizeof(fallback), "%s: listeners[%zu].tls", cfg->path, i);
+        if (c->enabled && !(set->listeners[i] = tls_conf_server(c, fallback, err, errlen)))
+            goto fail;
+    }
+    for (size_t i = 0; i < cfg->npools; i++) {
+        const struct lb_pool_conf *p = &cfg->pools[i];
+        snprintf(fallback, sizeof(fallback), "%s: pools[%zu].tls", cfg->path, i);
+        if (p->tls.enabled &&
+            !(set->pools[i] = tls_conf_client(&p->tls, p->tls.verify, fallback, err, errlen)))
+            goto fail;
+        if (p->health.type != LB_CHECK_HTTPS)
+            continue;
+        if (set->pools[i] && p->health.verify == p->tls.verify) {
+            set->checks[i] = tls_ctx_ref(set->pools[i]); /* the same settings */
+            continue;
+        }
+        snprintf(fallback, sizeof(fallback), "%s: pools[%zu].health_check", cfg->path, i);
+        if (!(set->checks[i] = tls_conf_client(&p->tls, p->health.verify, fallback, err, errlen)))
+            goto fail;
+    }
+    if (cfg->admin.enabled && cfg->admin.tls.enabled) {
+        snprintf(fallback, sizeof(fallback), "%s: admin.tls", cfg->path);
+        if (!(set->admin = tls_conf_server(&cfg->admin.tls, fallback, err, errlen)))
+            goto fail;
+    }
+    return 0;
+fail:
+    tls_set_free(set);
+    return -1;
+}
+
+void tls_set_free(struct tls_set *set)
+{
+    for (size_t i = 0; set->listeners && i < set->nlisteners; i++)
+        tls_ctx_unref(set->listeners[i]);
+    for (size_t i = 0; set->pools && i < set->npools; i++)
+        tls_ctx_unref(set->pools[i]);
+    for (size_t i = 0; set->checks && i < set->npools; i++)
+        tls_ctx_unref(set->checks[i]);
+    tls_ctx_unref(set->admin);
+    free(set->listeners);
+    free(set->pools);
+    free(set->checks);
+    memset(set, 0, sizeof(*set));
+}

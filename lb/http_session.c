@@ -100,10 +100,13 @@ struct http_state {
     bool retried;        /* a reused connection failed once already */
     bool awaiting;       /* the request is out: the response timeout runs */
     bool client_eof;     /* the client half-closed after its request */
-    bool interim_sent;   /* a 1xx of the backend's went to the client */
-    bool logged;         /* the request's log line is written */
-    unsigned port;       /* the listener port the client reached (X-Forwarded-Port) */
-    int status;          /* the final response's */
+    /* A TLS read that must write first (conn_read_wants_write()): the side's
+     * write event is on for it, and its read is tried again from there. */
+    bool client_rww, server_rww;
+    bool interim_sent; /* a 1xx of the backend's went to the client */
+    bool logged;       /* the request's log line is written */
+    unsigned port;     /* the listener port the client reached (X-Forwarded-Port) */
+    int status;        /* the final response's */
     uint64_t req_start_ms;
     uint64_t last_active_ms;                 /* monotonic-coarse, at the last byte moved */
     uint64_t req_from_client, req_to_client; /* bytes, this request */
@@ -275,6 +278,12 @@ static bool write_blocked(void)
 
 /* Events. */
 
+/* The backend connection's read event (lb/http_reuse.h), NULL without one. */
+static struct event *srev(struct session *s)
+{
+    return s->upstream.idle ? &s->upstream.idle->rev : NULL;
+}
+
 /* Turns ev on or off. 0, or -1 when it could not be added (epoll out of
  * memory or over its limit): the session is closed then, and freed. */
 static int watch(struct session *s, struct event *ev, bool on)
@@ -287,18 +296,19 @@ static int watch(struct session *s, struct event *ev, bool on)
         event_del(ev);
         return 0;
     }
-    if (event_add(ev, NULL) == 0)
+    if (event_add(ev, NULL) == 0) {
+        /* Bytes a TLS layer already holds raise no socket event. */
+        const struct conn *c = ev == &s->client.rev ? &s->client.conn
+                               : ev == srev(s)      ? &s->upstream.server.conn
+                                                    : NULL;
+        if (c && conn_pending(c) > 0)
+            event_active(ev, EV_READ, 0);
         return 0;
+    }
     log_error("listener %s: cannot watch a socket: %s; closing a session", s->listener->name,
               strerror(errno));
     session_close(s, SESSION_END_INTERNAL_ERROR);
     return -1;
-}
-
-/* The backend connection's read event (lb/http_reuse.h), NULL without one. */
-static struct event *srev(struct session *s)
-{
-    return s->upstream.idle ? &s->upstream.idle->rev : NULL;
 }
 
 /* What a read brought is acted on once every descriptor ready in this turn
@@ -465,7 +475,10 @@ static void http_answer(struct session *s, int status, const char *why)
 {
     struct http_state *h = s->http;
     struct upstream *u = &s->upstream;
-    bool half_written = h->down.len > 0 && h->down.off > 0 && h->down.off < h->down.len;
+    /* A TLS record made of what was offered may be waiting for the socket:
+     * those bytes must go next, so it is too late as well. */
+    bool half_written = (h->down.len > 0 && h->down.off > 0 && h->down.off < h->down.len) ||
+                        conn_write_held(&s->client.conn);
     if (h->response_begun || half_written) { /* too late for an answer: the client sees a cut */
         log_debug("listener %s: %s after the response began; closing", s->listener->name, why);
         session_close(s, SESSION_END_BACKEND_ERROR);
@@ -569,7 +582,7 @@ static void http_take_head(struct session *s, size_t head_len)
     bool reuse = pool->reuse_max_idle > 0 && pool->send_proxy == LB_PROXY_OFF;
     struct http_forward fw = {
         .client = (const struct sockaddr *)&s->client_addr,
-        .proto = "http",
+        .proto = s->tls ? "https" : "http",
         .port = h->port,
         .real_ip = l->x_real_ip,
         .forwarded = l->forwarded,
@@ -651,6 +664,8 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
         ssize_t n = conn_readv(&s->client.conn, &iov, 1);
         if (n == 0 || (n < 0 && !write_blocked()))
             session_close(s, h->status >= 400 ? SESSION_END_HTTP_ERROR : SESSION_END_HTTP_CLOSE);
+        else if (n > 0 && conn_pending(&s->client.conn) > 0)
+            event_active(&s->client.rev, EV_READ, 0);
         return;
     }
     if (!hbuf_get(s, &h->in)) {
@@ -680,8 +695,14 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
     ssize_t n = read_into(&s->client.conn, &h->in);
     if (n < 0 && write_blocked()) {
         hbuf_settle(s, &h->in);
+        if (conn_read_wants_write(&s->client.conn)) {
+            h->client_rww = true;
+            watch(s, &s->client.wev, true);
+        }
         return;
     }
+    if (n > 0 && conn_pending(&s->client.conn) > 0)
+        event_active(&s->client.rev, EV_READ, 0); /* what OpenSSL holds, next */
     if (n <= 0) {
         if (n < 0)
             log_debug("client error: recv: %s", strerror(errno));
@@ -723,6 +744,11 @@ static void on_client_writable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct session *s = arg;
+    struct http_state *h = s->http;
+    if (h->client_rww) { /* the read that had to write first goes on */
+        h->client_rww = false;
+        event_active(&s->client.rev, EV_READ, 0);
+    }
     if (client_write(s) == 0)
         http_step(s);
 }
@@ -795,8 +821,14 @@ static void on_server_readable(evutil_socket_t fd, short what, void *arg)
     ssize_t n = read_into(&u->server.conn, &h->out);
     if (n < 0 && write_blocked()) {
         hbuf_settle(s, &h->out);
+        if (conn_read_wants_write(&u->server.conn)) {
+            h->server_rww = true;
+            watch(s, &u->server.wev, true);
+        }
         return;
     }
+    if (n > 0 && conn_pending(&u->server.conn) > 0)
+        event_active(srev(s), EV_READ, 0); /* what OpenSSL holds, next */
     if (n < 0) {
         log_debug("backend error: recv: %s", strerror(errno));
         http_backend_failed(s, true);
@@ -844,6 +876,11 @@ static void on_server_writable(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct session *s = arg;
+    struct http_state *h = s->http;
+    if (h->server_rww && srev(s)) { /* the read that had to write first goes on */
+        h->server_rww = false;
+        event_active(srev(s), EV_READ, 0);
+    }
     if (backend_write(s) == 0)
         http_step(s);
 }

@@ -45,7 +45,10 @@ struct listener {
      * each session holds its own reference); NULL: plain TCP. */
     struct tls_ctx *tls;
     unsigned handshake_timeout_ms;
-    uint64_t tls_handshake_failures; /* handshakes that failed, timed out or were cut */
+    uint64_t tls_handshakes;         /* completed */
+    uint64_t tls_resumed;            /* of those, resumed sessions (ticket or cache) */
+    uint64_t tls_handshake_failures; /* failed or timed out (a client leaving before
+                                      * any byte is none) */
     struct acceptor *acc;            /* its listening socket (lb/io/acceptor.h); NULL once closed */
     /* The old socket of a moved listener, drained for a moment. */
     struct acceptor *drain_acc;

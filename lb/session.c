@@ -23,8 +23,13 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "lb/clock.h"
+#include "lb/io/conn_tls.h"
 #include "lb/io/sock.h"
+#include "lb/io/tls_ctx.h"
 #include "lb/listener.h"
 #include "lb/log.h"
 #include "lb/pool.h"
@@ -51,6 +56,8 @@ static const char *const end_text[] = {
     [SESSION_END_HTTP_ERROR] = "http error",
     [SESSION_END_HTTP_CLOSE] = "http close",
     [SESSION_END_REQUEST_TIMEOUT] = "request timeout",
+    [SESSION_END_TLS_FAILED] = "tls handshake failed",
+    [SESSION_END_TLS_TIMEOUT] = "tls handshake timeout",
 };
 
 const char *session_end_text(enum session_end why)
@@ -60,17 +67,22 @@ const char *session_end_text(enum session_end why)
 
 static void session_log(struct session *s, enum session_end why)
 {
-    if (!log_enabled(LB_LOG_INFO))
+    /* A failed TLS handshake costs a scanner nothing: one line each at
+     * info would let anyone fill the log. They are counted on the
+     * listener, and their line is a debug one. */
+    bool handshake = why == SESSION_END_TLS_FAILED || why == SESSION_END_TLS_TIMEOUT;
+    if (!log_enabled(handshake ? LB_LOG_DEBUG : LB_LOG_INFO))
         return;
     char client[INET6_ADDRSTRLEN + 16];
     sockaddr_text((struct sockaddr *)&s->client_addr, client, sizeof(client));
     uint64_t duration = clock_ms(CLOCK_MONOTONIC) - s->start_ms;
     const struct upstream *u = &s->upstream;
-    log_info("session end client=%s listener=%s pool=%s backend=%s bytes_from_client=%llu "
-             "bytes_from_backend=%llu duration_ms=%llu reason=\"%s\"",
-             client, s->listener->name, u->pool->name, u->backend ? u->backend->id : "-",
-             (unsigned long long)s->relay.up.bytes, (unsigned long long)s->relay.down.bytes,
-             (unsigned long long)duration, session_end_text(why));
+    log_msg(handshake ? LB_LOG_DEBUG : LB_LOG_INFO,
+            "session end client=%s listener=%s pool=%s backend=%s bytes_from_client=%llu "
+            "bytes_from_backend=%llu duration_ms=%llu reason=\"%s\"",
+            client, s->listener->name, u->pool->name, u->backend ? u->backend->id : "-",
+            (unsigned long long)s->relay.up.bytes, (unsigned long long)s->relay.down.bytes,
+            (unsigned long long)duration, session_end_text(why));
 }
 
 /* The one way a session ends: its log line, every event off, both
@@ -90,6 +102,7 @@ void session_close(struct session *s, enum session_end why)
         http_session_free(s);
     upstream_free(&s->upstream, why == SESSION_END_CLIENT_ERROR);
     s->client.conn.ops->close(&s->client.conn);
+    tls_ctx_unref(s->tls); /* after the SSL it made is freed */
     free(s->preread);
     LIST_REMOVE(s, link);
     free(s);
@@ -312,14 +325,7 @@ static void on_proxy_readable(evutil_socket_t fd, short what, void *arg)
     event_del(&s->client.rev);
     event_del(&s->idle_timer);
     session_take_proxy(s, &pa);
-    if (s->http_mode) {
-        s->phase = SESSION_HTTP;
-        http_session_begin(s);
-        return;
-    }
-    s->phase = SESSION_PICK;
-    if (relay_watch_client(&s->relay) < 0)
-        return;
+    s->proxy_pending = false;
     session_advance(s);
 }
 
@@ -340,6 +346,97 @@ static void session_proxy_wait(struct session *s)
     }
 }
 
+/* A TLS listener's client failed its handshake: counted on the listener,
+ * the reason in the debug log only (a scanner could cause one per
+ * connection). */
+static void session_tls_fail(struct session *s, enum session_end why, const char *detail)
+{
+    s->listener->tls_handshake_failures++;
+    if (log_enabled(LB_LOG_DEBUG)) {
+        char client[INET6_ADDRSTRLEN + 16];
+        sockaddr_text((struct sockaddr *)&s->client_addr, client, sizeof(client));
+        log_debug("listener %s: client %s: tls handshake failed: %s", s->listener->name, client,
+                  detail);
+    }
+    session_close(s, why);
+}
+
+static void on_tls_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    session_tls_fail(arg, SESSION_END_TLS_TIMEOUT,
+                     "no complete handshake within handshake_timeout_ms");
+}
+
+/* One step of the handshake, as far as the socket allows; when it is done
+ * the session goes on (session_advance()). */
+static void session_tls_step(struct session *s)
+{
+    struct conn *c = &s->client.conn;
+    const char *why = NULL;
+    int r = conn_tls_handshake(c, &why);
+    if (r < 0) {
+        /* A peer that connects and leaves without a byte (a TCP health
+         * check of lb's port) is no failed handshake. */
+        SSL *ssl = conn_tls_ssl(c);
+        if (BIO_number_read(SSL_get_rbio(ssl)) == 0) {
+            session_close(s, SESSION_END_CLIENT_CLOSED);
+            return;
+        }
+        session_tls_fail(s, SESSION_END_TLS_FAILED, why);
+        return;
+    }
+    if (r == 0) {
+        bool wr = conn_tls_wants(c) == CONN_WANT_WRITE;
+        struct event *on = wr ? &s->client.wev : &s->client.rev;
+        struct event *off = wr ? &s->client.rev : &s->client.wev;
+        event_del(off);
+        if (!event_pending(on, EV_READ | EV_WRITE, NULL) && event_add(on, NULL) < 0) {
+            log_error("listener %s: cannot watch a socket: %s; closing a session",
+                      s->listener->name, strerror(errno));
+            session_close(s, SESSION_END_INTERNAL_ERROR);
+        }
+        return;
+    }
+    event_del(&s->client.rev);
+    event_del(&s->client.wev);
+    event_del(&s->idle_timer);
+    s->tls_done = true;
+    s->listener->tls_handshakes++;
+    if (SSL_session_reused(conn_tls_ssl(c)))
+        s->listener->tls_resumed++;
+    session_advance(s);
+}
+
+static void on_tls_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    session_tls_step(arg);
+}
+
+/* PREREAD on a TLS listener: the handshake (after a PROXY header, which
+ * comes in plain text before it, as with HAProxy's accept-proxy and ssl),
+ * within the listener's handshake_timeout_ms; the relay or http mode then
+ * read the client through the TLS connection. */
+static void session_tls_begin(struct session *s)
+{
+    struct event_base *base = s->listener->rt->base;
+    int fd = s->client.conn.fd;
+    event_assign(&s->client.rev, base, fd, EV_READ | EV_PERSIST, on_tls_event, s);
+    event_assign(&s->client.wev, base, fd, EV_WRITE | EV_PERSIST, on_tls_event, s);
+    evtimer_assign(&s->idle_timer, base, on_tls_timeout, s);
+    struct timeval tv = clock_timeval(s->listener->handshake_timeout_ms);
+    if (evtimer_add(&s->idle_timer, &tv) < 0) {
+        log_error("listener %s: cannot arm a timer: %s; closing a session", s->listener->name,
+                  strerror(errno));
+        session_close(s, SESSION_END_INTERNAL_ERROR);
+        return;
+    }
+    session_tls_step(s); /* the ClientHello may be there already */
+}
+
 /* Moves s through the phases that need nothing from outside; a phase that
  * waits (PREREAD for bytes, CONNECTING for the backend) returns, and its
  * event calls back here or into the next phase. */
@@ -350,8 +447,14 @@ static void session_advance(struct session *s)
         s->phase = SESSION_PREREAD;
         /* fall through */
     case SESSION_PREREAD:
-        if (s->listener->accept_proxy) {
+        /* Its steps in order, each once: the PROXY header, the TLS
+         * handshake. */
+        if (s->proxy_pending) {
             session_proxy_wait(s);
+            return;
+        }
+        if (s->tls && !s->tls_done) {
+            session_tls_begin(s);
             return;
         }
         if (s->http_mode) {
@@ -360,6 +463,10 @@ static void session_advance(struct session *s)
             return;
         }
         s->phase = SESSION_PICK;
+        /* The relay reads the client from here on when PREREAD read it
+         * first. */
+        if ((s->listener_proxy || s->tls) && relay_watch_client(&s->relay) < 0)
+            return;
         /* fall through */
     case SESSION_PICK:
         pick_key_ip(&s->upstream.pick, (struct sockaddr *)&s->client_addr, s->client_len);
@@ -408,6 +515,26 @@ int session_probe_parked(struct runtime *rt)
     return ended;
 }
 
+/* A TLS listener's client: its connection becomes a TLS one (server side,
+ * the listener's current context). 0, or -1 with fd closed and s freed. */
+static int session_tls_init(struct session *s, int fd)
+{
+    struct listener *l = s->listener;
+    SSL *ssl = SSL_new(tls_ctx_ssl(l->tls));
+    if (ssl)
+        SSL_set_accept_state(ssl);
+    if (!ssl || conn_tls_init(&s->client.conn, fd, ssl) < 0) {
+        ERR_clear_error();
+        log_error("listener %s: out of memory for a TLS session, closing a new connection",
+                  l->name);
+        close(fd);
+        free(s);
+        return -1;
+    }
+    s->tls = tls_ctx_ref(l->tls);
+    return 0;
+}
+
 void session_start(struct listener *l, int fd, const struct sockaddr *sa, socklen_t salen)
 {
     struct runtime *rt = l->rt;
@@ -427,20 +554,25 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
     memcpy(&s->client_addr, sa, salen);
     s->client_len = salen;
     conn_tcp_init(&s->client.conn, fd);
+    s->proxy_pending = s->listener_proxy = l->accept_proxy;
+    if (l->tls && session_tls_init(s, fd) < 0)
+        return;
     sock_set_nodelay(fd);
     sock_set_keepalive(fd, &l->keepalive, "listener", l->name);
     upstream_init(&s->upstream, s, l, l->pool, on_upstream_connected, on_upstream_failed);
     relay_init(&s->relay, rt->base, &rt->relays, &s->client, session_on_relay_end);
-    struct pipepool *pipes = l->splice ? &rt->pipes : NULL;
+    /* splice(2) would move ciphertext past OpenSSL: a TLS client's flows
+     * use the ring. */
+    struct pipepool *pipes = l->splice && !s->tls ? &rt->pipes : NULL;
     mover_auto_init(&s->relay.up.mover, &rt->bufs, pipes);
     mover_auto_init(&s->relay.down.mover, &rt->bufs, pipes);
     s->relay.up.mover.spliced = s->relay.down.mover.spliced = &rt->spliced_bytes;
 
     LIST_INSERT_HEAD(&rt->sessions, s, link);
     runtime_session_started(rt, l);
-    /* With accept_proxy the relay reads only after the header (PREREAD);
-     * in http mode the relay reads only in an upgrade's tunnel. */
-    if (!l->accept_proxy && !s->http_mode && relay_watch_client(&s->relay) < 0)
+    /* With accept_proxy or TLS the relay reads only after PREREAD; in http
+     * mode the relay reads only in an upgrade's tunnel. */
+    if (!s->listener_proxy && !s->tls && !s->http_mode && relay_watch_client(&s->relay) < 0)
         return;
     session_advance(s);
 }

@@ -29,6 +29,8 @@ enum session_end {
     SESSION_END_HTTP_CLOSE,       /* http: the exchange asked for a close (Connection: close,
                                    * HTTP/1.0, a body that ends with the connection) */
     SESSION_END_REQUEST_TIMEOUT,  /* http: a request head or body stalled */
+    SESSION_END_TLS_FAILED,       /* tls: the client's handshake failed (logged at debug) */
+    SESSION_END_TLS_TIMEOUT,      /* tls: no complete handshake within handshake_timeout_ms */
 };
 /* The word for why in the session log line ("client closed", ...). */
 const char *session_end_text(enum session_end why);

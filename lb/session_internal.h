@@ -48,6 +48,13 @@ struct session {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } proxied_dst;
+    /* A TLS listener's context when the client was accepted (a reference,
+     * held while its SSL lives; a reload may give the listener another),
+     * and whether the handshake is done. NULL: plain TCP. */
+    struct tls_ctx *tls;
+    bool tls_done;
+    bool listener_proxy; /* the listener's accept_proxy when accepted */
+    bool proxy_pending;  /* the PROXY header is still to come */
     /* PREREAD: the bytes of a PROXY header that came in pieces (NULL when
      * none are waiting). */
     unsigned char *preread;

@@ -77,10 +77,6 @@ struct tls_ctx *tls_conf_client(const struct lb_tls_client_conf *c, int verify,
 static int tls_conf_unwired(const struct lb_config *cfg, char *err, size_t errlen)
 {
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        if (cfg->listeners[i].tls.enabled) {
-            snprintf(err, errlen, "%s: listeners[%zu].tls: not available yet", cfg->path, i);
-            return -1;
-        }
         if (cfg->listeners[i].nsni_routes) {
             snprintf(err, errlen, "%s: listeners[%zu].sni_routes: not available yet", cfg->path, i);
             return -1;

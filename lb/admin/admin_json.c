@@ -89,14 +89,24 @@ static json_t *http_responses_json(const uint64_t status[LB_HTTP_CLASSES])
                      (json_int_t)status[3], "5xx", (json_int_t)status[4]);
 }
 
+/* TLS termination: null for a plain listener. */
+static json_t *listener_tls_json(const struct listener *l)
+{
+    if (!l->tls)
+        return json_null();
+    return json_pack("{s:I, s:I, s:I}", "handshakes", (json_int_t)l->tls_handshakes, "resumed",
+                     (json_int_t)l->tls_resumed, "handshake_failures",
+                     (json_int_t)l->tls_handshake_failures);
+}
+
 static json_t *listener_json(const struct listener *l)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:b, s:I, s:o}", "name", l->name,
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:b, s:I, s:o, s:o}", "name", l->name,
                      "listen", l->listen, "mode", config_mode_name(l->mode), "pool", l->pool->name,
                      "retired", l->retired, "active_connections", (json_int_t)l->active,
                      "total_connections", (json_int_t)l->total, "accept_proxy", l->accept_proxy,
                      "proxy_rejected", (json_int_t)l->proxy_rejected, "http_responses",
-                     http_responses_json(l->http_status));
+                     http_responses_json(l->http_status), "tls", listener_tls_json(l));
 }
 
 json_t *admin_json_listeners(const struct runtime *rt)

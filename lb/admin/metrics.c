@@ -320,6 +320,16 @@ static void render_listeners(struct render *r, const struct runtime *rt)
         r, rt, "lb_listener_proxy_rejected_total", "counter",
         "Clients closed for a missing, malformed or late PROXY header (accept_proxy).",
         offsetof(struct listener, proxy_rejected));
+    render_listener_family(r, rt, "lb_listener_tls_handshakes_total", "counter",
+                           "TLS handshakes completed by the listener's clients (0 without tls).",
+                           offsetof(struct listener, tls_handshakes));
+    render_listener_family(r, rt, "lb_listener_tls_resumed_total", "counter",
+                           "Of those, handshakes that resumed a session (ticket or cache).",
+                           offsetof(struct listener, tls_resumed));
+    render_listener_family(r, rt, "lb_listener_tls_handshake_failures_total", "counter",
+                           "TLS handshakes that failed or timed out (a client leaving before "
+                           "sending a byte is none).",
+                           offsetof(struct listener, tls_handshake_failures));
     render_family(r, "lb_listener_http_responses_total", "counter",
                   "HTTP responses sent to the listener's clients, by status class (http mode).");
     for (size_t i = 0; i < rt->nlisteners; i++) {

@@ -47,6 +47,13 @@ struct conn_ops {
      * NULL when always the obvious (a read the socket's readability, a
      * write its writability), as for plain TCP. */
     enum conn_want (*wants)(const struct conn *c);
+    /* After a writev that failed with EAGAIN or took fewer bytes than
+     * offered: true when the layer has already committed to bytes it was
+     * offered but did not count as taken (a TLS record made of them waits
+     * for the socket), so the next writev must offer them again, first —
+     * the caller may not replace them with others (lb's own error page in
+     * place of a response). NULL: never (plain TCP). */
+    bool (*write_held)(const struct conn *c);
 };
 
 struct conn {
@@ -83,6 +90,12 @@ static inline ssize_t conn_writev(struct conn *c, const struct iovec *iov, int i
 static inline size_t conn_pending(const struct conn *c)
 {
     return c->ops->pending(c);
+}
+
+/* The bytes c was last offered and did not take must be offered again. */
+static inline bool conn_write_held(const struct conn *c)
+{
+    return c->ops->write_held && c->ops->write_held(c);
 }
 
 /* The last readv of c failed with EAGAIN until the socket is writable. */

@@ -26,6 +26,7 @@ struct tls_layer {
     /* A read's outcome that came after bytes it returned (an error, an end,
      * a wait for writability): the next readv returns it. */
     bool held;
+    bool write_held; /* a record of bytes offered waits for the socket (WANT_WRITE) */
     ssize_t held_rc;
     int held_errno;
     char why[120];
@@ -129,11 +130,13 @@ static ssize_t write_one(struct conn *c, const void *p, size_t n)
         size_t put = 0;
         int ret = SSL_write_ex(t->ssl, (const char *)p + total, n - total, &put);
         if (ret <= 0) {
+            t->write_held = SSL_get_error(t->ssl, ret) == SSL_ERROR_WANT_WRITE;
             if (total == 0)
                 return fail(c, ret);
             fail(c, ret); /* keeps what the held record waits for */
             break;
         }
+        t->write_held = false;
         t->want = CONN_WANT_NONE;
         total += put;
     }
@@ -178,7 +181,10 @@ static void tls_shutdown_write(struct conn *c)
     if (!t->shut) {
         t->shut = true;
         /* close_notify, best effort: a full socket drops it, and the FIN
-         * still ends the stream (the peer sees a plain close). */
+         * still ends the stream (the peer sees a plain close). Callers shut
+         * a write side once what they wrote has gone (the relay after its
+         * flow drained, http mode after its page), so the socket has room
+         * for the alert's few bytes but in a corner case. */
         SSL_shutdown(t->ssl);
         ERR_clear_error();
     }
@@ -231,6 +237,11 @@ static enum conn_want tls_wants(const struct conn *c)
     return layer(c)->want;
 }
 
+static bool tls_write_held(const struct conn *c)
+{
+    return c->layer && layer(c)->write_held;
+}
+
 const struct conn_ops conn_tls_ops = {
     .name = "tls",
     .readv = tls_readv,
@@ -241,6 +252,7 @@ const struct conn_ops conn_tls_ops = {
     .pending = tls_pending,
     .error = conn_tcp_error,
     .wants = tls_wants,
+    .write_held = tls_write_held,
 };
 
 int conn_tls_init(struct conn *c, int fd, SSL *ssl)

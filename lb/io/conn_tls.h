@@ -4,8 +4,8 @@
  * apart, before the connection carries any data; after it, a read may need
  * the socket writable (an alert or a renegotiation refusal it must send
  * while the socket is full), which the ops' wants (and conn_tls_wants())
- * says. Nothing in lb creates one yet: the tls issue's listeners and pools
- * will. */
+ * says. A TLS listener's sessions use one for their client side
+ * (lb/session.c). */
 #ifndef LB_IO_CONN_TLS_H
 #define LB_IO_CONN_TLS_H
 

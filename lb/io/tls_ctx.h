@@ -3,8 +3,7 @@
  * needs: each mistake is one line naming the file or the setting, and a
  * certificate about to expire is a warning. A server context picks its
  * certificate by SNI; a client context verifies the server's certificate
- * and name. Nothing in lb calls it yet: a later change wires it to the
- * config and to the TLS conn ops of sessions.
+ * and name. lb/tls_conf.c builds them from the config.
  *
  * A struct tls_ctx is reference counted so that a reload can build new
  * contexts and drop its reference to the old ones while established

@@ -195,6 +195,42 @@ START_TEST(eight_mib_byte_exact_through_full_buffers)
 }
 END_TEST
 
+START_TEST(write_held_after_a_record_waits_for_the_socket)
+{
+    connect_pair(true);
+    static char fill[8192];
+    memset(fill, 'f', sizeof(fill));
+    ck_assert(!conn_write_held(&cli));
+    ck_assert(!conn_write_held(&srv));
+    /* Fill the socket until OpenSSL holds a record it could not send. */
+    ssize_t w = 0;
+    for (int i = 0; i < 1000; i++) {
+        struct iovec iov = {fill, sizeof(fill)};
+        w = conn_writev(&cli, &iov, 1);
+        if (w < 0 || (size_t)w < sizeof(fill))
+            break;
+    }
+    ck_assert(w < 0 || (size_t)w < sizeof(fill));
+    ck_assert(conn_write_held(&cli)); /* the next write must offer those bytes first */
+    /* The reader drains; the same bytes offered again go, and nothing is held. */
+    char buf[16384];
+    bool held = true;
+    for (int i = 0; i < 100000 && held; i++) {
+        while (rd(&srv, buf, sizeof(buf)) > 0)
+            ;
+        struct iovec iov = {fill, sizeof(fill)};
+        ssize_t r = conn_writev(&cli, &iov, 1);
+        held = r < 0 || conn_write_held(&cli);
+    }
+    ck_assert(!held);
+    ck_assert(!conn_write_held(&cli));
+    /* Plain TCP never holds. */
+    struct conn plain;
+    conn_tcp_init(&plain, -1);
+    ck_assert(!conn_write_held(&plain));
+}
+END_TEST
+
 START_TEST(pending_announces_what_openssl_holds)
 {
     connect_pair(false);
@@ -484,6 +520,7 @@ static Suite *conn_tls_suite(void)
     tcase_add_test(tc, bytes_both_ways_short_pieces_in_one_record);
     tcase_add_test(tc, eight_mib_byte_exact_through_full_buffers);
     tcase_add_test(tc, pending_announces_what_openssl_holds);
+    tcase_add_test(tc, write_held_after_a_record_waits_for_the_socket);
     tcase_add_test(tc, key_update_into_a_full_socket_does_not_stall_reads);
     tcase_add_test(tc, closed_without_shutdown_still_resumes);
     tcase_add_test(tc, reset_connection_does_not_resume);

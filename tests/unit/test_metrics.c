@@ -121,6 +121,18 @@ static const char small_expected[] =
     "header (accept_proxy).\n"
     "# TYPE lb_listener_proxy_rejected_total counter\n"
     "lb_listener_proxy_rejected_total{listener=\"web\"} 3\n"
+    "# HELP lb_listener_tls_handshakes_total TLS handshakes completed by the listener's clients "
+    "(0 without tls).\n"
+    "# TYPE lb_listener_tls_handshakes_total counter\n"
+    "lb_listener_tls_handshakes_total{listener=\"web\"} 21\n"
+    "# HELP lb_listener_tls_resumed_total Of those, handshakes that resumed a session (ticket or "
+    "cache).\n"
+    "# TYPE lb_listener_tls_resumed_total counter\n"
+    "lb_listener_tls_resumed_total{listener=\"web\"} 8\n"
+    "# HELP lb_listener_tls_handshake_failures_total TLS handshakes that failed or timed out (a "
+    "client leaving before sending a byte is none).\n"
+    "# TYPE lb_listener_tls_handshake_failures_total counter\n"
+    "lb_listener_tls_handshake_failures_total{listener=\"web\"} 5\n"
     "# HELP lb_listener_http_responses_total HTTP responses sent to the listener's clients, by "
     "status class (http mode).\n"
     "# TYPE lb_listener_http_responses_total counter\n"
@@ -268,6 +280,9 @@ START_TEST(small_exact)
     rt.reloads_failed = 1;
     runtime_add_listener(&rt, listener_make("web", 12, 2));
     rt.listeners[0]->proxy_rejected = 3;
+    rt.listeners[0]->tls_handshakes = 21;
+    rt.listeners[0]->tls_resumed = 8;
+    rt.listeners[0]->tls_handshake_failures = 5;
     const uint64_t listener_http[LB_HTTP_CLASSES] = {1, 2, 3, 4, 5};
     memcpy(rt.listeners[0]->http_status, listener_http, sizeof(listener_http));
     struct pool *pool = runtime_add_pool(&rt, "app", 2, "web", true);
@@ -333,7 +348,7 @@ START_TEST(empty_runtime)
     struct runtime rt = {0};
     char *text = render(&rt);
     assert_valid(text);
-    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 4 * 2 + 9 * 2 + 2);
+    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 7 * 2 + 9 * 2 + 2);
     double v;
     ck_assert(prom_value(text, "lb_up", &v));
     ck_assert(v == 1);
@@ -402,7 +417,7 @@ START_TEST(ten_thousand_backends)
     assert_valid(text);
     int per_backend = 6 + LB_HTTP_CLASSES + 2, per_checked = LB_CHECK_BUCKETS + 3;
     int per_pool = LB_REQ_BUCKETS + 3;
-    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 3 * (2 + 100) + 2 + 100 * LB_HTTP_CLASSES +
+    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 6 * (2 + 100) + 2 + 100 * LB_HTTP_CLASSES +
                                             9 * 2 + 10000 * per_backend + 5000 * per_checked + 2 +
                                             4 * per_pool);
     double v;

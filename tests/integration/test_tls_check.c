@@ -7,7 +7,8 @@
  * each take it down with their TLS reason, in the log and in the admin
  * API's last_error, while lb goes on serving; "verify": false accepts a
  * self-signed backend; a reload that changes the TLS settings starts a new
- * check, one that changes nothing keeps it running. */
+ * check, one that changes nothing (or only the files' contents) keeps it
+ * running with the reloaded contexts. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -311,49 +312,92 @@ START_TEST(plain_http_backend_down)
 }
 END_TEST
 
-/* A reload with the same settings keeps the check (its run of successes
- * goes on); one that changes server_name starts a new check, which goes
- * down with the new name; one that turns verify off starts another, up. */
-START_TEST(reload_tls_change_new_check)
+/* Rewrites lb's config with r->cfg, sends SIGHUP and waits for reload
+ * generation gen. */
+static void reload(struct rig *r, int gen)
 {
-    struct harness_pki pki;
+    harness_lb_rewrite_json(&r->lb, r->cfg);
+    harness_lb_signal(&r->lb, SIGHUP);
+    ck_assert_msg(harness_log_wait(r->lb.log, harness_strf("info: reload ok: generation %d", gen),
+                                   1, HARNESS_WAIT_MS),
+                  "reload %d failed; log %s", gen, r->lb.log);
+}
+
+/* Waits (bounded) until b1's status is want; returns its health then. */
+static json_t *b1_wait_status(const struct rig *r, const char *want)
+{
+    long end = harness_now_ms() + HARNESS_WAIT_MS;
+    for (;;) {
+        json_t *h = b1_health(r);
+        if (strcmp(harness_jstr(h, "status"), want) == 0)
+            return h;
+        ck_assert_msg(harness_now_ms() < end, "b1 not %s: %s; log %s", want, harness_jtext(h),
+                      r->lb.log);
+        harness_sleep_ms(20);
+    }
+}
+
+/* Reloads and the check: one that changes nothing, or only the contents
+ * of the CA file, keeps it running (its run of successes goes on right
+ * after the reload, and it logs its own UP again), and its next
+ * connection uses the reloaded CA; one that changes server_name or verify
+ * starts a new check (transitions start over, up without an UP line). */
+START_TEST(reload_keeps_or_replaces_check)
+{
+    struct harness_pki pki, other;
     harness_pki_init(&pki);
+    harness_pki_init(&other);
     const char *cert = app_cert(&pki), *log;
+    const char *good_ca = harness_read_file(pki.ca_cert);
+    const char *ca = harness_write_file("ca-copy.pem", good_ca);
     int bport = node_https_start(cert, harness_pki_key(cert), 200, &log);
     struct rig r;
-    rig_go(&r, bport, check_tls(pki.ca_cert, "app.test"), https_check(-1));
+    rig_go(&r, bport, check_tls(ca, "app.test"), https_check(-1));
     long long before = harness_jint(b1_checked(&r, 3), "consecutive_successes");
 
-    /* Kept: right after the reload the run is as long as before (a new
-     * check would be at its first or second, one every 100 ms). */
-    harness_lb_rewrite_json(&r.lb, r.cfg);
-    harness_lb_signal(&r.lb, SIGHUP);
-    ck_assert(harness_log_wait(r.lb.log, "info: reload ok: generation 2", 1, HARNESS_WAIT_MS));
+    /* Nothing changed: kept (a new check would be at its first or second
+     * success, one every 100 ms, not at 3 or more). */
+    reload(&r, 2);
     ck_assert_int_ge(harness_jint(b1_health(&r), "consecutive_successes"), before);
 
+    /* Another CA under the same name: kept, and its next check uses it. */
+    harness_write_file("ca-copy.pem", harness_read_file(other.ca_cert));
+    reload(&r, 3);
+    ck_assert_int_ge(harness_jint(b1_health(&r), "consecutive_successes"), before);
+    ck_assert_msg(harness_log_wait(r.lb.log,
+                                   "warn: pool app backend b1 DOWN: tls handshake failed: "
+                                   "certificate verify failed: unable to get local issuer "
+                                   "certificate (1/1 failures)",
+                                   1, HARNESS_WAIT_MS),
+                  "the reloaded CA was not used; log %s", r.lb.log);
+    harness_write_file("ca-copy.pem", good_ca);
+    reload(&r, 4);
+    ck_assert_msg(harness_log_wait(r.lb.log,
+                                   "info: pool app backend b1 UP: https status 200 (1/1 successes)",
+                                   1, HARNESS_WAIT_MS),
+                  "the kept check did not come back up; log %s", r.lb.log);
+    ck_assert_int_eq(harness_jint(b1_health(&r), "transitions"), 2);
+
+    /* Another server_name: a new check, whose first transition this is. */
     harness_jset(r.cfg, "pools.0.tls.server_name", json_string("other.test"));
-    harness_lb_rewrite_json(&r.lb, r.cfg);
-    harness_lb_signal(&r.lb, SIGHUP);
+    reload(&r, 5);
     ck_assert_msg(harness_log_wait(r.lb.log,
                                    "warn: pool app backend b1 DOWN: tls handshake failed: "
                                    "certificate verify failed: hostname mismatch (1/1 failures)",
                                    1, HARNESS_WAIT_MS),
-                  "a new server_name did not make a new check; log %s", r.lb.log);
+                  "no hostname mismatch; log %s", r.lb.log);
+    ck_assert_int_eq(harness_jint(b1_health(&r), "transitions"), 1);
 
+    /* verify off: a new check again, up from the start. */
     harness_jset(r.cfg, "pools.0.health_check.verify", json_false());
-    harness_lb_rewrite_json(&r.lb, r.cfg);
-    harness_lb_signal(&r.lb, SIGHUP);
-    /* A new check starts up: no UP line, the state says so. */
-    long end = harness_now_ms() + HARNESS_WAIT_MS;
-    while (strcmp(harness_jstr(b1_health(&r), "status"), "up") != 0) {
-        ck_assert_msg(harness_now_ms() < end, "verify off did not make a new check; log %s",
-                      r.lb.log);
-        harness_sleep_ms(20);
-    }
-    json_t *h = b1_checked(&r, 2);
+    reload(&r, 6);
+    json_t *h = b1_wait_status(&r, "up");
+    ck_assert_int_eq(harness_jint(h, "transitions"), 0);
+    h = b1_checked(&r, 2);
     ck_assert_str_eq(harness_jstr(h, "status"), "up");
     ck_assert(json_is_null(harness_jget(h, "last_error")));
-    ck_assert_int_eq(harness_log_count(r.lb.log, " DOWN: "), 1);
+    ck_assert_int_eq(harness_log_count(r.lb.log, " UP: "), 1);
+    ck_assert_int_eq(harness_log_count(r.lb.log, " DOWN: "), 2);
     ck_assert_int_eq(harness_lb_stop(&r.lb), 0);
 }
 END_TEST
@@ -370,7 +414,7 @@ static Suite *tls_check_suite(void)
     tcase_add_test(tc, self_signed_verify_on_down);
     tcase_add_test(tc, silent_backend_handshake_timeout);
     tcase_add_test(tc, plain_http_backend_down);
-    tcase_add_test(tc, reload_tls_change_new_check);
+    tcase_add_test(tc, reload_keeps_or_replaces_check);
     suite_add_tcase(s, tc);
     return s;
 }

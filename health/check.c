@@ -1,8 +1,10 @@
 /* check: runs the active checks of one target on the loop. A fixed-rate
- * timer starts one check at a time: non-blocking connect, then for http the
- * request and the response (check_http.c judges it), all bounded by one
- * timeout. Each verdict feeds the rise/fall state machine and reaches lb/
- * through the registered callback, which may free the check. */
+ * timer starts one check at a time: non-blocking connect, for https a TLS
+ * handshake (on an SSL from the caller, health_check_set_tls), then for
+ * http and https the request and the response (check_http.c judges it),
+ * all bounded by one timeout. Each verdict feeds the rise/fall state
+ * machine and reaches lb/ through the registered callback, which may free
+ * the check. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -14,20 +16,25 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "health/health.h"
 #include "health/health_internal.h"
 
-enum check_phase { PHASE_IDLE, PHASE_CONNECT, PHASE_SEND, PHASE_READ };
+enum check_phase { PHASE_IDLE, PHASE_CONNECT, PHASE_SEND, PHASE_HANDSHAKE, PHASE_READ };
 
 struct health_check {
     struct event_base *base;
     struct lb_health_conf conf; /* a deep copy */
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    char *request; /* what a check sends: the prefix, then (http) the request */
+    char *request; /* what a check sends: the prefix, then (http, https) the request */
     size_t request_len;
-    size_t prefix_len; /* health_check_set_prefix() */
+    size_t prefix_len;                  /* health_check_set_prefix(); sent before any TLS */
+    struct health_tls tls;              /* https: health_check_set_tls() */
+    struct lb_tls_client_conf tls_conf; /* a deep copy of tls.conf */
     health_cb cb;
     void *arg;
     struct health_sm sm;
@@ -45,10 +52,19 @@ struct health_check {
     enum check_phase phase;
     int fd;
     struct timespec begun;
+    short waiting; /* what check_wait waits for */
+    SSL *ssl;      /* https, once connected */
+    void *hold;    /* what tls.done gets back after SSL_free */
     size_t sent;
     char *buf;
     size_t len, cap;
 };
+
+/* An http or https check: one that sends a request and judges the answer. */
+static bool check_is_http(enum lb_check_type type)
+{
+    return type == LB_CHECK_HTTP || type == LB_CHECK_HTTPS;
+}
 
 static void check_begin(struct health_check *hc);
 
@@ -83,16 +99,30 @@ static void check_errno_text(char *dst, size_t cap, int err)
     dst[0] = (char)tolower((unsigned char)dst[0]);
 }
 
-/* Ends the check in flight, if any: deletes its events, closes its socket
- * and drops its buffer. Safe to call when idle. The close resets the
- * connection (SO_LINGER 0), so that a check every second leaves no
- * TIME_WAIT sockets to eat the local ports, as HAProxy does. */
+/* Ends the check in flight, if any: deletes its events, ends its TLS,
+ * closes its socket and drops its buffer. Safe to call when idle. TLS ends
+ * with a quiet SSL_shutdown (marked closed, no close_notify sent: the
+ * reset below would beat it anyway), then the SSL is freed and its hold
+ * handed back. The close resets the connection (SO_LINGER 0), so that a
+ * check every second leaves no TIME_WAIT sockets to eat the local ports,
+ * as HAProxy does. */
 static void check_cleanup(struct health_check *hc)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
     event_del(hc->io);
     event_del(hc->timeout);
+    if (hc->ssl) {
+        if (SSL_is_init_finished(hc->ssl)) {
+            SSL_set_quiet_shutdown(hc->ssl, 1);
+            SSL_shutdown(hc->ssl);
+        }
+        SSL_free(hc->ssl);
+        ERR_clear_error();
+        hc->ssl = NULL;
+        hc->tls.done(hc->tls.arg, hc->hold);
+        hc->hold = NULL;
+    }
     if (hc->fd >= 0) {
         setsockopt(hc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
         close(hc->fd);
@@ -119,6 +149,13 @@ static void check_destroy(struct health_check *hc)
     free(hc->conf.path);
     free(hc->conf.host);
     free(hc->conf.expect_body);
+    free(hc->tls_conf.ca);
+    free(hc->tls_conf.server_name);
+    free(hc->tls_conf.cert);
+    free(hc->tls_conf.key);
+    free(hc->tls_conf.min_version);
+    free(hc->tls_conf.ciphers);
+    free(hc->tls_conf.ciphersuites);
     free(hc->request);
     free(hc);
 }
@@ -169,6 +206,7 @@ static void check_io_cb(evutil_socket_t fd, short what, void *arg);
 static int check_wait(struct health_check *hc, short what)
 {
     event_del(hc->io);
+    hc->waiting = what;
     if (what == EV_READ)
         what |= EV_PERSIST;
     if (event_assign(hc->io, hc->base, hc->fd, what, check_io_cb, hc) < 0)
@@ -176,12 +214,45 @@ static int check_wait(struct health_check *hc, short what)
     return event_add(hc->io, NULL);
 }
 
-/* Sends what is left of the request; on the last byte, waits for the
- * response. Same contract as check_finish. */
+static void check_handshake_begin(struct health_check *hc);
+static void check_tls_read(struct health_check *hc);
+static void check_tls_fail(struct health_check *hc, int err, const char *what);
+
+/* Waits as OpenSSL asks after SSL_ERROR_WANT_READ or _WRITE (err); any
+ * other err fails the check as `what` ("tls handshake failed"). Same
+ * contract as check_finish. */
+static void check_tls_wait(struct health_check *hc, int err, const char *what)
+{
+    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+        check_tls_fail(hc, err, what);
+        return;
+    }
+    ERR_clear_error();
+    if (check_wait(hc, err == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE) < 0)
+        check_finish(hc, false, "internal error: event_add");
+}
+
+/* Sends what is left of the request: in the clear up to the end of the
+ * prefix, then through TLS once an https check has shaken hands. On the
+ * last byte, waits for the response (an https check that has sent its
+ * prefix shakes hands first). Same contract as check_finish. */
 static void check_send(struct health_check *hc)
 {
-    while (hc->sent < hc->request_len) {
-        ssize_t n = send(hc->fd, hc->request + hc->sent, hc->request_len - hc->sent, MSG_NOSIGNAL);
+    bool tls = hc->conf.type == LB_CHECK_HTTPS;
+    size_t end = tls && !hc->ssl ? hc->prefix_len : hc->request_len;
+
+    while (hc->sent < end) {
+        if (hc->ssl) {
+            errno = 0;
+            int r = SSL_write(hc->ssl, hc->request + hc->sent, (int)(end - hc->sent));
+            if (r <= 0) {
+                check_tls_wait(hc, SSL_get_error(hc->ssl, r), "tls write failed");
+                return;
+            }
+            hc->sent += (size_t)r;
+            continue;
+        }
+        ssize_t n = send(hc->fd, hc->request + hc->sent, end - hc->sent, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -195,13 +266,83 @@ static void check_send(struct health_check *hc)
         }
         hc->sent += (size_t)n;
     }
-    if (hc->conf.type != LB_CHECK_HTTP) { /* a tcp check sent its prefix */
+    if (!check_is_http(hc->conf.type)) { /* a tcp check sent its prefix */
         check_finish(hc, true, "tcp connect ok");
         return;
     }
+    if (tls && !hc->ssl) {
+        check_handshake_begin(hc);
+        return;
+    }
     hc->phase = PHASE_READ;
+    if (hc->ssl) { /* the response may be in OpenSSL's hands already */
+        check_tls_read(hc);
+        return;
+    }
     if (check_wait(hc, EV_READ) < 0)
         check_finish(hc, false, "internal error: event_add");
+}
+
+/* Grows the response buffer when it is full, up to CHECK_HTTP_READ_MAX.
+ * 0, or -1 on ENOMEM. */
+static int check_buf_room(struct health_check *hc)
+{
+    if (hc->len < hc->cap)
+        return 0;
+    size_t cap = hc->cap ? hc->cap * 2 : 1024;
+    char *buf;
+    if (cap > CHECK_HTTP_READ_MAX)
+        cap = CHECK_HTTP_READ_MAX;
+    buf = realloc(hc->buf, cap);
+    if (!buf)
+        return -1;
+    hc->buf = buf;
+    hc->cap = cap;
+    return 0;
+}
+
+/* check_read through TLS: reads until OpenSSL has nothing more (bytes it
+ * already decrypted, SSL_pending, raise no event on the socket, so one
+ * event drains them all), then waits for the socket as it asks. The end of
+ * the stream (close_notify, or a close without it: SSL_ERROR_ZERO_RETURN
+ * either way, lb/io/tls_ctx.h) is the http check's EOF. Same contract as
+ * check_finish. */
+static void check_tls_read(struct health_check *hc)
+{
+    char msg[HEALTH_ERROR_MAX];
+
+    for (;;) {
+        enum check_verdict v;
+        bool eof = false;
+        if (check_buf_room(hc) < 0) {
+            check_finish(hc, false, "out of memory");
+            return;
+        }
+        errno = 0;
+        int r = SSL_read(hc->ssl, hc->buf + hc->len, (int)(hc->cap - hc->len));
+        if (r <= 0) {
+            int err = SSL_get_error(hc->ssl, r);
+            if (err == SSL_ERROR_WANT_READ && hc->waiting == EV_READ) {
+                ERR_clear_error();
+                return;
+            }
+            if (err != SSL_ERROR_ZERO_RETURN &&
+                !(err == SSL_ERROR_SYSCALL && errno == 0 && ERR_peek_error() == 0)) {
+                check_tls_wait(hc, err, "tls read failed");
+                return;
+            }
+            ERR_clear_error();
+            eof = true;
+        } else {
+            hc->len += (size_t)r;
+        }
+        v = check_http_judge(&hc->conf, hc->buf, hc->len, eof || hc->len == CHECK_HTTP_READ_MAX,
+                             msg, sizeof(msg));
+        if (v != CHECK_PENDING) {
+            check_finish(hc, v == CHECK_OK, msg);
+            return;
+        }
+    }
 }
 
 /* Reads what the socket holds (up to CHECK_HTTP_READ_MAX in all) and asks
@@ -212,18 +353,13 @@ static void check_read(struct health_check *hc)
     enum check_verdict v;
     ssize_t n;
 
-    if (hc->len == hc->cap) {
-        size_t cap = hc->cap ? hc->cap * 2 : 1024;
-        char *buf;
-        if (cap > CHECK_HTTP_READ_MAX)
-            cap = CHECK_HTTP_READ_MAX;
-        buf = realloc(hc->buf, cap);
-        if (!buf) {
-            check_finish(hc, false, "out of memory");
-            return;
-        }
-        hc->buf = buf;
-        hc->cap = cap;
+    if (hc->ssl) {
+        check_tls_read(hc);
+        return;
+    }
+    if (check_buf_room(hc) < 0) {
+        check_finish(hc, false, "out of memory");
+        return;
     }
     n = recv(hc->fd, hc->buf + hc->len, hc->cap - hc->len, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -239,6 +375,67 @@ static void check_read(struct health_check *hc)
         check_finish(hc, v == CHECK_OK, msg);
 }
 
+/* Fails the check in flight after an SSL call that returned err (neither
+ * WANT_READ nor WANT_WRITE): "WHAT: " and why, in order of use to an
+ * operator: the certificate verification's reason ("certificate verify
+ * failed: hostname mismatch"), OpenSSL's reason ("wrong version number"),
+ * "closed by the peer", strerror. Reads OpenSSL's error queue, then
+ * clears it. Same contract as check_finish. */
+static void check_tls_fail(struct health_check *hc, int err, const char *what)
+{
+    char text[HEALTH_ERROR_MAX], why[128];
+    int saved = errno;
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    long v = SSL_get_verify_result(hc->ssl);
+
+    if ((SSL_get_verify_mode(hc->ssl) & SSL_VERIFY_PEER) && v != X509_V_OK)
+        snprintf(why, sizeof(why), "certificate verify failed: %s",
+                 X509_verify_cert_error_string(v));
+    else if (r)
+        snprintf(why, sizeof(why), "%s", r);
+    else if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && saved == 0))
+        snprintf(why, sizeof(why), "closed by the peer");
+    else if (err == SSL_ERROR_SYSCALL)
+        check_errno_text(why, sizeof(why), saved);
+    else
+        snprintf(why, sizeof(why), "tls error");
+    ERR_clear_error();
+    snprintf(text, sizeof(text), "%s: %s", what, why);
+    check_finish(hc, false, text);
+}
+
+/* One step of the TLS handshake; when done, the request goes out through
+ * TLS. Same contract as check_finish. */
+static void check_handshake(struct health_check *hc)
+{
+    errno = 0;
+    int r = SSL_do_handshake(hc->ssl);
+    if (r == 1) {
+        hc->phase = PHASE_SEND;
+        check_send(hc);
+        return;
+    }
+    check_tls_wait(hc, SSL_get_error(hc->ssl, r), "tls handshake failed");
+}
+
+/* The connection is up (and the prefix sent): takes an SSL for it from the
+ * caller and starts the handshake. Same contract as check_finish. */
+static void check_handshake_begin(struct health_check *hc)
+{
+    hc->phase = PHASE_HANDSHAKE;
+    if (!hc->tls.ssl_new) {
+        check_finish(hc, false, "tls handshake failed: no TLS context");
+        return;
+    }
+    hc->ssl = hc->tls.ssl_new(hc->tls.arg, hc->fd, &hc->hold);
+    if (!hc->ssl) {
+        check_finish(hc, false, "tls handshake failed: cannot make an SSL (out of memory?)");
+        return;
+    }
+    check_handshake(hc);
+}
+
 /* The connect has completed, well or not (SO_ERROR says which). */
 static void check_connected(struct health_check *hc)
 {
@@ -251,7 +448,7 @@ static void check_connected(struct health_check *hc)
         check_fail_errno(hc, err);
         return;
     }
-    if (hc->conf.type != LB_CHECK_HTTP && hc->request_len == 0) {
+    if (!check_is_http(hc->conf.type) && hc->request_len == 0) {
         check_finish(hc, true, "tcp connect ok");
         return;
     }
@@ -273,6 +470,9 @@ static void check_io_cb(evutil_socket_t fd, short what, void *arg)
     case PHASE_SEND:
         check_send(hc);
         break;
+    case PHASE_HANDSHAKE:
+        check_handshake(hc);
+        break;
     case PHASE_READ:
         check_read(hc);
         break;
@@ -289,7 +489,10 @@ static void check_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    snprintf(text, sizeof(text), "timeout after %u ms", hc->conf.timeout_ms);
+    if (hc->phase == PHASE_HANDSHAKE)
+        snprintf(text, sizeof(text), "tls handshake timed out after %u ms", hc->conf.timeout_ms);
+    else
+        snprintf(text, sizeof(text), "timeout after %u ms", hc->conf.timeout_ms);
     check_finish(hc, false, text);
 }
 
@@ -431,7 +634,7 @@ struct health_check *health_check_new(struct event_base *base, const struct lb_h
         dup_opt(&hc->conf.host, conf->host) < 0 ||
         dup_opt(&hc->conf.expect_body, conf->expect_body) < 0)
         goto fail;
-    if (conf->type == LB_CHECK_HTTP) {
+    if (check_is_http(conf->type)) {
         const char *h = conf->host ? conf->host : host_header;
         if (!h) {
             check_addr_text(&hc->addr, host, sizeof(host));
@@ -457,8 +660,20 @@ static bool str_same(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+/* The TLS settings an https check compares (not "enabled", "verify" or
+ * "where": the check has its own verify, and the rest changes nothing of
+ * how it connects). */
+static bool tls_same(const struct lb_tls_client_conf *a, const struct lb_tls_client_conf *b)
+{
+    return str_same(a->ca, b->ca) && str_same(a->server_name, b->server_name) &&
+           str_same(a->cert, b->cert) && str_same(a->key, b->key) &&
+           str_same(a->min_version, b->min_version) && str_same(a->ciphers, b->ciphers) &&
+           str_same(a->ciphersuites, b->ciphersuites);
+}
+
 bool health_check_matches(const struct health_check *hc, const struct lb_health_conf *conf,
-                          const struct sockaddr *addr, socklen_t addrlen, const char *host_header)
+                          const struct sockaddr *addr, socklen_t addrlen, const char *host_header,
+                          const struct lb_tls_client_conf *tls)
 {
     const struct lb_health_conf *c = &hc->conf;
     if (c->type != conf->type || c->interval_ms != conf->interval_ms ||
@@ -472,7 +687,10 @@ bool health_check_matches(const struct health_check *hc, const struct lb_health_
     if (check_set_addr(&probe, addr, addrlen, conf->port) < 0 || probe.addrlen != hc->addrlen ||
         memcmp(&probe.addr, &hc->addr, hc->addrlen) != 0)
         return false;
-    if (conf->type != LB_CHECK_HTTP)
+    if (conf->type == LB_CHECK_HTTPS &&
+        (c->verify != conf->verify || !hc->tls.conf || !tls || !tls_same(&hc->tls_conf, tls)))
+        return false;
+    if (!check_is_http(conf->type))
         return true;
     /* method, path and Host all live in the request bytes. */
     char host[INET6_ADDRSTRLEN + 16];
@@ -487,6 +705,23 @@ bool health_check_matches(const struct health_check *hc, const struct lb_health_
                 memcmp(req, hc->request + hc->prefix_len, len) == 0;
     free(req);
     return same;
+}
+
+int health_check_set_tls(struct health_check *hc, const struct health_tls *tls)
+{
+    const struct lb_tls_client_conf *c = tls->conf;
+    struct lb_tls_client_conf *d = &hc->tls_conf;
+
+    hc->tls = *tls;
+    if (!c)
+        return 0;
+    hc->tls.conf = d;
+    if (dup_opt(&d->ca, c->ca) < 0 || dup_opt(&d->server_name, c->server_name) < 0 ||
+        dup_opt(&d->cert, c->cert) < 0 || dup_opt(&d->key, c->key) < 0 ||
+        dup_opt(&d->min_version, c->min_version) < 0 || dup_opt(&d->ciphers, c->ciphers) < 0 ||
+        dup_opt(&d->ciphersuites, c->ciphersuites) < 0)
+        return -1;
+    return 0;
 }
 
 int health_check_set_prefix(struct health_check *hc, const void *bytes, size_t len)

@@ -125,7 +125,8 @@ enum check_verdict check_http_judge(const struct lb_health_conf *conf, const cha
         snprintf(msg, msglen, "connection closed before response");
         return CHECK_FAIL;
     }
-    snprintf(msg, msglen, "http status %03u", status);
+    snprintf(msg, msglen, "%s status %03u", conf->type == LB_CHECK_HTTPS ? "https" : "http",
+             status);
     if (status < conf->status_min || status > conf->status_max)
         return CHECK_FAIL;
     if (!conf->expect_body || http_body_has(buf, len, conf->expect_body))

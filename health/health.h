@@ -1,4 +1,4 @@
-/* health: active checks (tcp, http) of one target, the rise/fall state
+/* health: active checks (tcp, http, https) of one target, the rise/fall state
  * machine, passive failure counting and the slow-start ramp. It knows a
  * target's address and its check settings, not pools or sessions: each
  * check's result reaches lb/ through the callback it registered. */
@@ -12,6 +12,7 @@
 #include "config/config.h"
 
 struct event_base;
+struct ssl_st; /* OpenSSL's SSL */
 
 #define HEALTH_ERROR_MAX 160
 
@@ -42,7 +43,7 @@ struct health_report {
     bool ok;
     bool transition;      /* this check changed sm->up */
     const char *error;    /* "" when ok, else why: "http status 500" */
-    const char *detail;   /* when ok: "http status 200" / "tcp connect ok" */
+    const char *detail;   /* when ok: "http status 200" / "https status 200" / "tcp connect ok" */
     uint64_t duration_us; /* connect to verdict */
     const struct health_sm *sm;
 };
@@ -65,9 +66,34 @@ struct health_check *health_check_new(struct event_base *base, const struct lb_h
                                       const struct sockaddr *addr, socklen_t addrlen,
                                       const char *host_header, health_cb cb, void *arg);
 /* True when hc already checks what health_check_new(conf, addr, addrlen,
- * host_header) would: a reload keeps such a check (and its state) running. */
+ * host_header) would, and for an https check with the TLS settings tls
+ * (compared with those given to health_check_set_tls: ca, server_name,
+ * cert, key, min_version, ciphers, ciphersuites, and conf->verify; tls is
+ * ignored for other types and may then be NULL): a reload keeps such a
+ * check (and its state) running. */
 bool health_check_matches(const struct health_check *hc, const struct lb_health_conf *conf,
-                          const struct sockaddr *addr, socklen_t addrlen, const char *host_header);
+                          const struct sockaddr *addr, socklen_t addrlen, const char *host_header,
+                          const struct lb_tls_client_conf *tls);
+
+/* Where an https check gets the TLS of each of its connections: health/
+ * builds no OpenSSL context (lb/io does), it drives the SSL it is given.
+ * ssl_new returns a client SSL on the connected socket fd, in connect
+ * state, with its SNI and verification set up, and sets *hold to what
+ * must stay alive as long as that SSL does (a reference to its context);
+ * NULL when it cannot make one. After SSL_free, the check hands hold back
+ * to done(arg, hold). Each check asks for a new SSL, so one made from a
+ * context a reload replaced is used by that check only. */
+struct health_tls {
+    struct ssl_st *(*ssl_new)(void *arg, int fd, void **hold);
+    void (*done)(void *arg, void *hold);
+    void *arg;
+    const struct lb_tls_client_conf *conf; /* the settings behind ssl_new (copied), for
+                                            * health_check_matches */
+};
+/* Gives an https check its TLS (tls copied, its settings too). Call once,
+ * before health_check_start(); an https check without it fails each check
+ * with "tls handshake failed: no TLS context". 0, or -1 on ENOMEM. */
+int health_check_set_tls(struct health_check *hc, const struct health_tls *tls);
 /* Makes every check of hc send bytes first, right after the connect (a
  * PROXY header, when conf->send_proxy is set): a tcp check passes once
  * they are written. Call once, before health_check_start(). 0, or -1 on

@@ -26,8 +26,9 @@ char *check_http_request(const struct lb_health_conf *conf, const char *host, si
 
 /* Judges the first len response bytes. eof: no more will come (the peer
  * closed or the read cap was reached). CHECK_PENDING: read more (never when
- * eof). CHECK_OK: msg holds the detail ("http status 200"). CHECK_FAIL: msg
- * holds the error. msg is always NUL-terminated. */
+ * eof). CHECK_OK: msg holds the detail ("http status 200", "https status 200"
+ * for an https check). CHECK_FAIL: msg holds the error. msg is always
+ * NUL-terminated. */
 enum check_verdict check_http_judge(const struct lb_health_conf *conf, const char *buf, size_t len,
                                     bool eof, char *msg, size_t msglen);
 

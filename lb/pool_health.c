@@ -11,6 +11,7 @@
 
 #include "lb/proto/proxy_proto.h"
 #include "lb/clock.h"
+#include "lb/io/tls_ctx.h"
 #include "lb/log.h"
 #include "lb/pool.h"
 #include "lb/pool_health.h"
@@ -183,6 +184,29 @@ void pool_health_stop(struct pool *pool)
             backend_health_stop(pool->backends[i]);
 }
 
+/* An https check's SSL (struct health_tls): from the context the backend's
+ * pool has now (pool->check_tls, which a reload replaces), so a check kept
+ * by a reload connects with the reloaded certificates from its next check
+ * on. The check holds a reference to that context until it frees the SSL,
+ * so one in flight across a reload keeps the old context alive. */
+static SSL *check_ssl_new(void *arg, int fd, void **hold)
+{
+    struct backend *b = arg;
+    struct tls_ctx *t = b->pool ? b->pool->check_tls : NULL;
+    SSL *ssl = t ? tls_client_ssl_new(t, fd) : NULL;
+
+    if (!ssl)
+        return NULL;
+    *hold = tls_ctx_ref(t);
+    return ssl;
+}
+
+static void check_ssl_done(void *arg, void *hold)
+{
+    (void)arg;
+    tls_ctx_unref(hold);
+}
+
 /* Sets up b's timers and, with active checks, its check (started later).
  * A backend carried over by a reload keeps its timers, its passive count
  * and, when the settings and address are unchanged, its running check and
@@ -198,9 +222,9 @@ static int backend_health_init(struct backend *b, const struct lb_pool_conf *con
         b->ramp_timer = evtimer_new(base, on_ramp_timer, b);
     if (!b->eject_timer || !b->ramp_timer)
         return -1;
-    if (b->check &&
-        (conf->health.type == LB_CHECK_NONE ||
-         !health_check_matches(b->check, &conf->health, addr, b->addrlen, b->address))) {
+    if (b->check && (conf->health.type == LB_CHECK_NONE ||
+                     !health_check_matches(b->check, &conf->health, addr, b->addrlen, b->address,
+                                           &conf->tls))) {
         health_check_free(b->check);
         b->check = NULL;
         b->health_down = false;
@@ -210,6 +234,12 @@ static int backend_health_init(struct backend *b, const struct lb_pool_conf *con
     b->check = health_check_new(base, &conf->health, addr, b->addrlen, b->address, on_check, b);
     if (!b->check)
         return -1;
+    struct health_tls tls = {check_ssl_new, check_ssl_done, b, &conf->tls};
+    if (conf->health.type == LB_CHECK_HTTPS && health_check_set_tls(b->check, &tls) < 0) {
+        health_check_free(b->check);
+        b->check = NULL;
+        return -1;
+    }
     if (conf->health.send_proxy != LB_PROXY_OFF) { /* a LOCAL header: no client to name */
         unsigned char hdr[PROXY_V1_MAX];
         size_t n =

@@ -147,7 +147,10 @@ void runtime_ready(struct runtime *rt)
         const struct lb_health_conf *hc = &cfg->pools[i].health;
         if (hc->type != LB_CHECK_NONE)
             log_info("pool %s: %s health checks every %u ms (timeout %u ms, rise %u, fall %u)",
-                     cfg->pools[i].name, hc->type == LB_CHECK_HTTP ? "http" : "tcp",
+                     cfg->pools[i].name,
+                     hc->type == LB_CHECK_HTTPS  ? "https"
+                     : hc->type == LB_CHECK_HTTP ? "http"
+                                                 : "tcp",
                      hc->interval_ms, hc->timeout_ms, hc->rise, hc->fall);
     }
     for (size_t i = 0; i < rt->nlisteners; i++) {

@@ -87,11 +87,6 @@ static int tls_conf_unwired(const struct lb_config *cfg, char *err, size_t errle
             snprintf(err, errlen, "%s: pools[%zu].tls: not available yet", cfg->path, i);
             return -1;
         }
-        if (cfg->pools[i].health.type == LB_CHECK_HTTPS) {
-            snprintf(err, errlen, "%s: pools[%zu].health_check: https is not available yet",
-                     cfg->path, i);
-            return -1;
-        }
     }
     if (cfg->admin.enabled && cfg->admin.tls.enabled) {
         snprintf(err, errlen, "%s: admin.tls: not available yet", cfg->path);

@@ -153,7 +153,10 @@ static json_t *backend_health_json(const struct backend *b, enum lb_check_type t
     bool checked = info->last_check_unix_ms != 0;
     json_t *duration = checked ? json_real((double)info->last_duration_us / 1000.0) : json_null();
     return json_pack("{s:s, s:s, s:s?, s:o, s:s?, s:i, s:i, s:I, s:b}", "checks",
-                     type == LB_CHECK_HTTP ? "http" : "tcp", "status", status, "last_check",
+                     type == LB_CHECK_HTTPS  ? "https"
+                     : type == LB_CHECK_HTTP ? "http"
+                                             : "tcp",
+                     "status", status, "last_check",
                      checked ? rfc3339(last, sizeof(last), info->last_check_unix_ms, true) : NULL,
                      "last_check_duration_ms", duration, "last_error",
                      info->last_error[0] ? info->last_error : NULL, "consecutive_successes",

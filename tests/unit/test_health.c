@@ -1,7 +1,10 @@
 /* test_health: the health module asserted exactly: rise/fall sequences,
  * jitter bounds, passive counting, the slow-start ramp, the http verdict,
  * and real tcp/http checks against small servers on 127.0.0.1 (and ::1)
- * running in the test's own event loop. Every wait is bounded by a timer. */
+ * running in the test's own event loop; for https, what health itself
+ * owns (the status text, a reload's comparison of the TLS settings, every
+ * SSL's hold handed back), real handshakes being tests/integration/
+ * test_tls_check.c's. Every wait is bounded by a timer. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
@@ -17,6 +20,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/ssl.h>
 
 #include "health/health.h"
 #include "health/health_internal.h"
@@ -315,6 +319,21 @@ START_TEST(test_http_judge)
     ck_assert_str_eq(msg,
                      "body does not contain "
                      "\"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz...\"");
+}
+END_TEST
+
+/* An https check judges the same bytes, its status text says https. */
+START_TEST(test_https_judge)
+{
+    struct lb_health_conf c = conf_make(LB_CHECK_HTTPS, 1000, 1000);
+    char msg[HEALTH_ERROR_MAX];
+
+    ck_assert_int_eq(judge(&c, "HTTP/1.1 200 OK\r\n", false, msg), CHECK_OK);
+    ck_assert_str_eq(msg, "https status 200");
+    ck_assert_int_eq(judge(&c, "HTTP/1.1 500 Oops\r\n", false, msg), CHECK_FAIL);
+    ck_assert_str_eq(msg, "https status 500");
+    ck_assert_int_eq(judge(&c, "SSH-2.0-OpenSSH\r\n", false, msg), CHECK_FAIL);
+    ck_assert_str_eq(msg, "bad http response");
 }
 END_TEST
 
@@ -1135,11 +1154,12 @@ START_TEST(test_prefix)
         health_check_new(base, &conf, (struct sockaddr *)&srv.addr, srv.addrlen, "h", rec_cb, &rec);
     ck_assert_ptr_nonnull(rec.hc);
     ck_assert_int_eq(health_check_set_prefix(rec.hc, "PROXY UNKNOWN\r\n", 15), 0);
-    ck_assert(health_check_matches(rec.hc, &conf, (struct sockaddr *)&srv.addr, srv.addrlen, "h"));
+    ck_assert(
+        health_check_matches(rec.hc, &conf, (struct sockaddr *)&srv.addr, srv.addrlen, "h", NULL));
     struct lb_health_conf other = conf;
     other.send_proxy = LB_PROXY_V2;
-    ck_assert(
-        !health_check_matches(rec.hc, &other, (struct sockaddr *)&srv.addr, srv.addrlen, "h"));
+    ck_assert(!health_check_matches(rec.hc, &other, (struct sockaddr *)&srv.addr, srv.addrlen, "h",
+                                    NULL));
     ck_assert_int_eq(health_check_start(rec.hc), 0);
     loop_run(base, 300);
     ck_assert_int_eq(rec.count, 1);
@@ -1149,6 +1169,167 @@ START_TEST(test_prefix)
                                   "User-Agent: lb-health-check\r\nAccept: */*\r\n"
                                   "Connection: close\r\n\r\n");
     rec_done(&rec);
+    srv_stop(&srv);
+    event_base_free(base);
+}
+END_TEST
+
+/* The TLS of the https tests below: SSLs from a client SSL_CTX of the
+ * test's own, each hold a counter the test reads. */
+struct tls_rig {
+    SSL_CTX *ctx;
+    int made, done;
+    void *last_hold;
+};
+
+static SSL *rig_ssl_new(void *arg, int fd, void **hold)
+{
+    struct tls_rig *t = arg;
+    SSL *ssl = SSL_new(t->ctx);
+
+    ck_assert_ptr_nonnull(ssl);
+    ck_assert_int_eq(SSL_set_fd(ssl, fd), 1);
+    SSL_set_connect_state(ssl);
+    t->made++;
+    *hold = t->last_hold = &t->made;
+    return ssl;
+}
+
+static void rig_ssl_done(void *arg, void *hold)
+{
+    struct tls_rig *t = arg;
+
+    ck_assert_ptr_eq(hold, t->last_hold);
+    t->done++;
+}
+
+/* A reload keeps an https check only when its TLS settings (copied by
+ * health_check_set_tls, not borrowed) and its verify are the same; a type
+ * change from http is a change too. */
+START_TEST(test_https_matches)
+{
+    struct event_base *base = event_base_new();
+    struct lb_health_conf conf = conf_make(LB_CHECK_HTTPS, 10000, 1000);
+    struct sockaddr_storage ss;
+    socklen_t len = loopback(AF_INET, 8443, &ss);
+    const struct sockaddr *sa = (const struct sockaddr *)&ss;
+    char ca[] = "/etc/lb/ca.pem", name[] = "app.test";
+    struct lb_tls_client_conf tls = {.ca = ca, .server_name = name};
+    struct tls_rig rig = {0};
+    struct health_tls ht = {rig_ssl_new, rig_ssl_done, &rig, &tls};
+
+    conf.verify = 1;
+    struct health_check *hc = health_check_new(base, &conf, sa, len, "h", rec_cb, NULL);
+    ck_assert_ptr_nonnull(hc);
+    ck_assert(!health_check_matches(hc, &conf, sa, len, "h", &tls)); /* no TLS yet */
+    ck_assert_int_eq(health_check_set_tls(hc, &ht), 0);
+    ck_assert(health_check_matches(hc, &conf, sa, len, "h", &tls));
+    ca[1] = 'x'; /* the check keeps its copy */
+    ck_assert(!health_check_matches(hc, &conf, sa, len, "h", &tls));
+    ca[1] = 'e';
+    ck_assert(health_check_matches(hc, &conf, sa, len, "h", &tls));
+    ck_assert(!health_check_matches(hc, &conf, sa, len, "h", NULL));
+
+    struct lb_tls_client_conf t2 = tls;
+    t2.server_name = NULL;
+    ck_assert(!health_check_matches(hc, &conf, sa, len, "h", &t2));
+    t2 = tls;
+    t2.ca = NULL;
+    ck_assert(!health_check_matches(hc, &conf, sa, len, "h", &t2));
+    t2 = tls;
+    t2.cert = (char *)"/etc/lb/c.pem";
+    t2.key = (char *)"/etc/lb/c.key";
+    ck_assert(!health_check_matches(hc, &conf, sa, len, "h", &t2));
+    t2 = tls;
+    t2.min_version = (char *)"TLSv1.3";
+    ck_assert(!health_check_matches(hc, &conf, sa, len, "h", &t2));
+    t2 = tls;
+    t2.enabled = 1; /* the pool's traffic: not the check's business */
+    t2.verify = 0;
+    ck_assert(health_check_matches(hc, &conf, sa, len, "h", &t2));
+
+    struct lb_health_conf c2 = conf;
+    c2.verify = 0;
+    ck_assert(!health_check_matches(hc, &c2, sa, len, "h", &tls));
+    c2 = conf;
+    c2.path = (char *)"/other";
+    ck_assert(!health_check_matches(hc, &c2, sa, len, "h", &tls));
+    c2 = conf;
+    c2.type = LB_CHECK_HTTP;
+    ck_assert(!health_check_matches(hc, &c2, sa, len, "h", &tls));
+    health_check_free(hc);
+
+    /* An http check does not turn into an https one. */
+    c2 = conf;
+    c2.type = LB_CHECK_HTTP;
+    hc = health_check_new(base, &c2, sa, len, "h", rec_cb, NULL);
+    ck_assert_ptr_nonnull(hc);
+    ck_assert(health_check_matches(hc, &c2, sa, len, "h", NULL));
+    ck_assert(!health_check_matches(hc, &conf, sa, len, "h", &tls));
+    health_check_free(hc);
+    ck_assert_int_eq(rig.made, 0);
+    event_base_free(base);
+}
+END_TEST
+
+/* A server that accepts and never answers: the handshake times out with
+ * its own words, the SSL's hold comes back once per SSL (after the
+ * timeout, and when the check is freed in flight), and the next check
+ * gets a new SSL. Without health_check_set_tls an https check fails. */
+START_TEST(test_https_handshake_timeout)
+{
+    struct event_base *base = event_base_new();
+    struct lb_health_conf conf = conf_make(LB_CHECK_HTTPS, 300, 100);
+    struct srv srv;
+    struct rec rec;
+    struct tls_rig rig = {.ctx = SSL_CTX_new(TLS_client_method())};
+    struct health_tls ht = {rig_ssl_new, rig_ssl_done, &rig, NULL};
+
+    ck_assert_ptr_nonnull(rig.ctx);
+    ck_assert_int_eq(srv_start(&srv, base, AF_INET, SRV_SILENT, NULL), 0);
+    memset(&rec, 0, sizeof(rec));
+    rec.base = base;
+    rec.want = 2;
+    rec.hc =
+        health_check_new(base, &conf, (struct sockaddr *)&srv.addr, srv.addrlen, "h", rec_cb, &rec);
+    ck_assert_ptr_nonnull(rec.hc);
+    ck_assert_int_eq(health_check_set_tls(rec.hc, &ht), 0);
+    ck_assert_int_eq(health_check_start(rec.hc), 0);
+    loop_run(base, 2000);
+    ck_assert_int_eq(rec.count, 2);
+    for (int i = 0; i < 2; i++) {
+        ck_assert(!rec.ok[i]);
+        ck_assert_str_eq(rec.error[i], "tls handshake timed out after 100 ms");
+    }
+    ck_assert_int_eq(rig.made, 2);
+    ck_assert_int_eq(rig.done, 2);
+    rec_done(&rec);
+    ck_assert_int_eq(rig.done, 2);
+
+    /* A check in flight (its ClientHello sent) that is freed hands its
+     * hold back. */
+    struct lb_health_conf slow = conf_make(LB_CHECK_HTTPS, 10000, 2000);
+    memset(&rec, 0, sizeof(rec));
+    rec.base = base;
+    rec.want = 1;
+    rec.hc =
+        health_check_new(base, &slow, (struct sockaddr *)&srv.addr, srv.addrlen, "h", rec_cb, &rec);
+    ck_assert_ptr_nonnull(rec.hc);
+    ck_assert_int_eq(health_check_set_tls(rec.hc, &ht), 0);
+    ck_assert_int_eq(health_check_start(rec.hc), 0);
+    loop_run(base, 150);
+    ck_assert_int_eq(rec.count, 0);
+    ck_assert_int_eq(rig.made, 3);
+    ck_assert_int_eq(rig.done, 2);
+    rec_done(&rec);
+    ck_assert_int_eq(rig.done, 3);
+    ck_assert_int_eq(srv.accepted, 3);
+
+    /* No TLS given. */
+    check_run(&rec, base, &conf, &srv.addr, srv.addrlen, "h", 1, 2000);
+    ck_assert_str_eq(rec.error[0], "tls handshake failed: no TLS context");
+    rec_done(&rec);
+    SSL_CTX_free(rig.ctx);
     srv_stop(&srv);
     event_base_free(base);
 }
@@ -1208,6 +1389,7 @@ Suite *health_suite(void)
     tcase_add_test(pure, test_passive);
     tcase_add_test(pure, test_slow_start);
     tcase_add_test(pure, test_http_judge);
+    tcase_add_test(pure, test_https_judge);
     tcase_add_test(pure, test_http_request);
     suite_add_tcase(s, pure);
 
@@ -1232,6 +1414,8 @@ Suite *health_suite(void)
     tcase_add_test(checks, test_free_in_flight);
     tcase_add_test(checks, test_info);
     tcase_add_test(checks, test_prefix);
+    tcase_add_test(checks, test_https_matches);
+    tcase_add_test(checks, test_https_handshake_timeout);
     suite_add_tcase(s, checks);
     return s;
 }

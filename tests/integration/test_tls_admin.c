@@ -38,6 +38,8 @@ struct tclient {
     SSL *ssl;
     char cn[128];     /* the subject CN of the server's certificate */
     char serial[128]; /* its serial number, in hex */
+    char buf[65536];  /* answer bytes read and not yet consumed */
+    size_t len;
 };
 
 /* Connects to 127.0.0.1:port and handshakes, verifying lb's certificate
@@ -87,48 +89,62 @@ static void tc_close(struct tclient *t)
     t->fd = -1;
 }
 
-/* GET path on t (headers: more lines, each ending in CRLF, or NULL); the
- * answer's status, and its body in *body (freed at teardown). The answer
- * must carry a Content-Length and keep the connection open. */
-static int tc_get(struct tclient *t, const char *path, const char *headers, const char **body)
+/* Sends text on t in one SSL_write (one TLS record up to 16 KiB). */
+static void tc_send(struct tclient *t, const char *text)
 {
-    const char *req = harness_strf("GET %s HTTP/1.1\r\nHost: lb\r\n%s\r\n", path,
-                                   headers ? headers : "");
-    ck_assert_int_eq(SSL_write(t->ssl, req, (int)strlen(req)), (int)strlen(req));
-    char buf[65536];
-    size_t len = 0;
+    ck_assert_int_eq(SSL_write(t->ssl, text, (int)strlen(text)), (int)strlen(text));
+}
+
+/* Reads one answer on t: its status, and its body in *body (freed at
+ * teardown). The answer must carry a Content-Length and keep the
+ * connection open. Bytes of a next answer read with it are kept in t. */
+static int tc_read(struct tclient *t, const char **body)
+{
+    char *buf = t->buf;
+    size_t len = t->len;
     char *end = NULL;
-    while (!end) {
-        ck_assert_msg(len < sizeof(buf) - 1, "answer head too long");
-        int n = SSL_read(t->ssl, buf + len, (int)(sizeof(buf) - 1 - len));
+    buf[len] = '\0';
+    while (!(end = strstr(buf, "\r\n\r\n"))) {
+        ck_assert_msg(len < sizeof(t->buf) - 1, "answer head too long");
+        int n = SSL_read(t->ssl, buf + len, (int)(sizeof(t->buf) - 1 - len));
         ck_assert_msg(n > 0, "no answer over TLS (SSL_read %d)", n);
         len += (size_t)n;
         buf[len] = '\0';
-        end = strstr(buf, "\r\n\r\n");
     }
+    *end = '\0';
     int status = atoi(buf + 9);
     const char *cl = strcasestr(buf, "\r\nContent-Length: ");
-    ck_assert_msg(cl && cl < end, "no Content-Length: %s", buf);
-    size_t want = (size_t)(end + 4 - buf) + strtoul(cl + 18, NULL, 10);
-    ck_assert(want < sizeof(buf));
+    ck_assert_msg(cl != NULL, "no Content-Length: %s", buf);
+    ck_assert_msg(strstr(buf, "Connection: close") == NULL, "lb closes the TLS connection: %s",
+                  buf);
+    size_t head = (size_t)(end + 4 - buf);
+    size_t want = head + strtoul(cl + 18, NULL, 10);
+    ck_assert(want < sizeof(t->buf));
     while (len < want) {
-        int n = SSL_read(t->ssl, buf + len, (int)(want - len));
+        int n = SSL_read(t->ssl, buf + len, (int)(sizeof(t->buf) - 1 - len));
         ck_assert_msg(n > 0, "answer cut over TLS (SSL_read %d)", n);
         len += (size_t)n;
     }
-    buf[len] = '\0';
-    ck_assert_msg(strstr(buf, "Connection: close") == NULL || strstr(buf, "Connection: close") > end,
-                  "lb closes the TLS connection: %s", buf);
-    *body = harness_strf("%s", end + 4);
+    *body = harness_strf("%.*s", (int)(want - head), buf + head);
+    memmove(buf, buf + want, len - want);
+    t->len = len - want;
     return status;
+}
+
+/* GET path on t (headers: more lines, each ending in CRLF, or NULL): the
+ * answer's status, its body in *body. */
+static int tc_get(struct tclient *t, const char *path, const char *headers, const char **body)
+{
+    tc_send(t, harness_strf("GET %s HTTP/1.1\r\nHost: lb\r\n%s\r\n", path, headers ? headers : ""));
+    return tc_read(t, body);
 }
 
 /* --- curl and the openssl tool --- */
 
 struct curl_out {
-    int exit;     /* curl's exit status */
-    int code;     /* the HTTP status, 0 without an answer */
-    char *body;   /* freed at teardown */
+    int exit;        /* curl's exit status */
+    int code;        /* the HTTP status, 0 without an answer */
+    char *body;      /* freed at teardown */
     const char *err; /* curl's stderr (-v: the TLS details) */
 };
 
@@ -195,8 +211,8 @@ static json_t *tls_config(int admin_port, const char *cert, const char *key, con
 {
     int port = harness_free_port();
     const char *backends = harness_strf("{\"address\": \"%s\"}", harness_lo(harness_free_port()));
-    json_t *cfg = harness_cfg(&(struct harness_conf){.listen = harness_lo(port),
-                                                     .backends = backends});
+    json_t *cfg =
+        harness_cfg(&(struct harness_conf){.listen = harness_lo(port), .backends = backends});
     harness_jset(cfg, "log.level", json_string("debug"));
     harness_jset(cfg, "admin.listen", json_string(harness_lo(admin_port)));
     if (token)
@@ -278,6 +294,36 @@ START_TEST(same_answers_as_plain)
 }
 END_TEST
 
+/* A request head longer than admin_http's read (4 KiB) in one TLS record,
+ * and a second request behind it in the same record: what OpenSSL holds
+ * after the first read is no socket event, and is read on all the same. */
+START_TEST(requests_held_by_openssl)
+{
+    struct pki_certs c;
+    certs_make(&c);
+    int aport = harness_free_port();
+    struct harness_lb lb;
+    harness_lb_start_json(&lb, tls_config(aport, c.one, harness_pki_key(c.one), NULL), aport);
+    struct tclient t;
+    tc_open(&t, aport, c.pki.ca_cert);
+    char pad[9001];
+    memset(pad, 'a', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    tc_send(&t, harness_strf("GET /api/v1/status HTTP/1.1\r\nHost: lb\r\nX-Pad: %s\r\n\r\n"
+                             "GET /api/v1/pools/app HTTP/1.1\r\nHost: lb\r\n\r\n",
+                             pad));
+    const char *body;
+    ck_assert_int_eq(tc_read(&t, &body), 200);
+    ck_assert_int_eq(harness_jint(harness_jparse(body), "pid"), lb.pid);
+    ck_assert_int_eq(tc_read(&t, &body), 200);
+    ck_assert_str_eq(harness_jstr(harness_jparse(body), "name"), "app");
+    /* And a third, sent after both answers, on the same connection. */
+    ck_assert_int_eq(tc_get(&t, "/api/v1/pools/app", NULL, &body), 200);
+    tc_close(&t);
+    harness_lb_stop(&lb);
+}
+END_TEST
+
 /* With a token, TLS changes nothing about it: 401 without, 200 with. */
 START_TEST(token_still_required)
 {
@@ -291,8 +337,8 @@ START_TEST(token_still_required)
     ck_assert_int_eq(cu.code, 401);
     ck_assert_str_eq(harness_jstr(harness_jparse(cu.body), "error"),
                      "missing or invalid bearer token");
-    cu = curl_get(https_url(aport, "/api/v1/status"), c.pki.ca_cert,
-                  "Authorization: Bearer " TOKEN);
+    cu =
+        curl_get(https_url(aport, "/api/v1/status"), c.pki.ca_cert, "Authorization: Bearer " TOKEN);
     ck_assert_msg(cu.exit == 0, "curl: exit %d: %s", cu.exit, cu.err);
     ck_assert_int_eq(cu.code, 200);
     ck_assert_int_eq(harness_jint(harness_jparse(cu.body), "pid"), lb.pid);
@@ -326,15 +372,14 @@ START_TEST(plain_http_to_tls_port)
                                   HARNESS_WAIT_MS));
     ck_assert(harness_log_contains(lb.log, "failed: http request; closing the connection"));
 
-    struct curl_out cu = curl_get(harness_strf("http://127.0.0.1:%d/api/v1/status", aport), NULL,
-                                  NULL);
+    struct curl_out cu =
+        curl_get(harness_strf("http://127.0.0.1:%d/api/v1/status", aport), NULL, NULL);
     ck_assert_int_eq(cu.code, 0);
     ck_assert_int_eq(cu.exit, 52); /* "Empty reply from server" */
 
     /* Connected, silent: closed once the handshake's deadline is past. */
     fd = harness_connect_ok("127.0.0.1", aport);
-    ck_assert_msg(harness_wait_closed(fd, HARNESS_WAIT_MS) >= 0,
-                  "a silent client was not closed");
+    ck_assert_msg(harness_wait_closed(fd, HARNESS_WAIT_MS) >= 0, "a silent client was not closed");
     close(fd);
     ck_assert(harness_lb_log_wait(&lb,
                                   harness_strf("debug: admin: closing a connection whose TLS "
@@ -383,8 +428,8 @@ START_TEST(reload_new_certificate)
                   cu.err);
     ck_assert_msg(strstr(cu.err, "subject: CN=admin-2") != NULL, "curl -v: %s", cu.err);
 
-    char *argv[] = {OPENSSL, "s_client", "-connect", harness_strf("127.0.0.1:%d", aport),
-                    "-CAfile",  c.pki.ca_cert, "-showcerts", NULL};
+    char *argv[] = {OPENSSL,   "s_client",    "-connect",   harness_strf("127.0.0.1:%d", aport),
+                    "-CAfile", c.pki.ca_cert, "-showcerts", NULL};
     const char *out = NULL, *err = NULL;
     int rc = harness_run(argv, &out, &err, 10000); /* stdin is /dev/null: it ends at once */
     ck_assert_msg(rc == 0, "openssl s_client: %d: %s", rc, err);
@@ -464,8 +509,8 @@ START_TEST(reload_mismatched_key_refused)
     harness_jset(cfg, "admin.tls.key", json_string(harness_pki_key(c.one)));
     harness_lb_rewrite_json(&lb, cfg);
     reload_expect(&lb, "reload failed");
-    const char *why = harness_strf("%s does not match the certificate in %s",
-                                   harness_pki_key(c.one), c.two);
+    const char *why =
+        harness_strf("%s does not match the certificate in %s", harness_pki_key(c.one), c.two);
 
     struct tclient t;
     tc_open(&t, aport, c.pki.ca_cert);
@@ -497,8 +542,8 @@ START_TEST(check_mismatched_key)
     harness_assert_no_sanitizer_report(err, "lb -t stderr");
     ck_assert_msg(status == 1, "lb -t: status %d, stderr %s", status, err);
     ck_assert_str_eq(out, "");
-    const char *why = harness_strf("%s does not match the certificate in %s",
-                                   harness_pki_key(c.one), c.two);
+    const char *why =
+        harness_strf("%s does not match the certificate in %s", harness_pki_key(c.one), c.two);
     ck_assert_msg(strstr(err, path) != NULL && strstr(err, ": admin.tls: ") != NULL &&
                       strstr(err, why) != NULL,
                   "lb -t stderr: %s", err);
@@ -519,6 +564,7 @@ static Suite *tls_admin_suite(void)
     Suite *s = suite_create("tls_admin");
     TCase *tc = harness_tcase("tls_admin");
     tcase_add_test(tc, same_answers_as_plain);
+    tcase_add_test(tc, requests_held_by_openssl);
     tcase_add_test(tc, token_still_required);
     tcase_add_test(tc, plain_http_to_tls_port);
     tcase_add_test(tc, reload_new_certificate);

@@ -30,6 +30,12 @@
 #define AUTH "Authorization: Bearer " TOKEN "\r\n"
 #define SHORT_MS 400 /* the request_timeout_ms of the tests that wait for it */
 
+/* JSON text as a document kept until teardown. */
+static json_t *jdoc(const char *text)
+{
+    return harness_jkeep(harness_jparse(text));
+}
+
 /* --- a keep-alive HTTPS client of the test's own --- */
 
 struct tclient {
@@ -287,7 +293,7 @@ START_TEST(same_answers_as_plain)
         compared = true;
     }
     ck_assert_msg(compared, "the plain status never stayed the same across one TLS request");
-    ck_assert_int_eq(harness_jint(harness_jparse(r.body), "admin.connections"), 2);
+    ck_assert_int_eq(harness_jint(jdoc(r.body), "admin.connections"), 2);
     tc_close(&t);
     harness_hconn_close(&plain);
     harness_lb_stop(&lb);
@@ -314,9 +320,9 @@ START_TEST(requests_held_by_openssl)
                              pad));
     const char *body;
     ck_assert_int_eq(tc_read(&t, &body), 200);
-    ck_assert_int_eq(harness_jint(harness_jparse(body), "pid"), lb.pid);
+    ck_assert_int_eq(harness_jint(jdoc(body), "pid"), lb.pid);
     ck_assert_int_eq(tc_read(&t, &body), 200);
-    ck_assert_str_eq(harness_jstr(harness_jparse(body), "name"), "app");
+    ck_assert_str_eq(harness_jstr(jdoc(body), "name"), "app");
     /* And a third, sent after both answers, on the same connection. */
     ck_assert_int_eq(tc_get(&t, "/api/v1/pools/app", NULL, &body), 200);
     tc_close(&t);
@@ -335,13 +341,12 @@ START_TEST(token_still_required)
     struct curl_out cu = curl_get(https_url(aport, "/api/v1/status"), c.pki.ca_cert, NULL);
     ck_assert_msg(cu.exit == 0, "curl: exit %d: %s", cu.exit, cu.err);
     ck_assert_int_eq(cu.code, 401);
-    ck_assert_str_eq(harness_jstr(harness_jparse(cu.body), "error"),
-                     "missing or invalid bearer token");
+    ck_assert_str_eq(harness_jstr(jdoc(cu.body), "error"), "missing or invalid bearer token");
     cu =
         curl_get(https_url(aport, "/api/v1/status"), c.pki.ca_cert, "Authorization: Bearer " TOKEN);
     ck_assert_msg(cu.exit == 0, "curl: exit %d: %s", cu.exit, cu.err);
     ck_assert_int_eq(cu.code, 200);
-    ck_assert_int_eq(harness_jint(harness_jparse(cu.body), "pid"), lb.pid);
+    ck_assert_int_eq(harness_jint(jdoc(cu.body), "pid"), lb.pid);
     harness_lb_stop(&lb);
 }
 END_TEST
@@ -391,7 +396,7 @@ START_TEST(plain_http_to_tls_port)
     tc_open(&t, aport, c.pki.ca_cert);
     const char *body;
     ck_assert_int_eq(tc_get(&t, "/api/v1/status", NULL, &body), 200);
-    json_t *st = harness_jparse(body);
+    json_t *st = jdoc(body);
     ck_assert_int_eq(harness_jint(st, "admin.connections"), 1);
     ck_assert_int_eq(harness_jint(st, "admin.timeouts"), 1);
     ck_assert_int_eq(harness_jint(st, "admin.rejected"), 0);
@@ -444,8 +449,8 @@ START_TEST(reload_new_certificate)
 
     /* The connection from before the reload: still TLS, still answered. */
     ck_assert_int_eq(tc_get(&old, "/api/v1/status", NULL, &body), 200);
-    ck_assert_int_eq(harness_jint(harness_jparse(body), "reloads.ok"), 1);
-    ck_assert_int_eq(harness_jint(harness_jparse(body), "admin.connections"), 2);
+    ck_assert_int_eq(harness_jint(jdoc(body), "reloads.ok"), 1);
+    ck_assert_int_eq(harness_jint(jdoc(body), "admin.connections"), 2);
     tc_close(&old);
     tc_close(&fresh);
     harness_lb_stop(&lb);
@@ -488,7 +493,7 @@ START_TEST(reload_turns_tls_off_and_on)
     tc_open(&t, aport, c.pki.ca_cert);
     ck_assert_str_eq(t.cn, "admin-2");
     ck_assert_int_eq(tc_get(&t, "/api/v1/status", NULL, &body), 200);
-    ck_assert_int_eq(harness_jint(harness_jparse(body), "reloads.ok"), 2);
+    ck_assert_int_eq(harness_jint(jdoc(body), "reloads.ok"), 2);
     tc_close(&t);
     harness_lb_stop(&lb);
 }
@@ -517,7 +522,7 @@ START_TEST(reload_mismatched_key_refused)
     ck_assert_str_eq(t.cn, "admin-1");
     const char *body;
     ck_assert_int_eq(tc_get(&t, "/api/v1/status", NULL, &body), 200);
-    json_t *st = harness_jparse(body);
+    json_t *st = jdoc(body);
     ck_assert_int_eq(harness_jint(st, "reloads.ok"), 0);
     ck_assert_int_eq(harness_jint(st, "reloads.failed"), 1);
     const char *last = harness_jstr(st, "reloads.last_error");

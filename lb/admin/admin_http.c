@@ -966,6 +966,7 @@ static void conn_handshake(struct admin_conn *c)
     int done = conn_tls_handshake(&c->io, &why);
     if (done < 0) {
         char peer[128];
+        c->srv->stats.tls_handshake_failures++;
         log_debug("admin: TLS handshake with %s failed: %s; closing the connection",
                   sockaddr_text((const struct sockaddr *)&c->peer, peer, sizeof(peer)), why);
         conn_close(c);

@@ -63,10 +63,11 @@ struct admin_http_handler {
 };
 
 struct admin_http_stats {
-    unsigned open;     /* connections open now */
-    uint64_t accepted; /* connections ever accepted */
-    uint64_t rejected; /* closed at once: max_connections were open */
-    uint64_t timeouts; /* closed because a request or answer missed its deadline */
+    unsigned open;                   /* connections open now */
+    uint64_t accepted;               /* connections ever accepted */
+    uint64_t rejected;               /* closed at once: max_connections were open */
+    uint64_t timeouts;               /* closed because a request or answer missed its deadline */
+    uint64_t tls_handshake_failures; /* closed because their TLS handshake failed */
 };
 
 /* A server on base with no listening socket yet; NULL on ENOMEM. */

@@ -400,6 +400,40 @@ START_TEST(plain_http_to_tls_port)
     ck_assert_int_eq(harness_jint(st, "admin.connections"), 1);
     ck_assert_int_eq(harness_jint(st, "admin.timeouts"), 1);
     ck_assert_int_eq(harness_jint(st, "admin.rejected"), 0);
+    ck_assert_int_eq(harness_jint(st, "admin.tls_handshake_failures"), 2); /* ours and curl's */
+    ck_assert_int_eq(tc_get(&t, "/metrics", NULL, &body), 200);
+    ck_assert(strstr(body, "\nlb_admin_tls_handshake_failures_total 2\n") != NULL);
+    tc_close(&t);
+    harness_lb_stop(&lb);
+}
+END_TEST
+
+/* At max_connections a new TLS connection is closed at once, before any
+ * handshake (no 503 in plain text on a TLS port); the open one is served. */
+START_TEST(max_connections_over_tls)
+{
+    struct pki_certs c;
+    certs_make(&c);
+    int aport = harness_free_port();
+    struct harness_lb lb;
+    json_t *cfg = tls_config(aport, c.one, harness_pki_key(c.one), NULL);
+    harness_jset(cfg, "admin.max_connections", json_integer(1));
+    harness_lb_start_json(&lb, cfg, aport);
+    struct tclient t;
+    tc_open(&t, aport, c.pki.ca_cert);
+    struct curl_out cu = curl_get(https_url(aport, "/api/v1/status"), c.pki.ca_cert, NULL);
+    ck_assert_int_eq(cu.code, 0);
+    ck_assert_msg(cu.exit == 35 || cu.exit == 56, "curl: exit %d: %s", cu.exit, cu.err);
+    ck_assert(harness_lb_log_wait(&lb,
+                                  "debug: admin: 1 connections open; closing a new TLS "
+                                  "connection",
+                                  1, HARNESS_WAIT_MS));
+    const char *body;
+    ck_assert_int_eq(tc_get(&t, "/api/v1/status", NULL, &body), 200);
+    json_t *st = jdoc(body);
+    ck_assert_int_eq(harness_jint(st, "admin.rejected"), 1);
+    ck_assert_int_eq(harness_jint(st, "admin.connections"), 1);
+    ck_assert_int_eq(harness_jint(st, "admin.tls_handshake_failures"), 0);
     tc_close(&t);
     harness_lb_stop(&lb);
 }
@@ -572,6 +606,7 @@ static Suite *tls_admin_suite(void)
     tcase_add_test(tc, requests_held_by_openssl);
     tcase_add_test(tc, token_still_required);
     tcase_add_test(tc, plain_http_to_tls_port);
+    tcase_add_test(tc, max_connections_over_tls);
     tcase_add_test(tc, reload_new_certificate);
     tcase_add_test(tc, reload_turns_tls_off_and_on);
     tcase_add_test(tc, reload_mismatched_key_refused);

@@ -615,7 +615,9 @@ static void admin_close(struct admin *a)
 }
 
 /* The reload hook: binds what the new file's admin listener needs (nothing
- * when the address is unchanged). 0, or -1 with err and nothing changed. */
+ * when the address is unchanged) and takes a reference to its TLS context
+ * (tls->admin, built and checked with the plan). 0, or -1 with err (abort
+ * then undoes what was taken). */
 static int admin_reload_prepare(void *arg, const struct lb_config *next_cfg,
                                 const struct tls_set *tls, char *err, size_t errlen)
 {

@@ -154,14 +154,18 @@ struct curl_out {
     const char *err; /* curl's stderr (-v: the TLS details) */
 };
 
-/* curl URL (https with --cacert ca when ca is not NULL), header an extra
- * request header line without CRLF (or NULL); bounded. */
-static struct curl_out curl_get(const char *url, const char *ca, const char *header)
+/* curl -X method URL (https with --cacert ca when ca is not NULL), header
+ * an extra request header line without CRLF (or NULL), data the file sent
+ * as the body (or NULL); bounded. */
+static struct curl_out curl_req(const char *method, const char *url, const char *ca,
+                                const char *header, const char *data)
 {
     const char *body_path = harness_strf("%s/curl-body-%ld", harness_dir(), harness_now_ms());
-    char *argv[16];
+    char *argv[24];
     int n = 0;
     argv[n++] = CURL;
+    argv[n++] = "-X";
+    argv[n++] = (char *)method;
     argv[n++] = "-sS";
     argv[n++] = "-v";
     argv[n++] = "--max-time";
@@ -178,6 +182,12 @@ static struct curl_out curl_get(const char *url, const char *ca, const char *hea
         argv[n++] = "-H";
         argv[n++] = (char *)header;
     }
+    if (data) {
+        argv[n++] = "-H";
+        argv[n++] = "Expect:"; /* the body follows the head at once */
+        argv[n++] = "--data-binary";
+        argv[n++] = (char *)harness_strf("@%s", data);
+    }
     argv[n++] = (char *)url;
     argv[n] = NULL;
     const char *out = NULL, *err = NULL;
@@ -188,6 +198,11 @@ static struct curl_out curl_get(const char *url, const char *ca, const char *hea
     const char *b = access(body_path, F_OK) == 0 ? harness_read_file(body_path) : "";
     r.body = harness_strf("%s", b ? b : "");
     return r;
+}
+
+static struct curl_out curl_get(const char *url, const char *ca, const char *header)
+{
+    return curl_req("GET", url, ca, header, NULL);
 }
 
 static const char *https_url(int port, const char *path)
@@ -325,6 +340,58 @@ START_TEST(requests_held_by_openssl)
     ck_assert_str_eq(harness_jstr(jdoc(body), "name"), "app");
     /* And a third, sent after both answers, on the same connection. */
     ck_assert_int_eq(tc_get(&t, "/api/v1/pools/app", NULL, &body), 200);
+    tc_close(&t);
+    harness_lb_stop(&lb);
+}
+END_TEST
+
+/* Bodies over TLS: a PATCH with Expect: 100-continue gets its 100 once
+ * the head passed, then its answer after the body; a refusal on the head
+ * (401) with the body unread closes after the answer (the lingering close,
+ * close_notify first), and curl reads the answer whole. */
+START_TEST(bodies_over_tls)
+{
+    struct pki_certs c;
+    certs_make(&c);
+    int aport = harness_free_port();
+    struct harness_lb lb;
+    harness_lb_start_json(&lb, tls_config(aport, c.one, harness_pki_key(c.one), TOKEN), aport);
+    struct tclient t;
+    tc_open(&t, aport, c.pki.ca_cert);
+    const char *body;
+    ck_assert_int_eq(tc_get(&t, "/api/v1/pools/app", AUTH, &body), 200);
+    const char *id = harness_jstr(jdoc(body), "backends.0.id");
+    const char *patch = "{\"weight\": 3}";
+    tc_send(&t, harness_strf("PATCH /api/v1/pools/app/backends/%s HTTP/1.1\r\nHost: lb\r\n" AUTH
+                             "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                             "Expect: 100-continue\r\n\r\n",
+                             id, strlen(patch)));
+    char cont[26] = {0};
+    int got = 0;
+    while (got < 25) {
+        int n = SSL_read(t.ssl, cont + got, 25 - got);
+        ck_assert_msg(n > 0, "no 100 Continue over TLS");
+        got += n;
+    }
+    ck_assert_str_eq(cont, "HTTP/1.1 100 Continue\r\n\r\n");
+    tc_send(&t, patch);
+    ck_assert_int_eq(tc_read(&t, &body), 200);
+    ck_assert_int_eq(harness_jint(jdoc(body), "weight"), 3);
+    tc_close(&t);
+
+    char big[1001];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    const char *data = harness_write_file("body.json", big);
+    struct curl_out cu = curl_req("POST", https_url(aport, "/api/v1/reload"), c.pki.ca_cert,
+                                  "Content-Type: application/json", data);
+    ck_assert_msg(cu.exit == 0, "curl: exit %d: %s", cu.exit, cu.err);
+    ck_assert_int_eq(cu.code, 401);
+    ck_assert_str_eq(harness_jstr(jdoc(cu.body), "error"), "missing or invalid bearer token");
+    ck_assert(strstr(cu.err, "Connection: close") != NULL);
+    tc_open(&t, aport, c.pki.ca_cert);
+    ck_assert_int_eq(tc_get(&t, "/api/v1/status", AUTH, &body), 200);
+    ck_assert_int_eq(harness_jint(jdoc(body), "admin.tls_handshake_failures"), 0);
     tc_close(&t);
     harness_lb_stop(&lb);
 }
@@ -604,6 +671,7 @@ static Suite *tls_admin_suite(void)
     TCase *tc = harness_tcase("tls_admin");
     tcase_add_test(tc, same_answers_as_plain);
     tcase_add_test(tc, requests_held_by_openssl);
+    tcase_add_test(tc, bodies_over_tls);
     tcase_add_test(tc, token_still_required);
     tcase_add_test(tc, plain_http_to_tls_port);
     tcase_add_test(tc, max_connections_over_tls);

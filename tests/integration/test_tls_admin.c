@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -38,23 +40,34 @@ static json_t *jdoc(const char *text)
 
 /* --- a keep-alive HTTPS client of the test's own --- */
 
+#define TC_BUF (16 << 20) /* the largest answer tc_read takes, and more */
+
 struct tclient {
     int fd;
     SSL_CTX *ctx;
     SSL *ssl;
     char cn[128];     /* the subject CN of the server's certificate */
     char serial[128]; /* its serial number, in hex */
-    char buf[65536];  /* answer bytes read and not yet consumed */
+    char *buf;        /* TC_BUF bytes: answer bytes read and not yet consumed */
     size_t len;
 };
 
 /* Connects to 127.0.0.1:port and handshakes, verifying lb's certificate
  * against ca for the address 127.0.0.1. Blocking, every call bounded by
  * HARNESS_WAIT_MS. Fails the test when the handshake does. */
-static void tc_open(struct tclient *t, int port, const char *ca)
+static void tc_open_rcvbuf(struct tclient *t, int port, const char *ca, int rcvbuf)
 {
     memset(t, 0, sizeof(*t));
-    t->fd = harness_connect_ok("127.0.0.1", port);
+    if (rcvbuf > 0) { /* before the connect, so the window is small from the start */
+        t->fd = socket(AF_INET, SOCK_STREAM, 0);
+        ck_assert_int_ge(t->fd, 0);
+        setsockopt(t->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ck_assert_int_eq(connect(t->fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    } else {
+        t->fd = harness_connect_ok("127.0.0.1", port);
+    }
     int fl = fcntl(t->fd, F_GETFL);
     ck_assert_int_eq(fcntl(t->fd, F_SETFL, fl & ~O_NONBLOCK), 0);
     struct timeval tv = {HARNESS_WAIT_MS / 1000, 0};
@@ -68,6 +81,8 @@ static void tc_open(struct tclient *t, int port, const char *ca)
     ck_assert_ptr_nonnull(t->ssl);
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), "127.0.0.1");
     SSL_set_fd(t->ssl, t->fd);
+    t->buf = malloc(TC_BUF);
+    ck_assert_ptr_nonnull(t->buf);
     int rc = SSL_connect(t->ssl);
     ck_assert_msg(rc == 1, "TLS handshake with lb's admin port failed: %s",
                   ERR_reason_error_string(ERR_peek_last_error()));
@@ -82,6 +97,11 @@ static void tc_open(struct tclient *t, int port, const char *ca)
     X509_free(cert);
 }
 
+static void tc_open(struct tclient *t, int port, const char *ca)
+{
+    tc_open_rcvbuf(t, port, ca, 0);
+}
+
 static void tc_close(struct tclient *t)
 {
     if (t->ssl) {
@@ -89,6 +109,7 @@ static void tc_close(struct tclient *t)
         SSL_free(t->ssl);
     }
     SSL_CTX_free(t->ctx);
+    free(t->buf);
     if (t->fd >= 0)
         close(t->fd);
     memset(t, 0, sizeof(*t));
@@ -111,8 +132,8 @@ static int tc_read(struct tclient *t, const char **body)
     char *end = NULL;
     buf[len] = '\0';
     while (!(end = strstr(buf, "\r\n\r\n"))) {
-        ck_assert_msg(len < sizeof(t->buf) - 1, "answer head too long");
-        int n = SSL_read(t->ssl, buf + len, (int)(sizeof(t->buf) - 1 - len));
+        ck_assert_msg(len < TC_BUF - 1, "answer head too long");
+        int n = SSL_read(t->ssl, buf + len, (int)(TC_BUF - 1 - len));
         ck_assert_msg(n > 0, "no answer over TLS (SSL_read %d)", n);
         len += (size_t)n;
         buf[len] = '\0';
@@ -125,9 +146,9 @@ static int tc_read(struct tclient *t, const char **body)
                   buf);
     size_t head = (size_t)(end + 4 - buf);
     size_t want = head + strtoul(cl + 18, NULL, 10);
-    ck_assert(want < sizeof(t->buf));
+    ck_assert(want < TC_BUF);
     while (len < want) {
-        int n = SSL_read(t->ssl, buf + len, (int)(sizeof(t->buf) - 1 - len));
+        int n = SSL_read(t->ssl, buf + len, (int)(TC_BUF - 1 - len));
         ck_assert_msg(n > 0, "answer cut over TLS (SSL_read %d)", n);
         len += (size_t)n;
     }
@@ -393,6 +414,41 @@ START_TEST(bodies_over_tls)
     ck_assert_int_eq(tc_get(&t, "/api/v1/status", AUTH, &body), 200);
     ck_assert_int_eq(harness_jint(jdoc(body), "admin.tls_handshake_failures"), 0);
     tc_close(&t);
+    harness_lb_stop(&lb);
+}
+END_TEST
+
+/* An answer far larger than the sockets hold, to a client with a small
+ * receive buffer that reads only once the answer is on its way: lb's TLS
+ * writes wait for writability and go on, and the bytes are curl's. */
+START_TEST(large_answer_over_tls)
+{
+    struct pki_certs c;
+    certs_make(&c);
+    int aport = harness_free_port();
+    struct harness_lb lb;
+    json_t *cfg = tls_config(aport, c.one, harness_pki_key(c.one), NULL);
+    int base = harness_free_port();
+    harness_jset(cfg, "pools.0.backends", json_array());
+    for (int i = 0; i < 10000; i++)
+        harness_jappend(
+            cfg, "pools.0.backends",
+            harness_backend_json(harness_strf("127.0.1.%d:%d", 2 + i / 200, base + i % 200), NULL));
+    harness_lb_start_json(&lb, cfg, aport);
+    struct curl_out cu = curl_get(https_url(aport, "/api/v1/pools"), c.pki.ca_cert, NULL);
+    ck_assert_msg(cu.exit == 0 && cu.code == 200, "curl: exit %d, code %d", cu.exit, cu.code);
+    ck_assert_uint_gt(strlen(cu.body), 5000000); /* more than the 4 MiB tcp_wmem allows */
+
+    struct tclient *t = calloc(1, sizeof(*t));
+    tc_open_rcvbuf(t, aport, c.pki.ca_cert, 4096);
+    tc_send(t, "GET /api/v1/pools HTTP/1.1\r\nHost: lb\r\n\r\n");
+    harness_sleep_ms(200); /* lb fills the socket meanwhile; no outcome depends on it */
+    const char *body;
+    ck_assert_int_eq(tc_read(t, &body), 200);
+    ck_assert(strcmp(body, cu.body) == 0);
+    ck_assert_int_eq(tc_get(t, "/api/v1/status", NULL, &body), 200); /* and it goes on */
+    tc_close(t);
+    free(t);
     harness_lb_stop(&lb);
 }
 END_TEST
@@ -672,6 +728,7 @@ static Suite *tls_admin_suite(void)
     tcase_add_test(tc, same_answers_as_plain);
     tcase_add_test(tc, requests_held_by_openssl);
     tcase_add_test(tc, bodies_over_tls);
+    tcase_add_test(tc, large_answer_over_tls);
     tcase_add_test(tc, token_still_required);
     tcase_add_test(tc, plain_http_to_tls_port);
     tcase_add_test(tc, max_connections_over_tls);

@@ -88,10 +88,6 @@ static int tls_conf_unwired(const struct lb_config *cfg, char *err, size_t errle
             return -1;
         }
     }
-    if (cfg->admin.enabled && cfg->admin.tls.enabled) {
-        snprintf(err, errlen, "%s: admin.tls: not available yet", cfg->path);
-        return -1;
-    }
     return 0;
 }
 

@@ -5,7 +5,8 @@
  * by path and method, and the answer; the JSON views live in
  * lb/admin/admin_json.c. Operator changes (drain, disable, enable, weight)
  * are the control verbs of lb/control.h. A reload moves, opens or closes
- * the admin listener as the new file says. */
+ * the admin listener as the new file says, and turns its TLS on, off, or
+ * to a new certificate for the connections that follow. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include "lb/admin/admin_internal.h"
 #include "lb/control.h"
 #include "lb/io/listen_socket.h"
+#include "lb/io/tls_ctx.h"
 #include "lb/log.h"
 #include "lb/admin/metrics.h"
 #include "lb/io/sock.h"
@@ -40,9 +42,10 @@
 /* What a reload does to the admin listener, between its prepare and its
  * commit or abort. */
 struct admin_plan {
-    int fd;        /* a new listening socket for the new address; -1: none */
-    bool enable;   /* the new file has an admin listener */
-    int shared_fd; /* the old socket that was let share its port; -1: none */
+    int fd;              /* a new listening socket for the new address; -1: none */
+    bool enable;         /* the new file has an admin listener */
+    int shared_fd;       /* the old socket that was let share its port; -1: none */
+    struct tls_ctx *tls; /* the new file's admin TLS context (a reference); NULL: plain */
 };
 
 struct admin {
@@ -574,15 +577,19 @@ static int admin_socket(const struct lb_admin_conf *conf, int beside, char *err,
     return fd;
 }
 
-static void admin_configure(struct admin *a)
+/* Applies a->rt->cfg's admin limits, and tls (NULL: plain HTTP) to the
+ * connections that follow. */
+static void admin_configure(struct admin *a, struct tls_ctx *tls)
 {
     const struct lb_admin_conf *conf = &a->rt->cfg->admin;
     admin_http_set_limits(a->srv, conf->max_connections, conf->request_timeout_ms);
+    admin_http_set_tls(a->srv, tls);
     memcpy(&a->addr, &conf->addr, sizeof(a->addr));
 }
 
-/* Serves fd (owned from here on) as the admin API. 0 or -1 (ENOMEM). */
-static int admin_open(struct admin *a, int fd)
+/* Serves fd (owned from here on) as the admin API, over TLS with tls when
+ * not NULL. 0 or -1 (ENOMEM). */
+static int admin_open(struct admin *a, int fd, struct tls_ctx *tls)
 {
     a->srv = admin_http_new(a->rt->base, &admin_handler, a);
     if (!a->srv) {
@@ -594,8 +601,8 @@ static int admin_open(struct admin *a, int fd)
         a->srv = NULL;
         return -1;
     }
-    admin_configure(a);
-    log_info("admin API listening on %s", a->rt->cfg->admin.listen);
+    admin_configure(a, tls);
+    log_info("admin API listening on %s%s", a->rt->cfg->admin.listen, tls ? " (HTTPS)" : "");
     return 0;
 }
 
@@ -608,17 +615,19 @@ static void admin_close(struct admin *a)
 }
 
 /* The reload hook: binds what the new file's admin listener needs (nothing
- * when the address is unchanged). 0, or -1 with err and nothing changed. */
+ * when the address is unchanged) and takes a reference to its TLS context
+ * (tls->admin, built and checked with the plan). 0, or -1 with err (abort
+ * then undoes what was taken). */
 static int admin_reload_prepare(void *arg, const struct lb_config *next_cfg,
                                 const struct tls_set *tls, char *err, size_t errlen)
 {
-    (void)tls; /* the admin API's HTTPS comes with its own change */
     struct admin *a = arg;
     const struct lb_admin_conf *next = &next_cfg->admin;
     struct admin_plan *plan = &a->plan;
     plan->fd = -1;
     plan->shared_fd = -1;
     plan->enable = next->enabled;
+    plan->tls = next->enabled && tls->admin ? tls_ctx_ref(tls->admin) : NULL;
     if (!next->enabled || (a->srv && listen_socket_same(&a->addr, &next->addr)))
         return 0;
     int beside =
@@ -640,6 +649,8 @@ static void admin_reload_abort(void *arg)
     if (plan->shared_fd >= 0)
         listen_socket_share(plan->shared_fd, false);
     plan->fd = plan->shared_fd = -1;
+    tls_ctx_unref(plan->tls);
+    plan->tls = NULL;
 }
 
 /* The reload hook: applies the plan once a->rt->cfg is the new config. */
@@ -649,32 +660,34 @@ static void admin_reload_commit(void *arg)
     struct admin_plan *plan = &a->plan;
     const char *listen = a->rt->cfg->admin.listen;
     int fd = plan->fd;
+    struct tls_ctx *tls = plan->tls; /* our reference, dropped below */
     plan->fd = plan->shared_fd = -1;
+    plan->tls = NULL;
     if (!plan->enable) {
         if (a->srv) {
             log_info("admin API closed (no \"admin\" in the configuration any more)");
             admin_close(a);
         }
-        return;
-    }
-    if (fd < 0) { /* same address: the socket stays */
-        admin_configure(a);
-        return;
-    }
-    if (!a->srv) {
-        if (admin_open(a, fd) < 0)
+    } else if (!a->srv) {
+        if (fd < 0 || admin_open(a, fd, tls) < 0)
             log_error("reload: admin: out of memory; the admin API stays closed");
-        return;
-    }
-    /* The old socket closes now; open admin connections go on, each request
-     * checked against the new file's token, or against loopback without one. */
-    if (admin_http_listen(a->srv, fd) < 0) {
+    } else if (fd < 0) { /* same address: the socket stays */
+        /* Open connections go on as they started (plain, or with the
+         * certificate they were made with); new ones follow the file. */
+        if (admin_http_tls(a->srv) != (tls != NULL))
+            log_info("admin API on %s: new connections use %s", listen,
+                     tls ? "HTTPS" : "plain HTTP");
+        admin_configure(a, tls);
+    } else if (admin_http_listen(a->srv, fd) < 0) {
+        /* The old socket closes now; open admin connections go on, each request
+         * checked against the new file's token, or against loopback without one. */
         log_error("reload: admin: cannot watch the new socket; the admin API is closed");
         admin_close(a);
-        return;
+    } else {
+        admin_configure(a, tls);
+        log_info("admin API moved: listening on %s%s", listen, tls ? " (HTTPS)" : "");
     }
-    admin_configure(a);
-    log_info("admin API moved: listening on %s", listen);
+    tls_ctx_unref(tls);
 }
 
 struct admin *admin_start(struct runtime *rt, char *err, size_t errlen)
@@ -696,7 +709,7 @@ struct admin *admin_start(struct runtime *rt, char *err, size_t errlen)
         free(a);
         return NULL;
     }
-    if (admin_open(a, fd) < 0) {
+    if (admin_open(a, fd, rt->tls.admin) < 0) {
         snprintf(err, errlen, "admin: out of memory");
         free(a);
         return NULL;

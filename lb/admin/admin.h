@@ -20,7 +20,9 @@ struct admin *admin_start(struct runtime *rt, char *err, size_t errlen);
  * address is bound before the commit (the reload fails whole if it cannot
  * be); at the commit a moved listener takes its new socket (open admin
  * connections go on, under the new access rules), a removed one closes
- * with its connections, a new one opens. Lives as long as a. */
+ * with its connections, a new one opens; the new file's TLS context (the
+ * plan's tls->admin, or none: plain HTTP) serves the connections accepted
+ * after the commit, while open ones keep theirs. Lives as long as a. */
 const struct reload_hook *admin_reload_hook(struct admin *a);
 /* Closes the listener and every admin connection and frees a (NULL: does
  * nothing). Not from inside an admin request. */

@@ -1,5 +1,6 @@
 /* admin_http: the admin API's HTTP/1.1 server (see admin_http.h). One
- * connection goes through WAIT (reading a request head), QUEUED (its head,
+ * connection goes through HANDSHAKE (TLS only: the handshake, within the
+ * first request's deadline), WAIT (reading a request head), QUEUED (its head,
  * or its whole request, waits for its turn), SERVING (in a handler), BODY
  * (reading a body the API agreed to), WRITE (sending the answer) and,
  * before it closes after an
@@ -8,7 +9,14 @@
  * one queue, one per pass of the event loop, and only in a pass that has
  * no traffic event to run (the queue's timer has the lowest priority);
  * should traffic keep every pass busy, a request that waited ADMIN_LATE_MS
- * is served anyway, so the API is slow then but never unreachable. */
+ * is served anyway, so the API is slow then but never unreachable.
+ *
+ * Every read and write goes through the connection ops (lb/io/conn.h), plain
+ * TCP or TLS alike. What TLS adds: after a read, the layer may hold more
+ * bytes that no socket event announces (conn_pending: read on); a read may
+ * wait for writability (conn_read_wants_write) and a write for readability
+ * (conn_tls_wants), so rev and wev are watched for what the last step
+ * waits for, not only for what its name says. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,10 +30,16 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "lb/admin/admin_http.h"
 #include "lb/clock.h"
 #include "lb/io/acceptor.h"
+#include "lb/io/conn.h"
+#include "lb/io/conn_tls.h"
+#include "lb/io/sock.h"
+#include "lb/io/tls_ctx.h"
 #include "lb/log.h"
 #include "lb/runtime.h"
 
@@ -42,12 +56,22 @@
 #define ADMIN_LINGER_MS 1000
 #define ADMIN_EMFILE_PAUSE_MS 100
 #define ADMIN_METHOD_MAX 16
+#define ADMIN_WRITE_IOV 8 /* pieces of the answer offered to one writev */
 
-enum conn_state { CONN_WAIT, CONN_QUEUED, CONN_SERVING, CONN_BODY, CONN_WRITE, CONN_LINGER };
+enum conn_state {
+    CONN_HANDSHAKE,
+    CONN_WAIT,
+    CONN_QUEUED,
+    CONN_SERVING,
+    CONN_BODY,
+    CONN_WRITE,
+    CONN_LINGER
+};
 
 struct admin_conn {
     struct admin_server *srv;
-    int fd;
+    struct conn io;      /* plain TCP, or TLS over the socket */
+    struct tls_ctx *tls; /* the context io's SSL came from (a reference); NULL: plain */
     enum conn_state state;
     struct event rev, wev, timer;
     struct evbuffer *in, *out;
@@ -91,6 +115,7 @@ struct admin_server {
     const struct admin_http_handler *h;
     void *arg;
     struct acceptor *acc;    /* the listening socket; NULL when none */
+    struct tls_ctx *tls;     /* new connections speak TLS with it (a reference); NULL: plain */
     struct event work_timer; /* LB_PRIORITY_ADMIN: serves the queue when the loop is idle */
     struct event late_timer; /* default priority: serves it when traffic never lets up */
     unsigned max_connections;
@@ -106,7 +131,7 @@ struct admin_server {
 
 static void conn_close(struct admin_conn *c);
 static void conn_timeout(struct admin_conn *c);
-static void conn_wait_request(struct admin_conn *c);
+static void conn_wait_request(struct admin_conn *c, bool fresh_deadline);
 static void server_free_now(struct admin_server *srv);
 
 /* --- small helpers --- */
@@ -157,12 +182,81 @@ static void conn_arm_timer(struct admin_conn *c, uint64_t ms)
     evtimer_add(&c->timer, &tv);
 }
 
-static void conn_watch(struct admin_conn *c, struct event *ev)
+/* Watches ev of c; false when it cannot, and c was closed. */
+static bool conn_watch(struct admin_conn *c, struct event *ev)
 {
     if (event_add(ev, NULL) < 0) {
         log_error("admin: cannot watch a connection: %s; closing it", strerror(errno));
         conn_close(c);
+        return false;
     }
+    return true;
+}
+
+/* What the last step of c's stream that could not go on waits for
+ * (CONN_WANT_NONE: the obvious, for plain TCP). */
+static enum conn_want conn_wants(const struct admin_conn *c)
+{
+    return c->io.ops->wants ? c->io.ops->wants(&c->io) : CONN_WANT_NONE;
+}
+
+/* Watches c for input (rev), and reads on the next pass when the TLS
+ * layer already holds some: no socket event would announce it. */
+static void conn_read_later(struct admin_conn *c)
+{
+    if (conn_watch(c, &c->rev) && conn_pending(&c->io) > 0)
+        event_active(&c->rev, EV_READ, 1);
+}
+
+/* Reads at most max bytes of c's stream into c->in: what conn_readv
+ * returns (-1 with ENOMEM when c->in cannot grow). */
+static ssize_t conn_fill(struct admin_conn *c, size_t max)
+{
+    struct evbuffer_iovec vec[2];
+    struct iovec iov[2];
+    int nvec = evbuffer_reserve_space(c->in, (ev_ssize_t)max, vec, 2);
+    if (nvec < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t room = max;
+    for (int i = 0; i < nvec; i++) {
+        if (vec[i].iov_len > room)
+            vec[i].iov_len = room;
+        room -= vec[i].iov_len;
+        iov[i] = (struct iovec){vec[i].iov_base, vec[i].iov_len};
+    }
+    ssize_t n = conn_readv(&c->io, iov, nvec);
+    int used = 0;
+    for (size_t left = n > 0 ? (size_t)n : 0; left > 0; used++) {
+        if (vec[used].iov_len > left)
+            vec[used].iov_len = left;
+        left -= vec[used].iov_len;
+    }
+    int saved = errno;
+    evbuffer_commit_space(c->in, vec, used);
+    errno = saved;
+    return n;
+}
+
+/* Writes what c->out holds as far as c's stream takes it now: the bytes
+ * written (drained from c->out), or -1 with errno (EAGAIN: wait, as
+ * conn_wants() says). */
+static ssize_t conn_send(struct admin_conn *c)
+{
+    struct evbuffer_iovec vec[ADMIN_WRITE_IOV];
+    struct iovec iov[ADMIN_WRITE_IOV];
+    int nvec = evbuffer_peek(c->out, -1, NULL, vec, ADMIN_WRITE_IOV);
+    if (nvec > ADMIN_WRITE_IOV)
+        nvec = ADMIN_WRITE_IOV;
+    if (nvec <= 0)
+        return 0;
+    for (int i = 0; i < nvec; i++)
+        iov[i] = (struct iovec){vec[i].iov_base, vec[i].iov_len};
+    ssize_t n = conn_writev(&c->io, iov, nvec);
+    if (n > 0)
+        evbuffer_drain(c->out, (size_t)n);
+    return n;
 }
 
 /* An answer the server itself gives ({"error": MESSAGE}; MESSAGE holds no
@@ -357,6 +451,7 @@ static void queue_push(struct admin_conn *c)
     struct admin_server *srv = c->srv;
     c->state = CONN_QUEUED;
     event_del(&c->rev);
+    event_del(&c->wev); /* a read that waited for writability is over */
     TAILQ_INSERT_TAIL(&srv->queue, c, queue_link);
     if (!evtimer_pending(&srv->work_timer, NULL)) {
         struct timeval now = {0, 0};
@@ -455,12 +550,12 @@ static bool serve_head(struct admin_conn *c)
     if (c->expect_continue) {
         evbuffer_add_printf(c->out, "HTTP/1.1 100 Continue\r\n\r\n");
         /* 25 bytes: they fit unless the client reads none of its answers. */
-        if (evbuffer_write(c->out, c->fd) < 0 || evbuffer_get_length(c->out) > 0) {
+        if (conn_send(c) < 0 || evbuffer_get_length(c->out) > 0) {
             conn_close(c);
             return true;
         }
     }
-    conn_watch(c, &c->rev);
+    conn_read_later(c);
     return true;
 }
 
@@ -566,33 +661,83 @@ static void conn_check_head(struct admin_conn *c)
     }
 }
 
+/* A read of c found nothing now: when it waits for writability (TLS),
+ * watch that instead of readability until then. */
+static void conn_read_blocked(struct admin_conn *c)
+{
+    if (!conn_read_wants_write(&c->io))
+        return;
+    event_del(&c->rev);
+    conn_watch(c, &c->wev);
+}
+
+/* Reads what c's stream has for its state (WAIT, BODY, LINGER), on while
+ * the TLS layer holds more: no socket event would come for it. */
+static void conn_read(struct admin_conn *c)
+{
+    for (;;) {
+        ssize_t n;
+        if (c->state == CONN_LINGER) {
+            char scratch[ADMIN_READ_CHUNK];
+            struct iovec iov = {scratch, sizeof(scratch)};
+            n = conn_readv(&c->io, &iov, 1);
+            if (n > 0)
+                c->lingered += (size_t)n;
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                conn_read_blocked(c);
+                return;
+            }
+            if (n <= 0 || c->lingered >= ADMIN_LINGER_BYTES) {
+                conn_close(c);
+                return;
+            }
+        } else {
+            n = conn_fill(c, ADMIN_READ_CHUNK);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+                conn_read_blocked(c);
+                return;
+            }
+            if (n <= 0) { /* EOF or error: nothing can be answered */
+                conn_close(c);
+                return;
+            }
+            if (c->state == CONN_WAIT) {
+                conn_check_head(c);
+            } else if (c->state == CONN_BODY &&
+                       evbuffer_get_length(c->in) >= c->head_len + c->req.content_length) {
+                queue_push(c); /* head_seen: request() is next */
+            }
+            if (c->state != CONN_WAIT && c->state != CONN_BODY)
+                return; /* queued or answered: the rest is read after the answer */
+        }
+        if (conn_pending(&c->io) == 0)
+            return;
+    }
+}
+
+static void conn_handshake(struct admin_conn *c);
+static void conn_flush(struct admin_conn *c);
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct admin_conn *c = arg;
-    if (c->state == CONN_LINGER) {
-        char scratch[ADMIN_READ_CHUNK];
-        ssize_t n = recv(c->fd, scratch, sizeof(scratch), 0);
-        if (n > 0)
-            c->lingered += (size_t)n;
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) ||
-            c->lingered >= ADMIN_LINGER_BYTES)
-            conn_close(c);
-        return;
-    }
-    int n = evbuffer_read(c->in, c->fd, ADMIN_READ_CHUNK);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) { /* EOF or error: nothing can be answered */
-        conn_close(c);
-        return;
-    }
-    if (c->state == CONN_WAIT) {
-        conn_check_head(c);
-    } else if (c->state == CONN_BODY &&
-               evbuffer_get_length(c->in) >= c->head_len + c->req.content_length) {
-        queue_push(c); /* head_seen: request() is next */
+    switch (c->state) {
+    case CONN_HANDSHAKE:
+        conn_handshake(c);
+        break;
+    case CONN_WAIT:
+    case CONN_BODY:
+    case CONN_LINGER:
+        conn_read(c);
+        break;
+    case CONN_WRITE: /* a TLS write that waited for readability */
+        conn_flush(c);
+        break;
+    case CONN_QUEUED:
+    case CONN_SERVING: /* a read planned before the head was complete */
+        break;
     }
 }
 
@@ -602,7 +747,7 @@ static void conn_written(struct admin_conn *c)
 {
     event_del(&c->wev);
     if (!c->close_after) {
-        conn_wait_request(c);
+        conn_wait_request(c, true);
         return;
     }
     if (!c->input_left) {
@@ -612,17 +757,17 @@ static void conn_written(struct admin_conn *c)
     /* Lingering close: the client may still be sending what we will not
      * read; a close now would reset the connection and could destroy the
      * answer before the client reads it. */
-    shutdown(c->fd, SHUT_WR);
+    c->io.ops->shutdown_write(&c->io);
     c->state = CONN_LINGER;
     evbuffer_drain(c->in, evbuffer_get_length(c->in));
     conn_arm_timer(c, ADMIN_LINGER_MS);
-    conn_watch(c, &c->rev);
+    conn_read_later(c);
 }
 
 static void conn_flush(struct admin_conn *c)
 {
     while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
+        ssize_t n = conn_send(c);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             break;
         if (n <= 0) {
@@ -631,10 +776,15 @@ static void conn_flush(struct admin_conn *c)
         }
     }
     if (evbuffer_get_length(c->out) > 0) {
-        if (!event_pending(&c->wev, EV_WRITE, NULL))
-            conn_watch(c, &c->wev);
+        /* A TLS write may wait for readability (a record to read first). */
+        bool want_read = conn_wants(c) == CONN_WANT_READ;
+        struct event *wait = want_read ? &c->rev : &c->wev;
+        event_del(want_read ? &c->wev : &c->rev);
+        if (!event_pending(wait, want_read ? EV_READ : EV_WRITE, NULL))
+            conn_watch(c, wait);
         return;
     }
+    event_del(&c->rev);
     conn_written(c);
 }
 
@@ -642,7 +792,26 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    conn_flush(arg);
+    struct admin_conn *c = arg;
+    switch (c->state) {
+    case CONN_HANDSHAKE:
+        conn_handshake(c);
+        break;
+    case CONN_WRITE:
+        conn_flush(c);
+        break;
+    case CONN_WAIT:
+    case CONN_BODY:
+    case CONN_LINGER: /* a TLS read that waited for writability */
+        event_del(&c->wev);
+        if (conn_watch(c, &c->rev))
+            conn_read(c);
+        break;
+    case CONN_QUEUED:
+    case CONN_SERVING:
+        event_del(&c->wev);
+        break;
+    }
 }
 
 static void append_date(struct evbuffer *out)
@@ -692,7 +861,7 @@ void admin_http_reply(struct admin_conn *c, int status, const char *type, const 
     /* Send what the socket takes now; the rest, and what follows the
      * answer (the next request, or the close), from on_writable(), so that
      * c outlives the handler that called us. */
-    if (evbuffer_write(c->out, c->fd) < 0 && errno != EAGAIN && errno != EINTR) {
+    if (conn_send(c) < 0 && errno != EAGAIN && errno != EINTR) {
         evbuffer_drain(c->out, evbuffer_get_length(c->out)); /* the client is gone */
         c->close_after = true;
         c->input_left = false;
@@ -726,10 +895,17 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
         return;
     }
     struct admin_server *srv = c->srv;
+    if (c->state == CONN_HANDSHAKE) {
+        srv->stats.timeouts++;
+        log_debug("admin: closing a connection whose TLS handshake did not end within %u ms",
+                  srv->request_timeout_ms);
+        conn_close(c);
+        return;
+    }
     if (c->state == CONN_WAIT) {
         /* Bytes that reached the socket in time count: the loop may come
          * to the timer before the read (a stalled loop, a stopped lb). */
-        if (evbuffer_read(c->in, c->fd, ADMIN_HEAD_MAX) > 0)
+        if (conn_fill(c, ADMIN_HEAD_MAX) > 0)
             conn_check_head(c);
         if (c->state != CONN_WAIT)
             return; /* queued (serve_head() looks at the deadline), or refused */
@@ -752,8 +928,10 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Ready for the next request on c (the first, or one after an answer):
- * what is left in c->in belongs to it, and its deadline starts now. */
-static void conn_wait_request(struct admin_conn *c)
+ * what is left in c->in belongs to it, and its deadline starts now
+ * (fresh_deadline) or is the one already set (the first request after a
+ * TLS handshake: both within one request_timeout_ms). */
+static void conn_wait_request(struct admin_conn *c, bool fresh_deadline)
 {
     evbuffer_drain(c->in, c->head_len + (c->head_seen ? c->req.content_length : 0));
     free(c->head);
@@ -769,13 +947,39 @@ static void conn_wait_request(struct admin_conn *c)
     memset(&c->req, 0, sizeof(c->req));
     c->req.peer = (const struct sockaddr *)&c->peer;
     c->state = CONN_WAIT;
-    conn_arm_timer(c, c->srv->request_timeout_ms);
+    if (fresh_deadline)
+        conn_arm_timer(c, c->srv->request_timeout_ms);
     if (evbuffer_get_length(c->in) > 0) { /* pipelined */
         conn_check_head(c);
         if (c->state != CONN_WAIT)
             return;
     }
-    conn_watch(c, &c->rev);
+    conn_read_later(c);
+}
+
+/* Drives c's TLS handshake as far as the socket allows; once done, the
+ * first request follows within the same deadline. A failed one (a client
+ * that speaks plain HTTP, or no TLS it shares with us) is closed. */
+static void conn_handshake(struct admin_conn *c)
+{
+    const char *why = NULL;
+    int done = conn_tls_handshake(&c->io, &why);
+    if (done < 0) {
+        char peer[128];
+        c->srv->stats.tls_handshake_failures++;
+        log_debug("admin: TLS handshake with %s failed: %s; closing the connection",
+                  sockaddr_text((const struct sockaddr *)&c->peer, peer, sizeof(peer)), why);
+        conn_close(c);
+        return;
+    }
+    if (done == 0) {
+        bool want_write = conn_tls_wants(&c->io) == CONN_WANT_WRITE;
+        event_del(want_write ? &c->rev : &c->wev);
+        conn_watch(c, want_write ? &c->wev : &c->rev);
+        return;
+    }
+    event_del(&c->wev);
+    conn_wait_request(c, false);
 }
 
 static void conn_close(struct admin_conn *c)
@@ -785,7 +989,8 @@ static void conn_close(struct admin_conn *c)
     event_del(&c->rev);
     event_del(&c->wev);
     evtimer_del(&c->timer);
-    close(c->fd);
+    c->io.ops->close(&c->io); /* a TLS one sends close_notify first */
+    tls_ctx_unref(c->tls);
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     free(c->head);
@@ -861,6 +1066,23 @@ static void refuse(struct admin_server *srv, int fd)
     srv->stats.rejected++;
 }
 
+/* c->io becomes a TLS server connection over fd with a new SSL of t, and
+ * c holds a reference to t for that SSL's life. 0, or -1 (out of memory:
+ * c->io is plain TCP over fd again). */
+static int conn_start_tls(struct admin_conn *c, struct tls_ctx *t, int fd)
+{
+    SSL *ssl = SSL_new(tls_ctx_ssl(t));
+    if (!ssl) {
+        ERR_clear_error();
+        return -1;
+    }
+    SSL_set_accept_state(ssl);
+    if (conn_tls_init(&c->io, fd, ssl) < 0) /* frees ssl */
+        return -1;
+    c->tls = tls_ctx_ref(t);
+    return 0;
+}
+
 static void conn_start(struct admin_server *srv, int fd, const struct sockaddr *peer,
                        socklen_t peerlen)
 {
@@ -882,7 +1104,15 @@ static void conn_start(struct admin_server *srv, int fd, const struct sockaddr *
         return;
     }
     c->srv = srv;
-    c->fd = fd;
+    conn_tcp_init(&c->io, fd);
+    if (srv->tls && conn_start_tls(c, srv->tls, fd) < 0) {
+        log_error("admin: out of memory, closing a new connection");
+        close(fd);
+        evbuffer_free(c->in);
+        evbuffer_free(c->out);
+        free(c);
+        return;
+    }
     memcpy(&c->peer, peer, peerlen < sizeof(c->peer) ? peerlen : sizeof(c->peer));
     event_assign(&c->rev, srv->base, fd, EV_READ | EV_PERSIST, on_readable, c);
     event_assign(&c->wev, srv->base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
@@ -890,13 +1120,26 @@ static void conn_start(struct admin_server *srv, int fd, const struct sockaddr *
     TAILQ_INSERT_TAIL(&srv->conns, c, link);
     srv->stats.open++;
     srv->stats.accepted++;
-    conn_wait_request(c);
+    if (!c->tls) {
+        conn_wait_request(c, true);
+        return;
+    }
+    /* The handshake and the first request share one deadline. */
+    c->state = CONN_HANDSHAKE;
+    conn_arm_timer(c, srv->request_timeout_ms);
+    conn_handshake(c); /* the ClientHello may be in already */
 }
 
 static void on_accept(void *arg, int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
     struct admin_server *srv = arg;
-    if (srv->stats.open >= srv->max_connections)
+    if (srv->stats.open >= srv->max_connections && srv->tls) {
+        /* No handshake for a connection that is refused anyway: the client
+         * sees its handshake fail. */
+        srv->stats.rejected++;
+        log_debug("admin: %u connections open; closing a new TLS connection", srv->max_connections);
+        close(fd);
+    } else if (srv->stats.open >= srv->max_connections)
         refuse(srv, fd);
     else
         conn_start(srv, fd, peer, peerlen);
@@ -953,6 +1196,18 @@ void admin_http_set_limits(struct admin_server *srv, unsigned max_connections,
     srv->request_timeout_ms = request_timeout_ms;
 }
 
+void admin_http_set_tls(struct admin_server *srv, struct tls_ctx *t)
+{
+    struct tls_ctx *old = srv->tls;
+    srv->tls = t ? tls_ctx_ref(t) : NULL;
+    tls_ctx_unref(old);
+}
+
+bool admin_http_tls(const struct admin_server *srv)
+{
+    return srv->tls != NULL;
+}
+
 const struct admin_http_stats *admin_http_stats(const struct admin_server *srv)
 {
     return &srv->stats;
@@ -972,6 +1227,7 @@ static void server_free_now(struct admin_server *srv)
         refused_free(LIST_FIRST(&srv->refused));
     evtimer_del(&srv->work_timer);
     evtimer_del(&srv->late_timer);
+    tls_ctx_unref(srv->tls);
     free(srv);
 }
 

@@ -3,7 +3,10 @@
  * a deadline for each whole request that trickled bytes do not extend, the
  * request head handed to the API (for the token) before any body is read,
  * bodies bounded, and one request served per pass of the event
- * loop so that an admin flood cannot starve the data path. */
+ * loop so that an admin flood cannot starve the data path. With a TLS
+ * context it serves HTTPS: each connection's handshake (non-blocking) and
+ * its first request share that request's deadline, and a handshake that
+ * fails (a plain HTTP client) closes the connection. */
 #ifndef LB_ADMIN_HTTP_H
 #define LB_ADMIN_HTTP_H
 
@@ -16,6 +19,7 @@ struct event_base;
 struct evbuffer;
 struct admin_conn;
 struct admin_server;
+struct tls_ctx;
 
 /* Request methods, as bits so a route can list the ones it takes. */
 enum admin_method {
@@ -59,10 +63,11 @@ struct admin_http_handler {
 };
 
 struct admin_http_stats {
-    unsigned open;     /* connections open now */
-    uint64_t accepted; /* connections ever accepted */
-    uint64_t rejected; /* closed at once: max_connections were open */
-    uint64_t timeouts; /* closed because a request or answer missed its deadline */
+    unsigned open;                   /* connections open now */
+    uint64_t accepted;               /* connections ever accepted */
+    uint64_t rejected;               /* closed at once: max_connections were open */
+    uint64_t timeouts;               /* closed because a request or answer missed its deadline */
+    uint64_t tls_handshake_failures; /* closed because their TLS handshake failed */
 };
 
 /* A server on base with no listening socket yet; NULL on ENOMEM. */
@@ -76,6 +81,14 @@ int admin_http_listen(struct admin_server *srv, int fd);
  * started from now on. */
 void admin_http_set_limits(struct admin_server *srv, unsigned max_connections,
                            unsigned request_timeout_ms);
+/* Connections accepted from now on speak TLS with t (a server context; srv
+ * takes its own reference and drops the one it had), or plain HTTP (t
+ * NULL). Open connections go on as they started: each one's SSL keeps a
+ * reference to the context it came from. At max_connections a TLS server
+ * closes a new connection at once (no 503: it would take a handshake). */
+void admin_http_set_tls(struct admin_server *srv, struct tls_ctx *t);
+/* Whether new connections speak TLS. */
+bool admin_http_tls(const struct admin_server *srv);
 const struct admin_http_stats *admin_http_stats(const struct admin_server *srv);
 /* The listening socket served, -1 when none. */
 int admin_http_fd(const struct admin_server *srv);

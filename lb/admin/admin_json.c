@@ -44,13 +44,15 @@ static int64_t now_unix_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-/* {"connections": open, "rejected": n, "timeouts": n} of the admin server. */
+/* {"connections": open, "rejected": n, "timeouts": n, "tls_handshake_failures": n}
+ * of the admin server. */
 static json_t *admin_counters(const struct admin_http_stats *st)
 {
     if (!st)
         return json_null();
-    return json_pack("{s:I, s:I, s:I}", "connections", (json_int_t)st->open, "rejected",
-                     (json_int_t)st->rejected, "timeouts", (json_int_t)st->timeouts);
+    return json_pack("{s:I, s:I, s:I, s:I}", "connections", (json_int_t)st->open, "rejected",
+                     (json_int_t)st->rejected, "timeouts", (json_int_t)st->timeouts,
+                     "tls_handshake_failures", (json_int_t)st->tls_handshake_failures);
 }
 
 json_t *admin_json_status(const struct runtime *rt, const struct admin_http_stats *admin)

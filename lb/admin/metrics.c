@@ -373,6 +373,10 @@ static void render_admin(struct render *r, const struct admin_http_stats *st)
     render_family(r, "lb_admin_request_timeouts_total", "counter",
                   "Admin connections closed because a request or answer missed its deadline.");
     render_printf(r, "lb_admin_request_timeouts_total %" PRIu64 "\n", st->timeouts);
+    render_family(r, "lb_admin_tls_handshake_failures_total", "counter",
+                  "Admin connections closed because their TLS handshake failed.");
+    render_printf(r, "lb_admin_tls_handshake_failures_total %" PRIu64 "\n",
+                  st->tls_handshake_failures);
 }
 
 static void render_free(const void *data, size_t len, void *extra)

@@ -87,10 +87,6 @@ static int tls_conf_unwired(const struct lb_config *cfg, char *err, size_t errle
         }
     }
     for (size_t i = 0; i < cfg->npools; i++) {
-        if (cfg->pools[i].tls.enabled) {
-            snprintf(err, errlen, "%s: pools[%zu].tls: not available yet", cfg->path, i);
-            return -1;
-        }
         if (cfg->pools[i].health.type == LB_CHECK_HTTPS) {
             snprintf(err, errlen, "%s: pools[%zu].health_check: https is not available yet",
                      cfg->path, i);

@@ -108,10 +108,12 @@ void http_reuse_put(struct runtime *rt, struct backend *b, struct conn *c, struc
         idle_close(i);
 }
 
-struct http_idle *http_reuse_take(struct backend *b, struct conn *out, event_callback_fn on_read,
-                                  void *owner)
+struct http_idle *http_reuse_take(struct backend *b, const struct tls_ctx *tls, struct conn *out,
+                                  event_callback_fn on_read, void *owner)
 {
-    struct http_idle *i = TAILQ_FIRST(&b->idle);
+    struct http_idle *i;
+    while ((i = TAILQ_FIRST(&b->idle)) && i->tls != tls)
+        idle_close(i); /* made before a reload, with other settings */
     if (!i)
         return NULL;
     TAILQ_REMOVE(&b->idle, i, link);

@@ -57,11 +57,14 @@ void http_reuse_unwatch(struct http_idle *i);
  * closed either way afterwards (c->fd -1): the idle pool owns it, with
  * i->tls (a TLS connection closes with close_notify). */
 void http_reuse_put(struct runtime *rt, struct backend *b, struct conn *c, struct http_idle *i);
-/* Takes b's newest idle connection into *out, its read event now calling
- * on_read(fd, what, owner) (and still added): its watch, or NULL when b has
- * none. */
-struct http_idle *http_reuse_take(struct backend *b, struct conn *out, event_callback_fn on_read,
-                                  void *owner);
+/* Takes b's newest idle connection made with the TLS context tls (NULL:
+ * plain TCP) into *out, its read event now calling on_read(fd, what, owner)
+ * (and still added): its watch, or NULL when b has none. Newer ones made
+ * otherwise are closed on the way: a reload that kept b built its pool's
+ * contexts anew (the CA, server_name, or TLS itself may have changed), so
+ * a connection from before it is not reused. */
+struct http_idle *http_reuse_take(struct backend *b, const struct tls_ctx *tls, struct conn *out,
+                                  event_callback_fn on_read, void *owner);
 /* Closes b's idle connections (removed by a reload, disabled). */
 void http_reuse_flush(struct backend *b);
 /* Closes every idle connection of rt (stop). */

@@ -335,7 +335,8 @@ static bool upstream_take_idle(struct upstream *u, struct backend *b)
 {
     if (!u->reuse || u->pool->reuse_max_idle == 0)
         return false;
-    u->idle = http_reuse_take(b, &u->server.conn, NULL, NULL); /* the owner sets its callback */
+    /* The owner sets its callback. */
+    u->idle = http_reuse_take(b, u->pool->tls, &u->server.conn, NULL, NULL);
     if (!u->idle)
         return false;
     u->tls = u->idle->tls; /* a TLS connection's context reference */

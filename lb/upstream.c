@@ -99,7 +99,10 @@ void upstream_keep(struct upstream *u)
         event_del(&u->server.wev);
     if (event_initialized(&u->server.rev))
         event_del(&u->server.rev);
-    if (b && u->state == UPSTREAM_CONNECTED) {
+    /* A TLS connection whose layer already holds bytes (a close_notify
+     * read ahead with the response, or anything unasked) would never wake
+     * its idle read event: it is closed instead. */
+    if (b && u->state == UPSTREAM_CONNECTED && conn_pending(&u->server.conn) == 0) {
         if (u->idle) { /* the SSL's context reference goes with the connection */
             u->idle->tls = u->tls;
             u->tls = NULL;

@@ -86,7 +86,9 @@ void upstream_connect(struct upstream *u);
 void upstream_release(struct upstream *u, bool reset);
 /* Like upstream_release(), but the server connection, which has finished a
  * response and holds no byte of another, is kept idle for a later request
- * (lb/http_reuse.h) rather than closed. */
+ * (lb/http_reuse.h) rather than closed — unless its TLS layer holds bytes
+ * already taken off the socket (conn_pending()), which no idle read event
+ * would announce. */
 void upstream_keep(struct upstream *u);
 /* A reused connection failed before any answer: closes it and connects
  * afresh to the same backend (never reusing; whatever the pool's retries,

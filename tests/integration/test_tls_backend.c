@@ -562,6 +562,31 @@ START_TEST(http_idle_closed_by_backend)
 }
 END_TEST
 
+/* http mode: a backend whose certificate names another host is a failed
+ * connect: the request gets a 502, the try is logged and counted. */
+START_TEST(http_mismatch_is_502)
+{
+    struct harness_pki pki;
+    harness_pki_init(&pki);
+    const char *pem =
+        harness_pki_issue(&pki, "other", &(struct harness_cert_opts){.sans = "other.internal"});
+    const char *blog;
+    int bport = https_start(pem, 60000, &blog);
+    struct harness_lb lb;
+    int aport;
+    int lport = lb_start_http(&lb, &pki, bport, &aport);
+    int status = 0;
+    ck_assert_int_eq(harness_http(lport, "GET", "/a", NULL, NULL, &status, NULL, NULL), 0);
+    ck_assert_int_eq(status, 502);
+    ck_assert(harness_log_contains(
+        lb.log,
+        "backend app-1 TLS handshake failed: certificate verify failed: hostname mismatch"));
+    ck_assert_int_eq(backend_stat(aport, "app-1", "failed_connections"), 1);
+    ck_assert_int_eq(harness_log_count(blog, "req "), 0);
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
 /* A reload builds the pool's TLS context anew: an idle connection made
  * before it (with the old one) is not reused but closed, and the next
  * request gets a fresh handshake; the one after that reuses the new one. */
@@ -604,6 +629,7 @@ static Suite *tls_backend_suite(void)
     tcase_add_test(tc, http_reuses_tls_connection);
     tcase_add_test(tc, http_idle_closed_by_backend);
     tcase_add_test(tc, http_reload_drops_old_tls_idle);
+    tcase_add_test(tc, http_mismatch_is_502);
     suite_add_tcase(s, tc);
     return s;
 }

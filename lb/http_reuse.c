@@ -4,6 +4,7 @@
 
 #include "lb/clock.h"
 #include "lb/http_reuse.h"
+#include "lb/io/tls_ctx.h"
 #include "lb/pool.h"
 #include "lb/runtime.h"
 
@@ -17,7 +18,8 @@ static void idle_close(struct http_idle *i)
     rt->nidle--;
     event_del(&i->timer);
     event_del(&i->rev);
-    i->conn.ops->close(&i->conn);
+    i->conn.ops->close(&i->conn); /* a TLS one's close_notify */
+    tls_ctx_unref(i->tls);
     backend_release(b);
     free(i);
 }
@@ -79,9 +81,11 @@ void http_reuse_put(struct runtime *rt, struct backend *b, struct conn *c, struc
         2 * rt->active + rt->nidle + 2 * (uint64_t)rt->pipes.open + 4 > rt->fd_data_max;
     if (!i || rt->stopping || short_fds || !backend_takes_requests(b) ||
         pool->reuse_max_idle == 0) {
+        struct tls_ctx *tls = i ? i->tls : NULL;
         if (i)
             http_reuse_unwatch(i);
         c->ops->close(c);
+        tls_ctx_unref(tls); /* after the SSL it served */
         return;
     }
     if (b->nidle >= pool->reuse_max_idle)
@@ -104,10 +108,12 @@ void http_reuse_put(struct runtime *rt, struct backend *b, struct conn *c, struc
         idle_close(i);
 }
 
-struct http_idle *http_reuse_take(struct backend *b, struct conn *out, event_callback_fn on_read,
-                                  void *owner)
+struct http_idle *http_reuse_take(struct backend *b, const struct tls_ctx *tls, struct conn *out,
+                                  event_callback_fn on_read, void *owner)
 {
-    struct http_idle *i = TAILQ_FIRST(&b->idle);
+    struct http_idle *i;
+    while ((i = TAILQ_FIRST(&b->idle)) && i->tls != tls)
+        idle_close(i); /* made before a reload, with other settings */
     if (!i)
         return NULL;
     TAILQ_REMOVE(&b->idle, i, link);

@@ -22,6 +22,7 @@
 
 struct runtime;
 struct backend;
+struct tls_ctx;
 
 struct http_idle {
     TAILQ_ENTRY(http_idle) link; /* in backend->idle while idle, newest first */
@@ -29,6 +30,11 @@ struct http_idle {
     struct backend *b;           /* a reference while idle */
     struct runtime *rt;
     struct conn conn; /* while idle (in use, the upstream holds the connection) */
+    /* A TLS connection's context reference (its SSL needs it), held here
+     * while idle and with the connection: the upstream sets it before
+     * http_reuse_put() and takes it back after http_reuse_take(). Dropped
+     * after the connection's close. NULL while in use, or for plain TCP. */
+    struct tls_ctx *tls;
     struct event rev; /* the connection's read event, for its whole life */
     struct event timer;
     bool idle;
@@ -41,19 +47,24 @@ struct http_idle {
  * NULL on ENOMEM. */
 struct http_idle *http_reuse_watch(struct runtime *rt, int fd, event_callback_fn on_read,
                                    void *owner);
-/* Deletes i's event and frees it, before its owner closes the connection. */
+/* Deletes i's event and frees it, before its owner closes the connection
+ * (i->tls is the owner's to drop then: NULL while in use). */
 void http_reuse_unwatch(struct http_idle *i);
 /* Keeps c, a backend connection of b with its watch i, that has just
  * finished a response and holds no byte of another, for the next request;
  * closes both instead when reuse is off, b takes no new requests (down,
  * draining, disabled, removed), lb stops, or descriptors are short. c is
- * closed either way afterwards (c->fd -1): the idle pool owns it. */
+ * closed either way afterwards (c->fd -1): the idle pool owns it, with
+ * i->tls (a TLS connection closes with close_notify). */
 void http_reuse_put(struct runtime *rt, struct backend *b, struct conn *c, struct http_idle *i);
-/* Takes b's newest idle connection into *out, its read event now calling
- * on_read(fd, what, owner) (and still added): its watch, or NULL when b has
- * none. */
-struct http_idle *http_reuse_take(struct backend *b, struct conn *out, event_callback_fn on_read,
-                                  void *owner);
+/* Takes b's newest idle connection made with the TLS context tls (NULL:
+ * plain TCP) into *out, its read event now calling on_read(fd, what, owner)
+ * (and still added): its watch, or NULL when b has none. Newer ones made
+ * otherwise are closed on the way: a reload that kept b built its pool's
+ * contexts anew (the CA, server_name, or TLS itself may have changed), so
+ * a connection from before it is not reused. */
+struct http_idle *http_reuse_take(struct backend *b, const struct tls_ctx *tls, struct conn *out,
+                                  event_callback_fn on_read, void *owner);
 /* Closes b's idle connections (removed by a reload, disabled). */
 void http_reuse_flush(struct backend *b);
 /* Closes every idle connection of rt (stop). */

@@ -1219,15 +1219,8 @@ static void on_upstream_connected(struct upstream *u)
 {
     struct session *s = u->owner;
     struct http_state *h = s->http;
-    if (!u->reused && u->pool->send_proxy != LB_PROXY_OFF) {
-        const char *why = session_send_proxy(s, u);
-        if (why) {
-            log_debug("listener %s: backend %s: cannot send the PROXY header: %s",
-                      s->listener->name, u->backend->id, why);
-            http_answer(s, 502, "cannot send the PROXY header");
-            return;
-        }
-    }
+    /* A pool's PROXY header went out right after the TCP connect (the
+     * upstream's on_tcp_connected, before a TLS handshake). */
     struct event_base *base = rt_of(s)->base;
     if (u->idle) { /* a reused connection: its read event is on already */
         u->idle->on_read = on_server_readable;

@@ -366,6 +366,12 @@ static void side_stop(struct relay_side *side)
         event_del(&side->wev);
 }
 
+void relay_no_splice(struct relay *r)
+{
+    mover_no_splice(&r->up.mover);
+    mover_no_splice(&r->down.mover);
+}
+
 void relay_stop(struct relay *r)
 {
     side_stop(r->client);

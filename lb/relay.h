@@ -98,6 +98,14 @@ int relay_watch_client(struct relay *r);
  * meanwhile goes out (and what the down mover was given to start with,
  * an HTTP upgrade's bytes after the 101). 0, or -1 when the relay ended. */
 int relay_attach_server(struct relay *r, struct relay_side *server);
+/* Neither flow of r moves to splice(2) from now on: a side of r is not
+ * plain TCP (TLS; splice would move its ciphertext around OpenSSL). Call
+ * it once that side is known, before the flows have moved a byte through
+ * a pipe (at the latest when the server is attached, for the server side;
+ * before relay_watch_client(), for the client's). The movers refuse to
+ * splice to or from a conn that is not plain TCP anyway; this makes it the
+ * whole session's rule, both flows. */
+void relay_no_splice(struct relay *r);
 /* Stops every event of r, unparks it, forgets its put-off shutdowns, and releases both movers (what
  * they hold is dropped); connections stay open (their owners close them). Safe to call more than
  * once. */

@@ -168,11 +168,16 @@ void session_idle_rearm_all(struct runtime *rt)
 }
 
 /* send_proxy: the PROXY header goes to the fresh backend connection
- * before any byte of the client's. It is at most 107 bytes on a socket
- * that has sent nothing, so one write takes it whole (a partial one counts
- * as a failure rather than leave a cut header). NULL, or why it failed. */
-const char *session_send_proxy(struct session *s, struct upstream *u)
+ * before any byte of the client's, in plain text right after the TCP
+ * connect (before a TLS handshake: the upstream's on_tcp_connected, in
+ * both modes). It is at most 107 bytes on a socket that has sent nothing,
+ * so one write takes it whole (a partial one counts as a failure rather
+ * than leave a cut header). NULL, or why it failed. */
+static const char *session_send_proxy(struct upstream *u)
 {
+    struct session *s = u->owner;
+    if (u->pool->send_proxy == LB_PROXY_OFF)
+        return NULL;
     struct sockaddr_storage local;
     const struct sockaddr *dst = &s->proxied_dst.sa;
     if (dst->sa_family == 0) {
@@ -192,17 +197,13 @@ const char *session_send_proxy(struct session *s, struct upstream *u)
     return (size_t)w == n ? NULL : "short write";
 }
 
-/* CONNECTING -> RELAYING: the upstream's server side joins the relay. */
+/* CONNECTING -> RELAYING: the upstream's server side joins the relay (a
+ * TLS one never splices: the movers would move its ciphertext). */
 static void on_upstream_connected(struct upstream *u)
 {
     struct session *s = u->owner;
-    const char *why = u->pool->send_proxy != LB_PROXY_OFF ? session_send_proxy(s, u) : NULL;
-    if (why) {
-        log_debug("listener %s: backend %s: cannot send the PROXY header: %s", s->listener->name,
-                  u->backend->id, why);
-        session_close(s, SESSION_END_BACKEND_ERROR);
-        return;
-    }
+    if (u->server.conn.ops != &conn_tcp_ops)
+        relay_no_splice(&s->relay);
     s->phase = SESSION_RELAYING;
     /* What the client sent while the backend connected goes to it now. */
     u->backend->bytes_out += s->relay.up.bytes;
@@ -560,6 +561,7 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
     sock_set_nodelay(fd);
     sock_set_keepalive(fd, &l->keepalive, "listener", l->name);
     upstream_init(&s->upstream, s, l, l->pool, on_upstream_connected, on_upstream_failed);
+    s->upstream.on_tcp_connected = session_send_proxy;
     relay_init(&s->relay, rt->base, &rt->relays, &s->client, session_on_relay_end);
     /* splice(2) would move ciphertext past OpenSSL: a TLS client's flows
      * use the ring. */

@@ -68,9 +68,6 @@ struct session {
 
 /* The one way a session ends (lb/session.c). */
 void session_close(struct session *s, enum session_end why);
-/* Writes the pool's PROXY header on u's fresh connection: NULL, or why
- * it failed. */
-const char *session_send_proxy(struct session *s, struct upstream *u);
 /* The idle timer's callback of a relaying session (the tunnel of an http
  * upgrade too), and its first arming. */
 void session_idle_arm(struct session *s);

@@ -82,12 +82,6 @@ static int tls_conf_unwired(const struct lb_config *cfg, char *err, size_t errle
             return -1;
         }
     }
-    for (size_t i = 0; i < cfg->npools; i++) {
-        if (cfg->pools[i].tls.enabled) {
-            snprintf(err, errlen, "%s: pools[%zu].tls: not available yet", cfg->path, i);
-            return -1;
-        }
-    }
     return 0;
 }
 

@@ -1,7 +1,10 @@
 /* upstream: picks a backend and connects to it without blocking, retrying
- * other backends on failure (see lb/upstream.h). Each failed try is counted
- * (backend failed, passive ejection) and logged; a try that found no free
- * descriptor is not a try: it waits and comes back. */
+ * other backends on failure (see lb/upstream.h). A try is: the TCP
+ * connect, the owner's plain-text first bytes (the PROXY header), then,
+ * for a pool with "tls", the TLS handshake, all within the pool's
+ * connect_timeout_ms. Each failed try is counted (backend failed, passive
+ * ejection) and logged; a try that found no free descriptor is not a try:
+ * it waits and comes back. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +14,9 @@
 
 #include "lb/clock.h"
 #include "lb/http_reuse.h"
+#include "lb/io/conn_tls.h"
 #include "lb/io/sock.h"
+#include "lb/io/tls_ctx.h"
 #include "lb/listener.h"
 #include "lb/log.h"
 #include "lb/pool.h"
@@ -39,8 +44,11 @@ void upstream_init(struct upstream *u, void *owner, struct listener *l, struct p
     u->fd_waiting = false;
     u->reuse = u->reused = false;
     u->idle = NULL;
+    u->tls = NULL;
+    u->try_start_ms = 0;
     u->on_connected = on_connected;
     u->on_failed = on_failed;
+    u->on_tcp_connected = NULL;
 }
 
 /* u got its descriptor (or gives up): accepting may resume once no
@@ -68,7 +76,10 @@ static void upstream_close_server(struct upstream *u, bool reset)
         event_del(&u->server.rev);
     if (reset)
         u->server.conn.ops->reset(&u->server.conn);
-    u->server.conn.ops->close(&u->server.conn);
+    u->server.conn.ops->close(&u->server.conn); /* a TLS one's close_notify, then its SSL */
+    conn_tcp_init(&u->server.conn, -1);
+    tls_ctx_unref(u->tls); /* after the SSL it served */
+    u->tls = NULL;
 }
 
 /* Ends u's hold on its backend (after a failed try, or at release). */
@@ -88,7 +99,14 @@ void upstream_keep(struct upstream *u)
         event_del(&u->server.wev);
     if (event_initialized(&u->server.rev))
         event_del(&u->server.rev);
-    if (b && u->state == UPSTREAM_CONNECTED) {
+    /* A TLS connection whose layer already holds bytes (a close_notify
+     * read ahead with the response, or anything unasked) would never wake
+     * its idle read event: it is closed instead. */
+    if (b && u->state == UPSTREAM_CONNECTED && conn_pending(&u->server.conn) == 0) {
+        if (u->idle) { /* the SSL's context reference goes with the connection */
+            u->idle->tls = u->tls;
+            u->tls = NULL;
+        }
         http_reuse_put(u->listener->rt, b, &u->server.conn, u->idle);
         u->idle = NULL;
     }
@@ -116,13 +134,14 @@ void upstream_free(struct upstream *u, bool reset)
     u->pool = NULL;
 }
 
-/* The connect to u->backend failed: count it (failed, passive ejection),
- * log it, and release the backend and its socket. */
-static void upstream_try_failed(struct upstream *u, const char *why)
+/* The try on u->backend failed (what: "connect failed", "TLS handshake
+ * failed"): count it (failed, passive ejection), log it, and release the
+ * backend and its socket. */
+static void upstream_try_failed(struct upstream *u, const char *what, const char *why)
 {
     struct backend *b = u->backend;
     b->failed++;
-    log_warn("pool %s backend %s connect failed: %s", u->pool->name, b->id, why);
+    log_warn("pool %s backend %s %s: %s", u->pool->name, b->id, what, why);
     backend_connect_result(b, false);
     upstream_close_server(u, false);
     upstream_drop_backend(u);
@@ -139,13 +158,101 @@ static void upstream_connected(struct upstream *u)
     u->on_connected(u);
 }
 
+/* What is left of the current try's connect_timeout_ms (at least 1 ms). */
+static struct timeval upstream_time_left(const struct upstream *u)
+{
+    uint64_t spent = clock_ms(CLOCK_MONOTONIC) - u->try_start_ms;
+    uint64_t limit = u->pool->connect_timeout_ms;
+    return clock_timeval(spent < limit ? limit - spent : 1);
+}
+
+static void upstream_handshake_step(struct upstream *u);
+
+static void on_handshake_io(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct upstream *u = arg;
+    if (what & EV_TIMEOUT) {
+        char why[64];
+        snprintf(why, sizeof(why), "timed out after %u ms", u->pool->connect_timeout_ms);
+        upstream_try_failed(u, "TLS handshake failed", why);
+        upstream_connect(u);
+        return;
+    }
+    upstream_handshake_step(u);
+}
+
+/* Drives the handshake as far as the socket allows: connected, waiting
+ * for the socket (within what is left of the try's time), or a failed try
+ * with the reason (the certificate's, when it did not verify). */
+static void upstream_handshake_step(struct upstream *u)
+{
+    const char *why = NULL;
+    int r = conn_tls_handshake(&u->server.conn, &why);
+    if (r > 0) {
+        upstream_connected(u);
+        return;
+    }
+    if (r < 0) {
+        char buf[160];
+        const char *verify = tls_verify_error(conn_tls_ssl(&u->server.conn), buf, sizeof(buf));
+        upstream_try_failed(u, "TLS handshake failed", verify ? verify : why);
+        upstream_connect(u);
+        return;
+    }
+    short ev = conn_tls_wants(&u->server.conn) == CONN_WANT_WRITE ? EV_WRITE : EV_READ;
+    struct timeval tv = upstream_time_left(u);
+    if (event_initialized(&u->server.wev))
+        event_del(&u->server.wev);
+    event_assign(&u->server.wev, u->listener->rt->base, u->server.conn.fd, ev, on_handshake_io, u);
+    if (event_add(&u->server.wev, &tv) < 0) {
+        log_error("listener %s: cannot watch a socket: %s; closing a session", u->listener->name,
+                  strerror(errno));
+        u->on_failed(u, SESSION_END_INTERNAL_ERROR);
+    }
+}
+
+/* The server side becomes a TLS connection through the pool's client
+ * context (holding its reference) and starts the handshake. */
+static void upstream_tls_start(struct upstream *u)
+{
+    int fd = u->server.conn.fd;
+    SSL *ssl = tls_client_ssl_new(u->pool->tls, fd);
+    if (!ssl || conn_tls_init(&u->server.conn, fd, ssl) < 0) {
+        log_error("pool %s: out of memory for a TLS session; closing a session", u->pool->name);
+        u->on_failed(u, SESSION_END_INTERNAL_ERROR);
+        return;
+    }
+    u->tls = tls_ctx_ref(u->pool->tls);
+    u->state = UPSTREAM_HANDSHAKE;
+    upstream_handshake_step(u);
+}
+
+/* The TCP connect is done: the owner's plain-text first bytes (the PROXY
+ * header, before any TLS record, as HAProxy's "send-proxy ssl"), then the
+ * handshake or, for plain TCP, connected. */
+static void upstream_tcp_connected(struct upstream *u)
+{
+    const char *why = u->on_tcp_connected ? u->on_tcp_connected(u) : NULL;
+    if (why) {
+        log_debug("listener %s: backend %s: cannot send the PROXY header: %s", u->listener->name,
+                  u->backend->id, why);
+        u->on_failed(u, SESSION_END_BACKEND_ERROR);
+        return;
+    }
+    if (u->pool->tls)
+        upstream_tls_start(u);
+    else
+        upstream_connected(u);
+}
+
 static void on_connect_done(evutil_socket_t fd, short what, void *arg)
 {
     struct upstream *u = arg;
     if (what & EV_TIMEOUT) {
         char why[64];
         snprintf(why, sizeof(why), "timed out after %u ms", u->pool->connect_timeout_ms);
-        upstream_try_failed(u, why);
+        upstream_try_failed(u, "connect failed", why);
         upstream_connect(u);
         return;
     }
@@ -154,11 +261,12 @@ static void on_connect_done(evutil_socket_t fd, short what, void *arg)
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err != 0) {
-        upstream_try_failed(u, strerror(err));
+        upstream_try_failed(u, "connect failed", strerror(err));
         upstream_connect(u);
         return;
     }
-    upstream_connected(u);
+    event_del(&u->server.wev);
+    upstream_tcp_connected(u);
 }
 
 static void on_fd_wait_timer(evutil_socket_t fd, short what, void *arg)
@@ -230,9 +338,12 @@ static bool upstream_take_idle(struct upstream *u, struct backend *b)
 {
     if (!u->reuse || u->pool->reuse_max_idle == 0)
         return false;
-    u->idle = http_reuse_take(b, &u->server.conn, NULL, NULL); /* the owner sets its callback */
+    /* The owner sets its callback. */
+    u->idle = http_reuse_take(b, u->pool->tls, &u->server.conn, NULL, NULL);
     if (!u->idle)
         return false;
+    u->tls = u->idle->tls; /* a TLS connection's context reference */
+    u->idle->tls = NULL;
     upstream_hold(u, b);
     u->reused = true;
     u->state = UPSTREAM_CONNECTED;
@@ -260,9 +371,10 @@ static int upstream_try(struct upstream *u, struct backend *b)
     conn_tcp_init(&u->server.conn, fd);
     upstream_hold(u, b);
     u->state = UPSTREAM_CONNECTING;
+    u->try_start_ms = clock_ms(CLOCK_MONOTONIC);
 
     if (connect(fd, (struct sockaddr *)&b->addr, b->addrlen) == 0) {
-        upstream_connected(u);
+        upstream_tcp_connected(u);
         return 1;
     }
     if (errno == EINPROGRESS) {
@@ -276,7 +388,7 @@ static int upstream_try(struct upstream *u, struct backend *b)
         return 1;
     }
     /* Immediate failure: account for it like a late one. */
-    upstream_try_failed(u, strerror(errno));
+    upstream_try_failed(u, "connect failed", strerror(errno));
     return 0;
 }
 

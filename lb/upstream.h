@@ -1,7 +1,9 @@
 /* upstream: a session's side towards a backend — the pick (through the
  * pool's strategy, on the session's key), the non-blocking connect with
- * its timeout, retries on other backends, the wait for a free descriptor,
- * and the backend counters. A session owns one at a time (in tcp mode,
+ * its timeout, what goes first in plain text (the PROXY header), the TLS
+ * handshake of a pool with "tls" (within the same connect timeout),
+ * retries on other backends, the wait for a free descriptor, and the
+ * backend counters. A session owns one at a time (in tcp mode,
  * one for its whole life; HTTP keep-alive will use several in turn). */
 #ifndef LB_UPSTREAM_H
 #define LB_UPSTREAM_H
@@ -19,11 +21,13 @@ struct listener;
 struct pool;
 struct backend;
 struct http_idle;
+struct tls_ctx;
 
 enum upstream_state {
     UPSTREAM_IDLE,       /* no backend: before the first pick, or after release */
     UPSTREAM_WAIT_FD,    /* no descriptor for a socket: tries again shortly */
     UPSTREAM_CONNECTING, /* connect() under way to backend */
+    UPSTREAM_HANDSHAKE,  /* TCP connected; the TLS handshake under way (pool "tls") */
     UPSTREAM_CONNECTED,  /* server side ready; the relay has it */
 };
 
@@ -44,9 +48,22 @@ struct upstream {
      * session when the connection goes back to the idle ones
      * (lb/http_reuse.h); NULL in tcp mode. */
     struct http_idle *idle;
+    /* A TLS server side (pool "tls"): the reference its SSL needs for as
+     * long as it lives (lb/io/tls_ctx.h), taken when the SSL is made and
+     * dropped after the connection closes; it goes with the connection
+     * into the idle ones and back. NULL for plain TCP. */
+    struct tls_ctx *tls;
+    uint64_t try_start_ms; /* when the current try's connect began: the handshake's deadline */
     LIST_ENTRY(upstream) backend_link;        /* in backend->upstreams while backend is set */
     void (*on_connected)(struct upstream *u); /* state CONNECTED */
     void (*on_failed)(struct upstream *u, enum session_end); /* NO_BACKEND, CONNECT_FAILED, ... */
+    /* Optional, set by the owner: called once a new connection's TCP
+     * connect is done, before any TLS, to write what goes first in plain
+     * text on u->server.conn (still plain TCP then): the pool's PROXY
+     * header. NULL, or why it failed: then the try ends and on_failed runs
+     * with SESSION_END_BACKEND_ERROR (no other backend is tried). Not
+     * called for a reused connection. */
+    const char *(*on_tcp_connected)(struct upstream *u);
 };
 
 /* Sets u up for owner on pool (takes a pool reference); no backend yet. */
@@ -55,7 +72,12 @@ void upstream_init(struct upstream *u, void *owner, struct listener *l, struct p
                    void (*on_failed)(struct upstream *, enum session_end));
 /* Picks a backend and connects, retrying others up to the pool's retries,
  * until one is connected (on_connected) or none is left (on_failed). Either
- * may be called before this returns. */
+ * may be called before this returns. With the pool's "tls", a try is
+ * connected only once the TLS handshake is done (the server side is then
+ * a conn_tls): a handshake that fails (certificate or name not verified,
+ * no TLS, a reset) or does not end within connect_timeout_ms of the
+ * connect's start is a failed try like a refused connect (counted, logged
+ * with its reason, the next backend tried). */
 void upstream_connect(struct upstream *u);
 /* Gives up the backend: closes the server connection (with a reset when
  * reset is set: the client's side failed), ends the backend's count of it
@@ -64,7 +86,9 @@ void upstream_connect(struct upstream *u);
 void upstream_release(struct upstream *u, bool reset);
 /* Like upstream_release(), but the server connection, which has finished a
  * response and holds no byte of another, is kept idle for a later request
- * (lb/http_reuse.h) rather than closed. */
+ * (lb/http_reuse.h) rather than closed — unless its TLS layer holds bytes
+ * already taken off the socket (conn_pending()), which no idle read event
+ * would announce. */
 void upstream_keep(struct upstream *u);
 /* A reused connection failed before any answer: closes it and connects
  * afresh to the same backend (never reusing; whatever the pool's retries,

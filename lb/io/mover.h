@@ -74,6 +74,12 @@ void mover_ring_init_pooled(struct mover *m, struct bufpool *pool);
  * and a pipe is free; otherwise it stays a ring. pipes NULL: a ring only. */
 void mover_auto_init(struct mover *m, struct bufpool *bufs, struct pipepool *pipes);
 
+/* m (an auto mover) stays a ring from now on: one of its connections is
+ * not plain TCP. A splice already on that holds no byte ends (its pipe goes
+ * back); call it before m moves a byte through a pipe. A ring is left as
+ * it is. */
+void mover_no_splice(struct mover *m);
+
 static inline size_t mover_held(const struct mover *m)
 {
     return m->ops->held(m);

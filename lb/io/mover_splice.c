@@ -118,3 +118,17 @@ void mover_auto_init(struct mover *m, struct bufpool *bufs, struct pipepool *pip
     m->splice.pipes = pipes;
     m->splice.pipe[0] = m->splice.pipe[1] = -1;
 }
+
+void mover_no_splice(struct mover *m)
+{
+    struct mover_splice *sp = &m->splice;
+    if (m->ops != &mover_auto_ops)
+        return;
+    if (sp->on && sp->held == 0) {
+        pipepool_put(sp->pipes, sp->pipe, true);
+        sp->on = sp->stalled = false;
+    }
+    sp->wanted = false;
+    if (!sp->on)
+        sp->pipes = NULL;
+}

@@ -787,6 +787,33 @@ START_TEST(auto_mover_without_a_pipe_copies)
 }
 END_TEST
 
+/* relay_no_splice() (a TLS side): both flows stay on the ring though pipes
+ * are free and the flow carries bulk over plain sockets, byte-exact. */
+START_TEST(no_splice_keeps_the_ring)
+{
+    struct rig g;
+    rig_init(&g, true);
+    struct bufpool bufs;
+    struct pipepool pipes;
+    uint64_t spliced = 0;
+    bufpool_init(&bufs, RIG_BUF, 4);
+    pipepool_init(&pipes, 2);
+    mover_auto_init(&g.r.up.mover, &bufs, &pipes);
+    mover_auto_init(&g.r.down.mover, &bufs, &pipes);
+    g.r.up.mover.spliced = g.r.down.mover.spliced = &spliced;
+    relay_no_splice(&g.r);
+    rig_start(&g, true);
+    pump(&g, 4u << 20);
+    ck_assert(!g.r.up.mover.splice.on);
+    ck_assert_uint_eq(spliced, 0);
+    ck_assert_uint_eq(pipes.open, 0);
+    ck_assert_uint_eq(g.r.up.bytes, 4u << 20);
+    rig_free(&g);
+    pipepool_drain(&pipes);
+    bufpool_drain(&bufs);
+}
+END_TEST
+
 /* A spliced flow whose backend stops reading: the pipe stalls, the relay
  * stops reading the client and parks; once the backend reads again every
  * byte arrives in order. */
@@ -841,6 +868,7 @@ static Suite *relay_suite(void)
     tcase_add_test(tc, pooled_buffers_only_while_bytes_wait);
     tcase_add_test(tc, auto_mover_splices_bulk_only);
     tcase_add_test(tc, auto_mover_without_a_pipe_copies);
+    tcase_add_test(tc, no_splice_keeps_the_ring);
     tcase_add_test(tc, auto_mover_backpressure);
     suite_add_tcase(s, tc);
     return s;

@@ -1,8 +1,9 @@
 /* session: one accepted client through its phases —
  *   ACCEPTED   the client socket is set up and watched from now on;
  *   PREREAD    bytes needed before the pick: the PROXY header of a
- *              listener with accept_proxy (later also a TLS handshake or an
- *              HTTP head);
+ *              listener with accept_proxy, then, with SNI routes, the TLS
+ *              ClientHello (lb/session_sni.c; later also a TLS handshake
+ *              or an HTTP head);
  *   PICK       the pick key is chosen (the client's IP by default);
  *   CONNECTING the upstream picks a backend and connects, retrying others;
  *   RELAYING   the relay moves bytes both ways until both are done.
@@ -317,6 +318,14 @@ static void on_proxy_readable(evutil_socket_t fd, short what, void *arg)
         http_session_begin(s);
         return;
     }
+    if (session_sni_wanted(s))
+        session_sni_wait(s);
+    else
+        session_preread_done(s);
+}
+
+void session_preread_done(struct session *s)
+{
     s->phase = SESSION_PICK;
     if (relay_watch_client(&s->relay) < 0)
         return;
@@ -357,6 +366,10 @@ static void session_advance(struct session *s)
         if (s->http_mode) {
             s->phase = SESSION_HTTP;
             http_session_begin(s);
+            return;
+        }
+        if (session_sni_wanted(s)) { /* lb/session_sni.c */
+            session_sni_wait(s);
             return;
         }
         s->phase = SESSION_PICK;
@@ -438,9 +451,10 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 
     LIST_INSERT_HEAD(&rt->sessions, s, link);
     runtime_session_started(rt, l);
-    /* With accept_proxy the relay reads only after the header (PREREAD);
+    /* With accept_proxy or SNI routes the relay reads only after PREREAD;
      * in http mode the relay reads only in an upgrade's tunnel. */
-    if (!l->accept_proxy && !s->http_mode && relay_watch_client(&s->relay) < 0)
+    if (!l->accept_proxy && !s->http_mode && !session_sni_wanted(s) &&
+        relay_watch_client(&s->relay) < 0)
         return;
     session_advance(s);
 }

@@ -81,10 +81,6 @@ static int tls_conf_unwired(const struct lb_config *cfg, char *err, size_t errle
             snprintf(err, errlen, "%s: listeners[%zu].tls: not available yet", cfg->path, i);
             return -1;
         }
-        if (cfg->listeners[i].nsni_routes) {
-            snprintf(err, errlen, "%s: listeners[%zu].sni_routes: not available yet", cfg->path, i);
-            return -1;
-        }
     }
     for (size_t i = 0; i < cfg->npools; i++) {
         if (cfg->pools[i].tls.enabled) {

@@ -320,6 +320,13 @@ static void render_listeners(struct render *r, const struct runtime *rt)
         r, rt, "lb_listener_proxy_rejected_total", "counter",
         "Clients closed for a missing, malformed or late PROXY header (accept_proxy).",
         offsetof(struct listener, proxy_rejected));
+    render_listener_family(r, rt, "lb_listener_sni_routed_total", "counter",
+                           "Clients sent to a pool by their TLS server name (sni_routes).",
+                           offsetof(struct listener, sni_routed));
+    render_listener_family(r, rt, "lb_listener_sni_default_total", "counter",
+                           "Clients of a listener with sni_routes sent to its own pool: no TLS "
+                           "ClientHello, no server name or no matching route.",
+                           offsetof(struct listener, sni_default));
     render_family(r, "lb_listener_http_responses_total", "counter",
                   "HTTP responses sent to the listener's clients, by status class (http mode).");
     for (size_t i = 0; i < rt->nlisteners; i++) {

@@ -44,19 +44,18 @@ bool session_sni_wanted(const struct session *s)
     return !s->http_mode && listener_has_routes(s->listener);
 }
 
-/* The reason for a debug line about s's client (a client could send one
- * per connection: never above debug). */
-static void sni_debug(const struct session *s, const char *what, const char *detail)
+/* A debug line about s's client (a client could cause one per
+ * connection: never above debug). */
+static void sni_debug(const struct session *s, const char *what)
 {
-    if (!log_enabled(LB_LOG_DEBUG))
-        return;
     char client[INET6_ADDRSTRLEN + 16];
     sockaddr_text((const struct sockaddr *)&s->client_addr, client, sizeof(client));
-    log_debug("listener %s: client %s: %s%s", s->listener->name, client, what, detail);
+    log_debug("listener %s: client %s: %s", s->listener->name, client, what);
 }
 
-/* The pool is decided: h is the ClientHello read (NULL: none, the default
- * pool). The session goes on to PICK, its bytes waiting in the up mover. */
+/* The pool is decided: h is the ClientHello read, NULL when there is none
+ * (why says what came instead). The session goes on to PICK, its bytes
+ * waiting in the up mover. */
 static void sni_route(struct session *s, const struct tls_hello *h, const char *why)
 {
     struct listener *l = s->listener;
@@ -70,14 +69,14 @@ static void sni_route(struct session *s, const struct tls_hello *h, const char *
         l->sni_default++;
     }
     if (log_enabled(LB_LOG_DEBUG)) {
-        char detail[TLS_SERVER_NAME_MAX + 64];
+        char line[TLS_SERVER_NAME_MAX + 160];
         if (h && h->has_server_name)
-            snprintf(detail, sizeof(detail), "\"%s\": pool %s", h->server_name,
-                     (p ? p : l->pool)->name);
+            snprintf(line, sizeof(line), "sni: server name \"%s\", %s pool %s", h->server_name,
+                     p ? "route to" : "no route, default", (p ? p : l->pool)->name);
         else
-            snprintf(detail, sizeof(detail), "%s: pool %s", h ? "no server name" : why,
+            snprintf(line, sizeof(line), "sni: %s, default pool %s", h ? "no server name" : why,
                      l->pool->name);
-        sni_debug(s, "sni ", detail);
+        sni_debug(s, line);
     }
     session_preread_done(s);
 }
@@ -87,7 +86,8 @@ static void on_sni_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct session *s = arg;
-    sni_debug(s, "no complete ClientHello within request_timeout_ms", "");
+    if (log_enabled(LB_LOG_DEBUG))
+        sni_debug(s, "sni: no complete ClientHello within request_timeout_ms");
     session_close(s, SESSION_END_REQUEST_TIMEOUT);
 }
 
@@ -108,7 +108,8 @@ static void on_sni_readable(evutil_socket_t fd, short what, void *arg)
             session_close(s, SESSION_END_INTERNAL_ERROR);
             return;
         }
-        sni_debug(s, "recv: ", strerror(errno));
+        if (log_enabled(LB_LOG_DEBUG))
+            sni_debug(s, strerror(errno));
         session_close(s, SESSION_END_CLIENT_ERROR);
         return;
     }

@@ -31,8 +31,7 @@ struct upstream {
     void *owner;               /* the session */
     struct listener *listener; /* its runtime, and who pauses while we wait for a descriptor */
     struct pool *pool;         /* a reference; moves to the new generation after a reload */
-    bool routed; /* pool is an SNI route's, not the listener's: a reload moves it by name */
-    struct backend *backend; /* a reference while set */
+    struct backend *backend;   /* a reference while set */
     struct relay_side server;
     struct pick_ctx pick; /* the key (set by the owner) and the backends tried */
     enum upstream_state state;
@@ -41,6 +40,7 @@ struct upstream {
     bool fd_waiting; /* counted in rt->fd_waiters */
     bool reuse; /* set by the owner (http mode): take an idle connection when the backend has one */
     bool reused; /* the server connection came from the backend's idle ones */
+    bool routed; /* pool is an SNI route's, not the listener's: a reload moves it by name */
     /* http mode: the server connection's read event, which outlives the
      * session when the connection goes back to the idle ones
      * (lb/http_reuse.h); NULL in tcp mode. */

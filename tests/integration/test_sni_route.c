@@ -561,6 +561,47 @@ START_TEST(reload_changes_a_route)
 }
 END_TEST
 
+/* A routed session whose connect is under way when a reload replaces its
+ * pool retries in the new generation of that pool (by name), not in the
+ * listener's: b.example's only backend holds its accept queue, so lb's
+ * connect hangs; the reload gives pb a tag-echo backend, and after the
+ * connect timeout the client lands there. */
+START_TEST(reload_while_connecting_follows_the_routed_pool)
+{
+    struct rig r;
+    rig_start(&r, ROUTES_AW);
+    int held = harness_listen_held("127.0.0.1", 0), hport = harness_sock_port(held);
+    int first = harness_connect("127.0.0.1", hport, HARNESS_WAIT_MS); /* fills the queue */
+    ck_assert_int_ge(first, 0);
+    harness_jset(r.cfg, "pools.2.connect_timeout_ms", json_integer(2000));
+    harness_jset(r.cfg, "pools.2.retries", json_integer(1));
+    harness_jset(r.cfg, "pools.2.backends.0", harness_backend_json(harness_lo(hport), "held"));
+    harness_lb_rewrite_json(&r.lb, r.cfg);
+    harness_lb_signal(&r.lb, SIGHUP);
+    ck_assert(harness_log_wait(r.lb.log, "reload ok", 1, HARNESS_WAIT_MS));
+
+    uint8_t h[512];
+    size_t hl = hello(h, "b.example");
+    int fd = harness_connect_ok("127.0.0.1", r.port);
+    send_bytes(fd, h, hl, false);
+    ck_assert(harness_log_wait(r.lb.log, "sni: server name \"b.example\", route to pool pb", 1,
+                               HARNESS_WAIT_MS));
+    int b2 = harness_free_port();
+    harness_server("127.0.0.1", b2, fn_tag_echo, "b2");
+    harness_jset(r.cfg, "pools.2.backends.0", harness_backend_json(harness_lo(b2), "b2"));
+    harness_lb_rewrite_json(&r.lb, r.cfg);
+    harness_lb_signal(&r.lb, SIGHUP);
+    ck_assert(harness_log_wait(r.lb.log, "reload ok", 2, HARNESS_WAIT_MS));
+    expect_back(fd, h, hl, "b2");
+    ck_assert(harness_log_contains(r.lb.log,
+                                   "pool pb backend held connect failed: timed out after 2000 ms"));
+    ck_assert(harness_log_wait(r.lb.log, "pool=pb backend=b2 ", 1, HARNESS_WAIT_MS));
+    expect_counts(&r, 1, 0);
+    close(first);
+    harness_lb_stop(&r.lb);
+}
+END_TEST
+
 static Suite *sni_route_suite(void)
 {
     Suite *s = suite_create("sni_route");
@@ -572,6 +613,7 @@ static Suite *sni_route_suite(void)
     tcase_add_test(tc, no_hello_goes_to_the_default_pool);
     tcase_add_test(tc, stalled_hello_times_out);
     tcase_add_test(tc, reload_changes_a_route);
+    tcase_add_test(tc, reload_while_connecting_follows_the_routed_pool);
     suite_add_tcase(s, tc);
     return s;
 }

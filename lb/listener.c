@@ -34,12 +34,104 @@
  * under way there complete within a round trip, new ones go elsewhere. */
 #define MOVE_DRAIN_MS 1000
 
+static int route_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct listener_route *)a)->name,
+                  ((const struct listener_route *)b)->name);
+}
+
+void listener_routes_free(struct listener_routes *r)
+{
+    struct listener_route *sets[2] = {r->exact, r->wild};
+    size_t counts[2] = {r->nexact, r->nwild};
+    for (int k = 0; k < 2; k++) {
+        for (size_t i = 0; i < counts[k]; i++) {
+            free(sets[k][i].name);
+            pool_release(sets[k][i].pool);
+        }
+        free(sets[k]);
+    }
+    *r = (struct listener_routes){0};
+}
+
+int listener_routes_build(struct listener_routes *r, const struct lb_listener_conf *c,
+                          struct pool *const *pools)
+{
+    *r = (struct listener_routes){0};
+    if (c->nsni_routes == 0)
+        return 0;
+    size_t nwild = 0;
+    for (size_t i = 0; i < c->nsni_routes; i++)
+        nwild += strncmp(c->sni_routes[i].server_name, "*.", 2) == 0;
+    size_t nexact = c->nsni_routes - nwild;
+    r->exact = nexact ? calloc(nexact, sizeof(*r->exact)) : NULL;
+    r->wild = nwild ? calloc(nwild, sizeof(*r->wild)) : NULL;
+    if ((nexact && !r->exact) || (nwild && !r->wild)) {
+        listener_routes_free(r);
+        return -1;
+    }
+    for (size_t i = 0; i < c->nsni_routes; i++) {
+        const struct lb_sni_route_conf *rc = &c->sni_routes[i];
+        bool wild = strncmp(rc->server_name, "*.", 2) == 0;
+        struct listener_route *e = wild ? &r->wild[r->nwild] : &r->exact[r->nexact];
+        if (!(e->name = strdup(rc->server_name + (wild ? 2 : 0)))) {
+            listener_routes_free(r);
+            return -1;
+        }
+        e->pool = pools[rc->pool_index];
+        e->pool->refs++;
+        if (wild)
+            r->nwild++;
+        else
+            r->nexact++;
+    }
+    /* The config refuses a name twice, so no two entries compare equal. */
+    if (r->nexact)
+        qsort(r->exact, r->nexact, sizeof(*r->exact), route_cmp);
+    if (r->nwild)
+        qsort(r->wild, r->nwild, sizeof(*r->wild), route_cmp);
+    return 0;
+}
+
+void listener_set_routes(struct listener *l, struct listener_routes *r)
+{
+    listener_routes_free(&l->routes);
+    l->routes = *r;
+    *r = (struct listener_routes){0};
+}
+
+bool listener_has_routes(const struct listener *l)
+{
+    return l->routes.nexact + l->routes.nwild > 0;
+}
+
+static struct pool *route_find(const struct listener_route *v, size_t n, const char *name)
+{
+    if (n == 0)
+        return NULL;
+    struct listener_route key = {.name = (char *)name};
+    const struct listener_route *hit = bsearch(&key, v, n, sizeof(*v), route_cmp);
+    return hit ? hit->pool : NULL;
+}
+
+struct pool *listener_route(const struct listener *l, const char *server_name)
+{
+    struct pool *p = route_find(l->routes.exact, l->routes.nexact, server_name);
+    if (p)
+        return p;
+    const char *dot = strchr(server_name, '.');
+    if (!dot || dot == server_name || dot[1] == '\0') /* the first label must not be empty */
+        return NULL;
+    return route_find(l->routes.wild, l->routes.nwild, dot + 1);
+}
+
 void listener_destroy(struct listener *l)
 {
     if (!l)
         return;
     listener_close(l);
     pool_release(l->pool);
+    listener_routes_free(&l->routes);
     tls_ctx_unref(l->tls);
     free(l->name);
     free(l->listen);
@@ -47,24 +139,24 @@ void listener_destroy(struct listener *l)
 }
 
 struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c,
-                                 struct pool *pool, listener_client_fn *on_client)
+                                 struct pool *const *pools, listener_client_fn *on_client)
 {
     struct listener *l = calloc(1, sizeof(*l));
     if (!l)
         return NULL;
     l->rt = rt;
+    l->pool = pools[c->pool_index];
+    l->pool->refs++;
     l->name = strdup(c->name);
     l->listen = strdup(c->listen);
-    if (!l->name || !l->listen) {
+    if (!l->name || !l->listen || listener_routes_build(&l->routes, c, pools) < 0) {
         listener_destroy(l);
         return NULL;
     }
     memcpy(&l->addr, &c->addr, sizeof(l->addr));
     l->addrlen = c->addrlen;
     l->mode = c->mode;
-    l->pool = pool;
     l->on_client = on_client;
-    l->pool->refs++;
     l->max_connections = c->max_connections;
     l->idle_timeout_ms = c->idle_timeout_ms;
     l->keepalive = c->keepalive;

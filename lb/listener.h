@@ -26,6 +26,21 @@ struct listener;
 typedef void listener_client_fn(struct listener *l, int fd, const struct sockaddr *sa,
                                 socklen_t salen);
 
+/* A tcp listener's SNI routes ("sni_routes"): the pool for a server name
+ * in the client's TLS ClientHello (lb/session_sni.c reads it). Two arrays
+ * sorted by name, each found by binary search: exact names, and the
+ * wildcards by their suffix ("*.example.com" is kept as "example.com").
+ * Each route holds a reference to its pool; the names are copies (the
+ * config that gave them is freed at the next reload). */
+struct listener_route {
+    char *name; /* lower case; a wildcard's without its "*." */
+    struct pool *pool;
+};
+struct listener_routes {
+    struct listener_route *exact, *wild;
+    size_t nexact, nwild;
+};
+
 struct listener {
     struct runtime *rt;
     char *name;
@@ -57,6 +72,11 @@ struct listener {
     uint64_t active;         /* open sessions */
     uint64_t total;          /* sessions ever accepted */
     uint64_t proxy_rejected; /* clients closed for a missing, bad or late PROXY header */
+    /* SNI routing (tcp mode without tls; a reload swaps the routes, new
+     * clients' ClientHellos are matched against the current ones): */
+    struct listener_routes routes;
+    uint64_t sni_routed;  /* clients sent to a route's pool */
+    uint64_t sni_default; /* clients sent to l->pool: no TLS, no name, no match, or too long */
     /* http mode (lb/http_session.c): */
     unsigned max_header_bytes;
     bool x_real_ip, forwarded;
@@ -66,14 +86,34 @@ struct listener {
     LIST_ENTRY(listener) retired_link;
 };
 
-/* A listener for c sending clients to pool (takes a pool reference), each
- * handed to on_client; not open yet. NULL on ENOMEM. */
+/* A listener for c sending clients to pools[c->pool_index], or by SNI to
+ * the pools of c's routes (pools indexed like the config's; takes a
+ * reference on each it uses), each handed to on_client; not open yet. NULL
+ * on ENOMEM. */
 struct listener *listener_create(struct runtime *rt, const struct lb_listener_conf *c,
-                                 struct pool *pool, listener_client_fn *on_client);
+                                 struct pool *const *pools, listener_client_fn *on_client);
+/* Builds c's SNI routes into r (empty when c has none), resolved to pools
+ * (indexed like the config's; a reference on the pool of each route). 0,
+ * or -1 on ENOMEM (r is empty then). */
+int listener_routes_build(struct listener_routes *r, const struct lb_listener_conf *c,
+                          struct pool *const *pools);
+/* Drops r's pool references and frees it; r is empty afterwards. */
+void listener_routes_free(struct listener_routes *r);
+/* l routes by r from now on (a reload's commit): r's contents move into l
+ * and r is left empty; l's old routes are freed. */
+void listener_set_routes(struct listener *l, struct listener_routes *r);
+/* True when l routes by SNI. */
+bool listener_has_routes(const struct listener *l);
+/* The pool of l's route for server_name (lower case, as tls_hello gives
+ * it): the exact name's, else the wildcard's whose suffix is what follows
+ * the name's first label ("*.example.com" matches "a.example.com", not
+ * "example.com" nor "a.b.example.com"); NULL when none matches (l->pool
+ * serves the client then). O(log n) in the routes. */
+struct pool *listener_route(const struct listener *l, const char *server_name);
 /* l's clients handshake with tls (a new reference; NULL: none) from now
  * on, with c's handshake timeout. */
 void listener_set_tls(struct listener *l, struct tls_ctx *tls, const struct lb_listener_conf *c);
-/* Closes and frees l, dropping its pool reference. */
+/* Closes and frees l, dropping its pool references. */
 void listener_destroy(struct listener *l);
 /* Binds and listens (reuseport: beside an overlapping socket that shares
  * its port). 0, or -1 with the reason in err. */

@@ -34,6 +34,9 @@ struct reload_plan {
     long *moved_from;            /* per new listener: the old one it moves, or -1 */
     struct listener **removed;   /* old listeners not carried over, to drain */
     size_t nremoved;
+    /* per new listener carried over: its SNI routes over the new pools,
+     * built here since the commit cannot fail (new ones build their own) */
+    struct listener_routes *routes;
     struct tls_set tls; /* cfg's TLS contexts */
 };
 
@@ -99,6 +102,10 @@ static void plan_discard(struct runtime *rt, struct reload_plan *p)
     free(p->shared_old);
     free(p->moved_from);
     free(p->removed);
+    if (p->routes)
+        for (size_t i = 0; i < p->cfg->nlisteners; i++)
+            listener_routes_free(&p->routes[i]);
+    free(p->routes);
     tls_set_free(&p->tls);
     config_free(p->cfg);
 }
@@ -126,8 +133,9 @@ static int plan_build(struct runtime *rt, struct reload_plan *p, char *err, size
     p->shared_old = calloc(nold, sizeof(*p->shared_old));
     p->removed = calloc(nold, sizeof(*p->removed));
     p->moved_from = calloc(cfg->nlisteners, sizeof(*p->moved_from));
+    p->routes = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*p->routes));
     if (!p->pools || !p->listeners || !p->reused || !p->kept_old || !p->shared_old || !p->removed ||
-        !p->moved_from)
+        !p->moved_from || !p->routes)
         goto nomem;
     if (tls_set_build(cfg, &p->tls, err, errlen) < 0)
         return -1;
@@ -147,6 +155,8 @@ static int plan_build(struct runtime *rt, struct reload_plan *p, char *err, size
                 break;
             }
         }
+        if (p->reused[i] && listener_routes_build(&p->routes[i], c, p->pools) < 0)
+            goto nomem;
     }
     /* Any other is bound now. One that overlaps an old listener's address
      * (a move between `*:P` and `127.0.0.1:P`) binds beside it with
@@ -162,7 +172,7 @@ static int plan_build(struct runtime *rt, struct reload_plan *p, char *err, size
             p->shared_old[j] = true;
             p->moved_from[i] = j;
         }
-        if (!(p->listeners[i] = listener_create(rt, c, p->pools[c->pool_index], session_start)))
+        if (!(p->listeners[i] = listener_create(rt, c, p->pools, session_start)))
             goto nomem;
         listener_set_tls(p->listeners[i], p->tls.listeners[i], c);
         if (listener_open(p->listeners[i], p->moved_from[i] >= 0, err, errlen) < 0)
@@ -261,6 +271,7 @@ static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
         l->x_real_ip = c->x_real_ip;
         l->forwarded = c->forwarded;
         listener_set_tls(l, p->tls.listeners[i], c); /* new handshakes; sessions keep theirs */
+        listener_set_routes(l, &p->routes[i]);       /* for ClientHellos read from now on */
         l->full = l->active >= l->max_connections;
         listener_refresh(l);
     }
@@ -355,6 +366,7 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
     free(p.shared_old);
     free(p.moved_from);
     free(p.removed);
+    free(p.routes); /* each moved into its listener */
 
     struct timeval now;
     gettimeofday(&now, NULL);

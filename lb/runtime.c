@@ -121,8 +121,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
             goto nomem;
     }
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        rt->listeners[i] = listener_create(rt, &cfg->listeners[i],
-                                           rt->pools[cfg->listeners[i].pool_index], session_start);
+        rt->listeners[i] = listener_create(rt, &cfg->listeners[i], rt->pools, session_start);
         if (!rt->listeners[i])
             goto nomem;
         rt->nlisteners++;

@@ -1,8 +1,9 @@
 /* session: one accepted client through its phases —
  *   ACCEPTED   the client socket is set up and watched from now on;
  *   PREREAD    bytes needed before the pick: the PROXY header of a
- *              listener with accept_proxy (later also a TLS handshake or an
- *              HTTP head);
+ *              listener with accept_proxy, then, with SNI routes, the TLS
+ *              ClientHello (lb/session_sni.c; later also a TLS handshake
+ *              or an HTTP head);
  *   PICK       the pick key is chosen (the client's IP by default);
  *   CONNECTING the upstream picks a backend and connects, retrying others;
  *   RELAYING   the relay moves bytes both ways until both are done.
@@ -330,6 +331,14 @@ static void on_proxy_readable(evutil_socket_t fd, short what, void *arg)
     session_advance(s);
 }
 
+void session_preread_done(struct session *s)
+{
+    s->phase = SESSION_PICK;
+    if (relay_watch_client(&s->relay) < 0)
+        return;
+    session_advance(s);
+}
+
 /* PREREAD: waits for the PROXY header, within request_timeout_ms. The
  * client side's read event and the idle timer serve for it; the relay and
  * the idle timeout take them over afterwards. */
@@ -449,7 +458,7 @@ static void session_advance(struct session *s)
         /* fall through */
     case SESSION_PREREAD:
         /* Its steps in order, each once: the PROXY header, the TLS
-         * handshake. */
+         * handshake or (without TLS) the ClientHello of SNI routes. */
         if (s->proxy_pending) {
             session_proxy_wait(s);
             return;
@@ -461,6 +470,10 @@ static void session_advance(struct session *s)
         if (s->http_mode) {
             s->phase = SESSION_HTTP;
             http_session_begin(s);
+            return;
+        }
+        if (session_sni_wanted(s)) { /* lb/session_sni.c */
+            session_sni_wait(s);
             return;
         }
         s->phase = SESSION_PICK;
@@ -572,9 +585,10 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 
     LIST_INSERT_HEAD(&rt->sessions, s, link);
     runtime_session_started(rt, l);
-    /* With accept_proxy or TLS the relay reads only after PREREAD; in http
-     * mode the relay reads only in an upgrade's tunnel. */
-    if (!s->listener_proxy && !s->tls && !s->http_mode && relay_watch_client(&s->relay) < 0)
+    /* With accept_proxy, TLS or SNI routes the relay reads only after
+     * PREREAD; in http mode the relay reads only in an upgrade's tunnel. */
+    if (!s->listener_proxy && !s->tls && !s->http_mode && !session_sni_wanted(s) &&
+        relay_watch_client(&s->relay) < 0)
         return;
     session_advance(s);
 }

@@ -74,6 +74,21 @@ void session_idle_arm(struct session *s);
 void session_on_idle_timer(evutil_socket_t fd, short what, void *arg);
 /* The relay's end callback: ends the session with the matching reason. */
 void session_on_relay_end(struct relay *r, enum relay_end how);
+/* The end of PREREAD in tcp mode: the relay reads the client from now on
+ * (what PREREAD took off the socket into the up mover goes first), and s
+ * picks and connects. */
+void session_preread_done(struct session *s);
+
+/* lb/session_sni.c: */
+/* True when s's PREREAD reads a TLS ClientHello to pick the pool (a tcp
+ * session of a listener with SNI routes). */
+bool session_sni_wanted(const struct session *s);
+/* PREREAD with SNI routes (after the PROXY header, if any): reads the
+ * ClientHello into the relay's up mover within what is left of
+ * request_timeout_ms since the accept, points s's upstream at the routed
+ * pool (the listener's pool when none matches), then
+ * session_preread_done(). */
+void session_sni_wait(struct session *s);
 
 /* lb/http_session.c: */
 /* s (an http listener's, after PREREAD) reads its first request. */

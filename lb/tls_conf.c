@@ -72,26 +72,11 @@ struct tls_ctx *tls_conf_client(const struct lb_tls_client_conf *c, int verify,
     return t;
 }
 
-/* The parts of the TLS config that nothing uses yet are refused rather
- * than silently ignored (each goes as its feature lands). */
-static int tls_conf_unwired(const struct lb_config *cfg, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        if (cfg->listeners[i].nsni_routes) {
-            snprintf(err, errlen, "%s: listeners[%zu].sni_routes: not available yet", cfg->path, i);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 int tls_set_build(const struct lb_config *cfg, struct tls_set *set, char *err, size_t errlen)
 {
     char fallback[512];
 
     memset(set, 0, sizeof(*set));
-    if (tls_conf_unwired(cfg, err, errlen) < 0)
-        return -1;
     set->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*set->listeners));
     set->pools = calloc(cfg->npools ? cfg->npools : 1, sizeof(*set->pools));
     set->checks = calloc(cfg->npools ? cfg->npools : 1, sizeof(*set->checks));

@@ -35,6 +35,7 @@ void upstream_init(struct upstream *u, void *owner, struct listener *l, struct p
     u->listener = l;
     u->pool = pool;
     pool->refs++;
+    u->routed = false;
     u->backend = NULL;
     memset(&u->server, 0, sizeof(u->server));
     memset(&u->timer, 0, sizeof(u->timer));
@@ -306,16 +307,24 @@ static void upstream_wait_fd(struct upstream *u, int err)
     evtimer_add(&u->timer, &tv);
 }
 
+void upstream_set_pool(struct upstream *u, struct pool *pool)
+{
+    pool->refs++;
+    pool_release(u->pool);
+    u->pool = pool;
+    u->routed = true;
+}
+
 /* A reload replaced u's pool while it was still connecting (the retired
  * generation picks nothing): retry in the current pool that serves its
- * listener (or, for a removed listener, the current pool of the same
- * name). */
+ * listener (or, for a removed listener's or an SNI route's, the current
+ * pool of the same name). */
 void upstream_follow_reload(struct upstream *u)
 {
     if (!u->pool->retired)
         return;
     struct listener *l = u->listener;
-    struct pool *cur = l->retired ? runtime_find_pool(l->rt, u->pool->name) : l->pool;
+    struct pool *cur = l->retired || u->routed ? runtime_find_pool(l->rt, u->pool->name) : l->pool;
     if (!cur || cur == u->pool)
         return;
     cur->refs++;

@@ -44,6 +44,7 @@ struct upstream {
     bool fd_waiting; /* counted in rt->fd_waiters */
     bool reuse; /* set by the owner (http mode): take an idle connection when the backend has one */
     bool reused; /* the server connection came from the backend's idle ones */
+    bool routed; /* pool is an SNI route's, not the listener's: a reload moves it by name */
     /* http mode: the server connection's read event, which outlives the
      * session when the connection goes back to the idle ones
      * (lb/http_reuse.h); NULL in tcp mode. */
@@ -70,6 +71,11 @@ struct upstream {
 void upstream_init(struct upstream *u, void *owner, struct listener *l, struct pool *pool,
                    void (*on_connected)(struct upstream *),
                    void (*on_failed)(struct upstream *, enum session_end));
+/* Before the first pick (u IDLE): u connects to pool instead, an SNI
+ * route's (takes a reference on it, drops the old pool's). After a reload
+ * that retires it, u follows the current pool of the same name (not the
+ * listener's). */
+void upstream_set_pool(struct upstream *u, struct pool *pool);
 /* Picks a backend and connects, retrying others up to the pool's retries,
  * until one is connected (on_connected) or none is left (on_failed). Either
  * may be called before this returns. With the pool's "tls", a try is
@@ -96,8 +102,9 @@ void upstream_keep(struct upstream *u);
  * backends, when that fails and retries are left). */
 void upstream_reconnect(struct upstream *u);
 /* When a reload replaced u's pool, u takes the current one of its
- * listener (upstream_connect() does this itself; an owner that reads the
- * pool's settings before connecting calls it first). */
+ * listener (of the same name, for a routed one or a removed listener's;
+ * upstream_connect() does this itself; an owner that reads the pool's
+ * settings before connecting calls it first). */
 void upstream_follow_reload(struct upstream *u);
 /* upstream_release(), then drops the pool reference too; u is done. */
 void upstream_free(struct upstream *u, bool reset);

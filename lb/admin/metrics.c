@@ -330,6 +330,13 @@ static void render_listeners(struct render *r, const struct runtime *rt)
                            "TLS handshakes that failed or timed out (a client leaving before "
                            "sending a byte is none).",
                            offsetof(struct listener, tls_handshake_failures));
+    render_listener_family(r, rt, "lb_listener_sni_routed_total", "counter",
+                           "Clients sent to a pool by their TLS server name (sni_routes).",
+                           offsetof(struct listener, sni_routed));
+    render_listener_family(r, rt, "lb_listener_sni_default_total", "counter",
+                           "Clients of a listener with sni_routes sent to its own pool: no TLS "
+                           "ClientHello, no server name or no matching route.",
+                           offsetof(struct listener, sni_default));
     render_family(r, "lb_listener_http_responses_total", "counter",
                   "HTTP responses sent to the listener's clients, by status class (http mode).");
     for (size_t i = 0; i < rt->nlisteners; i++) {

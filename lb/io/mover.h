@@ -80,6 +80,22 @@ void mover_auto_init(struct mover *m, struct bufpool *bufs, struct pipepool *pip
  * it is. */
 void mover_no_splice(struct mover *m);
 
+/* The bytes m holds when they lie in its ring as one span: *len of them
+ * at the result. Always so for a ring that was filled and never flushed
+ * (a flow's first bytes, held before its destination is there), since an
+ * empty ring starts at 0. NULL (*len 0) when m holds nothing or its bytes
+ * are in a pipe or wrap around the ring's end. */
+static inline const char *mover_span(const struct mover *m, size_t *len)
+{
+    const struct mover_ring *r = &m->ring;
+    if (m->splice.on || r->len == 0 || (size_t)r->head + r->len > r->size) {
+        *len = 0;
+        return NULL;
+    }
+    *len = r->len;
+    return r->data + r->head;
+}
+
 static inline size_t mover_held(const struct mover *m)
 {
     return m->ops->held(m);

@@ -133,6 +133,14 @@ static const char small_expected[] =
     "client leaving before sending a byte is none).\n"
     "# TYPE lb_listener_tls_handshake_failures_total counter\n"
     "lb_listener_tls_handshake_failures_total{listener=\"web\"} 5\n"
+    "# HELP lb_listener_sni_routed_total Clients sent to a pool by their TLS server name "
+    "(sni_routes).\n"
+    "# TYPE lb_listener_sni_routed_total counter\n"
+    "lb_listener_sni_routed_total{listener=\"web\"} 4\n"
+    "# HELP lb_listener_sni_default_total Clients of a listener with sni_routes sent to its own "
+    "pool: no TLS ClientHello, no server name or no matching route.\n"
+    "# TYPE lb_listener_sni_default_total counter\n"
+    "lb_listener_sni_default_total{listener=\"web\"} 6\n"
     "# HELP lb_listener_http_responses_total HTTP responses sent to the listener's clients, by "
     "status class (http mode).\n"
     "# TYPE lb_listener_http_responses_total counter\n"
@@ -283,6 +291,8 @@ START_TEST(small_exact)
     rt.listeners[0]->tls_handshakes = 21;
     rt.listeners[0]->tls_resumed = 8;
     rt.listeners[0]->tls_handshake_failures = 5;
+    rt.listeners[0]->sni_routed = 4;
+    rt.listeners[0]->sni_default = 6;
     const uint64_t listener_http[LB_HTTP_CLASSES] = {1, 2, 3, 4, 5};
     memcpy(rt.listeners[0]->http_status, listener_http, sizeof(listener_http));
     struct pool *pool = runtime_add_pool(&rt, "app", 2, "web", true);
@@ -348,7 +358,7 @@ START_TEST(empty_runtime)
     struct runtime rt = {0};
     char *text = render(&rt);
     assert_valid(text);
-    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 7 * 2 + 9 * 2 + 2);
+    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 9 * 2 + 9 * 2 + 2);
     double v;
     ck_assert(prom_value(text, "lb_up", &v));
     ck_assert(v == 1);
@@ -417,7 +427,7 @@ START_TEST(ten_thousand_backends)
     assert_valid(text);
     int per_backend = 6 + LB_HTTP_CLASSES + 2, per_checked = LB_CHECK_BUCKETS + 3;
     int per_pool = LB_REQ_BUCKETS + 3;
-    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 6 * (2 + 100) + 2 + 100 * LB_HTTP_CLASSES +
+    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 8 * (2 + 100) + 2 + 100 * LB_HTTP_CLASSES +
                                             9 * 2 + 10000 * per_backend + 5000 * per_checked + 2 +
                                             4 * per_pool);
     double v;

@@ -643,8 +643,9 @@ static int load_tls_cert(struct loader *ld, json_t *obj, const char *const keys[
 }
 
 /* "alpn": an array of 1..TLS_ALPN_MAX protocol names of 1..255 bytes. */
-static int load_alpn(struct loader *ld, json_t *obj, struct lb_tls_server_conf *t)
+static int load_alpn(struct loader *ld, json_t *obj, struct lb_tls_server_conf *t, int http)
 {
+    char q[CONFIG_ESCAPE_SIZE];
     json_t *arr = json_object_get(obj, "alpn"), *v;
     size_t i;
 
@@ -664,6 +665,14 @@ static int load_alpn(struct loader *ld, json_t *obj, struct lb_tls_server_conf *
         size_t n = json_is_string(v) ? strlen(json_string_value(v)) : 0;
         if (n == 0 || n > 255)
             return load_fail(ld, AT_VALUE, "must be a protocol name of 1 to 255 bytes");
+        /* http mode speaks HTTP/1.x: announcing another protocol (h2)
+         * would make clients speak what lb cannot read. */
+        if (http && strcmp(json_string_value(v), "http/1.1") != 0 &&
+            strcmp(json_string_value(v), "http/1.0") != 0)
+            return load_fail(ld, AT_VALUE,
+                             "\"mode\": \"http\" speaks HTTP/1.x only: \"http/1.1\" or "
+                             "\"http/1.0\" (got \"%s\")",
+                             config_escape(q, sizeof(q), json_string_value(v)));
         if (!(t->alpn[i] = strdup(json_string_value(v))))
             return load_oom(ld);
         t->nalpn = i + 1;
@@ -674,7 +683,8 @@ static int load_alpn(struct loader *ld, json_t *obj, struct lb_tls_server_conf *
 }
 
 /* A listener's optional "tls" object: TLS termination. */
-static int load_listener_tls(struct loader *ld, json_t *parent, struct lb_tls_server_conf *t)
+static int load_listener_tls(struct loader *ld, json_t *parent, struct lb_tls_server_conf *t,
+                             int http)
 {
     json_t *obj = json_object_get(parent, "tls"), *arr, *v;
     size_t i;
@@ -701,7 +711,7 @@ static int load_listener_tls(struct loader *ld, json_t *parent, struct lb_tls_se
     }
     path_pop(ld);
     if (load_tls_common(ld, obj, &t->min_version, &t->ciphers, &t->ciphersuites) < 0 ||
-        load_alpn(ld, obj, t) < 0 ||
+        load_alpn(ld, obj, t, http) < 0 ||
         load_uint(ld, obj, &RULE_HANDSHAKE_TIMEOUT, &t->handshake_timeout_ms) < 0)
         return -1;
     t->enabled = 1;
@@ -889,7 +899,8 @@ static int load_listener(struct loader *ld, json_t *obj, struct lb_config *cfg, 
         load_bool(ld, obj, "splice", 1, &l->splice) < 0 ||
         load_bool(ld, obj, "accept_proxy", 0, &l->accept_proxy) < 0 ||
         load_uint(ld, obj, &RULE_REQUEST_TIMEOUT, &l->request_timeout_ms) < 0 ||
-        load_listener_http(ld, obj, l) < 0 || load_listener_tls(ld, obj, &l->tls) < 0 ||
+        load_listener_http(ld, obj, l) < 0 ||
+        load_listener_tls(ld, obj, &l->tls, l->mode == LB_MODE_HTTP) < 0 ||
         load_sni_routes(ld, obj, l) < 0)
         return -1;
     if (load_listener_unique(ld, cfg, i) < 0)

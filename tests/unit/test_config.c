@@ -966,7 +966,7 @@ START_TEST(test_tls_keys)
     ck_assert_str_eq(t->where + strlen(tmp_path), ":1:82: listeners[0].tls");
     config_free(cfg);
 
-    cfg = load_ok(TLS_CONFIG(", 'mode': 'http', 'tls': {'certificates': [{'cert': 'a', 'key': "
+    cfg = load_ok(TLS_CONFIG(", 'tls': {'certificates': [{'cert': 'a', 'key': "
                              "'b'}], 'min_version': 'TLSv1.3', 'ciphers': 'HIGH:!aNULL', "
                              "'ciphersuites': 'TLS_AES_128_GCM_SHA256', 'alpn': ['h2', "
                              "'http/1.1'], 'handshake_timeout_ms': 500}",
@@ -1055,6 +1055,11 @@ START_TEST(test_tls_errors)
                                "'alpn': ['h2', '']}",
                                ""),
                     ":1:143: listeners[0].tls.alpn[1]: must be a protocol name of 1 to 255 bytes");
+    ck_config_error(TLS_CONFIG(", 'mode': 'http', 'tls': {'certificates': [{'cert': 'a', 'key': "
+                               "'k'}], 'alpn': ['http/1.1', 'h2']}",
+                               ""),
+                    ":1:165: listeners[0].tls.alpn[1]: \"mode\": \"http\" speaks HTTP/1.x only: "
+                    "\"http/1.1\" or \"http/1.0\" (got \"h2\")");
     ck_config_error(TLS_CONFIG(", 'tls': {'certificates': [{'cert': 'a', 'key': 'k'}], "
                                "'handshake_timeout_ms': 10}",
                                ""),

@@ -290,18 +290,34 @@ static int watch(struct session *s, struct event *ev, bool on)
 {
     if (!ev || !event_initialized(ev))
         return 0; /* a backend side never set up: nothing to watch */
-    if (on == (event_pending(ev, EV_READ | EV_WRITE, NULL) != 0))
+    struct http_state *h = s->http;
+    /* A TLS read that must write first waits for writability, not for
+     * bytes (a readable socket would call back for nothing, again and
+     * again): its side's read is off and its write on until then. */
+    bool rww = false;
+    if (ev == &s->client.rev || ev == &s->client.wev)
+        rww = h->client_rww;
+    else if (ev == srev(s) || ev == &s->upstream.server.wev)
+        rww = h->server_rww;
+    if (rww)
+        on = ev == &s->client.wev || ev == &s->upstream.server.wev;
+    /* Bytes a TLS layer already holds raise no socket event: a read that
+     * is (or stays) on is called for them. */
+    const struct conn *c = ev == &s->client.rev ? &s->client.conn
+                           : ev == srev(s)      ? &s->upstream.server.conn
+                                                : NULL;
+    bool kick = on && c && conn_pending(c) > 0;
+    if (on == (event_pending(ev, EV_READ | EV_WRITE, NULL) != 0)) {
+        if (kick)
+            event_active(ev, EV_READ, 0);
         return 0;
+    }
     if (!on) {
         event_del(ev);
         return 0;
     }
     if (event_add(ev, NULL) == 0) {
-        /* Bytes a TLS layer already holds raise no socket event. */
-        const struct conn *c = ev == &s->client.rev ? &s->client.conn
-                               : ev == srev(s)      ? &s->upstream.server.conn
-                                                    : NULL;
-        if (c && conn_pending(c) > 0)
+        if (kick)
             event_active(ev, EV_READ, 0);
         return 0;
     }
@@ -668,6 +684,14 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
             event_active(&s->client.rev, EV_READ, 0);
         return;
     }
+    if (h->client_rww) {
+        watch(s, &s->client.rev, false); /* its write event reads again */
+        return;
+    }
+    /* Called again in the turn of a read (what a TLS layer holds) before
+     * the step has taken the heads already read: the step reads on. */
+    if ((h->phase == HP_WAIT || h->phase == HP_HEAD) && step_pending(s))
+        return;
     if (!hbuf_get(s, &h->in)) {
         log_error("listener %s: out of memory for a request buffer; closing a session",
                   s->listener->name);
@@ -697,6 +721,7 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
         hbuf_settle(s, &h->in);
         if (conn_read_wants_write(&s->client.conn)) {
             h->client_rww = true;
+            watch(s, &s->client.rev, false);
             watch(s, &s->client.wev, true);
         }
         return;
@@ -747,6 +772,8 @@ static void on_client_writable(evutil_socket_t fd, short what, void *arg)
     struct http_state *h = s->http;
     if (h->client_rww) { /* the read that had to write first goes on */
         h->client_rww = false;
+        if (watch(s, &s->client.rev, true) < 0)
+            return;
         event_active(&s->client.rev, EV_READ, 0);
     }
     if (client_write(s) == 0)
@@ -799,6 +826,10 @@ static void on_server_readable(evutil_socket_t fd, short what, void *arg)
     struct session *s = arg;
     struct http_state *h = s->http;
     struct upstream *u = &s->upstream;
+    if (h->server_rww) {
+        watch(s, srev(s), false); /* its write event reads again */
+        return;
+    }
     if (!hbuf_get(s, &h->out)) {
         log_error("listener %s: out of memory for a response buffer; closing a session",
                   s->listener->name);
@@ -823,6 +854,7 @@ static void on_server_readable(evutil_socket_t fd, short what, void *arg)
         hbuf_settle(s, &h->out);
         if (conn_read_wants_write(&u->server.conn)) {
             h->server_rww = true;
+            watch(s, srev(s), false);
             watch(s, &u->server.wev, true);
         }
         return;
@@ -879,6 +911,8 @@ static void on_server_writable(evutil_socket_t fd, short what, void *arg)
     struct http_state *h = s->http;
     if (h->server_rww && srev(s)) { /* the read that had to write first goes on */
         h->server_rww = false;
+        if (watch(s, srev(s), true) < 0)
+            return;
         event_active(srev(s), EV_READ, 0);
     }
     if (backend_write(s) == 0)
@@ -1234,6 +1268,7 @@ static void on_upstream_connected(struct upstream *u)
     event_assign(&u->server.wev, base, u->server.conn.fd, EV_WRITE | EV_PERSIST, on_server_writable,
                  s);
     h->phase = HP_EXCHANGE;
+    h->server_rww = false; /* a new connection, or one that waited for nothing */
     h->rs = RS_HEAD;
     h->resp_scanned = 0;
     h->awaiting = false;
@@ -1360,9 +1395,10 @@ void http_session_begin(struct session *s)
         h->port = ntohs(local.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&local)->sin6_port
                                                     : ((struct sockaddr_in *)&local)->sin_port);
     /* The first request's head must arrive within request_timeout_ms of
-     * the accept (a PROXY header's wait included). */
+     * the accept (a PROXY header's wait included), or of the end of the
+     * TLS handshake, which had a timeout of its own. */
     unsigned left = s->listener->request_timeout_ms;
-    uint64_t spent = clock_ms(CLOCK_MONOTONIC) - s->start_ms;
+    uint64_t spent = clock_ms(CLOCK_MONOTONIC) - (s->tls_done_ms ? s->tls_done_ms : s->start_ms);
     left = spent < left ? left - (unsigned)spent : 1;
     timer_set(s, left);
     http_next_request(s); /* may end s */

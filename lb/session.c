@@ -413,6 +413,7 @@ static void session_tls_step(struct session *s)
     event_del(&s->client.wev);
     event_del(&s->idle_timer);
     s->tls_done = true;
+    s->tls_done_ms = clock_ms(CLOCK_MONOTONIC);
     s->listener->tls_handshakes++;
     if (SSL_session_reused(conn_tls_ssl(c)))
         s->listener->tls_resumed++;

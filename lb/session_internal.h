@@ -53,8 +53,9 @@ struct session {
      * and whether the handshake is done. NULL: plain TCP. */
     struct tls_ctx *tls;
     bool tls_done;
-    bool listener_proxy; /* the listener's accept_proxy when accepted */
-    bool proxy_pending;  /* the PROXY header is still to come */
+    uint64_t tls_done_ms; /* when the handshake completed (CLOCK_MONOTONIC) */
+    bool listener_proxy;  /* the listener's accept_proxy when accepted */
+    bool proxy_pending;   /* the PROXY header is still to come */
     /* PREREAD: the bytes of a PROXY header that came in pieces (NULL when
      * none are waiting). */
     unsigned char *preread;

@@ -19,8 +19,10 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 /* One certificate of a server context, with the names SNI matches. */
@@ -413,6 +415,66 @@ static bool build_alpn(struct tls_ctx *t, const struct tls_server_opts *o, char 
 
 static const unsigned char session_id_context[] = "lb";
 
+/* Session ticket keys: one set for the process's life, shared by every
+ * server context. Each SSL_CTX would otherwise make keys of its own, and
+ * a reload, which builds new contexts, would make every client's ticket
+ * useless at once: a full handshake for every returning client in the same
+ * second. Made from OpenSSL's random generator on first use; a restart
+ * makes new ones (as nginx does without ssl_session_ticket_key). */
+static struct {
+    bool ready;
+    unsigned char name[16];
+    unsigned char aes[32];
+    unsigned char hmac[32];
+} ticket_keys;
+
+static char ticket_digest[] = "SHA256";
+
+/* OpenSSL's ticket key callback: enc 1 encrypts a new ticket with the
+ * keys; enc 0 opens one: 1 when it is ours, 0 (then a full handshake) when
+ * other keys made it, -1 on an error. */
+static int on_ticket_key(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
+                         EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    (void)ssl;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, ticket_keys.hmac,
+                                          sizeof(ticket_keys.hmac)),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, ticket_digest, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    const EVP_CIPHER *aes = EVP_aes_256_cbc();
+    if (enc) {
+        memcpy(key_name, ticket_keys.name, sizeof(ticket_keys.name));
+        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(aes)) <= 0 ||
+            !EVP_EncryptInit_ex(cctx, aes, NULL, ticket_keys.aes, iv) ||
+            !EVP_MAC_CTX_set_params(hctx, params))
+            return -1;
+        return 1;
+    }
+    if (memcmp(key_name, ticket_keys.name, sizeof(ticket_keys.name)) != 0)
+        return 0;
+    if (!EVP_MAC_CTX_set_params(hctx, params) ||
+        !EVP_DecryptInit_ex(cctx, aes, NULL, ticket_keys.aes, iv))
+        return -1;
+    return 1;
+}
+
+static bool ticket_keys_ready(char *err, size_t errlen)
+{
+    char why[256];
+    if (ticket_keys.ready)
+        return true;
+    if (RAND_bytes(ticket_keys.name, sizeof(ticket_keys.name)) <= 0 ||
+        RAND_bytes(ticket_keys.aes, sizeof(ticket_keys.aes)) <= 0 ||
+        RAND_bytes(ticket_keys.hmac, sizeof(ticket_keys.hmac)) <= 0) {
+        put(err, errlen, "RAND_bytes failed: %s", ossl_reason(why, sizeof(why)));
+        return false;
+    }
+    ticket_keys.ready = true;
+    return true;
+}
+
 struct tls_ctx *tls_server_ctx_new(const struct tls_server_opts *o, char *err, size_t errlen,
                                    char *warn, size_t warnlen)
 {
@@ -423,7 +485,8 @@ struct tls_ctx *tls_server_ctx_new(const struct tls_server_opts *o, char *err, s
         put(err, errlen, "no certificate: a TLS server needs at least one");
         return NULL;
     }
-    if (!parse_min_version(o->min_version, &min_version, err, errlen))
+    if (!parse_min_version(o->min_version, &min_version, err, errlen) ||
+        !ticket_keys_ready(err, errlen))
         return NULL;
     struct tls_ctx *t = calloc(1, sizeof(*t));
     if (!t || !(t->certs = calloc(o->ncerts, sizeof(*t->certs)))) {
@@ -445,6 +508,7 @@ struct tls_ctx *tls_server_ctx_new(const struct tls_server_opts *o, char *err, s
         SSL_CTX_set_options(c->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
         SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_SERVER);
         SSL_CTX_set_session_id_context(c->ctx, session_id_context, sizeof(session_id_context) - 1);
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(c->ctx, on_ticket_key);
         SSL_CTX_set_tlsext_servername_callback(c->ctx, on_servername);
         SSL_CTX_set_tlsext_servername_arg(c->ctx, t);
         SSL_CTX_set_alpn_select_cb(c->ctx, on_alpn, t);

@@ -112,9 +112,11 @@ struct tls_ctx;
  * "example.com" or "a.b.example.com"). An exact name wins over a
  * wildcard, then the earlier certificate; no match or no SNI keeps the
  * default. SSL_set_SSL_CTX changes the certificate only: the options,
- * verify settings and the session cache and ticket keys stay the default
- * SSL_CTX's (OpenSSL's session_ctx), so a session resumes whichever
- * certificate it was made with. Every SSL_CTX has the same session id
+ * verify settings and the session cache stay the default SSL_CTX's
+ * (OpenSSL's session_ctx), so a session resumes whichever certificate it
+ * was made with. Session tickets are encrypted with one set of keys for
+ * the process's life, shared by every server context (a context a reload
+ * builds opens the tickets of the one before). Every SSL_CTX has the same session id
  * context ("lb").
  *
  * Returns NULL with err filled on error. On success, warn (when not NULL)

@@ -525,6 +525,104 @@ START_TEST(sessions_resume)
 }
 END_TEST
 
+/* A reload builds new contexts, but the ticket keys stay: a session made
+ * before it resumes after it. */
+START_TEST(sessions_resume_across_a_reload)
+{
+    struct rig r;
+    rig_cfg(&r, "tcp", harness_fn_echo, NULL);
+    rig_go(&r);
+    struct tcli c;
+    tcli_open(&c, &r, NULL, 0, NULL);
+    ck_assert_str_eq(tcli_echo(&c, "before"), "before");
+    SSL_SESSION *sess = SSL_get1_session(c.ssl);
+    ck_assert_ptr_nonnull(sess);
+    tcli_close(&c, true);
+    harness_lb_signal(&r.lb, SIGHUP);
+    ck_assert(harness_lb_log_wait(&r.lb, "reload ok", 1, HARNESS_WAIT_MS));
+    tcli_open(&c, &r, NULL, 0, sess);
+    ck_assert_int_eq(SSL_session_reused(c.ssl), 1);
+    ck_assert_str_eq(tcli_echo(&c, "after"), "after");
+    tcli_close(&c, true);
+    SSL_SESSION_free(sess);
+    ck_assert_int_eq(harness_jint(listener_tls(&r), "resumed"), 1);
+}
+END_TEST
+
+/* 3000 pipelined requests in TLS records of 16 KiB, sent at once by
+ * Python's ssl module: every one answered, in order (lb reads what OpenSSL
+ * holds only once the heads before it are taken, never calling a full
+ * buffer of complete heads a head too large: a 431 after about 1000 before
+ * that was fixed). */
+static const char pipeline_py[] =
+    "import socket, ssl, sys\n"
+    "ca, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n"
+    "s = ssl.create_default_context(cafile=ca).wrap_socket(\n"
+    "    socket.create_connection(('127.0.0.1', port)), server_hostname='localhost')\n"
+    "s.settimeout(20)\n"
+    "s.sendall(b''.join(b'GET /p%d HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' % i for i in range(n)))\n"
+    "got = b''\n"
+    "while got.count(b'HTTP/1.1 200 OK\\r\\n') < n:\n"
+    "    d = s.recv(65536)\n"
+    "    if not d:\n"
+    "        break\n"
+    "    got += d\n"
+    "print('answers', got.count(b'HTTP/1.1 200 OK\\r\\n'), 'status 431', got.count(b' 431 '))\n";
+
+START_TEST(pipelined_requests_over_tls)
+{
+    struct rig r;
+    rig_cfg(&r, "http", harness_fn_http, NULL);
+    /* The demo backend answers at once (the harness's function backends
+     * wait for delayed ACKs between pipelined answers). */
+    int port = harness_free_port();
+    harness_backend("127.0.0.1", port, "b1", "http");
+    harness_jset(r.cfg, "pools.0.backends",
+                 harness_jarray(harness_backend_json(harness_lo(port), "b1"), NULL));
+    rig_go(&r);
+    const char *script = harness_write_file("pipeline.py", pipeline_py);
+    const char *out;
+    int rc = run(&out, (char *[]){"/usr/bin/python3", (char *)script, r.pki.ca_cert,
+                                  (char *)harness_strf("%d", r.port), "3000", NULL});
+    ck_assert_msg(rc == 0, "%s", out);
+    ck_assert_str_eq(out, "answers 3000 status 431 0\n");
+    ck_assert(harness_lb_log_wait(&r.lb, "path=\"/p2999\" status=200 ", 1, HARNESS_WAIT_MS));
+}
+END_TEST
+
+/* In http mode the first request's deadline counts from the end of the
+ * handshake, which has its own timeout. */
+START_TEST(slow_handshake_then_request)
+{
+    struct rig r;
+    rig_cfg(&r, "http", harness_fn_http_echo, "b1");
+    harness_jset(r.cfg, "listeners.0.request_timeout_ms", json_integer(SHORT_MS));
+    harness_jset(r.cfg, "listeners.0.tls.handshake_timeout_ms", json_integer(5000));
+    rig_go(&r);
+    struct tcli c;
+    c.ctx = client_ctx(&r);
+    c.fd = harness_connect("127.0.0.1", r.port, HARNESS_WAIT_MS);
+    ck_assert_int_ge(c.fd, 0);
+    harness_sleep_ms(SHORT_MS * 2); /* a slow client: the handshake starts late */
+    ck_assert_int_eq(fcntl(c.fd, F_SETFL, O_NONBLOCK), 0);
+    c.ssl = SSL_new(c.ctx);
+    SSL_set_fd(c.ssl, c.fd);
+    SSL_set_tlsext_host_name(c.ssl, "localhost");
+    long deadline = harness_now_ms() + HARNESS_WAIT_MS;
+    ck_assert_int_eq(TLS_DRIVE(&c, SSL_connect(c.ssl), deadline), 1);
+    harness_sleep_ms(SHORT_MS / 3); /* well within request_timeout_ms of the handshake */
+    const char *req = "GET /late HTTP/1.1\r\nHost: lb.test\r\n\r\n";
+    ck_assert_int_eq(TLS_DRIVE(&c, SSL_write(c.ssl, req, (int)strlen(req)), deadline),
+                     (int)strlen(req));
+    char buf[4096];
+    int k = TLS_DRIVE(&c, SSL_read(c.ssl, buf, sizeof(buf) - 1), deadline);
+    ck_assert_int_gt(k, 0);
+    buf[k] = '\0';
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", buf);
+    tcli_close(&c, true);
+}
+END_TEST
+
 /* With accept_proxy, the PROXY header comes in plain text, then the
  * handshake; the session is the header's client. */
 START_TEST(proxy_header_before_the_handshake)
@@ -612,6 +710,9 @@ static Suite *tls_listen_suite(void)
     tcase_add_test(tc, stalled_handshake_times_out);
     tcase_add_test(tc, close_without_close_notify_is_client_closed);
     tcase_add_test(tc, sessions_resume);
+    tcase_add_test(tc, sessions_resume_across_a_reload);
+    tcase_add_test(tc, pipelined_requests_over_tls);
+    tcase_add_test(tc, slow_handshake_then_request);
     tcase_add_test(tc, proxy_header_before_the_handshake);
     tcase_add_test(tc, reload_swaps_the_certificate);
     tcase_add_test(tc, key_mismatch_is_refused);

@@ -129,7 +129,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -Wall -Wextra -Werror \
               -D_GNU_SOURCE -I. -I$(LLHTTP_INC) -DLB_VERSION='"$(VERSION)"' \
               $(shell pkg-config --cflags jansson)
-FUZZ_TARGETS := config proxy http_request http_response tls_hello
+FUZZ_TARGETS := config proxy http_request http_response tls_hello admin
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LLHTTP := $(addprefix $(FUZZ_BUILD)/obj/llhttp/,api.o http.o llhttp.o)
 # What each target links besides its own file.

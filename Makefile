@@ -7,6 +7,10 @@
 #                 scripts/check-includes) and their self-test (scripts/test-checks)
 #   make format   format every C file in place with clang-format
 #   make bench-pick  time picks and updates of every strategy (tests/bench/)
+#   make fuzz     build the libFuzzer targets (tests/fuzz/, with clang, into
+#                 build-fuzz/) and run each for FUZZ_SECONDS (default 300)
+#   make fuzz-smoke  the same for FUZZ_SMOKE_SECONDS each (default 20); make
+#                 test runs it last
 
 CC := gcc
 BUILD ?= build
@@ -40,7 +44,7 @@ TEST_SRCS := $(wildcard tests/*.c tests/harness/*.c tests/unit/*.c tests/integra
 TEST_SHIM := $(BUILD)/small-sndbuf.so
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all tests run test check deps clean format bench-pick
+.PHONY: all tests run test check deps clean format bench-pick fuzz fuzz-smoke fuzz-build
 all: $(BUILD)/lb $(BUILD)/demo-backend
 tests: $(BUILD)/lb-tests $(TEST_SHIM)
 
@@ -100,6 +104,7 @@ test: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all tests
 	@scripts/run-tests build
 	@scripts/run-tests build-asan
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 # All three run, so one failure does not hide another.
 check: deps
@@ -110,7 +115,76 @@ check: deps
 format:
 	find lb config health tests scripts -type f -name '*.[ch]' -exec clang-format -i {} +
 
-clean:
-	rm -rf build build-asan
+# --- fuzzing (tests/fuzz/, docs/reliability.md) ---
+# Each target is lb's own sources built again with clang's libFuzzer and
+# ASan/UBSan into build-fuzz/ (never the gcc objects), linked with only what
+# it drives. A run works on a copy of the committed corpus under
+# build-fuzz/corpus/, so tests/fuzz/corpus/ changes only on purpose, and
+# fails on any crash, leak, timeout or sanitizer report.
+FUZZ_BUILD := build-fuzz
+FUZZ_CC := clang
+FUZZ_SECONDS ?= 300
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -Wall -Wextra -Werror \
+              -D_GNU_SOURCE -I. -I$(LLHTTP_INC) -DLB_VERSION='"$(VERSION)"' \
+              $(shell pkg-config --cflags jansson)
+FUZZ_TARGETS := config proxy http_request http_response tls_hello admin
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_LLHTTP := $(addprefix $(FUZZ_BUILD)/obj/llhttp/,api.o http.o llhttp.o)
+# What each target links besides its own file.
+FUZZ_SRCS_config := config/config_load.c config/config_address.c config/config_escape.c \
+                    config/json_locate.c
+FUZZ_LIBS_config := $(shell pkg-config --libs jansson 2>/dev/null) -Wl,--wrap=getaddrinfo
+FUZZ_SRCS_proxy := lb/proto/proxy_proto.c
+FUZZ_SRCS_http_request := lb/proto/http_head.c
+FUZZ_SRCS_http_response := lb/proto/http_head.c lb/proto/http_body.c
+FUZZ_SRCS_tls_hello := lb/proto/tls_hello.c
+FUZZ_SRCS_admin := lb/admin/admin_request.c config/config_escape.c
+FUZZ_LIBS_admin := $(shell pkg-config --libs jansson 2>/dev/null)
+# Per target: the longest input tried (a head, a config, a ClientHello).
+FUZZ_MAXLEN_config := 8192
+FUZZ_MAXLEN_proxy := 512
+FUZZ_MAXLEN_http_request := 8192
+FUZZ_MAXLEN_http_response := 8192
+FUZZ_MAXLEN_tls_hello := 4096
+FUZZ_MAXLEN_admin := 8192
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+fuzz-build: $(FUZZ_BINS)
+
+# Instrumented for libFuzzer (coverage) but without its main: only the
+# target's own file is linked with -fsanitize=fuzzer.
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_BUILD)/obj/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(filter-out -Werror,$(FUZZ_CFLAGS)) -Wno-unused-parameter \
+	    -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+# fuzz_rule(TARGET): build-fuzz/fuzz_TARGET from its file and its FUZZ_SRCS_.
+define fuzz_rule
+$(FUZZ_BUILD)/fuzz_$(1): $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_$(1).o \
+                         $(FUZZ_SRCS_$(1):%.c=$(FUZZ_BUILD)/obj/%.o) \
+                         $(if $(findstring http,$(1)),$(FUZZ_LLHTTP))
+	$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$^ $$(FUZZ_LIBS_$(1))
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rule,$(t))))
+
+# One run per target, FUZZ_SECONDS each, on a copy of the corpus (the
+# committed seeds plus what earlier runs found); any failure fails the run
+# after every target has had its turn. A crash leaves its input in
+# build-fuzz/artifacts/ (docs/reliability.md: adding it to the corpus).
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@scripts/run-fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS) $(foreach t,$(FUZZ_TARGETS),$(t):$(FUZZ_MAXLEN_$(t)))
+
+fuzz-smoke: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@scripts/run-fuzz $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS) $(foreach t,$(FUZZ_TARGETS),$(t):$(FUZZ_MAXLEN_$(t)))
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD)/obj $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)

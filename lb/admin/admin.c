@@ -23,6 +23,7 @@
 #include "lb/admin/admin.h"
 #include "lb/admin/admin_http.h"
 #include "lb/admin/admin_internal.h"
+#include "lb/admin/admin_request.h"
 #include "lb/control.h"
 #include "lb/io/listen_socket.h"
 #include "lb/io/tls_ctx.h"
@@ -34,7 +35,6 @@
 #include "lb/reload.h"
 #include "lb/runtime.h"
 
-#define ADMIN_MAX_SEGMENTS 8
 #define ADMIN_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
 #define CONTENT_TYPE_JSON "application/json"
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -63,22 +63,6 @@ struct admin_call {
     struct admin_conn *conn;
     const struct admin_request *req;
     const char *extra;
-};
-
-/* A request path split into percent-decoded segments ("/api/v1/pools/app"
- * is api, v1, pools, app); they point into buf. */
-struct admin_path {
-    char *buf;
-    char *seg[ADMIN_MAX_SEGMENTS];
-    size_t n;
-};
-
-struct admin_route {
-    const char *pattern[ADMIN_MAX_SEGMENTS + 1]; /* NULL-terminated; "*" matches one segment */
-    bool public;                                 /* served to anyone */
-    unsigned methods;                            /* enum admin_method bits */
-    const char *allow;                           /* the Allow header of a 405 */
-    void (*handle)(struct admin_call *call, const struct admin_path *p);
 };
 
 /* --- answers --- */
@@ -142,69 +126,6 @@ static void reply_error(struct admin_call *call, int code, const char *fmt, ...)
 
 /* --- requests: path, token, body --- */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s in place ("%5B%3A%3A1%5D%3A9002" is "[::1]:9002"); a
- * '%' not followed by two hex digits stays as it is. False when the result
- * would hold a NUL. */
-static bool segment_decode(char *s)
-{
-    char *o = s;
-    for (const char *i = s; *i; i++) {
-        int hi, lo;
-        if (*i == '%' && (hi = hex_value(i[1])) >= 0 && (lo = hex_value(i[2])) >= 0) {
-            *o = (char)(hi * 16 + lo);
-            if (*o == '\0')
-                return false;
-            o++;
-            i += 2;
-            continue;
-        }
-        *o++ = *i;
-    }
-    *o = '\0';
-    return true;
-}
-
-/* Splits the request's path (before any '?' or '#') into decoded segments.
- * 0, or -1 when no route can match it (not "/...", an empty segment, too
- * many segments, a NUL) or memory ran out; p->buf is then NULL. */
-static int path_parse(const char *uri, struct admin_path *p)
-{
-    memset(p, 0, sizeof(*p));
-    if (!uri || uri[0] != '/')
-        return -1;
-    p->buf = strndup(uri + 1, strcspn(uri + 1, "?#"));
-    if (!p->buf)
-        return -1;
-    char *s = p->buf;
-    for (;;) {
-        char *slash = strchr(s, '/');
-        if (slash)
-            *slash = '\0';
-        if (*s == '\0' || p->n == ADMIN_MAX_SEGMENTS || !segment_decode(s))
-            goto fail;
-        p->seg[p->n++] = s;
-        if (!slash)
-            return 0;
-        s = slash + 1;
-    }
-fail:
-    free(p->buf);
-    p->buf = NULL;
-    p->n = 0;
-    return -1;
-}
-
 /* True when given equals want. Runs over the longer of the two whatever
  * the content, so the time says nothing about where they differ. */
 static bool token_equal(const char *given, const char *want)
@@ -238,22 +159,6 @@ static int request_access(const struct admin *a, const struct admin_request *req
     return token_equal(h, token) ? 0 : 401;
 }
 
-/* True for "application/json", with any parameters ("; charset=utf-8"). */
-static bool content_type_json(const char *type)
-{
-    size_t n = strlen(CONTENT_TYPE_JSON);
-    if (!type)
-        return false;
-    while (*type == ' ' || *type == '\t')
-        type++;
-    if (strncasecmp(type, CONTENT_TYPE_JSON, n) != 0)
-        return false;
-    type += n;
-    while (*type == ' ' || *type == '\t')
-        type++;
-    return *type == '\0' || *type == ';';
-}
-
 /* --- lookups --- */
 
 /* By id (name, or address when unnamed), else by address as written (the
@@ -282,100 +187,10 @@ static struct pool *request_pool(struct admin_call *call, const struct admin_pat
 
 /* --- PATCH of a backend --- */
 
-struct backend_change {
-    bool set_state;
-    enum backend_admin state;
-    bool set_weight;
-    unsigned weight;
-};
-
-/* Reads one key of the PATCH body into c. 0, or -1 after answering 400. */
-static int change_key(struct admin_call *call, const char *key, json_t *v, struct backend_change *c)
-{
-    static const struct {
-        const char *verb;
-        enum backend_admin state;
-    } states[] = {
-        {"drain", BACKEND_DRAINING}, {"disable", BACKEND_DISABLED}, {"enable", BACKEND_ENABLED}};
-    char q[ADMIN_ESCAPE_SIZE];
-
-    if (strcmp(key, "weight") == 0) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-            json_integer_value(v) > LB_WEIGHT_MAX) {
-            reply_error(call, 400, "\"weight\" must be an integer from 0 to %d", LB_WEIGHT_MAX);
-            return -1;
-        }
-        c->set_weight = true;
-        c->weight = (unsigned)json_integer_value(v);
-        return 0;
-    }
-    if (strcmp(key, "state") == 0) {
-        for (size_t i = 0; json_is_string(v) && i < sizeof(states) / sizeof(states[0]); i++) {
-            if (strcmp(json_string_value(v), states[i].verb) == 0) {
-                c->set_state = true;
-                c->state = states[i].state;
-                return 0;
-            }
-        }
-        reply_error(call, 400, "\"state\" must be \"drain\", \"disable\" or \"enable\"");
-        return -1;
-    }
-    reply_error(call, 400, "unknown key \"%s\" (expected \"state\" or \"weight\")",
-                config_text_escape(q, sizeof(q), key, ADMIN_ECHO_MAX));
-    return -1;
-}
-
-/* Replaces, in place, each byte of s that is not printable ASCII with '?':
- * jansson's messages quote the client's text near the error. */
-static const char *printable(char *s)
-{
-    for (char *p = s; *p; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
-            *p = '?';
-    return s;
-}
-
-/* Checks the Content-Type and parses the whole body into c before anything
- * changes. 0, or -1 after answering 400 or 415. */
-static int change_parse(struct admin_call *call, struct backend_change *c)
-{
-    if (!content_type_json(call->req->content_type)) {
-        reply_error(call, 415, "Content-Type must be application/json");
-        return -1;
-    }
-    size_t len = call->req->content_length;
-    const char *data = call->req->body;
-    json_error_t jerr;
-    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        reply_error(call, 400, "invalid JSON at line %d, column %d: %s", jerr.line, jerr.column,
-                    printable(jerr.text));
-        return -1;
-    }
-    int rc = 0;
-    const char *key;
-    json_t *v;
-    memset(c, 0, sizeof(*c));
-    if (!json_is_object(root)) {
-        reply_error(call, 400, "the body must be a JSON object");
-        rc = -1;
-    } else if (json_object_size(root) == 0) {
-        reply_error(call, 400, "the body must set \"state\" or \"weight\"");
-        rc = -1;
-    }
-    json_object_foreach(root, key, v)
-    {
-        if (rc == 0 && change_key(call, key, v, c) < 0)
-            rc = -1;
-    }
-    json_decref(root);
-    return rc;
-}
-
 /* Applies a validated change through the control verbs: the weight first
  * (the one step that can fail, ENOMEM, leaving b unchanged), then the
  * state. 0 or -1. */
-static int change_apply(struct backend *b, const struct backend_change *c)
+static int change_apply(struct backend *b, const struct admin_change *c)
 {
     if (c->set_weight && backend_set_weight_override(b, c->weight) < 0)
         return -1;
@@ -449,9 +264,14 @@ static void handle_backend(struct admin_call *call, const struct admin_path *p)
         return;
     }
     if (call->req->method == ADMIN_PATCH) {
-        struct backend_change c;
-        if (change_parse(call, &c) < 0)
+        struct admin_change c;
+        char msg[1024];
+        int refused = admin_change_parse(call->req->content_type, call->req->body,
+                                         call->req->content_length, &c, msg, sizeof(msg));
+        if (refused != 0) {
+            reply_error(call, refused, "%s", msg);
             return;
+        }
         if (change_apply(b, &c) < 0) {
             reply_error(call, 500, "out of memory");
             return;
@@ -478,33 +298,13 @@ static void handle_reload(struct admin_call *call, const struct admin_path *p)
     reply_json(call, 200, body); /* NULL body: a 500 out of memory */
 }
 
-static const struct admin_route routes[] = {
-    {{"healthz", NULL}, true, ADMIN_GET, "GET", handle_healthz},
-    {{"metrics", NULL}, false, ADMIN_GET, "GET", handle_metrics},
-    {{"api", "v1", "status", NULL}, false, ADMIN_GET, "GET", handle_status},
-    {{"api", "v1", "listeners", NULL}, false, ADMIN_GET, "GET", handle_listeners},
-    {{"api", "v1", "pools", NULL}, false, ADMIN_GET, "GET", handle_pools},
-    {{"api", "v1", "pools", "*", NULL}, false, ADMIN_GET, "GET", handle_pool},
-    {{"api", "v1", "pools", "*", "backends", "*", NULL},
-     false,
-     ADMIN_GET | ADMIN_PATCH,
-     "GET, PATCH",
-     handle_backend},
-    {{"api", "v1", "reload", NULL}, false, ADMIN_POST, "POST", handle_reload},
+/* The handler of each route of lb/admin/admin_request.c. */
+static void (*const handlers[ADMIN_ROUTES])(struct admin_call *call, const struct admin_path *p) = {
+    [ADMIN_ROUTE_HEALTHZ] = handle_healthz, [ADMIN_ROUTE_METRICS] = handle_metrics,
+    [ADMIN_ROUTE_STATUS] = handle_status,   [ADMIN_ROUTE_LISTENERS] = handle_listeners,
+    [ADMIN_ROUTE_POOLS] = handle_pools,     [ADMIN_ROUTE_POOL] = handle_pool,
+    [ADMIN_ROUTE_BACKEND] = handle_backend, [ADMIN_ROUTE_RELOAD] = handle_reload,
 };
-
-static const struct admin_route *route_find(const struct admin_path *p)
-{
-    for (size_t r = 0; r < sizeof(routes) / sizeof(routes[0]); r++) {
-        const char *const *pat = routes[r].pattern;
-        size_t i = 0;
-        while (i < p->n && pat[i] && (strcmp(pat[i], "*") == 0 || strcmp(pat[i], p->seg[i]) == 0))
-            i++;
-        if (i == p->n && pat[i] == NULL)
-            return &routes[r];
-    }
-    return NULL;
-}
 
 /* The head is in: access only (admin_http refuses a body over
  * ADMIN_BODY_MAX itself, after this). True when answered: the body is then
@@ -515,7 +315,7 @@ static bool admin_on_head(void *arg, struct admin_conn *conn, const struct admin
     struct admin_call call = {a, conn, req, NULL};
     struct admin_path path;
     const struct admin_route *route =
-        path_parse(req->target, &path) == 0 ? route_find(&path) : NULL;
+        admin_path_parse(req->target, &path) == 0 ? admin_route_find(&path) : NULL;
     free(path.buf);
     if (route && route->public)
         return false;
@@ -537,7 +337,7 @@ static void admin_on_request(void *arg, struct admin_conn *conn, const struct ad
     struct admin_call call = {a, conn, req, NULL};
     struct admin_path path;
     const struct admin_route *route =
-        path_parse(req->target, &path) == 0 ? route_find(&path) : NULL;
+        admin_path_parse(req->target, &path) == 0 ? admin_route_find(&path) : NULL;
     unsigned method = req->method == ADMIN_HEAD ? ADMIN_GET : req->method;
 
     if (!route) {
@@ -548,7 +348,7 @@ static void admin_on_request(void *arg, struct admin_conn *conn, const struct ad
         call.extra = allow;
         reply_error(&call, 405, "method %s not allowed", req->method_name);
     } else {
-        route->handle(&call, &path);
+        handlers[route->id](&call, &path);
     }
     free(path.buf);
 }

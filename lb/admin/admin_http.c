@@ -34,6 +34,7 @@
 #include <openssl/ssl.h>
 
 #include "lb/admin/admin_http.h"
+#include "lb/admin/admin_request.h"
 #include "lb/clock.h"
 #include "lb/io/acceptor.h"
 #include "lb/io/conn.h"
@@ -55,7 +56,6 @@
 #define ADMIN_LINGER_BYTES (64 * 1024)
 #define ADMIN_LINGER_MS 1000
 #define ADMIN_EMFILE_PAUSE_MS 100
-#define ADMIN_METHOD_MAX 16
 #define ADMIN_WRITE_IOV 8 /* pieces of the answer offered to one writev */
 
 enum conn_state {
@@ -270,180 +270,6 @@ static void conn_fail(struct admin_conn *c, int status, const char *message)
     admin_http_reply(c, status, "application/json", NULL, body, true);
 }
 
-/* --- parsing the head --- */
-
-static bool is_tchar(unsigned char ch)
-{
-    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
-static unsigned method_bit(const char *m)
-{
-    static const struct {
-        const char *name;
-        unsigned bit;
-    } methods[] = {{"GET", ADMIN_GET},        {"HEAD", ADMIN_HEAD},     {"POST", ADMIN_POST},
-                   {"PUT", ADMIN_PUT},        {"DELETE", ADMIN_DELETE}, {"PATCH", ADMIN_PATCH},
-                   {"OPTIONS", ADMIN_OPTIONS}};
-    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-        if (strcmp(m, methods[i].name) == 0)
-            return methods[i].bit;
-    return ADMIN_OTHER;
-}
-
-/* True when the comma-separated list s holds token (any case). */
-static bool list_has(const char *s, const char *token)
-{
-    size_t n = strlen(token);
-    while (*s) {
-        s += strspn(s, " \t,");
-        size_t len = strcspn(s, ",");
-        size_t end = len;
-        while (end > 0 && (s[end - 1] == ' ' || s[end - 1] == '\t'))
-            end--;
-        if (end == n && strncasecmp(s, token, n) == 0)
-            return true;
-        s += len;
-    }
-    return false;
-}
-
-/* Splits head (len bytes and a NUL, CRLF line ends, the final empty line
- * removed) into c->req. 0, or the status to refuse it with and *why. */
-static int head_parse(struct admin_conn *c, char *head, size_t len, const char **why)
-{
-    struct admin_request *r = &c->req;
-    bool http10 = false, has_length = false, conn_close = false, conn_keep = false;
-
-    /* A NUL would end the scans below early: refused like any control byte. */
-    if (memchr(head, '\0', len)) {
-        *why = "malformed request head";
-        return 400;
-    }
-    /* Every line ends in CRLF; no other CR or LF, no control byte but tab. */
-    for (char *p = head; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch == '\r' && p[1] == '\n') {
-            p[0] = '\0';
-            p[1] = '\0';
-            p++;
-            continue;
-        }
-        if (ch == '\r' || ch == '\n' || (ch < 0x20 && ch != '\t') || ch == 0x7f) {
-            *why = "malformed request head";
-            return 400;
-        }
-    }
-    char *line = head;
-    char *end = head + strlen(head); /* the request line */
-
-    /* METHOD SP TARGET SP HTTP/1.x */
-    char *sp1 = strchr(line, ' ');
-    char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-    if (!sp1 || !sp2 || strchr(sp2 + 1, ' ') || sp1 == line || sp2 == sp1 + 1) {
-        *why = "malformed request line";
-        return 400;
-    }
-    *sp1 = *sp2 = '\0';
-    for (char *m = line; *m; m++)
-        if (!is_tchar((unsigned char)*m)) {
-            *why = "malformed request line";
-            return 400;
-        }
-    if (sp1 - line > ADMIN_METHOD_MAX) {
-        *why = "method name too long";
-        return 501;
-    }
-    for (char *t = sp1 + 1; *t; t++)
-        if ((unsigned char)*t <= 0x20 || (unsigned char)*t >= 0x7f) {
-            *why = "malformed request line";
-            return 400;
-        }
-    const char *version = sp2 + 1;
-    if (strcmp(version, "HTTP/1.0") == 0) {
-        http10 = true;
-    } else if (strcmp(version, "HTTP/1.1") != 0) {
-        if (strncmp(version, "HTTP/", 5) == 0 && version[5] >= '0' && version[5] <= '9') {
-            *why = "only HTTP/1.0 and HTTP/1.1 are supported";
-            return 505;
-        }
-        *why = "malformed request line";
-        return 400;
-    }
-    memcpy(c->method, line, (size_t)(sp1 - line) + 1);
-    r->method_name = c->method;
-    r->method = method_bit(c->method);
-    r->target = sp1 + 1;
-
-    /* Header lines: NAME ":" OWS VALUE OWS. */
-    for (line = end + 2; *line; line = end + 2) {
-        end = line + strlen(line);
-        if (*line == ' ' || *line == '\t') {
-            *why = "obsolete line folding in a header";
-            return 400;
-        }
-        char *colon = strchr(line, ':');
-        if (!colon || colon == line) {
-            *why = "malformed header line";
-            return 400;
-        }
-        *colon = '\0';
-        for (char *n = line; *n; n++)
-            if (!is_tchar((unsigned char)*n)) {
-                *why = "malformed header line";
-                return 400;
-            }
-        char *v = colon + 1;
-        v += strspn(v, " \t");
-        char *ve = end;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            *--ve = '\0';
-
-        if (strcasecmp(line, "Content-Length") == 0) {
-            size_t n = strspn(v, "0123456789");
-            if (n == 0 || v[n] != '\0' || n > 9) {
-                *why = n > 9 && v[n] == '\0' ? "request body too large" : "bad Content-Length";
-                return n > 9 && v[n] == '\0' ? 413 : 400;
-            }
-            size_t len = (size_t)strtoul(v, NULL, 10);
-            if (has_length && len != r->content_length) {
-                *why = "conflicting Content-Length headers";
-                return 400;
-            }
-            has_length = true;
-            r->content_length = len;
-        } else if (strcasecmp(line, "Transfer-Encoding") == 0) {
-            *why = "Transfer-Encoding is not supported: send Content-Length";
-            return 501;
-        } else if (strcasecmp(line, "Connection") == 0) {
-            conn_close |= list_has(v, "close");
-            conn_keep |= list_has(v, "keep-alive");
-        } else if (strcasecmp(line, "Expect") == 0) {
-            if (strcasecmp(v, "100-continue") != 0) {
-                *why = "only Expect: 100-continue is supported";
-                return 417;
-            }
-            c->expect_continue = !http10;
-        } else if (strcasecmp(line, "Authorization") == 0) {
-            if (r->authorization) {
-                *why = "more than one Authorization header";
-                return 400;
-            }
-            r->authorization = v;
-        } else if (strcasecmp(line, "Content-Type") == 0) {
-            if (r->content_type) {
-                *why = "more than one Content-Type header";
-                return 400;
-            }
-            r->content_type = v;
-        }
-    }
-    c->http10 = http10;
-    c->keep_alive = http10 ? conn_keep && !conn_close : !conn_close;
-    return 0;
-}
-
 /* --- the queue: a few requests per pass --- */
 
 static void queue_push(struct admin_conn *c)
@@ -518,7 +344,21 @@ static bool serve_head(struct admin_conn *c)
     evbuffer_copyout(c->in, c->head, c->head_len);
     c->head[c->head_len - 2] = '\0'; /* drop the empty line's CRLF */
     const char *why = NULL;
-    int status = head_parse(c, c->head, c->head_len - 2, &why);
+    struct admin_head h;
+    int status = admin_head_parse(c->head, c->head_len - 2, &h, &why);
+    /* What the parse got, even on an error: the answer to a HEAD has no
+     * body, and a Content-Length said means input is left. */
+    const struct sockaddr *peer = c->req.peer;
+    c->req = h.req;
+    c->req.peer = peer;
+    memcpy(c->method, h.method, sizeof(c->method));
+    if (h.req.method_name)
+        c->req.method_name = c->method;
+    if (status == 0) {
+        c->http10 = h.http10;
+        c->keep_alive = h.keep_alive;
+        c->expect_continue = h.expect_continue;
+    }
     if (status != 0) {
         c->keep_alive = false;
         conn_fail(c, status, why);

@@ -7,6 +7,7 @@
  * http: the request's body byte arrives), so every slot frees when the
  * test says. */
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ static void fn_http_hold(int fd, void *arg)
 struct env {
     struct harness_lb lb;
     int lport, aport, bport[2];
+    json_t *cfg;
 };
 
 /* lb in mode ("tcp"/"http") with backends A and B (max_connections
@@ -84,6 +86,7 @@ static void env_start(struct env *e, const char *mode, unsigned maxa, unsigned m
     harness_jset(cfg, "pools.0", harness_pool_json("app", "roundrobin", backends));
     harness_jset(cfg, "pools.0.queue",
                  json_pack("{s:i, s:i}", "max", (int)qmax, "timeout_ms", (int)qtimeout));
+    e->cfg = cfg;
     harness_lb_start_json(&e->lb, cfg, e->lport);
     ck_assert_msg(harness_wait_listening(e->aport, HARNESS_WAIT_MS), "no admin; log %s", e->lb.log);
 }
@@ -222,6 +225,40 @@ START_TEST(tcp_no_queue_refuses)
 }
 END_TEST
 
+/* A reload retires the pool generation a session waits in: it waits on in
+ * the new one's queue (with the time it had left) and gets the next slot;
+ * a reload that gives a backend room serves it at once. */
+START_TEST(reload_moves_queue)
+{
+    struct env e;
+    env_start(&e, "tcp", 1, 1, 4, 60000, 0);
+    char n[3];
+    int c1 = tcp_client(&e, n);
+    int c2 = tcp_client(&e, n);
+    int c3 = harness_connect_ok("127.0.0.1", e.lport);
+    int c4 = harness_connect_ok("127.0.0.1", e.lport);
+    wait_counters(&e, "2 2 0 0 1 1");
+    harness_lb_rewrite_json(&e.lb, e.cfg);
+    harness_lb_signal(&e.lb, SIGHUP);
+    ck_assert(harness_log_wait(e.lb.log, "reload ok", 1, HARNESS_WAIT_MS));
+    wait_counters(&e, "2 2 0 0 1 1"); /* the new generation's queue, counters kept */
+    close(c1);
+    expect_name(c3, "A\n");
+    wait_counters(&e, "1 2 0 0 1 1");
+    /* B gets room for one more: the waiter is served without a slot freeing. */
+    harness_jset(e.cfg, "pools.0.backends.1.max_connections", json_integer(2));
+    harness_lb_rewrite_json(&e.lb, e.cfg);
+    harness_lb_signal(&e.lb, SIGHUP);
+    ck_assert(harness_log_wait(e.lb.log, "reload ok", 2, HARNESS_WAIT_MS));
+    expect_name(c4, "B\n");
+    wait_counters(&e, "0 2 0 0 1 2");
+    close(c2);
+    close(c3);
+    close(c4);
+    ck_assert_int_eq(harness_lb_stop(&e.lb), 0);
+}
+END_TEST
+
 #define POST_HEAD "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n"
 
 START_TEST(http_backend_max_and_queue)
@@ -338,6 +375,7 @@ static Suite *limits_suite(void)
     ADD_TCASE("tcp_backend_max_and_queue", tcp_backend_max_and_queue);
     ADD_TCASE("tcp_queue_timeout", tcp_queue_timeout);
     ADD_TCASE("tcp_no_queue_refuses", tcp_no_queue_refuses);
+    ADD_TCASE("reload_moves_queue", reload_moves_queue);
     ADD_TCASE("http_backend_max_and_queue", http_backend_max_and_queue);
     ADD_TCASE("http_queue_timeout", http_queue_timeout);
     ADD_TCASE("global_max_connections", global_max_connections);

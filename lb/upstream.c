@@ -568,9 +568,11 @@ void upstream_connect(struct upstream *u)
 void upstream_reconnect(struct upstream *u)
 {
     struct backend *b = u->backend;
-    b->refs++; /* across the drop */
+    b->refs++;     /* across the drop */
+    b->reserved++; /* and its slot: no waiter in the queue takes it meanwhile */
     upstream_close_server(u, false);
     upstream_drop_backend(u);
+    b->reserved--;
     u->reused = false;
     u->state = UPSTREAM_IDLE;
     /* The fresh connect is made whatever the pool's retries (the reused

@@ -198,7 +198,6 @@ START_TEST(tcp_queue_timeout)
     ck_assert_int_eq(harness_read_eof(c3, buf, sizeof(buf), HARNESS_WAIT_MS), 0);
     ck_assert(harness_log_wait(e.lb.log, "queue timeout", 1, HARNESS_WAIT_MS));
     wait_counters(&e, "0 1 1 0 1 1");
-    /* No queue at all (max 0) is a full one. */
     close(c3);
     close(c1);
     close(c2);

@@ -281,7 +281,15 @@ void pool_conn_end(struct pool *pool, struct backend *b)
         cur->ops->conn_end(cur, b);
 }
 
-/* Tells the strategy that b changed; keeps navailable right. */
+static void (*room_hook)(struct pool *pool);
+
+void pool_set_room_hook(void (*fn)(struct pool *pool))
+{
+    room_hook = fn;
+}
+
+/* Tells the strategy that b changed; keeps navailable right. A backend
+ * that became available may have room for the sessions queued. */
 static int pool_update(struct pool *pool, struct backend *b, bool was_available)
 {
     bool now = backend_available(b);
@@ -291,7 +299,10 @@ static int pool_update(struct pool *pool, struct backend *b, bool was_available)
         pool->navailable--;
     if (pool->retired || pool->state == NULL || pool->ops->update == NULL)
         return 0;
-    return pool->ops->update(pool, b);
+    int r = pool->ops->update(pool, b);
+    if (r == 0 && now && !was_available && pool->nqueued > 0 && room_hook)
+        room_hook(pool);
+    return r;
 }
 
 /* Sets b's up, weight and eff_weight at once and tells the strategy. 0, or

@@ -185,6 +185,10 @@ struct backend *pool_pick(struct pool *pool, const struct pick_ctx *ctx);
 bool pool_has_available(const struct pool *pool);
 void pool_conn_start(struct pool *pool, struct backend *b);
 void pool_conn_end(struct pool *pool, struct backend *b);
+/* What a backend that becomes available calls when its pool has sessions
+ * queued (lb/upstream.c serves them; the pool knows nothing of sessions).
+ * Set once at start; NULL (unit tests): nothing. */
+void pool_set_room_hook(void (*fn)(struct pool *pool));
 /* Changes b's state and tells the strategy. 0, or -1 when the strategy could
  * not rebuild (state unchanged). */
 int pool_set_backend_up(struct pool *pool, struct backend *b, bool up);

@@ -22,6 +22,7 @@
 #include "lb/reload.h"
 #include "lb/session.h"
 #include "lb/runtime.h"
+#include "lb/upstream.h"
 
 void runtime_pool_tls(struct pool *pool, const struct tls_set *set, size_t i)
 {
@@ -97,6 +98,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     bufpool_init(&rt->bufs, RUNTIME_BUF_SIZE, RUNTIME_BUFS_CACHED);
     pipepool_init(&rt->pipes, 0); /* runtime_fd_budget() sets how many */
     LIST_INIT(&rt->retired);
+    pool_set_room_hook(upstream_queue_serve); /* a backend back up serves the queue */
     rt->generation = 1;
 
     if (reload_init(rt) < 0)

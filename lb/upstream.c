@@ -91,7 +91,7 @@ static void on_queue_event(evutil_socket_t fd, short what, void *arg);
 /* Hands the slots free in pool to the sessions at the head of its queue,
  * oldest first, as long as the strategy finds a backend with room: each
  * gets its slot reserved now and connects from the loop. O(1) per slot. */
-static void queue_serve(struct pool *pool)
+void upstream_queue_serve(struct pool *pool)
 {
     struct upstream *h;
     while ((h = TAILQ_FIRST(&pool->queue)) != NULL) {
@@ -123,7 +123,7 @@ static void queue_leave(struct upstream *u)
         u->granted = NULL;
         b->reserved--;
         if (b->pool)
-            queue_serve(b->pool);
+            upstream_queue_serve(b->pool);
         backend_release(b);
     }
 }
@@ -137,7 +137,7 @@ static void upstream_drop_backend(struct upstream *u)
     pool_conn_end(u->pool, b);
     u->backend = NULL;
     if (b->pool && b->pool->nqueued > 0)
-        queue_serve(b->pool);
+        upstream_queue_serve(b->pool);
     backend_release(b);
 }
 
@@ -494,7 +494,7 @@ static void on_queue_event(evutil_socket_t fd, short what, void *arg)
         /* Drained, disabled or removed since: the slot helps no one here. */
         if (!backend_available(b) || b->removed || b->pool != u->pool) {
             if (b->pool)
-                queue_serve(b->pool);
+                upstream_queue_serve(b->pool);
             backend_release(b);
             upstream_connect(u);
             return;
@@ -542,7 +542,7 @@ void upstream_connect(struct upstream *u)
      * behind them (and the queue is served, in case room appeared). */
     if (u->pick.ntried == 0 && pool->nqueued > 0 && !pool->retired) {
         queue_join(u);
-        queue_serve(pool);
+        upstream_queue_serve(pool);
         return;
     }
     while (u->pick.ntried <= pool->retries && u->pick.ntried < LB_MAX_TRIES) {

@@ -117,6 +117,11 @@ void upstream_reconnect(struct upstream *u);
  * upstream_connect() does this itself; an owner that reads the pool's
  * settings before connecting calls it first). */
 void upstream_follow_reload(struct upstream *u);
+/* Hands the slots free in pool to the sessions at the head of its queue,
+ * oldest first, as long as its strategy finds a backend with room (each
+ * gets its slot reserved now and connects from the loop). Set as the
+ * pool's room hook (pool_set_room_hook()) too. */
+void upstream_queue_serve(struct pool *pool);
 /* A reload retired pool: the sessions waiting in its queue connect again
  * from the loop, in their order, in the current generation (picked there,
  * or queued at its tail with the time they have left). */

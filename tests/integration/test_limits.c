@@ -258,6 +258,35 @@ START_TEST(reload_moves_queue)
 }
 END_TEST
 
+/* Waiters are served when a backend becomes available, not only when a
+ * slot frees: with B drained, the second client waits for A; B enabled
+ * again takes it at once. */
+START_TEST(tcp_backend_back_serves_queue)
+{
+    struct env e;
+    env_start(&e, "tcp", 1, 1, 4, 60000, 0);
+    const char *b_path = "/api/v1/pools/app/backends/B";
+    ck_assert_int_eq(harness_call(e.aport, "PATCH", b_path, "Content-Type: application/json\r\n",
+                                  "{\"state\": \"drain\"}")
+                         .status,
+                     200);
+    char n[3];
+    int c1 = tcp_client(&e, n);
+    ck_assert_str_eq(n, "A\n");
+    int c2 = harness_connect_ok("127.0.0.1", e.lport);
+    wait_counters(&e, "1 1 0 0 1 0");
+    ck_assert_int_eq(harness_call(e.aport, "PATCH", b_path, "Content-Type: application/json\r\n",
+                                  "{\"state\": \"enable\"}")
+                         .status,
+                     200);
+    expect_name(c2, "B\n");
+    wait_counters(&e, "0 1 0 0 1 1");
+    close(c1);
+    close(c2);
+    ck_assert_int_eq(harness_lb_stop(&e.lb), 0);
+}
+END_TEST
+
 #define POST_HEAD "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\n"
 
 START_TEST(http_backend_max_and_queue)
@@ -375,6 +404,7 @@ static Suite *limits_suite(void)
     ADD_TCASE("tcp_queue_timeout", tcp_queue_timeout);
     ADD_TCASE("tcp_no_queue_refuses", tcp_no_queue_refuses);
     ADD_TCASE("reload_moves_queue", reload_moves_queue);
+    ADD_TCASE("tcp_backend_back_serves_queue", tcp_backend_back_serves_queue);
     ADD_TCASE("http_backend_max_and_queue", http_backend_max_and_queue);
     ADD_TCASE("http_queue_timeout", http_queue_timeout);
     ADD_TCASE("global_max_connections", global_max_connections);

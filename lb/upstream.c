@@ -538,12 +538,14 @@ void upstream_connect(struct upstream *u)
 {
     upstream_follow_reload(u);
     struct pool *pool = u->pool;
-    /* First come, first served: while others wait, a new session waits
-     * behind them (and the queue is served, in case room appeared). */
+    /* First come, first served: while others wait (once they had any room
+     * there is), a new session waits behind them. */
     if (u->pick.ntried == 0 && pool->nqueued > 0 && !pool->retired) {
-        queue_join(u);
         upstream_queue_serve(pool);
-        return;
+        if (pool->nqueued > 0) {
+            queue_join(u);
+            return;
+        }
     }
     while (u->pick.ntried <= pool->retries && u->pick.ntried < LB_MAX_TRIES) {
         struct backend *b = pool_pick(pool, &u->pick);

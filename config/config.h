@@ -28,7 +28,8 @@ struct lb_backend_conf {
     char *id;      /* name if given, else address: the backend's identity in its pool */
     struct sockaddr_storage addr; /* resolved at load */
     socklen_t addrlen;
-    unsigned weight; /* 0..LB_WEIGHT_MAX; 0 gets no new connections */
+    unsigned weight;          /* 0..LB_WEIGHT_MAX; 0 gets no new connections */
+    unsigned max_connections; /* sessions (http: requests) at once; 0: no limit */
 };
 
 enum lb_check_type { LB_CHECK_NONE, LB_CHECK_TCP, LB_CHECK_HTTP, LB_CHECK_HTTPS };
@@ -128,6 +129,11 @@ struct lb_pool_conf {
     unsigned reuse_idle_timeout_ms; /* an idle connection is closed after it */
     unsigned response_timeout_ms;   /* http mode: the response head must arrive within it (504) */
     struct lb_tls_client_conf tls;  /* TLS to the backends */
+    /* Sessions waiting while every available backend is at its
+     * max_connections ("queue"): at most queue_max (0: none wait, refused
+     * at once), each for at most queue_timeout_ms. */
+    unsigned queue_max;
+    unsigned queue_timeout_ms;
     struct lb_backend_conf *backends;
     size_t nbackends;
 };
@@ -182,6 +188,7 @@ struct lb_config {
     char *path; /* the file it was loaded from */
     enum lb_log_level log_level;
     unsigned shutdown_grace_ms;
+    unsigned max_connections; /* sessions of all listeners at once; 0: no limit */
     struct lb_listener_conf *listeners;
     size_t nlisteners;
     struct lb_pool_conf *pools;

@@ -49,6 +49,11 @@ static const struct int_rule RULE_HC_FALL = {"fall", 1, 100, 3, 0};
 static const struct int_rule RULE_HC_PORT = {"port", 1, 65535, 0, 0}; /* 0: traffic port */
 static const struct int_rule RULE_PASSIVE_FAILURES = {"max_failures", 0, 1000, 3, 0};
 static const struct int_rule RULE_PASSIVE_EJECTION = {"ejection_ms", 1, 86400000, 30000, 0};
+/* Absent: no limit of its own (0). */
+static const struct int_rule RULE_GLOBAL_MAX_CONNECTIONS = {"max_connections", 1, 10000000, 0, 0};
+static const struct int_rule RULE_BACKEND_MAX_CONNECTIONS = {"max_connections", 1, 1000000, 0, 0};
+static const struct int_rule RULE_QUEUE_MAX = {"max", 0, 1000000, 0, 0};
+static const struct int_rule RULE_QUEUE_TIMEOUT = {"timeout_ms", 1, 3600000, 5000, 0};
 static const struct int_rule RULE_ADMIN_MAX_CONNECTIONS = {"max_connections", 1, 10000, 64, 0};
 static const struct int_rule RULE_ADMIN_REQUEST_TIMEOUT = {"request_timeout_ms", 100, 3600000,
                                                            10000, 0};
@@ -82,8 +87,8 @@ static const char *const LOG_LEVEL_NAMES[] = {"error", "warn", "info", "debug", 
 static const char *const STRATEGY_NAMES[] = {"roundrobin", "weighted", "leastconn", "iphash", NULL};
 static const char *const MODE_NAMES[] = {"tcp", "http", NULL};
 
-static const char *const ROOT_KEYS[] = {"log", "shutdown_grace_ms", "listeners", "pools", "admin",
-                                        NULL};
+static const char *const ROOT_KEYS[] = {
+    "log", "shutdown_grace_ms", "max_connections", "listeners", "pools", "admin", NULL};
 static const char *const ADMIN_KEYS[] = {"listen", "token", "max_connections", "request_timeout_ms",
                                          "tls",    NULL};
 static const char *const TLS_VERSIONS[] = {"TLSv1.2", "TLSv1.3", NULL};
@@ -123,7 +128,8 @@ static const char *const POOL_KEYS[] = {"name",       "strategy",        "connec
                                         "retries",    "hash_table_size", "health_check",
                                         "passive",    "slow_start_ms",   "tcp_keepalive",
                                         "send_proxy", "keepalive",       "response_timeout_ms",
-                                        "tls",        "backends",        NULL};
+                                        "tls",        "queue",           "backends",
+                                        NULL};
 static const char *const CHECK_KEYS[] = {
     "type",   "interval_ms", "timeout_ms",    "rise",        "fall",       "port",   "path",
     "method", "host",        "expect_status", "expect_body", "send_proxy", "verify", NULL};
@@ -134,7 +140,8 @@ static const char *const PASSIVE_KEYS[] = {"max_failures", "ejection_ms", NULL};
 static const char *const KEEPALIVE_KEYS[] = {"idle", "interval", "count", NULL};
 static const char *const REUSE_KEYS[] = {"max_idle", "idle_timeout_ms", NULL};
 static const char *const POOL_REQUIRED[] = {"name", "backends", NULL};
-static const char *const BACKEND_KEYS[] = {"address", "weight", "name", NULL};
+static const char *const QUEUE_KEYS[] = {"max", "timeout_ms", NULL};
+static const char *const BACKEND_KEYS[] = {"address", "weight", "name", "max_connections", NULL};
 static const char *const BACKEND_REQUIRED[] = {"address", NULL};
 
 /* State of one load: the raw text for positions, and the JSON path of the
@@ -918,7 +925,9 @@ static int load_backend(struct loader *ld, json_t *obj, struct lb_backend_conf *
         return -1;
     if (load_address(ld, obj, "address", 0, &b->addr, &b->addrlen, &b->address) < 0)
         return -1;
-    if (load_uint(ld, obj, &RULE_WEIGHT, &b->weight) < 0 || load_name(ld, obj, "name", &name) < 0)
+    if (load_uint(ld, obj, &RULE_WEIGHT, &b->weight) < 0 ||
+        load_uint(ld, obj, &RULE_BACKEND_MAX_CONNECTIONS, &b->max_connections) < 0 ||
+        load_name(ld, obj, "name", &name) < 0)
         return -1;
     if (name && !(b->name = strdup(name)))
         return load_oom(ld);
@@ -1192,6 +1201,26 @@ static int load_reuse(struct loader *ld, json_t *pool, struct lb_pool_conf *p)
     return 0;
 }
 
+/* The pool's optional "queue" object: where sessions wait when every
+ * available backend is at its max_connections. Absent, or a member absent:
+ * the defaults (no queue: such a session is refused at once). */
+static int load_queue(struct loader *ld, json_t *pool, struct lb_pool_conf *p)
+{
+    json_t *obj = json_object_get(pool, "queue");
+
+    p->queue_max = (unsigned)RULE_QUEUE_MAX.def;
+    p->queue_timeout_ms = (unsigned)RULE_QUEUE_TIMEOUT.def;
+    if (!obj)
+        return 0;
+    path_push_key(ld, "queue");
+    if (load_object(ld, obj, QUEUE_KEYS, NULL) < 0 ||
+        load_uint(ld, obj, &RULE_QUEUE_MAX, &p->queue_max) < 0 ||
+        load_uint(ld, obj, &RULE_QUEUE_TIMEOUT, &p->queue_timeout_ms) < 0)
+        return -1;
+    path_pop(ld);
+    return 0;
+}
+
 /* The pool's optional "send_proxy": "off", "v1" or "v2". */
 static int load_send_proxy(struct loader *ld, json_t *pool, enum lb_proxy_version *out)
 {
@@ -1231,7 +1260,7 @@ static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size
         load_send_proxy(ld, obj, &p->send_proxy) < 0 || load_pool_tls(ld, obj, &p->tls) < 0 ||
         load_health_check(ld, obj, &p->health, p->send_proxy, &p->tls) < 0 ||
         load_passive(ld, obj, &p->passive) < 0 || load_keepalive(ld, obj, &p->keepalive) < 0 ||
-        load_reuse(ld, obj, p) < 0 ||
+        load_reuse(ld, obj, p) < 0 || load_queue(ld, obj, p) < 0 ||
         load_uint(ld, obj, &RULE_RESPONSE_TIMEOUT, &p->response_timeout_ms) < 0)
         return -1;
     if (load_array(ld, obj, "backends", "backend", &arr) < 0)
@@ -1367,7 +1396,8 @@ static int load_root(struct loader *ld, json_t *root, struct lb_config *cfg)
     if (load_object(ld, root, ROOT_KEYS, required) < 0)
         return -1;
     if (load_log(ld, root, cfg) < 0 ||
-        load_uint(ld, root, &RULE_SHUTDOWN_GRACE, &cfg->shutdown_grace_ms) < 0)
+        load_uint(ld, root, &RULE_SHUTDOWN_GRACE, &cfg->shutdown_grace_ms) < 0 ||
+        load_uint(ld, root, &RULE_GLOBAL_MAX_CONNECTIONS, &cfg->max_connections) < 0)
         return -1;
     if (load_array(ld, root, "listeners", "listener", &listeners) < 0 ||
         load_array(ld, root, "pools", "pool", &pools) < 0)

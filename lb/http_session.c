@@ -103,10 +103,11 @@ struct http_state {
     /* A TLS read that must write first (conn_read_wants_write()): the side's
      * write event is on for it, and its read is tried again from there. */
     bool client_rww, server_rww;
-    bool interim_sent; /* a 1xx of the backend's went to the client */
-    bool logged;       /* the request's log line is written */
-    unsigned port;     /* the listener port the client reached (X-Forwarded-Port) */
-    int status;        /* the final response's */
+    bool interim_sent;   /* a 1xx of the backend's went to the client */
+    bool logged;         /* the request's log line is written */
+    const char *refused; /* why lb refused the request with no backend slot ("queue full"); NULL */
+    unsigned port;       /* the listener port the client reached (X-Forwarded-Port) */
+    int status;          /* the final response's */
     uint64_t req_start_ms;
     uint64_t last_active_ms;                 /* monotonic-coarse, at the last byte moved */
     uint64_t req_from_client, req_to_client; /* bytes, this request */
@@ -399,11 +400,12 @@ static void http_log_request(struct session *s)
     char client[INET6_ADDRSTRLEN + 16];
     sockaddr_text((struct sockaddr *)&s->client_addr, client, sizeof(client));
     log_info("request client=%s listener=%s pool=%s backend=%s method=%s path=\"%s\" status=%d "
-             "bytes_from_client=%llu bytes_to_client=%llu duration_ms=%llu",
+             "bytes_from_client=%llu bytes_to_client=%llu duration_ms=%llu%s%s%s",
              client, s->listener->name, pool ? pool->name : "-", b ? b->id : "-",
              h->method[0] ? h->method : "-", h->path[0] ? h->path : "-", status,
              (unsigned long long)h->req_from_client, (unsigned long long)h->req_to_client,
-             (unsigned long long)ms);
+             (unsigned long long)ms, h->refused ? " reason=\"" : "", h->refused ? h->refused : "",
+             h->refused ? "\"" : "");
 }
 
 /* The end of a request: nothing of it is in flight any more. */
@@ -1283,7 +1285,10 @@ static void on_upstream_failed(struct upstream *u, enum session_end why)
     struct session *s = u->owner;
     if (why == SESSION_END_NO_BACKEND)
         http_answer(s, 503, "no backend available");
-    else
+    else if (why == SESSION_END_QUEUE_TIMEOUT || why == SESSION_END_QUEUE_FULL) {
+        s->http->refused = session_end_text(why);
+        http_answer(s, 503, s->http->refused);
+    } else
         http_answer(s, 502, session_end_text(why));
 }
 
@@ -1353,6 +1358,7 @@ static void http_next_request(struct session *s)
     h->up_fwd = h->down_fwd = 0;
     h->close_after = h->backend_dirty = h->response_begun = h->retried = false;
     h->awaiting = h->logged = h->interim_sent = false;
+    h->refused = NULL;
     h->status = 0;
     h->method[0] = h->path[0] = '\0';
     h->req_from_client = h->req_to_client = 0;

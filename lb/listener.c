@@ -181,7 +181,7 @@ void listener_refresh(struct listener *l)
 {
     /* While a session waits for a descriptor, a new client would take the
      * one it waits for: accept nothing until the waiters are served. */
-    bool on = !(l->full || l->rt->fd_full || l->rt->fd_waiters > 0);
+    bool on = !(l->full || l->rt->fd_full || l->rt->conn_full || l->rt->fd_waiters > 0);
     if (l->acc)
         acceptor_enable(l->acc, on);
     if (l->drain_acc)

@@ -60,6 +60,7 @@ struct pool *pool_new(const char *name, enum lb_strategy strategy)
     pool->ops = ops;
     pool->hash_table_size = LB_MAGLEV_DEFAULT_SIZE;
     pool->refs = 1;
+    TAILQ_INIT(&pool->queue);
     return pool;
 }
 
@@ -152,13 +153,18 @@ struct pool *pool_prepare(const struct lb_pool_conf *conf)
     pool->reuse_max_idle = conf->reuse_max_idle;
     pool->reuse_idle_timeout_ms = conf->reuse_idle_timeout_ms;
     pool->response_timeout_ms = conf->response_timeout_ms;
+    pool->queue_max = conf->queue_max;
+    pool->queue_timeout_ms = conf->queue_timeout_ms;
     if (conf->hash_table_size > 0)
         pool->hash_table_size = conf->hash_table_size;
     for (size_t i = 0; i < conf->nbackends; i++) {
         const struct lb_backend_conf *bc = &conf->backends[i];
-        if (pool_add_backend(pool, bc->id, bc->name, bc->address,
-                             (const struct sockaddr *)&bc->addr, bc->addrlen, bc->weight) == NULL)
+        struct backend *b =
+            pool_add_backend(pool, bc->id, bc->name, bc->address,
+                             (const struct sockaddr *)&bc->addr, bc->addrlen, bc->weight);
+        if (b == NULL)
             goto fail;
+        b->max_conns = bc->max_connections;
     }
     return pool;
 fail:
@@ -203,13 +209,49 @@ void pool_retire(struct pool *pool)
     pool->state = NULL;
 }
 
-/* An available backend (see balance_ops.pick), or NULL when none is (a
- * retired pool, or one whose strategy state could not be built). */
+/* False for a retired pool, one whose strategy state could not be built,
+ * or one with no available backend. */
+bool pool_has_available(const struct pool *pool)
+{
+    return !pool->retired && pool->navailable > 0 && pool->state != NULL;
+}
+
+/* An available backend with room (see pool.h), or NULL. O(1) strategy
+ * picks while backends have room; each full one costs one more. */
 struct backend *pool_pick(struct pool *pool, const struct pick_ctx *ctx)
 {
-    if (pool->retired || pool->navailable == 0 || pool->state == NULL)
+    if (!pool_has_available(pool))
         return NULL;
-    return pool->ops->pick(pool, ctx);
+    struct backend *b = pool->ops->pick(pool, ctx);
+    if (b == NULL || !backend_full(b))
+        return b;
+    /* Full: offer the strategy its next choice, with what it offered so
+     * far counted as tried. It answers an untried backend while one is
+     * left, then a tried one (the fallback): a full one seen again means
+     * none has room; past LB_MAX_TRIES, a scan decides. */
+    struct pick_ctx skip;
+    skip.key = ctx ? ctx->key : NULL;
+    skip.key_len = ctx ? ctx->key_len : 0;
+    skip.ntried = 0;
+    if (ctx) {
+        memcpy(skip.tried, ctx->tried, ctx->ntried * sizeof(ctx->tried[0]));
+        skip.ntried = ctx->ntried;
+    }
+    while (b != NULL && backend_full(b)) {
+        if (pick_tried(&skip, b) || skip.ntried == LB_MAX_TRIES) {
+            b = NULL;
+            break;
+        }
+        skip.tried[skip.ntried++] = b;
+        b = pool->ops->pick(pool, &skip);
+    }
+    if (b == NULL) /* the first with room, if the strategy missed one */
+        for (size_t i = 0; i < pool->nbackends && b == NULL; i++) {
+            struct backend *c = pool->backends[i];
+            if (c && backend_available(c) && !backend_full(c))
+                b = c;
+        }
+    return b;
 }
 
 /* A session starts using b, right after pool_pick() chose it. */
@@ -239,7 +281,15 @@ void pool_conn_end(struct pool *pool, struct backend *b)
         cur->ops->conn_end(cur, b);
 }
 
-/* Tells the strategy that b changed; keeps navailable right. */
+static void (*room_hook)(struct pool *pool);
+
+void pool_set_room_hook(void (*fn)(struct pool *pool))
+{
+    room_hook = fn;
+}
+
+/* Tells the strategy that b changed; keeps navailable right. A backend
+ * that became available may have room for the sessions queued. */
 static int pool_update(struct pool *pool, struct backend *b, bool was_available)
 {
     bool now = backend_available(b);
@@ -249,7 +299,10 @@ static int pool_update(struct pool *pool, struct backend *b, bool was_available)
         pool->navailable--;
     if (pool->retired || pool->state == NULL || pool->ops->update == NULL)
         return 0;
-    return pool->ops->update(pool, b);
+    int r = pool->ops->update(pool, b);
+    if (r == 0 && now && !was_available && pool->nqueued > 0 && room_hook)
+        room_hook(pool);
+    return r;
 }
 
 /* Sets b's up, weight and eff_weight at once and tells the strategy. 0, or
@@ -325,6 +378,7 @@ void pool_adopt_backend(struct pool *pool, size_t i, struct backend *old)
             old->eff_weight = fresh->weight;
         old->weight = fresh->weight;
     }
+    old->max_conns = fresh->max_conns; /* the new limit; slots held stay held */
     old->pool = pool;
     old->index = (unsigned)i;
     pool->backends[i] = old;

@@ -55,7 +55,9 @@ struct backend {
     unsigned eff_weight; /* what strategies balance with: weight, ramped during slow start */
     bool up;             /* false: down or ejected (health); never picked */
 
-    uint64_t active;    /* open sessions using this backend */
+    uint64_t active;    /* open sessions using this backend (http: requests in exchange) */
+    unsigned max_conns; /* "max_connections": at active + reserved, no new session; 0: none */
+    unsigned reserved;  /* slots handed to queued sessions that have not connected yet */
     uint64_t total;     /* sessions ever connected */
     uint64_t failed;    /* failed connect attempts */
     uint64_t bytes_in;  /* bytes received from the backend */
@@ -114,6 +116,17 @@ struct pool {
     unsigned slow_start_ms;
     bool empty_logged; /* "has no available backend" was logged */
     uint64_t rejected; /* clients closed at once: no backend available */
+    /* Sessions waiting for a slot while every available backend is full
+     * ("queue"), oldest first; the queue belongs to this generation (a
+     * reload moves what waits to the next one). The pool only holds it:
+     * lb/upstream.c queues, serves and times out. */
+    TAILQ_HEAD(pool_queue, upstream) queue;
+    unsigned nqueued;
+    unsigned queue_max;        /* 0: no queue, a session finding every backend full is refused */
+    unsigned queue_timeout_ms; /* a queued session is refused after it */
+    uint64_t queue_max_seen;   /* the longest the queue has been */
+    uint64_t queue_timeouts;   /* queued sessions refused after queue_timeout_ms */
+    uint64_t queue_full;       /* sessions refused at once: every backend full, queue full */
     /* http mode: request durations (head complete to response end). */
     uint64_t req_buckets[LB_REQ_BUCKETS]; /* count <= lb_req_bucket_s[i], cumulative */
     uint64_t req_count;
@@ -131,6 +144,13 @@ struct pool {
 static inline bool backend_available(const struct backend *b)
 {
     return b->up && b->eff_weight > 0;
+}
+
+/* At its max_connections (counting the slots reserved for queued
+ * sessions): the strategy's pick skips it. */
+static inline bool backend_full(const struct backend *b)
+{
+    return b->max_conns > 0 && b->active + b->reserved >= b->max_conns;
 }
 
 /* Builds a pool (with its strategy state) from its config; NULL on ENOMEM. */
@@ -154,9 +174,21 @@ void pool_release(struct pool *pool);
  * (it never picks again). What is left in it was removed. */
 void pool_retire(struct pool *pool);
 
+/* An available backend with room (not backend_full()), as the pool's
+ * strategy answers (see balance_ops.pick) with the full ones skipped: each
+ * full one the strategy offers is taken as tried and the strategy asked
+ * again. NULL when none is available, or when every available one is
+ * full (pool_has_available() tells which). */
 struct backend *pool_pick(struct pool *pool, const struct pick_ctx *ctx);
+/* True when pool can pick at all: not retired, a strategy state, and an
+ * available backend (full or not). */
+bool pool_has_available(const struct pool *pool);
 void pool_conn_start(struct pool *pool, struct backend *b);
 void pool_conn_end(struct pool *pool, struct backend *b);
+/* What a backend that becomes available calls when its pool has sessions
+ * queued (lb/upstream.c serves them; the pool knows nothing of sessions).
+ * Set once at start; NULL (unit tests): nothing. */
+void pool_set_room_hook(void (*fn)(struct pool *pool));
 /* Changes b's state and tells the strategy. 0, or -1 when the strategy could
  * not rebuild (state unchanged). */
 int pool_set_backend_up(struct pool *pool, struct backend *b, bool up);

@@ -22,6 +22,7 @@
 #include "lb/reload.h"
 #include "lb/session.h"
 #include "lb/runtime.h"
+#include "lb/upstream.h"
 
 /* The new generation, built but not yet in force. */
 struct reload_plan {
@@ -197,6 +198,9 @@ static void plan_commit_pools(struct runtime *rt, struct reload_plan *p, struct 
             np->req_count = op->req_count;
             np->req_sum_s = op->req_sum_s;
             np->empty_logged = op->empty_logged;
+            np->queue_max_seen = op->queue_max_seen;
+            np->queue_timeouts = op->queue_timeouts;
+            np->queue_full = op->queue_full;
         }
         /* Ids are unique in a pool: each old backend is found once at most,
          * so the index stays right as adopted ones leave op->backends. */
@@ -230,6 +234,7 @@ static void plan_commit_pools(struct runtime *rt, struct reload_plan *p, struct 
             http_reuse_flush(op->backends[k]);
             res->backends_removed++;
         }
+        upstream_queue_move(op); /* what waits goes on in the new generation */
         pool_retire(op);
     }
 }

@@ -22,6 +22,7 @@
 #include "lb/reload.h"
 #include "lb/session.h"
 #include "lb/runtime.h"
+#include "lb/upstream.h"
 
 void runtime_pool_tls(struct pool *pool, const struct tls_set *set, size_t i)
 {
@@ -97,6 +98,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     bufpool_init(&rt->bufs, RUNTIME_BUF_SIZE, RUNTIME_BUFS_CACHED);
     pipepool_init(&rt->pipes, 0); /* runtime_fd_budget() sets how many */
     LIST_INIT(&rt->retired);
+    pool_set_room_hook(upstream_queue_serve); /* a backend back up serves the queue */
     rt->generation = 1;
 
     if (reload_init(rt) < 0)
@@ -228,8 +230,39 @@ static bool fds_full(const struct runtime *rt)
     return 2 * rt->active + rt->nidle + 2 * (uint64_t)rt->pipes.open + 2 > rt->fd_data_max;
 }
 
+/* The global max_connections: true when the sessions of all listeners
+ * reached it. */
+static bool conns_full(const struct runtime *rt)
+{
+    unsigned max = rt->cfg->max_connections;
+    return max > 0 && rt->active >= max;
+}
+
+/* Pauses or resumes every listener when the global limit's state changed
+ * (a session started or ended, a reload changed the limit). */
+static void conn_limit_update(struct runtime *rt)
+{
+    bool full = conns_full(rt);
+    if (full == rt->conn_full)
+        return;
+    rt->conn_full = full;
+    if (full) {
+        rt->conn_full_count++;
+        static time_t last_logged;
+        if (log_second_passed(&last_logged))
+            log_warn("%llu sessions open, the global max_connections: accepts pause until one "
+                     "ends",
+                     (unsigned long long)rt->active);
+    }
+    if (!full && rt->stopping)
+        return;
+    for (size_t i = 0; i < rt->nlisteners; i++)
+        listener_refresh(rt->listeners[i]);
+}
+
 void runtime_fd_budget(struct runtime *rt)
 {
+    conn_limit_update(rt); /* a reload may have changed it */
     const struct lb_config *cfg = rt->cfg;
     unsigned reserve = FD_RESERVE_BASE + (unsigned)cfg->nlisteners;
     if (cfg->admin.enabled)
@@ -282,6 +315,7 @@ void runtime_session_started(struct runtime *rt, struct listener *l)
     rt->total++;
     l->active++;
     l->total++;
+    conn_limit_update(rt);
     pipes_fit(rt);
     while (fds_full(rt) && http_reuse_trim(rt)) /* idle backend connections go first */
         ;
@@ -302,6 +336,7 @@ void runtime_session_ended(struct runtime *rt, struct listener *l)
 {
     rt->active--;
     l->active--;
+    conn_limit_update(rt);
     pipes_fit(rt);
     if (rt->fd_full && !fds_full(rt)) {
         rt->fd_full = false;

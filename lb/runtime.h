@@ -70,6 +70,10 @@ struct runtime {
      * (fd_full). */
     unsigned fd_limit, fd_reserve, fd_data_max;
     bool fd_full;
+    /* The config's global "max_connections" (0: none): at it, every
+     * listener stops accepting until a session ends. */
+    bool conn_full;
+    uint64_t conn_full_count; /* times the global limit paused accepting */
     bool stopping;
     struct event *grace_timer;
 

@@ -59,6 +59,8 @@ static const char *const end_text[] = {
     [SESSION_END_REQUEST_TIMEOUT] = "request timeout",
     [SESSION_END_TLS_FAILED] = "tls handshake failed",
     [SESSION_END_TLS_TIMEOUT] = "tls handshake timeout",
+    [SESSION_END_QUEUE_TIMEOUT] = "queue timeout",
+    [SESSION_END_QUEUE_FULL] = "queue full",
 };
 
 const char *session_end_text(enum session_end why)

@@ -31,6 +31,8 @@ enum session_end {
     SESSION_END_REQUEST_TIMEOUT,  /* http: a request head or body stalled */
     SESSION_END_TLS_FAILED,       /* tls: the client's handshake failed (logged at debug) */
     SESSION_END_TLS_TIMEOUT,      /* tls: no complete handshake within handshake_timeout_ms */
+    SESSION_END_QUEUE_TIMEOUT,    /* every backend full: waited queue_timeout_ms in the queue */
+    SESSION_END_QUEUE_FULL,       /* every backend full and the pool's queue full (or none) */
 };
 /* The word for why in the session log line ("client closed", ...). */
 const char *session_end_text(enum session_end why);

@@ -47,6 +47,9 @@ void upstream_init(struct upstream *u, void *owner, struct listener *l, struct p
     u->idle = NULL;
     u->tls = NULL;
     u->try_start_ms = 0;
+    u->queued = u->requeue = false;
+    u->granted = NULL;
+    u->queue_deadline_ms = 0;
     u->on_connected = on_connected;
     u->on_failed = on_failed;
     u->on_tcp_connected = NULL;
@@ -83,14 +86,59 @@ static void upstream_close_server(struct upstream *u, bool reset)
     u->tls = NULL;
 }
 
-/* Ends u's hold on its backend (after a failed try, or at release). */
+static void on_queue_event(evutil_socket_t fd, short what, void *arg);
+
+/* Hands the slots free in pool to the sessions at the head of its queue,
+ * oldest first, as long as the strategy finds a backend with room: each
+ * gets its slot reserved now and connects from the loop. O(1) per slot. */
+void upstream_queue_serve(struct pool *pool)
+{
+    struct upstream *h;
+    while ((h = TAILQ_FIRST(&pool->queue)) != NULL) {
+        struct backend *b = pool_pick(pool, &h->pick);
+        if (b == NULL)
+            return;
+        TAILQ_REMOVE(&pool->queue, h, queue_link);
+        pool->nqueued--;
+        h->queued = false;
+        h->granted = b;
+        b->refs++;
+        b->reserved++;
+        event_active(&h->timer, EV_TIMEOUT, 1);
+    }
+}
+
+/* Ends u's wait in its pool's queue, and gives back a slot reserved for it
+ * (to the next in the queue). */
+static void queue_leave(struct upstream *u)
+{
+    if (u->queued) {
+        TAILQ_REMOVE(&u->pool->queue, u, queue_link);
+        u->pool->nqueued--;
+        u->queued = false;
+    }
+    u->requeue = false;
+    struct backend *b = u->granted;
+    if (b) {
+        u->granted = NULL;
+        b->reserved--;
+        if (b->pool)
+            upstream_queue_serve(b->pool);
+        backend_release(b);
+    }
+}
+
+/* Ends u's hold on its backend (after a failed try, or at release); the
+ * slot goes to the head of the backend's pool's queue. */
 static void upstream_drop_backend(struct upstream *u)
 {
     struct backend *b = u->backend;
     LIST_REMOVE(u, backend_link);
     pool_conn_end(u->pool, b);
-    backend_release(b);
     u->backend = NULL;
+    if (b->pool && b->pool->nqueued > 0)
+        upstream_queue_serve(b->pool);
+    backend_release(b);
 }
 
 void upstream_keep(struct upstream *u)
@@ -116,6 +164,8 @@ void upstream_keep(struct upstream *u)
 
 void upstream_release(struct upstream *u, bool reset)
 {
+    queue_leave(u);
+    u->queue_deadline_ms = 0;
     upstream_fd_wait_over(u);
     if (event_initialized(&u->timer))
         event_del(&u->timer);
@@ -401,12 +451,108 @@ static int upstream_try(struct upstream *u, struct backend *b)
     return 0;
 }
 
+/* Every available backend of u's pool is full (or others wait already):
+ * u joins the tail of the queue, for what is left of queue_timeout_ms, or
+ * is refused when the queue is full. */
+static void queue_join(struct upstream *u)
+{
+    struct pool *pool = u->pool;
+    if (pool->nqueued >= pool->queue_max) {
+        pool->queue_full++;
+        u->on_failed(u, SESSION_END_QUEUE_FULL);
+        return;
+    }
+    upstream_fd_wait_over(u);
+    uint64_t now = clock_ms(CLOCK_MONOTONIC);
+    if (u->queue_deadline_ms == 0)
+        u->queue_deadline_ms = now + pool->queue_timeout_ms;
+    TAILQ_INSERT_TAIL(&pool->queue, u, queue_link);
+    u->queued = true;
+    u->state = UPSTREAM_QUEUED;
+    if (++pool->nqueued > pool->queue_max_seen)
+        pool->queue_max_seen = pool->nqueued;
+    if (event_initialized(&u->timer))
+        event_del(&u->timer);
+    evtimer_assign(&u->timer, u->listener->rt->base, on_queue_event, u);
+    struct timeval tv = clock_timeval(u->queue_deadline_ms > now ? u->queue_deadline_ms - now : 0);
+    evtimer_add(&u->timer, &tv);
+}
+
+/* u->timer while queued: a slot was granted, a reload moved the queue, or
+ * the queue timeout passed. */
+static void on_queue_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct upstream *u = arg;
+    event_del(&u->timer);
+    struct backend *b = u->granted;
+    if (b) {
+        u->granted = NULL;
+        b->reserved--;
+        u->state = UPSTREAM_IDLE;
+        /* Drained, disabled or removed since: the slot helps no one here. */
+        if (!backend_available(b) || b->removed || b->pool != u->pool) {
+            if (b->pool)
+                upstream_queue_serve(b->pool);
+            backend_release(b);
+            upstream_connect(u);
+            return;
+        }
+        u->pick.tried[u->pick.ntried++] = b;
+        int r = upstream_take_idle(u, b) ? 1 : upstream_try(u, b);
+        backend_release(b);
+        if (r == 0)
+            upstream_connect(u);
+        return;
+    }
+    if (u->requeue) {
+        u->requeue = false;
+        u->state = UPSTREAM_IDLE;
+        upstream_connect(u);
+        return;
+    }
+    if (!u->queued)
+        return;
+    TAILQ_REMOVE(&u->pool->queue, u, queue_link);
+    u->pool->nqueued--;
+    u->queued = false;
+    u->state = UPSTREAM_IDLE;
+    u->pool->queue_timeouts++;
+    u->on_failed(u, SESSION_END_QUEUE_TIMEOUT);
+}
+
+void upstream_queue_move(struct pool *pool)
+{
+    struct upstream *u;
+    while ((u = TAILQ_FIRST(&pool->queue)) != NULL) {
+        TAILQ_REMOVE(&pool->queue, u, queue_link);
+        pool->nqueued--;
+        u->queued = false;
+        u->requeue = true;
+        event_active(&u->timer, EV_TIMEOUT, 1);
+    }
+}
+
 void upstream_connect(struct upstream *u)
 {
     upstream_follow_reload(u);
     struct pool *pool = u->pool;
+    /* First come, first served: while others wait (once they had any room
+     * there is), a new session waits behind them. */
+    if (u->pick.ntried == 0 && pool->nqueued > 0 && !pool->retired) {
+        upstream_queue_serve(pool);
+        if (pool->nqueued > 0) {
+            queue_join(u);
+            return;
+        }
+    }
     while (u->pick.ntried <= pool->retries && u->pick.ntried < LB_MAX_TRIES) {
         struct backend *b = pool_pick(pool, &u->pick);
+        if (!b && u->pick.ntried == 0 && pool_has_available(pool)) {
+            queue_join(u); /* every available backend is full */
+            return;
+        }
         if (!b) {
             if (u->pick.ntried == 0)
                 pool->rejected++;
@@ -424,9 +570,11 @@ void upstream_connect(struct upstream *u)
 void upstream_reconnect(struct upstream *u)
 {
     struct backend *b = u->backend;
-    b->refs++; /* across the drop */
+    b->refs++;     /* across the drop */
+    b->reserved++; /* and its slot: no waiter in the queue takes it meanwhile */
     upstream_close_server(u, false);
     upstream_drop_backend(u);
+    b->reserved--;
     u->reused = false;
     u->state = UPSTREAM_IDLE;
     /* The fresh connect is made whatever the pool's retries (the reused

@@ -25,6 +25,7 @@ struct tls_ctx;
 
 enum upstream_state {
     UPSTREAM_IDLE,       /* no backend: before the first pick, or after release */
+    UPSTREAM_QUEUED,     /* every available backend full: waits in the pool's queue */
     UPSTREAM_WAIT_FD,    /* no descriptor for a socket: tries again shortly */
     UPSTREAM_CONNECTING, /* connect() under way to backend */
     UPSTREAM_HANDSHAKE,  /* TCP connected; the TLS handshake under way (pool "tls") */
@@ -55,8 +56,18 @@ struct upstream {
      * into the idle ones and back. NULL for plain TCP. */
     struct tls_ctx *tls;
     uint64_t try_start_ms; /* when the current try's connect began: the handshake's deadline */
-    LIST_ENTRY(upstream) backend_link;        /* in backend->upstreams while backend is set */
-    void (*on_connected)(struct upstream *u); /* state CONNECTED */
+    LIST_ENTRY(upstream) backend_link; /* in backend->upstreams while backend is set */
+    /* The pool's queue (state QUEUED): u->pool's, oldest first. A freed
+     * slot is reserved for the head at once (granted, counted in the
+     * backend's reserved, with a reference) and u->timer, also the queue
+     * timeout, is made active: the connect runs from the loop, never from
+     * inside the session that freed the slot. */
+    TAILQ_ENTRY(upstream) queue_link;
+    bool queued;                /* in u->pool->queue */
+    bool requeue;               /* a reload retired the pool it waited in: connect again */
+    struct backend *granted;    /* a slot reserved for u; NULL when none */
+    uint64_t queue_deadline_ms; /* monotonic; 0 before the first wait of this connect */
+    void (*on_connected)(struct upstream *u);                /* state CONNECTED */
     void (*on_failed)(struct upstream *u, enum session_end); /* NO_BACKEND, CONNECT_FAILED, ... */
     /* Optional, set by the owner: called once a new connection's TCP
      * connect is done, before any TLS, to write what goes first in plain
@@ -106,6 +117,15 @@ void upstream_reconnect(struct upstream *u);
  * upstream_connect() does this itself; an owner that reads the pool's
  * settings before connecting calls it first). */
 void upstream_follow_reload(struct upstream *u);
+/* Hands the slots free in pool to the sessions at the head of its queue,
+ * oldest first, as long as its strategy finds a backend with room (each
+ * gets its slot reserved now and connects from the loop). Set as the
+ * pool's room hook (pool_set_room_hook()) too. */
+void upstream_queue_serve(struct pool *pool);
+/* A reload retired pool: the sessions waiting in its queue connect again
+ * from the loop, in their order, in the current generation (picked there,
+ * or queued at its tail with the time they have left). */
+void upstream_queue_move(struct pool *pool);
 /* upstream_release(), then drops the pool reference too; u is done. */
 void upstream_free(struct upstream *u, bool reset);
 

@@ -60,14 +60,16 @@ json_t *admin_json_status(const struct runtime *rt, const struct admin_http_stat
     char loaded[RFC3339_SIZE];
     int64_t uptime_ms = now_unix_ms() - rt->started_unix_ms;
     json_t *st = json_pack(
-        "{s:s, s:I, s:I, s:s, s:s, s:{s:I, s:I, s:s?}, s:{s:I, s:I}, s:{s:I}}", "version",
-        LB_VERSION, "pid", (json_int_t)getpid(), "uptime_s",
+        "{s:s, s:I, s:I, s:s, s:s, s:{s:I, s:I, s:s?}, s:{s:I, s:I, s:o, s:b, s:I}, s:{s:I}}",
+        "version", LB_VERSION, "pid", (json_int_t)getpid(), "uptime_s",
         (json_int_t)(uptime_ms > 0 ? uptime_ms / 1000 : 0), "config_file", rt->cfg->path,
         "config_loaded_at", rfc3339(loaded, sizeof(loaded), rt->config_loaded_unix_ms, false),
         "reloads", "ok", (json_int_t)rt->reloads_ok, "failed", (json_int_t)rt->reloads_failed,
         "last_error", rt->reload_last_error[0] ? rt->reload_last_error : NULL, "connections",
-        "active", (json_int_t)rt->active, "total", (json_int_t)rt->total, "log", "dropped",
-        (json_int_t)log_lines_dropped());
+        "active", (json_int_t)rt->active, "total", (json_int_t)rt->total, "max_connections",
+        rt->cfg->max_connections ? json_integer(rt->cfg->max_connections) : json_null(),
+        "accepts_paused", rt->conn_full, "limit_reached", (json_int_t)rt->conn_full_count, "log",
+        "dropped", (json_int_t)log_lines_dropped());
     json_t *fds = json_pack("{s:I, s:I, s:I, s:b}", "limit", (json_int_t)rt->fd_limit, "reserved",
                             (json_int_t)rt->fd_reserve, "sessions_max",
                             (json_int_t)(rt->fd_data_max / 2), "accepts_paused", rt->fd_full);
@@ -170,12 +172,14 @@ static json_t *backend_health_json(const struct backend *b, enum lb_check_type t
 
 static json_t *backend_json(const struct backend *b, enum lb_check_type type)
 {
-    return json_pack("{s:s, s:s?, s:s, s:i, s:i, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I}",
+    return json_pack("{s:s, s:s?, s:s, s:i, s:i, s:s, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:o, s:I, "
+                     "s:I}",
                      "id", b->id, "name", b->name, "address", b->address, "weight", (int)b->weight,
                      "effective_weight", (int)b->eff_weight, "state", backend_state_name(b),
                      "health", backend_health_json(b, type), "active_connections",
-                     (json_int_t)b->active, "total_connections", (json_int_t)b->total,
-                     "failed_connections", (json_int_t)b->failed, "bytes_in",
+                     (json_int_t)b->active, "max_connections",
+                     b->max_conns ? json_integer(b->max_conns) : json_null(), "total_connections",
+                     (json_int_t)b->total, "failed_connections", (json_int_t)b->failed, "bytes_in",
                      (json_int_t)b->bytes_in, "bytes_out", (json_int_t)b->bytes_out,
                      "http_responses", http_responses_json(b->http_status), "reused",
                      (json_int_t)b->reused, "idle_connections", (json_int_t)b->nidle);
@@ -195,10 +199,14 @@ json_t *admin_json_pool(const struct runtime *rt, const struct pool *pool)
     for (size_t i = 0; i < pool->nbackends; i++)
         if (json_array_append_new(backends, backend_json(pool->backends[i], type)) < 0)
             goto fail;
-    return json_pack("{s:s, s:s, s:o, s:I, s:I, s:I}", "name", pool->name, "strategy",
-                     config_strategy_name(pool->strategy), "backends", backends,
-                     "available_backends", (json_int_t)pool->navailable, "rejected_connections",
-                     (json_int_t)pool->rejected, "http_requests", (json_int_t)pool->req_count);
+    return json_pack(
+        "{s:s, s:s, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "name", pool->name,
+        "strategy", config_strategy_name(pool->strategy), "backends", backends,
+        "available_backends", (json_int_t)pool->navailable, "rejected_connections",
+        (json_int_t)pool->rejected, "http_requests", (json_int_t)pool->req_count, "queue", "queued",
+        (json_int_t)pool->nqueued, "max", (json_int_t)pool->queue_max, "timeout_ms",
+        (json_int_t)pool->queue_timeout_ms, "max_seen", (json_int_t)pool->queue_max_seen,
+        "timeouts", (json_int_t)pool->queue_timeouts, "full", (json_int_t)pool->queue_full);
 fail:
     json_decref(backends);
     return NULL;

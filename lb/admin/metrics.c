@@ -272,6 +272,62 @@ static void render_pool_labels(struct render *r, const char *sample, const struc
 /* The HTTP request-duration histogram of every pool (all 0 for a pool no
  * http listener uses). req_buckets are already cumulative; +Inf is every
  * request. */
+static void render_backend_max(struct render *r, const struct pool *pool, const struct backend *b)
+{
+    if (b->max_conns == 0)
+        return;
+    render_backend_labels(r, "lb_backend_max_connections", pool, b);
+    render_value(r, "} ", b->max_conns);
+}
+
+/* One family with a sample per pool: the value get() reads. */
+static void render_pool_family(struct render *r, const struct runtime *rt, const char *name,
+                               const char *type, const char *help,
+                               uint64_t (*get)(const struct pool *))
+{
+    render_family(r, name, type, help);
+    for (size_t p = 0; p < rt->npools && !r->failed; p++) {
+        render_pool_labels(r, name, rt->pools[p]);
+        render_value(r, "} ", get(rt->pools[p]));
+    }
+}
+
+static uint64_t pool_queued(const struct pool *p)
+{
+    return p->nqueued;
+}
+
+static uint64_t pool_queue_max_seen(const struct pool *p)
+{
+    return p->queue_max_seen;
+}
+
+static uint64_t pool_queue_timeouts(const struct pool *p)
+{
+    return p->queue_timeouts;
+}
+
+static uint64_t pool_queue_full(const struct pool *p)
+{
+    return p->queue_full;
+}
+
+static void render_pool_queues(struct render *r, const struct runtime *rt)
+{
+    render_pool_family(r, rt, "lb_pool_queued", "gauge",
+                       "Sessions waiting in the pool's queue: every available backend is at its "
+                       "max_connections.",
+                       pool_queued);
+    render_pool_family(r, rt, "lb_pool_queue_max_seen", "gauge",
+                       "The longest the pool's queue has been.", pool_queue_max_seen);
+    render_pool_family(r, rt, "lb_pool_queue_timeouts_total", "counter",
+                       "Queued sessions refused after the queue's timeout_ms.",
+                       pool_queue_timeouts);
+    render_pool_family(r, rt, "lb_pool_queue_full_total", "counter",
+                       "Sessions refused at once: every available backend full and the queue full.",
+                       pool_queue_full);
+}
+
 static void render_pool_requests(struct render *r, const struct runtime *rt)
 {
     char num[32];
@@ -366,6 +422,12 @@ static void render_process(struct render *r, const struct runtime *rt)
     render_family(r, "lb_log_lines_dropped_total", "counter",
                   "Log lines dropped because stderr did not take them (not draining, or failed).");
     render_printf(r, "lb_log_lines_dropped_total %" PRIu64 "\n", log_lines_dropped());
+    render_family(r, "lb_sessions", "gauge", "Open sessions, all listeners.");
+    render_printf(r, "lb_sessions %" PRIu64 "\n", rt->active);
+    render_family(r, "lb_sessions_limit_reached_total", "counter",
+                  "Times the sessions of all listeners reached the global max_connections and "
+                  "every listener paused accepting.");
+    render_printf(r, "lb_sessions_limit_reached_total %" PRIu64 "\n", rt->conn_full_count);
 }
 
 static void render_admin(struct render *r, const struct admin_http_stats *st)
@@ -412,6 +474,9 @@ int metrics_render_with_admin(const struct runtime *rt, const struct admin_http_
     render_backends(&r, rt, render_backend_up);
     render_family(&r, "lb_backend_active_connections", "gauge", "Open sessions using the backend.");
     render_backends(&r, rt, render_backend_active);
+    render_family(&r, "lb_backend_max_connections", "gauge",
+                  "The backend's max_connections (only backends with one).");
+    render_backends(&r, rt, render_backend_max);
     render_family(&r, "lb_backend_connections_total", "counter",
                   "Sessions connected to the backend.");
     render_backends(&r, rt, render_backend_total);
@@ -439,6 +504,7 @@ int metrics_render_with_admin(const struct runtime *rt, const struct admin_http_
                   "Duration of the pool's HTTP requests, from the complete request head to the "
                   "end of the response.");
     render_pool_requests(&r, rt);
+    render_pool_queues(&r, rt);
 
     int rc = r.failed ? -1 : evbuffer_add_reference(out, r.p, r.len, render_free, NULL);
     if (rc < 0)

@@ -73,7 +73,7 @@ static const char *keys_of(json_t *j)
 }
 
 #define BACKEND_KEYS                                                                               \
-    "id name address weight effective_weight state health active_connections "                     \
+    "id name address weight effective_weight state health active_connections max_connections "     \
     "total_connections failed_connections bytes_in bytes_out http_responses reused "               \
     "idle_connections"
 
@@ -170,6 +170,11 @@ START_TEST(read_endpoints)
     assert_null(st, "reloads.last_error");
     ck_assert_int_eq(harness_jint(st, "connections.active"), 0);
     ck_assert_int_eq(harness_jint(st, "connections.total"), 0);
+    ck_assert_str_eq(keys_of(harness_jget(st, "connections")),
+                     "active total max_connections accepts_paused limit_reached");
+    assert_null(st, "connections.max_connections");
+    ck_assert(json_is_false(harness_jget(st, "connections.accepts_paused")));
+    ck_assert_int_eq(harness_jint(st, "connections.limit_reached"), 0);
     ck_assert_str_eq(keys_of(harness_jget(st, "log")), "dropped");
     ck_assert_int_eq(harness_jint(st, "log.dropped"), 0);
 
@@ -194,7 +199,11 @@ START_TEST(read_endpoints)
     ck_assert_int_eq(json_array_size(harness_jget(pools, "pools")), 1);
     json_t *p = harness_jget(pools, "pools.0");
     ck_assert_str_eq(keys_of(p), "name strategy backends available_backends rejected_connections "
-                                 "http_requests");
+                                 "http_requests queue");
+    ck_assert_str_eq(keys_of(harness_jget(p, "queue")),
+                     "queued max timeout_ms max_seen timeouts full");
+    ck_assert_int_eq(harness_jint(p, "queue.max"), 0);
+    ck_assert_int_eq(harness_jint(p, "queue.timeout_ms"), 5000);
     ck_assert_int_eq(harness_jint(p, "http_requests"), 0);
     ck_assert_str_eq(harness_jstr(p, "name"), "app");
     ck_assert_str_eq(harness_jstr(p, "strategy"), "roundrobin");

@@ -1209,6 +1209,60 @@ START_TEST(test_ops_names)
 }
 END_TEST
 
+/* Backends at their max_connections are skipped by every strategy: the
+ * pick goes to one with room (the same key's, when it has room), and none
+ * is offered when all are full, though the pool has available ones. */
+START_TEST(test_all_skip_full)
+{
+    struct pool *pool = pool_make(all[_i], 3, NULL, NULL, 0);
+    struct backend *a = pool->backends[0], *b = pool->backends[1], *c = pool->backends[2];
+    a->max_conns = 1;
+    b->max_conns = 2;
+    for (unsigned k = 0; k < NCLIENTS; k++) {
+        struct sockaddr_in sin = client4(k);
+        struct pick_ctx ctx = {0};
+        pick_key_ip(&ctx, (struct sockaddr *)&sin, sizeof(sin));
+        struct backend *own = pool_pick(pool, &ctx);
+        ck_assert_ptr_nonnull(own);
+        if (own != a)
+            continue;
+        pool_conn_start(pool, a); /* a is full now */
+        struct backend *other = pool_pick(pool, &ctx);
+        ck_assert_ptr_nonnull(other);
+        ck_assert_ptr_ne(other, a);
+        pool_conn_end(pool, a);
+        if (all[_i] == LB_STRATEGY_IPHASH) /* room again: its own */
+            ck_assert_ptr_eq(pool_pick(pool, &ctx), a);
+    }
+    /* Fill everything: a 1, b 2, c (no limit) stays open. */
+    pool_conn_start(pool, a);
+    pool_conn_start(pool, b);
+    pool_conn_start(pool, b);
+    for (int k = 0; k < 10; k++)
+        ck_assert_ptr_eq(pool_pick(pool, NULL), c);
+    c->max_conns = 1;
+    pool_conn_start(pool, c);
+    ck_assert_ptr_null(pool_pick(pool, NULL));
+    ck_assert(pool_has_available(pool));
+    /* A slot reserved for a queued session counts as taken. */
+    pool_conn_end(pool, b);
+    b->reserved = 1;
+    ck_assert_ptr_null(pool_pick(pool, NULL));
+    b->reserved = 0;
+    ck_assert_ptr_eq(pool_pick(pool, NULL), b);
+    /* A retry after a failed try on b: b is tried, all else full: b again
+     * (the fallback), never a full one. */
+    struct pick_ctx retry = {0};
+    retry.tried[retry.ntried++] = b;
+    ck_assert_ptr_eq(pool_pick(pool, &retry), b);
+    pool_conn_end(pool, a);
+    ck_assert_ptr_eq(pool_pick(pool, &retry), a);
+    pool_conn_end(pool, b);
+    pool_conn_end(pool, c);
+    pool_release(pool);
+}
+END_TEST
+
 Suite *balance_suite(void)
 {
     Suite *s = suite_create("balance");
@@ -1257,6 +1311,7 @@ Suite *balance_suite(void)
     tc = tcase_create("all");
     tcase_add_loop_test(tc, test_all_retry_avoids_tried, 0, 4);
     tcase_add_loop_test(tc, test_all_none_available, 0, 4);
+    tcase_add_loop_test(tc, test_all_skip_full, 0, 4);
     tcase_add_loop_test(tc, test_pool_create_and_free, 0, 4);
     tcase_add_test(tc, test_ops_names);
     suite_add_tcase(s, tc);

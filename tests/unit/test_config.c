@@ -1405,6 +1405,68 @@ START_TEST(test_http_keys)
 }
 END_TEST
 
+/* Limits: the global "max_connections" (top level), a backend's
+ * "max_connections" and a pool's "queue"; absent, none of them limits
+ * (0), and the queue holds nobody. */
+START_TEST(test_limit_keys)
+{
+    struct lb_config *cfg = load_ok(MINIMAL);
+    ck_assert_uint_eq(cfg->max_connections, 0);
+    ck_assert_uint_eq(cfg->pools[0].backends[0].max_connections, 0);
+    ck_assert_uint_eq(cfg->pools[0].queue_max, 0);
+    ck_assert_uint_eq(cfg->pools[0].queue_timeout_ms, 5000);
+    config_free(cfg);
+    cfg =
+        load_ok("{'max_connections': 10000000, 'listeners': [" LISTENER "], 'pools': [" POOL "]}");
+    ck_assert_uint_eq(cfg->max_connections, 10000000);
+    config_free(cfg);
+    cfg = load_ok(POOL_WITH_BACKEND(", 'max_connections': 1"));
+    ck_assert_uint_eq(cfg->pools[0].backends[0].max_connections, 1);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'queue': {}"));
+    ck_assert_uint_eq(cfg->pools[0].queue_max, 0);
+    ck_assert_uint_eq(cfg->pools[0].queue_timeout_ms, 5000);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'queue': {'max': 1000000, 'timeout_ms': 1}"));
+    ck_assert_uint_eq(cfg->pools[0].queue_max, 1000000);
+    ck_assert_uint_eq(cfg->pools[0].queue_timeout_ms, 1);
+    config_free(cfg);
+    cfg = load_ok(PROXY_POOL("'queue': {'timeout_ms': 3600000}"));
+    ck_assert_uint_eq(cfg->pools[0].queue_max, 0);
+    ck_assert_uint_eq(cfg->pools[0].queue_timeout_ms, 3600000);
+    config_free(cfg);
+
+    ck_config_error("{'max_connections': 0, 'listeners': [], 'pools': []}",
+                    ":1:21: max_connections: must be an integer from 1 to 10000000 (got 0)");
+    ck_config_error("{'max_connections': 10000001, 'listeners': [], 'pools': []}",
+                    ":1:21: max_connections: must be an integer from 1 to 10000000 (got 10000001)");
+    ck_config_error("{'max_connections': '5', 'listeners': [], 'pools': []}",
+                    ":1:21: max_connections: must be an integer from 1 to 10000000 (got a string)");
+    ck_config_error(POOL_WITH_BACKEND(", 'max_connections': 0"),
+                    ":1:165: pools[0].backends[0].max_connections: must be an integer from 1 to "
+                    "1000000 (got 0)");
+    ck_config_error(POOL_WITH_BACKEND(", 'max_connections': 1000001"),
+                    ":1:165: pools[0].backends[0].max_connections: must be an integer from 1 to "
+                    "1000000 (got 1000001)");
+    ck_config_error(POOL_WITH_BACKEND(", 'max_conns': 5"),
+                    ":1:146: pools[0].backends[0]: unknown key \"max_conns\"");
+    ck_config_error(PROXY_POOL("'queue': {'max': -1}"),
+                    ":1:120: pools[0].queue.max: must be an integer from 0 to 1000000 (got -1)");
+    ck_config_error(
+        PROXY_POOL("'queue': {'max': 1000001}"),
+        ":1:120: pools[0].queue.max: must be an integer from 0 to 1000000 (got 1000001)");
+    ck_config_error(
+        PROXY_POOL("'queue': {'timeout_ms': 0}"),
+        ":1:127: pools[0].queue.timeout_ms: must be an integer from 1 to 3600000 (got 0)");
+    ck_config_error(
+        PROXY_POOL("'queue': {'timeout_ms': 3600001}"),
+        ":1:127: pools[0].queue.timeout_ms: must be an integer from 1 to 3600000 (got 3600001)");
+    ck_config_error(PROXY_POOL("'queue': {'timeout': 100}"),
+                    ":1:113: pools[0].queue: unknown key \"timeout\"");
+    ck_config_error(PROXY_POOL("'queue': 10"), ":1:112: pools[0].queue: must be an object");
+}
+END_TEST
+
 START_TEST(test_http_errors)
 {
     /* Listener keys: ranges and types. */
@@ -1587,6 +1649,7 @@ Suite *config_suite(void)
     tcase_add_test(bad, test_proxy_keys);
     tcase_add_test(ok, test_http_keys);
     tcase_add_test(bad, test_http_errors);
+    tcase_add_test(bad, test_limit_keys);
     suite_add_tcase(s, bad);
     return s;
 }

@@ -111,6 +111,13 @@ static const char small_expected[] =
     "draining, or failed).\n"
     "# TYPE lb_log_lines_dropped_total counter\n"
     "lb_log_lines_dropped_total 0\n"
+    "# HELP lb_sessions Open sessions, all listeners.\n"
+    "# TYPE lb_sessions gauge\n"
+    "lb_sessions 0\n"
+    "# HELP lb_sessions_limit_reached_total Times the sessions of all listeners reached the global "
+    "max_connections and every listener paused accepting.\n"
+    "# TYPE lb_sessions_limit_reached_total counter\n"
+    "lb_sessions_limit_reached_total 0\n"
     "# HELP lb_listener_connections_total Client connections accepted by the listener.\n"
     "# TYPE lb_listener_connections_total counter\n"
     "lb_listener_connections_total{listener=\"web\"} 12\n"
@@ -157,6 +164,9 @@ static const char small_expected[] =
     "# TYPE lb_backend_active_connections gauge\n"
     "lb_backend_active_connections{pool=\"app\",backend=\"web1\"} 2\n"
     "lb_backend_active_connections{pool=\"app\",backend=\"we\\\"b\\\\2\\n\"} 0\n"
+    "# HELP lb_backend_max_connections The backend's max_connections (only backends with one).\n"
+    "# TYPE lb_backend_max_connections gauge\n"
+    "lb_backend_max_connections{pool=\"app\",backend=\"web1\"} 4\n"
     "# HELP lb_backend_connections_total Sessions connected to the backend.\n"
     "# TYPE lb_backend_connections_total counter\n"
     "lb_backend_connections_total{pool=\"app\",backend=\"web1\"} 10\n"
@@ -273,7 +283,21 @@ static const char small_expected[] =
     "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"30\"} 10\n"
     "lb_pool_http_request_duration_seconds_bucket{pool=\"app\",le=\"+Inf\"} 11\n"
     "lb_pool_http_request_duration_seconds_sum{pool=\"app\"} 31.25\n"
-    "lb_pool_http_request_duration_seconds_count{pool=\"app\"} 11\n";
+    "lb_pool_http_request_duration_seconds_count{pool=\"app\"} 11\n"
+    "# HELP lb_pool_queued Sessions waiting in the pool's queue: every available backend is at its "
+    "max_connections.\n"
+    "# TYPE lb_pool_queued gauge\n"
+    "lb_pool_queued{pool=\"app\"} 1\n"
+    "# HELP lb_pool_queue_max_seen The longest the pool's queue has been.\n"
+    "# TYPE lb_pool_queue_max_seen gauge\n"
+    "lb_pool_queue_max_seen{pool=\"app\"} 3\n"
+    "# HELP lb_pool_queue_timeouts_total Queued sessions refused after the queue's timeout_ms.\n"
+    "# TYPE lb_pool_queue_timeouts_total counter\n"
+    "lb_pool_queue_timeouts_total{pool=\"app\"} 5\n"
+    "# HELP lb_pool_queue_full_total Sessions refused at once: every available backend full and "
+    "the queue full.\n"
+    "# TYPE lb_pool_queue_full_total counter\n"
+    "lb_pool_queue_full_total{pool=\"app\"} 7\n";
 
 /* One pool "app" with checks: web1 (up, busy, 4 checks: 1.5 ms, 3 ms, 8 ms
  * and one slower than 5 s... in count only; the sum is set to 0.1 + 0.2 to
@@ -300,6 +324,10 @@ START_TEST(small_exact)
     memcpy(pool->req_buckets, req_buckets, sizeof(req_buckets));
     pool->req_count = 11;
     pool->req_sum_s = 31.25;
+    pool->nqueued = 1; /* counted only: nothing is in the queue's list */
+    pool->queue_max_seen = 3;
+    pool->queue_timeouts = 5;
+    pool->queue_full = 7;
 
     struct backend *b1 = pool->backends[0];
     b1->active = 2;
@@ -315,6 +343,7 @@ START_TEST(small_exact)
     memcpy(b1->http_status, b1_http, sizeof(b1_http));
     b1->reused = 6;
     b1->nidle = 3;
+    b1->max_conns = 4;
 
     struct backend *b2 = pool->backends[1];
     free(b2->id);
@@ -358,7 +387,8 @@ START_TEST(empty_runtime)
     struct runtime rt = {0};
     char *text = render(&rt);
     assert_valid(text);
-    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 9 * 2 + 9 * 2 + 2);
+    /* + lb_sessions and its limit, lb_backend_max_connections, the pool queue families. */
+    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 9 * 2 + 9 * 2 + 2 + 6 + 2 + 4 * 2);
     double v;
     ck_assert(prom_value(text, "lb_up", &v));
     ck_assert(v == 1);
@@ -429,7 +459,7 @@ START_TEST(ten_thousand_backends)
     int per_pool = LB_REQ_BUCKETS + 3;
     ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 8 * (2 + 100) + 2 + 100 * LB_HTTP_CLASSES +
                                             9 * 2 + 10000 * per_backend + 5000 * per_checked + 2 +
-                                            4 * per_pool);
+                                            4 * per_pool + 6 + 2 + 4 * (2 + 4));
     double v;
     ck_assert(prom_value(
         text, "lb_backend_connections_total{pool=\"pool3\",backend=\"backend-2500\"}", &v));

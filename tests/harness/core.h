@@ -48,6 +48,13 @@ int harness_slow(void);
         }                                                                                          \
     } while (0)
 
+/* For one check of a test (a memory count): true under a wrapper, after the
+ * line "SKIP under LB_TEST_WRAPPER: test: why (this check only)". */
+#define HARNESS_WRAPPED_SKIPS_CHECK(why)                                                           \
+    (harness_wrapper() &&                                                                          \
+     fprintf(stderr, "SKIP under LB_TEST_WRAPPER: %s: %s (this check only)\n", __func__, (why)) >= \
+         0)
+
 long harness_now_ms(void);
 void harness_sleep_ms(long ms);
 

@@ -32,6 +32,14 @@ int privileges_drop(const struct lb_config *cfg, char *err, size_t errlen)
             log_warn("running as root; set \"user\" to drop privileges");
         return 0;
     }
+    /* Started as that user and group already (not root): nothing to give
+     * up, and initgroups would be refused. */
+    if (geteuid() != 0 && geteuid() == cfg->uid && getuid() == cfg->uid && getegid() == cfg->gid &&
+        getgid() == cfg->gid) {
+        log_info("running as user %s (uid %ld, gid %ld)", cfg->user, (long)cfg->uid,
+                 (long)cfg->gid);
+        return 0;
+    }
     /* The supplementary groups first (root's would stay otherwise), then
      * the group while lb may still change it, then the user. */
     if (initgroups(cfg->user, cfg->gid) < 0) {

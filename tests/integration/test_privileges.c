@@ -216,6 +216,40 @@ START_TEST(group_named)
 }
 END_TEST
 
+/* A drop that the system refuses is fatal at start: lb started as nobody
+ * (by setpriv) cannot become daemon. */
+START_TEST(drop_refused_is_fatal)
+{
+    SKIP_UNLESS_ROOT();
+    if (access("/usr/bin/setpriv", X_OK) != 0) {
+        fprintf(stderr, "SKIP %s: needs /usr/bin/setpriv (util-linux)\n", __func__);
+        return;
+    }
+    open_dir_to_all();
+    int lport = harness_free_port();
+    json_t *cfg = harness_cfg(&(struct harness_conf){.listen = harness_lo(lport),
+                                                     .backends = "{\"address\": \"127.0.0.1:9\"}"});
+    harness_jset(cfg, "user", json_string("daemon"));
+    const char *path = harness_write_file("daemon.json", harness_jtext(cfg));
+    char *argv[] = {"/usr/bin/setpriv",
+                    "--reuid=nobody",
+                    "--regid=nogroup",
+                    "--clear-groups",
+                    LB,
+                    "-c",
+                    (char *)path,
+                    NULL};
+    const char *out, *err;
+    ck_assert_int_eq(harness_run(argv, &out, &err, HARNESS_WAIT_MS), 1);
+    const char *want = "error: cannot drop privileges: initgroups(daemon): Operation not "
+                       "permitted\n";
+    size_t n = strlen(err), w = strlen(want);
+    ck_assert_msg(n >= w && strcmp(err + n - w, want) == 0, "stderr: %s", err);
+    ck_assert(strstr(err, "started (pid") == NULL);
+    ck_assert(!harness_port_listening(lport));
+}
+END_TEST
+
 START_TEST(root_without_user_warns)
 {
     SKIP_UNLESS_ROOT();
@@ -281,6 +315,7 @@ static Suite *privileges_suite(void)
     tcase_add_test(tc, drops_to_nobody);
     tcase_add_test(tc, reload_reads_keys_as_user);
     tcase_add_test(tc, group_named);
+    tcase_add_test(tc, drop_refused_is_fatal);
     tcase_add_test(tc, root_without_user_warns);
     tcase_add_test(tc, unknown_user);
     tcase_add_test(tc, unknown_group);

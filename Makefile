@@ -6,6 +6,8 @@
 #   make check    formatting and include rules (scripts/check-format,
 #                 scripts/check-includes) and their self-test (scripts/test-checks)
 #   make format   format every C file in place with clang-format
+#   make valgrind the main integration suites with lb under valgrind's memcheck
+#                 (scripts/run-valgrind; not part of make test; installs valgrind)
 #   make bench-pick  time picks and updates of every strategy (tests/bench/)
 #   make fuzz     build the libFuzzer targets (tests/fuzz/, with clang, into
 #                 build-fuzz/) and run each for FUZZ_SECONDS (default 300)
@@ -44,7 +46,7 @@ TEST_SRCS := $(wildcard tests/*.c tests/harness/*.c tests/unit/*.c tests/integra
 TEST_SHIM := $(BUILD)/small-sndbuf.so
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all tests run test check deps clean format bench-pick fuzz fuzz-smoke fuzz-build
+.PHONY: all tests run test check deps clean format bench-pick fuzz fuzz-smoke fuzz-build valgrind
 all: $(BUILD)/lb $(BUILD)/demo-backend
 tests: $(BUILD)/lb-tests $(TEST_SHIM)
 
@@ -105,6 +107,14 @@ test: deps
 	@scripts/run-tests build
 	@scripts/run-tests build-asan
 	@$(MAKE) --no-print-directory fuzz-smoke
+
+# Not part of make test: slow (lb runs ~20x slower). VALGRIND_SUITES picks
+# the suites; scripts/run-valgrind says which tests skip themselves there.
+VALGRIND_SUITES ?= session http reload tls_listen admin
+valgrind: deps
+	@scripts/install-deps valgrind
+	@$(MAKE) --no-print-directory BUILD=build all tests
+	@scripts/run-valgrind build $(VALGRIND_SUITES)
 
 # All three run, so one failure does not hide another.
 check: deps

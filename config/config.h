@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 enum lb_log_level { LB_LOG_ERROR, LB_LOG_WARN, LB_LOG_INFO, LB_LOG_DEBUG };
 
@@ -194,6 +195,12 @@ struct lb_config {
     struct lb_pool_conf *pools;
     size_t npools;
     struct lb_admin_conf admin;
+    /* "user" and "group": whom lb runs as once its sockets are bound and its
+     * certificates read (lb/privileges.c). user NULL: lb stays who it is. */
+    char *user;
+    char *group; /* as written; NULL: the user's primary group */
+    uid_t uid;
+    gid_t gid;
 };
 
 /* Loads and validates PATH, a regular file (anything else, a FIFO

@@ -5,6 +5,8 @@
  * non-syntax errors come from json_locate.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +90,8 @@ static const char *const STRATEGY_NAMES[] = {"roundrobin", "weighted", "leastcon
 static const char *const MODE_NAMES[] = {"tcp", "http", NULL};
 
 static const char *const ROOT_KEYS[] = {
-    "log", "shutdown_grace_ms", "max_connections", "listeners", "pools", "admin", NULL};
+    "log", "shutdown_grace_ms", "max_connections", "listeners", "pools", "admin", "user", "group",
+    NULL};
 static const char *const ADMIN_KEYS[] = {"listen", "token", "max_connections", "request_timeout_ms",
                                          "tls",    NULL};
 static const char *const TLS_VERSIONS[] = {"TLSv1.2", "TLSv1.3", NULL};
@@ -1387,6 +1390,52 @@ static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
     return 0;
 }
 
+/* "user" and "group", looked up now, so that a name the system does not
+ * know fails the load (lb -t too), not the start after the binds. */
+static int load_identity(struct loader *ld, json_t *root, struct lb_config *cfg)
+{
+    char q[CONFIG_ESCAPE_SIZE];
+    const char *user, *group;
+
+    if (load_string(ld, root, "user", &user) < 0 || load_string(ld, root, "group", &group) < 0)
+        return -1;
+    if (group && !user) {
+        path_push_key(ld, "group");
+        return load_fail(ld, AT_VALUE, "\"group\" needs \"user\"");
+    }
+    if (!user)
+        return 0;
+    errno = 0;
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        path_push_key(ld, "user");
+        if (errno != 0)
+            return load_fail(ld, AT_VALUE, "cannot look up user \"%s\": %s",
+                             config_escape(q, sizeof(q), user), strerror(errno));
+        return load_fail(ld, AT_VALUE, "unknown user \"%s\"", config_escape(q, sizeof(q), user));
+    }
+    cfg->uid = pw->pw_uid;
+    cfg->gid = pw->pw_gid;
+    if (group) {
+        errno = 0;
+        struct group *gr = getgrnam(group);
+        if (!gr) {
+            path_push_key(ld, "group");
+            if (errno != 0)
+                return load_fail(ld, AT_VALUE, "cannot look up group \"%s\": %s",
+                                 config_escape(q, sizeof(q), group), strerror(errno));
+            return load_fail(ld, AT_VALUE, "unknown group \"%s\"",
+                             config_escape(q, sizeof(q), group));
+        }
+        cfg->gid = gr->gr_gid;
+    }
+    cfg->user = strdup(user);
+    cfg->group = group ? strdup(group) : NULL;
+    if (!cfg->user || (group && !cfg->group))
+        return load_oom(ld);
+    return 0;
+}
+
 static int load_root(struct loader *ld, json_t *root, struct lb_config *cfg)
 {
     static const char *const required[] = {"listeners", "pools", NULL};
@@ -1397,7 +1446,8 @@ static int load_root(struct loader *ld, json_t *root, struct lb_config *cfg)
         return -1;
     if (load_log(ld, root, cfg) < 0 ||
         load_uint(ld, root, &RULE_SHUTDOWN_GRACE, &cfg->shutdown_grace_ms) < 0 ||
-        load_uint(ld, root, &RULE_GLOBAL_MAX_CONNECTIONS, &cfg->max_connections) < 0)
+        load_uint(ld, root, &RULE_GLOBAL_MAX_CONNECTIONS, &cfg->max_connections) < 0 ||
+        load_identity(ld, root, cfg) < 0)
         return -1;
     if (load_array(ld, root, "listeners", "listener", &listeners) < 0 ||
         load_array(ld, root, "pools", "pool", &pools) < 0)
@@ -1619,6 +1669,8 @@ void config_free(struct lb_config *cfg)
 {
     if (!cfg)
         return;
+    free(cfg->user);
+    free(cfg->group);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         struct lb_listener_conf *l = &cfg->listeners[i];
         free(l->name);

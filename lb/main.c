@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "lb/admin/admin.h"
 #include "lb/log.h"
+#include "lb/privileges.h"
 #include "lb/reload.h"
 #include "lb/runtime.h"
 #include "lb/tls_conf.h"
@@ -137,6 +138,14 @@ static int run(struct lb_config *cfg)
     admin = admin_start(&rt, err, sizeof(err));
     if (!admin) {
         log_error("%s", err);
+        runtime_free(&rt);
+        goto out;
+    }
+    /* Every socket is bound and every certificate read: root is no longer
+     * needed. */
+    if (privileges_drop(rt.cfg, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        admin_stop(admin);
         runtime_free(&rt);
         goto out;
     }

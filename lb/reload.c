@@ -19,6 +19,7 @@
 #include "lb/listener.h"
 #include "lb/pool.h"
 #include "lb/pool_health.h"
+#include "lb/privileges.h"
 #include "lb/reload.h"
 #include "lb/session.h"
 #include "lb/runtime.h"
@@ -333,13 +334,16 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
         reload_failed(rt, err);
         return -1;
     }
-    int rc = plan_build(rt, &p, err, errlen);
+    int rc = privileges_check_reload(p.cfg, err, errlen);
+    if (rc == 0)
+        rc = plan_build(rt, &p, err, errlen);
     if (rc == 0 && hook) {
         rc = hook->prepare(hook->arg, p.cfg, &p.tls, err, errlen);
         if (rc < 0)
             hook->abort(hook->arg);
     }
     if (rc < 0) {
+        privileges_explain(err, errlen);
         plan_discard(rt, &p);
         reload_failed(rt, err);
         return -1;

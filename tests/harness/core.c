@@ -26,6 +26,23 @@ static bool atexit_done;
 
 /* --- time, memory, files --- */
 
+const char *harness_wrapper(void)
+{
+    const char *w = getenv("LB_TEST_WRAPPER");
+    return w && *w ? w : NULL;
+}
+
+int harness_slow(void)
+{
+    static int slow;
+    if (slow == 0) {
+        const char *s = getenv("LB_TEST_SLOW");
+        int n = s ? atoi(s) : 0;
+        slow = n >= 1 && n <= 100 ? n : harness_wrapper() ? 10 : 1;
+    }
+    return slow;
+}
+
 long harness_now_ms(void)
 {
     struct timespec ts;

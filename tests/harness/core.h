@@ -6,11 +6,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <check.h>
 
-#define HARNESS_WAIT_MS 5000     /* default bound for "until ready" waits */
-#define HARNESS_STOP_MS 15000    /* bound for lb to exit after SIGTERM */
+/* Default bound for "until ready" waits, and for lb to exit after SIGTERM;
+ * both times harness_slow() (lb under LB_TEST_WRAPPER runs many times
+ * slower). */
+#define HARNESS_WAIT_MS (5000 * harness_slow())
+#define HARNESS_STOP_MS (15000 * harness_slow())
 #define HARNESS_TCASE_TIMEOUT 60 /* seconds, for tcase_set_timeout */
 
 /* Check fixture pair. setup makes the temp dir; teardown (and an atexit
@@ -26,6 +30,30 @@ TCase *harness_tcase(const char *name);
 const char *harness_dir(void);
 /* Removes path and everything under it (subfolders too), best effort. */
 void harness_remove_tree(const char *path);
+
+/* The command lb runs under (LB_TEST_WRAPPER, e.g. valgrind and its
+ * options; "@DIR@" in it stands for the test's temp dir), or NULL. */
+const char *harness_wrapper(void);
+/* How many times slower lb is: LB_TEST_SLOW when set (1 to 100), else 10
+ * under a wrapper, else 1. */
+int harness_slow(void);
+/* Under a wrapper, tells why this test cannot pass there (tight timing,
+ * descriptor limits, memory counts) and returns from the test, which then
+ * passes having checked nothing: "SKIP under LB_TEST_WRAPPER: why". */
+#define HARNESS_SKIP_WRAPPED(why)                                                                  \
+    do {                                                                                           \
+        if (harness_wrapper()) {                                                                   \
+            fprintf(stderr, "SKIP under LB_TEST_WRAPPER: %s: %s\n", __func__, (why));              \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* For one check of a test (a memory count): true under a wrapper, after the
+ * line "SKIP under LB_TEST_WRAPPER: test: why (this check only)". */
+#define HARNESS_WRAPPED_SKIPS_CHECK(why)                                                           \
+    (harness_wrapper() &&                                                                          \
+     fprintf(stderr, "SKIP under LB_TEST_WRAPPER: %s: %s (this check only)\n", __func__, (why)) >= \
+         0)
 
 long harness_now_ms(void);
 void harness_sleep_ms(long ms);

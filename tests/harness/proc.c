@@ -216,6 +216,64 @@ static void lb_files(struct harness_lb *lb, const char *config_json)
     lb->pipe = -1;
 }
 
+/* Appends word to argv (at most max words, the last one NULL). */
+static void argv_add(char **argv, int *n, int max, char *word)
+{
+    ck_assert_msg(*n < max - 1, "harness: LB_TEST_WRAPPER has too many words");
+    argv[(*n)++] = word;
+    argv[*n] = NULL;
+}
+
+/* prog as a path: itself when it holds a '/', else the first executable
+ * of that name in PATH (the child execs with execv, which does not search). */
+static char *path_find(const char *prog)
+{
+    if (strchr(prog, '/'))
+        return (char *)prog;
+    const char *path = getenv("PATH");
+    char *copy = harness_strf("%s", path ? path : "/usr/bin:/bin");
+    for (char *save = NULL, *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        char *full = harness_strf("%s/%s", d, prog);
+        if (access(full, X_OK) == 0)
+            return full;
+    }
+    ck_abort_msg("harness: LB_TEST_WRAPPER names %s, not found in PATH", prog);
+    return NULL;
+}
+
+/* The command that starts lb on its config: under LB_TEST_WRAPPER its words
+ * (split at spaces, "@DIR@" replaced by the temp dir) come first; with
+ * nofile > 0 a shell sets the descriptor limit (soft and hard, so lb cannot
+ * raise it back) and execs the rest. Freed at teardown. */
+static char **lb_argv(const struct harness_lb *lb, int nofile)
+{
+    enum { MAX_WORDS = 64 };
+    char **argv = (char **)harness_keep(MAX_WORDS * sizeof(char *));
+    int n = 0;
+    argv[0] = NULL;
+    if (nofile > 0) {
+        argv_add(argv, &n, MAX_WORDS, "/bin/sh");
+        argv_add(argv, &n, MAX_WORDS, "-c");
+        argv_add(argv, &n, MAX_WORDS, harness_strf("ulimit -n %d && exec \"$@\"", nofile));
+        argv_add(argv, &n, MAX_WORDS, "sh");
+    }
+    const char *wrapper = harness_wrapper();
+    if (wrapper) {
+        char *copy = harness_strf("%s", wrapper);
+        for (char *save = NULL, *w = strtok_r(copy, " ", &save); w;
+             w = strtok_r(NULL, " ", &save)) {
+            char *at = strstr(w, "@DIR@");
+            if (at)
+                w = harness_strf("%.*s%s%s", (int)(at - w), w, harness_dir(), at + 5);
+            argv_add(argv, &n, MAX_WORDS, n == (nofile > 0 ? 4 : 0) ? path_find(w) : w);
+        }
+    }
+    argv_add(argv, &n, MAX_WORDS, LB_BUILD_DIR "/lb");
+    argv_add(argv, &n, MAX_WORDS, "-c");
+    argv_add(argv, &n, MAX_WORDS, (char *)lb->config);
+    return argv;
+}
+
 /* Waits until wait_port is listening; fails the test with the log when lb
  * exits first or the wait times out. */
 static void lb_wait_started(struct harness_lb *lb, int wait_port)
@@ -244,8 +302,7 @@ void harness_lb_start_pipe(struct harness_lb *lb, const char *config_json, int w
     ck_assert_msg(pipe2(p, O_CLOEXEC) == 0, "harness: pipe: %s", strerror(errno));
     ck_assert_msg(npipes < MAX_CHILDREN, "harness: too many pipes");
     pipes[npipes++] = p[0];
-    char *argv[] = {LB_BUILD_DIR "/lb", "-c", lb->config, NULL};
-    lb->pid = spawn_fds(argv, p[1], p[1]);
+    lb->pid = spawn_fds(lb_argv(lb, 0), p[1], p[1]);
     close(p[1]);
     ck_assert_int_eq(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
     /* lb->pipe is set only now: the test decides when the pipe is read, so
@@ -309,19 +366,7 @@ void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, in
                               int nofile)
 {
     lb_files(lb, config_json);
-    if (nofile > 0) {
-        /* The shell sets soft and hard limits, so lb cannot raise it back. */
-        char *argv[] = {"/bin/sh",
-                        "-c",
-                        harness_strf("ulimit -n %d && exec \"$0\" -c \"$1\"", nofile),
-                        LB_BUILD_DIR "/lb",
-                        lb->config,
-                        NULL};
-        lb->pid = harness_spawn(argv, lb->log, NULL);
-    } else {
-        char *argv[] = {LB_BUILD_DIR "/lb", "-c", lb->config, NULL};
-        lb->pid = harness_spawn(argv, lb->log, NULL);
-    }
+    lb->pid = harness_spawn(lb_argv(lb, nofile), lb->log, NULL);
     lb_wait_started(lb, wait_port);
 }
 
@@ -335,10 +380,47 @@ void harness_assert_no_sanitizer_report(const char *text, const char *where)
     }
 }
 
+/* The number after the first "label" in text ("1,234" is 1234); -1 when
+ * text has no label. */
+static long valgrind_count(const char *text, const char *label)
+{
+    const char *p = strstr(text, label);
+    if (!p)
+        return -1;
+    p += strlen(label);
+    while (*p == ' ')
+        p++;
+    long n = 0;
+    for (; (*p >= '0' && *p <= '9') || *p == ','; p++)
+        if (*p != ',')
+            n = n * 10 + (*p - '0');
+    return n;
+}
+
+/* Under a wrapper that writes TEMPDIR/valgrind-PID.log (valgrind's
+ * --log-file=@DIR@/valgrind-%p.log): fails the test when lb's log there
+ * counts an error or bytes definitely or indirectly lost. */
+static void lb_check_valgrind(const struct harness_lb *lb)
+{
+    if (!harness_wrapper())
+        return;
+    const char *path = harness_strf("%s/valgrind-%ld.log", harness_dir(), (long)lb->pid);
+    const char *text = harness_read_file(path);
+    if (!*text)
+        return;
+    static const char *labels[] = {"ERROR SUMMARY:", "definitely lost:", "indirectly lost:"};
+    for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++) {
+        long n = valgrind_count(text, labels[i]);
+        ck_assert_msg(n <= 0, "valgrind log %s: %s %ld; config %s:\n%s", path, labels[i], n,
+                      lb->config, text);
+    }
+}
+
 void harness_lb_check_clean(const struct harness_lb *lb)
 {
     harness_assert_no_sanitizer_report(harness_read_file(lb->log),
                                        harness_strf("lb log %s", lb->log));
+    lb_check_valgrind(lb);
 }
 
 int harness_lb_wait_exit(struct harness_lb *lb, long timeout_ms)

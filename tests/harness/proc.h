@@ -36,7 +36,9 @@ pid_t harness_backend_status(const char *host, int port, const char *name, const
 
 /* Writes config_json to the temp dir, starts LB_BUILD_DIR/lb -c FILE with
  * its output in lb->log, waits until wait_port is listening (fails the test
- * with the log when lb exits or the wait times out). */
+ * with the log when lb exits or the wait times out). Under LB_TEST_WRAPPER
+ * (harness_wrapper()) lb runs behind that command, here and in the
+ * variants below. */
 void harness_lb_start(struct harness_lb *lb, const char *config_json, int wait_port);
 /* The same, with lb's file descriptor limit (soft and hard) set to nofile. */
 void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, int wait_port,
@@ -59,7 +61,9 @@ int harness_lb_stop(struct harness_lb *lb);
  * With a pipe, drains it while waiting and to its end after the exit. */
 int harness_lb_wait_exit(struct harness_lb *lb, long timeout_ms);
 /* Fails the test when the log holds AddressSanitizer, LeakSanitizer or
- * "runtime error". */
+ * "runtime error"; under a wrapper, also when lb's valgrind log
+ * (TEMPDIR/valgrind-PID.log, if any) counts an error or bytes definitely or
+ * indirectly lost. */
 void harness_lb_check_clean(const struct harness_lb *lb);
 /* The same check on any text (e.g. the stderr of `lb -t`); where names it. */
 void harness_assert_no_sanitizer_report(const char *text, const char *where);

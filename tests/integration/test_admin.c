@@ -728,13 +728,16 @@ START_TEST(large_pool)
     long took = harness_now_ms() - t0;
     ck_assert_int_eq(json_array_size(harness_jget(pools, "pools.0.backends")), N);
     ck_assert_str_eq(harness_jstr(pools, "pools.0.backends.9999.id"), "127.0.0.3:24999");
-    ck_assert_msg(took < 3000, "GET /api/v1/pools of %d backends took %ld ms", N, took);
+    bool timed = !HARNESS_WRAPPED_SKIPS_CHECK("the times of GET and PATCH on 10000 backends");
+    if (timed)
+        ck_assert_msg(took < 3000, "GET /api/v1/pools of %d backends took %ld ms", N, took);
 
     t0 = harness_now_ms();
     struct harness_reply r = patch(s.aport, "app", "127.0.0.3:24999", "{\"weight\": 7}");
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(harness_jint(r.json, "weight"), 7);
-    ck_assert_int_lt(harness_now_ms() - t0, 1000);
+    if (timed)
+        ck_assert_int_lt(harness_now_ms() - t0, 1000);
     r = harness_call(s.aport, "GET", "/metrics", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
     stop(&s);

@@ -190,7 +190,7 @@ static struct curl_out curl_req(const char *method, const char *url, const char 
     argv[n++] = "-sS";
     argv[n++] = "-v";
     argv[n++] = "--max-time";
-    argv[n++] = "5";
+    argv[n++] = harness_strf("%d", 5 * harness_slow()); /* lb under valgrind is slower */
     argv[n++] = "-o";
     argv[n++] = (char *)body_path;
     argv[n++] = "-w";
@@ -213,7 +213,7 @@ static struct curl_out curl_req(const char *method, const char *url, const char 
     argv[n] = NULL;
     const char *out = NULL, *err = NULL;
     struct curl_out r = {0};
-    r.exit = harness_run(argv, &out, &err, 10000);
+    r.exit = harness_run(argv, &out, &err, 10000 * harness_slow());
     r.code = atoi(out ? out : "0");
     r.err = err ? err : "";
     const char *b = access(body_path, F_OK) == 0 ? harness_read_file(body_path) : "";

@@ -117,6 +117,16 @@ struct http_state {
     /* A read's http_step(), run after the other events that are ready in
      * this turn of the loop (step_later()). */
     struct event step_ev;
+    /* While the client's reads are off for backpressure during an
+     * exchange, no event would see it reset (libevent reports a reset to
+     * read and write interest only): the session is parked in
+     * rt->http_parked, and the runtime's probe asks its socket for an
+     * error once a second (http_session_probe_parked()), as the relay's
+     * parked sides are. A client that resets while its upload waits for a
+     * backend that does not read ends then, not at a timeout. */
+    LIST_ENTRY(http_state) parked_link;
+    bool parked;
+    struct session *owner;
 };
 
 static const struct {
@@ -287,11 +297,26 @@ static struct event *srev(struct session *s)
 
 /* Turns ev on or off. 0, or -1 when it could not be added (epoll out of
  * memory or over its limit): the session is closed then, and freed. */
+static void close_watch(struct session *s, bool want)
+{
+    struct http_state *h = s->http;
+    want = want && !h->client_eof && (h->phase == HP_CONNECT || h->phase == HP_EXCHANGE);
+    if (want == h->parked)
+        return;
+    h->parked = want;
+    if (want)
+        LIST_INSERT_HEAD(&rt_of(s)->http_parked, h, parked_link);
+    else
+        LIST_REMOVE(h, parked_link);
+}
+
 static int watch(struct session *s, struct event *ev, bool on)
 {
     if (!ev || !event_initialized(ev))
         return 0; /* a backend side never set up: nothing to watch */
     struct http_state *h = s->http;
+    if (ev == &s->client.rev)
+        close_watch(s, !on);
     /* A TLS read that must write first waits for writability, not for
      * bytes (a readable socket would call back for nothing, again and
      * again): its side's read is off and its write on until then. */
@@ -766,6 +791,26 @@ static void on_client_readable(evutil_socket_t fd, short what, void *arg)
     step_later(s);
 }
 
+int http_session_probe_parked(struct runtime *rt)
+{
+    int ended = 0;
+    struct http_state *h = LIST_FIRST(&rt->http_parked);
+    while (h) {
+        struct http_state *next = LIST_NEXT(h, parked_link);
+        struct session *s = h->owner;
+        int err = s->client.conn.ops->error(&s->client.conn);
+        if (err) { /* a reset while its reads are off */
+            log_debug("client error: %s", strerror(err));
+            if (h->rq == RQ_BODY) /* the backend must not take the cut for a whole body */
+                upstream_release(&s->upstream, true);
+            session_close(s, SESSION_END_CLIENT_ERROR); /* unparks h */
+            ended++;
+        }
+        h = next;
+    }
+    return ended;
+}
+
 static void on_client_writable(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -1108,6 +1153,7 @@ static void http_open_tunnel(struct session *s)
     struct upstream *u = &s->upstream;
     http_log_request(s);
     event_del(&h->step_ev);
+    close_watch(s, false);
     watch(s, &s->client.rev, false);
     watch(s, &s->client.wev, false);
     watch(s, &u->server.wev, false);
@@ -1391,6 +1437,7 @@ void http_session_begin(struct session *s)
         event_del(&s->idle_timer); /* PREREAD's */
     evtimer_assign(&s->idle_timer, base, on_http_timer, s);
     event_assign(&h->step_ev, base, -1, 0, on_step_ev, s);
+    h->owner = s;
     s->upstream.on_connected = on_upstream_connected;
     s->upstream.on_failed = on_upstream_failed;
     h->req_start_ms = clock_ms(CLOCK_MONOTONIC);
@@ -1417,6 +1464,7 @@ void http_session_free(struct session *s)
         event_del(&s->idle_timer);
     /* In a tunnel the rings are these buffers: relay_stop() has run. */
     event_del(&h->step_ev);
+    close_watch(s, false);
     hbuf_put(s, &h->in);
     hbuf_put(s, &h->out);
     hout_clear(&h->up);

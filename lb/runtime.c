@@ -98,6 +98,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     bufpool_init(&rt->bufs, RUNTIME_BUF_SIZE, RUNTIME_BUFS_CACHED);
     pipepool_init(&rt->pipes, 0); /* runtime_fd_budget() sets how many */
     LIST_INIT(&rt->retired);
+    LIST_INIT(&rt->http_parked);
     pool_set_room_hook(upstream_queue_serve); /* a backend back up serves the queue */
     rt->generation = 1;
 

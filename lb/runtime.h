@@ -63,6 +63,9 @@ struct runtime {
     /* http mode's idle backend connections, newest first (lb/http_reuse.h);
      * one descriptor each. */
     struct http_idle_list idle;
+    /* http sessions whose client reads are off for backpressure: probed
+     * for a reset with the relay's parked sides (lb/http_session.c). */
+    LIST_HEAD(http_parked_list, http_state) http_parked;
     unsigned nidle;
     /* Descriptors (runtime_fd_budget()): the process limit, those kept back
      * for the admin API, health checks and lb itself, and what sessions may

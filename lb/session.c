@@ -521,7 +521,7 @@ void backend_close_sessions(struct backend *b, enum session_end why)
 
 int session_probe_parked(struct runtime *rt)
 {
-    int ended = 0;
+    int ended = http_session_probe_parked(rt);
     struct relay *r = LIST_FIRST(&rt->relays.parked);
     while (r) {
         struct relay *next = relay_parked_next(r);

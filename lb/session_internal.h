@@ -96,6 +96,9 @@ void session_sni_wait(struct session *s);
 void http_session_begin(struct session *s);
 /* Frees what http mode holds for s (session_close()). */
 void http_session_free(struct session *s);
+/* Ends the parked http sessions (reads off for backpressure) whose client
+ * reset; how many (the runtime's probe, with session_probe_parked()). */
+int http_session_probe_parked(struct runtime *rt);
 /* lb is stopping: true when s waits between requests (it may close now). */
 bool http_session_idle(const struct session *s);
 

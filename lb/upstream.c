@@ -219,15 +219,22 @@ static struct timeval upstream_time_left(const struct upstream *u)
 
 static void upstream_handshake_step(struct upstream *u);
 
+/* The try ran out of connect_timeout_ms (connect or TLS handshake, what
+ * says which): a failed try, then the next one. */
+static void upstream_try_timed_out(struct upstream *u, const char *what)
+{
+    char why[64];
+    snprintf(why, sizeof(why), "timed out after %u ms", u->pool->connect_timeout_ms);
+    upstream_try_failed(u, what, why);
+    upstream_connect(u);
+}
+
 static void on_handshake_io(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     struct upstream *u = arg;
     if (what & EV_TIMEOUT) {
-        char why[64];
-        snprintf(why, sizeof(why), "timed out after %u ms", u->pool->connect_timeout_ms);
-        upstream_try_failed(u, "TLS handshake failed", why);
-        upstream_connect(u);
+        upstream_try_timed_out(u, "TLS handshake failed");
         return;
     }
     upstream_handshake_step(u);
@@ -301,10 +308,7 @@ static void on_connect_done(evutil_socket_t fd, short what, void *arg)
 {
     struct upstream *u = arg;
     if (what & EV_TIMEOUT) {
-        char why[64];
-        snprintf(why, sizeof(why), "timed out after %u ms", u->pool->connect_timeout_ms);
-        upstream_try_failed(u, "connect failed", why);
-        upstream_connect(u);
+        upstream_try_timed_out(u, "connect failed");
         return;
     }
     int err = 0;

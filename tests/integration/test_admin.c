@@ -143,8 +143,11 @@ START_TEST(read_endpoints)
     struct setup s;
     start(&s, "roundrobin",
           harness_jarray(backend("app1", "name", 1), backend("app2", "name", 2), NULL), NULL, NULL);
-    ck_assert(harness_log_contains(
-        s.lb.log, harness_strf("info: admin API listening on 127.0.0.1:%d", s.aport)));
+    /* The port listens before the log line is out (the log is written by the
+     * loop when stderr takes it): wait for the line. */
+    ck_assert(harness_log_wait(s.lb.log,
+                               harness_strf("info: admin API listening on 127.0.0.1:%d", s.aport),
+                               1, HARNESS_WAIT_MS));
 
     struct harness_reply r = harness_call(s.aport, "GET", "/healthz", NULL, NULL);
     ck_assert_int_eq(r.status, 200);

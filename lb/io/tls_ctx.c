@@ -12,12 +12,15 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -96,11 +99,30 @@ static int no_password(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
+/* Opens a certificate, key or CA file for reading. Anything but a regular
+ * file (a FIFO, a directory) is refused at once: the open does not wait
+ * for a FIFO's writer, so a reload on the loop never hangs on one (and the
+ * path-based loads that follow each check read a file this let through). */
 static FILE *open_file(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
         put(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        put(err, errlen, "%s: not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        put(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        close(fd);
+    }
     return f;
 }
 

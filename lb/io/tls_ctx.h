@@ -13,7 +13,8 @@
  *
  * Errors, written to err (one line, no newline, truncated to errlen) with
  * NULL returned and OpenSSL's error queue cleared:
- *   PATH: cannot read: No such file or directory    (strerror of fopen)
+ *   PATH: cannot read: No such file or directory    (strerror of open)
+ *   PATH: not a regular file                         (a FIFO, a directory: never waited on)
  *   PATH: not a PEM certificate
  *   PATH: not a PEM private key (or an encrypted one)
  *   KEY does not match the certificate in CERT

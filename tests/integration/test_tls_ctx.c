@@ -14,6 +14,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -792,6 +793,16 @@ START_TEST(file_errors)
     c[0] = (struct tls_cert_files){site, missing};
     ck_assert_str_eq(server_error(&(struct tls_server_opts){.certs = c, .ncerts = 1}),
                      harness_strf("%s: cannot read: No such file or directory", missing));
+    /* A FIFO is refused at once, not opened and waited on (a reload runs on
+     * the loop); a directory too. */
+    const char *fifo = harness_strf("%s/fifo.pem", harness_dir());
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    c[0] = (struct tls_cert_files){fifo, site_key};
+    ck_assert_str_eq(server_error(&(struct tls_server_opts){.certs = c, .ncerts = 1}),
+                     harness_strf("%s: not a regular file", fifo));
+    c[0] = (struct tls_cert_files){site, harness_dir()};
+    ck_assert_str_eq(server_error(&(struct tls_server_opts){.certs = c, .ncerts = 1}),
+                     harness_strf("%s: not a regular file", harness_dir()));
     c[0] = (struct tls_cert_files){site_key, site_key};
     ck_assert_str_eq(server_error(&(struct tls_server_opts){.certs = c, .ncerts = 1}),
                      harness_strf("%s: not a PEM certificate", site_key));

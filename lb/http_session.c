@@ -1372,7 +1372,10 @@ static void on_http_timer(evutil_socket_t fd, short what, void *arg)
             timer_set(s, (unsigned)(idle - quiet));
             return;
         }
-        if (!h->response_begun && h->rq == RQ_BODY) {
+        /* Silence with none of the body held for the backend: the client
+         * stopped sending. With bytes held, lb's reads of the client are
+         * off because the backend takes none (backpressure): its fault. */
+        if (!h->response_begun && h->rq == RQ_BODY && !up_pending(h)) {
             http_answer(s, 408, "request body stalled");
             return;
         }

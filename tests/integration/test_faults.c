@@ -462,13 +462,11 @@ START_TEST(backend_never_reads_http)
 }
 END_TEST
 
-/* BUG (open): http mode, the backend never reads, so lb stops reading the
- * client's body (backpressure); the client then resets. lb should end the
- * session as "client error" at once, as tcp mode does (test_edge's
- * client_rst_while_backpressured: tcp mode probes its parked sessions);
- * http mode watches neither socket while backpressured, so the reset goes
- * unseen and the session and its backend connection stay until a timeout
- * or shutdown. */
+/* http mode, the backend never reads, so lb stops reading the client's
+ * body (backpressure); the client then resets. lb ends the session as
+ * "client error" at once, as tcp mode does (test_edge's
+ * client_rst_while_backpressured): a parked http session is probed like a
+ * parked relay. */
 START_TEST(http_client_reset_while_backpressured)
 {
     struct rig r;
@@ -484,6 +482,53 @@ START_TEST(http_client_reset_while_backpressured)
     ck_assert(harness_log_contains(r.lb.log, "reason=\"client error\""));
     fresh_side(&r);
     ck_assert_int_eq(harness_lb_stop(&r.lb), 0);
+}
+END_TEST
+
+/* A request body that stops coming is the client's fault only when lb is
+ * waiting for it: with nothing of it held for the backend, idle_timeout_ms
+ * of silence is a 408 ("request body stalled"); when the backend takes
+ * none of what lb holds (backpressure stopped lb's reads of the client),
+ * the same silence is the backend's: 504 ("backend stalled"), however
+ * long the client's upload has been going. */
+static void body_stall(bool backend_stalls)
+{
+    struct rig r;
+    rig_cfg(&r, "http", false);
+    harness_jset(r.cfg, "listeners.0.idle_timeout_ms", json_integer(1500));
+    harness_jset(r.cfg, "log.level", json_string("debug"));
+    rig_backend(&r, backend_stalls ? fn_stall : harness_fn_hold, NULL, NULL);
+    rig_go(&r);
+    int fd = flood_client(&r, "http");
+    if (backend_stalls)
+        ck_assert(flood(fd) < FLOOD_TOTAL);
+    else
+        ck_assert(harness_send_all(fd, "abc", 3, HARNESS_WAIT_MS));
+    char buf[4096];
+    ssize_t n = harness_read_eof(fd, buf, sizeof(buf) - 1, 1500 + HARNESS_WAIT_MS);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    const char *want = backend_stalls ? "HTTP/1.1 504 Gateway Timeout\r\n"
+                                      : "HTTP/1.1 408 Request Timeout\r\n";
+    ck_assert_msg(strncmp(buf, want, strlen(want)) == 0, "got: %s", buf);
+    ck_assert(harness_log_wait(r.lb.log,
+                               backend_stalls ? "answering 504: backend stalled"
+                                              : "answering 408: request body stalled",
+                               1, HARNESS_WAIT_MS));
+    close(fd);
+    fresh_side(&r);
+    ck_assert_int_eq(harness_lb_stop(&r.lb), 0);
+}
+
+START_TEST(http_body_stalled_by_client)
+{
+    body_stall(false);
+}
+END_TEST
+
+START_TEST(http_body_stalled_by_backend)
+{
+    body_stall(true);
 }
 END_TEST
 
@@ -1012,23 +1057,29 @@ END_TEST
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
-    TCase *tc = harness_tcase("faults");
-    tcase_add_test(tc, backend_killed_mid_transfer);
-    tcase_add_test(tc, backend_killed_with_unread_data);
-    tcase_add_test(tc, backend_never_reads_tcp);
-    tcase_add_test(tc, backend_never_reads_http);
-    tcase_add_test(tc, http_client_reset_while_backpressured);
-    tcase_add_test(tc, http_garbage_connection_not_reused);
-    tcase_add_test(tc, http_truncated_response_closes_client);
-    tcase_add_test(tc, http_client_reset_mid_transfer);
-    tcase_add_test(tc, connect_close_10000);
-    tcase_add_test(tc, http_slowloris_cut);
-    tcase_add_test(tc, tls_slowloris_cut);
-    tcase_add_test(tc, fd_exhausted_no_busy_loop);
-    tcase_add_test(tc, sighup_storm_all_modes);
-    tcase_add_test(tc, certificate_gone_before_reload);
-    suite_add_tcase(s, tc);
-    /* one case per mode, so each can be run alone */
+    TCase *tc;
+    /* one case per test, so each can be run alone (CK_RUN_CASE) */
+#define ADD_TCASE(fn)                                                                              \
+    tc = harness_tcase(#fn);                                                                       \
+    tcase_add_test(tc, fn);                                                                        \
+    suite_add_tcase(s, tc)
+    ADD_TCASE(backend_killed_mid_transfer);
+    ADD_TCASE(backend_killed_with_unread_data);
+    ADD_TCASE(backend_never_reads_tcp);
+    ADD_TCASE(backend_never_reads_http);
+    ADD_TCASE(http_client_reset_while_backpressured);
+    ADD_TCASE(http_body_stalled_by_client);
+    ADD_TCASE(http_body_stalled_by_backend);
+    ADD_TCASE(http_garbage_connection_not_reused);
+    ADD_TCASE(http_truncated_response_closes_client);
+    ADD_TCASE(http_client_reset_mid_transfer);
+    ADD_TCASE(connect_close_10000);
+    ADD_TCASE(http_slowloris_cut);
+    ADD_TCASE(tls_slowloris_cut);
+    ADD_TCASE(fd_exhausted_no_busy_loop);
+    ADD_TCASE(sighup_storm_all_modes);
+    ADD_TCASE(certificate_gone_before_reload);
+#undef ADD_TCASE
     TCase *mem_tcp = harness_tcase("memory_tcp");
     tcase_set_timeout(mem_tcp, 120);
     tcase_add_test(mem_tcp, memory_flat_tcp);

@@ -224,6 +224,47 @@ START_TEST(tcp_no_queue_refuses)
 }
 END_TEST
 
+/* Clients that leave while queued: one that closes having sent nothing
+ * has given up and leaves the queue at once ("client closed"), as does
+ * one that resets; one that sent bytes and half-closed keeps its place
+ * (its request is still to be served, like HAProxy without abortonclose)
+ * and gets the next slot. */
+START_TEST(tcp_queued_clients_leave)
+{
+    struct env e;
+    env_start(&e, "tcp", 1, 1, 4, 60000, 0);
+    char n[3];
+    int c1 = tcp_client(&e, n);
+    int c2 = tcp_client(&e, n);
+    int quiet = harness_connect_ok("127.0.0.1", e.lport);
+    wait_counters(&e, "1 1 0 0 1 1");
+    close(quiet);
+    wait_counters(&e, "0 1 0 0 1 1");
+    ck_assert(harness_log_wait(e.lb.log, "client closed", 1, HARNESS_WAIT_MS));
+    int rst = harness_connect_ok("127.0.0.1", e.lport);
+    ck_assert(harness_write_full(rst, "x", 1));
+    wait_counters(&e, "1 1 0 0 1 1");
+    struct linger lg = {1, 0};
+    ck_assert_int_eq(setsockopt(rst, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(rst);
+    wait_counters(&e, "0 1 0 0 1 1");
+    int half = harness_connect_ok("127.0.0.1", e.lport);
+    ck_assert(harness_write_full(half, "hello", 5));
+    ck_assert_int_eq(shutdown(half, SHUT_WR), 0);
+    wait_counters(&e, "1 1 0 0 1 1");
+    ck_assert(!harness_readable(half, QUIET_MS));
+    wait_counters(&e, "1 1 0 0 1 1");
+    close(c1);
+    char buf[16];
+    ck_assert_int_eq(harness_read_eof(half, buf, sizeof(buf), HARNESS_WAIT_MS), 2);
+    ck_assert(memcmp(buf, "A\n", 2) == 0);
+    close(half);
+    close(c2);
+    wait_counters(&e, "0 1 0 0 0 0");
+    ck_assert_int_eq(harness_lb_stop(&e.lb), 0);
+}
+END_TEST
+
 /* A reload retires the pool generation a session waits in: it waits on in
  * the new one's queue (with the time it had left) and gets the next slot;
  * a reload that gives a backend room serves it at once. */
@@ -403,6 +444,7 @@ static Suite *limits_suite(void)
     ADD_TCASE("tcp_backend_max_and_queue", tcp_backend_max_and_queue);
     ADD_TCASE("tcp_queue_timeout", tcp_queue_timeout);
     ADD_TCASE("tcp_no_queue_refuses", tcp_no_queue_refuses);
+    ADD_TCASE("tcp_queued_clients_leave", tcp_queued_clients_leave);
     ADD_TCASE("reload_moves_queue", reload_moves_queue);
     ADD_TCASE("tcp_backend_back_serves_queue", tcp_backend_back_serves_queue);
     ADD_TCASE("http_backend_max_and_queue", http_backend_max_and_queue);

@@ -6,8 +6,10 @@
 #   make check    formatting and include rules (scripts/check-format,
 #                 scripts/check-includes) and their self-test (scripts/test-checks)
 #   make format   format every C file in place with clang-format
-#   make valgrind the main integration suites with lb under valgrind's memcheck
+#   make valgrind every integration suite with lb under valgrind's memcheck
 #                 (scripts/run-valgrind; not part of make test; installs valgrind)
+#   make soak     the memory-flat fault tests with 100,000 TLS sessions, both
+#                 builds (scripts/run-soak; not part of make test)
 #   make bench-pick  time picks and updates of every strategy (tests/bench/)
 #   make fuzz     build the libFuzzer targets (tests/fuzz/, with clang, into
 #                 build-fuzz/) and run each for FUZZ_SECONDS (default 300)
@@ -46,7 +48,7 @@ TEST_SRCS := $(wildcard tests/*.c tests/harness/*.c tests/unit/*.c tests/integra
 TEST_SHIM := $(BUILD)/small-sndbuf.so
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all tests run test check deps clean format bench-pick fuzz fuzz-smoke fuzz-build valgrind
+.PHONY: all tests run test check deps clean format bench-pick fuzz fuzz-smoke fuzz-build valgrind soak
 all: $(BUILD)/lb $(BUILD)/demo-backend
 tests: $(BUILD)/lb-tests $(TEST_SHIM)
 
@@ -108,9 +110,17 @@ test: deps
 	@scripts/run-tests build-asan
 	@$(MAKE) --no-print-directory fuzz-smoke
 
-# Not part of make test: slow (lb runs ~20x slower). VALGRIND_SUITES picks
-# the suites; scripts/run-valgrind says which tests skip themselves there.
-VALGRIND_SUITES ?= session http reload tls_listen admin
+# Not part of make test: the memory-flat fault tests over 100,000 TLS
+# sessions (make test runs 30,000), in the plain and the ASan build.
+soak: deps
+	@$(MAKE) --no-print-directory BUILD=build all tests
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all tests
+	@scripts/run-soak build build-asan
+
+# Not part of make test: slow (lb runs ~20x slower; every integration suite
+# takes over an hour). VALGRIND_SUITES picks the suites; scripts/run-valgrind
+# says which tests skip themselves there.
+VALGRIND_SUITES ?=
 valgrind: deps
 	@scripts/install-deps valgrind
 	@$(MAKE) --no-print-directory BUILD=build all tests

@@ -158,20 +158,25 @@ START_TEST(https_check_up)
     int bport = node_https_start(cert, harness_pki_key(cert), 200, &log);
     struct rig r;
     rig_go(&r, bport, check_tls(pki.ca_cert, "app.test"), https_check(-1));
-    ck_assert(harness_log_contains(
-        r.lb.log, "info: pool app: https health checks every 100 ms (timeout 300 ms, rise 1, "
-                  "fall 1)"));
+    ck_assert(harness_log_wait(r.lb.log,
+                               "info: pool app: https health checks every 100 ms (timeout 300 ms, "
+                               "rise 1, fall 1)",
+                               1, HARNESS_WAIT_MS));
     json_t *h = b1_checked(&r, 3);
     ck_assert_str_eq(harness_jstr(h, "checks"), "https");
     ck_assert_str_eq(harness_jstr(h, "status"), "up");
     ck_assert(json_is_null(harness_jget(h, "last_error")));
     ck_assert_int_eq(harness_jint(h, "consecutive_failures"), 0);
-    ck_assert_int_eq(harness_jint(h, "transitions"), 0);
+    /* Under valgrind a check's handshake can outlast its 300 ms. */
+    if (!HARNESS_WRAPPED_SKIPS_CHECK("no check timed out: a handshake under valgrind takes longer "
+                                     "than 300 ms"))
+        ck_assert_int_eq(harness_jint(h, "transitions"), 0);
     /* The http check's request, through TLS, with the SNI. */
     const char *want = harness_strf("GET /healthz host=%s sni=app.test\n", harness_lo(bport));
     ck_assert_msg(strncmp(harness_read_file(log), want, strlen(want)) == 0, "node saw:\n%s",
                   harness_read_file(log));
-    ck_assert_int_eq(harness_log_count(r.lb.log, " DOWN: "), 0);
+    if (!harness_wrapper())
+        ck_assert_int_eq(harness_log_count(r.lb.log, " DOWN: "), 0);
     ck_assert_int_eq(harness_lb_stop(&r.lb), 0);
 }
 END_TEST

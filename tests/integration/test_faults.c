@@ -522,8 +522,8 @@ static void body_stall(bool backend_stalls)
     ssize_t n = harness_read_eof(fd, buf, sizeof(buf) - 1, 1500 + HARNESS_WAIT_MS);
     ck_assert_int_gt(n, 0);
     buf[n] = '\0';
-    const char *want = backend_stalls ? "HTTP/1.1 504 Gateway Timeout\r\n"
-                                      : "HTTP/1.1 408 Request Timeout\r\n";
+    const char *want =
+        backend_stalls ? "HTTP/1.1 504 Gateway Timeout\r\n" : "HTTP/1.1 408 Request Timeout\r\n";
     ck_assert_msg(strncmp(buf, want, strlen(want)) == 0, "got: %s", buf);
     ck_assert(harness_log_wait(r.lb.log,
                                backend_stalls ? "answering 504: backend stalled"

@@ -19,7 +19,7 @@
 CC := gcc
 BUILD ?= build
 SAN ?= 0
-PKGS := libevent libevent_openssl openssl jansson
+PKGS := libevent libevent_openssl openssl jansson libcares
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 ifeq ($(SAN),1)
@@ -149,19 +149,20 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -Wall -Wextra -Werror \
               -D_GNU_SOURCE -I. -I$(LLHTTP_INC) -DLB_VERSION='"$(VERSION)"' \
               $(shell pkg-config --cflags jansson)
-FUZZ_TARGETS := config proxy http_request http_response tls_hello admin
+FUZZ_TARGETS := config proxy http_request http_response tls_hello admin dns
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LLHTTP := $(addprefix $(FUZZ_BUILD)/obj/llhttp/,api.o http.o llhttp.o)
 # What each target links besides its own file.
 FUZZ_SRCS_config := config/config_load.c config/config_address.c config/config_escape.c \
                     config/json_locate.c
-FUZZ_LIBS_config := $(shell pkg-config --libs jansson 2>/dev/null) -Wl,--wrap=getaddrinfo
+FUZZ_LIBS_config := $(shell pkg-config --libs jansson 2>/dev/null)
 FUZZ_SRCS_proxy := lb/proto/proxy_proto.c
 FUZZ_SRCS_http_request := lb/proto/http_head.c
 FUZZ_SRCS_http_response := lb/proto/http_head.c lb/proto/http_body.c
 FUZZ_SRCS_tls_hello := lb/proto/tls_hello.c
 FUZZ_SRCS_admin := lb/admin/admin_request.c config/config_escape.c
 FUZZ_LIBS_admin := $(shell pkg-config --libs jansson 2>/dev/null)
+FUZZ_SRCS_dns := lb/proto/dns_answer.c
 # Per target: the longest input tried (a head, a config, a ClientHello).
 FUZZ_MAXLEN_config := 8192
 FUZZ_MAXLEN_proxy := 512
@@ -169,6 +170,7 @@ FUZZ_MAXLEN_http_request := 8192
 FUZZ_MAXLEN_http_response := 8192
 FUZZ_MAXLEN_tls_hello := 4096
 FUZZ_MAXLEN_admin := 8192
+FUZZ_MAXLEN_dns := 4096
 
 fuzz-build: $(FUZZ_BINS)
 

@@ -41,6 +41,7 @@ struct dns_target {
 struct dns_answer {
     unsigned rcode;  /* the header's RCODE: 0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN, ... */
     unsigned ttl;    /* the lowest TTL of the records used, seconds; 0 when none */
+    int ttl_set;     /* a record set ttl */
     size_t nrecords; /* records of the asked type reached from the question's name */
     size_t dropped;  /* backends beyond DNS_BACKENDS_MAX, not kept */
     struct dns_backend *backends;
@@ -60,11 +61,15 @@ struct dns_answer {
  * AAAA records for the target's name in the answer or additional section,
  * each a backend with the record's port, weight and priority; a target
  * with none goes to targets; a target "." (the service is not offered
- * here, RFC 2782) is skipped. Records of other types, of other names,
+ * here, RFC 2782), or port 0, is skipped. Label bytes must be printable
+ * ASCII other than '.' (so the text names one name); names are compared
+ * as lower-case text. Records of other types, of other names,
  * or of class other than IN are ignored; an A record whose data is not 4
  * bytes, an AAAA record not 16, an SRV or CNAME whose target name is bad,
  * are errors. ttl is the lowest TTL among the records used (CNAMEs, the
- * records of QTYPE, the target addresses).
+ * records of QTYPE, the target addresses); 0 when no record of QTYPE was
+ * reached. A CNAME chain longer than DNS_CNAME_MAX, or a loop, ends where
+ * it got to: no records (not an error).
  * Returns 0 (an empty answer and an RCODE other than 0 included: rcode
  * and nrecords tell), or -1 with a short, static, lower-case reason in
  * *why ("message truncated", "bad name", "pointer loop", "question does

@@ -23,12 +23,22 @@ enum lb_mode { LB_MODE_TCP, LB_MODE_HTTP };
 #define LB_NAME_MAX 64
 #define LB_MAGLEV_DEFAULT_SIZE 65537
 
+/* The longest host name taken, in text (RFC 1035 2.3.4). */
+#define CONFIG_HOST_MAX 253
+
 struct lb_backend_conf {
     char *name;    /* NULL when the file gives none */
     char *address; /* as written, e.g. "127.0.0.1:9001" or "[::1]:9002" */
     char *id;      /* name if given, else address: the backend's identity in its pool */
-    struct sockaddr_storage addr; /* resolved at load */
+    /* The address; for a host name ("app1.internal:8080") host and port,
+     * and addr is filled once lb's resolver answered (lb/names.c: at start
+     * and at reload, before the config is used; addrlen 0 until then). */
+    struct sockaddr_storage addr;
     socklen_t addrlen;
+    char *host;               /* lower-case; NULL for an IP address */
+    unsigned short port;      /* with host */
+    char *where;              /* with host: "file:line:col: pools[0].backends[1].address" */
+    size_t entry;             /* its index in the file's "backends" array */
     unsigned weight;          /* 0..LB_WEIGHT_MAX; 0 gets no new connections */
     unsigned max_connections; /* sessions (http: requests) at once; 0: no limit */
 };
@@ -114,6 +124,24 @@ struct lb_keepalive_conf {
     unsigned count;      /* TCP_KEEPCNT: unanswered probes that end the connection */
 };
 
+/* A backend entry with "dns" (DNS discovery, lb/discovery.c): the
+ * name's records are backends, asked again and again. */
+enum lb_dns_type { LB_DNS_A, LB_DNS_AAAA, LB_DNS_SRV };
+
+struct lb_dns_conf {
+    char *name; /* lower-case, no trailing dot */
+    enum lb_dns_type type;
+    unsigned port;            /* A and AAAA: every backend's; SRV: 0, the records give it */
+    unsigned weight;          /* A and AAAA: every backend's; SRV: the records give it */
+    unsigned max_connections; /* every backend's; 0: no limit */
+    unsigned refresh_ms;      /* asked again after max(refresh_ms, the answer's TTL) */
+    char *resolvers;          /* c-ares' CSV ("127.0.0.1:8600,[::1]:53"); NULL: the system's */
+    /* Identity across reloads: an entry with the same key in the pool of
+     * the same name keeps its last answer ("SRV _web._tcp.x 0 @127.0.0.1:53"). */
+    char *key;
+    char *where; /* "file:line:col: pools[0].backends[2]" */
+};
+
 struct lb_pool_conf {
     char *name;
     enum lb_strategy strategy;
@@ -135,8 +163,10 @@ struct lb_pool_conf {
      * at once), each for at most queue_timeout_ms. */
     unsigned queue_max;
     unsigned queue_timeout_ms;
-    struct lb_backend_conf *backends;
+    struct lb_backend_conf *backends; /* the entries with "address" */
     size_t nbackends;
+    struct lb_dns_conf *dns; /* the entries with "dns" */
+    size_t ndns;
 };
 
 /* A tcp listener's SNI route ("sni_routes"): clients whose TLS ClientHello
@@ -201,6 +231,10 @@ struct lb_config {
     char *group; /* as written; NULL: the user's primary group */
     uid_t uid;
     gid_t gid;
+    /* "resolvers": the DNS servers lb asks for backend host names and for
+     * "dns" entries without their own, in c-ares' CSV form
+     * ("127.0.0.1:53,[::1]:5353"); NULL: the system's (/etc/resolv.conf). */
+    char *resolvers;
 };
 
 /* Loads and validates PATH, a regular file (anything else, a FIFO
@@ -217,10 +251,20 @@ const char *config_strategy_name(enum lb_strategy s);
 const char *config_mode_name(enum lb_mode m);
 const char *config_log_level_name(enum lb_log_level l);
 
-/* Parses "1.2.3.4:80", "[::1]:80", "*:80" or "host:80" (resolved now, first
- * address) into addr. Returns 0, or -1 with a short reason in err. */
-int config_parse_address(const char *text, int passive, struct sockaddr_storage *addr,
-                         socklen_t *addrlen, char *err, size_t errlen);
+/* config_parse_address() flags: "*:80" is taken (a listen address); a
+ * host name is taken. */
+#define CONFIG_ADDR_PASSIVE 1u
+#define CONFIG_ADDR_NAME 2u
+/* Parses "1.2.3.4:80", "[::1]:80", "localhost:80" (127.0.0.1, never
+ * looked up), "*:80" (CONFIG_ADDR_PASSIVE) into addr: 0. With
+ * CONFIG_ADDR_NAME, "host:80" copies host, lower-cased, into name
+ * (CONFIG_HOST_MAX + 1 bytes) and its port into *port, addr untouched:
+ * 1. Else -1 with a short reason in err. Nothing is looked up. */
+int config_parse_address(const char *text, unsigned flags, struct sockaddr_storage *addr,
+                         socklen_t *addrlen, char *name, unsigned short *port, char *err,
+                         size_t errlen);
+/* Sets the port of an AF_INET or AF_INET6 address. */
+void config_address_set_port(struct sockaddr_storage *addr, unsigned short port);
 /* 1 when a and b are the same address and port, 0 when one is the
  * wildcard of the other's family and port (bind() would refuse them side by
  * side), -1 when they can coexist. */

@@ -1,12 +1,14 @@
 /* config_address: "host:port", "[ipv6]:port" and, for listen addresses,
- * "*:port" turned into a sockaddr. Host names are resolved once, at load,
- * with getaddrinfo (first result); lb never re-resolves them. */
+ * "*:port" turned into a sockaddr. Nothing here looks a name up: a host
+ * name (where CONFIG_ADDR_NAME allows one) is handed back for lb's
+ * non-blocking resolver (lb/io/resolver.h), and "localhost" is 127.0.0.1
+ * without a lookup (RFC 6761 6.3), wherever an address is taken. */
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/config.h"
 #include "config/config_internal.h"
@@ -47,33 +49,7 @@ static int address_port(const char *port, unsigned short *out, char *err, size_t
     return -1;
 }
 
-/* Resolves HOST with getaddrinfo restricted by FAMILY and FLAGS and keeps
- * the first result. Returns the getaddrinfo error code. */
-static int address_resolve(const char *host, int family, int flags, struct sockaddr_storage *addr,
-                           socklen_t *addrlen)
-{
-    struct addrinfo hints, *res;
-    int rc;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = family;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = flags; /* no AI_ADDRCONFIG: loopback-only hosts must work */
-    rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0)
-        return rc;
-    if (res->ai_addrlen > sizeof(*addr)) {
-        freeaddrinfo(res);
-        return EAI_FAMILY;
-    }
-    memset(addr, 0, sizeof(*addr));
-    memcpy(addr, res->ai_addr, res->ai_addrlen);
-    *addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
-static void address_set_port(struct sockaddr_storage *addr, unsigned short port)
+void config_address_set_port(struct sockaddr_storage *addr, unsigned short port)
 {
     if (addr->ss_family == AF_INET)
         ((struct sockaddr_in *)addr)->sin_port = htons(port);
@@ -81,16 +57,20 @@ static void address_set_port(struct sockaddr_storage *addr, unsigned short port)
         ((struct sockaddr_in6 *)addr)->sin6_port = htons(port);
 }
 
-/* Fills ADDR from HOST, already split from its port. */
-static int address_host(const char *text, const char *host, int bracketed, int passive,
+/* Fills ADDR from HOST, already split from its port: 0, 1 for a host name
+ * (ADDR untouched) when FLAGS allow one, or -1 with err. */
+static int address_host(const char *text, const char *host, int bracketed, unsigned flags,
                         struct sockaddr_storage *addr, socklen_t *addrlen, char *err, size_t errlen)
 {
-    char q[CONFIG_ESCAPE_SIZE];
-    int rc;
+    int passive = (flags & CONFIG_ADDR_PASSIVE) != 0;
 
     if (bracketed) {
-        if (address_resolve(host, AF_INET6, AI_NUMERICHOST, addr, addrlen) != 0)
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)addr;
+        memset(addr, 0, sizeof(*addr));
+        if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
             return address_bad(text, passive, "not an IPv6 address", err, errlen);
+        sin6->sin6_family = AF_INET6;
+        *addrlen = sizeof(*sin6);
         return 0;
     }
     if (strcmp(host, "*") == 0) {
@@ -101,6 +81,14 @@ static int address_host(const char *text, const char *host, int bracketed, int p
         memset(addr, 0, sizeof(*addr));
         sin->sin_family = AF_INET;
         sin->sin_addr.s_addr = htonl(INADDR_ANY);
+        *addrlen = sizeof(*sin);
+        return 0;
+    }
+    if (strcasecmp(host, "localhost") == 0) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)addr;
+        memset(addr, 0, sizeof(*addr));
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         *addrlen = sizeof(*sin);
         return 0;
     }
@@ -115,21 +103,22 @@ static int address_host(const char *text, const char *host, int bracketed, int p
         *addrlen = sizeof(*sin);
         return 0;
     }
-    if (strspn(host, HOST_CHARS) != strlen(host))
+    if (strlen(host) > CONFIG_HOST_MAX || strspn(host, HOST_CHARS) != strlen(host))
         return address_bad(text, passive, "bad host name", err, errlen);
-    rc = address_resolve(host, AF_UNSPEC, 0, addr, addrlen);
-    if (rc != 0) {
-        config_escape(q, sizeof(q), host);
-        snprintf(err, errlen, "cannot resolve host \"%s\": %s", q, gai_strerror(rc));
-        return -1;
-    }
-    return 0;
+    if (!(flags & CONFIG_ADDR_NAME))
+        return address_bad(text, passive,
+                           "an IP address is needed here (or localhost); host names are "
+                           "resolved for backends only",
+                           err, errlen);
+    return 1;
 }
 
-int config_parse_address(const char *text, int passive, struct sockaddr_storage *addr,
-                         socklen_t *addrlen, char *err, size_t errlen)
+int config_parse_address(const char *text, unsigned flags, struct sockaddr_storage *addr,
+                         socklen_t *addrlen, char *name, unsigned short *port, char *err,
+                         size_t errlen)
 {
-    const char *host, *port, *colon;
+    int passive = (flags & CONFIG_ADDR_PASSIVE) != 0;
+    const char *host, *portstr, *colon;
     size_t hostlen;
     int bracketed = text[0] == '[';
     unsigned short portnum;
@@ -142,32 +131,39 @@ int config_parse_address(const char *text, int passive, struct sockaddr_storage 
             return address_bad(text, passive, NULL, err, errlen);
         host = text + 1;
         hostlen = (size_t)(close - host);
-        port = close + 2;
+        portstr = close + 2;
     } else {
         colon = strrchr(text, ':');
         if (!colon)
             return address_bad(text, passive, NULL, err, errlen);
         host = text;
         hostlen = (size_t)(colon - text);
-        port = colon + 1;
+        portstr = colon + 1;
         if (memchr(host, ':', hostlen))
             return address_bad(text, passive, "an IPv6 address needs brackets: [ipv6]:port", err,
                                errlen);
     }
     if (hostlen == 0)
         return address_bad(text, passive, NULL, err, errlen);
-    if (address_port(port, &portnum, err, errlen) < 0)
+    if (address_port(portstr, &portnum, err, errlen) < 0)
         return -1;
     hostcopy = strndup(host, hostlen);
     if (!hostcopy) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    rc = address_host(text, hostcopy, bracketed, passive, addr, addrlen, err, errlen);
+    rc = address_host(text, hostcopy, bracketed, flags, addr, addrlen, err, errlen);
+    if (rc == 1) {
+        for (char *c = hostcopy; *c; c++) /* names are compared without case */
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+        snprintf(name, CONFIG_HOST_MAX + 1, "%s", hostcopy);
+        *port = portnum;
+    }
     free(hostcopy);
-    if (rc < 0)
-        return -1;
-    address_set_port(addr, portnum);
+    if (rc != 0)
+        return rc;
+    config_address_set_port(addr, portnum);
     return 0;
 }
 

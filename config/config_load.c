@@ -62,6 +62,8 @@ static const struct int_rule RULE_ADMIN_REQUEST_TIMEOUT = {"request_timeout_ms",
 /* The kernel's limits (MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL, MAX_TCP_KEEPCNT). */
 static const struct int_rule RULE_HANDSHAKE_TIMEOUT = {"handshake_timeout_ms", 100, 3600000, 10000,
                                                        0};
+static const struct int_rule RULE_DNS_PORT = {"port", 1, 65535, 0, 0};
+static const struct int_rule RULE_DNS_REFRESH = {"refresh_ms", 100, 86400000, 5000, 0};
 static const struct int_rule RULE_KA_IDLE = {"idle", 1, 32767, 60, 0};
 static const struct int_rule RULE_KA_INTERVAL = {"interval", 1, 32767, 10, 0};
 static const struct int_rule RULE_KA_COUNT = {"count", 1, 127, 6, 0};
@@ -89,9 +91,16 @@ static const char *const LOG_LEVEL_NAMES[] = {"error", "warn", "info", "debug", 
 static const char *const STRATEGY_NAMES[] = {"roundrobin", "weighted", "leastconn", "iphash", NULL};
 static const char *const MODE_NAMES[] = {"tcp", "http", NULL};
 
-static const char *const ROOT_KEYS[] = {
-    "log", "shutdown_grace_ms", "max_connections", "listeners", "pools", "admin", "user", "group",
-    NULL};
+static const char *const ROOT_KEYS[] = {"log",
+                                        "shutdown_grace_ms",
+                                        "max_connections",
+                                        "listeners",
+                                        "pools",
+                                        "admin",
+                                        "user",
+                                        "group",
+                                        "resolvers",
+                                        NULL};
 static const char *const ADMIN_KEYS[] = {"listen", "token", "max_connections", "request_timeout_ms",
                                          "tls",    NULL};
 static const char *const TLS_VERSIONS[] = {"TLSv1.2", "TLSv1.3", NULL};
@@ -144,8 +153,11 @@ static const char *const KEEPALIVE_KEYS[] = {"idle", "interval", "count", NULL};
 static const char *const REUSE_KEYS[] = {"max_idle", "idle_timeout_ms", NULL};
 static const char *const POOL_REQUIRED[] = {"name", "backends", NULL};
 static const char *const QUEUE_KEYS[] = {"max", "timeout_ms", NULL};
-static const char *const BACKEND_KEYS[] = {"address", "weight", "name", "max_connections", NULL};
-static const char *const BACKEND_REQUIRED[] = {"address", NULL};
+static const char *const BACKEND_KEYS[] = {"address",   "weight", "name", "max_connections",
+                                           "dns",       "type",   "port", "refresh_ms",
+                                           "resolvers", NULL};
+static const char *const BACKEND_DNS_ONLY[] = {"type", "port", "refresh_ms", "resolvers", NULL};
+static const char *const DNS_TYPE_NAMES[] = {"A", "AAAA", "SRV", NULL};
 
 /* State of one load: the raw text for positions, and the JSON path of the
  * value being checked, so an error can say where it is. */
@@ -157,6 +169,7 @@ struct loader {
     size_t errlen;
     struct json_step path[PATH_DEPTH_MAX];
     size_t depth;
+    const char *resolvers; /* the root's "resolvers": a "dns" entry's default */
 };
 
 enum err_at { AT_VALUE, AT_KEY };
@@ -485,18 +498,28 @@ static int load_array(struct loader *ld, json_t *obj, const char *key, const cha
     return 0;
 }
 
-/* Parses the address at KEY of OBJ (a required string) into ADDR. */
-static int load_address(struct loader *ld, json_t *obj, const char *key, int passive,
-                        struct sockaddr_storage *addr, socklen_t *addrlen, char **text)
+/* Parses the address at KEY of OBJ (a required string) into ADDR; FLAGS
+ * as config_parse_address() takes them. A host name (CONFIG_ADDR_NAME)
+ * goes to *host and *port, with *where its position, for the resolver. */
+static int load_address(struct loader *ld, json_t *obj, const char *key, unsigned flags,
+                        struct sockaddr_storage *addr, socklen_t *addrlen, char **text, char **host,
+                        unsigned short *port, char **where)
 {
-    char why[512];
+    char why[512], name[CONFIG_HOST_MAX + 1], at[1024];
     const char *s;
+    int rc;
 
     if (load_string(ld, obj, key, &s) < 0)
         return -1;
     path_push_key(ld, key);
-    if (config_parse_address(s, passive, addr, addrlen, why, sizeof(why)) < 0)
+    rc = config_parse_address(s, flags, addr, addrlen, name, port, why, sizeof(why));
+    if (rc < 0)
         return load_fail(ld, AT_VALUE, "%s", why);
+    if (rc == 1) {
+        load_position(ld, AT_VALUE, at, sizeof(at));
+        if (!(*host = strdup(name)) || !(*where = strdup(at)))
+            return load_oom(ld);
+    }
     path_pop(ld);
     *text = strdup(s);
     return *text ? 0 : load_oom(ld);
@@ -897,7 +920,8 @@ static int load_listener(struct loader *ld, json_t *obj, struct lb_config *cfg, 
         return -1;
     if (!(l->name = strdup(name)))
         return load_oom(ld);
-    if (load_address(ld, obj, "listen", 1, &l->addr, &l->addrlen, &l->listen) < 0)
+    if (load_address(ld, obj, "listen", CONFIG_ADDR_PASSIVE, &l->addr, &l->addrlen, &l->listen,
+                     NULL, NULL, NULL) < 0)
         return -1;
     if (load_mode(ld, obj, &l->mode) < 0 || load_string(ld, obj, "pool", &pool) < 0)
         return -1;
@@ -919,14 +943,21 @@ static int load_listener(struct loader *ld, json_t *obj, struct lb_config *cfg, 
     return 0;
 }
 
-static int load_backend(struct loader *ld, json_t *obj, struct lb_backend_conf *b, size_t j)
+static int load_backend(struct loader *ld, json_t *obj, struct lb_backend_conf *b)
 {
     const char *name;
 
-    path_push_index(ld, j);
-    if (load_object(ld, obj, BACKEND_KEYS, BACKEND_REQUIRED) < 0)
-        return -1;
-    if (load_address(ld, obj, "address", 0, &b->addr, &b->addrlen, &b->address) < 0)
+    if (!json_object_get(obj, "address"))
+        return load_fail(ld, AT_VALUE, "missing required key \"address\" (or \"dns\")");
+    for (size_t k = 0; BACKEND_DNS_ONLY[k]; k++) {
+        if (!json_object_get(obj, BACKEND_DNS_ONLY[k]))
+            continue;
+        path_push_key(ld, BACKEND_DNS_ONLY[k]);
+        return load_fail(ld, AT_KEY, "key \"%s\" only applies to a \"dns\" entry",
+                         BACKEND_DNS_ONLY[k]);
+    }
+    if (load_address(ld, obj, "address", CONFIG_ADDR_NAME, &b->addr, &b->addrlen, &b->address,
+                     &b->host, &b->port, &b->where) < 0)
         return -1;
     if (load_uint(ld, obj, &RULE_WEIGHT, &b->weight) < 0 ||
         load_uint(ld, obj, &RULE_BACKEND_MAX_CONNECTIONS, &b->max_connections) < 0 ||
@@ -936,7 +967,132 @@ static int load_backend(struct loader *ld, json_t *obj, struct lb_backend_conf *
         return load_oom(ld);
     if (!(b->id = strdup(name ? name : b->address)))
         return load_oom(ld);
+    return 0;
+}
+
+/* "resolvers" of a "dns" entry: 1 to 8 IP addresses, each with its port or
+ * 53, joined in c-ares' CSV form into *out. Absent: *out stays NULL. */
+static int load_resolvers(struct loader *ld, json_t *obj, char **out)
+{
+    json_t *arr = json_object_get(obj, "resolvers"), *v;
+    char buf[8 * 64], why[512], name[CONFIG_HOST_MAX + 1];
+    size_t k, used = 0;
+
+    if (!arr)
+        return 0;
+    path_push_key(ld, "resolvers");
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 8)
+        return load_fail(ld, AT_VALUE, "must be an array of 1 to 8 addresses");
+    json_array_foreach(arr, k, v)
+    {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        unsigned short port;
+        char text[64], host[INET6_ADDRSTRLEN];
+        const char *s = json_string_value(v);
+        path_push_index(ld, k);
+        if (!s)
+            return load_fail(ld, AT_VALUE, "must be a string (an IP address, with :port or not)");
+        /* "10.0.0.2" means port 53; a bare IPv6 address needs brackets. */
+        if (strlen(s) < 48 && !strchr(s, ':') && strchr(s, '.'))
+            snprintf(text, sizeof(text), "%s:53", s);
+        else
+            snprintf(text, sizeof(text), "%.63s", s);
+        if (config_parse_address(text, 0, &ss, &len, name, &port, why, sizeof(why)) < 0 ||
+            strcasecmp(s, "localhost") == 0 || strncasecmp(s, "localhost:", 10) == 0)
+            return load_fail(ld, AT_VALUE, "%s",
+                             strncasecmp(s, "localhost", 9) == 0
+                                 ? "must be an IP address (with :port or not), not a name"
+                                 : why);
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+            inet_ntop(AF_INET, &sin->sin_addr, host, sizeof(host));
+            used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%s:%u", used ? "," : "",
+                                     host, (unsigned)ntohs(sin->sin_port));
+        } else {
+            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+            inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
+            used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s[%s]:%u", used ? "," : "",
+                                     host, (unsigned)ntohs(sin6->sin6_port));
+        }
+        path_pop(ld);
+    }
     path_pop(ld);
+    *out = strdup(buf);
+    return *out ? 0 : load_oom(ld);
+}
+
+/* A "dns" entry: {"dns": name, "type", "port", "refresh_ms", "resolvers",
+ * "weight", "max_connections"}. */
+static int load_dns_entry(struct loader *ld, json_t *obj, const struct lb_pool_conf *p,
+                          struct lb_dns_conf *d)
+{
+    char q[CONFIG_ESCAPE_SIZE], at[1024], key[1024];
+    const char *name;
+    int type;
+
+    if (json_object_get(obj, "address")) {
+        path_push_key(ld, "address");
+        return load_fail(ld, AT_KEY, "a backend has \"address\" or \"dns\", not both");
+    }
+    if (json_object_get(obj, "name")) {
+        path_push_key(ld, "name");
+        return load_fail(ld, AT_KEY,
+                         "a \"dns\" entry's backends are named by their addresses; \"name\" "
+                         "is not allowed");
+    }
+    if (load_string(ld, obj, "dns", &name) < 0)
+        return -1;
+    path_push_key(ld, "dns");
+    size_t n = strlen(name);
+    if (n > 0 && name[n - 1] == '.')
+        n--; /* "web.service.consul." is the same name */
+    if (n == 0 || n > CONFIG_HOST_MAX ||
+        strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_") < n ||
+        name[0] == '.' || strstr(name, ".."))
+        return load_fail(ld, AT_VALUE, "bad DNS name \"%s\"", config_escape(q, sizeof(q), name));
+    if (!(d->name = strndup(name, n)))
+        return load_oom(ld);
+    for (char *c = d->name; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    path_pop(ld);
+    if (load_choice(ld, obj, "type", DNS_TYPE_NAMES, LB_DNS_A, &type) < 0)
+        return -1;
+    d->type = (enum lb_dns_type)type;
+    if (d->type == LB_DNS_SRV) {
+        const char *given = json_object_get(obj, "port") ? "port" : NULL;
+        if (!given && json_object_get(obj, "weight"))
+            given = "weight";
+        if (given) {
+            path_push_key(ld, given);
+            return load_fail(ld, AT_KEY, "an SRV entry's records give each backend's %s", given);
+        }
+    } else if (!json_object_get(obj, "port")) {
+        return load_fail(ld, AT_VALUE,
+                         "missing required key \"port\" (an %s entry's records "
+                         "have no port)",
+                         DNS_TYPE_NAMES[d->type]);
+    }
+    if ((d->type != LB_DNS_SRV && load_uint(ld, obj, &RULE_DNS_PORT, &d->port) < 0) ||
+        load_uint(ld, obj, &RULE_WEIGHT, &d->weight) < 0 ||
+        load_uint(ld, obj, &RULE_BACKEND_MAX_CONNECTIONS, &d->max_connections) < 0 ||
+        load_uint(ld, obj, &RULE_DNS_REFRESH, &d->refresh_ms) < 0 ||
+        load_resolvers(ld, obj, &d->resolvers) < 0)
+        return -1;
+    if (!d->resolvers && ld->resolvers && !(d->resolvers = strdup(ld->resolvers)))
+        return load_oom(ld);
+    for (size_t k = 0; k < p->ndns && &p->dns[k] != d; k++)
+        if (p->dns[k].type == d->type && strcmp(p->dns[k].name, d->name) == 0 &&
+            p->dns[k].port == d->port) {
+            path_push_key(ld, "dns");
+            return load_fail(ld, AT_VALUE, "the same \"dns\" entry twice in one pool");
+        }
+    snprintf(key, sizeof(key), "%s %s %u @%s", DNS_TYPE_NAMES[d->type], d->name, d->port,
+             d->resolvers ? d->resolvers : "system");
+    load_position(ld, AT_VALUE, at, sizeof(at));
+    if (!(d->key = strdup(key)) || !(d->where = strdup(at)))
+        return load_oom(ld);
     return 0;
 }
 
@@ -983,10 +1139,10 @@ static int load_backends_unique(struct loader *ld, struct lb_pool_conf *p)
     if (dup == (size_t)-1)
         return 0;
     path_push_key(ld, "backends");
-    path_push_index(ld, dup);
+    path_push_index(ld, p->backends[dup].entry);
     path_push_key(ld, p->backends[dup].name ? "name" : "address");
     return load_fail(ld, AT_VALUE, "duplicate backend id \"%s\" (also backends[%zu])",
-                     config_escape(q, sizeof(q), p->backends[dup].id), orig);
+                     config_escape(q, sizeof(q), p->backends[dup].id), p->backends[orig].entry);
 }
 
 static int load_pool_unique(struct loader *ld, struct lb_config *cfg, size_t i)
@@ -1269,14 +1425,20 @@ static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size
     if (load_array(ld, obj, "backends", "backend", &arr) < 0)
         return -1;
     p->backends = calloc(json_array_size(arr), sizeof(*p->backends));
-    if (!p->backends)
+    p->dns = calloc(json_array_size(arr), sizeof(*p->dns));
+    if (!p->backends || !p->dns)
         return load_oom(ld);
-    p->nbackends = json_array_size(arr);
     path_push_key(ld, "backends");
     json_array_foreach(arr, j, v)
     {
-        if (load_backend(ld, v, &p->backends[j], j) < 0)
+        path_push_index(ld, j);
+        if (load_object(ld, v, BACKEND_KEYS, NULL) < 0)
             return -1;
+        p->backends[p->nbackends].entry = j;
+        if (json_object_get(v, "dns") ? load_dns_entry(ld, v, p, &p->dns[p->ndns++]) < 0
+                                      : load_backend(ld, v, &p->backends[p->nbackends++]) < 0)
+            return -1;
+        path_pop(ld);
     }
     path_pop(ld);
     if (load_backends_unique(ld, p) < 0)
@@ -1347,7 +1509,8 @@ static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
         return 0;
     path_push_key(ld, "admin");
     if (load_object(ld, obj, ADMIN_KEYS, ADMIN_REQUIRED) < 0 ||
-        load_address(ld, obj, "listen", 1, &a->addr, &a->addrlen, &a->listen) < 0)
+        load_address(ld, obj, "listen", CONFIG_ADDR_PASSIVE, &a->addr, &a->addrlen, &a->listen,
+                     NULL, NULL, NULL) < 0)
         return -1;
     a->enabled = 1;
     if (load_uint(ld, obj, &RULE_ADMIN_MAX_CONNECTIONS, &a->max_connections) < 0 ||
@@ -1447,8 +1610,9 @@ static int load_root(struct loader *ld, json_t *root, struct lb_config *cfg)
     if (load_log(ld, root, cfg) < 0 ||
         load_uint(ld, root, &RULE_SHUTDOWN_GRACE, &cfg->shutdown_grace_ms) < 0 ||
         load_uint(ld, root, &RULE_GLOBAL_MAX_CONNECTIONS, &cfg->max_connections) < 0 ||
-        load_identity(ld, root, cfg) < 0)
+        load_identity(ld, root, cfg) < 0 || load_resolvers(ld, root, &cfg->resolvers) < 0)
         return -1;
+    ld->resolvers = cfg->resolvers;
     if (load_array(ld, root, "listeners", "listener", &listeners) < 0 ||
         load_array(ld, root, "pools", "pool", &pools) < 0)
         return -1;
@@ -1671,6 +1835,7 @@ void config_free(struct lb_config *cfg)
         return;
     free(cfg->user);
     free(cfg->group);
+    free(cfg->resolvers);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         struct lb_listener_conf *l = &cfg->listeners[i];
         free(l->name);
@@ -1689,8 +1854,17 @@ void config_free(struct lb_config *cfg)
             free(p->backends[j].name);
             free(p->backends[j].address);
             free(p->backends[j].id);
+            free(p->backends[j].host);
+            free(p->backends[j].where);
         }
         free(p->backends);
+        for (size_t j = 0; j < p->ndns; j++) {
+            free(p->dns[j].name);
+            free(p->dns[j].resolvers);
+            free(p->dns[j].key);
+            free(p->dns[j].where);
+        }
+        free(p->dns);
         free(p->name);
         free(p->health.method);
         free(p->health.path);

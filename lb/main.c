@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "lb/admin/admin.h"
 #include "lb/log.h"
+#include "lb/names.h"
 #include "lb/privileges.h"
 #include "lb/reload.h"
 #include "lb/runtime.h"
@@ -221,6 +222,13 @@ int main(int argc, char **argv)
     char err[1024];
     if (config_load(path, &cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    /* Before anything listens (no loop runs yet): lb -t and the start both
+     * fail on a backend host name that does not resolve. */
+    if (names_resolve_now(cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", err);
+        config_free(cfg);
         return 1;
     }
     if (test_only) {

@@ -5,6 +5,7 @@
  * session still uses it. */
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,8 +25,12 @@ static void backend_free(struct backend *b)
     free(b->id);
     free(b->name);
     free(b->address);
+    free(b->dns);
     free(b);
 }
+
+/* What a backend that becomes available calls when sessions are queued. */
+static void (*room_hook)(struct pool *pool);
 
 /* Drops one reference to b (taken by a session, or the pool's own); the last
  * one frees it. Works whether or not the caller already decremented refs to
@@ -109,10 +114,48 @@ struct backend *pool_add_backend(struct pool *pool, const char *id, const char *
     return b;
 }
 
+/* SRV priorities: the lowest priority that has a backend up (with a
+ * weight) is the active tier, every backend of a higher one stands by.
+ * With none up, none stands by (none is available anyway). O(backends),
+ * run only in pools with several priorities, on each change of a
+ * backend's state (health, admin, slow start: never per session). With
+ * NOTIFY the strategy hears of each backend whose availability changed. */
+static void pool_tiers_apply(struct pool *pool, bool notify)
+{
+    unsigned best = UINT_MAX;
+    for (size_t i = 0; i < pool->nbackends; i++) {
+        const struct backend *b = pool->backends[i];
+        if (b && b->up && b->eff_weight > 0 && b->priority < best)
+            best = b->priority;
+    }
+    for (size_t i = 0; i < pool->nbackends; i++) {
+        struct backend *b = pool->backends[i];
+        bool standby = b && best != UINT_MAX && b->priority > best;
+        if (!b || standby == b->standby)
+            continue;
+        bool was = backend_available(b);
+        b->standby = standby;
+        bool now = backend_available(b);
+        if (now && !was)
+            pool->navailable++;
+        if (!now && was)
+            pool->navailable--;
+        if (!notify || pool->retired || pool->state == NULL || pool->ops->update == NULL)
+            continue;
+        pool->ops->update(pool, b); /* ENOMEM: its old structures stay */
+        if (now && !was && pool->nqueued > 0 && room_hook)
+            room_hook(pool);
+    }
+}
+
 /* Builds the strategy state once all backends are added (again: rebuilds
  * it). 0, or -1 on ENOMEM with the old state, if any, kept. */
 int pool_build(struct pool *pool)
 {
+    pool->tiers = false;
+    for (size_t i = 1; i < pool->nbackends && !pool->tiers; i++)
+        pool->tiers = pool->backends[i]->priority != pool->backends[0]->priority;
+    pool_tiers_apply(pool, false);
     void *old = pool->state;
     pool->state = NULL;
     if (pool->ops->init(pool) < 0) {
@@ -281,8 +324,6 @@ void pool_conn_end(struct pool *pool, struct backend *b)
         cur->ops->conn_end(cur, b);
 }
 
-static void (*room_hook)(struct pool *pool);
-
 void pool_set_room_hook(void (*fn)(struct pool *pool))
 {
     room_hook = fn;
@@ -302,6 +343,8 @@ static int pool_update(struct pool *pool, struct backend *b, bool was_available)
     int r = pool->ops->update(pool, b);
     if (r == 0 && now && !was_available && pool->nqueued > 0 && room_hook)
         room_hook(pool);
+    if (r == 0 && pool->tiers)
+        pool_tiers_apply(pool, true);
     return r;
 }
 
@@ -379,6 +422,10 @@ void pool_adopt_backend(struct pool *pool, size_t i, struct backend *old)
         old->weight = fresh->weight;
     }
     old->max_conns = fresh->max_conns; /* the new limit; slots held stay held */
+    old->priority = fresh->priority;   /* pool_build() puts standby right */
+    char *dns = old->dns;
+    old->dns = fresh->dns;
+    fresh->dns = dns;
     old->pool = pool;
     old->index = (unsigned)i;
     pool->backends[i] = old;

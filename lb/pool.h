@@ -87,6 +87,13 @@ struct backend {
     enum backend_admin admin; /* operator's override (admin API) */
     bool weight_overridden;   /* the admin set weight: a reload keeps it */
     bool removed;             /* dropped by a reload: no health, no passive ejection */
+    /* DNS discovery (lb/discovery.h): the name it came from (NULL: the
+     * file's), and its SRV priority: while a backend of a lower priority
+     * is up, the others stand by (never picked), as HAProxy's backup
+     * servers do. */
+    char *dns;
+    unsigned priority;
+    bool standby;
     LIST_HEAD(backend_upstreams, upstream) upstreams; /* sessions' upstreams on it */
 };
 
@@ -108,6 +115,9 @@ struct pool {
      * strategy state, no backends of its own left to pick; sessions that
      * hold it only end, connecting ones move to the new generation. */
     bool retired;
+    /* Its backends have more than one SRV priority: pool_tiers() keeps
+     * standby right as they come and go. */
+    bool tiers;
 
     /* Health (lb/pool_health.c). */
     struct event_base *base; /* NULL: no health (unit tests) */
@@ -143,7 +153,7 @@ struct pool {
 
 static inline bool backend_available(const struct backend *b)
 {
-    return b->up && b->eff_weight > 0;
+    return b->up && b->eff_weight > 0 && !b->standby;
 }
 
 /* At its max_connections (counting the slots reserved for queued

@@ -68,7 +68,9 @@ const char *backend_state_name(const struct backend *b)
         return "disabled";
     if (b->admin == BACKEND_DRAINING)
         return "draining";
-    return b->health_down || b->ejected ? "down" : "up";
+    if (b->health_down || b->ejected)
+        return "down";
+    return b->standby ? "standby" : "up";
 }
 
 /* Applies health_down / ejected / admin to b->up; starts slow start when b

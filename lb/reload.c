@@ -14,7 +14,9 @@
 #include <event2/event.h>
 
 #include "lb/io/listen_socket.h"
+#include "lb/discovery.h"
 #include "lb/log.h"
+#include "lb/names.h"
 #include "lb/http_reuse.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
@@ -142,7 +144,8 @@ static int plan_build(struct runtime *rt, struct reload_plan *p, char *err, size
     if (tls_set_build(cfg, &p->tls, err, errlen) < 0)
         return -1;
     for (size_t i = 0; i < cfg->npools; i++) {
-        if (!(p->pools[i] = pool_prepare(&cfg->pools[i])))
+        if (!(p->pools[i] = pool_prepare(&cfg->pools[i])) ||
+            discovery_fill_pool(rt->dns, p->pools[i], &cfg->pools[i]) < 0)
             goto nomem;
         runtime_pool_tls(p->pools[i], &p->tls, i);
     }
@@ -186,58 +189,116 @@ nomem:
     return -1;
 }
 
+/* Makes np the next generation of op (NULL: a new pool): the pool's own
+ * counters go on, the backends that stay (by id) move into np with their
+ * state, then np's strategy is built and its health checks start. Returns
+ * the number of backends np added. */
+static size_t pool_succeed(struct runtime *rt, struct pool *np, struct pool *op,
+                           const struct lb_pool_conf *pc)
+{
+    size_t added = 0;
+    if (op) { /* the pool's own counters and log state go on */
+        np->rejected = op->rejected;
+        memcpy(np->req_buckets, op->req_buckets, sizeof(np->req_buckets));
+        np->req_count = op->req_count;
+        np->req_sum_s = op->req_sum_s;
+        np->empty_logged = op->empty_logged;
+        np->queue_max_seen = op->queue_max_seen;
+        np->queue_timeouts = op->queue_timeouts;
+        np->queue_full = op->queue_full;
+    }
+    /* Ids are unique in a pool: each old backend is found once at most,
+     * so the index stays right as adopted ones leave op->backends. */
+    size_t nsorted = 0;
+    struct backend **sorted = old_backends_sorted(op, &nsorted);
+    for (size_t k = 0; k < np->nbackends; k++) {
+        struct backend *ob = old_backend_with_id(op, sorted, nsorted, np->backends[k]->id);
+        if (ob)
+            pool_adopt_backend(np, k, ob);
+        else
+            added++;
+    }
+    free(sorted);
+    if (pool_build(np) < 0)
+        log_error("reload: pool %s: out of memory building its strategy; it has no "
+                  "available backend",
+                  np->name);
+    if (pool_health_start(np, pc, rt->base) < 0)
+        log_error("reload: pool %s: out of memory starting its health checks", np->name);
+    pool_note_available(np);
+    return added;
+}
+
+/* What is left in op once its successor adopted what stays was removed:
+ * no checks, no new sessions; each is freed with its last session. What
+ * waits in op's queue goes on in the new generation. Returns the number
+ * removed. */
+static size_t pool_retire_rest(struct pool *op)
+{
+    size_t removed = 0;
+    for (size_t k = 0; k < op->nbackends; k++) {
+        if (!op->backends[k])
+            continue;
+        backend_health_stop(op->backends[k]);
+        op->backends[k]->removed = true;
+        http_reuse_flush(op->backends[k]);
+        removed++;
+    }
+    upstream_queue_move(op);
+    pool_retire(op);
+    return removed;
+}
+
 /* Moves the backends that stay into the new pools, builds their strategy
  * state, and (re)starts health checks; counts what was added and removed. */
 static void plan_commit_pools(struct runtime *rt, struct reload_plan *p, struct reload_result *res)
 {
-    for (size_t i = 0; i < p->cfg->npools; i++) {
-        struct pool *np = p->pools[i];
-        struct pool *op = runtime_find_pool(rt, np->name);
-        if (op) { /* the pool's own counters and log state go on */
-            np->rejected = op->rejected;
-            memcpy(np->req_buckets, op->req_buckets, sizeof(np->req_buckets));
-            np->req_count = op->req_count;
-            np->req_sum_s = op->req_sum_s;
-            np->empty_logged = op->empty_logged;
-            np->queue_max_seen = op->queue_max_seen;
-            np->queue_timeouts = op->queue_timeouts;
-            np->queue_full = op->queue_full;
-        }
-        /* Ids are unique in a pool: each old backend is found once at most,
-         * so the index stays right as adopted ones leave op->backends. */
-        size_t nsorted = 0;
-        struct backend **sorted = old_backends_sorted(op, &nsorted);
-        for (size_t k = 0; k < np->nbackends; k++) {
-            struct backend *ob = old_backend_with_id(op, sorted, nsorted, np->backends[k]->id);
-            if (ob)
-                pool_adopt_backend(np, k, ob);
-            else
-                res->backends_added++;
-        }
-        free(sorted);
-        if (pool_build(np) < 0)
-            log_error("reload: pool %s: out of memory building its strategy; it has no "
-                      "available backend",
-                      np->name);
-        if (pool_health_start(np, &p->cfg->pools[i], rt->base) < 0)
-            log_error("reload: pool %s: out of memory starting its health checks", np->name);
-        pool_note_available(np);
+    for (size_t i = 0; i < p->cfg->npools; i++)
+        res->backends_added += pool_succeed(
+            rt, p->pools[i], runtime_find_pool(rt, p->pools[i]->name), &p->cfg->pools[i]);
+    for (size_t i = 0; i < rt->npools; i++)
+        res->backends_removed += pool_retire_rest(rt->pools[i]);
+}
+
+/* Swaps ref for a reference to np where a holder has op. */
+static void pool_ref_swap(struct pool **ref, struct pool *op, struct pool *np)
+{
+    if (*ref != op)
+        return;
+    np->refs++;
+    pool_release(op);
+    *ref = np;
+}
+
+int reload_pool(struct runtime *rt, const char *name, size_t *added, size_t *removed)
+{
+    size_t i;
+    for (i = 0; i < rt->npools && strcmp(rt->pools[i]->name, name) != 0; i++)
+        ;
+    if (i == rt->npools || rt->stopping)
+        return -1;
+    const struct lb_pool_conf *pc = &rt->cfg->pools[i];
+    struct pool *op = rt->pools[i];
+    struct pool *np = pool_prepare(pc);
+    if (!np || discovery_fill_pool(rt->dns, np, pc) < 0) {
+        pool_release(np);
+        log_error("dns: pool %s: out of memory applying its new backends; the old ones stay", name);
+        return -1;
     }
-    /* What is left in the old pools was removed: no checks, no new
-     * sessions; each is freed with its last session. */
-    for (size_t i = 0; i < rt->npools; i++) {
-        struct pool *op = rt->pools[i];
-        for (size_t k = 0; k < op->nbackends; k++) {
-            if (!op->backends[k])
-                continue;
-            backend_health_stop(op->backends[k]);
-            op->backends[k]->removed = true;
-            http_reuse_flush(op->backends[k]);
-            res->backends_removed++;
-        }
-        upstream_queue_move(op); /* what waits goes on in the new generation */
-        pool_retire(op);
+    runtime_pool_tls(np, &rt->tls, i);
+    *added = pool_succeed(rt, np, op, pc);
+    *removed = pool_retire_rest(op);
+    rt->pools[i] = np; /* the runtime's reference moves with it */
+    for (size_t j = 0; j < rt->nlisteners; j++) {
+        struct listener *l = rt->listeners[j];
+        pool_ref_swap(&l->pool, op, np);
+        for (size_t k = 0; k < l->routes.nexact; k++)
+            pool_ref_swap(&l->routes.exact[k].pool, op, np);
+        for (size_t k = 0; k < l->routes.nwild; k++)
+            pool_ref_swap(&l->routes.wild[k].pool, op, np);
     }
+    pool_release(op);
+    return 0;
 }
 
 /* Points carried-over listeners at the new settings and pools, retires the
@@ -320,20 +381,14 @@ static void reload_failed(struct runtime *rt, const char *err)
     log_error("reload failed: %s (generation %u stays in force)", err, rt->generation);
 }
 
-int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t errlen)
+/* Applies cfg (its names resolved; owned from now on), all or nothing. */
+static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload_result *res,
+                        char *err, size_t errlen)
 {
     struct reload_plan p = {0};
     const struct reload_hook *hook = rt->reload_hook;
     memset(res, 0, sizeof(*res));
-    if (rt->stopping) {
-        snprintf(err, errlen, "lb is stopping");
-        reload_failed(rt, err);
-        return -1;
-    }
-    if (config_load(rt->cfg->path, &p.cfg, err, errlen) < 0) {
-        reload_failed(rt, err);
-        return -1;
-    }
+    p.cfg = cfg;
     int rc = privileges_check_reload(p.cfg, err, errlen);
     if (rc == 0)
         rc = plan_build(rt, &p, err, errlen);
@@ -345,6 +400,7 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
     if (rc < 0) {
         privileges_explain(err, errlen);
         plan_discard(rt, &p);
+        discovery_abort(rt->dns);
         reload_failed(rt, err);
         return -1;
     }
@@ -362,6 +418,7 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
     rt->nlisteners = p.cfg->nlisteners;
     config_free(rt->cfg);
     rt->cfg = p.cfg;
+    discovery_commit(rt->dns, rt->cfg);
     tls_set_free(&rt->tls);
     rt->tls = p.tls;
     log_set_level(rt->cfg->log_level);
@@ -387,6 +444,111 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
              res->listeners_added, res->listeners_removed, res->backends_added,
              res->backends_removed);
     return 0;
+}
+
+/* The reload that waited (for names or first answers) is over: one asked
+ * for meanwhile runs now. */
+static void reload_waited(struct runtime *rt)
+{
+    rt->reload_waiting = false;
+    if (rt->reload_again) {
+        rt->reload_again = false;
+        reload_request(rt);
+    }
+}
+
+/* The new "dns" entries have their first answers (or failures). */
+static void on_dns_ready(void *arg)
+{
+    struct runtime *rt = arg;
+    struct lb_config *cfg = rt->next_cfg;
+    struct reload_result res;
+    char e[1024];
+    rt->next_cfg = NULL;
+    reload_apply(rt, cfg, &res, e, sizeof(e)); /* logs and counts either way */
+    reload_waited(rt);
+}
+
+/* cfg's names are resolved: its new "dns" entries are asked, then it is
+ * applied. 1 while waiting for them, else reload_apply()'s result. */
+static int reload_stage_dns(struct runtime *rt, struct lb_config *cfg, struct reload_result *res,
+                            char *err, size_t errlen)
+{
+    long fresh = discovery_prepare(rt->dns, cfg, on_dns_ready, rt, err, errlen);
+    if (fresh < 0) {
+        config_free(cfg);
+        reload_failed(rt, err);
+        return -1;
+    }
+    if (fresh == 0)
+        return reload_apply(rt, cfg, res, err, errlen);
+    rt->next_cfg = cfg;
+    rt->reload_waiting = true;
+    snprintf(err, errlen, "asking %ld new \"dns\" entries", fresh);
+    return 1;
+}
+
+/* The new config's host names are resolved (or one is not). */
+static void on_names_done(void *arg, const char *err)
+{
+    struct runtime *rt = arg;
+    struct lb_config *cfg = rt->next_cfg;
+    struct reload_result res;
+    char e[1024];
+    rt->names_job = NULL;
+    rt->next_cfg = NULL;
+    if (err) {
+        config_free(cfg);
+        reload_failed(rt, err);
+    } else if (reload_stage_dns(rt, cfg, &res, e, sizeof(e)) == 1) {
+        return; /* on_dns_ready() goes on */
+    }
+    reload_waited(rt);
+}
+
+int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t errlen)
+{
+    struct lb_config *cfg;
+    memset(res, 0, sizeof(*res));
+    if (rt->stopping) {
+        snprintf(err, errlen, "lb is stopping");
+        reload_failed(rt, err);
+        return -1;
+    }
+    if (rt->reload_waiting) {
+        rt->reload_again = true; /* once this one is done, the file is read again */
+        snprintf(err, errlen, "a reload is waiting for DNS; another follows it");
+        return 1;
+    }
+    if (config_load(rt->cfg->path, &cfg, err, errlen) < 0) {
+        reload_failed(rt, err);
+        return -1;
+    }
+    int rc = names_start(rt->base, cfg, on_names_done, rt, &rt->names_job, err, errlen);
+    if (rc < 0) {
+        config_free(cfg);
+        reload_failed(rt, err);
+        return -1;
+    }
+    if (rc == 0)
+        return reload_stage_dns(rt, cfg, res, err, errlen);
+    rt->next_cfg = cfg;
+    rt->reload_waiting = true;
+    log_info("reload: resolving %zu host names", names_count(cfg));
+    snprintf(err, errlen, "resolving %zu host names", names_count(cfg));
+    return 1;
+}
+
+void reload_cancel(struct runtime *rt)
+{
+    names_cancel(rt->names_job);
+    rt->names_job = NULL;
+    if (rt->dns)
+        discovery_abort(rt->dns);
+    config_free(rt->next_cfg);
+    rt->next_cfg = NULL;
+    rt->reload_waiting = false;
+    rt->reload_again = false;
 }
 
 static void on_reload_event(evutil_socket_t fd, short what, void *arg)

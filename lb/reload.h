@@ -17,8 +17,22 @@ struct reload_result {
 };
 /* Re-reads rt's config file and applies it in place, all or nothing. 0
  * with *res filled, or -1 with the reason in err and nothing changed.
- * Counts and logs the outcome either way. */
+ * Counts and logs the outcome either way. A file naming backends by host
+ * name is applied once its names are resolved (lb/names.h), without
+ * stalling the loop: then 1, with what it waits for in err, and the
+ * outcome is logged and counted when it comes (a name that does not
+ * resolve fails it whole). A reload asked for while one waits (1 too)
+ * runs once that one is done. */
 int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t errlen);
+/* Rebuilds pool NAME of the config in force from its file backends and
+ * its "dns" entries' answers as they are now (DNS discovery: an answer
+ * changed), like a reload of that pool alone: backends that stay keep
+ * their state by id, new ones start fresh, removed ones drain, connecting
+ * and queued sessions follow. 0 with the counts, or -1 (no such pool,
+ * stopping, out of memory: the pool stays as it was). */
+int reload_pool(struct runtime *rt, const char *name, size_t *added, size_t *removed);
+/* Drops a reload waiting for its names (lb is stopping). */
+void reload_cancel(struct runtime *rt);
 /* How a module with a part of the file of its own (the admin API: main.c
  * registers it) takes part in each reload, all within the reload's one
  * loop callback. prepare, once the new listeners and pools are built (tls:

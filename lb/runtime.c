@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "lb/clock.h"
+#include "lb/discovery.h"
 #include "lb/http_reuse.h"
 #include "lb/log.h"
 #include "lb/io/tls_ctx.h"
@@ -53,6 +54,7 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
  * after its pool went. */
 static void runtime_release(struct runtime *rt)
 {
+    reload_cancel(rt);
     for (size_t i = 0; i < rt->npools; i++)
         pool_health_stop(rt->pools[i]);
     for (size_t i = 0; i < rt->nlisteners; i++)
@@ -75,11 +77,58 @@ static void runtime_release(struct runtime *rt)
         event_free(rt->reload_ev);
     rt->reload_ev = NULL;
     relay_shared_free(&rt->relays);
+    if (rt->dns) {
+        discovery_set_free(rt->dns);
+        free(rt->dns);
+        rt->dns = NULL;
+    }
     tls_set_free(&rt->tls);
     config_free(rt->cfg);
     bufpool_drain(&rt->bufs);
     pipepool_drain(&rt->pipes);
     rt->cfg = NULL;
+}
+
+/* A "dns" entry's answer changed: its pool takes it. */
+static void on_dns_changed(void *arg, const struct discovery *d)
+{
+    struct runtime *rt = arg;
+    size_t added = 0, removed = 0;
+    if (reload_pool(rt, d->pool, &added, &removed) == 0)
+        log_info("dns: pool %s: %s %s: %zu backends (+%zu -%zu)", d->pool, d->conf.name,
+                 discovery_type_name(d->conf.type), d->nbackends, added, removed);
+}
+
+static void on_first_answers(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+/* The "dns" entries of cfg get their first answers (or failures) before
+ * any pool is built, so no listener opens onto a pool still empty for
+ * lack of waiting. The loop runs for it (each question ends by its
+ * timeout at worst); a stop signal meanwhile fails the start. */
+static int runtime_first_answers(struct runtime *rt, char *err, size_t errlen)
+{
+    bool ready = false;
+    if (!(rt->dns = calloc(1, sizeof(*rt->dns)))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    discovery_set_init(rt->dns, rt->base, on_dns_changed, rt);
+    long fresh = discovery_prepare(rt->dns, rt->cfg, on_first_answers, &ready, err, errlen);
+    if (fresh < 0)
+        return -1;
+    if (fresh > 0)
+        log_info("asking %ld \"dns\" entries before the listeners open", fresh);
+    while (fresh > 0 && !ready && !rt->stopping)
+        event_base_loop(rt->base, EVLOOP_ONCE);
+    if (rt->stopping) {
+        snprintf(err, errlen, "stopped while waiting for DNS");
+        return -1;
+    }
+    discovery_commit(rt->dns, rt->cfg);
+    return 0;
 }
 
 int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config *cfg, char *err,
@@ -110,14 +159,22 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
         goto nomem;
     if (tls_set_build(cfg, &rt->tls, err, errlen) < 0)
         goto fail;
+    if (runtime_first_answers(rt, err, errlen) < 0)
+        goto fail;
     rt->pools = calloc(cfg->npools, sizeof(*rt->pools));
     rt->listeners = calloc(cfg->nlisteners, sizeof(*rt->listeners));
     if (!rt->pools || !rt->listeners)
         goto nomem;
     for (size_t i = 0; i < cfg->npools; i++) {
-        rt->pools[i] = pool_create(&cfg->pools[i]);
+        rt->pools[i] = pool_prepare(&cfg->pools[i]);
         if (!rt->pools[i])
             goto nomem;
+        if (discovery_fill_pool(rt->dns, rt->pools[i], &cfg->pools[i]) < 0 ||
+            pool_build(rt->pools[i]) < 0) {
+            pool_release(rt->pools[i]);
+            rt->pools[i] = NULL;
+            goto nomem;
+        }
         rt->npools++;
         runtime_pool_tls(rt->pools[i], &rt->tls, i);
         if (pool_health_start(rt->pools[i], &cfg->pools[i], base) < 0)
@@ -188,6 +245,7 @@ void runtime_stop(struct runtime *rt, const char *why)
         return;
     }
     rt->stopping = true;
+    reload_cancel(rt);
     for (size_t i = 0; i < rt->nlisteners; i++)
         listener_close(rt->listeners[i]);
     http_reuse_flush_all(rt);

@@ -19,6 +19,8 @@ struct listener;
 struct pool;
 struct session;
 struct reload_hook;
+struct names_job;
+struct discovery_set;
 
 /* Event priorities of lb's one event_base (main() sets LB_PRIORITIES):
  * libevent runs a pass's callbacks of the best priority only, so the data
@@ -55,9 +57,18 @@ struct runtime {
     LIST_HEAD(listener_list, listener) retired; /* removed listeners with open sessions */
     unsigned generation;                        /* 1 for the first config, +1 per reload */
     struct event *reload_ev;                    /* reload_request() */
-    const struct reload_hook *reload_hook;      /* reload_set_hook(); NULL: none */
-    struct event *probe_timer;                  /* probes the parked sessions once a second */
-    uint64_t active;                            /* open sessions, all listeners */
+    /* A reload waiting for its config's host names (lb/names.h): the
+     * config read, and whether a SIGHUP came meanwhile (the file is read
+     * again once this one is done). */
+    struct names_job *names_job;
+    struct lb_config *next_cfg; /* the config a reload waits to apply */
+    bool reload_waiting;        /* for names_job, or the new "dns" entries' first answers */
+    bool reload_again;
+    /* DNS discovery's entries (lb/discovery.h), outside the generations. */
+    struct discovery_set *dns;
+    const struct reload_hook *reload_hook; /* reload_set_hook(); NULL: none */
+    struct event *probe_timer;             /* probes the parked sessions once a second */
+    uint64_t active;                       /* open sessions, all listeners */
     uint64_t total;
     unsigned fd_waiters; /* sessions waiting for a descriptor to connect */
     /* http mode's idle backend connections, newest first (lb/http_reuse.h);

@@ -286,8 +286,15 @@ static void handle_reload(struct admin_call *call, const struct admin_path *p)
     (void)p;
     struct reload_result res;
     char err[1024];
-    if (reload_run(call->a->rt, &res, err, sizeof(err)) < 0) {
+    int rc = reload_run(call->a->rt, &res, err, sizeof(err));
+    if (rc < 0) {
         reply_error(call, 400, "%s", err);
+        return;
+    }
+    if (rc == 1) { /* waits for host names: /api/v1/status tells the outcome */
+        reply_json(call, 202,
+                   json_pack("{s:s, s:s, s:I}", "status", "pending", "reason", err, "generation",
+                             (json_int_t)call->a->rt->generation));
         return;
     }
     json_t *body = json_pack(

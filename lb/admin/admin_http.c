@@ -143,6 +143,8 @@ static const char *status_text(int status)
         return "Continue";
     case 200:
         return "OK";
+    case 202:
+        return "Accepted";
     case 400:
         return "Bad Request";
     case 401:

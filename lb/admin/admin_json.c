@@ -10,6 +10,7 @@
 
 #include "lb/admin/admin_http.h"
 #include "lb/admin/admin_internal.h"
+#include "lb/discovery.h"
 #include "lb/log.h"
 #include "lb/pool.h"
 #include "lb/io/sock.h"
@@ -172,22 +173,73 @@ static json_t *backend_health_json(const struct backend *b, enum lb_check_type t
 
 static json_t *backend_json(const struct backend *b, enum lb_check_type type)
 {
-    return json_pack("{s:s, s:s?, s:s, s:i, s:i, s:s, s:o, s:I, s:o, s:I, s:I, s:I, s:I, s:o, s:I, "
-                     "s:I}",
-                     "id", b->id, "name", b->name, "address", b->address, "weight", (int)b->weight,
-                     "effective_weight", (int)b->eff_weight, "state", backend_state_name(b),
-                     "health", backend_health_json(b, type), "active_connections",
-                     (json_int_t)b->active, "max_connections",
-                     b->max_conns ? json_integer(b->max_conns) : json_null(), "total_connections",
-                     (json_int_t)b->total, "failed_connections", (json_int_t)b->failed, "bytes_in",
-                     (json_int_t)b->bytes_in, "bytes_out", (json_int_t)b->bytes_out,
-                     "http_responses", http_responses_json(b->http_status), "reused",
-                     (json_int_t)b->reused, "idle_connections", (json_int_t)b->nidle);
+    return json_pack(
+        "{s:s, s:s?, s:s, s:s?, s:i, s:i, s:i, s:s, s:o, s:I, s:o, s:I, s:I, s:I, s:I, "
+        "s:o, s:I, s:I}",
+        "id", b->id, "name", b->name, "address", b->address, "dns", b->dns, "priority",
+        (int)b->priority, "weight", (int)b->weight, "effective_weight", (int)b->eff_weight, "state",
+        backend_state_name(b), "health", backend_health_json(b, type), "active_connections",
+        (json_int_t)b->active, "max_connections",
+        b->max_conns ? json_integer(b->max_conns) : json_null(), "total_connections",
+        (json_int_t)b->total, "failed_connections", (json_int_t)b->failed, "bytes_in",
+        (json_int_t)b->bytes_in, "bytes_out", (json_int_t)b->bytes_out, "http_responses",
+        http_responses_json(b->http_status), "reused", (json_int_t)b->reused, "idle_connections",
+        (json_int_t)b->nidle);
 }
 
 json_t *admin_json_backend(const struct runtime *rt, const struct backend *b)
 {
     return backend_json(b, pool_check_type(rt, b->pool));
+}
+
+/* Unix milliseconds, or null for 0 (never). */
+static json_t *unix_ms_json(int64_t ms)
+{
+    return ms ? json_integer(ms) : json_null();
+}
+
+/* One "dns" entry of a pool: what it asks, its last answer, its error. */
+static json_t *discovery_json(const struct discovery *d)
+{
+    json_t *answer = json_array();
+    if (!answer)
+        return NULL;
+    for (size_t i = 0; i < d->nbackends; i++) {
+        const struct discovery_backend *db = &d->backends[i];
+        if (json_array_append_new(answer,
+                                  json_pack("{s:s, s:i, s:i}", "address", db->id, "weight",
+                                            (int)db->weight, "priority", (int)db->priority)) < 0) {
+            json_decref(answer);
+            return NULL;
+        }
+    }
+    return json_pack("{s:s, s:s, s:o, s:s, s:i, s:i, s:o, s:o, s:o, s:s?, s:I, s:I, s:I}", "dns",
+                     d->conf.name, "type", discovery_type_name(d->conf.type), "port",
+                     d->conf.port ? json_integer(d->conf.port) : json_null(), "resolvers",
+                     d->conf.resolvers ? d->conf.resolvers : "system", "refresh_ms",
+                     (int)d->conf.refresh_ms, "ttl_s", (int)d->ttl_s, "answer", answer,
+                     "last_resolution_unix_ms", unix_ms_json(d->last_unix_ms),
+                     "last_success_unix_ms", unix_ms_json(d->last_ok_unix_ms), "error",
+                     d->error[0] ? d->error : NULL, "resolutions", (json_int_t)d->resolutions,
+                     "failures", (json_int_t)d->failures, "changes", (json_int_t)d->changes);
+}
+
+/* The pool's "dns" entries, in file order (none: an empty array). */
+static json_t *pool_discovery_json(const struct runtime *rt, const struct pool *pool)
+{
+    json_t *list = json_array();
+    const struct lb_pool_conf *pc = NULL;
+    for (size_t i = 0; list && rt->cfg && i < rt->cfg->npools && !pc; i++)
+        if (strcmp(rt->cfg->pools[i].name, pool->name) == 0)
+            pc = &rt->cfg->pools[i];
+    for (size_t k = 0; list && pc && rt->dns && k < pc->ndns; k++) {
+        const struct discovery *d = discovery_find(rt->dns, pc->name, pc->dns[k].key);
+        if (d && json_array_append_new(list, discovery_json(d)) < 0) {
+            json_decref(list);
+            return NULL;
+        }
+    }
+    return list;
 }
 
 json_t *admin_json_pool(const struct runtime *rt, const struct pool *pool)
@@ -199,14 +251,15 @@ json_t *admin_json_pool(const struct runtime *rt, const struct pool *pool)
     for (size_t i = 0; i < pool->nbackends; i++)
         if (json_array_append_new(backends, backend_json(pool->backends[i], type)) < 0)
             goto fail;
-    return json_pack(
-        "{s:s, s:s, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "name", pool->name,
-        "strategy", config_strategy_name(pool->strategy), "backends", backends,
-        "available_backends", (json_int_t)pool->navailable, "rejected_connections",
-        (json_int_t)pool->rejected, "http_requests", (json_int_t)pool->req_count, "queue", "queued",
-        (json_int_t)pool->nqueued, "max", (json_int_t)pool->queue_max, "timeout_ms",
-        (json_int_t)pool->queue_timeout_ms, "max_seen", (json_int_t)pool->queue_max_seen,
-        "timeouts", (json_int_t)pool->queue_timeouts, "full", (json_int_t)pool->queue_full);
+    return json_pack("{s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
+                     "name", pool->name, "strategy", config_strategy_name(pool->strategy),
+                     "backends", backends, "discovery", pool_discovery_json(rt, pool),
+                     "available_backends", (json_int_t)pool->navailable, "rejected_connections",
+                     (json_int_t)pool->rejected, "http_requests", (json_int_t)pool->req_count,
+                     "queue", "queued", (json_int_t)pool->nqueued, "max",
+                     (json_int_t)pool->queue_max, "timeout_ms", (json_int_t)pool->queue_timeout_ms,
+                     "max_seen", (json_int_t)pool->queue_max_seen, "timeouts",
+                     (json_int_t)pool->queue_timeouts, "full", (json_int_t)pool->queue_full);
 fail:
     json_decref(backends);
     return NULL;

@@ -18,6 +18,7 @@
 #include <event2/buffer.h>
 
 #include "lb/admin/admin_http.h"
+#include "lb/discovery.h"
 #include "lb/log.h"
 #include "lb/admin/metrics.h"
 #include "lb/pool.h"
@@ -328,6 +329,47 @@ static void render_pool_queues(struct render *r, const struct runtime *rt)
                        pool_queue_full);
 }
 
+/* Opens a DNS discovery sample: `sample{pool="...",dns="...",type="SRV"`. */
+static void render_dns_labels(struct render *r, const char *sample, const struct discovery *d)
+{
+    render_str(r, sample);
+    render_str(r, "{pool=\"");
+    render_escaped(r, d->pool);
+    render_str(r, "\",dns=\"");
+    render_escaped(r, d->conf.name);
+    render_str(r, "\",type=\"");
+    render_str(r, discovery_type_name(d->conf.type));
+    render_str(r, "\"");
+}
+
+/* DNS discovery: one sample per "dns" entry of each pool. */
+static void render_dns(struct render *r, const struct runtime *rt)
+{
+    size_t n = rt->dns ? rt->dns->n : 0;
+    render_family(r, "lb_dns_backends", "gauge",
+                  "Backends in the last good answer of a pool's \"dns\" entry.");
+    for (size_t i = 0; i < n && !r->failed; i++) {
+        render_dns_labels(r, "lb_dns_backends", rt->dns->v[i]);
+        render_value(r, "} ", rt->dns->v[i]->nbackends);
+    }
+    render_family(r, "lb_dns_resolutions_total", "counter",
+                  "Questions of a pool's \"dns\" entry, by result (an error or an empty answer "
+                  "keeps the last good answer).");
+    for (size_t i = 0; i < n && !r->failed; i++) {
+        render_dns_labels(r, "lb_dns_resolutions_total", rt->dns->v[i]);
+        render_value(r, ",result=\"ok\"} ", rt->dns->v[i]->resolutions);
+        render_dns_labels(r, "lb_dns_resolutions_total", rt->dns->v[i]);
+        render_value(r, ",result=\"error\"} ", rt->dns->v[i]->failures);
+    }
+    render_family(r, "lb_dns_last_success_timestamp_seconds", "gauge",
+                  "When a pool's \"dns\" entry last had a good answer (Unix time; 0: never).");
+    for (size_t i = 0; i < n && !r->failed; i++) {
+        const struct discovery *d = rt->dns->v[i];
+        render_dns_labels(r, "lb_dns_last_success_timestamp_seconds", d);
+        render_printf(r, "} %.3f\n", (double)d->last_ok_unix_ms / 1000.0);
+    }
+}
+
 static void render_pool_requests(struct render *r, const struct runtime *rt)
 {
     char num[32];
@@ -505,6 +547,7 @@ int metrics_render_with_admin(const struct runtime *rt, const struct admin_http_
                   "end of the response.");
     render_pool_requests(&r, rt);
     render_pool_queues(&r, rt);
+    render_dns(&r, rt);
 
     int rc = r.failed ? -1 : evbuffer_add_reference(out, r.p, r.len, render_free, NULL);
     if (rc < 0)

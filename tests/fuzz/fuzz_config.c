@@ -2,11 +2,10 @@
  * a regular file, so each input is written to one temporary file, created
  * at the first run and rewritten for every input. The contract checked: 0
  * with a config (freed again: a leak fails the run), or -1 with no config
- * and a one-line error that names the file. Host names never reach DNS:
- * getaddrinfo is wrapped (-Wl,--wrap=getaddrinfo) to take numeric hosts
- * and "localhost" only, so a run is fast and the same on every machine. */
+ * and a one-line error that names the file. The loader never looks a name
+ * up (backend host names are resolved later, by lb/names.c), so a run
+ * never reaches DNS. */
 #include <fcntl.h>
-#include <netdb.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,19 +14,6 @@
 #include <unistd.h>
 
 #include "config/config.h"
-
-int __real_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-                       struct addrinfo **res);
-
-int __wrap_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
-                       struct addrinfo **res)
-{
-    struct addrinfo h = hints ? *hints : (struct addrinfo){0};
-    h.ai_flags |= AI_NUMERICHOST;
-    if (node && strcmp(node, "localhost") == 0)
-        node = "127.0.0.1";
-    return __real_getaddrinfo(node, service, &h, res);
-}
 
 static char path[64];
 static int fd = -1;

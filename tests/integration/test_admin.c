@@ -73,7 +73,8 @@ static const char *keys_of(json_t *j)
 }
 
 #define BACKEND_KEYS                                                                               \
-    "id name address weight effective_weight state health active_connections max_connections "     \
+    "id name address dns priority weight effective_weight state health active_connections "        \
+    "max_connections "                                                                             \
     "total_connections failed_connections bytes_in bytes_out http_responses reused "               \
     "idle_connections"
 
@@ -201,8 +202,9 @@ START_TEST(read_endpoints)
     json_t *pools = get_json(s.aport, "/api/v1/pools", false);
     ck_assert_int_eq(json_array_size(harness_jget(pools, "pools")), 1);
     json_t *p = harness_jget(pools, "pools.0");
-    ck_assert_str_eq(keys_of(p), "name strategy backends available_backends rejected_connections "
-                                 "http_requests queue");
+    ck_assert_str_eq(keys_of(p),
+                     "name strategy backends discovery available_backends rejected_connections "
+                     "http_requests queue");
     ck_assert_str_eq(keys_of(harness_jget(p, "queue")),
                      "queued max timeout_ms max_seen timeouts full");
     ck_assert_int_eq(harness_jint(p, "queue.max"), 0);

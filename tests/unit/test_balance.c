@@ -1263,6 +1263,73 @@ START_TEST(test_all_skip_full)
 }
 END_TEST
 
+/* SRV priorities (DNS discovery): the lowest priority with a backend up is
+ * served, the others stand by, for every strategy; the tier moves as
+ * backends go down and come back, and navailable follows. */
+START_TEST(test_all_priority_tiers)
+{
+    unsigned w[4] = {1, 1, 1, 1};
+    struct pool *pool = pool_new("p", all[_i]);
+    ck_assert_ptr_nonnull(pool);
+    for (size_t i = 0; i < 4; i++) {
+        char name[4] = {(char)('a' + i), 0}, address[32];
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(9001 + i)};
+        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        snprintf(address, sizeof(address), "127.0.0.1:%zu", 9001 + i);
+        struct backend *b =
+            pool_add_backend(pool, NULL, name, address, (struct sockaddr *)&sin, sizeof(sin), w[i]);
+        ck_assert_ptr_nonnull(b);
+        b->priority = i < 2 ? 10 : i == 2 ? 20 : 30; /* a b: 10, c: 20, d: 30 */
+    }
+    ck_assert_int_eq(pool_build(pool), 0);
+    struct backend *a = pool->backends[0], *b = pool->backends[1], *c = pool->backends[2],
+                   *d = pool->backends[3];
+    ck_assert(pool->tiers);
+    ck_assert(!a->standby && !b->standby && c->standby && d->standby);
+    ck_assert_uint_eq(pool->navailable, 2);
+    for (unsigned k = 0; k < 64; k++) {
+        struct backend *got = pick4(pool, k);
+        CHECK(got == a || got == b);
+    }
+    ck_assert_int_eq(pool_set_backend_up(pool, a, false), 0);
+    ck_assert_uint_eq(pool->navailable, 1);
+    ck_assert(c->standby);
+    ck_assert_int_eq(pool_set_backend_weight(pool, b, 0), 0); /* weight 0: not serving */
+    ck_assert(!c->standby && d->standby);
+    ck_assert_uint_eq(pool->navailable, 1);
+    for (unsigned k = 0; k < 64; k++)
+        CHECK(pick4(pool, k) == c);
+    ck_assert_int_eq(pool_set_backend_up(pool, c, false), 0);
+    ck_assert(!d->standby);
+    for (unsigned k = 0; k < 64; k++)
+        CHECK(pick4(pool, k) == d);
+    ck_assert_int_eq(pool_set_backend_up(pool, a, true), 0); /* priority 10 is back */
+    ck_assert(!a->standby && c->standby && d->standby);
+    ck_assert_uint_eq(pool->navailable, 1);
+    for (unsigned k = 0; k < 64; k++)
+        CHECK(pick4(pool, k) == a);
+    /* Everything down: none stands by, none is available. */
+    ck_assert_int_eq(pool_set_backend_up(pool, a, false), 0);
+    ck_assert_int_eq(pool_set_backend_up(pool, d, false), 0);
+    ck_assert(!a->standby && !b->standby && !c->standby && !d->standby);
+    ck_assert_uint_eq(pool->navailable, 0);
+    ck_assert_ptr_null(pool_pick(pool, NULL));
+    pool_release(pool);
+}
+END_TEST
+
+/* One priority: no tiers, nothing stands by. */
+START_TEST(test_all_one_priority_no_tiers)
+{
+    struct pool *pool = pool_make(all[_i], 3, NULL, NULL, 0);
+    ck_assert(!pool->tiers);
+    ck_assert_int_eq(pool_set_backend_up(pool, pool->backends[0], false), 0);
+    ck_assert(!pool->backends[1]->standby && !pool->backends[2]->standby);
+    ck_assert_uint_eq(pool->navailable, 2);
+    pool_release(pool);
+}
+END_TEST
+
 Suite *balance_suite(void)
 {
     Suite *s = suite_create("balance");
@@ -1313,6 +1380,8 @@ Suite *balance_suite(void)
     tcase_add_loop_test(tc, test_all_none_available, 0, 4);
     tcase_add_loop_test(tc, test_all_skip_full, 0, 4);
     tcase_add_loop_test(tc, test_pool_create_and_free, 0, 4);
+    tcase_add_loop_test(tc, test_all_priority_tiers, 0, 4);
+    tcase_add_loop_test(tc, test_all_one_priority_no_tiers, 0, 4);
     tcase_add_test(tc, test_ops_names);
     suite_add_tcase(s, tc);
     return s;

@@ -297,7 +297,15 @@ static const char small_expected[] =
     "# HELP lb_pool_queue_full_total Sessions refused at once: every available backend full and "
     "the queue full.\n"
     "# TYPE lb_pool_queue_full_total counter\n"
-    "lb_pool_queue_full_total{pool=\"app\"} 7\n";
+    "lb_pool_queue_full_total{pool=\"app\"} 7\n"
+    "# HELP lb_dns_backends Backends in the last good answer of a pool's \"dns\" entry.\n"
+    "# TYPE lb_dns_backends gauge\n"
+    "# HELP lb_dns_resolutions_total Questions of a pool's \"dns\" entry, by result (an error or "
+    "an empty answer keeps the last good answer).\n"
+    "# TYPE lb_dns_resolutions_total counter\n"
+    "# HELP lb_dns_last_success_timestamp_seconds When a pool's \"dns\" entry last had a good "
+    "answer (Unix time; 0: never).\n"
+    "# TYPE lb_dns_last_success_timestamp_seconds gauge\n";
 
 /* One pool "app" with checks: web1 (up, busy, 4 checks: 1.5 ms, 3 ms, 8 ms
  * and one slower than 5 s... in count only; the sum is set to 0.1 + 0.2 to
@@ -387,8 +395,9 @@ START_TEST(empty_runtime)
     struct runtime rt = {0};
     char *text = render(&rt);
     assert_valid(text);
-    /* + lb_sessions and its limit, lb_backend_max_connections, the pool queue families. */
-    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 9 * 2 + 9 * 2 + 2 + 6 + 2 + 4 * 2);
+    /* + lb_sessions and its limit, lb_backend_max_connections, the pool
+     * queue families, the DNS discovery families. */
+    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 9 * 2 + 9 * 2 + 2 + 6 + 2 + 4 * 2 + 3 * 2);
     double v;
     ck_assert(prom_value(text, "lb_up", &v));
     ck_assert(v == 1);
@@ -459,7 +468,7 @@ START_TEST(ten_thousand_backends)
     int per_pool = LB_REQ_BUCKETS + 3;
     ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 8 * (2 + 100) + 2 + 100 * LB_HTTP_CLASSES +
                                             9 * 2 + 10000 * per_backend + 5000 * per_checked + 2 +
-                                            4 * per_pool + 6 + 2 + 4 * (2 + 4));
+                                            4 * per_pool + 6 + 2 + 4 * (2 + 4) + 3 * 2);
     double v;
     ck_assert(prom_value(
         text, "lb_backend_connections_total{pool=\"pool3\",backend=\"backend-2500\"}", &v));

@@ -467,7 +467,10 @@ int discovery_fill_pool(const struct discovery_set *set, struct pool *pool,
              * file's and the earlier entries' can repeat them. */
             if (bsearch(&id, ids, sorted, sizeof(*ids), id_cmp) || pool->nbackends >= cap)
                 continue;
-            unsigned weight = d->conf.type == LB_DNS_SRV ? db->weight : d->conf.weight;
+            /* The file's settings as this config says (a reload's plan
+             * builds before discovery_commit() gives them to d). */
+            const struct lb_dns_conf *dc = &pc->dns[k];
+            unsigned weight = dc->type == LB_DNS_SRV ? db->weight : dc->weight;
             struct backend *b =
                 pool_add_backend(pool, db->id, NULL, db->id, (const struct sockaddr *)&db->addr,
                                  db->addrlen, weight);
@@ -475,7 +478,7 @@ int discovery_fill_pool(const struct discovery_set *set, struct pool *pool,
                 free(ids);
                 return -1;
             }
-            b->max_conns = d->conf.max_connections;
+            b->max_conns = dc->max_connections;
             b->priority = db->priority;
             ids[n++] = b->id;
         }

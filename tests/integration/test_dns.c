@@ -239,6 +239,22 @@ START_TEST(dns_a_records_follow_the_server)
         harness_lb_log_wait(&lb, "dns: pool app: web.test A answers again", 1, HARNESS_WAIT_MS));
     r = harness_call(aport, "GET", "/api/v1/pools/app", NULL, NULL);
     ck_assert(json_is_null(harness_jget(r.json, "discovery.0.error")));
+    long long changes = harness_jint(r.json, "discovery.0.changes");
+
+    /* A reload keeps the entry and its answer (no new question waited
+     * for: the reload applies at once) and applies its new settings. */
+    harness_jset(cfg, "pools.0.backends.0.weight", json_integer(7));
+    harness_jset(cfg, "pools.0.backends.0.max_connections", json_integer(3));
+    harness_lb_rewrite_json(&lb, cfg);
+    harness_lb_signal(&lb, SIGHUP);
+    ck_assert(harness_lb_log_wait(&lb, "reload ok: generation 2 (listeners +0 -0, backends +0 -0)",
+                                  1, HARNESS_WAIT_MS));
+    ck_assert_int_eq(harness_log_count(lb.log, "asking 1 new"), 0);
+    r = harness_call(aport, "GET", "/api/v1/pools/app", NULL, NULL);
+    ck_assert_str_eq(pool_ids(aport), harness_strf("%s,%s", id12, id13));
+    ck_assert_int_eq(harness_jint(r.json, "backends.0.weight"), 7);
+    ck_assert_int_eq(harness_jint(r.json, "backends.1.max_connections"), 3);
+    ck_assert_int_eq(harness_jint(r.json, "discovery.0.changes"), changes);
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
 }
 END_TEST

@@ -485,6 +485,7 @@ static int reload_stage_dns(struct runtime *rt, struct lb_config *cfg, struct re
     rt->next_cfg = cfg;
     rt->reload_waiting = true;
     snprintf(err, errlen, "asking %ld new \"dns\" entries", fresh);
+    log_info("reload: %s", err);
     return 1;
 }
 

@@ -390,6 +390,17 @@ START_TEST(dns_host_names_at_start_test_and_reload)
     ck_assert_str_eq(harness_jstr(r.json, "reason"), "resolving 2 host names");
     ck_assert(harness_lb_log_wait(&lb, "reload ok: generation 3", 1, HARNESS_WAIT_MS));
 
+    /* A new "dns" entry: the reload waits for its first answer, so the
+     * pool it commits already has its backends. */
+    const char *with_dns = harness_strf(
+        "%s, {\"dns\": \"app2.test\", \"port\": %d, \"refresh_ms\": 60000}", one, bport);
+    harness_lb_rewrite_json(&lb, dns_cfg(lport, aport, d.port, NULL, with_dns));
+    harness_lb_signal(&lb, SIGHUP);
+    ck_assert(harness_lb_log_wait(&lb, "reload ok: generation 4", 1, HARNESS_WAIT_MS));
+    ck_assert(harness_log_contains(lb.log, "reload: asking 1 new \"dns\" entries\n"));
+    ck_assert(harness_log_contains(lb.log, "dns: pool app: app2.test A: 1 backends\n"));
+    ck_assert_str_eq(pool_ids(aport), harness_strf("app1.test:%d,127.0.0.32:%d", bport, bport));
+
     char name[8] = {0};
     ck_assert_int_eq(harness_recv_n(held, name, 4, HARNESS_WAIT_MS), 4);
     ck_assert_str_eq(name, "b31\n");

@@ -27,6 +27,7 @@ struct dnsmasq {
     const char *hosts; /* its --addn-hosts file, re-read on SIGHUP */
     const char *log;
     const char *const *extra; /* more options (NULL-ended), e.g. --srv-host= */
+    int ttl;                  /* of its answers (--local-ttl) */
 };
 
 static void setup(void)
@@ -57,7 +58,7 @@ static void dnsmasq_start(struct dnsmasq *d)
     argv[n++] = "--user=root";
     argv[n++] = "--pid-file=";
     argv[n++] = "--local=/test/";
-    argv[n++] = "--local-ttl=0";
+    argv[n++] = harness_strf("--local-ttl=%d", d->ttl);
     argv[n++] = harness_strf("--port=%d", d->port);
     argv[n++] = harness_strf("--addn-hosts=%s", d->hosts);
     for (size_t i = 0; d->extra && d->extra[i] && n < 31; i++)
@@ -409,6 +410,29 @@ START_TEST(dns_host_names_at_start_test_and_reload)
 }
 END_TEST
 
+/* The answer's TTL (3 s here) wins over a shorter refresh_ms (200). */
+START_TEST(dns_ttl_is_respected)
+{
+    int lport = harness_free_port(), aport = harness_free_port(), bport = harness_free_port();
+    struct dnsmasq d = {.port = harness_free_port(), .ttl = 3};
+    d.hosts = harness_write_file("hosts", "127.0.0.41 ttl.test\n");
+    dnsmasq_start(&d);
+    harness_server("127.0.0.41", bport, harness_fn_name, "b41");
+    struct harness_lb lb;
+    lb_start(&lb,
+             dns_cfg(lport, aport, d.port, NULL,
+                     harness_strf("{\"dns\": \"ttl.test\", \"port\": %d, \"refresh_ms\": %d}",
+                                  bport, REFRESH_MS)),
+             lport, aport);
+    harness_sleep_ms(1500); /* a refresh_ms pace would have asked 7 times */
+    struct harness_reply r = harness_call(aport, "GET", "/api/v1/pools/app", NULL, NULL);
+    ck_assert_int_eq(harness_jint(r.json, "discovery.0.ttl_s"), 3);
+    ck_assert_int_eq(harness_jint(r.json, "discovery.0.resolutions"), 1);
+    ck_assert_str_eq(fetch_names(lport, 1), "b41");
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
 static Suite *dns_suite(void)
 {
     Suite *s = suite_create("dns");
@@ -422,6 +446,7 @@ static Suite *dns_suite(void)
     ADD_TCASE("a_records", dns_a_records_follow_the_server);
     ADD_TCASE("srv", dns_srv_weights_and_priorities);
     ADD_TCASE("host_names", dns_host_names_at_start_test_and_reload);
+    ADD_TCASE("ttl", dns_ttl_is_respected);
 #undef ADD_TCASE
     return s;
 }

@@ -30,6 +30,11 @@
 /* The bound: the VIP is on the backup within 5 s of the failure. */
 #define HA_FAILOVER_MS 5000
 #define KEEPALIVED "/usr/sbin/keepalived"
+/* How long a "the VIP stays where it is" is watched: longer than a backup
+ * waits before it takes over (3 x advert_int + skew, under 3.7 s with the
+ * example's advert_int 1), and than a preempting backup waits (one
+ * advert_int). A negative needs some wait; this is the protocol's. */
+#define HA_STAYS_MS 4000
 
 enum { NS_LAN, NS_A, NS_B, NS_CLI, NS_SRV, NS_COUNT };
 static const char *ns_role[NS_COUNT] = {"lan", "a", "b", "cli", "srv"};
@@ -315,9 +320,10 @@ static bool has_vip(const struct ha *h, int which)
 static long wait_vip(const struct ha *h, int which, long since, long timeout_ms)
 {
     for (;;) {
+        long now = harness_now_ms();
         if (has_vip(h, which))
-            return harness_now_ms() - since;
-        if (harness_now_ms() - since >= timeout_ms)
+            return now - since <= timeout_ms ? now - since : -1;
+        if (now - since >= timeout_ms)
             return -1;
         harness_sleep_ms(20);
     }
@@ -432,29 +438,37 @@ START_TEST(ha_failover)
     pid_t ka_b = keepalived_start(&h, NS_B, 100, &vrrp_b);
     /* B joins as backup: it must not take the VIP (nopreempt concerns only
      * who keeps it; the higher priority master stays). */
-    harness_sleep_ms(3500);
+    ck_assert(harness_log_wait(harness_strf("%s/keepalived-b.log", harness_dir()),
+                               "(lb_vip) Entering BACKUP STATE", 1, HARNESS_WAIT_MS));
+    harness_sleep_ms(HA_STAYS_MS);
     ck_assert(has_vip(&h, NS_A));
     ck_assert(!has_vip(&h, NS_B));
 
     const char *first[HA_CLIENTS], *again[HA_CLIENTS];
     clients_round(&h, first, NS_A, lb_accepted(&h, NS_B));
 
-    /* 1. A's lb stops. */
+    /* 1. A's lb stops (SIGTERM; the VIP is watched while it exits). */
     long stop = harness_now_ms();
-    lb_stop_in(&h, NS_A, &lb_a);
+    ha_enter(&h, NS_A);
+    harness_lb_signal(&lb_a, SIGTERM);
+    ha_enter(&h, NS_CLI);
     long took = wait_vip(&h, NS_B, stop, HA_FAILOVER_MS);
     ck_assert_msg(took >= 0, "VIP not on B within %d ms of A's lb stopping", HA_FAILOVER_MS);
+    ha_enter(&h, NS_A);
+    harness_lb_wait_exit(&lb_a, HARNESS_STOP_MS);
+    ha_enter(&h, NS_CLI);
     fprintf(stderr, "ha_failover: A's lb stopped: VIP on B after %ld ms\n", took);
     ck_assert(!has_vip(&h, NS_A));
     clients_round(&h, again, NS_B, -1);
     same_backends(first, again);
 
-    /* 2. A's lb back: A's check passes `rise` times; nopreempt: the VIP
-     * stays on B and B serves. */
+    /* 2. A's lb back: A's check passes `rise` times and A leaves FAULT for
+     * BACKUP (its second BACKUP); nopreempt: the VIP stays on B and B
+     * serves. */
     lb_start_in(&h, NS_A, &lb_a2);
     ck_assert(harness_log_wait(harness_strf("%s/keepalived-a.log", harness_dir()),
-                               "Script `lb_check` now returning 0", 1, 10000 * harness_slow()));
-    harness_sleep_ms(3500);
+                               "(lb_vip) Entering BACKUP STATE", 2, 10000 * harness_slow()));
+    harness_sleep_ms(HA_STAYS_MS);
     ck_assert(has_vip(&h, NS_B));
     ck_assert(!has_vip(&h, NS_A));
     clients_round(&h, again, NS_B, lb_accepted(&h, NS_A));

@@ -181,6 +181,14 @@ static void ha_enter(const struct ha *h, int which)
  * cannot be made. The test process ends up in cli. */
 static bool ha_up(struct ha *h, const char *test)
 {
+    const char *fork_mode = getenv("CK_FORK");
+    if (fork_mode && strcmp(fork_mode, "no") == 0) {
+        fprintf(stderr,
+                "%s: skipped: needs Check's fork mode (the test process moves between "
+                "network namespaces)\n",
+                test);
+        return false;
+    }
     if (access(KEEPALIVED, X_OK) != 0) {
         fprintf(stderr, "%s: skipped: %s is not installed (scripts/install-deps)\n", test,
                 KEEPALIVED);

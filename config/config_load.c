@@ -115,6 +115,7 @@ static const char *const LISTENER_KEYS[] = {"name",
                                             "idle_timeout_ms",
                                             "tcp_keepalive",
                                             "splice",
+                                            "reuse_port",
                                             "accept_proxy",
                                             "request_timeout_ms",
                                             "max_header_bytes",
@@ -907,6 +908,7 @@ static int load_listener(struct loader *ld, json_t *obj, struct lb_config *cfg, 
         load_uint(ld, obj, &RULE_IDLE_TIMEOUT, &l->idle_timeout_ms) < 0 ||
         load_keepalive(ld, obj, &l->keepalive) < 0 ||
         load_bool(ld, obj, "splice", 1, &l->splice) < 0 ||
+        load_bool(ld, obj, "reuse_port", 0, &l->reuse_port) < 0 ||
         load_bool(ld, obj, "accept_proxy", 0, &l->accept_proxy) < 0 ||
         load_uint(ld, obj, &RULE_REQUEST_TIMEOUT, &l->request_timeout_ms) < 0 ||
         load_listener_http(ld, obj, l) < 0 ||
@@ -1335,20 +1337,38 @@ static int load_link(struct loader *ld, struct lb_config *cfg)
     return 0;
 }
 
-/* The optional "admin" object: where the admin API listens, and its token.
- * Without a token it may only listen on a loopback address. */
-static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
+/* lb --admin-listen: replaces admin.listen in every load; NULL: none. */
+static const char *admin_listen_override;
+
+void config_set_admin_listen(const char *listen)
+{
+    admin_listen_override = listen;
+}
+
+/* admin.listen, or the --admin-listen address in its place. */
+static int load_admin_listen(struct loader *ld, json_t *obj, struct lb_admin_conf *a)
+{
+    char why[512];
+
+    if (!admin_listen_override)
+        return load_address(ld, obj, "listen", 1, &a->addr, &a->addrlen, &a->listen);
+    if (config_parse_address(admin_listen_override, 1, &a->addr, &a->addrlen, why, sizeof(why)) <
+        0) {
+        char q[CONFIG_ESCAPE_SIZE];
+        snprintf(ld->err, ld->errlen, "%s: --admin-listen \"%s\": %s", ld->file,
+                 config_escape(q, sizeof(q), admin_listen_override), why);
+        return -1;
+    }
+    a->listen = strdup(admin_listen_override);
+    return a->listen ? 0 : load_oom(ld);
+}
+
+/* The rest of load_admin, after the address. */
+static int load_admin_body(struct loader *ld, json_t *obj, struct lb_config *cfg)
 {
     struct lb_admin_conf *a = &cfg->admin;
-    json_t *obj = json_object_get(root, "admin");
     char q[CONFIG_ESCAPE_SIZE];
 
-    if (!obj)
-        return 0;
-    path_push_key(ld, "admin");
-    if (load_object(ld, obj, ADMIN_KEYS, ADMIN_REQUIRED) < 0 ||
-        load_address(ld, obj, "listen", 1, &a->addr, &a->addrlen, &a->listen) < 0)
-        return -1;
     a->enabled = 1;
     if (load_uint(ld, obj, &RULE_ADMIN_MAX_CONNECTIONS, &a->max_connections) < 0 ||
         load_uint(ld, obj, &RULE_ADMIN_REQUEST_TIMEOUT, &a->request_timeout_ms) < 0 ||
@@ -1388,6 +1408,28 @@ static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
     }
     path_pop(ld);
     return 0;
+}
+
+/* The optional "admin" object: where the admin API listens, and its token.
+ * Without a token it may only listen on a loopback address. With
+ * --admin-listen the object is optional and its "listen" is replaced. */
+static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
+{
+    struct lb_admin_conf *a = &cfg->admin;
+    json_t *obj = json_object_get(root, "admin");
+
+    if (!obj && !admin_listen_override)
+        return 0;
+    json_t *empty = NULL;
+    if (!obj && !(obj = empty = json_object()))
+        return load_oom(ld);
+    path_push_key(ld, "admin");
+    int rc = load_object(ld, obj, ADMIN_KEYS, admin_listen_override ? NULL : ADMIN_REQUIRED) < 0 ||
+                     load_admin_listen(ld, obj, a) < 0
+                 ? -1
+                 : load_admin_body(ld, obj, cfg);
+    json_decref(empty);
+    return rc;
 }
 
 /* "user" and "group", looked up now, so that a name the system does not

@@ -161,6 +161,7 @@ struct listener *listener_create(struct runtime *rt, const struct lb_listener_co
     l->idle_timeout_ms = c->idle_timeout_ms;
     l->keepalive = c->keepalive;
     l->splice = c->splice;
+    l->reuse_port = c->reuse_port;
     l->accept_proxy = c->accept_proxy;
     l->request_timeout_ms = c->request_timeout_ms;
     l->max_header_bytes = c->max_header_bytes;
@@ -218,7 +219,7 @@ static time_t starved_logged;
 int listener_open(struct listener *l, bool reuseport, char *err, size_t errlen)
 {
     const char *step;
-    int fd = listen_socket_open(&l->addr, l->addrlen, reuseport, &step);
+    int fd = listen_socket_open(&l->addr, l->addrlen, reuseport || l->reuse_port, &step);
     if (fd < 0) {
         if (strcmp(step, "socket") == 0)
             snprintf(err, errlen, "listener %s: socket: %s", l->name, strerror(errno));

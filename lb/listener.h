@@ -54,6 +54,7 @@ struct listener {
     unsigned idle_timeout_ms;
     struct lb_keepalive_conf keepalive;
     bool splice;       /* sessions' bulk flows may use splice(2) */
+    bool reuse_port;   /* "reuse_port": SO_REUSEPORT stays on the socket */
     bool accept_proxy; /* each client starts with a PROXY header (lb/proto/proxy_proto.h) */
     unsigned request_timeout_ms; /* for what is read before the pick (the PROXY header) */
     /* TLS termination: new clients' handshakes use it (a reload swaps it;
@@ -116,7 +117,8 @@ void listener_set_tls(struct listener *l, struct tls_ctx *tls, const struct lb_l
 /* Closes and frees l, dropping its pool references. */
 void listener_destroy(struct listener *l);
 /* Binds and listens (reuseport: beside an overlapping socket that shares
- * its port). 0, or -1 with the reason in err. */
+ * its port; SO_REUSEPORT is set too when l->reuse_port). 0, or -1 with the
+ * reason in err. */
 int listener_open(struct listener *l, bool reuseport, char *err, size_t errlen);
 /* The listening socket, -1 when closed. */
 int listener_fd(const struct listener *l);

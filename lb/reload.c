@@ -5,6 +5,7 @@
  * event runs in between, does the commit swap them in: listeners on unchanged addresses keep their
  * sockets, backends with the same pool name and id keep their runtime
  * state, and what was removed lives until its last session ends. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,7 +89,7 @@ static struct backend *old_backend_with_id(const struct pool *pool, struct backe
 static void plan_discard(struct runtime *rt, struct reload_plan *p)
 {
     for (size_t j = 0; p->shared_old && j < rt->nlisteners; j++)
-        if (p->shared_old[j])
+        if (p->shared_old[j] && !rt->listeners[j]->reuse_port)
             listen_socket_share(listener_fd(rt->listeners[j]), false);
     if (p->listeners)
         for (size_t i = 0; i < p->cfg->nlisteners; i++)
@@ -271,6 +272,12 @@ static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
         l->idle_timeout_ms = c->idle_timeout_ms;
         l->keepalive = c->keepalive; /* for sessions accepted from now on */
         l->splice = c->splice;
+        if (l->reuse_port != (bool)c->reuse_port &&
+            listen_socket_share(listener_fd(l), c->reuse_port) < 0)
+            log_warn("reload: listener %s: cannot turn reuse_port %s: %s", c->name,
+                     c->reuse_port ? "on" : "off", strerror(errno));
+        else
+            l->reuse_port = c->reuse_port;
         l->accept_proxy = c->accept_proxy; /* for sessions accepted from now on */
         l->request_timeout_ms = c->request_timeout_ms;
         l->max_header_bytes = c->max_header_bytes; /* for requests from now on */

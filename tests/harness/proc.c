@@ -370,6 +370,20 @@ void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, in
     lb_wait_started(lb, wait_port);
 }
 
+void harness_lb_start_admin(struct harness_lb *lb, const char *config_json, int admin_port)
+{
+    lb_files(lb, config_json);
+    char **argv = lb_argv(lb, 0);
+    int n = 0;
+    while (argv[n])
+        n++;
+    argv[n++] = "--admin-listen";
+    argv[n++] = (char *)harness_lo(admin_port);
+    argv[n] = NULL;
+    lb->pid = harness_spawn(argv, lb->log, NULL);
+    lb_wait_started(lb, admin_port);
+}
+
 void harness_assert_no_sanitizer_report(const char *text, const char *where)
 {
     static const char *reports[] = {"AddressSanitizer", "LeakSanitizer", "runtime error"};

@@ -189,6 +189,7 @@ struct lb_listener_conf {
     unsigned idle_timeout_ms;           /* 0: no idle timeout */
     struct lb_keepalive_conf keepalive; /* on accepted client sockets */
     int splice;                         /* bulk flows may move through splice(2) pipes */
+    int reuse_port;                     /* SO_REUSEPORT: other processes may bind it too */
     int accept_proxy; /* each client starts with a PROXY v1 or v2 header, which says who it is */
     unsigned request_timeout_ms; /* what lb reads before the pick (the PROXY header; in
                                   * http mode each request head) must arrive within it */
@@ -246,6 +247,10 @@ struct lb_config {
  * partially loads. */
 int config_load(const char *path, struct lb_config **out, char *err, size_t errlen);
 void config_free(struct lb_config *cfg);
+/* lb --admin-listen ADDR: every later config_load (the start, lb -t, each
+ * reload) takes ADDR for admin.listen, and enables the admin API with its
+ * defaults when the file has no "admin". NULL: the file's own. */
+void config_set_admin_listen(const char *listen);
 
 const char *config_strategy_name(enum lb_strategy s);
 const char *config_mode_name(enum lb_mode m);

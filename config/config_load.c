@@ -124,6 +124,7 @@ static const char *const LISTENER_KEYS[] = {"name",
                                             "idle_timeout_ms",
                                             "tcp_keepalive",
                                             "splice",
+                                            "reuse_port",
                                             "accept_proxy",
                                             "request_timeout_ms",
                                             "max_header_bytes",
@@ -931,6 +932,7 @@ static int load_listener(struct loader *ld, json_t *obj, struct lb_config *cfg, 
         load_uint(ld, obj, &RULE_IDLE_TIMEOUT, &l->idle_timeout_ms) < 0 ||
         load_keepalive(ld, obj, &l->keepalive) < 0 ||
         load_bool(ld, obj, "splice", 1, &l->splice) < 0 ||
+        load_bool(ld, obj, "reuse_port", 0, &l->reuse_port) < 0 ||
         load_bool(ld, obj, "accept_proxy", 0, &l->accept_proxy) < 0 ||
         load_uint(ld, obj, &RULE_REQUEST_TIMEOUT, &l->request_timeout_ms) < 0 ||
         load_listener_http(ld, obj, l) < 0 ||
@@ -1497,21 +1499,57 @@ static int load_link(struct loader *ld, struct lb_config *cfg)
     return 0;
 }
 
-/* The optional "admin" object: where the admin API listens, and its token.
- * Without a token it may only listen on a loopback address. */
-static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
+/* lb --admin-listen: replaces admin.listen in every load; NULL: none. */
+static const char *admin_listen_override;
+
+void config_set_admin_listen(const char *listen)
+{
+    admin_listen_override = listen;
+}
+
+/* A fault of the admin address: at admin.listen in the file, or named
+ * after the --admin-listen option that replaced it. */
+static int admin_listen_fail(struct loader *ld, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int admin_listen_fail(struct loader *ld, const char *fmt, ...)
+{
+    char why[MESSAGE_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    if (!admin_listen_override) {
+        path_push_key(ld, "listen");
+        return load_fail(ld, AT_VALUE, "%s", why);
+    }
+    char q[CONFIG_ESCAPE_SIZE];
+    snprintf(ld->err, ld->errlen, "%s: --admin-listen \"%s\": %s", ld->file,
+             config_escape(q, sizeof(q), admin_listen_override), why);
+    return -1;
+}
+
+/* admin.listen, or the --admin-listen address in its place. */
+static int load_admin_listen(struct loader *ld, json_t *obj, struct lb_admin_conf *a)
+{
+    char why[512];
+
+    if (!admin_listen_override)
+        return load_address(ld, obj, "listen", CONFIG_ADDR_PASSIVE, &a->addr, &a->addrlen,
+                            &a->listen, NULL, NULL, NULL);
+    if (config_parse_address(admin_listen_override, CONFIG_ADDR_PASSIVE, &a->addr, &a->addrlen,
+                             NULL, NULL, why, sizeof(why)) < 0)
+        return admin_listen_fail(ld, "%s", why);
+    a->listen = strdup(admin_listen_override);
+    return a->listen ? 0 : load_oom(ld);
+}
+
+/* The rest of load_admin, after the address. */
+static int load_admin_body(struct loader *ld, json_t *obj, struct lb_config *cfg)
 {
     struct lb_admin_conf *a = &cfg->admin;
-    json_t *obj = json_object_get(root, "admin");
     char q[CONFIG_ESCAPE_SIZE];
 
-    if (!obj)
-        return 0;
-    path_push_key(ld, "admin");
-    if (load_object(ld, obj, ADMIN_KEYS, ADMIN_REQUIRED) < 0 ||
-        load_address(ld, obj, "listen", CONFIG_ADDR_PASSIVE, &a->addr, &a->addrlen, &a->listen,
-                     NULL, NULL, NULL) < 0)
-        return -1;
     a->enabled = 1;
     if (load_uint(ld, obj, &RULE_ADMIN_MAX_CONNECTIONS, &a->max_connections) < 0 ||
         load_uint(ld, obj, &RULE_ADMIN_REQUEST_TIMEOUT, &a->request_timeout_ms) < 0 ||
@@ -1534,23 +1572,41 @@ static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
         if (!(a->token = strdup(token)))
             return load_oom(ld);
     }
-    if (!a->token && !config_address_is_loopback((const struct sockaddr *)&a->addr)) {
-        path_push_key(ld, "listen");
-        return load_fail(ld, AT_VALUE,
-                         "a non-loopback admin address needs a \"token\" (got \"%s\")",
-                         config_escape(q, sizeof(q), a->listen));
-    }
+    if (!a->token && !config_address_is_loopback((const struct sockaddr *)&a->addr))
+        return admin_listen_fail(ld, "a non-loopback admin address needs a \"token\" (got \"%s\")",
+                                 config_escape(q, sizeof(q), a->listen));
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         if (config_address_clash(&a->addr, &cfg->listeners[i].addr) < 0)
             continue;
-        path_push_key(ld, "listen");
         char q2[CONFIG_ESCAPE_SIZE];
-        return load_fail(ld, AT_VALUE, "same address as listener \"%s\" (\"%s\")",
-                         config_escape(q, sizeof(q), cfg->listeners[i].name),
-                         config_escape(q2, sizeof(q2), cfg->listeners[i].listen));
+        return admin_listen_fail(ld, "same address as listener \"%s\" (\"%s\")",
+                                 config_escape(q, sizeof(q), cfg->listeners[i].name),
+                                 config_escape(q2, sizeof(q2), cfg->listeners[i].listen));
     }
     path_pop(ld);
     return 0;
+}
+
+/* The optional "admin" object: where the admin API listens, and its token.
+ * Without a token it may only listen on a loopback address. With
+ * --admin-listen the object is optional and its "listen" is replaced. */
+static int load_admin(struct loader *ld, json_t *root, struct lb_config *cfg)
+{
+    struct lb_admin_conf *a = &cfg->admin;
+    json_t *obj = json_object_get(root, "admin");
+
+    if (!obj && !admin_listen_override)
+        return 0;
+    json_t *empty = NULL;
+    if (!obj && !(obj = empty = json_object()))
+        return load_oom(ld);
+    path_push_key(ld, "admin");
+    int rc = load_object(ld, obj, ADMIN_KEYS, admin_listen_override ? NULL : ADMIN_REQUIRED) < 0 ||
+                     load_admin_listen(ld, obj, a) < 0
+                 ? -1
+                 : load_admin_body(ld, obj, cfg);
+    json_decref(empty);
+    return rc;
 }
 
 /* "user" and "group", looked up now, so that a name the system does not

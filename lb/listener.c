@@ -161,6 +161,7 @@ struct listener *listener_create(struct runtime *rt, const struct lb_listener_co
     l->idle_timeout_ms = c->idle_timeout_ms;
     l->keepalive = c->keepalive;
     l->splice = c->splice;
+    l->reuse_port = c->reuse_port;
     l->accept_proxy = c->accept_proxy;
     l->request_timeout_ms = c->request_timeout_ms;
     l->max_header_bytes = c->max_header_bytes;
@@ -218,7 +219,7 @@ static time_t starved_logged;
 int listener_open(struct listener *l, bool reuseport, char *err, size_t errlen)
 {
     const char *step;
-    int fd = listen_socket_open(&l->addr, l->addrlen, reuseport, &step);
+    int fd = listen_socket_open(&l->addr, l->addrlen, reuseport || l->reuse_port, &step);
     if (fd < 0) {
         if (strcmp(step, "socket") == 0)
             snprintf(err, errlen, "listener %s: socket: %s", l->name, strerror(errno));
@@ -295,8 +296,37 @@ static void on_drain_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct listener *l = arg;
     drain_old_queue(l);
-    log_debug("listener %s: old socket closed after the move", l->name);
     drain_end(l);
+    if (l->leaving) {
+        l->leaving = false;
+        log_info("listener %s: socket closed; the other reuse_port processes take its clients",
+                 l->name);
+        runtime_listener_left(l->rt);
+    } else {
+        log_debug("listener %s: old socket closed after the move", l->name);
+    }
+}
+
+/* Makes acc l's draining socket: a SYN filter stops new handshakes on it
+ * (each client resends its SYN, which another socket of the port takes
+ * once this one is closed), what the kernel queued or completes meanwhile
+ * is accepted as l's, and it closes after ms. -1 when the filter or the
+ * timer cannot be set: nothing changed. */
+static int drain_start(struct listener *l, struct acceptor *acc, unsigned ms)
+{
+    int fd = acceptor_fd(acc);
+    struct timeval tv = clock_timeval(ms);
+    l->drain_timer = evtimer_new(l->rt->base, on_drain_timer, l);
+    if (!l->drain_timer || acceptor_rename(acc, l->name) < 0 || listen_socket_stop(fd) < 0 ||
+        evtimer_add(l->drain_timer, &tv) < 0) {
+        drain_end(l);
+        listen_socket_unstop(fd); /* clients accepted from now on must not inherit a filter */
+        return -1;
+    }
+    l->drain_acc = acc;
+    acceptor_set_handler(acc, on_drain_accept, l);
+    listener_refresh(l);
+    return 0;
 }
 
 void listener_adopt(struct listener *l, struct listener *old)
@@ -304,20 +334,27 @@ void listener_adopt(struct listener *l, struct listener *old)
     if (!old->acc)
         return;
     drain_end(l); /* a second move within the drain time: the older socket goes */
-    int fd = acceptor_fd(old->acc);
-    struct timeval tv = clock_timeval(MOVE_DRAIN_MS);
-    l->drain_timer = evtimer_new(l->rt->base, on_drain_timer, l);
-    if (!l->drain_timer || acceptor_rename(old->acc, l->name) < 0 || listen_socket_stop(fd) < 0 ||
-        evtimer_add(l->drain_timer, &tv) < 0) {
-        drain_end(l);
-        listen_socket_unstop(fd); /* clients accepted from now on must not inherit a filter */
-        listener_drain(old, l);   /* cannot stop new handshakes: take the queue, close */
+    if (drain_start(l, old->acc, MOVE_DRAIN_MS) < 0) {
+        listener_drain(old, l); /* cannot stop new handshakes: take the queue, close */
         return;
     }
-    l->drain_acc = old->acc;
     old->acc = NULL;
-    acceptor_set_handler(l->drain_acc, on_drain_accept, l);
-    listener_refresh(l);
+}
+
+bool listener_leave(struct listener *l, unsigned ms)
+{
+    if (!l->acc)
+        return false;
+    drain_old_queue(l); /* a move's old socket, if it still drains, goes now */
+    drain_end(l);
+    if (!l->reuse_port || ms == 0 ||
+        drain_start(l, l->acc, ms < MOVE_DRAIN_MS ? ms : MOVE_DRAIN_MS) < 0) {
+        listener_close(l);
+        return false;
+    }
+    l->acc = NULL;
+    l->leaving = true;
+    return true;
 }
 
 void listener_drain(struct listener *l, struct listener *into)
@@ -338,6 +375,7 @@ void listener_drain(struct listener *l, struct listener *into)
 void listener_close(struct listener *l)
 {
     drain_end(l);
+    l->leaving = false;
     acceptor_free(l->acc);
     l->acc = NULL;
 }

@@ -54,6 +54,7 @@ struct listener {
     unsigned idle_timeout_ms;
     struct lb_keepalive_conf keepalive;
     bool splice;       /* sessions' bulk flows may use splice(2) */
+    bool reuse_port;   /* "reuse_port": SO_REUSEPORT stays on the socket */
     bool accept_proxy; /* each client starts with a PROXY header (lb/proto/proxy_proto.h) */
     unsigned request_timeout_ms; /* for what is read before the pick (the PROXY header) */
     /* TLS termination: new clients' handshakes use it (a reload swaps it;
@@ -83,6 +84,7 @@ struct listener {
     uint64_t http_status[5]; /* responses sent to clients, by class 1xx..5xx */
     bool retired;            /* removed by a reload; freed with its last session */
     bool draining;           /* listener_drain() runs: not freed yet */
+    bool leaving;            /* listener_leave() drains its socket */
     LIST_ENTRY(listener) retired_link;
 };
 
@@ -116,7 +118,8 @@ void listener_set_tls(struct listener *l, struct tls_ctx *tls, const struct lb_l
 /* Closes and frees l, dropping its pool references. */
 void listener_destroy(struct listener *l);
 /* Binds and listens (reuseport: beside an overlapping socket that shares
- * its port). 0, or -1 with the reason in err. */
+ * its port; SO_REUSEPORT is set too when l->reuse_port). 0, or -1 with the
+ * reason in err. */
 int listener_open(struct listener *l, bool reuseport, char *err, size_t errlen);
 /* The listening socket, -1 when closed. */
 int listener_fd(const struct listener *l);
@@ -133,6 +136,15 @@ void listener_adopt(struct listener *l, struct listener *old);
  * removed listener refuses new clients but does not reset those whose
  * connect had completed. */
 void listener_drain(struct listener *l, struct listener *into);
+/* lb stops: closes l's socket, or, with reuse_port, leaves its clients
+ * to the other processes sharing the port instead of resetting what the
+ * kernel queued: new handshakes are refused the way a move refuses them
+ * (a SYN filter, so each client resends its SYN and another socket takes
+ * it), what completes meanwhile is served, and the socket closes after
+ * min(ms, 1 s), then runtime_listener_left() is called. true while it
+ * drains; false when it closed at once (no reuse_port, ms 0, or the filter
+ * cannot be set). */
+bool listener_leave(struct listener *l, unsigned ms);
 void listener_close(struct listener *l);
 /* Enables or disables accepting as the listener's state says. */
 void listener_refresh(struct listener *l);

@@ -7,6 +7,7 @@
  * reloads the configuration file in place; SIGUSR1 and SIGUSR2 are logged
  * and ignored; SIGPIPE is ignored. */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,9 +27,12 @@
 #include "lb/tls_conf.h"
 
 static const char usage_text[] =
-    "usage: lb -c FILE [-t]\n"
+    "usage: lb -c FILE [-a ADDR] [-t]\n"
     "       lb -V | -h\n"
     "  -c FILE  configuration file (JSON)\n"
+    "  -a ADDR, --admin-listen ADDR\n"
+    "           the admin API listens on ADDR instead of admin.listen (also\n"
+    "           across reloads): one port per process sharing a config file\n"
     "  -t       check the configuration and exit: 0 if valid, 1 if not\n"
     "  -V       print the version and exit\n"
     "  -h       print this help and exit\n";
@@ -184,10 +188,17 @@ int main(int argc, char **argv)
     signal(SIGUSR1, SIG_IGN);
     signal(SIGUSR2, SIG_IGN);
     opterr = 0;
-    while ((opt = getopt(argc, argv, "c:thV")) != -1) {
+    static const struct option longopts[] = {
+        {"admin-listen", required_argument, NULL, 'a'},
+        {NULL, 0, NULL, 0},
+    };
+    while ((opt = getopt_long(argc, argv, "c:a:thV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             path = optarg;
+            break;
+        case 'a':
+            config_set_admin_listen(optarg);
             break;
         case 't':
             test_only = 1;
@@ -201,6 +212,10 @@ int main(int argc, char **argv)
         default:
             if (optopt == 'c')
                 fprintf(stderr, "lb: option -c needs a file\n");
+            else if (optopt == 'a')
+                fprintf(stderr, "lb: option -a (--admin-listen) needs an address\n");
+            else if (optopt == 0)
+                fprintf(stderr, "lb: unknown option %s\n", argv[optind - 1]);
             else
                 fprintf(stderr, "lb: unknown option -%c\n", optopt);
             fputs(usage_text, stderr);

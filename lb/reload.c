@@ -5,6 +5,7 @@
  * event runs in between, does the commit swap them in: listeners on unchanged addresses keep their
  * sockets, backends with the same pool name and id keep their runtime
  * state, and what was removed lives until its last session ends. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,7 @@ static struct backend *old_backend_with_id(const struct pool *pool, struct backe
 static void plan_discard(struct runtime *rt, struct reload_plan *p)
 {
     for (size_t j = 0; p->shared_old && j < rt->nlisteners; j++)
-        if (p->shared_old[j])
+        if (p->shared_old[j] && !rt->listeners[j]->reuse_port)
             listen_socket_share(listener_fd(rt->listeners[j]), false);
     if (p->listeners)
         for (size_t i = 0; i < p->cfg->nlisteners; i++)
@@ -332,6 +333,21 @@ static void plan_commit_listeners(struct runtime *rt, struct reload_plan *p,
         l->idle_timeout_ms = c->idle_timeout_ms;
         l->keepalive = c->keepalive; /* for sessions accepted from now on */
         l->splice = c->splice;
+        /* On: the kept socket joins the port's group now. Off: a bound
+         * socket cannot leave its group (another process binding the port
+         * later would take all of its clients), so it stays on until the
+         * listener's socket is new. */
+        if (c->reuse_port && !l->reuse_port) {
+            if (listen_socket_share(listener_fd(l), true) < 0)
+                log_warn("reload: listener %s: cannot turn reuse_port on: %s", c->name,
+                         strerror(errno));
+            else
+                l->reuse_port = true;
+        } else if (!c->reuse_port && l->reuse_port) {
+            log_warn("reload: listener %s: reuse_port stays on until lb restarts (a bound "
+                     "socket keeps its port shared)",
+                     c->name);
+        }
         l->accept_proxy = c->accept_proxy; /* for sessions accepted from now on */
         l->request_timeout_ms = c->request_timeout_ms;
         l->max_header_bytes = c->max_header_bytes; /* for requests from now on */

@@ -214,9 +214,10 @@ void runtime_ready(struct runtime *rt)
     }
     for (size_t i = 0; i < rt->nlisteners; i++) {
         struct listener *l = rt->listeners[i];
-        log_info("listener %s listening on %s (mode %s, pool %s, strategy %s, %zu backends)",
+        log_info("listener %s listening on %s (mode %s, pool %s, strategy %s, %zu backends%s)",
                  l->name, l->listen, config_mode_name(l->mode), l->pool->name,
-                 config_strategy_name(l->pool->strategy), l->pool->nbackends);
+                 config_strategy_name(l->pool->strategy), l->pool->nbackends,
+                 l->reuse_port ? ", reuse_port" : "");
     }
 }
 
@@ -246,17 +247,18 @@ void runtime_stop(struct runtime *rt, const char *why)
     }
     rt->stopping = true;
     reload_cancel(rt);
+    unsigned ms = rt->cfg->shutdown_grace_ms;
     for (size_t i = 0; i < rt->nlisteners; i++)
-        listener_close(rt->listeners[i]);
+        rt->leaving += listener_leave(rt->listeners[i], ms);
     http_reuse_flush_all(rt);
     session_stop_idle(rt); /* keep-alive clients between requests go now */
-    if (rt->active == 0) {
+    if (rt->active == 0 && rt->leaving == 0) {
         log_info("%s: stopping, no open sessions", why);
         event_base_loopexit(rt->base, NULL);
         return;
     }
-    unsigned ms = rt->cfg->shutdown_grace_ms;
-    log_info("%s: stopped accepting; waiting up to %u ms for %llu open sessions", why, ms,
+    log_info("%s: stopped accepting%s; waiting up to %u ms for %llu open sessions", why,
+             rt->leaving ? " (reuse_port sockets hand new clients to the other processes)" : "", ms,
              (unsigned long long)rt->active);
     rt->grace_timer = evtimer_new(rt->base, on_grace_timer, rt);
     struct timeval tv = clock_timeval(ms);
@@ -415,7 +417,14 @@ void runtime_session_ended(struct runtime *rt, struct listener *l)
     } else if (!rt->stopping) {
         listener_resume(l);
     }
-    if (rt->stopping && rt->active == 0)
+    if (rt->stopping && rt->active == 0 && rt->leaving == 0)
+        event_base_loopexit(rt->base, NULL);
+}
+
+void runtime_listener_left(struct runtime *rt)
+{
+    rt->leaving--;
+    if (rt->stopping && rt->active == 0 && rt->leaving == 0)
         event_base_loopexit(rt->base, NULL);
 }
 

@@ -89,6 +89,7 @@ struct runtime {
     bool conn_full;
     uint64_t conn_full_count; /* times the global limit paused accepting */
     bool stopping;
+    unsigned leaving; /* stopping: reuse_port listeners still draining (listener_leave) */
     struct event *grace_timer;
 
     /* For the admin API's status. */
@@ -116,6 +117,9 @@ void runtime_free(struct runtime *rt);
  * when it ends: each holds two of the data path's descriptors. */
 void runtime_session_started(struct runtime *rt, struct listener *l);
 void runtime_session_ended(struct runtime *rt, struct listener *l);
+/* A stopping listener's reuse_port socket closed (listener_leave()): lb
+ * exits once none drains and no session is open. */
+void runtime_listener_left(struct runtime *rt);
 /* Computes the descriptor reserve for rt->cfg and what is left for
  * sessions (at start, after each reload); logs it when it changed. */
 void runtime_fd_budget(struct runtime *rt);

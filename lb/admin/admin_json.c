@@ -106,11 +106,11 @@ static json_t *listener_tls_json(const struct listener *l)
 
 static json_t *listener_json(const struct listener *l)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:b, s:I, s:I, s:I, s:o, s:o}", "name",
-                     l->name, "listen", l->listen, "mode", config_mode_name(l->mode), "pool",
-                     l->pool->name, "retired", l->retired, "active_connections",
-                     (json_int_t)l->active, "total_connections", (json_int_t)l->total,
-                     "accept_proxy", l->accept_proxy, "proxy_rejected",
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:b, s:I, s:I, s:I, s:o, s:o}",
+                     "name", l->name, "listen", l->listen, "mode", config_mode_name(l->mode),
+                     "pool", l->pool->name, "retired", l->retired, "reuse_port", l->reuse_port,
+                     "active_connections", (json_int_t)l->active, "total_connections",
+                     (json_int_t)l->total, "accept_proxy", l->accept_proxy, "proxy_rejected",
                      (json_int_t)l->proxy_rejected, "sni_routed", (json_int_t)l->sni_routed,
                      "sni_default", (json_int_t)l->sni_default, "http_responses",
                      http_responses_json(l->http_status), "tls", listener_tls_json(l));

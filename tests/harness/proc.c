@@ -245,9 +245,12 @@ static char *path_find(const char *prog)
  * (split at spaces, "@DIR@" replaced by the temp dir) come first; with
  * nofile > 0 a shell sets the descriptor limit (soft and hard, so lb cannot
  * raise it back) and execs the rest. Freed at teardown. */
+/* Words lb_argv's array holds, its NULL included. */
+#define LB_ARGV_MAX 64
+
 static char **lb_argv(const struct harness_lb *lb, int nofile)
 {
-    enum { MAX_WORDS = 64 };
+    enum { MAX_WORDS = LB_ARGV_MAX };
     char **argv = (char **)harness_keep(MAX_WORDS * sizeof(char *));
     int n = 0;
     argv[0] = NULL;
@@ -368,6 +371,22 @@ void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, in
     lb_files(lb, config_json);
     lb->pid = harness_spawn(lb_argv(lb, nofile), lb->log, NULL);
     lb_wait_started(lb, wait_port);
+}
+
+void harness_lb_start_admin(struct harness_lb *lb, const char *config_json, int admin_port)
+{
+    lb_files(lb, config_json);
+    char **argv = lb_argv(lb, 0);
+    int n = 0;
+    while (argv[n])
+        n++;
+    argv_add(argv, &n, LB_ARGV_MAX, "--admin-listen");
+    argv_add(argv, &n, LB_ARGV_MAX, (char *)harness_lo(admin_port));
+    lb->pid = harness_spawn(argv, lb->log, NULL);
+    lb_wait_started(lb, admin_port);
+    ck_assert_msg(harness_lb_log_wait(lb, " started (pid ", 1, HARNESS_WAIT_MS),
+                  "lb on admin port %d: no start line; log %s:\n%s", admin_port, lb->log,
+                  harness_log_tail(lb->log));
 }
 
 void harness_assert_no_sanitizer_report(const char *text, const char *where)

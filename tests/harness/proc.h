@@ -40,6 +40,10 @@ pid_t harness_backend_status(const char *host, int port, const char *name, const
  * (harness_wrapper()) lb runs behind that command, here and in the
  * variants below. */
 void harness_lb_start(struct harness_lb *lb, const char *config_json, int wait_port);
+/* The same with `--admin-listen 127.0.0.1:admin_port` after -c FILE; waits
+ * for the admin port and lb's "started" line (its listeners may share a
+ * port with another lb, so a listening port proves nothing). */
+void harness_lb_start_admin(struct harness_lb *lb, const char *config_json, int admin_port);
 /* The same, with lb's file descriptor limit (soft and hard) set to nofile. */
 void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, int wait_port,
                               int nofile);

@@ -185,9 +185,9 @@ START_TEST(read_endpoints)
     json_t *ls = get_json(s.aport, "/api/v1/listeners", false);
     ck_assert_int_eq(json_array_size(harness_jget(ls, "listeners")), 1);
     json_t *l = harness_jget(ls, "listeners.0");
-    ck_assert_str_eq(keys_of(l),
-                     "name listen mode pool retired active_connections total_connections "
-                     "accept_proxy proxy_rejected sni_routed sni_default http_responses tls");
+    ck_assert_str_eq(
+        keys_of(l), "name listen mode pool retired reuse_port active_connections total_connections "
+                    "accept_proxy proxy_rejected sni_routed sni_default http_responses tls");
     ck_assert_str_eq(keys_of(harness_jget(l, "http_responses")), "1xx 2xx 3xx 4xx 5xx");
     ck_assert(json_is_null(harness_jget(l, "tls"))); /* a plain listener */
     ck_assert(json_is_false(harness_jget(l, "retired")));

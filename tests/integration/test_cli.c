@@ -198,6 +198,42 @@ START_TEST(flag_missing_config)
 }
 END_TEST
 
+/* -a / --admin-listen: its address is checked like admin.listen (lb -t
+ * says so, naming the option); without a value, the usage and exit 2. */
+START_TEST(flag_admin_listen)
+{
+    const char *path = harness_write_file("ok.json", harness_jtext(valid_config(8080, 9001)));
+    const char *out, *err;
+    char *good[] = {LB, "-t", "-c", (char *)path, "--admin-listen", "127.0.0.1:9191", NULL};
+    int status = run_lb(good, &out, &err);
+    ck_assert_msg(status == 0, "lb -t --admin-listen: status %d, stderr: %s", status, err);
+    ck_assert_str_eq(out, "configuration ok\n");
+
+    char *bad[] = {LB, "-t", "-c", (char *)path, "-a", "127.0.0.1:8080", NULL};
+    status = run_lb(bad, &out, &err);
+    ck_assert_int_eq(status, 1);
+    ck_assert_str_eq(err, harness_strf("%s: --admin-listen \"127.0.0.1:8080\": same address as "
+                                       "listener \"web\" (\"127.0.0.1:8080\")\n",
+                                       path));
+
+    char *missing[] = {LB, "-c", (char *)path, "-a", NULL};
+    status = run_lb(missing, &out, &err);
+    ck_assert_int_eq(status, 2);
+    ck_assert_str_eq(first_line(err), "lb: option -a (--admin-listen) needs an address");
+    ck_assert_msg(strcasestr(err, "usage") != NULL, "stderr has no usage: '%s'", err);
+
+    /* A long option may be abbreviated (getopt_long); an unknown one is named. */
+    char *abbreviated[] = {LB, "-c", (char *)path, "--admin", NULL};
+    status = run_lb(abbreviated, &out, &err);
+    ck_assert_int_eq(status, 2);
+    ck_assert_str_eq(first_line(err), "lb: option -a (--admin-listen) needs an address");
+    char *unknown[] = {LB, "-c", (char *)path, "--admin-port", "1", NULL};
+    status = run_lb(unknown, &out, &err);
+    ck_assert_int_eq(status, 2);
+    ck_assert_str_eq(first_line(err), "lb: unknown option --admin-port");
+}
+END_TEST
+
 /* lb -c runs in the foreground and logs "TIMESTAMP info: listener web
  * listening on ADDR" (optionally followed by " (details)") to stderr. */
 START_TEST(run_foreground)
@@ -239,6 +275,7 @@ static Suite *cli_suite(void)
     tcase_add_test(flags, flag_help);
     tcase_add_test(flags, flag_unknown);
     tcase_add_test(flags, flag_missing_config);
+    tcase_add_test(flags, flag_admin_listen);
     suite_add_tcase(s, flags);
 
     TCase *run = harness_tcase("run");

@@ -1221,6 +1221,22 @@ START_TEST(test_splice)
 }
 END_TEST
 
+/* A listener's "reuse_port": off by default, a boolean. */
+START_TEST(test_reuse_port)
+{
+    struct lb_config *cfg = load_ok(KA_LISTENER("{}"));
+    ck_assert_int_eq(cfg->listeners[0].reuse_port, 0);
+    config_free(cfg);
+    cfg = load_ok("{'listeners': [{'name': 'web', 'listen': '127.0.0.1:8080', 'pool': 'app', "
+                  "'reuse_port': true}], 'pools': [" POOL "]}");
+    ck_assert_int_eq(cfg->listeners[0].reuse_port, 1);
+    config_free(cfg);
+    ck_config_error("{'listeners': [{'name': 'web', 'listen': '127.0.0.1:8080', 'pool': 'app', "
+                    "'reuse_port': 'yes'}], 'pools': [" POOL "]}",
+                    ":1:89: listeners[0].reuse_port: must be true or false (got a string)");
+}
+END_TEST
+
 #define PROXY_LISTENER(kv)                                                                         \
     "{'listeners': [{'name': 'web', 'listen': '127.0.0.1:8080', 'pool': 'app', " kv "}], "         \
     "'pools': [" POOL "]}"
@@ -1636,6 +1652,48 @@ START_TEST(test_admin)
 }
 END_TEST
 
+/* lb --admin-listen ADDR: replaces admin.listen (the key is no longer
+ * required; without "admin" the API runs with its defaults); its faults
+ * name the option. */
+START_TEST(test_admin_listen_override)
+{
+    config_set_admin_listen("127.0.0.1:9191");
+    struct lb_config *cfg = load_ok(MINIMAL);
+    ck_assert_int_eq(cfg->admin.enabled, 1);
+    ck_assert_str_eq(cfg->admin.listen, "127.0.0.1:9191");
+    ck_assert_uint_eq(cfg->admin.max_connections, 64);
+    config_free(cfg);
+    cfg = load_ok(ADMIN_CONFIG("{'listen': '127.0.0.1:9090', 'max_connections': 5}"));
+    ck_assert_str_eq(cfg->admin.listen, "127.0.0.1:9191");
+    ck_assert_uint_eq(cfg->admin.max_connections, 5);
+    config_free(cfg);
+    cfg = load_ok(ADMIN_CONFIG("{'token': 'abc'}"));
+    ck_assert_str_eq(cfg->admin.listen, "127.0.0.1:9191");
+    ck_assert_str_eq(cfg->admin.token, "abc");
+    config_free(cfg);
+    ck_config_error(ADMIN_CONFIG("{'lissten': '127.0.0.1:9090'}"),
+                    ":1:160: admin: unknown key \"lissten\" (did you mean \"listen\"?)");
+
+    config_set_admin_listen("*:9191");
+    ck_config_error(MINIMAL, ": --admin-listen \"*:9191\": a non-loopback admin address needs a "
+                             "\"token\" (got \"*:9191\")");
+    cfg = load_ok(ADMIN_CONFIG("{'token': 'abc'}"));
+    ck_assert_str_eq(cfg->admin.listen, "*:9191");
+    config_free(cfg);
+    config_set_admin_listen("127.0.0.1:8080");
+    ck_config_error(MINIMAL, ": --admin-listen \"127.0.0.1:8080\": same address as listener "
+                             "\"web\" (\"127.0.0.1:8080\")");
+    config_set_admin_listen("admin.example:9191");
+    ck_config_error(MINIMAL, ": --admin-listen \"admin.example:9191\": bad address "
+                             "\"admin.example:9191\" (an IP address is needed here (or localhost); "
+                             "host names are resolved for backends only)");
+    config_set_admin_listen(NULL);
+    cfg = load_ok(MINIMAL);
+    ck_assert_int_eq(cfg->admin.enabled, 0);
+    config_free(cfg);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1680,6 +1738,8 @@ Suite *config_suite(void)
     tcase_add_test(ok, test_keepalive);
     tcase_add_test(bad, test_keepalive_errors);
     tcase_add_test(bad, test_splice);
+    tcase_add_test(bad, test_reuse_port);
+    tcase_add_test(bad, test_admin_listen_override);
     tcase_add_test(bad, test_proxy_keys);
     tcase_add_test(ok, test_http_keys);
     tcase_add_test(bad, test_http_errors);

@@ -80,6 +80,14 @@ char *harness_strf(const char *fmt, ...)
     return s;
 }
 
+const char *harness_repo_root(void)
+{
+    const char *build = LB_BUILD_DIR;
+    const char *slash = strrchr(build, '/');
+    ck_assert_msg(slash != NULL, "LB_BUILD_DIR %s is not a path", build);
+    return harness_strf("%.*s", (int)(slash - build), build);
+}
+
 const char *harness_dir(void)
 {
     return dir;

@@ -28,6 +28,9 @@ void harness_teardown(void);
  * integration suite (add it to the suite with suite_add_tcase). */
 TCase *harness_tcase(const char *name);
 const char *harness_dir(void);
+/* The repository's root (LB_BUILD_DIR's parent), for examples/ (freed at
+ * teardown). */
+const char *harness_repo_root(void);
 /* Removes path and everything under it (subfolders too), best effort. */
 void harness_remove_tree(const char *path);
 

@@ -373,20 +373,27 @@ void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, in
     lb_wait_started(lb, wait_port);
 }
 
-void harness_lb_start_admin(struct harness_lb *lb, const char *config_json, int admin_port)
+void harness_lb_start_args(struct harness_lb *lb, const char *config_json, int admin_port,
+                           const char *const args[])
 {
     lb_files(lb, config_json);
     char **argv = lb_argv(lb, 0);
     int n = 0;
     while (argv[n])
         n++;
-    argv_add(argv, &n, LB_ARGV_MAX, "--admin-listen");
-    argv_add(argv, &n, LB_ARGV_MAX, (char *)harness_lo(admin_port));
+    for (int k = 0; args[k]; k++)
+        argv_add(argv, &n, LB_ARGV_MAX, (char *)args[k]);
     lb->pid = harness_spawn(argv, lb->log, NULL);
     lb_wait_started(lb, admin_port);
     ck_assert_msg(harness_lb_log_wait(lb, " started (pid ", 1, HARNESS_WAIT_MS),
                   "lb on admin port %d: no start line; log %s:\n%s", admin_port, lb->log,
                   harness_log_tail(lb->log));
+}
+
+void harness_lb_start_admin(struct harness_lb *lb, const char *config_json, int admin_port)
+{
+    const char *args[] = {"--admin-listen", harness_lo(admin_port), NULL};
+    harness_lb_start_args(lb, config_json, admin_port, args);
 }
 
 void harness_assert_no_sanitizer_report(const char *text, const char *where)

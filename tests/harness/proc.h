@@ -44,6 +44,10 @@ void harness_lb_start(struct harness_lb *lb, const char *config_json, int wait_p
  * for the admin port and lb's "started" line (its listeners may share a
  * port with another lb, so a listening port proves nothing). */
 void harness_lb_start_admin(struct harness_lb *lb, const char *config_json, int admin_port);
+/* The same with args (NULL-terminated) after -c FILE instead, which must
+ * put the admin API on admin_port. */
+void harness_lb_start_args(struct harness_lb *lb, const char *config_json, int admin_port,
+                           const char *const args[]);
 /* The same, with lb's file descriptor limit (soft and hard) set to nofile. */
 void harness_lb_start_limited(struct harness_lb *lb, const char *config_json, int wait_port,
                               int nofile);

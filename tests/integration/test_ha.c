@@ -256,22 +256,13 @@ static const char *replace(const char *text, const char *from, const char *to)
     return harness_strf("%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
 }
 
-/* The repo's root: LB_BUILD_DIR's parent. */
-static const char *repo_root(void)
-{
-    const char *build = LB_BUILD_DIR;
-    const char *slash = strrchr(build, '/');
-    ck_assert(slash != NULL);
-    return harness_strf("%.*s", (int)(slash - build), build);
-}
-
 /* Starts keepalived in namespace which (a or b) with examples/keepalived.conf,
  * its check script and VIP made this test's, at that priority. Returns the
  * PID of keepalived's parent process (-n: it does not daemonize); *vrrp_pid
  * file names where it writes its VRRP child's PID. */
 static pid_t keepalived_start(const struct ha *h, int which, int priority, const char **vrrp_pid)
 {
-    const char *root = repo_root();
+    const char *root = harness_repo_root();
     const char *conf = harness_read_file(harness_strf("%s/examples/keepalived.conf", root));
     ck_assert_msg(conf[0] != '\0', "cannot read examples/keepalived.conf");
     conf = replace(conf, "script \"/usr/local/bin/lb-check http://127.0.0.1:9090/healthz 1\"",

@@ -525,6 +525,114 @@ START_TEST(reuse_port_needed)
 }
 END_TEST
 
+#define UNIT_WORDS 32
+
+/* Fills words with the words of the unit's first line starting with key
+ * (e.g. "ExecStart=") after the key, %i replaced by instance,
+ * NULL-terminated (the strings are freed at teardown); returns words.
+ * Fails the test when the unit has no such line. */
+static char **unit_words(char *words[UNIT_WORDS], const char *unit, const char *key,
+                         const char *instance)
+{
+    const char *at = unit;
+    while (at && strncmp(at, key, strlen(key)) != 0)
+        at = (at = strchr(at, '\n')) ? at + 1 : NULL;
+    ck_assert_msg(at != NULL, "examples/lb@.service has no %s line", key);
+    at += strlen(key);
+    char *line = harness_strf("%.*s", (int)strcspn(at, "\n"), at);
+    int n = 0;
+    for (char *save = NULL, *w = strtok_r(line, " ", &save); w && n < UNIT_WORDS - 1;
+         w = strtok_r(NULL, " ", &save)) {
+        char *pct = strstr(w, "%i");
+        words[n++] = pct ? harness_strf("%.*s%s%s", (int)(pct - w), w, instance, pct + 2) : w;
+    }
+    words[n] = NULL;
+    return words;
+}
+
+/* examples/lb@.service as written: its ExecStartPre and ExecStart run lb
+ * on /etc/lb/lb.json with the admin API on 127.0.0.1:91%i; here two
+ * instances (01, 02) of it share one reuse_port listener and each answer
+ * on their own admin port, its ExecReload reloads one, and
+ * systemd-analyze (where installed) finds nothing to say about the unit. */
+START_TEST(systemd_unit)
+{
+    const char *root = harness_repo_root();
+    const char *unit = harness_read_file(harness_strf("%s/examples/lb@.service", root));
+    ck_assert_msg(unit[0] != '\0', "cannot read examples/lb@.service");
+    static const char *const instance[2] = {"01", "02"};
+    static const int aport[2] = {9101, 9102};
+    for (int k = 0; k < 2; k++)
+        ck_assert_msg(!harness_port_listening(aport[k]),
+                      "port %d, the example's admin port of lb@%s, is in use here", aport[k],
+                      instance[k]);
+    int lport = harness_free_port(), bport = harness_free_port();
+    harness_backend("127.0.0.1", bport, "b1", "name");
+    const char *config = harness_jtext(shared_cfg(lport, harness_free_port(), bport, true, 0));
+
+    struct harness_lb lb[2];
+    for (int k = 0; k < 2; k++) {
+        char *pre_words[UNIT_WORDS], *start_words[UNIT_WORDS];
+        char **pre = unit_words(pre_words, unit, "ExecStartPre=", instance[k]);
+        char **start = unit_words(start_words, unit, "ExecStart=", instance[k]);
+        ck_assert_str_eq(pre[0], "/usr/local/sbin/lb");
+        ck_assert_str_eq(start[0], "/usr/local/sbin/lb");
+        ck_assert_msg(strcmp(start[1], "-c") == 0 && strcmp(start[2], "/etc/lb/lb.json") == 0,
+                      "ExecStart does not start with lb -c /etc/lb/lb.json");
+        /* ExecStartPre: lb -t on the same file and address. */
+        const char *path = harness_write_file("lb.json", config);
+        pre[0] = LB_BUILD_DIR "/lb";
+        for (int w = 1; pre[w]; w++)
+            if (strcmp(pre[w], "/etc/lb/lb.json") == 0)
+                pre[w] = (char *)path;
+        const char *out, *err;
+        int status = harness_run(pre, &out, &err, HARNESS_WAIT_MS);
+        ck_assert_msg(status == 0 && strcmp(out, "configuration ok\n") == 0,
+                      "ExecStartPre of lb@%s: status %d, %s%s", instance[k], status, out, err);
+        harness_lb_start_args(&lb[k], config, aport[k], (const char *const *)start + 3);
+    }
+    fetch_b1(lport, 100);
+    long long t0 = web_total(aport[0], true), t1 = web_total(aport[1], true);
+    ck_assert_msg(t0 + t1 == 100 && t0 > 0 && t1 > 0, "100 clients: %lld on lb@01, %lld on lb@02",
+                  t0, t1);
+
+    /* ExecReload: kill -HUP $MAINPID. */
+    char *reload_words[UNIT_WORDS];
+    char **reload = unit_words(reload_words, unit, "ExecReload=", "01");
+    ck_assert_str_eq(reload[0], "/bin/kill");
+    ck_assert_str_eq(reload[1], "-HUP");
+    ck_assert_str_eq(reload[2], "$MAINPID");
+    reload[2] = harness_strf("%d", (int)lb[0].pid);
+    ck_assert_int_eq(harness_run(reload, NULL, NULL, HARNESS_WAIT_MS), 0);
+    ck_assert_msg(harness_lb_log_wait(&lb[0], "info: reload ok: generation 2", 1, HARNESS_WAIT_MS),
+                  "lb@01 did not reload; log %s", lb[0].log);
+    ck_assert_int_eq(harness_log_count(lb[1].log, "reload"), 0);
+    fetch_b1(lport, 10);
+
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(harness_lb_stop(&lb[k]), 0);
+
+    if (access("/usr/bin/systemd-analyze", X_OK) != 0) {
+        fprintf(stderr, "SKIP %s: no systemd-analyze here (the unit was not verified)\n", __func__);
+        return;
+    }
+    /* The unit with this machine's paths, as an instance file. */
+    const char *copy = unit;
+    const char *lb_path = LB_BUILD_DIR "/lb";
+    while (strstr(copy, "/usr/local/sbin/lb")) {
+        const char *at = strstr(copy, "/usr/local/sbin/lb");
+        copy = harness_strf("%.*s%s%s", (int)(at - copy), copy, lb_path,
+                            at + strlen("/usr/local/sbin/lb"));
+    }
+    const char *file = harness_write_file("lb@01.service", copy);
+    char *verify[] = {"/usr/bin/systemd-analyze", "verify", (char *)file, NULL};
+    const char *out, *err;
+    int status = harness_run(verify, &out, &err, 4 * HARNESS_WAIT_MS);
+    ck_assert_msg(status == 0 && err[0] == '\0' && out[0] == '\0',
+                  "systemd-analyze verify: status %d: %s%s", status, out, err);
+}
+END_TEST
+
 static Suite *scaleout_suite(void)
 {
     Suite *s = suite_create("scaleout");
@@ -536,6 +644,7 @@ static Suite *scaleout_suite(void)
     tcase_add_test(tc, reuse_port_shared);
     tcase_add_test(tc, reuse_port_stop_one);
     tcase_add_test(tc, reuse_port_needed);
+    tcase_add_test(tc, systemd_unit);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -257,9 +257,13 @@ void runtime_stop(struct runtime *rt, const char *why)
         event_base_loopexit(rt->base, NULL);
         return;
     }
-    log_info("%s: stopped accepting%s; waiting up to %u ms for %llu open sessions", why,
-             rt->leaving ? " (reuse_port sockets hand new clients to the other processes)" : "", ms,
-             (unsigned long long)rt->active);
+    const char *leave =
+        rt->leaving ? " (reuse_port sockets hand new clients to the other processes)" : "";
+    if (rt->active == 0)
+        log_info("%s: stopped accepting%s; no open sessions", why, leave);
+    else
+        log_info("%s: stopped accepting%s; waiting up to %u ms for %llu open sessions", why, leave,
+                 ms, (unsigned long long)rt->active);
     rt->grace_timer = evtimer_new(rt->base, on_grace_timer, rt);
     struct timeval tv = clock_timeval(ms);
     if (!rt->grace_timer || evtimer_add(rt->grace_timer, &tv) < 0) {

@@ -116,6 +116,16 @@ static void discovery_done(struct discovery *d)
         free(a);
         return;
     }
+    /* The copy first: out of memory fails this answer before anything
+     * counts it a success. */
+    bool changed = !d->answered || !same_set(d, a);
+    struct discovery_backend *v = NULL;
+    if (changed && !(v = calloc(a->nbackends, sizeof(*v)))) {
+        discovery_failed(d, "out of memory");
+        dns_answer_free(a);
+        free(a);
+        return;
+    }
     d->asking = false;
     d->resolutions++;
     d->last_unix_ms = d->last_ok_unix_ms = now_unix_ms();
@@ -126,15 +136,7 @@ static void discovery_done(struct discovery *d)
         log_info("dns: pool %s: %s %s answers again", d->pool, d->conf.name,
                  discovery_type_name(d->conf.type));
     }
-    bool changed = !d->answered || !same_set(d, a);
     if (changed) {
-        struct discovery_backend *v = calloc(a->nbackends, sizeof(*v));
-        if (!v) {
-            discovery_failed(d, "out of memory");
-            dns_answer_free(a);
-            free(a);
-            return;
-        }
         for (size_t i = 0; i < a->nbackends; i++) {
             v[i].addr = a->backends[i].addr;
             v[i].addrlen = a->backends[i].addrlen;
@@ -164,8 +166,10 @@ static void discovery_done(struct discovery *d)
     dns_answer_free(a);
     free(a);
     first_result(d);
-    if (changed && !d->fresh && d->set->changed)
-        d->set->changed(d->set->arg, d);
+    /* A pool that could not take it (out of memory) takes the next answer
+     * as a change, whether or not DNS changed again. */
+    if (changed && !d->fresh && d->set->changed && d->set->changed(d->set->arg, d) < 0)
+        d->answered = false;
 }
 
 struct target_ask {
@@ -179,7 +183,10 @@ static void on_target(void *arg, int status, int timeouts, struct ares_addrinfo 
     (void)timeouts;
     struct target_ask *t = arg;
     struct discovery *d = t->d;
-    if (status == ARES_EDESTRUCTION) {
+    /* Being freed: c-ares may still call with ARES_SUCCESS (a lookup whose
+     * A answer came and whose AAAA one is cancelled), which must not run
+     * the changed hook in the middle of a commit. */
+    if (status == ARES_EDESTRUCTION || d->closing) {
         ares_freeaddrinfo(ai);
         free(t);
         return;
@@ -202,7 +209,7 @@ static void on_answer(void *arg, int status, int timeouts, unsigned char *abuf, 
     (void)timeouts;
     struct discovery *d = arg;
     const char *why = NULL;
-    if (status == ARES_EDESTRUCTION)
+    if (status == ARES_EDESTRUCTION || d->closing)
         return;
     if (status != ARES_SUCCESS) {
         discovery_failed(d, ares_strerror(status));
@@ -262,7 +269,8 @@ static void discovery_free(struct discovery *d)
 {
     if (!d)
         return;
-    resolver_free(d->res); /* its callbacks see ARES_EDESTRUCTION */
+    d->closing = true;     /* callbacks from here on do nothing */
+    resolver_free(d->res); /* its callbacks run now (ARES_EDESTRUCTION, or not) */
     if (d->timer)
         event_free(d->timer);
     if (d->pending) {
@@ -327,7 +335,7 @@ static void on_ready(evutil_socket_t fd, short what, void *arg)
 }
 
 void discovery_set_init(struct discovery_set *set, struct event_base *base,
-                        void (*changed)(void *arg, const struct discovery *d), void *arg)
+                        int (*changed)(void *arg, const struct discovery *d), void *arg)
 {
     memset(set, 0, sizeof(*set));
     set->base = base;

@@ -56,6 +56,7 @@ struct discovery {
     bool asking;             /* a question (or its SRV targets' lookups) is out */
     bool fresh;              /* made by discovery_prepare(), not committed yet */
     bool kept;               /* discovery_prepare() found it in the new config */
+    bool closing;            /* being freed: c-ares callbacks do nothing */
     unsigned ttl_s;          /* of the last good answer */
     int64_t last_unix_ms;    /* the last answer or failure */
     int64_t last_ok_unix_ms; /* the last good answer; 0: none */
@@ -71,7 +72,7 @@ struct discovery_set {
     struct discovery **v;
     size_t n;
     /* A committed entry's answer changed. */
-    void (*changed)(void *arg, const struct discovery *d);
+    int (*changed)(void *arg, const struct discovery *d); /* -1: not taken (retried) */
     void *arg;
     /* discovery_prepare()'s wait: every fresh entry has had its first
      * answer or failure; run from the loop. */
@@ -82,7 +83,7 @@ struct discovery_set {
 };
 
 void discovery_set_init(struct discovery_set *set, struct event_base *base,
-                        void (*changed)(void *arg, const struct discovery *d), void *arg);
+                        int (*changed)(void *arg, const struct discovery *d), void *arg);
 void discovery_set_free(struct discovery_set *set);
 
 /* Matches cfg's entries with the set's: those it keeps are marked, new

@@ -434,9 +434,9 @@ static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload
     rt->nlisteners = p.cfg->nlisteners;
     config_free(rt->cfg);
     rt->cfg = p.cfg;
-    discovery_commit(rt->dns, rt->cfg);
     tls_set_free(&rt->tls);
     rt->tls = p.tls;
+    discovery_commit(rt->dns, rt->cfg); /* last: it frees entries (their lookups end) */
     log_set_level(rt->cfg->log_level);
     if (hook)
         hook->commit(hook->arg);
@@ -531,6 +531,12 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
         snprintf(err, errlen, "lb is stopping");
         reload_failed(rt, err);
         return -1;
+    }
+    if (rt->starting) { /* the loop runs while the start waits for DNS answers */
+        rt->reload_again = true;
+        log_info("reload: lb is still starting; the reload runs once it has started");
+        snprintf(err, errlen, "lb is starting; the reload follows");
+        return 1;
     }
     if (rt->reload_waiting) {
         rt->reload_again = true; /* once this one is done, the file is read again */

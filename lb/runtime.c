@@ -90,13 +90,15 @@ static void runtime_release(struct runtime *rt)
 }
 
 /* A "dns" entry's answer changed: its pool takes it. */
-static void on_dns_changed(void *arg, const struct discovery *d)
+static int on_dns_changed(void *arg, const struct discovery *d)
 {
     struct runtime *rt = arg;
     size_t added = 0, removed = 0;
-    if (reload_pool(rt, d->pool, &added, &removed) == 0)
-        log_info("dns: pool %s: %s %s: %zu backends (+%zu -%zu)", d->pool, d->conf.name,
-                 discovery_type_name(d->conf.type), d->nbackends, added, removed);
+    if (reload_pool(rt, d->pool, &added, &removed) < 0)
+        return -1;
+    log_info("dns: pool %s: %s %s: %zu backends (+%zu -%zu)", d->pool, d->conf.name,
+             discovery_type_name(d->conf.type), d->nbackends, added, removed);
+    return 0;
 }
 
 static void on_first_answers(void *arg)
@@ -135,6 +137,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
                   size_t errlen)
 {
     memset(rt, 0, sizeof(*rt));
+    rt->starting = true; /* a SIGHUP while DNS answers are awaited runs after the start */
     rt->base = base;
     rt->cfg = cfg;
     struct timeval now;
@@ -218,6 +221,11 @@ void runtime_ready(struct runtime *rt)
                  l->name, l->listen, config_mode_name(l->mode), l->pool->name,
                  config_strategy_name(l->pool->strategy), l->pool->nbackends,
                  l->reuse_port ? ", reuse_port" : "");
+    }
+    rt->starting = false;
+    if (rt->reload_again) { /* a SIGHUP came while the start waited for DNS */
+        rt->reload_again = false;
+        reload_request(rt);
     }
 }
 

@@ -64,6 +64,7 @@ struct runtime {
     struct lb_config *next_cfg; /* the config a reload waits to apply */
     bool reload_waiting;        /* for names_job, or the new "dns" entries' first answers */
     bool reload_again;
+    bool starting; /* runtime_start() to runtime_ready(): a reload asked for waits */
     /* DNS discovery's entries (lb/discovery.h), outside the generations. */
     struct discovery_set *dns;
     const struct reload_hook *reload_hook; /* reload_set_hook(); NULL: none */
@@ -106,7 +107,9 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
                   size_t errlen);
 /* Ends the start once what else main starts with it (the admin API) runs
  * too: computes the descriptor budget and logs it, each pool's checks and
- * each listener, so that a start that fails logs its error only. */
+ * each listener, so that a start that fails logs its error only. A reload
+ * asked for while the start waited for DNS is requested now (it runs from
+ * the loop). */
 void runtime_ready(struct runtime *rt);
 /* Stops accepting at once, lets sessions run for shutdown_grace_ms, then
  * closes what is left and leaves the event loop. */

@@ -15,6 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include "tests/test.h"
 #include "tests/harness.h"
 
@@ -411,6 +415,46 @@ START_TEST(dns_host_names_at_start_test_and_reload)
 END_TEST
 
 /* The answer's TTL (3 s here) wins over a shorter refresh_ms (200). */
+/* A SIGHUP while the start waits for a "dns" entry's first answer (from a
+ * server that never answers) waits too: the start ends (the question
+ * times out, the pool starts empty), then the reload runs. */
+START_TEST(dns_sighup_while_starting)
+{
+    int lport = harness_free_port(), aport = harness_free_port(), bport = harness_free_port();
+    int udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t salen = sizeof(sa);
+    ck_assert(udp >= 0 && bind(udp, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+              getsockname(udp, (struct sockaddr *)&sa, &salen) == 0);
+    const char *entry =
+        harness_strf("{\"dns\": \"web.test\", \"type\": \"A\", \"port\": %d}", bport);
+    json_t *cfg = dns_cfg(lport, aport, ntohs(sa.sin_port), NULL, entry);
+    struct harness_lb lb = {.pipe = -1};
+    snprintf(lb.config, sizeof(lb.config), "%s",
+             harness_write_file("silent.json", harness_jtext(cfg)));
+    snprintf(lb.log, sizeof(lb.log), "%s/silent.log", harness_dir());
+    lb.pid = harness_spawn((char *[]){LB_BUILD_DIR "/lb", "-c", lb.config, NULL}, lb.log, NULL);
+    ck_assert_msg(harness_lb_log_wait(&lb, "asking 1 \"dns\" entries before the listeners open", 1,
+                                      HARNESS_WAIT_MS),
+                  "no wait for DNS; log %s", lb.log);
+    harness_lb_signal(&lb, SIGHUP);
+    ck_assert_msg(harness_lb_log_wait(&lb,
+                                      "info: reload: lb is still starting; the reload runs once "
+                                      "it has started",
+                                      1, HARNESS_WAIT_MS),
+                  "the SIGHUP was not held; log %s", lb.log);
+    ck_assert_msg(harness_lb_log_wait(&lb, "info: reload ok: generation 2", 1, 2 * HARNESS_WAIT_MS),
+                  "no reload after the start; log %s", lb.log);
+    const char *text = harness_read_file(lb.log);
+    const char *started = strstr(text, " started (pid ");
+    const char *reloaded = strstr(text, "info: reload ok: generation 2");
+    ck_assert_msg(started && started < reloaded, "the reload ran before the start ended: %s", text);
+    ck_assert(harness_wait_listening(aport, HARNESS_WAIT_MS));
+    ck_assert_int_eq(harness_lb_stop(&lb), 0);
+    close(udp);
+}
+END_TEST
+
 START_TEST(dns_ttl_is_respected)
 {
     int lport = harness_free_port(), aport = harness_free_port(), bport = harness_free_port();
@@ -447,6 +491,7 @@ static Suite *dns_suite(void)
     ADD_TCASE("srv", dns_srv_weights_and_priorities);
     ADD_TCASE("host_names", dns_host_names_at_start_test_and_reload);
     ADD_TCASE("ttl", dns_ttl_is_respected);
+    ADD_TCASE("sighup_while_starting", dns_sighup_while_starting);
 #undef ADD_TCASE
     return s;
 }

@@ -149,7 +149,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -std=gnu11 -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -Wall -Wextra -Werror \
               -D_GNU_SOURCE -I. -I$(LLHTTP_INC) -DLB_VERSION='"$(VERSION)"' \
               $(shell pkg-config --cflags jansson)
-FUZZ_TARGETS := config proxy http_request http_response tls_hello admin dns
+FUZZ_TARGETS := config proxy http_request http_response tls_hello admin dns etcd
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_LLHTTP := $(addprefix $(FUZZ_BUILD)/obj/llhttp/,api.o http.o llhttp.o)
 # What each target links besides its own file.
@@ -163,6 +163,8 @@ FUZZ_SRCS_tls_hello := lb/proto/tls_hello.c
 FUZZ_SRCS_admin := lb/admin/admin_request.c config/config_escape.c
 FUZZ_LIBS_admin := $(shell pkg-config --libs jansson 2>/dev/null)
 FUZZ_SRCS_dns := lb/proto/dns_answer.c
+FUZZ_SRCS_etcd := lb/proto/etcd_msg.c
+FUZZ_LIBS_etcd := $(shell pkg-config --libs jansson 2>/dev/null) -lcrypto
 # Per target: the longest input tried (a head, a config, a ClientHello).
 FUZZ_MAXLEN_config := 8192
 FUZZ_MAXLEN_proxy := 512
@@ -171,6 +173,7 @@ FUZZ_MAXLEN_http_response := 8192
 FUZZ_MAXLEN_tls_hello := 4096
 FUZZ_MAXLEN_admin := 8192
 FUZZ_MAXLEN_dns := 4096
+FUZZ_MAXLEN_etcd := 8192
 
 fuzz-build: $(FUZZ_BINS)
 

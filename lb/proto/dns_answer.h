@@ -1,5 +1,5 @@
 /* dns_answer: a DNS response message (RFC 1035) turned into the backends
- * it names, for DNS discovery (lb/dns.c): A and AAAA records give
+ * it names, for DNS discovery (lb/discovery.c): A and AAAA records give
  * addresses, SRV records (RFC 2782) give a port, a weight and a priority
  * per target. No sockets and no c-ares: the resolver hands the answer's
  * bytes here, so this file is fuzzed on its own (tests/fuzz/fuzz_dns.c). */

@@ -19,8 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     struct etcd_msg m;
     char err[256] = "";
-    int rc = etcd_msg_parse((const char *)data + 1, size - 1, kinds[data[0] % 3], &m, err,
-                            sizeof(err));
+    int rc =
+        etcd_msg_parse((const char *)data + 1, size - 1, kinds[data[0] % 3], &m, err, sizeof(err));
     if (rc < 0 && err[0] == '\0')
         __builtin_trap();
     if (rc == 0) {

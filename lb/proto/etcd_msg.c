@@ -106,6 +106,14 @@ char *etcd_range_body(const char *prefix, int64_t revision)
     return prefix_body(prefix, o);
 }
 
+char *etcd_count_body(const char *prefix)
+{
+    json_t *o = json_object();
+    if (o)
+        json_object_set_new(o, "count_only", json_true());
+    return prefix_body(prefix, o);
+}
+
 char *etcd_watch_body(const char *prefix, int64_t start_revision)
 {
     json_t *create = json_object();

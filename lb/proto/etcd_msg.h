@@ -54,6 +54,9 @@ struct etcd_msg {
  * of memory. */
 char *etcd_range_body(const char *prefix, int64_t revision);
 char *etcd_watch_body(const char *prefix, int64_t start_revision);
+/* A linearizable range that only counts the prefix's keys: the liveness
+ * probe (a member without a leader cannot answer it). */
+char *etcd_count_body(const char *prefix);
 char *etcd_put_body(const char *key, const char *value, size_t value_len);
 
 enum etcd_msg_kind { ETCD_RANGE, ETCD_WATCH, ETCD_PUT };

@@ -167,6 +167,10 @@ struct lb_pool_conf {
     size_t nbackends;
     struct lb_dns_conf *dns; /* the entries with "dns" */
     size_t ndns;
+    /* config_merge(): the pool is a document's (from etcd), and whether
+     * the file has one of the same name, which it replaced. */
+    int from_doc;
+    int replaces_file;
 };
 
 /* A tcp listener's SNI route ("sni_routes"): clients whose TLS ClientHello
@@ -216,8 +220,47 @@ struct lb_admin_conf {
     struct lb_tls_server_conf tls; /* HTTPS; one certificate */
 };
 
+/* "fleet": pools kept in etcd, followed live (lb/fleet.c, docs/fleet.md). */
+#define LB_FLEET_ENDPOINTS_MAX 16
+#define LB_FLEET_PREFIX_MAX 256
+
+struct lb_fleet_endpoint {
+    char *url; /* as written: "http://127.0.0.1:2379" */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char *authority; /* the Host header: "127.0.0.1:2379" */
+};
+
+struct lb_fleet_conf {
+    int enabled; /* 0 without the key */
+    struct lb_fleet_endpoint *endpoints;
+    size_t nendpoints;
+    char *prefix;              /* ends with '/': pools under PREFIX "pools/<name>" */
+    char *token;               /* sent as Authorization; NULL: none */
+    unsigned timeout_ms;       /* each request to etcd, and its answer to the liveness probe */
+    unsigned start_timeout_ms; /* how long the start waits for etcd's first answer */
+};
+
+/* A pool kept outside the file (the fleet: etcd's PREFIX"pools/<name>"),
+ * in the same JSON shape as one of the file's "pools". */
+struct config_doc {
+    const char *source; /* for messages: "etcd /lb/prod/pools/web" */
+    const char *name;   /* the pool's name: the key's last part */
+    const char *text;
+    size_t len;
+};
+
 struct lb_config {
     char *path; /* the file it was loaded from */
+    char *text; /* the file's bytes as read (its BOM skipped), for config_merge() */
+    size_t text_len;
+    struct lb_fleet_conf fleet;
+    /* With fleet on, a listener may name a pool the file does not have
+     * (one from etcd): config_load() leaves it unlinked (pool_index is
+     * npools), counted here, the first one named. config_merge() links
+     * them all or fails. */
+    size_t unlinked;
+    char unlinked_pool[LB_NAME_MAX + 1];
     enum lb_log_level log_level;
     unsigned shutdown_grace_ms;
     unsigned max_connections; /* sessions of all listeners at once; 0: no limit */
@@ -247,6 +290,16 @@ struct lb_config {
  * partially loads. */
 int config_load(const char *path, struct lb_config **out, char *err, size_t errlen);
 void config_free(struct lb_config *cfg);
+/* base's file (its text as loaded, not read again) with docs' pools: a
+ * document replaces the file's pool of its name or adds one. Every pool a
+ * listener or SNI route names must now exist. 0 with *out, or -1 with
+ * err: a document's fault as "SOURCE:line:col: json.path: message". */
+int config_merge(const struct lb_config *base, const struct config_doc *docs, size_t ndocs,
+                 struct lb_config **out, char *err, size_t errlen);
+/* Checks one document alone as a pool of base's file would be: 0, or -1
+ * with err as config_merge() would write it. */
+int config_check_doc(const struct lb_config *base, const struct config_doc *doc, char *err,
+                     size_t errlen);
 /* lb --admin-listen ADDR: every later config_load (the start, lb -t, each
  * reload) takes ADDR for admin.listen, and enables the admin API with its
  * defaults when the file has no "admin". NULL: the file's own. */

@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,8 @@ static const struct int_rule RULE_DNS_REFRESH = {"refresh_ms", 100, 86400000, 50
 static const struct int_rule RULE_KA_IDLE = {"idle", 1, 32767, 60, 0};
 static const struct int_rule RULE_KA_INTERVAL = {"interval", 1, 32767, 10, 0};
 static const struct int_rule RULE_KA_COUNT = {"count", 1, 127, 6, 0};
+static const struct int_rule RULE_FLEET_TIMEOUT = {"timeout_ms", 100, 60000, 2000, 0};
+static const struct int_rule RULE_FLEET_START_TIMEOUT = {"start_timeout_ms", 0, 600000, 10000, 0};
 
 #define DEFAULT_HC_METHOD "GET"
 #define DEFAULT_HC_PATH "/"
@@ -91,16 +94,12 @@ static const char *const LOG_LEVEL_NAMES[] = {"error", "warn", "info", "debug", 
 static const char *const STRATEGY_NAMES[] = {"roundrobin", "weighted", "leastconn", "iphash", NULL};
 static const char *const MODE_NAMES[] = {"tcp", "http", NULL};
 
-static const char *const ROOT_KEYS[] = {"log",
-                                        "shutdown_grace_ms",
-                                        "max_connections",
-                                        "listeners",
-                                        "pools",
-                                        "admin",
-                                        "user",
-                                        "group",
-                                        "resolvers",
-                                        NULL};
+static const char *const ROOT_KEYS[] = {
+    "log",   "shutdown_grace_ms", "max_connections", "listeners", "pools", "admin", "user",
+    "group", "resolvers",         "fleet",           NULL};
+static const char *const FLEET_KEYS[] = {"etcd",       "prefix",           "token",
+                                         "timeout_ms", "start_timeout_ms", NULL};
+static const char *const FLEET_REQUIRED[] = {"etcd", "prefix", NULL};
 static const char *const ADMIN_KEYS[] = {"listen", "token", "max_connections", "request_timeout_ms",
                                          "tls",    NULL};
 static const char *const TLS_VERSIONS[] = {"TLSv1.2", "TLSv1.3", NULL};
@@ -163,7 +162,8 @@ static const char *const DNS_TYPE_NAMES[] = {"A", "AAAA", "SRV", NULL};
 /* State of one load: the raw text for positions, and the JSON path of the
  * value being checked, so an error can say where it is. */
 struct loader {
-    const char *file;
+    const char *file; /* for messages: the file, or a document's source */
+    const char *base; /* the config file: relative file names are against its folder */
     const char *text;
     size_t len;
     char *err;
@@ -171,6 +171,11 @@ struct loader {
     struct json_step path[PATH_DEPTH_MAX];
     size_t depth;
     const char *resolvers; /* the root's "resolvers": a "dns" entry's default */
+    /* config_merge(): pools from outside the file, and every pool named
+     * must then exist; else (fleet on) a missing one is left unlinked. */
+    const struct config_doc *docs;
+    size_t ndocs;
+    int merging;
 };
 
 enum err_at { AT_VALUE, AT_KEY };
@@ -636,11 +641,11 @@ static int load_file_name(struct loader *ld, json_t *obj, const char *key, char 
         path_push_key(ld, key);
         return load_fail(ld, AT_VALUE, "must be a file name of 1 to 4096 bytes");
     }
-    slash = strrchr(ld->file, '/');
-    dir = s[0] == '/' || !slash ? 0 : (size_t)(slash - ld->file) + 1;
+    slash = strrchr(ld->base, '/');
+    dir = s[0] == '/' || !slash ? 0 : (size_t)(slash - ld->base) + 1;
     if (!(*out = malloc(dir + strlen(s) + 1)))
         return load_oom(ld);
-    memcpy(*out, ld->file, dir);
+    memcpy(*out, ld->base, dir);
     strcpy(*out + dir, s);
     return 0;
 }
@@ -1394,7 +1399,9 @@ static int load_send_proxy(struct loader *ld, json_t *pool, enum lb_proxy_versio
     return 0;
 }
 
-static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size_t i)
+/* The pool OBJ into cfg->pools[i]: the file's pools[index], or a
+ * document's whole (index SIZE_MAX: its path starts at the pool). */
+static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size_t i, size_t index)
 {
     struct lb_pool_conf *p = &cfg->pools[i];
     const char *name;
@@ -1402,7 +1409,8 @@ static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size
     size_t j;
     int strategy;
 
-    path_push_index(ld, i);
+    if (index != SIZE_MAX)
+        path_push_index(ld, index);
     if (load_object(ld, obj, POOL_KEYS, POOL_REQUIRED) < 0)
         return -1;
     if (load_name(ld, obj, "name", &name) < 0)
@@ -1455,7 +1463,8 @@ static int load_pool(struct loader *ld, json_t *obj, struct lb_config *cfg, size
         return load_fail(ld, AT_VALUE, "more backends than hash_table_size (%u) allows",
                          p->hash_table_size);
     }
-    path_pop(ld);
+    if (index != SIZE_MAX)
+        path_pop(ld);
     return 0;
 }
 
@@ -1469,19 +1478,37 @@ static size_t pool_index(const struct lb_config *cfg, const char *name)
     return j;
 }
 
-/* Points each listener (and its SNI routes) at its pool by name. */
-static int load_link(struct loader *ld, struct lb_config *cfg)
+/* A pool name that matches none: an error, or with fleet on and the file
+ * alone, one to come from etcd. */
+static int load_unlinked(struct loader *ld, struct lb_config *cfg, const char *pool)
 {
     char q[CONFIG_ESCAPE_SIZE];
 
+    if (!cfg->fleet.enabled)
+        return load_fail(ld, AT_VALUE, "no pool named \"%s\"", config_escape(q, sizeof(q), pool));
+    if (ld->merging) {
+        char q2[CONFIG_ESCAPE_SIZE];
+        return load_fail(ld, AT_VALUE, "no pool named \"%s\" in the file or at etcd's %spools/%s",
+                         config_escape(q, sizeof(q), pool),
+                         config_escape(q2, sizeof(q2), cfg->fleet.prefix), q);
+    }
+    if (cfg->unlinked++ == 0)
+        snprintf(cfg->unlinked_pool, sizeof(cfg->unlinked_pool), "%s", pool);
+    path_pop(ld);
+    return 0;
+}
+
+/* Points each listener (and its SNI routes) at its pool by name. */
+static int load_link(struct loader *ld, struct lb_config *cfg)
+{
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         struct lb_listener_conf *l = &cfg->listeners[i];
         path_push_key(ld, "listeners");
         path_push_index(ld, i);
         if ((l->pool_index = pool_index(cfg, l->pool)) == cfg->npools) {
             path_push_key(ld, "pool");
-            return load_fail(ld, AT_VALUE, "no pool named \"%s\"",
-                             config_escape(q, sizeof(q), l->pool));
+            if (load_unlinked(ld, cfg, l->pool) < 0)
+                return -1;
         }
         for (size_t k = 0; k < l->nsni_routes; k++) {
             struct lb_sni_route_conf *r = &l->sni_routes[k];
@@ -1490,8 +1517,10 @@ static int load_link(struct loader *ld, struct lb_config *cfg)
             path_push_key(ld, "sni_routes");
             path_push_index(ld, k);
             path_push_key(ld, "pool");
-            return load_fail(ld, AT_VALUE, "no pool named \"%s\"",
-                             config_escape(q, sizeof(q), r->pool));
+            if (load_unlinked(ld, cfg, r->pool) < 0)
+                return -1;
+            path_pop(ld);
+            path_pop(ld);
         }
         path_pop(ld);
         path_pop(ld);
@@ -1655,29 +1684,179 @@ static int load_identity(struct loader *ld, json_t *root, struct lb_config *cfg)
     return 0;
 }
 
+/* One endpoint of "fleet"."etcd": "http://ADDRESS:PORT" (a trailing "/"
+ * allowed), the address an IP or localhost. */
+static int load_fleet_endpoint(struct loader *ld, json_t *v, struct lb_fleet_endpoint *e)
+{
+    static const char scheme[] = "http://";
+    const char *s = json_string_value(v);
+    char hostport[300], why[512];
+
+    if (!s)
+        return load_fail(ld, AT_VALUE, "must be a string (\"http://ADDRESS:PORT\")");
+    if (strncmp(s, "https://", 8) == 0)
+        return load_fail(ld, AT_VALUE, "https endpoints are not supported yet; use http://");
+    size_t n = strlen(s);
+    if (strncmp(s, scheme, sizeof(scheme) - 1) != 0 || n - (sizeof(scheme) - 1) >= sizeof(hostport))
+        return load_fail(ld, AT_VALUE, "must be \"http://ADDRESS:PORT\"");
+    snprintf(hostport, sizeof(hostport), "%s", s + sizeof(scheme) - 1);
+    n = strlen(hostport);
+    if (n > 0 && hostport[n - 1] == '/')
+        hostport[--n] = '\0';
+    if (strchr(hostport, '/'))
+        return load_fail(ld, AT_VALUE, "must be \"http://ADDRESS:PORT\" (no path)");
+    if (config_parse_address(hostport, 0, &e->addr, &e->addrlen, NULL, NULL, why, sizeof(why)) < 0)
+        return load_fail(ld, AT_VALUE, "%s", why);
+    if (!(e->url = strdup(s)) || !(e->authority = strdup(hostport)))
+        return load_oom(ld);
+    return 0;
+}
+
+/* The optional "fleet" object (docs/fleet.md). */
+static int load_fleet(struct loader *ld, json_t *root, struct lb_fleet_conf *f)
+{
+    json_t *obj = json_object_get(root, "fleet"), *arr, *v;
+    const char *prefix, *token;
+    size_t k;
+
+    if (!obj)
+        return 0;
+    path_push_key(ld, "fleet");
+    if (load_object(ld, obj, FLEET_KEYS, FLEET_REQUIRED) < 0 ||
+        load_uint(ld, obj, &RULE_FLEET_TIMEOUT, &f->timeout_ms) < 0 ||
+        load_uint(ld, obj, &RULE_FLEET_START_TIMEOUT, &f->start_timeout_ms) < 0)
+        return -1;
+    arr = json_object_get(obj, "etcd");
+    path_push_key(ld, "etcd");
+    if (!json_is_array(arr) || json_array_size(arr) == 0 ||
+        json_array_size(arr) > LB_FLEET_ENDPOINTS_MAX)
+        return load_fail(ld, AT_VALUE, "must be an array of 1 to %d endpoint URLs",
+                         LB_FLEET_ENDPOINTS_MAX);
+    if (!(f->endpoints = calloc(json_array_size(arr), sizeof(*f->endpoints))))
+        return load_oom(ld);
+    json_array_foreach(arr, k, v)
+    {
+        path_push_index(ld, k);
+        f->nendpoints++;
+        if (load_fleet_endpoint(ld, v, &f->endpoints[k]) < 0)
+            return -1;
+        path_pop(ld);
+    }
+    path_pop(ld);
+    if (load_string(ld, obj, "prefix", &prefix) < 0)
+        return -1;
+    size_t n = prefix ? strlen(prefix) : 0;
+    int ok = n > 0 && n <= LB_FLEET_PREFIX_MAX && prefix[n - 1] == '/';
+    for (size_t i = 0; ok && i < n; i++)
+        ok = prefix[i] > 0x20 && prefix[i] < 0x7f;
+    if (!ok) {
+        path_push_key(ld, "prefix");
+        return load_fail(ld, AT_VALUE,
+                         "must be 1 to %d characters of printable ASCII without spaces, ending "
+                         "with \"/\" (e.g. \"/lb/prod/\")",
+                         LB_FLEET_PREFIX_MAX);
+    }
+    if (!(f->prefix = strdup(prefix)))
+        return load_oom(ld);
+    if (load_string(ld, obj, "token", &token) < 0)
+        return -1;
+    if (token) {
+        /* A secret: checked without echoing it into the message. */
+        size_t t = strlen(token);
+        ok = t > 0 && t <= 4096;
+        for (size_t i = 0; ok && i < t; i++)
+            ok = token[i] > 0x20 && token[i] < 0x7f;
+        if (!ok) {
+            path_push_key(ld, "token");
+            return load_fail(ld, AT_VALUE,
+                             "must be 1 to 4096 characters of printable ASCII without spaces");
+        }
+        if (!(f->token = strdup(token)))
+            return load_oom(ld);
+    }
+    f->enabled = 1;
+    path_pop(ld);
+    return 0;
+}
+
+static int doc_named(const struct loader *ld, const char *name)
+{
+    for (size_t i = 0; name && i < ld->ndocs; i++)
+        if (strcmp(ld->docs[i].name, name) == 0)
+            return 1;
+    return 0;
+}
+
+static void load_syntax_error(struct loader *ld, const json_error_t *je);
+
+/* A document's pool into cfg->pools[i], its messages under its source. */
+static int load_doc(const struct loader *ld, const struct config_doc *d, struct lb_config *cfg,
+                    size_t i)
+{
+    struct loader dl = {.file = d->source,
+                        .base = ld->base,
+                        .text = d->text,
+                        .len = d->len,
+                        .err = ld->err,
+                        .errlen = ld->errlen,
+                        .resolvers = ld->resolvers};
+    json_error_t je;
+    char q[CONFIG_ESCAPE_SIZE];
+    json_t *obj = json_loadb(d->text, d->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    int rc = -1;
+
+    if (!obj) {
+        load_syntax_error(&dl, &je);
+        return -1;
+    }
+    json_t *name = json_object_get(obj, "name");
+    if (!json_is_object(obj)) {
+        load_fail(&dl, AT_VALUE, "must be an object (a pool, as in the file's \"pools\")");
+    } else if (name && (!json_is_string(name) || strcmp(json_string_value(name), d->name) != 0)) {
+        path_push_key(&dl, "name");
+        load_fail(&dl, AT_VALUE, "must be \"%s\" (its key's last part) or left out",
+                  config_escape(q, sizeof(q), d->name));
+    } else if (name || json_object_set_new(obj, "name", json_string(d->name)) == 0) {
+        rc = load_pool(&dl, obj, cfg, i, SIZE_MAX);
+    } else {
+        load_oom(&dl);
+    }
+    json_decref(obj);
+    return rc;
+}
+
 static int load_root(struct loader *ld, json_t *root, struct lb_config *cfg)
 {
-    static const char *const required[] = {"listeners", "pools", NULL};
+    static const char *const required[] = {"listeners", NULL};
     json_t *listeners, *pools, *v;
-    size_t i;
+    size_t i, k;
 
     if (load_object(ld, root, ROOT_KEYS, required) < 0)
         return -1;
     if (load_log(ld, root, cfg) < 0 ||
         load_uint(ld, root, &RULE_SHUTDOWN_GRACE, &cfg->shutdown_grace_ms) < 0 ||
         load_uint(ld, root, &RULE_GLOBAL_MAX_CONNECTIONS, &cfg->max_connections) < 0 ||
-        load_identity(ld, root, cfg) < 0 || load_resolvers(ld, root, &cfg->resolvers) < 0)
+        load_identity(ld, root, cfg) < 0 || load_resolvers(ld, root, &cfg->resolvers) < 0 ||
+        load_fleet(ld, root, &cfg->fleet) < 0)
         return -1;
     ld->resolvers = cfg->resolvers;
-    if (load_array(ld, root, "listeners", "listener", &listeners) < 0 ||
-        load_array(ld, root, "pools", "pool", &pools) < 0)
+    /* With "fleet" the pools may all be in etcd: "pools" may be empty or
+     * absent. */
+    pools = json_object_get(root, "pools");
+    if (!pools && !cfg->fleet.enabled)
+        return load_fail(ld, AT_VALUE, "missing required key \"pools\"");
+    if (load_array(ld, root, "listeners", "listener", &listeners) < 0)
+        return -1;
+    if (cfg->fleet.enabled && (!pools || (json_is_array(pools) && json_array_size(pools) == 0)))
+        pools = NULL; /* none (jansson's array calls take NULL as empty) */
+    else if (load_array(ld, root, "pools", "pool", &pools) < 0)
         return -1;
     cfg->listeners = calloc(json_array_size(listeners), sizeof(*cfg->listeners));
-    cfg->pools = calloc(json_array_size(pools), sizeof(*cfg->pools));
+    cfg->pools = calloc(json_array_size(pools) + ld->ndocs, sizeof(*cfg->pools));
     if (!cfg->listeners || !cfg->pools)
         return load_oom(ld);
     cfg->nlisteners = json_array_size(listeners);
-    cfg->npools = json_array_size(pools);
+    cfg->npools = json_array_size(pools) + ld->ndocs;
     path_push_key(ld, "listeners");
     json_array_foreach(listeners, i, v)
     {
@@ -1686,12 +1865,28 @@ static int load_root(struct loader *ld, json_t *root, struct lb_config *cfg)
     }
     path_pop(ld);
     path_push_key(ld, "pools");
+    size_t n = 0;
     json_array_foreach(pools, i, v)
     {
-        if (load_pool(ld, v, cfg, i) < 0)
+        /* A document of the same name replaces the file's pool. */
+        if (doc_named(ld, json_string_value(json_object_get(v, "name"))))
+            continue;
+        if (load_pool(ld, v, cfg, n++, i) < 0)
             return -1;
     }
     path_pop(ld);
+    for (i = 0; i < ld->ndocs; i++) {
+        if (load_doc(ld, &ld->docs[i], cfg, n) < 0)
+            return -1;
+        cfg->pools[n].from_doc = 1;
+        json_array_foreach(pools, k, v)
+        {
+            if (strcmp(json_string_value(json_object_get(v, "name")) ?: "", ld->docs[i].name) == 0)
+                cfg->pools[n].replaces_file = 1;
+        }
+        n++;
+    }
+    cfg->npools = n;
     if (load_link(ld, cfg) < 0)
         return -1;
     return load_admin(ld, root, cfg);
@@ -1808,45 +2003,38 @@ static void load_syntax_error(struct loader *ld, const json_error_t *je)
     snprintf(ld->err, ld->errlen, "%s:%u:%u: syntax error: %s", ld->file, line, col, text);
 }
 
-int config_load(const char *path, struct lb_config **out, char *err, size_t errlen)
+/* Loads the file's TEXT (owned: kept as the config's text, or freed),
+ * with ld's documents. */
+static int load_from_text(struct loader *ld, const char *path, char *text, size_t len,
+                          struct lb_config **out)
 {
-    struct loader ld = {.file = path, .err = err, .errlen = errlen};
     struct lb_config *cfg = NULL;
     json_t *root = NULL;
     json_error_t je;
-    char *text = NULL;
-    size_t len;
 
     *out = NULL;
-    if (errlen > 0)
-        err[0] = '\0';
-    if (load_read(path, &text, &len, err, errlen) < 0)
-        return -1;
-    ld.text = text;
-    ld.len = len;
-    /* A UTF-8 byte order mark (some editors write one) is skipped; line 1
-     * column 1 is the byte after it. */
-    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
-        ld.text += 3;
-        ld.len -= 3;
-    }
-    if (strspn(ld.text, " \t\r\n") == ld.len) {
-        snprintf(err, errlen, "%s: file is empty", path);
+    ld->file = ld->base = path;
+    ld->text = text;
+    ld->len = len;
+    if (strspn(ld->text, " \t\r\n") == ld->len) {
+        snprintf(ld->err, ld->errlen, "%s: file is empty", path);
         goto fail;
     }
-    root = json_loadb(ld.text, ld.len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    root = json_loadb(ld->text, ld->len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root) {
-        load_syntax_error(&ld, &je);
+        load_syntax_error(ld, &je);
         goto fail;
     }
     if (!(cfg = calloc(1, sizeof(*cfg))) || !(cfg->path = strdup(path))) {
-        load_oom(&ld);
+        load_oom(ld);
         goto fail;
     }
-    if (load_root(&ld, root, cfg) < 0)
+    cfg->text = text;
+    cfg->text_len = len;
+    text = NULL;
+    if (load_root(ld, root, cfg) < 0)
         goto fail;
     json_decref(root);
-    free(text);
     *out = cfg;
     return 0;
 
@@ -1855,6 +2043,66 @@ fail:
     json_decref(root);
     free(text);
     return -1;
+}
+
+int config_load(const char *path, struct lb_config **out, char *err, size_t errlen)
+{
+    struct loader ld = {.err = err, .errlen = errlen};
+    char *text = NULL;
+    size_t len;
+
+    *out = NULL;
+    if (errlen > 0)
+        err[0] = '\0';
+    if (load_read(path, &text, &len, err, errlen) < 0)
+        return -1;
+    /* A UTF-8 byte order mark (some editors write one) is skipped; line 1
+     * column 1 is the byte after it. */
+    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+        memmove(text, text + 3, len - 3 + 1);
+        len -= 3;
+    }
+    return load_from_text(&ld, path, text, len, out);
+}
+
+int config_merge(const struct lb_config *base, const struct config_doc *docs, size_t ndocs,
+                 struct lb_config **out, char *err, size_t errlen)
+{
+    struct loader ld = {.err = err, .errlen = errlen, .docs = docs, .ndocs = ndocs, .merging = 1};
+    char *text = malloc(base->text_len + 1);
+
+    *out = NULL;
+    if (errlen > 0)
+        err[0] = '\0';
+    if (!text) {
+        snprintf(err, errlen, "%s: out of memory", base->path);
+        return -1;
+    }
+    memcpy(text, base->text, base->text_len + 1);
+    return load_from_text(&ld, base->path, text, base->text_len, out);
+}
+
+int config_check_doc(const struct lb_config *base, const struct config_doc *doc, char *err,
+                     size_t errlen)
+{
+    struct loader ld = {.file = base->path,
+                        .base = base->path,
+                        .err = err,
+                        .errlen = errlen,
+                        .resolvers = base->resolvers};
+    struct lb_config *cfg = calloc(1, sizeof(*cfg));
+
+    if (errlen > 0)
+        err[0] = '\0';
+    if (!cfg || !(cfg->pools = calloc(1, sizeof(*cfg->pools)))) {
+        free(cfg);
+        snprintf(err, errlen, "%s: out of memory", doc->source);
+        return -1;
+    }
+    cfg->npools = 1;
+    int rc = load_doc(&ld, doc, cfg, 0);
+    config_free(cfg);
+    return rc;
 }
 
 static void tls_server_free(struct lb_tls_server_conf *t)
@@ -1933,6 +2181,14 @@ void config_free(struct lb_config *cfg)
     free(cfg->admin.listen);
     free(cfg->admin.token);
     tls_server_free(&cfg->admin.tls);
+    for (size_t i = 0; i < cfg->fleet.nendpoints; i++) {
+        free(cfg->fleet.endpoints[i].url);
+        free(cfg->fleet.endpoints[i].authority);
+    }
+    free(cfg->fleet.endpoints);
+    free(cfg->fleet.prefix);
+    free(cfg->fleet.token);
+    free(cfg->text);
     free(cfg->path);
     free(cfg);
 }

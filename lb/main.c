@@ -255,7 +255,16 @@ int main(int argc, char **argv)
             return 1;
         }
         tls_set_free(&tls);
-        printf("configuration ok\n");
+        if (cfg->unlinked == 1)
+            printf("configuration ok (pool \"%s\", which a listener names, is not in the file: "
+                   "it must come from etcd)\n",
+                   cfg->unlinked_pool);
+        else if (cfg->unlinked)
+            printf("configuration ok (pool \"%s\" and %zu more names that listeners use are not "
+                   "in the file: they must come from etcd)\n",
+                   cfg->unlinked_pool, cfg->unlinked - 1);
+        else
+            printf("configuration ok\n");
         config_free(cfg);
         return 0;
     }

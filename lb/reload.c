@@ -6,6 +6,7 @@
  * sockets, backends with the same pool name and id keep their runtime
  * state, and what was removed lives until its last session ends. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "lb/io/listen_socket.h"
 #include "lb/discovery.h"
+#include "lb/fleet.h"
 #include "lb/log.h"
 #include "lb/names.h"
 #include "lb/http_reuse.h"
@@ -392,9 +394,41 @@ static void plan_drain_removed(struct reload_plan *p)
 
 static void reload_failed(struct runtime *rt, const char *err)
 {
+    if (rt->applying_fleet) {
+        rt->fleet_apply_failed++;
+        if (rt->fleet)
+            snprintf(rt->fleet->apply_error, sizeof(rt->fleet->apply_error), "%s", err);
+        log_error("fleet: etcd's pools cannot be applied: %s (generation %u stays in force)", err,
+                  rt->generation);
+        return;
+    }
     rt->reloads_failed++;
     snprintf(rt->reload_last_error, sizeof(rt->reload_last_error), "%s", err);
     log_error("reload failed: %s (generation %u stays in force)", err, rt->generation);
+}
+
+/* After a reload: the fleet follows the file's "fleet" block as it is now
+ * (started, set anew, or stopped). */
+static void reload_fleet_follow(struct runtime *rt)
+{
+    const struct lb_config *cfg = rt->cfg;
+    if (!cfg->fleet.enabled) {
+        if (rt->fleet) {
+            fleet_free(rt->fleet);
+            free(rt->fleet);
+            rt->fleet = NULL;
+            log_info("fleet: off; etcd is no longer followed (its pools in force stay until the "
+                     "file replaces them)");
+        }
+        return;
+    }
+    if (rt->fleet) {
+        rt->fleet->base_cfg = cfg;
+        if (fleet_configure(rt->fleet, &cfg->fleet) < 0)
+            log_error("fleet: out of memory taking the new settings; the old ones stay");
+    } else if (runtime_fleet_init(rt, cfg) < 0) {
+        log_error("fleet: out of memory starting it; etcd is not followed");
+    }
 }
 
 /* Applies cfg (its names resolved; owned from now on), all or nothing. */
@@ -453,12 +487,22 @@ static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload
     struct timeval now;
     gettimeofday(&now, NULL);
     rt->config_loaded_unix_ms = (int64_t)now.tv_sec * 1000 + now.tv_usec / 1000;
-    rt->reloads_ok++;
-    rt->reload_last_error[0] = '\0';
     res->generation = ++rt->generation;
-    log_info("reload ok: generation %u (listeners +%zu -%zu, backends +%zu -%zu)", res->generation,
-             res->listeners_added, res->listeners_removed, res->backends_added,
-             res->backends_removed);
+    if (rt->applying_fleet) {
+        rt->fleet_applied++;
+        rt->fleet->apply_error[0] = '\0';
+        log_info("fleet: generation %u in force, etcd revision %" PRId64 " (backends +%zu -%zu)",
+                 res->generation, rt->fleet->revision, res->backends_added, res->backends_removed);
+    } else {
+        rt->reloads_ok++;
+        rt->reload_last_error[0] = '\0';
+        log_info("reload ok: generation %u (listeners +%zu -%zu, backends +%zu -%zu)",
+                 res->generation, res->listeners_added, res->listeners_removed, res->backends_added,
+                 res->backends_removed);
+        reload_fleet_follow(rt);
+    }
+    if (rt->fleet)
+        rt->fleet->base_cfg = rt->cfg;
     return 0;
 }
 
@@ -467,6 +511,11 @@ static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload
 static void reload_waited(struct runtime *rt)
 {
     rt->reload_waiting = false;
+    rt->applying_fleet = false;
+    if (rt->fleet_again) {
+        rt->fleet_again = false;
+        reload_fleet(rt);
+    }
     if (rt->reload_again) {
         rt->reload_again = false;
         reload_request(rt);
@@ -523,6 +572,42 @@ static void on_names_done(void *arg, const char *err)
     reload_waited(rt);
 }
 
+/* A file read for a reload with "fleet": etcd's documents go in. Before
+ * the first read of etcd the file must have every pool it names. */
+static int fleet_merge(struct runtime *rt, struct lb_config **cfg, char *err, size_t errlen)
+{
+    struct config_doc *docs;
+    size_t ndocs;
+    struct lb_config *merged;
+    if (!(*cfg)->fleet.enabled)
+        return 0;
+    if (!rt->fleet || !rt->fleet->synced) {
+        if ((*cfg)->unlinked == 0)
+            return 0;
+        snprintf(err, errlen,
+                 "%s: pool \"%s\" that a listener names is not in the file, and etcd has not "
+                 "been read yet",
+                 (*cfg)->path, (*cfg)->unlinked_pool);
+        config_free(*cfg);
+        *cfg = NULL;
+        return -1;
+    }
+    if (fleet_docs(rt->fleet, &docs, &ndocs) < 0) {
+        snprintf(err, errlen, "out of memory");
+        config_free(*cfg);
+        *cfg = NULL;
+        return -1;
+    }
+    int rc = config_merge(*cfg, docs, ndocs, &merged, err, errlen);
+    free(docs);
+    config_free(*cfg);
+    *cfg = merged;
+    return rc;
+}
+
+static int reload_stage_names(struct runtime *rt, struct lb_config *cfg, struct reload_result *res,
+                              char *err, size_t errlen);
+
 int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t errlen)
 {
     struct lb_config *cfg;
@@ -543,10 +628,50 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
         snprintf(err, errlen, "a reload is waiting for DNS; another follows it");
         return 1;
     }
-    if (config_load(rt->cfg->path, &cfg, err, errlen) < 0) {
+    if (config_load(rt->cfg->path, &cfg, err, errlen) < 0 ||
+        fleet_merge(rt, &cfg, err, errlen) < 0) {
         reload_failed(rt, err);
         return -1;
     }
+    return reload_stage_names(rt, cfg, res, err, errlen);
+}
+
+int reload_fleet(struct runtime *rt)
+{
+    struct reload_result res;
+    struct lb_config *cfg;
+    struct config_doc *docs;
+    size_t ndocs;
+    char err[1024];
+    if (rt->stopping || !rt->fleet)
+        return -1;
+    if (rt->reload_waiting) {
+        rt->fleet_again = true; /* applied once the waiting one is done */
+        return 1;
+    }
+    rt->applying_fleet = true;
+    if (fleet_docs(rt->fleet, &docs, &ndocs) < 0) {
+        reload_failed(rt, "out of memory");
+        rt->applying_fleet = false;
+        return -1;
+    }
+    int rc = config_merge(rt->cfg, docs, ndocs, &cfg, err, sizeof(err));
+    free(docs);
+    if (rc < 0) {
+        reload_failed(rt, err);
+        rt->applying_fleet = false;
+        return -1;
+    }
+    rc = reload_stage_names(rt, cfg, &res, err, sizeof(err));
+    if (rc != 1)
+        rt->applying_fleet = false;
+    return rc;
+}
+
+/* cfg, as read: its host names are resolved, then it goes on. */
+static int reload_stage_names(struct runtime *rt, struct lb_config *cfg, struct reload_result *res,
+                              char *err, size_t errlen)
+{
     int rc = names_start(rt->base, cfg, on_names_done, rt, &rt->names_job, err, errlen);
     if (rc < 0) {
         config_free(cfg);
@@ -572,6 +697,8 @@ void reload_cancel(struct runtime *rt)
     rt->next_cfg = NULL;
     rt->reload_waiting = false;
     rt->reload_again = false;
+    rt->fleet_again = false;
+    rt->applying_fleet = false;
 }
 
 static void on_reload_event(evutil_socket_t fd, short what, void *arg)

@@ -31,6 +31,12 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
  * and queued sessions follow. 0 with the counts, or -1 (no such pool,
  * stopping, out of memory: the pool stays as it was). */
 int reload_pool(struct runtime *rt, const char *name, size_t *added, size_t *removed);
+/* etcd's documents changed (lb/fleet.h): the config in force's file (its
+ * text as loaded, not read again) with the documents is applied like a
+ * reload, logged and counted as the fleet's (rt->fleet_applied, _failed,
+ * fleet->apply_error). While a reload waits, it runs once that one is
+ * done (1). 0, 1 or -1 like reload_run(). */
+int reload_fleet(struct runtime *rt);
 /* Drops a reload waiting for its names (lb is stopping). */
 void reload_cancel(struct runtime *rt);
 /* How a module with a part of the file of its own (the admin API: main.c

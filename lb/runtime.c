@@ -14,6 +14,8 @@
 
 #include "lb/clock.h"
 #include "lb/discovery.h"
+#include "lb/fleet.h"
+#include "lb/names.h"
 #include "lb/http_reuse.h"
 #include "lb/log.h"
 #include "lb/io/tls_ctx.h"
@@ -77,6 +79,11 @@ static void runtime_release(struct runtime *rt)
         event_free(rt->reload_ev);
     rt->reload_ev = NULL;
     relay_shared_free(&rt->relays);
+    if (rt->fleet) {
+        fleet_free(rt->fleet);
+        free(rt->fleet);
+        rt->fleet = NULL;
+    }
     if (rt->dns) {
         discovery_set_free(rt->dns);
         free(rt->dns);
@@ -98,6 +105,124 @@ static int on_dns_changed(void *arg, const struct discovery *d)
         return -1;
     log_info("dns: pool %s: %s %s: %zu backends (+%zu -%zu)", d->pool, d->conf.name,
              discovery_type_name(d->conf.type), d->nbackends, added, removed);
+    return 0;
+}
+
+/* etcd's documents changed: applied like a reload, once lb has started
+ * (the start takes them as they are when its wait ends). */
+static void on_fleet_changed(void *arg)
+{
+    struct runtime *rt = arg;
+    if (rt->starting)
+        rt->fleet_again = true; /* runtime_ready() applies what came after the start's merge */
+    else
+        reload_fleet(rt);
+}
+
+/* A listener (or SNI route) of the file names pool NAME, which the file
+ * itself does not have: etcd's document may not go. */
+static bool fleet_needed(void *arg, const char *name, char *who, size_t cap)
+{
+    const struct lb_config *cfg = ((struct runtime *)arg)->cfg;
+    bool in_file = false;
+    for (size_t i = 0; i < cfg->npools; i++)
+        if (strcmp(cfg->pools[i].name, name) == 0)
+            in_file = !cfg->pools[i].from_doc || cfg->pools[i].replaces_file;
+    bool named = false;
+    for (size_t i = 0; i < cfg->nlisteners && !named && !in_file; i++) {
+        const struct lb_listener_conf *l = &cfg->listeners[i];
+        named = strcmp(l->pool, name) == 0;
+        for (size_t k = 0; k < l->nsni_routes && !named; k++)
+            named = strcmp(l->sni_routes[k].pool, name) == 0;
+        if (named)
+            snprintf(who, cap, "listener %s", l->name);
+    }
+    return named;
+}
+
+int runtime_fleet_init(struct runtime *rt, const struct lb_config *cfg)
+{
+    struct fleet *f = calloc(1, sizeof(*f));
+    if (!f || fleet_init(f, rt->base, &cfg->fleet, cfg, on_fleet_changed, rt) < 0) {
+        free(f);
+        return -1;
+    }
+    f->needed = fleet_needed;
+    rt->fleet = f;
+    fleet_run(f);
+    return 0;
+}
+
+static void on_fleet_wait_over(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+/* With "fleet", etcd's pools are read before anything is built, so the
+ * listeners open onto them (bounded by start_timeout_ms). When no
+ * endpoint answers in time, lb starts with the file's pools if the file
+ * has every pool its listeners name, and fails otherwise. rt->cfg becomes
+ * the file merged with etcd's documents. */
+static int runtime_fleet_start(struct runtime *rt, char *err, size_t errlen)
+{
+    struct lb_config *cfg = rt->cfg;
+    if (!cfg->fleet.enabled)
+        return 0;
+    if (runtime_fleet_init(rt, cfg) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    bool over = false;
+    struct event *timer = evtimer_new(rt->base, on_fleet_wait_over, &over);
+    unsigned ms = cfg->fleet.start_timeout_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (!timer || evtimer_add(timer, &tv) < 0) {
+        if (timer)
+            event_free(timer);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    log_info("fleet: reading pools from etcd %s (prefix %s) before the listeners open",
+             cfg->fleet.endpoints[0].url, cfg->fleet.prefix);
+    while (!rt->fleet->synced && !over && !rt->stopping)
+        event_base_loop(rt->base, EVLOOP_ONCE);
+    event_free(timer);
+    if (rt->stopping) {
+        snprintf(err, errlen, "stopped while reading etcd");
+        return -1;
+    }
+    if (!rt->fleet->synced) {
+        if (cfg->unlinked) {
+            snprintf(err, errlen,
+                     "fleet: no etcd endpoint answered within %u ms (last: %s), and pool \"%s\" "
+                     "that a listener names is not in the file",
+                     ms, rt->fleet->error, cfg->unlinked_pool);
+            return -1;
+        }
+        log_warn("fleet: no etcd endpoint answered within %u ms (last: %s); starting with the "
+                 "file's pools, etcd's apply once it answers",
+                 ms, rt->fleet->error);
+        return 0;
+    }
+    struct config_doc *docs;
+    size_t ndocs;
+    struct lb_config *merged;
+    if (fleet_docs(rt->fleet, &docs, &ndocs) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = config_merge(cfg, docs, ndocs, &merged, err, errlen);
+    free(docs);
+    if (rc < 0 || names_resolve_now(merged, err, errlen) < 0) {
+        config_free(merged);
+        return -1;
+    }
+    config_free(rt->cfg);
+    rt->cfg = merged;
+    rt->fleet->base_cfg = merged;
+    rt->fleet_again = false;
     return 0;
 }
 
@@ -160,6 +285,9 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
     struct timeval second = {1, 0};
     if (!rt->probe_timer || evtimer_add(rt->probe_timer, &second) < 0)
         goto nomem;
+    if (runtime_fleet_start(rt, err, errlen) < 0)
+        goto fail;
+    cfg = rt->cfg; /* with etcd's pools */
     if (tls_set_build(cfg, &rt->tls, err, errlen) < 0)
         goto fail;
     if (runtime_first_answers(rt, err, errlen) < 0)
@@ -223,6 +351,10 @@ void runtime_ready(struct runtime *rt)
                  l->reuse_port ? ", reuse_port" : "");
     }
     rt->starting = false;
+    if (rt->fleet_again) { /* etcd changed while the start went on */
+        rt->fleet_again = false;
+        reload_fleet(rt);
+    }
     if (rt->reload_again) { /* a SIGHUP came while the start waited for DNS */
         rt->reload_again = false;
         reload_request(rt);

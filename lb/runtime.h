@@ -21,6 +21,7 @@ struct session;
 struct reload_hook;
 struct names_job;
 struct discovery_set;
+struct fleet;
 
 /* Event priorities of lb's one event_base (main() sets LB_PRIORITIES):
  * libevent runs a pass's callbacks of the best priority only, so the data
@@ -67,6 +68,11 @@ struct runtime {
     bool starting; /* runtime_start() to runtime_ready(): a reload asked for waits */
     /* DNS discovery's entries (lb/discovery.h), outside the generations. */
     struct discovery_set *dns;
+    /* The fleet (lb/fleet.h): pools from etcd; NULL without "fleet". */
+    struct fleet *fleet;
+    bool fleet_again;    /* etcd's documents changed while a reload waited */
+    bool applying_fleet; /* the config being applied is etcd's change, not a SIGHUP */
+    uint64_t fleet_applied, fleet_apply_failed;
     const struct reload_hook *reload_hook; /* reload_set_hook(); NULL: none */
     struct event *probe_timer;             /* probes the parked sessions once a second */
     uint64_t active;                       /* open sessions, all listeners */
@@ -126,6 +132,9 @@ void runtime_listener_left(struct runtime *rt);
 /* Computes the descriptor reserve for rt->cfg and what is left for
  * sessions (at start, after each reload); logs it when it changed. */
 void runtime_fd_budget(struct runtime *rt);
+
+/* Starts following cfg's fleet (rt->fleet). 0 or -1 (out of memory). */
+int runtime_fleet_init(struct runtime *rt, const struct lb_config *cfg);
 
 /* Pool i of a config takes its TLS contexts from set (new references). */
 void runtime_pool_tls(struct pool *pool, const struct tls_set *set, size_t i);

@@ -11,6 +11,7 @@
 #include "lb/admin/admin_http.h"
 #include "lb/admin/admin_internal.h"
 #include "lb/discovery.h"
+#include "lb/fleet.h"
 #include "lb/log.h"
 #include "lb/pool.h"
 #include "lb/io/sock.h"
@@ -56,6 +57,30 @@ static json_t *admin_counters(const struct admin_http_stats *st)
                      "tls_handshake_failures", (json_int_t)st->tls_handshake_failures);
 }
 
+/* The fleet's state: null without "fleet". */
+static json_t *fleet_json(const struct runtime *rt)
+{
+    const struct fleet *f = rt->fleet;
+    char ok[RFC3339_SIZE];
+    if (!f)
+        return json_null();
+    json_t *pools = json_array(), *rejected = json_array();
+    for (size_t i = 0; pools && i < f->ndocs; i++)
+        json_array_append_new(pools, json_string(f->docs[i].name));
+    for (size_t i = 0; rejected && i < f->nrejects; i++)
+        json_array_append_new(rejected, json_pack("{s:s, s:s?}", "key", f->rejects[i].key, "error",
+                                                  f->rejects[i].error));
+    return json_pack(
+        "{s:s, s:s, s:s, s:I, s:o, s:o, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I}", "state",
+        fleet_state_name(f), "endpoint", f->conf.endpoints[f->ep].url, "prefix", f->conf.prefix,
+        "revision", (json_int_t)f->revision, "pools", pools ? pools : json_null(), "rejected",
+        rejected ? rejected : json_null(), "last_ok_at",
+        f->last_ok_unix_ms ? rfc3339(ok, sizeof(ok), f->last_ok_unix_ms, true) : NULL, "error",
+        f->error[0] ? f->error : NULL, "apply_error", f->apply_error[0] ? f->apply_error : NULL,
+        "changes", (json_int_t)f->changes, "applied", (json_int_t)rt->fleet_applied, "apply_failed",
+        (json_int_t)rt->fleet_apply_failed, "reconnects", (json_int_t)f->reconnects);
+}
+
 json_t *admin_json_status(const struct runtime *rt, const struct admin_http_stats *admin)
 {
     char loaded[RFC3339_SIZE];
@@ -78,6 +103,7 @@ json_t *admin_json_status(const struct runtime *rt, const struct admin_http_stat
                                (json_int_t)rt->pipes.max, "bytes", (json_int_t)rt->spliced_bytes);
     if (st && (json_object_set_new(st, "descriptors", fds) < 0 ||
                json_object_set_new(st, "splice", splice) < 0 ||
+               json_object_set_new(st, "fleet", fleet_json(rt)) < 0 ||
                json_object_set_new(st, "admin", admin_counters(admin)) < 0)) {
         json_decref(st);
         return NULL;
@@ -251,15 +277,19 @@ json_t *admin_json_pool(const struct runtime *rt, const struct pool *pool)
     for (size_t i = 0; i < pool->nbackends; i++)
         if (json_array_append_new(backends, backend_json(pool->backends[i], type)) < 0)
             goto fail;
-    return json_pack("{s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
-                     "name", pool->name, "strategy", config_strategy_name(pool->strategy),
-                     "backends", backends, "discovery", pool_discovery_json(rt, pool),
-                     "available_backends", (json_int_t)pool->navailable, "rejected_connections",
-                     (json_int_t)pool->rejected, "http_requests", (json_int_t)pool->req_count,
-                     "queue", "queued", (json_int_t)pool->nqueued, "max",
-                     (json_int_t)pool->queue_max, "timeout_ms", (json_int_t)pool->queue_timeout_ms,
-                     "max_seen", (json_int_t)pool->queue_max_seen, "timeouts",
-                     (json_int_t)pool->queue_timeouts, "full", (json_int_t)pool->queue_full);
+    const char *source = "file";
+    for (size_t i = 0; i < rt->cfg->npools; i++)
+        if (strcmp(rt->cfg->pools[i].name, pool->name) == 0 && rt->cfg->pools[i].from_doc)
+            source = "etcd";
+    return json_pack(
+        "{s:s, s:s, s:s, s:o, s:o, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "name",
+        pool->name, "source", source, "strategy", config_strategy_name(pool->strategy), "backends",
+        backends, "discovery", pool_discovery_json(rt, pool), "available_backends",
+        (json_int_t)pool->navailable, "rejected_connections", (json_int_t)pool->rejected,
+        "http_requests", (json_int_t)pool->req_count, "queue", "queued", (json_int_t)pool->nqueued,
+        "max", (json_int_t)pool->queue_max, "timeout_ms", (json_int_t)pool->queue_timeout_ms,
+        "max_seen", (json_int_t)pool->queue_max_seen, "timeouts", (json_int_t)pool->queue_timeouts,
+        "full", (json_int_t)pool->queue_full);
 fail:
     json_decref(backends);
     return NULL;

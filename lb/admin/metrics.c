@@ -19,6 +19,7 @@
 
 #include "lb/admin/admin_http.h"
 #include "lb/discovery.h"
+#include "lb/fleet.h"
 #include "lb/log.h"
 #include "lb/admin/metrics.h"
 #include "lb/pool.h"
@@ -370,6 +371,41 @@ static void render_dns(struct render *r, const struct runtime *rt)
     }
 }
 
+/* The fleet (etcd): only with "fleet". */
+static void render_fleet(struct render *r, const struct runtime *rt)
+{
+    const struct fleet *f = rt->fleet;
+    if (!f)
+        return;
+    static const struct {
+        const char *name, *type, *help;
+    } fam[] = {
+        {"lb_fleet_up", "gauge", "1 while an etcd endpoint answers the fleet's watch and probes."},
+        {"lb_fleet_revision", "gauge",
+         "The etcd revision the fleet's documents are taken through."},
+        {"lb_fleet_documents", "gauge", "Pool documents from etcd in force."},
+        {"lb_fleet_rejected_documents", "gauge",
+         "Documents in etcd the config loader refuses now (their last good version stays)."},
+        {"lb_fleet_changes_total", "counter", "Document changes taken from etcd."},
+        {"lb_fleet_reconnects_total", "counter",
+         "Times the fleet left an etcd endpoint for the next."},
+        {"lb_fleet_apply_failures_total", "counter",
+         "Times etcd's documents could not be applied (the generation in force stayed)."},
+    };
+    const uint64_t v[] = {f->up ? 1 : 0,
+                          f->revision > 0 ? (uint64_t)f->revision : 0,
+                          f->ndocs,
+                          f->nrejects,
+                          f->changes,
+                          f->reconnects,
+                          rt->fleet_apply_failed};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]) && !r->failed; i++) {
+        render_family(r, fam[i].name, fam[i].type, fam[i].help);
+        render_str(r, fam[i].name);
+        render_value(r, " ", v[i]);
+    }
+}
+
 static void render_pool_requests(struct render *r, const struct runtime *rt)
 {
     char num[32];
@@ -548,6 +584,7 @@ int metrics_render_with_admin(const struct runtime *rt, const struct admin_http_
     render_pool_requests(&r, rt);
     render_pool_queues(&r, rt);
     render_dns(&r, rt);
+    render_fleet(&r, rt);
 
     int rc = r.failed ? -1 : evbuffer_add_reference(out, r.p, r.len, render_free, NULL);
     if (rc < 0)

@@ -157,7 +157,8 @@ START_TEST(read_endpoints)
 
     json_t *st = get_json(s.aport, "/api/v1/status", false);
     ck_assert_str_eq(keys_of(st), "version pid uptime_s config_file config_loaded_at reloads "
-                                  "connections log descriptors splice admin");
+                                  "connections log descriptors splice fleet admin");
+    ck_assert(json_is_null(harness_jget(st, "fleet"))); /* no "fleet" in the file */
     ck_assert_str_eq(harness_jstr(st, "version"), LB_VERSION);
     ck_assert_int_eq(harness_jint(st, "pid"), s.lb.pid);
     ck_assert_int_ge(harness_jint(st, "uptime_s"), 0);

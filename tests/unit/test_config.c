@@ -1694,6 +1694,176 @@ START_TEST(test_admin_listen_override)
 }
 END_TEST
 
+/* "fleet": the etcd endpoints, prefix, token and timeouts; with it a
+ * listener may name a pool the file lacks (left unlinked), and "pools"
+ * may be empty or absent. */
+#define FLEET "'fleet': {'etcd': ['http://127.0.0.1:2379', 'http://[::1]:2380/'], 'prefix': '/lb/'}"
+
+START_TEST(test_fleet_keys)
+{
+    struct lb_config *cfg = load_ok("{'listeners': [" LISTENER "], 'pools': [" POOL "]}");
+    ck_assert_int_eq(cfg->fleet.enabled, 0);
+    config_free(cfg);
+
+    cfg = load_ok("{'listeners': [" LISTENER "], " FLEET "}");
+    ck_assert_int_eq(cfg->fleet.enabled, 1);
+    ck_assert_uint_eq(cfg->fleet.nendpoints, 2);
+    ck_assert_str_eq(cfg->fleet.endpoints[0].url, "http://127.0.0.1:2379");
+    ck_assert_str_eq(cfg->fleet.endpoints[0].authority, "127.0.0.1:2379");
+    ck_ipv4(&cfg->fleet.endpoints[0].addr, cfg->fleet.endpoints[0].addrlen, "127.0.0.1", 2379);
+    ck_assert_str_eq(cfg->fleet.endpoints[1].authority, "[::1]:2380");
+    ck_ipv6(&cfg->fleet.endpoints[1].addr, cfg->fleet.endpoints[1].addrlen, "::1", 2380);
+    ck_assert_str_eq(cfg->fleet.prefix, "/lb/");
+    ck_assert_ptr_null(cfg->fleet.token);
+    ck_assert_uint_eq(cfg->fleet.timeout_ms, 2000);
+    ck_assert_uint_eq(cfg->fleet.start_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg->npools, 0);
+    ck_assert_uint_eq(cfg->unlinked, 1);
+    ck_assert_str_eq(cfg->unlinked_pool, "app");
+    config_free(cfg);
+
+    cfg = load_ok("{'listeners': [" LISTENER "], 'pools': [], 'fleet': {'etcd': "
+                  "['http://localhost:2379'], 'prefix': '/a/b/', 'token': 'eyJ.x', "
+                  "'timeout_ms': 100, 'start_timeout_ms': 0}}");
+    ck_assert_str_eq(cfg->fleet.token, "eyJ.x");
+    ck_assert_uint_eq(cfg->fleet.timeout_ms, 100);
+    ck_assert_uint_eq(cfg->fleet.start_timeout_ms, 0);
+    ck_ipv4(&cfg->fleet.endpoints[0].addr, cfg->fleet.endpoints[0].addrlen, "127.0.0.1", 2379);
+    config_free(cfg);
+
+    /* With the pool in the file, nothing is unlinked. */
+    cfg = load_ok("{'listeners': [" LISTENER "], 'pools': [" POOL "], " FLEET "}");
+    ck_assert_uint_eq(cfg->unlinked, 0);
+    ck_assert_uint_eq(cfg->listeners[0].pool_index, 0);
+    config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_fleet_errors)
+{
+    ck_config_error("{'listeners': [" LISTENER "]}",
+                    ":1:1: (root): missing required key \"pools\"");
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'prefix': '/lb/'}}",
+                    ":1:86: fleet: missing required key \"etcd\"");
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': [], 'prefix': '/lb/'}}",
+                    ":1:95: fleet.etcd: must be an array of 1 to 16 endpoint URLs");
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['https://127.0.0.1:1'], "
+                    "'prefix': '/lb/'}}",
+                    ":1:96: fleet.etcd[0]: https endpoints are not supported yet; use http://");
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['127.0.0.1:1'], "
+                    "'prefix': '/lb/'}}",
+                    ":1:96: fleet.etcd[0]: must be \"http://ADDRESS:PORT\"");
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://127.0.0.1:1/v3'], "
+                    "'prefix': '/lb/'}}",
+                    ":1:96: fleet.etcd[0]: must be \"http://ADDRESS:PORT\" (no path)");
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://etcd1:2379'], "
+                    "'prefix': '/lb/'}}",
+                    ":1:96: fleet.etcd[0]: bad address \"etcd1:2379\" (an IP address is needed "
+                    "here (or localhost); host names are resolved for backends only)");
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://127.0.0.1:1'], "
+                    "'prefix': '/lb'}}",
+                    ":1:129: fleet.prefix: must be 1 to 256 characters of printable ASCII without "
+                    "spaces, ending with \"/\" (e.g. \"/lb/prod/\")");
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://127.0.0.1:1'], "
+                    "'prefix': '/lb/', 'token': 'a b'}}",
+                    ":1:146: fleet.token: must be 1 to 4096 characters of printable ASCII "
+                    "without spaces");
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://127.0.0.1:1'], "
+                    "'prefix': '/lb/', 'timeout_ms': 99}}",
+                    ":1:151: fleet.timeout_ms: must be an integer from 100 to 60000 (got 99)");
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://127.0.0.1:1'], "
+                    "'prefix': '/lb/', 'etc': 1}}",
+                    ":1:137: fleet: unknown key \"etc\" (did you mean \"etcd\"?)");
+}
+END_TEST
+
+/* A loaded config merged with documents: a document replaces the file's
+ * pool of its name or adds one; errors name the document's source, and
+ * every pool a listener names must then exist. */
+static struct lb_config *merge(const struct lb_config *base, const char *const texts[][2], size_t n,
+                               char *err, size_t errlen)
+{
+    struct config_doc docs[4];
+    for (size_t i = 0; i < n; i++)
+        docs[i] = (struct config_doc){texts[i][0], strrchr(texts[i][0], '/') + 1, texts[i][1],
+                                      strlen(texts[i][1])};
+    struct lb_config *out = (void *)1;
+    int rc = config_merge(base, docs, n, &out, err, errlen);
+    if (rc < 0)
+        ck_assert_ptr_null(out);
+    return out;
+}
+
+START_TEST(test_fleet_merge)
+{
+    char err[1024];
+    struct lb_config *base = load_ok(
+        "{'listeners': [" LISTENER ", {'name': 'api', 'listen': '127.0.0.1:8081', 'pool': 'api'}], "
+        "'pools': [" POOL
+        ", {'name': 'spare', 'backends': [{'address': '127.0.0.1:9009'}]}], " FLEET "}");
+    ck_assert_uint_eq(base->unlinked, 1);
+    const char *const docs[][2] = {
+        {"etcd /lb/pools/api", "{\"strategy\": \"leastconn\", \"backends\": "
+                               "[{\"address\": \"127.0.0.1:9101\"}]}"},
+        {"etcd /lb/pools/app", "{\"name\": \"app\", \"backends\": [{\"address\": "
+                               "\"127.0.0.1:9201\"}, {\"address\": \"127.0.0.1:9202\"}]}"},
+    };
+    struct lb_config *m = merge(base, docs, 2, err, sizeof(err));
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert_uint_eq(m->npools, 3);
+    ck_assert_str_eq(m->pools[0].name, "spare");
+    ck_assert_int_eq(m->pools[0].from_doc, 0);
+    ck_assert_str_eq(m->pools[1].name, "api");
+    ck_assert_int_eq(m->pools[1].from_doc, 1);
+    ck_assert_int_eq(m->pools[1].replaces_file, 0);
+    ck_assert_int_eq(m->pools[1].strategy, LB_STRATEGY_LEASTCONN);
+    ck_assert_str_eq(m->pools[2].name, "app");
+    ck_assert_int_eq(m->pools[2].replaces_file, 1);
+    ck_assert_uint_eq(m->pools[2].nbackends, 2);
+    ck_assert_uint_eq(m->unlinked, 0);
+    ck_assert_uint_eq(m->listeners[0].pool_index, 2);
+    ck_assert_uint_eq(m->listeners[1].pool_index, 1);
+    ck_assert_str_eq(m->path, base->path);
+    config_free(m);
+
+    /* The document's own positions, under its source. */
+    const char *const bad[][2] = {
+        {"etcd /lb/pools/api", "{\n  \"backends\": [{\"address\": \"127.0.0.1:99999\"}]}"}};
+    ck_assert_ptr_null(merge(base, bad, 1, err, sizeof(err)));
+    ck_assert_str_eq(err, "etcd /lb/pools/api:2:28: backends[0].address: port must be 1..65535 "
+                          "(got 99999)");
+    const char *const syntax[][2] = {{"etcd /lb/pools/api", "{\"backends\": ["}};
+    ck_assert_ptr_null(merge(base, syntax, 1, err, sizeof(err)));
+    ck_assert_str_eq(err, "etcd /lb/pools/api:1:15: syntax error: ']' expected near end of file");
+    const char *const array[][2] = {{"etcd /lb/pools/api", "[]"}};
+    ck_assert_ptr_null(merge(base, array, 1, err, sizeof(err)));
+    ck_assert_str_eq(err, "etcd /lb/pools/api:1:1: (root): must be an object (a pool, as in the "
+                          "file's \"pools\")");
+    const char *const named[][2] = {
+        {"etcd /lb/pools/api",
+         "{\"name\": \"web\", \"backends\": [{\"address\": \"1.2.3.4:5\"}]}"}};
+    ck_assert_ptr_null(merge(base, named, 1, err, sizeof(err)));
+    ck_assert_str_eq(err, "etcd /lb/pools/api:1:10: name: must be \"api\" (its key's last part) or "
+                          "left out");
+    /* Without the document listener api has no pool. */
+    ck_assert_ptr_null(merge(base, NULL, 0, err, sizeof(err)));
+    ck_assert_ptr_nonnull(strstr(err,
+                                 ": listeners[1].pool: no pool named \"api\" in the file or at "
+                                 "etcd's /lb/pools/api"));
+
+    /* config_check_doc: one document alone. */
+    struct config_doc d = {"etcd /lb/pools/x", "x", "{\"backends\": []}", 16};
+    ck_assert_int_eq(config_check_doc(base, &d, err, sizeof(err)), -1);
+    ck_assert_str_eq(err, "etcd /lb/pools/x:1:14: backends: must contain at least one backend");
+    d = (struct config_doc){"etcd /lb/pools/a b", "a b", docs[0][1], strlen(docs[0][1])};
+    ck_assert_int_eq(config_check_doc(base, &d, err, sizeof(err)), -1);
+    ck_assert_ptr_nonnull(strstr(err, "etcd /lb/pools/a b: name: "));
+    d = (struct config_doc){"etcd /lb/pools/ok", "ok", docs[0][1], strlen(docs[0][1])};
+    ck_assert_int_eq(config_check_doc(base, &d, err, sizeof(err)), 0);
+    config_free(base);
+}
+END_TEST
+
 Suite *config_suite(void)
 {
     Suite *s = suite_create("config");
@@ -1744,6 +1914,9 @@ Suite *config_suite(void)
     tcase_add_test(ok, test_http_keys);
     tcase_add_test(bad, test_http_errors);
     tcase_add_test(bad, test_limit_keys);
+    tcase_add_test(ok, test_fleet_keys);
+    tcase_add_test(bad, test_fleet_errors);
+    tcase_add_test(ok, test_fleet_merge);
     suite_add_tcase(s, bad);
     return s;
 }

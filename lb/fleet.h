@@ -1,0 +1,127 @@
+/* fleet: lb follows a desired state kept in etcd (docs/fleet.md). Under
+ * the config's fleet.prefix, each key "pools/<name>" holds one pool in
+ * the file's JSON shape. The fleet reads them all (a linearizable range),
+ * then watches the prefix from the next revision, and keeps the last good
+ * version of each document: one that the config loader refuses is logged
+ * with its key and shown in the status, and the version before it stays.
+ * Each change of the documents calls the changed hook, and the runtime
+ * applies file + documents like a reload (lb/reload.c: reload_fleet()).
+ *
+ * Faults: the fleet talks to one endpoint at a time, over lb/http_client.c.
+ * A connection that fails, an error answer, or a liveness probe (a
+ * linearizable count of the prefix, every second) unanswered within
+ * timeout_ms moves it to the next endpoint, where the watch resumes from
+ * the last revision seen: no change is missed or applied twice. A watch
+ * whose revision was compacted away reads everything again. When no
+ * endpoint answers for DOWN_AFTER_MS (fleet.c; longer than an election),
+ * what is in force stays; that is logged once, and the state says
+ * "unreachable" until one answers again. */
+#ifndef LB_FLEET_H
+#define LB_FLEET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+struct event_base;
+struct event;
+struct http_client;
+
+/* A document as read from etcd. */
+struct fleet_doc {
+    char *key;    /* the whole key: "/lb/prod/pools/web" */
+    char *name;   /* its last part: "web" */
+    char *source; /* "etcd /lb/prod/pools/web", for the loader's messages */
+    char *text;   /* the value */
+    size_t len;
+    int64_t mod_revision;
+};
+
+/* A document refused: its key and the loader's message. */
+struct fleet_reject {
+    char *key;
+    char *error;
+    int64_t mod_revision;
+};
+
+enum fleet_phase {
+    FLEET_READING,  /* the full read (range) */
+    FLEET_PROBING,  /* a new endpoint's liveness probe before the watch resumes */
+    FLEET_WATCHING, /* the watch is set up (and probed every second) */
+    FLEET_WAITING,  /* every endpoint failed: the next round starts soon */
+};
+
+struct fleet {
+    struct event_base *base;
+    /* A copy of the config's fleet block (strings owned). */
+    struct lb_fleet_conf conf;
+    /* The config whose pools the documents are checked against (its file
+     * folder, its resolvers); set by the owner, not owned. */
+    const struct lb_config *base_cfg;
+    size_t ep;              /* the endpoint in use */
+    size_t failed_in_round; /* endpoints failed in a row */
+    enum fleet_phase phase;
+    bool synced; /* a full read has been done */
+    bool up;     /* the endpoint in use answers */
+    bool down_logged;
+    bool need_full;            /* the next connect reads everything (first, or compacted) */
+    int64_t revision;          /* every change through it is in docs */
+    struct http_client *req;   /* a range or a probe */
+    struct http_client *watch; /* the watch stream */
+    bool watch_created;
+    struct event *timer; /* the next probe, or the next round */
+    /* The answer being read: a range's whole body, or the watch's
+     * current line. */
+    char *buf;
+    size_t buf_len, buf_cap;
+    char *wbuf;
+    size_t wbuf_len, wbuf_cap;
+    /* The documents in force, sorted by name; refused ones. */
+    struct fleet_doc *docs;
+    size_t ndocs;
+    struct fleet_reject *rejects;
+    size_t nrejects;
+    /* For the status. */
+    char error[256];          /* the last fault ("" while up) */
+    int64_t last_ok_unix_ms;  /* the last answer of the endpoint in use */
+    int64_t failing_since_ms; /* the first fault since the last answer; 0: none */
+    uint64_t changes;         /* document changes taken */
+    uint64_t rejected;        /* documents refused, ever */
+    uint64_t reconnects;      /* endpoint switches */
+    /* Why the documents could not be applied last ("" when they were):
+     * set by the owner (a listener's pool deleted, say). */
+    char apply_error[1024];
+    /* The documents changed (a full read, or a watch message). */
+    void (*changed)(void *arg);
+    void *arg;
+    /* Whether pool NAME must stay (a listener names it and the file has
+     * none of that name): then a delete of its document is refused, the
+     * last version kept; who says which listener. NULL: never. */
+    bool (*needed)(void *arg, const char *name, char *who, size_t cap);
+};
+
+/* Makes f follow conf's etcd; nothing is sent until fleet_run(). 0 or -1
+ * (out of memory). */
+int fleet_init(struct fleet *f, struct event_base *base, const struct lb_fleet_conf *conf,
+               const struct lb_config *base_cfg, void (*changed)(void *arg), void *arg);
+/* Starts the full read. */
+void fleet_run(struct fleet *f);
+/* The config's fleet block after a reload: other endpoints, token or
+ * timeouts take effect at once (the connection starts again), another
+ * prefix also reads everything again. 0 or -1 (out of memory: the old
+ * settings stay). */
+int fleet_configure(struct fleet *f, const struct lb_fleet_conf *conf);
+void fleet_free(struct fleet *f);
+
+/* The documents as config_merge() takes them, in a malloc'd array (NULL
+ * and 0 when there are none; f NULL has none). 0, or -1 when out of
+ * memory. */
+int fleet_docs(const struct fleet *f, struct config_doc **out, size_t *n);
+
+/* The phase's word for the status: "reading", "probing", "watching",
+ * "unreachable". */
+const char *fleet_state_name(const struct fleet *f);
+
+#endif

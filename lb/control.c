@@ -60,3 +60,13 @@ int backend_set_weight_override(struct backend *b, unsigned weight)
     pool_note_available(pool);
     return 0;
 }
+
+int backend_clear_weight_override(struct backend *b, unsigned weight)
+{
+    if (!b->weight_overridden)
+        return 0;
+    if (backend_set_weight_override(b, weight) < 0)
+        return -1;
+    b->weight_overridden = false;
+    return 0;
+}

@@ -21,5 +21,9 @@ int backend_set_admin_state(struct backend *b, enum backend_admin state);
  * 0, or -1 with b's weight unchanged (the strategy could not rebuild:
  * ENOMEM; b in no pool, or removed by a reload). */
 int backend_set_weight_override(struct backend *b, unsigned weight);
+/* Ends the operator's weight: b takes weight (the config's) again and a
+ * reload no longer keeps an override. Logged like a weight change when it
+ * changes. 0 or -1 like backend_set_weight_override(). */
+int backend_clear_weight_override(struct backend *b, unsigned weight);
 
 #endif

@@ -6,10 +6,12 @@
 #include <sys/time.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "lb/fleet.h"
 #include "lb/http_client.h"
 #include "lb/log.h"
+#include "lb/pool.h"
 #include "lb/proto/etcd_msg.h"
 
 /* A range answer or one watch message larger than this is refused (and
@@ -107,10 +109,10 @@ static void mark_ok(struct fleet *f)
 
 /* --- documents --------------------------------------------------------- */
 
-enum key_kind { KEY_OTHER, KEY_POOL };
+enum key_kind { KEY_OTHER, KEY_POOL, KEY_STATE };
 
-/* What key (key_len bytes, NUL-terminated) is under the prefix; a pool's
- * name in *name. */
+/* What key (key_len bytes, NUL-terminated) is under the prefix: a pool's
+ * name in *name; for a state, *name is "<pool>/<backend>". */
 static enum key_kind key_kind(const struct fleet *f, const char *key, size_t key_len,
                               const char **name)
 {
@@ -121,6 +123,12 @@ static enum key_kind key_kind(const struct fleet *f, const char *key, size_t key
     if (strncmp(rest, "pools/", 6) == 0 && rest[6] && !strchr(rest + 6, '/')) {
         *name = rest + 6;
         return KEY_POOL;
+    }
+    const char *slash = strchr(rest + 6, '/');
+    if (strncmp(rest, "state/", 6) == 0 && slash && slash > rest + 6 && slash[1] &&
+        !strchr(slash + 1, '/')) {
+        *name = rest + 6;
+        return KEY_STATE;
     }
     return KEY_OTHER;
 }
@@ -265,12 +273,212 @@ static bool doc_delete(struct fleet *f, const char *key, const char *name)
     return true;
 }
 
+/* --- backend states --------------------------------------------------- */
+
+static const char *const STATE_WORDS[] = {"enable", "drain", "disable"};
+
+char *fleet_state_text(int state, int weight)
+{
+    json_t *o = json_object();
+    if (o && state >= 0 && state <= 2)
+        json_object_set_new(o, "state", json_string(STATE_WORDS[state]));
+    if (o && weight >= 0)
+        json_object_set_new(o, "weight", json_integer(weight));
+    char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return text;
+}
+
+/* {"state": ..., "weight": ...}: 0, or -1 with why. */
+static int state_parse(const char *text, size_t len, int *state, int *weight, char *err,
+                       size_t errlen)
+{
+    json_error_t je;
+    json_t *o = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je), *v;
+    const char *key;
+    int rc = 0;
+    *state = *weight = -1;
+    if (!o || !json_is_object(o)) {
+        snprintf(err, errlen, "must be a JSON object like {\"state\": \"drain\", \"weight\": 3}");
+        json_decref(o);
+        return -1;
+    }
+    json_object_foreach(o, key, v)
+    {
+        char q[64];
+        if (strcmp(key, "state") == 0) {
+            const char *w = json_string_value(v);
+            for (int i = 0; w && i < 3 && *state < 0; i++)
+                if (strcmp(w, STATE_WORDS[i]) == 0)
+                    *state = i;
+            if (*state < 0) {
+                snprintf(err, errlen, "state: must be \"drain\", \"disable\" or \"enable\"");
+                rc = -1;
+                break;
+            }
+        } else if (strcmp(key, "weight") == 0) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                json_integer_value(v) > LB_WEIGHT_MAX) {
+                snprintf(err, errlen, "weight: must be an integer from 0 to %d", LB_WEIGHT_MAX);
+                rc = -1;
+                break;
+            }
+            *weight = (int)json_integer_value(v);
+        } else {
+            snprintf(err, errlen, "unknown key \"%s\" (\"state\" and \"weight\" are known)",
+                     config_text_escape(q, sizeof(q), key, 12));
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && *state < 0 && *weight < 0) {
+        snprintf(err, errlen, "must set \"state\", \"weight\" or both");
+        rc = -1;
+    }
+    json_decref(o);
+    return rc;
+}
+
+static long state_find(const struct fleet *f, const char *key)
+{
+    for (size_t i = 0; i < f->nstates; i++)
+        if (strcmp(f->states[i].key, key) == 0)
+            return (long)i;
+    return -1;
+}
+
+const struct fleet_state *fleet_state_find(const struct fleet *f, const char *pool,
+                                           const char *backend)
+{
+    for (size_t i = 0; f && i < f->nstates; i++)
+        if (strcmp(f->states[i].pool, pool) == 0 && strcmp(f->states[i].backend, backend) == 0)
+            return &f->states[i];
+    return NULL;
+}
+
+static void state_free(struct fleet_state *st)
+{
+    free(st->key);
+    free(st->pool);
+    free(st->backend);
+}
+
+static void state_put(struct fleet *f, const struct etcd_kv *kv, const char *name)
+{
+    char k[1024], err[256];
+    int state, weight;
+    if (state_parse(kv->value, kv->value_len, &state, &weight, err, sizeof(err)) < 0) {
+        char why[400];
+        snprintf(why, sizeof(why), "etcd %s: %s", key_text(k, sizeof(k), kv->key), err);
+        reject_add(f, kv->key, why, kv->mod_revision);
+        return;
+    }
+    reject_drop(f, kv->key);
+    long i = state_find(f, kv->key);
+    if (i >= 0 && f->states[i].state == state && f->states[i].weight == weight) {
+        f->states[i].mod_revision = kv->mod_revision;
+        return;
+    }
+    if (i < 0) {
+        struct fleet_state st = {0};
+        const char *slash = strchr(name, '/');
+        st.key = strdup(kv->key);
+        st.pool = strndup(name, (size_t)(slash - name));
+        st.backend = strdup(slash + 1);
+        struct fleet_state *v = realloc(f->states, (f->nstates + 1) * sizeof(*v));
+        if (!st.key || !st.pool || !st.backend || !v) {
+            if (v)
+                f->states = v;
+            state_free(&st);
+            log_error("fleet: %s: out of memory taking it", key_text(k, sizeof(k), kv->key));
+            return;
+        }
+        f->states = v;
+        i = (long)f->nstates++;
+        f->states[i] = st;
+    }
+    f->states[i].state = state;
+    f->states[i].weight = weight;
+    f->states[i].mod_revision = kv->mod_revision;
+    f->changes++;
+    log_info("fleet: %s taken (revision %" PRId64 ")", key_text(k, sizeof(k), kv->key),
+             kv->mod_revision);
+    if (f->state_changed)
+        f->state_changed(f->arg, f->states[i].pool, f->states[i].backend, &f->states[i]);
+}
+
+static void state_delete(struct fleet *f, const char *key)
+{
+    char k[1024];
+    reject_drop(f, key);
+    long i = state_find(f, key);
+    if (i < 0)
+        return;
+    struct fleet_state st = f->states[i];
+    memmove(&f->states[i], &f->states[i + 1], (f->nstates - (size_t)i - 1) * sizeof(*f->states));
+    f->nstates--;
+    f->changes++;
+    log_info("fleet: %s deleted", key_text(k, sizeof(k), key));
+    if (f->state_changed)
+        f->state_changed(f->arg, st.pool, st.backend, NULL);
+    state_free(&st);
+}
+
 static bool kv_apply(struct fleet *f, const struct etcd_kv *kv)
 {
     const char *name;
-    if (key_kind(f, kv->key, kv->key_len, &name) != KEY_POOL)
+    switch (key_kind(f, kv->key, kv->key_len, &name)) {
+    case KEY_POOL:
+        return kv->deleted ? doc_delete(f, kv->key, name) : doc_put(f, kv, name);
+    case KEY_STATE:
+        if (kv->deleted)
+            state_delete(f, kv->key);
+        else
+            state_put(f, kv, name);
         return false;
-    return kv->deleted ? doc_delete(f, kv->key, name) : doc_put(f, kv, name);
+    case KEY_OTHER:
+        break;
+    }
+    return false;
+}
+
+static bool in_answer(const struct etcd_msg *m, const char *key)
+{
+    for (size_t i = 0; i < m->nkvs; i++)
+        if (strcmp(m->kvs[i].key, key) == 0)
+            return true;
+    return false;
+}
+
+/* A full read's states replace the states; refusals of keys gone go. */
+static void apply_full_states(struct fleet *f, const struct etcd_msg *m)
+{
+    for (size_t i = 0; i < m->nkvs; i++) {
+        const char *name;
+        if (key_kind(f, m->kvs[i].key, m->kvs[i].key_len, &name) == KEY_STATE)
+            kv_apply(f, &m->kvs[i]);
+    }
+    for (size_t i = f->nstates; i-- > 0;) {
+        if (in_answer(m, f->states[i].key))
+            continue;
+        char *key = strdup(f->states[i].key);
+        if (key)
+            state_delete(f, key);
+        free(key);
+    }
+}
+
+/* Refusals of keys a full read no longer has go. */
+static void drop_stale_rejects(struct fleet *f, const struct etcd_msg *m)
+{
+    for (size_t i = f->nrejects; i-- > 0;) {
+        if (in_answer(m, f->rejects[i].key))
+            continue;
+        char *key = strdup(f->rejects[i].key);
+        if (key)
+            reject_drop(f, key);
+        free(key);
+    }
 }
 
 /* A full read: the answer's pools replace the documents (a document the
@@ -278,6 +486,7 @@ static bool kv_apply(struct fleet *f, const struct etcd_kv *kv)
 static bool apply_full(struct fleet *f, const struct etcd_msg *m)
 {
     bool changed = false;
+    drop_stale_rejects(f, m);
     bool *seen = calloc(f->ndocs + 1, sizeof(*seen));
     char **keep = calloc(f->ndocs + 1, sizeof(*keep));
     size_t nkeep = f->ndocs;
@@ -308,6 +517,7 @@ static bool apply_full(struct fleet *f, const struct etcd_msg *m)
         free(keep[k]);
     free(keep);
     free(seen);
+    apply_full_states(f, m);
     return changed;
 }
 
@@ -564,6 +774,154 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     f->req = post(f, "/v3/kv/range", etcd_count_body(f->conf.prefix), 1, &req_ops);
 }
 
+/* --- writes ------------------------------------------------------------ */
+
+struct fleet_put {
+    struct fleet *f;
+    struct fleet_put *next;
+    struct http_client *c;
+    char *body;   /* etcd's put body */
+    size_t tries; /* endpoints tried */
+    size_t ep;    /* the endpoint of this try */
+    char *buf;    /* the answer */
+    size_t len, cap;
+    char error[300]; /* the last try's fault */
+    void (*done)(void *arg, int64_t revision, const char *err);
+    void *arg;
+};
+
+static void put_unlink(struct fleet_put *p)
+{
+    for (struct fleet_put **pp = &p->f->puts; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+}
+
+static void put_free(struct fleet_put *p)
+{
+    put_unlink(p);
+    http_client_cancel(p->c);
+    free(p->body);
+    free(p->buf);
+    free(p);
+}
+
+static void put_finish(struct fleet_put *p, int64_t rev, const char *err)
+{
+    void (*done)(void *, int64_t, const char *) = p->done;
+    void *arg = p->arg;
+    char e[sizeof(p->error)];
+    snprintf(e, sizeof(e), "%s", err ? err : "");
+    put_free(p);
+    done(arg, rev, err ? e : NULL);
+}
+
+static int put_try(struct fleet_put *p);
+
+static int on_put_body(void *arg, const char *b, size_t n)
+{
+    struct fleet_put *p = arg;
+    if (buf_add(&p->buf, &p->len, &p->cap, b, n) == 0)
+        return 0;
+    p->c = NULL;
+    snprintf(p->error, sizeof(p->error), "%s: answer too large", p->f->conf.endpoints[p->ep].url);
+    if (put_try(p) < 0)
+        put_finish(p, 0, p->error);
+    return -1;
+}
+
+static void on_put_done(void *arg, int status, const char *err)
+{
+    struct fleet_put *p = arg;
+    struct etcd_msg m;
+    char e[256];
+    p->c = NULL;
+    const char *url = p->f->conf.endpoints[p->ep].url;
+    if (err) {
+        snprintf(p->error, sizeof(p->error), "%s: %s", url, err);
+    } else if (etcd_msg_parse(p->buf ? p->buf : "", p->len, ETCD_PUT, &m, e, sizeof(e)) < 0) {
+        snprintf(p->error, sizeof(p->error), "%s: HTTP status %d: %s", url, status, e);
+    } else {
+        if (m.code == 0 && status == 200) {
+            int64_t rev = m.revision;
+            etcd_msg_free(&m);
+            put_finish(p, rev, NULL);
+            return;
+        }
+        snprintf(p->error, sizeof(p->error), "%s: %s", url,
+                 m.code ? m.error : "unexpected HTTP status");
+        etcd_msg_free(&m);
+    }
+    p->len = 0;
+    if (put_try(p) < 0)
+        put_finish(p, 0, p->error);
+}
+
+static const struct http_client_ops put_ops = {NULL, on_put_body, on_put_done};
+
+/* The next endpoint, starting with the one in use: 0, or -1 when every
+ * one was tried (p->error says the last fault). */
+static int put_try(struct fleet_put *p)
+{
+    struct fleet *f = p->f;
+    while (p->tries < f->conf.nendpoints) {
+        p->ep = (f->ep + p->tries++) % f->conf.nendpoints;
+        const struct lb_fleet_endpoint *e = &f->conf.endpoints[p->ep];
+        size_t len;
+        char *req = http_client_post(e->authority, "/v3/kv/put", f->conf.token, p->body, &len);
+        char err[256];
+        if (!req) {
+            snprintf(p->error, sizeof(p->error), "out of memory");
+            return -1;
+        }
+        p->c = http_client_start(f->base, (const struct sockaddr *)&e->addr, e->addrlen, req, len,
+                                 f->conf.timeout_ms, 1, &put_ops, p, err, sizeof(err));
+        free(req);
+        if (p->c)
+            return 0;
+        snprintf(p->error, sizeof(p->error), "%s: %s", e->url, err);
+    }
+    return -1;
+}
+
+struct fleet_put *fleet_put_state(struct fleet *f, const char *pool, const char *backend,
+                                  const char *value,
+                                  void (*done)(void *arg, int64_t revision, const char *err),
+                                  void *arg, char *err, size_t errlen)
+{
+    struct fleet_put *p = calloc(1, sizeof(*p));
+    char *key = NULL;
+    if (p && asprintf(&key, "%sstate/%s/%s", f->conf.prefix, pool, backend) < 0)
+        key = NULL;
+    if (key)
+        p->body = etcd_put_body(key, value, strlen(value));
+    free(key);
+    if (!p || !p->body) {
+        free(p);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->f = f;
+    p->done = done;
+    p->arg = arg;
+    p->next = f->puts;
+    f->puts = p;
+    if (put_try(p) < 0) {
+        snprintf(err, errlen, "%s", p->error);
+        put_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void fleet_put_cancel(struct fleet_put *p)
+{
+    if (p)
+        put_free(p);
+}
+
 /* --- setup --------------------------------------------------------------- */
 
 static void conf_free(struct lb_fleet_conf *c)
@@ -659,6 +1017,8 @@ int fleet_configure(struct fleet *f, const struct lb_fleet_conf *conf)
 
 void fleet_free(struct fleet *f)
 {
+    while (f->puts)
+        put_finish(f->puts, 0, "the fleet was turned off");
     cancel_all(f);
     if (f->timer)
         event_free(f->timer);
@@ -671,6 +1031,9 @@ void fleet_free(struct fleet *f)
         free(f->rejects[i].error);
     }
     free(f->rejects);
+    for (size_t i = 0; i < f->nstates; i++)
+        state_free(&f->states[i]);
+    free(f->states);
     free(f->buf);
     free(f->wbuf);
     conf_free(&f->conf);

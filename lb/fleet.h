@@ -39,6 +39,18 @@ struct fleet_doc {
     int64_t mod_revision;
 };
 
+/* An operator's state for one backend, PREFIX"state/<pool>/<backend>":
+ * {"state": "drain" | "disable" | "enable", "weight": 0..256}, either or
+ * both. */
+struct fleet_state {
+    char *key;
+    char *pool;
+    char *backend; /* the backend's id: its name, or its address */
+    int state;     /* enum backend_admin (lb/pool.h); -1: not set */
+    int weight;    /* -1: not set */
+    int64_t mod_revision;
+};
+
 /* A document refused: its key and the loader's message. */
 struct fleet_reject {
     char *key;
@@ -83,6 +95,10 @@ struct fleet {
     size_t ndocs;
     struct fleet_reject *rejects;
     size_t nrejects;
+    struct fleet_state *states; /* sorted by key */
+    size_t nstates;
+    /* fleet_put_state()s under way. */
+    struct fleet_put *puts;
     /* For the status. */
     char error[256];          /* the last fault ("" while up) */
     int64_t last_ok_unix_ms;  /* the last answer of the endpoint in use */
@@ -100,7 +116,28 @@ struct fleet {
      * none of that name): then a delete of its document is refused, the
      * last version kept; who says which listener. NULL: never. */
     bool (*needed)(void *arg, const char *name, char *who, size_t cap);
+    /* A backend's state changed: st is its new state, NULL when its key
+     * was deleted (the backend is enabled, its weight the config's). */
+    void (*state_changed)(void *arg, const char *pool, const char *backend,
+                          const struct fleet_state *st);
 };
+
+/* The state of backend id BACKEND of pool POOL, or NULL. */
+const struct fleet_state *fleet_state_find(const struct fleet *f, const char *pool,
+                                           const char *backend);
+/* "{"state": "drain", "weight": 3}" for a state (-1 parts left out),
+ * malloc'd; NULL when out of memory. */
+char *fleet_state_text(int state, int weight);
+/* Writes value as the state of BACKEND of POOL, through the endpoint in
+ * use (etcd's put; bounded by timeout_ms). done(arg, revision, NULL) once
+ * etcd took it, or done(arg, 0, why) (also when the fleet is freed first).
+ * NULL with the reason in err when it cannot start; no callback then. */
+struct fleet_put *fleet_put_state(struct fleet *f, const char *pool, const char *backend,
+                                  const char *value,
+                                  void (*done)(void *arg, int64_t revision, const char *err),
+                                  void *arg, char *err, size_t errlen);
+/* Drops a put: its done is never called (the write may still happen). */
+void fleet_put_cancel(struct fleet_put *p);
 
 /* Makes f follow conf's etcd; nothing is sent until fleet_run(). 0 or -1
  * (out of memory). */

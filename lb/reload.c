@@ -501,8 +501,10 @@ static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload
                  res->backends_removed);
         reload_fleet_follow(rt);
     }
-    if (rt->fleet)
+    if (rt->fleet) {
         rt->fleet->base_cfg = rt->cfg;
+        runtime_fleet_states_apply(rt);
+    }
     return 0;
 }
 

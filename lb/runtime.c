@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "lb/clock.h"
+#include "lb/control.h"
 #include "lb/discovery.h"
 #include "lb/fleet.h"
 #include "lb/names.h"
@@ -140,6 +141,50 @@ static bool fleet_needed(void *arg, const char *name, char *who, size_t cap)
     return named;
 }
 
+/* The config's weight of backend b (its file entry's; b's own when it
+ * has none there, e.g. one from DNS). */
+static unsigned conf_weight(const struct runtime *rt, const struct pool *pool,
+                            const struct backend *b)
+{
+    for (size_t i = 0; i < rt->cfg->npools; i++) {
+        const struct lb_pool_conf *pc = &rt->cfg->pools[i];
+        if (strcmp(pc->name, pool->name) != 0)
+            continue;
+        for (size_t j = 0; j < pc->nbackends; j++)
+            if (strcmp(pc->backends[j].id, b->id) == 0)
+                return pc->backends[j].weight;
+    }
+    return b->weight;
+}
+
+/* etcd's state of a backend (st NULL: none, its key deleted), through the
+ * control verbs; a backend not there now gets it when it appears. */
+static void fleet_state_apply(void *arg, const char *pool, const char *backend,
+                              const struct fleet_state *st)
+{
+    struct runtime *rt = arg;
+    struct pool *p = runtime_find_pool(rt, pool);
+    struct backend *b = NULL;
+    for (size_t i = 0; p && i < p->nbackends && !b; i++)
+        if (p->backends[i] && strcmp(p->backends[i]->id, backend) == 0)
+            b = p->backends[i];
+    if (!b)
+        return;
+    if (st && st->weight >= 0)
+        backend_set_weight_override(b, (unsigned)st->weight);
+    else
+        backend_clear_weight_override(b, conf_weight(rt, p, b));
+    backend_set_admin_state(b,
+                            st && st->state >= 0 ? (enum backend_admin)st->state : BACKEND_ENABLED);
+}
+
+void runtime_fleet_states_apply(struct runtime *rt)
+{
+    for (size_t i = 0; rt->fleet && i < rt->fleet->nstates; i++)
+        fleet_state_apply(rt, rt->fleet->states[i].pool, rt->fleet->states[i].backend,
+                          &rt->fleet->states[i]);
+}
+
 int runtime_fleet_init(struct runtime *rt, const struct lb_config *cfg)
 {
     struct fleet *f = calloc(1, sizeof(*f));
@@ -148,6 +193,7 @@ int runtime_fleet_init(struct runtime *rt, const struct lb_config *cfg)
         return -1;
     }
     f->needed = fleet_needed;
+    f->state_changed = fleet_state_apply;
     rt->fleet = f;
     fleet_run(f);
     return 0;
@@ -320,6 +366,7 @@ int runtime_start(struct runtime *rt, struct event_base *base, struct lb_config 
         if (listener_open(rt->listeners[i], false, err, errlen) < 0)
             goto fail;
     }
+    runtime_fleet_states_apply(rt);
     return 0;
 
 nomem:

@@ -135,6 +135,9 @@ void runtime_fd_budget(struct runtime *rt);
 
 /* Starts following cfg's fleet (rt->fleet). 0 or -1 (out of memory). */
 int runtime_fleet_init(struct runtime *rt, const struct lb_config *cfg);
+/* Gives every backend its state from etcd (after a start or a reload made
+ * backends that may have one). */
+void runtime_fleet_states_apply(struct runtime *rt);
 
 /* Pool i of a config takes its TLS contexts from set (new references). */
 void runtime_pool_tls(struct pool *pool, const struct tls_set *set, size_t i);

@@ -25,6 +25,7 @@
 #include "lb/admin/admin_internal.h"
 #include "lb/admin/admin_request.h"
 #include "lb/control.h"
+#include "lb/fleet.h"
 #include "lb/io/listen_socket.h"
 #include "lb/io/tls_ctx.h"
 #include "lb/log.h"
@@ -199,6 +200,103 @@ static int change_apply(struct backend *b, const struct admin_change *c)
     return 0;
 }
 
+/* A PATCH with the fleet on: the change applies here at once, then is
+ * written to etcd as the backend's state (PREFIX"state/POOL/ID", merged
+ * with what etcd has for it), so that every instance follows; the answer
+ * waits for etcd's (within the fleet's timeout_ms per endpoint). */
+struct patch_wait {
+    struct admin *a;
+    struct admin_conn *conn;
+    const struct admin_request *req;
+    struct fleet_put *put;
+    char *pool, *backend;
+};
+
+static void patch_wait_free(struct patch_wait *w)
+{
+    free(w->pool);
+    free(w->backend);
+    free(w);
+}
+
+/* The connection closed first (the admin API stopped or moved). */
+static void on_patch_abandoned(void *arg)
+{
+    struct patch_wait *w = arg;
+    fleet_put_cancel(w->put);
+    patch_wait_free(w);
+}
+
+/* The backend (looked up again: a reload may have run meanwhile) with
+ * "fleet": what etcd made of the write. 200 when etcd took it, 502 when
+ * not (the change holds on this instance only). */
+static void patch_answer(struct admin_call *call, const char *pool_name, const char *id,
+                         int64_t revision, const char *err)
+{
+    struct runtime *rt = call->a->rt;
+    struct pool *pool = runtime_find_pool(rt, pool_name);
+    struct backend *b = NULL;
+    for (size_t i = 0; pool && i < pool->nbackends && !b; i++)
+        if (pool->backends[i] && strcmp(pool->backends[i]->id, id) == 0)
+            b = pool->backends[i];
+    json_t *body = b ? admin_json_backend(rt, b) : json_pack("{s:s}", "id", id);
+    const char *prefix = rt->fleet ? rt->fleet->conf.prefix : "";
+    char *key = NULL;
+    if (asprintf(&key, "%sstate/%s/%s", prefix, pool_name, id) < 0)
+        key = NULL;
+    json_t *fleet = json_pack("{s:s?, s:b, s:o, s:s?}", "key", key, "written", err == NULL,
+                              "revision", err ? json_null() : json_integer(revision), "error", err);
+    free(key);
+    if (body && (!fleet || json_object_set_new(body, "fleet", fleet) < 0)) {
+        json_decref(body);
+        body = NULL;
+    }
+    reply_json(call, err ? 502 : 200, body);
+}
+
+static void on_patch_written(void *arg, int64_t revision, const char *err)
+{
+    struct patch_wait *w = arg;
+    struct admin_call call = {w->a, w->conn, w->req, NULL};
+    char e[512];
+    if (err)
+        snprintf(e, sizeof(e), "etcd did not take the change: %s", err);
+    patch_answer(&call, w->pool, w->backend, revision, err ? e : NULL);
+    patch_wait_free(w);
+}
+
+/* Writes b's state to etcd; the answer follows from on_patch_written(). */
+static void patch_write(struct admin_call *call, struct backend *b, const struct admin_change *c)
+{
+    struct fleet *f = call->a->rt->fleet;
+    const struct fleet_state *st = fleet_state_find(f, b->pool->name, b->id);
+    int state = c->set_state ? (int)c->state : st ? st->state : -1;
+    int weight = c->set_weight ? (int)c->weight : st ? st->weight : -1;
+    char *value = fleet_state_text(state, weight);
+    struct patch_wait *w = calloc(1, sizeof(*w));
+    char err[512];
+    if (!value || !w || !(w->pool = strdup(b->pool->name)) || !(w->backend = strdup(b->id))) {
+        free(value);
+        if (w)
+            patch_wait_free(w);
+        reply_error(call, 500, "out of memory");
+        return;
+    }
+    w->a = call->a;
+    w->conn = call->conn;
+    w->req = call->req;
+    w->put = fleet_put_state(f, w->pool, w->backend, value, on_patch_written, w, err, sizeof(err));
+    free(value);
+    if (!w->put) {
+        char e[600];
+        snprintf(e, sizeof(e), "etcd did not take the change: %s", err);
+        patch_answer(call, w->pool, w->backend, 0, e);
+        patch_wait_free(w);
+        return;
+    }
+    admin_http_defer(call->conn, on_patch_abandoned, w);
+}
+
 /* --- handlers --- */
 
 static void handle_healthz(struct admin_call *call, const struct admin_path *p)
@@ -274,6 +372,10 @@ static void handle_backend(struct admin_call *call, const struct admin_path *p)
         }
         if (change_apply(b, &c) < 0) {
             reply_error(call, 500, "out of memory");
+            return;
+        }
+        if (call->a->rt->fleet) {
+            patch_write(call, b, &c);
             return;
         }
     }

@@ -90,6 +90,9 @@ struct admin_conn {
     size_t lingered;      /* bytes thrown away in LINGER */
     struct admin_request req;
     char method[ADMIN_METHOD_MAX + 1];
+    /* admin_http_defer(): told if c closes before its answer. */
+    void (*abandoned)(void *arg);
+    void *abandoned_arg;
     TAILQ_ENTRY(admin_conn) link;       /* srv->conns */
     TAILQ_ENTRY(admin_conn) queue_link; /* srv->queue while QUEUED */
 };
@@ -676,6 +679,7 @@ void admin_http_reply(struct admin_conn *c, int status, const char *type, const 
     struct admin_server *srv = c->srv;
     size_t len = body ? evbuffer_get_length(body) : 0;
     size_t consumed = c->head_len + (c->body_read ? c->req.content_length : 0);
+    c->abandoned = NULL;
     queue_remove(c);
     event_del(&c->rev);
     /* An answer before the body was read (a refusal on the head) closes:
@@ -824,9 +828,20 @@ static void conn_handshake(struct admin_conn *c)
     conn_wait_request(c, false);
 }
 
+void admin_http_defer(struct admin_conn *c, void (*abandoned)(void *arg), void *arg)
+{
+    c->abandoned = abandoned;
+    c->abandoned_arg = arg;
+}
+
 static void conn_close(struct admin_conn *c)
 {
     struct admin_server *srv = c->srv;
+    if (c->abandoned) { /* deferred, never answered */
+        void (*fn)(void *) = c->abandoned;
+        c->abandoned = NULL;
+        fn(c->abandoned_arg);
+    }
     queue_remove(c);
     event_del(&c->rev);
     event_del(&c->wev);

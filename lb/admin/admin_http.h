@@ -53,7 +53,8 @@ struct admin_request {
 /* What the API does with requests. Both run on the loop; the connection
  * stays valid until admin_http_reply() is called for it, which each call
  * must do (once) before it returns, except that head() may return false to
- * let the body be read. */
+ * let the body be read, and request() may call admin_http_defer() to
+ * answer later. */
 struct admin_http_handler {
     /* The head is in, the body (if any) not yet read: answer now (and
      * return true) to refuse the request without reading its body. */
@@ -103,5 +104,11 @@ void admin_http_free(struct admin_server *srv);
  * HEAD request gets the headers only. */
 void admin_http_reply(struct admin_conn *c, int status, const char *type, const char *extra,
                       struct evbuffer *body, bool close);
+/* From request(): the answer comes later, from another callback on the
+ * loop (the caller bounds how long). Should c close before it is answered
+ * (the server freed: the admin API stopped or moved away), abandoned(arg)
+ * runs first and c must not be used after it. The request's strings stay
+ * valid until the answer. */
+void admin_http_defer(struct admin_conn *c, void (*abandoned)(void *arg), void *arg);
 
 #endif

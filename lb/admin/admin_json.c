@@ -67,14 +67,23 @@ static json_t *fleet_json(const struct runtime *rt)
     json_t *pools = json_array(), *rejected = json_array();
     for (size_t i = 0; pools && i < f->ndocs; i++)
         json_array_append_new(pools, json_string(f->docs[i].name));
+    static const char *const words[] = {"enable", "drain", "disable"};
+    json_t *states = json_array();
+    for (size_t i = 0; states && i < f->nstates; i++) {
+        const struct fleet_state *st = &f->states[i];
+        json_array_append_new(
+            states, json_pack("{s:s, s:s, s:s?, s:o}", "pool", st->pool, "backend", st->backend,
+                              "state", st->state >= 0 && st->state <= 2 ? words[st->state] : NULL,
+                              "weight", st->weight >= 0 ? json_integer(st->weight) : json_null()));
+    }
     for (size_t i = 0; rejected && i < f->nrejects; i++)
         json_array_append_new(rejected, json_pack("{s:s, s:s?}", "key", f->rejects[i].key, "error",
                                                   f->rejects[i].error));
     return json_pack(
-        "{s:s, s:s, s:s, s:I, s:o, s:o, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I}", "state",
+        "{s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:s?, s:s?, s:s?, s:I, s:I, s:I, s:I}", "state",
         fleet_state_name(f), "endpoint", f->conf.endpoints[f->ep].url, "prefix", f->conf.prefix,
-        "revision", (json_int_t)f->revision, "pools", pools ? pools : json_null(), "rejected",
-        rejected ? rejected : json_null(), "last_ok_at",
+        "revision", (json_int_t)f->revision, "pools", pools ? pools : json_null(), "states",
+        states ? states : json_null(), "rejected", rejected ? rejected : json_null(), "last_ok_at",
         f->last_ok_unix_ms ? rfc3339(ok, sizeof(ok), f->last_ok_unix_ms, true) : NULL, "error",
         f->error[0] ? f->error : NULL, "apply_error", f->apply_error[0] ? f->apply_error : NULL,
         "changes", (json_int_t)f->changes, "applied", (json_int_t)rt->fleet_applied, "apply_failed",

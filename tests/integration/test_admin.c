@@ -203,9 +203,11 @@ START_TEST(read_endpoints)
     json_t *pools = get_json(s.aport, "/api/v1/pools", false);
     ck_assert_int_eq(json_array_size(harness_jget(pools, "pools")), 1);
     json_t *p = harness_jget(pools, "pools.0");
-    ck_assert_str_eq(keys_of(p),
-                     "name strategy backends discovery available_backends rejected_connections "
-                     "http_requests queue");
+    ck_assert_str_eq(
+        keys_of(p),
+        "name source strategy backends discovery available_backends rejected_connections "
+        "http_requests queue");
+    ck_assert_str_eq(harness_jstr(p, "source"), "file");
     ck_assert_str_eq(keys_of(harness_jget(p, "queue")),
                      "queued max timeout_ms max_seen timeouts full");
     ck_assert_int_eq(harness_jint(p, "queue.max"), 0);

@@ -186,13 +186,13 @@ static size_t etcd_leader(const struct etcd_cluster *c)
 /* An lb whose only listener takes pool app, which only etcd has. */
 static json_t *fleet_cfg(int lport, int aport, const char *endpoints)
 {
-    json_t *cfg = harness_jparse(harness_strf(
+    json_t *cfg = harness_jkeep(harness_jparse(harness_strf(
         "{\"log\": {\"level\": \"info\"}, \"shutdown_grace_ms\": 1000,"
         " \"listeners\": [{\"name\": \"web\", \"listen\": \"127.0.0.1:%d\", \"pool\": \"app\"}],"
         " \"pools\": [], \"admin\": {\"listen\": \"127.0.0.1:%d\"},"
         " \"fleet\": {\"etcd\": [], \"prefix\": \"" PREFIX "\", \"timeout_ms\": 1000,"
         " \"start_timeout_ms\": 5000}}",
-        lport, aport));
+        lport, aport)));
     json_t *eps = harness_jget(cfg, "fleet.etcd");
     char *list = harness_strf("%s", endpoints);
     for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok;
@@ -340,6 +340,120 @@ START_TEST(fleet_two_instances)
     /* Keys elsewhere under the prefix change nothing. */
     ck_assert_int_eq(harness_log_count(a.log, "fleet: generation"),
                      harness_log_count(b.log, "fleet: generation"));
+    ck_assert_int_eq(harness_lb_stop(&a), 0);
+    ck_assert_int_eq(harness_lb_stop(&b), 0);
+}
+END_TEST
+
+/* One backend field ("state", "weight") of pool app's backend id, as the
+ * API shows it. */
+static const char *backend_field(int aport, const char *id, const char *field)
+{
+    struct harness_reply r =
+        harness_call(aport, "GET", harness_strf("/api/v1/pools/app/backends/%s", id), NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    json_t *v = harness_jget(r.json, field);
+    return json_is_string(v) ? json_string_value(v)
+                             : harness_strf("%lld", (long long)json_integer_value(v));
+}
+
+static void wait_field(int aport, const char *id, const char *field, const char *want)
+{
+    long deadline = harness_now_ms() + HARNESS_WAIT_MS;
+    const char *got;
+    while (strcmp(got = backend_field(aport, id, field), want) != 0 && harness_now_ms() < deadline)
+        harness_sleep_ms(20);
+    ck_assert_msg(strcmp(got, want) == 0, "backend %s %s is \"%s\" on admin port %d, want \"%s\"",
+                  id, field, got, aport, want);
+}
+
+static struct harness_reply patch(int aport, const char *id, const char *body)
+{
+    return harness_call(aport, "PATCH", harness_strf("/api/v1/pools/app/backends/%s", id),
+                        "Content-Type: application/json\r\n", body);
+}
+
+/* A backend's state kept in etcd: a drain through one instance's API is
+ * written there and stops traffic to it on the other; states put with
+ * etcdctl apply everywhere, survive a change of the pool's document, and
+ * a deleted one gives the backend back its file state; a bad one is
+ * refused; with etcd gone a PATCH says it did not reach it. */
+START_TEST(fleet_backend_state)
+{
+    struct etcd_cluster c;
+    etcd_start(&c, 1);
+    int b1 = harness_free_port(), b2 = harness_free_port(), b3 = harness_free_port();
+    harness_backend("127.0.0.1", b1, "b1", "name");
+    harness_backend("127.0.0.1", b2, "b2", "name");
+    harness_backend("127.0.0.1", b3, "b3", "name");
+    etcd_put(&c, PREFIX "pools/app", pool_doc("roundrobin", harness_strf("b1=%d,b2=%d", b1, b2)));
+    struct harness_lb a, b;
+    int la = harness_free_port(), aa = harness_free_port();
+    int lb_ = harness_free_port(), ab = harness_free_port();
+    harness_lb_start_json(&a, fleet_cfg(la, aa, c.endpoints), la);
+    harness_lb_start_json(&b, fleet_cfg(lb_, ab, c.endpoints), lb_);
+
+    /* Drained through A: written to etcd, and B stops sending to it. */
+    struct harness_reply r = patch(aa, "b1", "{\"state\": \"drain\"}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(harness_jstr(r.json, "state"), "draining");
+    ck_assert_str_eq(harness_jstr(r.json, "fleet.key"), PREFIX "state/app/b1");
+    ck_assert(json_is_true(harness_jget(r.json, "fleet.written")));
+    ck_assert_int_gt(harness_jint(r.json, "fleet.revision"), 0);
+    ck_assert(json_is_null(harness_jget(r.json, "fleet.error")));
+    const char *get[] = {"get", "--print-value-only", PREFIX "state/app/b1", NULL};
+    ck_assert_str_eq(etcdctl(&c, get), "{\"state\":\"drain\"}\n");
+    wait_field(ab, "b1", "state", "draining");
+    ck_assert_str_eq(fetch_names(lb_, 4), "b2,b2,b2,b2");
+    ck_assert(harness_lb_log_wait(&b, "admin: pool app backend b1 state drain (was up)", 1,
+                                  HARNESS_WAIT_MS));
+
+    /* A weight through B keeps the drain in etcd's document. */
+    r = patch(ab, "b1", "{\"weight\": 3}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(etcdctl(&c, get), "{\"state\":\"drain\",\"weight\":3}\n");
+    wait_field(aa, "b1", "weight", "3");
+    ck_assert_str_eq(backend_field(aa, "b1", "state"), "draining");
+
+    /* The pool's document changes: the state stays with the backend. */
+    etcd_put(&c, PREFIX "pools/app",
+             pool_doc("roundrobin", harness_strf("b1=%d,b2=%d,b3=%d", b1, b2, b3)));
+    wait_names(ab, "app", "b1,b2,b3");
+    ck_assert_str_eq(backend_field(ab, "b1", "state"), "draining");
+    ck_assert_str_eq(backend_field(ab, "b1", "weight"), "3");
+    ck_assert_str_eq(fetch_names(la, 4), "b2,b3,b2,b3");
+
+    /* etcdctl enables it; a bad state is refused with its key. */
+    etcd_put(&c, PREFIX "state/app/b1", "{\"state\": \"enable\"}");
+    wait_field(aa, "b1", "state", "up");
+    wait_field(ab, "b1", "state", "up");
+    wait_field(ab, "b1", "weight", "1");
+    etcd_put(&c, PREFIX "state/app/b2", "{\"state\": \"off\"}");
+    const char *refused = "fleet: " PREFIX "state/app/b2 refused: etcd " PREFIX
+                          "state/app/b2: state: must be \"drain\", \"disable\" or \"enable\"";
+    ck_assert(harness_lb_log_wait(&a, refused, 1, HARNESS_WAIT_MS));
+    ck_assert_str_eq(harness_jstr(fleet_status(ab), "rejected.0.key"), PREFIX "state/app/b2");
+    ck_assert_str_eq(backend_field(ab, "b2", "state"), "up");
+
+    /* Disabled in etcd, then the key deleted: back to the file's state. */
+    etcd_put(&c, PREFIX "state/app/b2", "{\"state\": \"disable\", \"weight\": 0}");
+    wait_field(ab, "b2", "state", "disabled");
+    ck_assert_int_eq(json_array_size(harness_jget(fleet_status(ab), "rejected")), 0);
+    etcd_del(&c, PREFIX "state/app/b2");
+    wait_field(aa, "b2", "state", "up");
+    wait_field(ab, "b2", "weight", "1");
+    ck_assert_str_eq(fetch_names(lb_, 3), "b1,b2,b3");
+
+    /* etcd gone: the change holds here, and the answer says etcd did not
+     * take it. */
+    etcd_kill(&c, 0);
+    r = patch(aa, "b3", "{\"state\": \"drain\"}");
+    ck_assert_int_eq(r.status, 502);
+    ck_assert_str_eq(harness_jstr(r.json, "state"), "draining");
+    ck_assert(json_is_false(harness_jget(r.json, "fleet.written")));
+    ck_assert_ptr_nonnull(strstr(harness_jstr(r.json, "fleet.error"),
+                                 harness_strf("etcd did not take the change: %s: ", c.endpoints)));
+    ck_assert_str_eq(backend_field(ab, "b3", "state"), "up");
     ck_assert_int_eq(harness_lb_stop(&a), 0);
     ck_assert_int_eq(harness_lb_stop(&b), 0);
 }
@@ -524,6 +638,7 @@ static Suite *fleet_suite(void)
     tcase_set_timeout(tc, 180);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, fleet_two_instances);
+    tcase_add_test(tc, fleet_backend_state);
     tcase_add_test(tc, fleet_member_loss);
     tcase_add_test(tc, fleet_compacted);
     tcase_add_test(tc, fleet_start_without_etcd);

@@ -19,7 +19,11 @@
  * 1.5 MiB, and a full read of many pools stays far below it. */
 #define FLEET_ANSWER_MAX (64u << 20)
 #define PROBE_EVERY_MS 1000
-#define ROUND_PAUSE_MS 500
+#define ROUND_PAUSE_MS 500      /* after a round of faults; doubled each round after, */
+#define ROUND_PAUSE_MAX_MS 5000 /* up to this */
+/* Probes in a row that see a change of the prefix newer than any the
+ * watch brought: the watch is dead (a connection a middlebox dropped). */
+#define PROBES_BEHIND_MAX 3
 /* etcd is said unreachable (logged, shown) once no endpoint has answered
  * for this long: a leader election (a second or two with etcd's
  * defaults, while members answer "leader changed") is not an outage. */
@@ -84,6 +88,7 @@ static void fleet_fault(struct fleet *f, const char *why)
     }
     f->up = false;
     f->failed_in_round = 0;
+    f->rounds_failed++;
     /* Never read: nothing to wait out (the start says what it does). */
     if (!f->down_logged && (!f->synced || now_unix_ms() - f->failing_since_ms >= DOWN_AFTER_MS)) {
         f->down_logged = true;
@@ -91,13 +96,24 @@ static void fleet_fault(struct fleet *f, const char *why)
                   "stay, and lb serves on",
                   f->error, f->ndocs);
     }
-    schedule(f, ROUND_PAUSE_MS);
+    unsigned pause = ROUND_PAUSE_MS;
+    for (unsigned r = 1; r < f->rounds_failed && pause < ROUND_PAUSE_MAX_MS; r++)
+        pause *= 2;
+    schedule(f, pause < ROUND_PAUSE_MAX_MS ? pause : ROUND_PAUSE_MAX_MS);
+}
+
+/* The watch is set up: the endpoint works, faults count from zero (an
+ * endpoint that answers probes but cannot keep a watch still counts). */
+static void watch_established(struct fleet *f)
+{
+    f->watch_created = true;
+    f->failed_in_round = 0;
+    f->rounds_failed = 0;
+    f->failing_since_ms = 0;
 }
 
 static void mark_ok(struct fleet *f)
 {
-    f->failed_in_round = 0;
-    f->failing_since_ms = 0;
     f->last_ok_unix_ms = now_unix_ms();
     f->error[0] = '\0';
     if (!f->up && f->down_logged)
@@ -124,9 +140,10 @@ static enum key_kind key_kind(const struct fleet *f, const char *key, size_t key
         *name = rest + 6;
         return KEY_POOL;
     }
+    if (strncmp(rest, "state/", 6) != 0)
+        return KEY_OTHER;
     const char *slash = strchr(rest + 6, '/');
-    if (strncmp(rest, "state/", 6) == 0 && slash && slash > rest + 6 && slash[1] &&
-        !strchr(slash + 1, '/')) {
+    if (slash && slash > rest + 6 && slash[1] && !strchr(slash + 1, '/')) {
         *name = rest + 6;
         return KEY_STATE;
     }
@@ -214,8 +231,9 @@ static bool doc_put(struct fleet *f, const struct etcd_kv *kv, const char *name)
     }
     reject_drop(f, kv->key);
     long i = doc_find(f, name);
-    if (i >= 0 && f->docs[i].len == kv->value_len &&
+    if (i >= 0 && f->docs[i].len == kv->value_len && strcmp(f->docs[i].key, kv->key) == 0 &&
         memcmp(f->docs[i].text, kv->value, kv->value_len) == 0) {
+        f->docs[i].gone = false;
         f->docs[i].mod_revision = kv->mod_revision;
         free(d.source);
         return false;
@@ -260,6 +278,7 @@ static bool doc_delete(struct fleet *f, const char *key, const char *name)
         snprintf(why, sizeof(why), "deleted, but %s names pool \"%s\" and the file has none", who,
                  name);
         reject_add(f, key, why, 0);
+        f->docs[i].gone = true; /* fleet_recheck_gone() deletes it once nothing needs it */
         return false;
     }
     reject_drop(f, key);
@@ -424,10 +443,106 @@ static void state_delete(struct fleet *f, const char *key)
     state_free(&st);
 }
 
+bool fleet_recheck_gone(struct fleet *f)
+{
+    bool changed = false;
+    for (size_t i = f->ndocs; i-- > 0;) {
+        if (!f->docs[i].gone)
+            continue;
+        char *key = strdup(f->docs[i].key), *name = strdup(f->docs[i].name);
+        if (key && name)
+            changed |= doc_delete(f, key, name);
+        free(key);
+        free(name);
+    }
+    return changed;
+}
+
+/* The document whose source starts err ("etcd KEY:..."), which the loader
+ * took but a later step refused (a host name that does not resolve, a
+ * certificate that cannot be read): it goes back to the version last
+ * applied (or goes), and is refused with err. */
+bool fleet_blame(struct fleet *f, const char *err)
+{
+    for (size_t i = 0; i < f->ndocs; i++) {
+        size_t n = strlen(f->docs[i].source);
+        if (strncmp(err, f->docs[i].source, n) != 0 || err[n] != ':')
+            continue;
+        char *key = strdup(f->docs[i].key);
+        if (!key)
+            return false;
+        const struct fleet_doc *was = NULL;
+        for (size_t k = 0; k < f->napplied; k++)
+            if (strcmp(f->applied[k].name, f->docs[i].name) == 0)
+                was = &f->applied[k];
+        if (was && was->len == f->docs[i].len &&
+            memcmp(was->text, f->docs[i].text, was->len) == 0) {
+            free(key); /* the version in force fails now: nothing older to go back to */
+            return false;
+        }
+        char *text = was ? malloc(was->len + 1) : NULL;
+        if (was && !text) {
+            free(key);
+            return false;
+        }
+        if (was) {
+            memcpy(text, was->text, was->len + 1);
+            free(f->docs[i].text);
+            f->docs[i].text = text;
+            f->docs[i].len = was->len;
+            f->docs[i].mod_revision = was->mod_revision;
+        } else {
+            doc_free(&f->docs[i]);
+            memmove(&f->docs[i], &f->docs[i + 1], (f->ndocs - i - 1) * sizeof(*f->docs));
+            f->ndocs--;
+        }
+        reject_add(f, key, err, 0);
+        free(key);
+        return true;
+    }
+    return false;
+}
+
+void fleet_applied(struct fleet *f)
+{
+    struct fleet_doc *v = f->ndocs ? calloc(f->ndocs, sizeof(*v)) : NULL;
+    if (f->ndocs && !v)
+        return; /* the last snapshot stays */
+    size_t n = 0;
+    for (; n < f->ndocs; n++) {
+        const struct fleet_doc *d = &f->docs[n];
+        v[n].len = d->len;
+        v[n].mod_revision = d->mod_revision;
+        if (!(v[n].name = strdup(d->name)) || !(v[n].text = malloc(d->len + 1)))
+            break;
+        memcpy(v[n].text, d->text, d->len + 1);
+    }
+    if (n < f->ndocs) {
+        for (size_t k = 0; k <= n && k < f->ndocs; k++)
+            doc_free(&v[k]);
+        free(v);
+        return;
+    }
+    for (size_t k = 0; k < f->napplied; k++)
+        doc_free(&f->applied[k]);
+    free(f->applied);
+    f->applied = v;
+    f->napplied = n;
+}
+
 static bool kv_apply(struct fleet *f, const struct etcd_kv *kv)
 {
     const char *name;
-    switch (key_kind(f, kv->key, kv->key_len, &name)) {
+    enum key_kind kind = key_kind(f, kv->key, kv->key_len, &name);
+    if (kv->bad) { /* ours refused (the last good version stays), others ignored */
+        if (kind != KEY_OTHER) {
+            char k[1024], why[1200];
+            snprintf(why, sizeof(why), "etcd %s: %s", key_text(k, sizeof(k), kv->key), kv->bad);
+            reject_add(f, kv->key, why, kv->mod_revision);
+        }
+        return false;
+    }
+    switch (kind) {
     case KEY_POOL:
         return kv->deleted ? doc_delete(f, kv->key, name) : doc_put(f, kv, name);
     case KEY_STATE:
@@ -620,12 +735,39 @@ static void on_req_done(void *arg, int status, const char *err)
         start_watch(f);
         return;
     }
+    /* A probe. etcd behind what lb has seen: another cluster, or one
+     * restored from an older snapshot: everything is read again. */
+    if (m.revision < f->revision) {
+        log_warn("fleet: etcd %s is at revision %" PRId64 ", before the %" PRId64
+                 " lb has seen (restored, or another cluster): reading everything again",
+                 endpoint(f)->url, m.revision, f->revision);
+        etcd_msg_free(&m);
+        cancel_all(f);
+        f->need_full = true;
+        f->phase = FLEET_WAITING;
+        schedule(f, 0);
+        return;
+    }
+    int64_t newest = m.nkvs > 0 ? m.kvs[0].mod_revision : 0;
     etcd_msg_free(&m);
     mark_ok(f);
-    if (f->phase == FLEET_PROBING)
+    if (f->phase == FLEET_PROBING) {
         start_watch(f);
-    else
-        schedule(f, PROBE_EVERY_MS);
+        return;
+    }
+    /* A change of the prefix the watch has not brought, probe after probe
+     * (one may be on its way): the stream is dead without a sign. */
+    f->probes_behind = newest > f->revision ? f->probes_behind + 1 : 0;
+    if (f->probes_behind >= PROBES_BEHIND_MAX) {
+        char why[200];
+        snprintf(why, sizeof(why),
+                 "watch: silent while etcd has revision %" PRId64 " of the prefix (lb has %" PRId64
+                 ")",
+                 newest, f->revision);
+        fleet_fault(f, why);
+        return;
+    }
+    schedule(f, PROBE_EVERY_MS);
 }
 
 static const struct http_client_ops req_ops = {NULL, on_req_body, on_req_done};
@@ -635,9 +777,10 @@ static int watch_message(struct fleet *f, const char *line, size_t len)
 {
     struct etcd_msg m;
     char e[512];
-    if (etcd_msg_parse(line, len, ETCD_WATCH, &m, e, sizeof(e)) < 0 || m.code != 0) {
+    int rc = etcd_msg_parse(line, len, ETCD_WATCH, &m, e, sizeof(e));
+    if (rc < 0 || (m.code != 0 && !(m.canceled && m.compact_revision > 0))) {
         char why[600];
-        snprintf(why, sizeof(why), "watch: %s", m.code ? m.error : e);
+        snprintf(why, sizeof(why), "watch: %s", rc < 0 ? e : m.error);
         etcd_msg_free(&m);
         fleet_fault(f, why);
         return -1;
@@ -661,7 +804,7 @@ static int watch_message(struct fleet *f, const char *line, size_t len)
         return -1;
     }
     if (m.created)
-        f->watch_created = true;
+        watch_established(f);
     bool changed = false;
     int64_t last = 0;
     for (size_t i = 0; i < m.nkvs; i++) {
@@ -741,10 +884,16 @@ static void start_watch(struct fleet *f)
     f->phase = FLEET_WATCHING;
     f->watch_created = false;
     f->wbuf_len = 0;
+    f->probes_behind = 0;
+    f->watch_started_ms = now_unix_ms();
     f->watch =
         post(f, "/v3/watch", etcd_watch_body(f->conf.prefix, f->revision + 1), 0, &watch_ops);
-    if (f->watch)
-        schedule(f, PROBE_EVERY_MS);
+    if (!f->watch)
+        return;
+    /* A peer that vanishes without a reset (a middlebox that forgot the
+     * idle stream) is found by TCP, the rest by the probes. */
+    http_client_keepalive(f->watch, 10, 5, 3);
+    schedule(f, PROBE_EVERY_MS);
 }
 
 static void fleet_connect(struct fleet *f)
@@ -755,7 +904,7 @@ static void fleet_connect(struct fleet *f)
         f->req = post(f, "/v3/kv/range", etcd_range_body(f->conf.prefix, 0), 1, &req_ops);
     } else {
         f->phase = FLEET_PROBING;
-        f->req = post(f, "/v3/kv/range", etcd_count_body(f->conf.prefix), 1, &req_ops);
+        f->req = post(f, "/v3/kv/range", etcd_probe_body(f->conf.prefix), 1, &req_ops);
     }
 }
 
@@ -769,9 +918,17 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         fleet_connect(f);
         return;
     }
-    if (f->req) /* the last probe is still out: its own timeout ends it */
+    if (!f->watch_created && now_unix_ms() - f->watch_started_ms >= f->conf.timeout_ms) {
+        char why[100];
+        snprintf(why, sizeof(why), "watch: not set up within %u ms", f->conf.timeout_ms);
+        fleet_fault(f, why);
         return;
-    f->req = post(f, "/v3/kv/range", etcd_count_body(f->conf.prefix), 1, &req_ops);
+    }
+    if (f->req) { /* the last probe is still out: its own timeout ends it */
+        schedule(f, PROBE_EVERY_MS);
+        return;
+    }
+    f->req = post(f, "/v3/kv/range", etcd_probe_body(f->conf.prefix), 1, &req_ops);
 }
 
 /* --- writes ------------------------------------------------------------ */
@@ -1003,11 +1160,16 @@ int fleet_configure(struct fleet *f, const struct lb_fleet_conf *conf)
     if (conf_copy(&c, conf) < 0)
         return -1;
     bool other_prefix = strcmp(c.prefix, f->conf.prefix) != 0;
+    bool other_endpoints = c.nendpoints != f->conf.nendpoints;
+    for (size_t i = 0; !other_endpoints && i < c.nendpoints; i++)
+        other_endpoints = strcmp(c.endpoints[i].url, f->conf.endpoints[i].url) != 0;
+    while (f->puts) /* their endpoints go */
+        put_finish(f->puts, 0, "the fleet's settings changed (SIGHUP); write again");
     conf_free(&f->conf);
     f->conf = c;
     f->ep = 0;
     f->failed_in_round = 0;
-    if (other_prefix)
+    if (other_prefix || other_endpoints) /* another cluster has other revisions */
         f->need_full = true;
     log_info("fleet: following etcd %s%s with new settings", f->conf.endpoints[0].url,
              f->conf.nendpoints > 1 ? " (and others)" : "");
@@ -1026,6 +1188,9 @@ void fleet_free(struct fleet *f)
     for (size_t i = 0; i < f->ndocs; i++)
         doc_free(&f->docs[i]);
     free(f->docs);
+    for (size_t i = 0; i < f->napplied; i++)
+        doc_free(&f->applied[i]);
+    free(f->applied);
     for (size_t i = 0; i < f->nrejects; i++) {
         free(f->rejects[i].key);
         free(f->rejects[i].error);

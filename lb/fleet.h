@@ -37,6 +37,7 @@ struct fleet_doc {
     char *text;   /* the value */
     size_t len;
     int64_t mod_revision;
+    bool gone; /* deleted in etcd, kept because a file listener names it */
 };
 
 /* An operator's state for one backend, PREFIX"state/<pool>/<backend>":
@@ -83,7 +84,10 @@ struct fleet {
     struct http_client *req;   /* a range or a probe */
     struct http_client *watch; /* the watch stream */
     bool watch_created;
-    struct event *timer; /* the next probe, or the next round */
+    int64_t watch_started_ms;
+    unsigned probes_behind; /* probes in a row that saw a change the watch did not bring */
+    unsigned rounds_failed; /* rounds of faults since the last watch set up */
+    struct event *timer;    /* the next probe, or the next round */
     /* The answer being read: a range's whole body, or the watch's
      * current line. */
     char *buf;
@@ -93,6 +97,10 @@ struct fleet {
     /* The documents in force, sorted by name; refused ones. */
     struct fleet_doc *docs;
     size_t ndocs;
+    /* The documents of the config in force (fleet_applied()): what a
+     * document refused late goes back to (name, text, len only). */
+    struct fleet_doc *applied;
+    size_t napplied;
     struct fleet_reject *rejects;
     size_t nrejects;
     struct fleet_state *states; /* sorted by key */
@@ -121,6 +129,18 @@ struct fleet {
     void (*state_changed)(void *arg, const char *pool, const char *backend,
                           const struct fleet_state *st);
 };
+
+/* The config in force holds the documents as they are now. */
+void fleet_applied(struct fleet *f);
+/* err is the fault of a config made with the documents: when it starts
+ * with a document's source ("etcd KEY:"), that document goes back to its
+ * version last applied (or goes, when it had none) and is refused with
+ * err; true then, and the caller tries again without it. */
+bool fleet_blame(struct fleet *f, const char *err);
+/* Documents whose delete was refused (a file listener named their pool)
+ * are deleted now if nothing needs them any more (after a reload). true
+ * when one went. */
+bool fleet_recheck_gone(struct fleet *f);
 
 /* The state of backend id BACKEND of pool POOL, or NULL. */
 const struct fleet_state *fleet_state_find(const struct fleet *f, const char *pool,

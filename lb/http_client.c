@@ -401,6 +401,13 @@ struct http_client *http_client_start(struct event_base *base, const struct sock
     return c;
 }
 
+void http_client_keepalive(struct http_client *c, unsigned idle_s, unsigned interval_s,
+                           unsigned count)
+{
+    struct lb_keepalive_conf ka = {1, idle_s, interval_s, count};
+    sock_set_keepalive(c->fd, &ka, "http client", "etcd");
+}
+
 char *http_client_post(const char *authority, const char *path, const char *auth, const char *body,
                        size_t *len)
 {

@@ -42,6 +42,11 @@ struct http_client *http_client_start(struct event_base *base, const struct sock
                                       unsigned timeout_ms, int whole,
                                       const struct http_client_ops *ops, void *arg, char *err,
                                       size_t errlen);
+/* TCP keepalive on c's socket: probes after idle_s without traffic, every
+ * interval_s, count unanswered ones end the connection (on_done then says
+ * so). For a stream that may be silent for long. */
+void http_client_keepalive(struct http_client *c, unsigned idle_s, unsigned interval_s,
+                           unsigned count);
 /* Ends the exchange at once (the connection is reset); no callback comes.
  * NULL does nothing. */
 void http_client_cancel(struct http_client *c);

@@ -394,14 +394,22 @@ static void plan_drain_removed(struct reload_plan *p)
 
 static void reload_failed(struct runtime *rt, const char *err)
 {
+    /* A document the loader took and a later step refused (its host name,
+     * its certificate) is refused now; the change is tried again without
+     * it, from the loop. */
+    bool blamed = rt->fleet && fleet_blame(rt->fleet, err);
     if (rt->applying_fleet) {
         rt->fleet_apply_failed++;
         if (rt->fleet)
             snprintf(rt->fleet->apply_error, sizeof(rt->fleet->apply_error), "%s", err);
-        log_error("fleet: etcd's pools cannot be applied: %s (generation %u stays in force)", err,
-                  rt->generation);
+        log_error("fleet: etcd's pools cannot be applied: %s (generation %u stays in force%s)", err,
+                  rt->generation, blamed ? "; trying again without that document" : "");
+        if (blamed)
+            runtime_fleet_changed(rt);
         return;
     }
+    if (blamed)
+        reload_request(rt);
     rt->reloads_failed++;
     snprintf(rt->reload_last_error, sizeof(rt->reload_last_error), "%s", err);
     log_error("reload failed: %s (generation %u stays in force)", err, rt->generation);
@@ -417,8 +425,7 @@ static void reload_fleet_follow(struct runtime *rt)
             fleet_free(rt->fleet);
             free(rt->fleet);
             rt->fleet = NULL;
-            log_info("fleet: off; etcd is no longer followed (its pools in force stay until the "
-                     "file replaces them)");
+            log_info("fleet: off; etcd is no longer followed, and its pools left with this reload");
         }
         return;
     }
@@ -426,6 +433,9 @@ static void reload_fleet_follow(struct runtime *rt)
         rt->fleet->base_cfg = cfg;
         if (fleet_configure(rt->fleet, &cfg->fleet) < 0)
             log_error("fleet: out of memory taking the new settings; the old ones stay");
+        /* A refused delete may go now that the file no longer needs it. */
+        if (fleet_recheck_gone(rt->fleet))
+            runtime_fleet_changed(rt);
     } else if (runtime_fleet_init(rt, cfg) < 0) {
         log_error("fleet: out of memory starting it; etcd is not followed");
     }
@@ -491,6 +501,7 @@ static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload
     if (rt->applying_fleet) {
         rt->fleet_applied++;
         rt->fleet->apply_error[0] = '\0';
+        fleet_applied(rt->fleet);
         log_info("fleet: generation %u in force, etcd revision %" PRId64 " (backends +%zu -%zu)",
                  res->generation, rt->fleet->revision, res->backends_added, res->backends_removed);
     } else {
@@ -499,6 +510,8 @@ static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload
         log_info("reload ok: generation %u (listeners +%zu -%zu, backends +%zu -%zu)",
                  res->generation, res->listeners_added, res->listeners_removed, res->backends_added,
                  res->backends_removed);
+        if (rt->fleet && rt->fleet->synced)
+            fleet_applied(rt->fleet);
         reload_fleet_follow(rt);
     }
     if (rt->fleet) {
@@ -602,6 +615,14 @@ static int fleet_merge(struct runtime *rt, struct lb_config **cfg, char *err, si
     }
     int rc = config_merge(*cfg, docs, ndocs, &merged, err, errlen);
     free(docs);
+    /* A document the loader now refuses (a file change it depends on):
+     * refused, and the file merged without it. */
+    while (rc < 0 && fleet_blame(rt->fleet, err)) {
+        if (fleet_docs(rt->fleet, &docs, &ndocs) < 0)
+            break;
+        rc = config_merge(*cfg, docs, ndocs, &merged, err, errlen);
+        free(docs);
+    }
     config_free(*cfg);
     *cfg = merged;
     return rc;
@@ -660,7 +681,7 @@ int reload_fleet(struct runtime *rt)
     int rc = config_merge(rt->cfg, docs, ndocs, &cfg, err, sizeof(err));
     free(docs);
     if (rc < 0) {
-        reload_failed(rt, err);
+        reload_failed(rt, err); /* a document to blame: tried again from the loop */
         rt->applying_fleet = false;
         return -1;
     }

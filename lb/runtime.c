@@ -85,6 +85,9 @@ static void runtime_release(struct runtime *rt)
         free(rt->fleet);
         rt->fleet = NULL;
     }
+    if (rt->fleet_ev)
+        event_free(rt->fleet_ev);
+    rt->fleet_ev = NULL;
     if (rt->dns) {
         discovery_set_free(rt->dns);
         free(rt->dns);
@@ -113,11 +116,29 @@ static int on_dns_changed(void *arg, const struct discovery *d)
  * (the start takes them as they are when its wait ends). */
 static void on_fleet_changed(void *arg)
 {
-    struct runtime *rt = arg;
-    if (rt->starting)
+    runtime_fleet_changed(arg);
+}
+
+static void on_fleet_apply(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    reload_fleet(arg);
+}
+
+void runtime_fleet_changed(struct runtime *rt)
+{
+    if (rt->starting) {
         rt->fleet_again = true; /* runtime_ready() applies what came after the start's merge */
-    else
+        return;
+    }
+    /* From the loop: the changes one read brings (or several reads in one
+     * turn) make one reload, never one inside the watch's callback. */
+    if (!rt->fleet_ev && !(rt->fleet_ev = event_new(rt->base, -1, 0, on_fleet_apply, rt))) {
         reload_fleet(rt);
+        return;
+    }
+    event_active(rt->fleet_ev, EV_TIMEOUT, 0);
 }
 
 /* A listener (or SNI route) of the file names pool NAME, which the file
@@ -259,12 +280,27 @@ static int runtime_fleet_start(struct runtime *rt, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    int rc = config_merge(cfg, docs, ndocs, &merged, err, errlen);
-    free(docs);
-    if (rc < 0 || names_resolve_now(merged, err, errlen) < 0) {
-        config_free(merged);
-        return -1;
+    /* A document that fails (the loader, a host name) is refused and the
+     * merge made again without it. */
+    int rc;
+    for (;;) {
+        rc = config_merge(cfg, docs, ndocs, &merged, err, errlen);
+        free(docs);
+        if (rc == 0 && names_resolve_now(merged, err, errlen) < 0) {
+            config_free(merged);
+            merged = NULL;
+            rc = -1;
+        }
+        if (rc == 0 || !fleet_blame(rt->fleet, err))
+            break;
+        if (fleet_docs(rt->fleet, &docs, &ndocs) < 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
     }
+    if (rc < 0)
+        return -1;
+    fleet_applied(rt->fleet);
     config_free(rt->cfg);
     rt->cfg = merged;
     rt->fleet->base_cfg = merged;

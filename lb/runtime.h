@@ -70,8 +70,9 @@ struct runtime {
     struct discovery_set *dns;
     /* The fleet (lb/fleet.h): pools from etcd; NULL without "fleet". */
     struct fleet *fleet;
-    bool fleet_again;    /* etcd's documents changed while a reload waited */
-    bool applying_fleet; /* the config being applied is etcd's change, not a SIGHUP */
+    bool fleet_again;       /* etcd's documents changed while a reload waited */
+    struct event *fleet_ev; /* runtime_fleet_changed(): reload_fleet() from the loop */
+    bool applying_fleet;    /* the config being applied is etcd's change, not a SIGHUP */
     uint64_t fleet_applied, fleet_apply_failed;
     const struct reload_hook *reload_hook; /* reload_set_hook(); NULL: none */
     struct event *probe_timer;             /* probes the parked sessions once a second */
@@ -135,6 +136,9 @@ void runtime_fd_budget(struct runtime *rt);
 
 /* Starts following cfg's fleet (rt->fleet). 0 or -1 (out of memory). */
 int runtime_fleet_init(struct runtime *rt, const struct lb_config *cfg);
+/* etcd's documents changed: reload_fleet() runs from the loop (once for
+ * all the changes until then), or after the start. */
+void runtime_fleet_changed(struct runtime *rt);
 /* Gives every backend its state from etcd (after a start or a reload made
  * backends that may have one). */
 void runtime_fleet_states_apply(struct runtime *rt);

@@ -106,11 +106,10 @@ char *etcd_range_body(const char *prefix, int64_t revision)
     return prefix_body(prefix, o);
 }
 
-char *etcd_count_body(const char *prefix)
+char *etcd_probe_body(const char *prefix)
 {
-    json_t *o = json_object();
-    if (o)
-        json_object_set_new(o, "count_only", json_true());
+    json_t *o = json_pack("{s:i, s:s, s:s, s:b}", "limit", 1, "sort_order", "DESCEND",
+                          "sort_target", "MOD", "keys_only", 1);
     return prefix_body(prefix, o);
 }
 
@@ -220,23 +219,37 @@ static bool error_answer(json_t *root, struct etcd_msg *m)
     return true;
 }
 
-/* One mvccpb.KeyValue object into kv (deleted: no value expected). */
+/* One mvccpb.KeyValue object into kv (deleted: no value expected). A key
+ * or value that cannot be decoded within its bound leaves the kv in the
+ * answer with bad set (its key "" when the key is the bad part), so one
+ * such key does not make the whole answer unreadable. */
 static int parse_kv(json_t *o, bool deleted, struct etcd_kv *kv, char *err, size_t errlen)
 {
     if (!json_is_object(o))
         return fail(err, errlen, "a key is not an object");
     const char *key = json_string_value(json_object_get(o, "key"));
-    if (!key || b64_decode(key, ETCD_KEY_MAX, &kv->key, &kv->key_len) < 0 || kv->key_len == 0)
-        return fail(err, errlen, "a key is missing, not base64 or too long");
+    if (!key)
+        return fail(err, errlen, "a key is missing");
     if (get_int64(o, "mod_revision", &kv->mod_revision) < 0)
         return fail(err, errlen, "a mod_revision is not an integer");
     kv->deleted = deleted;
+    if (b64_decode(key, ETCD_KEY_MAX, &kv->key, &kv->key_len) < 0 || kv->key_len == 0) {
+        free(kv->key);
+        kv->key_len = 0;
+        if (!(kv->key = strdup("")))
+            return fail(err, errlen, "out of memory");
+        kv->bad = "the key is empty, not base64 or over 1024 bytes";
+        return 0;
+    }
     if (deleted)
         return 0;
     json_t *v = json_object_get(o, "value");
     const char *value = v ? json_string_value(v) : "";
-    if (!value || b64_decode(value, ETCD_VALUE_MAX, &kv->value, &kv->value_len) < 0)
-        return fail(err, errlen, "a value is not base64 or too long");
+    if (!value || b64_decode(value, ETCD_VALUE_MAX, &kv->value, &kv->value_len) < 0) {
+        kv->value = NULL;
+        kv->value_len = 0;
+        kv->bad = "the value is not base64 or over 1 MiB";
+    }
     return 0;
 }
 

@@ -27,6 +27,9 @@ struct etcd_kv {
     size_t value_len;
     int64_t mod_revision;
     bool deleted;
+    /* Why this key could not be read (NULL: it could): its key is "" when
+     * the key itself was the fault, value NULL when the value was. */
+    const char *bad;
 };
 
 /* One answer of the gateway. */
@@ -54,9 +57,10 @@ struct etcd_msg {
  * of memory. */
 char *etcd_range_body(const char *prefix, int64_t revision);
 char *etcd_watch_body(const char *prefix, int64_t start_revision);
-/* A linearizable range that only counts the prefix's keys: the liveness
- * probe (a member without a leader cannot answer it). */
-char *etcd_count_body(const char *prefix);
+/* The liveness probe: a linearizable range (a member without a leader
+ * cannot answer it) of the prefix's one key changed last, keys only: its
+ * mod_revision says whether a watch missed a change. */
+char *etcd_probe_body(const char *prefix);
 char *etcd_put_body(const char *key, const char *value, size_t value_len);
 
 enum etcd_msg_kind { ETCD_RANGE, ETCD_WATCH, ETCD_PUT };

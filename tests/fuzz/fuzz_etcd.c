@@ -1,9 +1,10 @@
 /* fuzz_etcd: etcd_msg_parse() (lb/proto/etcd_msg.h), the fleet's reader
  * of etcd's v3 gateway answers, on any bytes. The first byte picks the
  * kind (range, watch, put), the rest is the body. On success every key
- * is 1..ETCD_KEY_MAX bytes and NUL-terminated, every value at most
- * ETCD_VALUE_MAX, a DELETE has no value, revisions are not negative and
- * an error message is printable ASCII. On failure a reason. Any
+ * is 1..ETCD_KEY_MAX bytes and NUL-terminated (or "" with a reason in
+ * bad), every value at most ETCD_VALUE_MAX (or NULL with bad), a DELETE
+ * has no value, revisions are not negative and an error message is
+ * printable ASCII. On failure a reason. Any
  * difference traps; a leak fails the run. */
 #include <stddef.h>
 #include <stdint.h>
@@ -28,12 +29,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
         for (size_t i = 0; i < m.nkvs; i++) {
             const struct etcd_kv *kv = &m.kvs[i];
-            if (kv->key_len == 0 || kv->key_len > ETCD_KEY_MAX || kv->key[kv->key_len] != '\0' ||
-                kv->mod_revision < 0)
+            if (!kv->key || kv->key_len > ETCD_KEY_MAX || kv->key[kv->key_len] != '\0' ||
+                kv->mod_revision < 0 || (kv->key_len == 0 && !kv->bad))
                 __builtin_trap();
-            if (kv->deleted ? kv->value != NULL
-                            : kv->value == NULL || kv->value_len > ETCD_VALUE_MAX ||
-                                  kv->value[kv->value_len] != '\0')
+            if (kv->bad) {
+                if (kv->value != NULL)
+                    __builtin_trap();
+            } else if (kv->deleted ? kv->value != NULL
+                                   : kv->value == NULL || kv->value_len > ETCD_VALUE_MAX ||
+                                         kv->value[kv->value_len] != '\0')
                 __builtin_trap();
         }
         for (const char *p = m.error; *p; p++)

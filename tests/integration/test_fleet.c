@@ -183,6 +183,16 @@ static size_t etcd_leader(const struct etcd_cluster *c)
     return 0;
 }
 
+/* Puts a value from a file (too big for an argument) through sh. */
+static void etcd_put_file(const struct etcd_cluster *c, const char *key, const char *path)
+{
+    char *cmd = harness_strf("ETCDCTL_API=3 /usr/bin/etcdctl --endpoints=%s put %s < %s",
+                             c->endpoints, key, path);
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    const char *out = NULL, *err = NULL;
+    ck_assert_msg(harness_run(argv, &out, &err, ETCD_WAIT_MS) == 0, "%s: %s", cmd, err);
+}
+
 /* An lb whose only listener takes pool app, which only etcd has. */
 static json_t *fleet_cfg(int lport, int aport, const char *endpoints)
 {
@@ -337,9 +347,59 @@ START_TEST(fleet_two_instances)
     ck_assert(harness_lb_log_wait(&b, kept, 1, HARNESS_WAIT_MS));
     ck_assert_str_eq(pool_names(ab, "app"), "b2");
     ck_assert_str_eq(fetch_names(la, 2), "b2,b2");
-    /* Keys elsewhere under the prefix change nothing. */
-    ck_assert_int_eq(harness_log_count(a.log, "fleet: generation"),
-                     harness_log_count(b.log, "fleet: generation"));
+    /* A document the loader takes and a later step refuses (its CA file
+     * cannot be read) is refused with its key; the rest goes on. */
+    etcd_put(&c, PREFIX "pools/tls",
+             "{\"tls\": {\"ca\": \"/nonexistent/ca.pem\"}, \"backends\": [{\"address\": "
+             "\"127.0.0.1:1\"}]}");
+    const char *late = "fleet: " PREFIX "pools/tls refused: etcd " PREFIX "pools/tls:1:9: tls: ";
+    ck_assert(harness_lb_log_wait(&a, late, 1, HARNESS_WAIT_MS));
+    ck_assert(harness_lb_log_wait(&b, late, 1, HARNESS_WAIT_MS));
+    etcd_put(&c, PREFIX "pools/extra", pool_doc("leastconn", harness_strf("b1=%d", b1)));
+    wait_names(aa, "extra", "b1");
+    wait_names(ab, "extra", "b1");
+    ck_assert_str_eq(pool_names(ab, "tls"), "-");
+    st = fleet_status(aa);
+    ck_assert_int_eq(json_array_size(harness_jget(st, "rejected")), 2);
+    ck_assert_str_eq(harness_jstr(st, "rejected.0.key"), PREFIX "pools/app");
+    ck_assert_str_eq(harness_jstr(st, "rejected.1.key"), PREFIX "pools/tls");
+
+    /* Keys elsewhere under the prefix change nothing, a value too large
+     * for lb among them; under pools/ it is refused like a bad one. */
+    long gens = harness_log_count(a.log, "fleet: generation");
+    char *big = malloc(1200001);
+    memset(big, 'x', 1200000);
+    big[1200000] = '\0';
+    const char *bigfile = harness_write_file("big.txt", big);
+    free(big);
+    etcd_put_file(&c, PREFIX "other/blob", bigfile);
+    etcd_put(&c, PREFIX "readme", "not JSON at all");
+    etcd_put_file(&c, PREFIX "pools/extra", bigfile);
+    const char *toolarge = "fleet: " PREFIX "pools/extra refused: etcd " PREFIX
+                           "pools/extra: the value is not base64 or over 1 MiB (its last good "
+                           "version stays)";
+    ck_assert(harness_lb_log_wait(&a, toolarge, 1, HARNESS_WAIT_MS));
+    ck_assert(harness_lb_log_wait(&b, toolarge, 1, HARNESS_WAIT_MS));
+    etcd_put(&c, PREFIX "pools/extra", pool_doc("leastconn", harness_strf("b2=%d", b2)));
+    wait_names(aa, "extra", "b2");
+    wait_names(ab, "extra", "b2");
+    ck_assert_int_eq(harness_log_count(a.log, "fleet: generation"), gens + 1);
+    ck_assert_str_eq(harness_jstr(fleet_status(ab), "state"), "watching");
+    ck_assert_int_eq(harness_log_count(a.log, "going on with"), 0);
+
+    /* The refused delete of app goes once A's file no longer needs it. */
+    json_t *spare = fleet_cfg(la, aa, c.endpoints);
+    harness_jset(spare, "listeners.0.pool", json_string("spare"));
+    harness_jappend(
+        spare, "pools",
+        harness_pool_json(
+            "spare", NULL,
+            harness_jarray(harness_backend_json(harness_strf("127.0.0.1:%d", b1), "b1"), NULL)));
+    harness_lb_rewrite_json(&a, spare);
+    harness_lb_signal(&a, SIGHUP);
+    ck_assert(harness_lb_log_wait(&a, "fleet: " PREFIX "pools/app deleted", 1, HARNESS_WAIT_MS));
+    wait_names(aa, "app", "-");
+    ck_assert_str_eq(pool_names(ab, "app"), "b2");
     ck_assert_int_eq(harness_lb_stop(&a), 0);
     ck_assert_int_eq(harness_lb_stop(&b), 0);
 }

@@ -173,16 +173,11 @@ START_TEST(hostile_answers)
               "header.revision is not an integer");
     parse_bad("{\"kvs\":{}}", ETCD_RANGE, "the list of keys is not an array");
     parse_bad("{\"kvs\":[1]}", ETCD_RANGE, "a key is not an object");
-    parse_bad("{\"kvs\":[{\"key\":\"YQ\"}]}", ETCD_RANGE,
-              "a key is missing, not base64 or too long");
-    parse_bad("{\"kvs\":[{\"key\":\"\"}]}", ETCD_RANGE, "a key is missing, not base64 or too long");
-    parse_bad("{\"kvs\":[{\"key\":\"Y=Q=\"}]}", ETCD_RANGE,
-              "a key is missing, not base64 or too long");
-    parse_bad("{\"kvs\":[{\"key\":\"YQ==\",\"value\":\"@@@@\"}]}", ETCD_RANGE,
-              "a value is not base64 or too long");
+    parse_bad("{\"kvs\":[{\"value\":\"YQ==\"}]}", ETCD_RANGE, "a key is missing");
+    parse_bad("{\"kvs\":[{\"key\":5}]}", ETCD_RANGE, "a key is missing");
     /* A half-parsed list is freed (the sanitizer build sees any leak). */
-    parse_bad("{\"kvs\":[{\"key\":\"YQ==\"},{\"key\":\"Yg==\",\"value\":5}]}", ETCD_RANGE,
-              "a value is not base64 or too long");
+    parse_bad("{\"kvs\":[{\"key\":\"YQ==\"},{\"key\":\"Yg==\",\"mod_revision\":\"x\"}]}",
+              ETCD_RANGE, "a mod_revision is not an integer");
     parse_bad("{\"kvs\":[{\"key\":\"YQ==\",\"mod_revision\":true}]}", ETCD_RANGE,
               "a mod_revision is not an integer");
     parse_bad("{\"more\":1}", ETCD_RANGE, "more is not a boolean");
@@ -207,16 +202,51 @@ START_TEST(hostile_answers)
         struct etcd_msg m;
         char err[256];
         int rc = etcd_msg_parse(text, strlen(text), ETCD_RANGE, &m, err, sizeof(err));
+        ck_assert_msg(rc == 0, "%zu bytes: %s", cut, err);
         if (cut == ETCD_KEY_MAX) {
-            ck_assert_msg(rc == 0, "%zu bytes: %s", cut, err);
+            ck_assert_ptr_null(m.kvs[0].bad);
             ck_assert_uint_eq(m.kvs[0].key_len, ETCD_KEY_MAX);
         } else {
-            ck_assert_int_eq(rc, -1);
+            ck_assert_str_eq(m.kvs[0].bad, "the key is empty, not base64 or over 1024 bytes");
+            ck_assert_str_eq(m.kvs[0].key, "");
         }
         etcd_msg_free(&m);
     }
     free(raw);
     free(text);
+}
+END_TEST
+
+/* A key or value that cannot be read is one bad kv; the rest of the
+ * answer is read. */
+START_TEST(bad_kvs)
+{
+    static const char text[] = "{\"header\":{\"revision\":\"9\"},\"kvs\":["
+                               "{\"key\":\"YQ\",\"value\":\"eA==\",\"mod_revision\":\"2\"},"
+                               "{\"key\":\"\",\"value\":\"eA==\"},"
+                               "{\"key\":\"Y=Q=\"},"
+                               "{\"key\":\"Yg==\",\"value\":\"@@@@\",\"mod_revision\":\"3\"},"
+                               "{\"key\":\"Yw==\",\"value\":5},"
+                               "{\"key\":\"ZA==\",\"value\":\"eQ==\",\"mod_revision\":\"4\"}]}";
+    struct etcd_msg m;
+    char err[256];
+    ck_assert_int_eq(etcd_msg_parse(text, strlen(text), ETCD_RANGE, &m, err, sizeof(err)), 0);
+    ck_assert_uint_eq(m.nkvs, 6);
+    const char *key_bad = "the key is empty, not base64 or over 1024 bytes";
+    const char *value_bad = "the value is not base64 or over 1 MiB";
+    for (int i = 0; i < 3; i++) {
+        ck_assert_str_eq(m.kvs[i].bad, key_bad);
+        ck_assert_str_eq(m.kvs[i].key, "");
+    }
+    ck_assert_int_eq(m.kvs[0].mod_revision, 2);
+    ck_assert_str_eq(m.kvs[3].key, "b");
+    ck_assert_str_eq(m.kvs[3].bad, value_bad);
+    ck_assert_ptr_null(m.kvs[3].value);
+    ck_assert_int_eq(m.kvs[3].mod_revision, 3);
+    ck_assert_str_eq(m.kvs[4].bad, value_bad);
+    ck_assert_ptr_null(m.kvs[5].bad);
+    ck_assert_str_eq(m.kvs[5].value, "y");
+    etcd_msg_free(&m);
 }
 END_TEST
 
@@ -228,6 +258,7 @@ static Suite *etcd_msg_suite(void)
     tcase_add_test(tc, range_answer);
     tcase_add_test(tc, watch_messages);
     tcase_add_test(tc, error_answers);
+    tcase_add_test(tc, bad_kvs);
     tcase_add_test(tc, hostile_answers);
     suite_add_tcase(s, tc);
     return s;

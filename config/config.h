@@ -225,10 +225,12 @@ struct lb_admin_conf {
 #define LB_FLEET_PREFIX_MAX 256
 
 struct lb_fleet_endpoint {
-    char *url; /* as written: "http://127.0.0.1:2379" */
+    char *url; /* as written: "http://127.0.0.1:2379" or "https://..." */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     char *authority; /* the Host header: "127.0.0.1:2379" */
+    char *host;      /* the address without brackets or port: "::1"; TLS's default name */
+    int tls;         /* https:// */
 };
 
 struct lb_fleet_conf {
@@ -239,6 +241,10 @@ struct lb_fleet_conf {
     char *token;               /* sent as Authorization; NULL: none */
     unsigned timeout_ms;       /* each request to etcd, and its answer to the liveness probe */
     unsigned start_timeout_ms; /* how long the start waits for etcd's first answer */
+    /* "tls": how https endpoints are verified (a pool's "tls" keys; its
+     * server_name, when given, is checked for every endpoint, else each
+     * endpoint's address); enabled when an endpoint is https. */
+    struct lb_tls_client_conf tls;
 };
 
 /* A pool kept outside the file (the fleet: etcd's PREFIX"pools/<name>"),

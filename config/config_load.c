@@ -97,8 +97,8 @@ static const char *const MODE_NAMES[] = {"tcp", "http", NULL};
 static const char *const ROOT_KEYS[] = {
     "log",   "shutdown_grace_ms", "max_connections", "listeners", "pools", "admin", "user",
     "group", "resolvers",         "fleet",           NULL};
-static const char *const FLEET_KEYS[] = {"etcd",       "prefix",           "token",
-                                         "timeout_ms", "start_timeout_ms", NULL};
+static const char *const FLEET_KEYS[] = {
+    "etcd", "prefix", "token", "timeout_ms", "start_timeout_ms", "tls", NULL};
 static const char *const FLEET_REQUIRED[] = {"etcd", "prefix", NULL};
 static const char *const ADMIN_KEYS[] = {"listen", "token", "max_connections", "request_timeout_ms",
                                          "tls",    NULL};
@@ -1684,30 +1684,37 @@ static int load_identity(struct loader *ld, json_t *root, struct lb_config *cfg)
     return 0;
 }
 
-/* One endpoint of "fleet"."etcd": "http://ADDRESS:PORT" (a trailing "/"
- * allowed), the address an IP or localhost. */
+/* One endpoint of "fleet"."etcd": "http://ADDRESS:PORT" or "https://..."
+ * (a trailing "/" allowed), the address an IP or localhost. */
 static int load_fleet_endpoint(struct loader *ld, json_t *v, struct lb_fleet_endpoint *e)
 {
-    static const char scheme[] = "http://";
+    static const char want[] = "must be \"http://ADDRESS:PORT\" or \"https://ADDRESS:PORT\"";
     const char *s = json_string_value(v);
-    char hostport[300], why[512];
+    char hostport[300], why[512], host[64];
 
     if (!s)
-        return load_fail(ld, AT_VALUE, "must be a string (\"http://ADDRESS:PORT\")");
-    if (strncmp(s, "https://", 8) == 0)
-        return load_fail(ld, AT_VALUE, "https endpoints are not supported yet; use http://");
+        return load_fail(ld, AT_VALUE, "%s", want);
+    size_t skip = strncmp(s, "http://", 7) == 0 ? 7 : strncmp(s, "https://", 8) == 0 ? 8 : 0;
     size_t n = strlen(s);
-    if (strncmp(s, scheme, sizeof(scheme) - 1) != 0 || n - (sizeof(scheme) - 1) >= sizeof(hostport))
-        return load_fail(ld, AT_VALUE, "must be \"http://ADDRESS:PORT\"");
-    snprintf(hostport, sizeof(hostport), "%s", s + sizeof(scheme) - 1);
+    if (!skip || n - skip >= sizeof(hostport))
+        return load_fail(ld, AT_VALUE, "%s", want);
+    e->tls = skip == 8;
+    snprintf(hostport, sizeof(hostport), "%s", s + skip);
     n = strlen(hostport);
     if (n > 0 && hostport[n - 1] == '/')
         hostport[--n] = '\0';
     if (strchr(hostport, '/'))
-        return load_fail(ld, AT_VALUE, "must be \"http://ADDRESS:PORT\" (no path)");
+        return load_fail(ld, AT_VALUE, "%s (no path)", want);
     if (config_parse_address(hostport, 0, &e->addr, &e->addrlen, NULL, NULL, why, sizeof(why)) < 0)
         return load_fail(ld, AT_VALUE, "%s", why);
-    if (!(e->url = strdup(s)) || !(e->authority = strdup(hostport)))
+    /* The address alone ("[::1]:2379" is ::1, "localhost:2379" 127.0.0.1):
+     * what a certificate for the endpoint names when tls.server_name does
+     * not say otherwise. */
+    if (e->addr.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&e->addr)->sin6_addr, host, sizeof(host));
+    else
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&e->addr)->sin_addr, host, sizeof(host));
+    if (!(e->url = strdup(s)) || !(e->authority = strdup(hostport)) || !(e->host = strdup(host)))
         return load_oom(ld);
     return 0;
 }
@@ -1743,6 +1750,20 @@ static int load_fleet(struct loader *ld, json_t *root, struct lb_fleet_conf *f)
         path_pop(ld);
     }
     path_pop(ld);
+    int tls = 0;
+    for (k = 0; k < f->nendpoints; k++)
+        tls |= f->endpoints[k].tls;
+    if (load_pool_tls(ld, obj, &f->tls) < 0)
+        return -1;
+    if (json_object_get(obj, "tls") && !tls) {
+        path_push_key(ld, "tls");
+        return load_fail(ld, AT_VALUE, "no endpoint in \"etcd\" is https://");
+    }
+    if (tls && json_object_get(obj, "tls") && !f->tls.enabled) {
+        path_push_key(ld, "tls");
+        return load_fail(ld, AT_VALUE, "https endpoints need TLS (it says \"enabled\": false)");
+    }
+    f->tls.enabled = tls;
     if (load_string(ld, obj, "prefix", &prefix) < 0)
         return -1;
     size_t n = prefix ? strlen(prefix) : 0;
@@ -2184,7 +2205,9 @@ void config_free(struct lb_config *cfg)
     for (size_t i = 0; i < cfg->fleet.nendpoints; i++) {
         free(cfg->fleet.endpoints[i].url);
         free(cfg->fleet.endpoints[i].authority);
+        free(cfg->fleet.endpoints[i].host);
     }
+    tls_client_free(&cfg->fleet.tls);
     free(cfg->fleet.endpoints);
     free(cfg->fleet.prefix);
     free(cfg->fleet.token);

@@ -13,6 +13,8 @@
 #include "lb/log.h"
 #include "lb/pool.h"
 #include "lb/proto/etcd_msg.h"
+#include "lb/io/tls_ctx.h"
+#include "lb/tls_conf.h"
 
 /* A range answer or one watch message larger than this is refused (and
  * the connection counted a fault): etcd's own default request limit is
@@ -92,9 +94,13 @@ static void fleet_fault(struct fleet *f, const char *why)
     /* Never read: nothing to wait out (the start says what it does). */
     if (!f->down_logged && (!f->synced || now_unix_ms() - f->failing_since_ms >= DOWN_AFTER_MS)) {
         f->down_logged = true;
-        log_error("fleet: no etcd endpoint answers (last: %s); the %zu pools from etcd in force "
-                  "stay, and lb serves on",
-                  f->error, f->ndocs);
+        if (f->synced)
+            log_error("fleet: no etcd endpoint answers (last: %s); the %zu pools from etcd in "
+                      "force stay, and lb serves on",
+                      f->error, f->ndocs);
+        else
+            log_error("fleet: no etcd endpoint answers (last: %s); nothing read from etcd yet",
+                      f->error);
     }
     unsigned pause = ROUND_PAUSE_MS;
     for (unsigned r = 1; r < f->rounds_failed && pause < ROUND_PAUSE_MAX_MS; r++)
@@ -653,8 +659,9 @@ static struct http_client *post(struct fleet *f, const char *path, char *body, i
     char *req = http_client_post(e->authority, path, f->conf.token, body, &len);
     free(body);
     struct http_client *c =
-        req ? http_client_start(f->base, (const struct sockaddr *)&e->addr, e->addrlen, req, len,
-                                f->conf.timeout_ms, whole, ops, f, err, sizeof(err))
+        req ? http_client_start(f->base, (const struct sockaddr *)&e->addr, e->addrlen,
+                                f->tls[f->ep], req, len, f->conf.timeout_ms, whole, ops, f, err,
+                                sizeof(err))
             : NULL;
     free(req);
     if (!c)
@@ -1033,8 +1040,9 @@ static int put_try(struct fleet_put *p)
             snprintf(p->error, sizeof(p->error), "out of memory");
             return -1;
         }
-        p->c = http_client_start(f->base, (const struct sockaddr *)&e->addr, e->addrlen, req, len,
-                                 f->conf.timeout_ms, 1, &put_ops, p, err, sizeof(err));
+        p->c =
+            http_client_start(f->base, (const struct sockaddr *)&e->addr, e->addrlen, f->tls[p->ep],
+                              req, len, f->conf.timeout_ms, 1, &put_ops, p, err, sizeof(err));
         free(req);
         if (p->c)
             return 0;
@@ -1086,6 +1094,7 @@ static void conf_free(struct lb_fleet_conf *c)
     for (size_t i = 0; i < c->nendpoints; i++) {
         free(c->endpoints[i].url);
         free(c->endpoints[i].authority);
+        free(c->endpoints[i].host);
     }
     free(c->endpoints);
     free(c->prefix);
@@ -1093,22 +1102,31 @@ static void conf_free(struct lb_fleet_conf *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* The fleet's own copy: strings owned, "tls" left out (its contexts are
+ * built from the config, fleet_tls_build()). */
 static int conf_copy(struct lb_fleet_conf *dst, const struct lb_fleet_conf *src)
 {
-    *dst = *src;
+    memset(dst, 0, sizeof(*dst));
+    dst->timeout_ms = src->timeout_ms;
+    dst->start_timeout_ms = src->start_timeout_ms;
+    dst->enabled = src->enabled;
     dst->endpoints = calloc(src->nendpoints, sizeof(*dst->endpoints));
     dst->prefix = strdup(src->prefix);
     dst->token = src->token ? strdup(src->token) : NULL;
     int ok = dst->endpoints && dst->prefix && (!src->token || dst->token);
     for (size_t i = 0; ok && i < src->nendpoints; i++) {
-        dst->endpoints[i] = src->endpoints[i];
-        dst->endpoints[i].url = strdup(src->endpoints[i].url);
-        dst->endpoints[i].authority = strdup(src->endpoints[i].authority);
-        ok = dst->endpoints[i].url && dst->endpoints[i].authority;
+        const struct lb_fleet_endpoint *s = &src->endpoints[i];
+        struct lb_fleet_endpoint *d = &dst->endpoints[i];
+        dst->nendpoints++;
+        d->addr = s->addr;
+        d->addrlen = s->addrlen;
+        d->tls = s->tls;
+        d->url = strdup(s->url);
+        d->authority = strdup(s->authority);
+        d->host = strdup(s->host);
+        ok = d->url && d->authority && d->host;
     }
     if (!ok) {
-        if (!dst->endpoints)
-            dst->nendpoints = 0;
         conf_free(dst);
         return -1;
     }
@@ -1122,24 +1140,49 @@ static bool conf_same(const struct lb_fleet_conf *a, const struct lb_fleet_conf 
         a->timeout_ms != b->timeout_ms)
         return false;
     for (size_t i = 0; i < a->nendpoints; i++)
-        if (strcmp(a->endpoints[i].url, b->endpoints[i].url) != 0)
-            return false;
+        if (strcmp(a->endpoints[i].url, b->endpoints[i].url) != 0 || a->endpoints[i].tls)
+            return false; /* an https endpoint: its certificates may be new */
     return true;
 }
 
-int fleet_init(struct fleet *f, struct event_base *base, const struct lb_fleet_conf *conf,
-               const struct lb_config *base_cfg, void (*changed)(void *arg), void *arg)
+static void tls_drop(struct tls_ctx **v)
+{
+    for (size_t i = 0; i < LB_FLEET_ENDPOINTS_MAX; i++) {
+        tls_ctx_unref(v[i]);
+        v[i] = NULL;
+    }
+}
+
+/* The https endpoints' contexts of cfg into v. 0, or -1 with err. */
+static int fleet_tls_build(struct tls_ctx **v, const struct lb_config *cfg, char *err,
+                           size_t errlen)
+{
+    memset(v, 0, LB_FLEET_ENDPOINTS_MAX * sizeof(*v));
+    for (size_t i = 0; i < cfg->fleet.nendpoints; i++) {
+        v[i] = tls_conf_fleet(cfg, i, err, errlen);
+        if (!v[i] && err[0]) {
+            tls_drop(v);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int fleet_init(struct fleet *f, struct event_base *base, const struct lb_config *cfg,
+               void (*changed)(void *arg), void *arg, char *err, size_t errlen)
 {
     memset(f, 0, sizeof(*f));
     f->base = base;
-    f->base_cfg = base_cfg;
+    f->base_cfg = cfg;
     f->changed = changed;
     f->arg = arg;
     f->need_full = true;
-    if (conf_copy(&f->conf, conf) < 0)
+    if (fleet_tls_build(f->tls, cfg, err, errlen) < 0)
         return -1;
-    if (!(f->timer = evtimer_new(base, on_timer, f))) {
+    if (conf_copy(&f->conf, &cfg->fleet) < 0 || !(f->timer = evtimer_new(base, on_timer, f))) {
         conf_free(&f->conf);
+        tls_drop(f->tls);
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
     return 0;
@@ -1150,23 +1193,33 @@ void fleet_run(struct fleet *f)
     fleet_connect(f);
 }
 
-int fleet_configure(struct fleet *f, const struct lb_fleet_conf *conf)
+int fleet_configure(struct fleet *f, const struct lb_config *cfg, char *err, size_t errlen)
 {
+    const struct lb_fleet_conf *conf = &cfg->fleet;
     if (conf_same(&f->conf, conf)) {
         f->conf.start_timeout_ms = conf->start_timeout_ms;
         return 0;
     }
     struct lb_fleet_conf c;
-    if (conf_copy(&c, conf) < 0)
+    struct tls_ctx *tls[LB_FLEET_ENDPOINTS_MAX];
+    if (fleet_tls_build(tls, cfg, err, errlen) < 0)
         return -1;
+    if (conf_copy(&c, conf) < 0) {
+        tls_drop(tls);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     bool other_prefix = strcmp(c.prefix, f->conf.prefix) != 0;
     bool other_endpoints = c.nendpoints != f->conf.nendpoints;
     for (size_t i = 0; !other_endpoints && i < c.nendpoints; i++)
         other_endpoints = strcmp(c.endpoints[i].url, f->conf.endpoints[i].url) != 0;
     while (f->puts) /* their endpoints go */
         put_finish(f->puts, 0, "the fleet's settings changed (SIGHUP); write again");
+    cancel_all(f); /* their clients hold references to the old contexts, dropped now */
     conf_free(&f->conf);
     f->conf = c;
+    tls_drop(f->tls);
+    memcpy(f->tls, tls, sizeof(tls));
     f->ep = 0;
     f->failed_in_round = 0;
     if (other_prefix || other_endpoints) /* another cluster has other revisions */
@@ -1202,6 +1255,7 @@ void fleet_free(struct fleet *f)
     free(f->buf);
     free(f->wbuf);
     conf_free(&f->conf);
+    tls_drop(f->tls);
     memset(f, 0, sizeof(*f));
 }
 

@@ -28,6 +28,7 @@
 struct event_base;
 struct event;
 struct http_client;
+struct tls_ctx;
 
 /* A document as read from etcd. */
 struct fleet_doc {
@@ -70,6 +71,7 @@ struct fleet {
     struct event_base *base;
     /* A copy of the config's fleet block (strings owned). */
     struct lb_fleet_conf conf;
+    struct tls_ctx *tls[LB_FLEET_ENDPOINTS_MAX]; /* per endpoint: https; NULL: http */
     /* The config whose pools the documents are checked against (its file
      * folder, its resolvers); set by the owner, not owned. */
     const struct lb_config *base_cfg;
@@ -159,17 +161,19 @@ struct fleet_put *fleet_put_state(struct fleet *f, const char *pool, const char 
 /* Drops a put: its done is never called (the write may still happen). */
 void fleet_put_cancel(struct fleet_put *p);
 
-/* Makes f follow conf's etcd; nothing is sent until fleet_run(). 0 or -1
- * (out of memory). */
-int fleet_init(struct fleet *f, struct event_base *base, const struct lb_fleet_conf *conf,
-               const struct lb_config *base_cfg, void (*changed)(void *arg), void *arg);
+/* Makes f follow cfg's etcd (cfg stays base_cfg); nothing is sent until
+ * fleet_run(). 0, or -1 with err (an https endpoint's TLS settings that
+ * cannot be built, out of memory). */
+int fleet_init(struct fleet *f, struct event_base *base, const struct lb_config *cfg,
+               void (*changed)(void *arg), void *arg, char *err, size_t errlen);
 /* Starts the full read. */
 void fleet_run(struct fleet *f);
-/* The config's fleet block after a reload: other endpoints, token or
- * timeouts take effect at once (the connection starts again), another
- * prefix also reads everything again. 0 or -1 (out of memory: the old
- * settings stay). */
-int fleet_configure(struct fleet *f, const struct lb_fleet_conf *conf);
+/* The config's fleet block after a reload: other endpoints, token,
+ * timeouts or TLS take effect at once (the connection starts again; with
+ * https endpoints it always does, their certificates may be new), other
+ * endpoints or another prefix also read everything again. 0, or -1 with
+ * err (the old settings stay). */
+int fleet_configure(struct fleet *f, const struct lb_config *cfg, char *err, size_t errlen);
 void fleet_free(struct fleet *f);
 
 /* The documents as config_merge() takes them, in a malloc'd array (NULL

@@ -12,7 +12,10 @@
 #include <event2/event.h>
 
 #include "lb/http_client.h"
+#include "lb/io/conn.h"
+#include "lb/io/conn_tls.h"
 #include "lb/io/sock.h"
+#include "lb/io/tls_ctx.h"
 #include "lb/proto/http_head.h"
 
 /* A chunk-size line (size, extensions, CRLF) or trailer line longer than
@@ -30,15 +33,18 @@ enum body_state {
     BODY_TRAILER,    /* trailer lines, up to the empty one */
 };
 
+enum io_step { STEP_CONNECT, STEP_HANDSHAKE, STEP_SEND, STEP_RECEIVE };
+
 struct http_client {
     struct event_base *base;
-    int fd;
+    struct conn io;      /* plain TCP, or TLS once connected */
+    struct tls_ctx *tls; /* https: the client context (a reference); NULL: plain */
+    enum io_step step;
     struct event *ev;    /* the socket: writable while sending, readable after */
     struct event *timer; /* the deadline */
     const struct http_client_ops *ops;
     void *arg;
     bool whole;
-    bool connected;
     int early_err; /* connect() failed at once with it */
     char *out;     /* the request */
     size_t out_len, out_off;
@@ -56,8 +62,9 @@ static void client_free(struct http_client *c)
         event_free(c->ev);
     if (c->timer)
         event_free(c->timer);
-    if (c->fd >= 0)
-        close(c->fd);
+    if (c->io.fd >= 0)
+        c->io.ops->close(&c->io); /* TLS: after its SSL, which the context outlives */
+    tls_ctx_unref(c->tls);
     free(c->out);
     free(c->in);
     free(c);
@@ -67,10 +74,8 @@ void http_client_cancel(struct http_client *c)
 {
     if (!c)
         return;
-    if (c->fd >= 0) { /* a reset: the server sees the exchange cut, not complete */
-        struct linger lg = {1, 0};
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    }
+    if (c->io.fd >= 0) /* a reset: the server sees the exchange cut, not complete */
+        c->io.ops->reset(&c->io);
     client_free(c);
 }
 
@@ -252,6 +257,38 @@ static int head_take(struct http_client *c)
     return 1;
 }
 
+static void on_io(evutil_socket_t fd, short what, void *arg);
+
+static void client_watch(struct http_client *c, short what)
+{
+    event_del(c->ev);
+    event_assign(c->ev, c->base, c->io.fd, what | EV_PERSIST, on_io, c);
+    event_add(c->ev, NULL);
+}
+
+/* What a step that found the socket not ready waits for. */
+static short wait_for(const struct http_client *c, short obvious)
+{
+    if (c->io.ops->wants) {
+        enum conn_want w = c->io.ops->wants(&c->io);
+        if (w == CONN_WANT_READ)
+            return EV_READ;
+        if (w == CONN_WANT_WRITE)
+            return EV_WRITE;
+    }
+    return obvious;
+}
+
+static void client_fail_errno(struct http_client *c, int err)
+{
+    char e[160];
+    if (err == EPROTO && c->tls)
+        snprintf(e, sizeof(e), "TLS: %s", conn_tls_last_error(&c->io));
+    else
+        errno_text(e, sizeof(e), err);
+    client_done(c, e);
+}
+
 static void client_read(struct http_client *c)
 {
     for (;;) {
@@ -269,15 +306,16 @@ static void client_read(struct http_client *c)
                 c->in_cap = cap;
             }
         }
-        ssize_t r = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+        struct iovec iov = {c->in + c->in_len, c->in_cap - c->in_len};
+        ssize_t r = conn_readv(&c->io, &iov, 1);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            client_watch(c, wait_for(c, EV_READ));
             return;
+        }
         if (r < 0) {
-            char e[128];
-            errno_text(e, sizeof(e), errno);
-            client_done(c, e);
+            client_fail_errno(c, errno);
             return;
         }
         if (r == 0) {
@@ -290,8 +328,11 @@ static void client_read(struct http_client *c)
         }
         c->in_len += (size_t)r;
         int rc = 1;
-        if (c->state == BODY_HEAD && (rc = head_take(c)) <= 0)
-            return; /* more of the head, or c is gone */
+        if (c->state == BODY_HEAD && (rc = head_take(c)) <= 0) {
+            if (rc == 0)
+                continue; /* more of the head */
+            return;       /* c is gone */
+        }
         if ((rc = body_take(c)) < 0)
             return;
         if (rc == 1) {
@@ -301,58 +342,92 @@ static void client_read(struct http_client *c)
     }
 }
 
-static void client_write(struct http_client *c)
+static void client_send(struct http_client *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        struct iovec iov = {c->out + c->out_off, c->out_len - c->out_off};
+        ssize_t w = conn_writev(&c->io, &iov, 1);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            client_watch(c, wait_for(c, EV_WRITE));
             return;
+        }
         if (w < 0) {
-            char e[128];
-            errno_text(e, sizeof(e), errno);
-            client_done(c, e);
+            client_fail_errno(c, errno);
             return;
         }
         c->out_off += (size_t)w;
     }
+    /* All sent: from now on only the response is awaited. */
+    c->step = STEP_RECEIVE;
+    client_read(c);
 }
 
-static void on_io(evutil_socket_t fd, short what, void *arg);
-
-static void client_watch(struct http_client *c, short what)
+static void client_handshake(struct http_client *c)
 {
-    event_del(c->ev);
-    event_assign(c->ev, c->base, c->fd, what | EV_PERSIST, on_io, c);
-    event_add(c->ev, NULL);
+    const char *why = NULL;
+    int rc = conn_tls_handshake(&c->io, &why);
+    if (rc == 0) {
+        client_watch(c, wait_for(c, EV_READ));
+        return;
+    }
+    if (rc < 0) {
+        char buf[200], e[260];
+        const char *v = tls_verify_error(conn_tls_ssl(&c->io), buf, sizeof(buf));
+        snprintf(e, sizeof(e), "TLS handshake: %s", v ? v : why ? why : "failed");
+        client_done(c, e);
+        return;
+    }
+    c->step = STEP_SEND;
+    client_send(c);
+}
+
+/* The TCP connect is done, well or not (SO_ERROR says which). */
+static void client_connected(struct http_client *c)
+{
+    int err = c->early_err;
+    socklen_t len = sizeof(err);
+    if (!err && getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err) {
+        client_fail_errno(c, err);
+        return;
+    }
+    if (!c->tls) {
+        c->step = STEP_SEND;
+        client_send(c);
+        return;
+    }
+    int fd = c->io.fd;
+    SSL *ssl = tls_client_ssl_new(c->tls, fd);
+    if (!ssl || conn_tls_init(&c->io, fd, ssl) < 0) {
+        client_done(c, "out of memory");
+        return;
+    }
+    c->step = STEP_HANDSHAKE;
+    client_handshake(c);
 }
 
 static void on_io(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
+    (void)what;
     struct http_client *c = arg;
-    if (!c->connected) {
-        int err = c->early_err;
-        socklen_t len = sizeof(err);
-        if (!err && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-            err = errno;
-        if (err) {
-            char e[128];
-            errno_text(e, sizeof(e), err);
-            client_done(c, e);
-            return;
-        }
-        c->connected = true;
+    switch (c->step) {
+    case STEP_CONNECT:
+        client_connected(c);
+        break;
+    case STEP_HANDSHAKE:
+        client_handshake(c);
+        break;
+    case STEP_SEND:
+        client_send(c);
+        break;
+    case STEP_RECEIVE:
+        client_read(c);
+        break;
     }
-    if (what & EV_WRITE) {
-        client_write(c);
-        if (c->out_off < c->out_len)
-            return;
-        client_watch(c, EV_READ);
-        return;
-    }
-    client_read(c);
 }
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg)
@@ -360,39 +435,43 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct http_client *c = arg;
-    client_done(c, c->connected ? "timed out" : "connect timed out");
+    client_done(c, c->step == STEP_CONNECT     ? "connect timed out"
+                   : c->step == STEP_HANDSHAKE ? "TLS handshake timed out"
+                                               : "timed out");
 }
 
 struct http_client *http_client_start(struct event_base *base, const struct sockaddr *addr,
-                                      socklen_t addrlen, const char *request, size_t len,
-                                      unsigned timeout_ms, int whole,
+                                      socklen_t addrlen, struct tls_ctx *tls, const char *request,
+                                      size_t len, unsigned timeout_ms, int whole,
                                       const struct http_client_ops *ops, void *arg, char *err,
                                       size_t errlen)
 {
     struct http_client *c = calloc(1, sizeof(*c));
+    if (c)
+        conn_tcp_init(&c->io, -1);
     if (!c || !(c->out = malloc(len ? len : 1)) || !(c->ev = event_new(base, -1, 0, on_io, c)) ||
         !(c->timer = evtimer_new(base, on_timeout, c))) {
         snprintf(err, errlen, "out of memory");
-        if (c) {
-            c->fd = -1;
+        if (c)
             client_free(c);
-        }
         return NULL;
     }
     c->base = base;
     c->ops = ops;
     c->arg = arg;
     c->whole = whole != 0;
+    c->tls = tls ? tls_ctx_ref(tls) : NULL;
     memcpy(c->out, request, len);
     c->out_len = len;
-    c->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) {
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
         errno_text(err, errlen, errno);
         client_free(c);
         return NULL;
     }
-    sock_set_nodelay(c->fd);
-    if (connect(c->fd, addr, addrlen) < 0 && errno != EINPROGRESS)
+    conn_tcp_init(&c->io, fd);
+    sock_set_nodelay(fd);
+    if (connect(fd, addr, addrlen) < 0 && errno != EINPROGRESS)
         c->early_err = errno; /* refused at once (loopback): reported from the loop */
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     client_watch(c, EV_WRITE);
@@ -405,7 +484,7 @@ void http_client_keepalive(struct http_client *c, unsigned idle_s, unsigned inte
                            unsigned count)
 {
     struct lb_keepalive_conf ka = {1, idle_s, interval_s, count};
-    sock_set_keepalive(c->fd, &ka, "http client", "etcd");
+    sock_set_keepalive(c->io.fd, &ka, "http client", "etcd");
 }
 
 char *http_client_post(const char *authority, const char *path, const char *auth, const char *body,

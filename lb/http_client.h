@@ -2,7 +2,8 @@
  * fleet's etcd gateway), on the loop: a non-blocking connect, the request
  * written, the response head parsed by lb/proto/http_head.c, its body
  * handed over as it arrives with any chunked framing taken off. Each
- * exchange has a connection of its own ("Connection: close"): the
+ * exchange has a connection of its own ("Connection: close"), plain or
+ * TLS (through the connection ops, lb/io/conn.h): the
  * requests lb makes this way are few, and a connection never outlives the
  * exchange that a fault or a timeout ended. The server's bytes are
  * outside input: the head is bounded (HTTP_CLIENT_HEAD_MAX), the framing
@@ -15,6 +16,7 @@
 
 struct event_base;
 struct http_client;
+struct tls_ctx;
 
 #define HTTP_CLIENT_HEAD_MAX (16 * 1024)
 
@@ -32,14 +34,17 @@ struct http_client_ops {
 };
 
 /* Connects to addr and sends request (the whole text: request line,
- * headers, body; copied) at once. timeout_ms bounds the connect and the
+ * headers, body; copied) at once; with tls (a client context, of which
+ * the client takes a reference) over TLS, the server verified as tls says
+ * (a failed handshake is "TLS handshake: certificate verify failed:
+ * hostname mismatch" and the like). timeout_ms bounds the connect and the
  * wait for the head; with whole, the entire exchange (a watch stream
  * passes 0: after its head it may be silent for as long as it likes).
  * NULL with the reason in err (no descriptor, out of memory): no callback
  * will come. */
 struct http_client *http_client_start(struct event_base *base, const struct sockaddr *addr,
-                                      socklen_t addrlen, const char *request, size_t len,
-                                      unsigned timeout_ms, int whole,
+                                      socklen_t addrlen, struct tls_ctx *tls, const char *request,
+                                      size_t len, unsigned timeout_ms, int whole,
                                       const struct http_client_ops *ops, void *arg, char *err,
                                       size_t errlen);
 /* TCP keepalive on c's socket: probes after idle_s without traffic, every

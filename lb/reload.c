@@ -431,13 +431,16 @@ static void reload_fleet_follow(struct runtime *rt)
     }
     if (rt->fleet) {
         rt->fleet->base_cfg = cfg;
-        if (fleet_configure(rt->fleet, &cfg->fleet) < 0)
-            log_error("fleet: out of memory taking the new settings; the old ones stay");
+        char err[1024];
+        if (fleet_configure(rt->fleet, cfg, err, sizeof(err)) < 0)
+            log_error("fleet: %s; the old settings stay", err);
         /* A refused delete may go now that the file no longer needs it. */
         if (fleet_recheck_gone(rt->fleet))
             runtime_fleet_changed(rt);
-    } else if (runtime_fleet_init(rt, cfg) < 0) {
-        log_error("fleet: out of memory starting it; etcd is not followed");
+    } else {
+        char err[1024];
+        if (runtime_fleet_init(rt, cfg, err, sizeof(err)) < 0)
+            log_error("fleet: %s; etcd is not followed", err);
     }
 }
 

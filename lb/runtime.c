@@ -206,10 +206,14 @@ void runtime_fleet_states_apply(struct runtime *rt)
                           &rt->fleet->states[i]);
 }
 
-int runtime_fleet_init(struct runtime *rt, const struct lb_config *cfg)
+int runtime_fleet_init(struct runtime *rt, const struct lb_config *cfg, char *err, size_t errlen)
 {
     struct fleet *f = calloc(1, sizeof(*f));
-    if (!f || fleet_init(f, rt->base, &cfg->fleet, cfg, on_fleet_changed, rt) < 0) {
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (fleet_init(f, rt->base, cfg, on_fleet_changed, rt, err, errlen) < 0) {
         free(f);
         return -1;
     }
@@ -237,10 +241,8 @@ static int runtime_fleet_start(struct runtime *rt, char *err, size_t errlen)
     struct lb_config *cfg = rt->cfg;
     if (!cfg->fleet.enabled)
         return 0;
-    if (runtime_fleet_init(rt, cfg) < 0) {
-        snprintf(err, errlen, "out of memory");
+    if (runtime_fleet_init(rt, cfg, err, errlen) < 0)
         return -1;
-    }
     bool over = false;
     struct event *timer = evtimer_new(rt->base, on_fleet_wait_over, &over);
     unsigned ms = cfg->fleet.start_timeout_ms;

@@ -134,8 +134,9 @@ void runtime_listener_left(struct runtime *rt);
  * sessions (at start, after each reload); logs it when it changed. */
 void runtime_fd_budget(struct runtime *rt);
 
-/* Starts following cfg's fleet (rt->fleet). 0 or -1 (out of memory). */
-int runtime_fleet_init(struct runtime *rt, const struct lb_config *cfg);
+/* Starts following cfg's fleet (rt->fleet). 0, or -1 with err (its TLS
+ * settings, out of memory). */
+int runtime_fleet_init(struct runtime *rt, const struct lb_config *cfg, char *err, size_t errlen);
 /* etcd's documents changed: reload_fleet() runs from the loop (once for
  * all the changes until then), or after the start. */
 void runtime_fleet_changed(struct runtime *rt);

@@ -72,6 +72,20 @@ struct tls_ctx *tls_conf_client(const struct lb_tls_client_conf *c, int verify,
     return t;
 }
 
+struct tls_ctx *tls_conf_fleet(const struct lb_config *cfg, size_t i, char *err, size_t errlen)
+{
+    const struct lb_fleet_endpoint *e = &cfg->fleet.endpoints[i];
+    char fallback[512];
+    err[0] = '\0';
+    if (!e->tls)
+        return NULL;
+    struct lb_tls_client_conf c = cfg->fleet.tls;
+    if (!c.server_name)
+        c.server_name = e->host;
+    snprintf(fallback, sizeof(fallback), "%s: fleet.etcd[%zu]", cfg->path, i);
+    return tls_conf_client(&c, c.verify, fallback, err, errlen);
+}
+
 int tls_set_build(const struct lb_config *cfg, struct tls_set *set, char *err, size_t errlen)
 {
     char fallback[512];
@@ -112,6 +126,14 @@ int tls_set_build(const struct lb_config *cfg, struct tls_set *set, char *err, s
         snprintf(fallback, sizeof(fallback), "%s: admin.tls", cfg->path);
         if (!(set->admin = tls_conf_server(&cfg->admin.tls, fallback, err, errlen)))
             goto fail;
+    }
+    /* The fleet builds its own (its start comes first); checked here so
+     * that lb -t and a reload refuse what it could not build. */
+    for (size_t i = 0; i < cfg->fleet.nendpoints; i++) {
+        struct tls_ctx *t = tls_conf_fleet(cfg, i, err, errlen);
+        if (!t && err[0])
+            goto fail;
+        tls_ctx_unref(t);
     }
     return 0;
 fail:

@@ -34,6 +34,11 @@ struct tls_ctx *tls_conf_server(const struct lb_tls_server_conf *c, const char *
 struct tls_ctx *tls_conf_client(const struct lb_tls_client_conf *c, int verify,
                                 const char *fallback_where, char *err, size_t errlen);
 
+/* The context of cfg's fleet endpoint i: for https, its "tls" settings,
+ * the name verified its server_name or else the endpoint's address. NULL
+ * with err "" for an http endpoint, NULL with err set on a fault. */
+struct tls_ctx *tls_conf_fleet(const struct lb_config *cfg, size_t i, char *err, size_t errlen);
+
 /* Builds every context cfg needs into set (zeroed first). 0, or -1 with
  * the first error in err and set empty. */
 int tls_set_build(const struct lb_config *cfg, struct tls_set *set, char *err, size_t errlen);

@@ -29,6 +29,13 @@ struct etcd_member {
     pid_t pid;
     int client, peer;
     const char *name, *dir, *log;
+    bool tls; /* its client URL is https, with client certificates required */
+};
+
+/* TLS of a cluster: the server's certificate and key, the CA that signs
+ * its clients' (and etcdctl's certificate and key). */
+struct etcd_tls {
+    const char *cert, *key, *ca, *client_cert, *client_key;
 };
 
 struct etcd_cluster {
@@ -36,6 +43,7 @@ struct etcd_cluster {
     size_t n;
     const char *initial;   /* --initial-cluster */
     const char *endpoints; /* "http://127.0.0.1:A,http://..." */
+    const struct etcd_tls *tls;
 };
 
 static void setup(void)
@@ -50,45 +58,60 @@ static void teardown(void)
 
 static const char *member_url(const struct etcd_member *m)
 {
-    return harness_strf("http://127.0.0.1:%d", m->client);
+    return harness_strf("%s://127.0.0.1:%d", m->tls ? "https" : "http", m->client);
 }
 
 static void etcd_spawn(struct etcd_cluster *c, size_t i)
 {
     struct etcd_member *m = &c->m[i];
-    char *argv[] = {"/usr/bin/etcd",
-                    "--name",
-                    (char *)m->name,
-                    "--data-dir",
-                    (char *)m->dir,
-                    "--listen-client-urls",
-                    (char *)member_url(m),
-                    "--advertise-client-urls",
-                    (char *)member_url(m),
-                    "--listen-peer-urls",
-                    harness_strf("http://127.0.0.1:%d", m->peer),
-                    "--initial-advertise-peer-urls",
-                    harness_strf("http://127.0.0.1:%d", m->peer),
-                    "--initial-cluster",
-                    (char *)c->initial,
-                    "--initial-cluster-state",
-                    "new",
-                    "--initial-cluster-token",
-                    "lb-test",
-                    NULL};
+    char *argv[32] = {"/usr/bin/etcd",
+                      "--name",
+                      (char *)m->name,
+                      "--data-dir",
+                      (char *)m->dir,
+                      "--listen-client-urls",
+                      (char *)member_url(m),
+                      "--advertise-client-urls",
+                      (char *)member_url(m),
+                      "--listen-peer-urls",
+                      harness_strf("http://127.0.0.1:%d", m->peer),
+                      "--initial-advertise-peer-urls",
+                      harness_strf("http://127.0.0.1:%d", m->peer),
+                      "--initial-cluster",
+                      (char *)c->initial,
+                      "--initial-cluster-state",
+                      "new",
+                      "--initial-cluster-token",
+                      "lb-test",
+                      NULL};
+    if (c->tls) {
+        size_t n = 0;
+        while (argv[n])
+            n++;
+        argv[n++] = harness_strf("--cert-file=%s", c->tls->cert);
+        argv[n++] = harness_strf("--key-file=%s", c->tls->key);
+        argv[n++] = "--client-cert-auth";
+        argv[n++] = harness_strf("--trusted-ca-file=%s", c->tls->ca);
+        argv[n] = NULL;
+    }
     m->pid = harness_spawn(argv, m->log, NULL);
 }
 
 /* Runs etcdctl against the members that are up; its output. */
 static const char *etcdctl(const struct etcd_cluster *c, const char *const args[])
 {
-    char *argv[16];
+    char *argv[20];
     size_t n = 0;
     argv[n++] = "/usr/bin/etcdctl";
     argv[n++] = "--dial-timeout=2s";
     argv[n++] = "--command-timeout=5s";
     argv[n++] = harness_strf("--endpoints=%s", c->endpoints);
-    for (size_t i = 0; args[i] && n < 15; i++)
+    if (c->tls) {
+        argv[n++] = harness_strf("--cacert=%s", c->tls->ca);
+        argv[n++] = harness_strf("--cert=%s", c->tls->client_cert);
+        argv[n++] = harness_strf("--key=%s", c->tls->client_key);
+    }
+    for (size_t i = 0; args[i] && n < 19; i++)
         argv[n++] = (char *)args[i];
     argv[n] = NULL;
     setenv("ETCDCTL_API", "3", 1);
@@ -126,11 +149,13 @@ static long long etcd_revision(const struct etcd_cluster *c)
     return strtoll(p + 11, NULL, 10);
 }
 
-/* Starts n members (1 or 3) and waits until the cluster has a leader. */
-static void etcd_start(struct etcd_cluster *c, size_t n)
+/* Starts n members (1 or 3), with TLS when tls is not NULL, and waits
+ * until the cluster has a leader. */
+static void etcd_start_tls(struct etcd_cluster *c, size_t n, const struct etcd_tls *tls)
 {
     memset(c, 0, sizeof(*c));
     c->n = n;
+    c->tls = tls;
     char *initial = harness_strf("%s", ""), *endpoints = harness_strf("%s", "");
     for (size_t i = 0; i < n; i++) {
         struct etcd_member *m = &c->m[i];
@@ -139,6 +164,7 @@ static void etcd_start(struct etcd_cluster *c, size_t n)
         m->name = harness_strf("m%zu", i + 1);
         m->dir = harness_strf("%s/etcd-%s", harness_dir(), m->name);
         m->log = harness_strf("%s/etcd-%s.log", harness_dir(), m->name);
+        m->tls = tls != NULL;
         initial =
             harness_strf("%s%s%s=http://127.0.0.1:%d", initial, i ? "," : "", m->name, m->peer);
         endpoints = harness_strf("%s%s%s", endpoints, i ? "," : "", member_url(m));
@@ -149,6 +175,11 @@ static void etcd_start(struct etcd_cluster *c, size_t n)
         etcd_spawn(c, i);
     const char *args[] = {"put", PREFIX "ready", "1", NULL};
     etcdctl(c, args);
+}
+
+static void etcd_start(struct etcd_cluster *c, size_t n)
+{
+    etcd_start_tls(c, n, NULL);
 }
 
 static void etcd_kill(struct etcd_cluster *c, size_t i)
@@ -677,7 +708,8 @@ START_TEST(fleet_start_without_etcd)
                                   peer,
                                   "m1",
                                   harness_strf("%s/etcd-m1", harness_dir()),
-                                  harness_strf("%s/etcd-m1.log", harness_dir())};
+                                  harness_strf("%s/etcd-m1.log", harness_dir()),
+                                  false};
     c.initial = harness_strf("m1=http://127.0.0.1:%d", peer);
     c.endpoints = url;
     etcd_spawn(&c, 0);
@@ -691,6 +723,71 @@ START_TEST(fleet_start_without_etcd)
 }
 END_TEST
 
+/* etcd over TLS with client certificates: lb verifies the member's
+ * certificate (its IP address, or tls.server_name), shows its own, reads,
+ * watches and writes; a wrong CA, a wrong name or no client certificate
+ * fail with the reason. */
+START_TEST(fleet_tls)
+{
+    struct harness_pki pki, other;
+    harness_pki_init(&pki);
+    harness_pki_init(&other);
+    struct harness_cert_opts server = {.sans = "etcd.test,IP:127.0.0.1"};
+    const char *scert = harness_pki_issue(&pki, "etcd", &server);
+    const char *ccert = harness_pki_issue(&pki, "lb", NULL);
+    struct etcd_tls tls = {scert, harness_pki_key(scert), pki.ca_cert, ccert,
+                           harness_pki_key(ccert)};
+    struct etcd_cluster c;
+    etcd_start_tls(&c, 1, &tls);
+    int b1 = harness_free_port(), b2 = harness_free_port();
+    harness_backend("127.0.0.1", b1, "b1", "name");
+    harness_backend("127.0.0.1", b2, "b2", "name");
+    etcd_put(&c, PREFIX "pools/app", pool_doc("roundrobin", harness_strf("b1=%d", b1)));
+
+    int la = harness_free_port(), aa = harness_free_port();
+    json_t *cfg = fleet_cfg(la, aa, c.endpoints);
+    harness_jset(cfg, "fleet.tls",
+                 harness_jparse(harness_strf("{\"ca\": \"%s\", \"cert\": \"%s\", \"key\": \"%s\"}",
+                                             pki.ca_cert, ccert, harness_pki_key(ccert))));
+    struct harness_lb a;
+    harness_lb_start_json(&a, cfg, la);
+    ck_assert_str_eq(pool_names(aa, "app"), "b1");
+    etcd_put(&c, PREFIX "pools/app", pool_doc("roundrobin", harness_strf("b2=%d", b2)));
+    wait_names(aa, "app", "b2");
+    struct harness_reply r = patch(aa, "b2", "{\"state\": \"drain\"}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_is_true(harness_jget(r.json, "fleet.written")));
+    ck_assert_int_eq(harness_lb_stop(&a), 0);
+
+    /* Faults at start (the pool is only in etcd): each named. */
+    struct {
+        const char *tls, *why;
+    } bad[] = {
+        {harness_strf("{\"ca\": \"%s\", \"cert\": \"%s\", \"key\": \"%s\"}", other.ca_cert, ccert,
+                      harness_pki_key(ccert)),
+         "TLS handshake: certificate verify failed: unable to get local issuer certificate"},
+        {harness_strf("{\"ca\": \"%s\", \"server_name\": \"other.test\", \"cert\": \"%s\", "
+                      "\"key\": \"%s\"}",
+                      pki.ca_cert, ccert, harness_pki_key(ccert)),
+         "TLS handshake: certificate verify failed: hostname mismatch"},
+        {harness_strf("{\"ca\": \"%s\"}", pki.ca_cert), "TLS: sslv3 alert bad certificate"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *b = fleet_cfg(la, aa, c.endpoints);
+        harness_jset(b, "fleet.tls", harness_jparse(bad[i].tls));
+        harness_jset(b, "fleet.start_timeout_ms", json_integer(1000));
+        const char *path = harness_write_file(harness_strf("bad%zu.json", i), harness_jtext(b));
+        char *argv[] = {LB_BUILD_DIR "/lb", "-c", (char *)path, NULL};
+        const char *out = NULL, *err = NULL;
+        ck_assert_int_eq(harness_run(argv, &out, &err, HARNESS_WAIT_MS), 1);
+        const char *want = harness_strf("fleet: no etcd endpoint answered within 1000 ms (last: "
+                                        "%s: read: %s",
+                                        c.endpoints, bad[i].why);
+        ck_assert_msg(strstr(err, want), "case %zu: want \"%s\" in: %s", i, want, err);
+    }
+}
+END_TEST
+
 static Suite *fleet_suite(void)
 {
     Suite *s = suite_create("fleet");
@@ -699,6 +796,7 @@ static Suite *fleet_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, fleet_two_instances);
     tcase_add_test(tc, fleet_backend_state);
+    tcase_add_test(tc, fleet_tls);
     tcase_add_test(tc, fleet_member_loss);
     tcase_add_test(tc, fleet_compacted);
     tcase_add_test(tc, fleet_start_without_etcd);

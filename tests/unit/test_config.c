@@ -1731,6 +1731,18 @@ START_TEST(test_fleet_keys)
     ck_ipv4(&cfg->fleet.endpoints[0].addr, cfg->fleet.endpoints[0].addrlen, "127.0.0.1", 2379);
     config_free(cfg);
 
+    /* https: TLS on, the pool "tls" keys; http ones stay plain. */
+    cfg = load_ok("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['https://127.0.0.1:2379', "
+                  "'http://127.0.0.1:2380'], 'prefix': '/lb/', 'tls': {'server_name': "
+                  "'etcd.test', 'verify': false}}}");
+    ck_assert_int_eq(cfg->fleet.endpoints[0].tls, 1);
+    ck_assert_int_eq(cfg->fleet.endpoints[1].tls, 0);
+    ck_assert_str_eq(cfg->fleet.endpoints[0].host, "127.0.0.1");
+    ck_assert_int_eq(cfg->fleet.tls.enabled, 1);
+    ck_assert_int_eq(cfg->fleet.tls.verify, 0);
+    ck_assert_str_eq(cfg->fleet.tls.server_name, "etcd.test");
+    config_free(cfg);
+
     /* With the pool in the file, nothing is unlinked. */
     cfg = load_ok("{'listeners': [" LISTENER "], 'pools': [" POOL "], " FLEET "}");
     ck_assert_uint_eq(cfg->unlinked, 0);
@@ -1747,15 +1759,20 @@ START_TEST(test_fleet_errors)
                     ":1:86: fleet: missing required key \"etcd\"");
     ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': [], 'prefix': '/lb/'}}",
                     ":1:95: fleet.etcd: must be an array of 1 to 16 endpoint URLs");
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://127.0.0.1:1'], "
+                    "'prefix': '/lb/', 'tls': {'verify': false}}}",
+                    ":1:144: fleet.tls: no endpoint in \"etcd\" is https://");
     ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['https://127.0.0.1:1'], "
-                    "'prefix': '/lb/'}}",
-                    ":1:96: fleet.etcd[0]: https endpoints are not supported yet; use http://");
+                    "'prefix': '/lb/', 'tls': {'enabled': false}}}",
+                    ":1:145: fleet.tls: https endpoints need TLS (it says \"enabled\": false)");
     ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['127.0.0.1:1'], "
                     "'prefix': '/lb/'}}",
-                    ":1:96: fleet.etcd[0]: must be \"http://ADDRESS:PORT\"");
+                    ":1:96: fleet.etcd[0]: must be \"http://ADDRESS:PORT\" or "
+                    "\"https://ADDRESS:PORT\"");
     ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://127.0.0.1:1/v3'], "
                     "'prefix': '/lb/'}}",
-                    ":1:96: fleet.etcd[0]: must be \"http://ADDRESS:PORT\" (no path)");
+                    ":1:96: fleet.etcd[0]: must be \"http://ADDRESS:PORT\" or "
+                    "\"https://ADDRESS:PORT\" (no path)");
     ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://etcd1:2379'], "
                     "'prefix': '/lb/'}}",
                     ":1:96: fleet.etcd[0]: bad address \"etcd1:2379\" (an IP address is needed "

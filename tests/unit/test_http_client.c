@@ -105,8 +105,9 @@ static struct http_client *start(struct result *r, unsigned timeout_ms, int whol
     size_t len;
     char *text = http_client_post("127.0.0.1:2379", "/v3/kv/range", "tok", "{\"k\":1}", &len);
     char err[128];
-    struct http_client *c = http_client_start(base, (struct sockaddr *)&addr, sizeof(addr), text,
-                                              len, timeout_ms, whole, &ops, r, err, sizeof(err));
+    struct http_client *c =
+        http_client_start(base, (struct sockaddr *)&addr, sizeof(addr), NULL, text, len, timeout_ms,
+                          whole, &ops, r, err, sizeof(err));
     free(text);
     ck_assert_ptr_nonnull(c);
     *sfd = accept(lfd, NULL, NULL);
@@ -243,8 +244,8 @@ START_TEST(failures)
     lfd = socket(AF_INET, SOCK_STREAM, 0);
     struct result r2 = {0};
     char err[128];
-    struct http_client *c = http_client_start(base, (struct sockaddr *)&dead, sizeof(dead), "x", 1,
-                                              1000, 1, &ops, &r2, err, sizeof(err));
+    struct http_client *c = http_client_start(base, (struct sockaddr *)&dead, sizeof(dead), NULL,
+                                              "x", 1, 1000, 1, &ops, &r2, err, sizeof(err));
     ck_assert_ptr_nonnull(c);
     run_until_done(&r2);
     ck_assert_str_eq(r2.err, "connection refused");

@@ -46,16 +46,6 @@ struct etcd_cluster {
     const struct etcd_tls *tls;
 };
 
-static void setup(void)
-{
-    harness_setup();
-}
-
-static void teardown(void)
-{
-    harness_teardown();
-}
-
 static const char *member_url(const struct etcd_member *m)
 {
     return harness_strf("%s://127.0.0.1:%d", m->tls ? "https" : "http", m->client);
@@ -788,18 +778,87 @@ START_TEST(fleet_tls)
 }
 END_TEST
 
+/* docs/fleet.md's "Try it on one machine" steps, run as written (the sh
+ * blocks in order, in a temp dir under the test's, from the repository):
+ * what they print is what the page says. Every process they start is
+ * theirs to stop (their last block); an EXIT trap stops whatever is left
+ * should one fail, and the run is bounded. */
+START_TEST(fleet_doc_steps)
+{
+    static const int ports[] = {8080,  9090,  9101,  9102,  9001,  9002, 9003,
+                                12371, 12372, 12373, 12381, 12382, 12383};
+    for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++)
+        ck_assert_msg(!harness_port_listening(ports[i]),
+                      "port %d, which docs/fleet.md uses, is in use", ports[i]);
+    const char *root = harness_repo_root();
+    const char *doc = harness_read_file(harness_strf("%s/docs/fleet.md", root));
+    const char *from = strstr(doc, "\n## Try it on one machine"),
+               *to = strstr(doc, "\n## The documents");
+    ck_assert(from && to && from < to);
+    char *script =
+        harness_strf("exec 2>&1\ntrap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\ncd %s\n", root);
+    for (const char *p = from; (p = strstr(p, "```sh\n")) && p < to;) {
+        p += 6;
+        const char *end = strstr(p, "```");
+        ck_assert(end && end < to);
+        script = harness_strf("%s%.*s", script, (int)(end - p), p);
+        p = end + 3;
+    }
+    const char *path = harness_write_file("steps.sh", script);
+    setenv("TMPDIR", harness_dir(), 1);
+    char *argv[] = {"/bin/bash", (char *)path, NULL};
+    const char *out = NULL, *err = NULL;
+    int rc = harness_run(argv, &out, &err, 120000 * harness_slow());
+    unsetenv("TMPDIR");
+    ck_assert_msg(rc == 0, "the steps exited %d: %s%s", rc, out, err);
+    /* What the page says each step prints, in order. */
+    static const char *const expect[] = {
+        "is healthy",
+        "configuration ok (pool \"app\", which a listener names, is not in the file: it must come "
+        "from etcd)",
+        "hello from b1",
+        "\n3\n3\n",
+        "info: fleet: generation 2 in force, etcd revision 3 (backends +2 -0)",
+        "\"source\": \"etcd\"",
+        "\n404\n",
+        "\"key\": \"/lb/prod/state/app/b2\"",
+        "\"written\": true",
+        "{\"state\":\"drain\"}",
+        "\"state\": \"draining\"",
+        "error: fleet: /lb/prod/pools/app refused: etcd /lb/prod/pools/app:1:27: "
+        "backends[0].address: port must be 1..65535 (got 99999) (its last good version stays)",
+        "\"key\": \"/lb/prod/pools/app\"",
+    };
+    const char *at = out;
+    for (size_t i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+        const char *hit = strstr(at, expect[i]);
+        ck_assert_msg(hit,
+                      "the steps did not print \"%s\" (after what came before); they "
+                      "printed:\n%s",
+                      expect[i], out);
+        at = hit + strlen(expect[i]);
+    }
+    for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++)
+        ck_assert_msg(harness_wait_not_listening(ports[i], HARNESS_WAIT_MS),
+                      "port %d still listening after the steps", ports[i]);
+}
+END_TEST
+
 static Suite *fleet_suite(void)
 {
     Suite *s = suite_create("fleet");
     TCase *tc = harness_tcase("fleet");
     tcase_set_timeout(tc, 180);
-    tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, fleet_two_instances);
     tcase_add_test(tc, fleet_backend_state);
     tcase_add_test(tc, fleet_tls);
     tcase_add_test(tc, fleet_member_loss);
     tcase_add_test(tc, fleet_compacted);
     tcase_add_test(tc, fleet_start_without_etcd);
+    suite_add_tcase(s, tc);
+    tc = harness_tcase("doc");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, fleet_doc_steps);
     suite_add_tcase(s, tc);
     return s;
 }

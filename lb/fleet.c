@@ -30,6 +30,12 @@
  * for this long: a leader election (a second or two with etcd's
  * defaults, while members answer "leader changed") is not an outage. */
 #define DOWN_AFTER_MS 5000
+/* What the fleet keeps at most, whatever etcd holds: more is refused (a
+ * hostile or mistaken writer cannot make lb grow without end). */
+#define FLEET_DOCS_MAX 10000            /* pool documents */
+#define FLEET_DOC_BYTES_MAX (64u << 20) /* their bytes together */
+#define FLEET_STATES_MAX 10000          /* backend states */
+#define FLEET_REJECTS_LISTED 1000       /* refusals listed (all are counted) */
 
 static int64_t now_unix_ms(void)
 {
@@ -164,12 +170,29 @@ static void doc_free(struct fleet_doc *d)
     free(d->text);
 }
 
+/* The document of pool name (docs are sorted by name), or -1; *at is
+ * where it would go. */
+static long doc_search(const struct fleet *f, const char *name, size_t *at)
+{
+    size_t lo = 0, hi = f->ndocs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(f->docs[mid].name, name);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (at)
+        *at = lo;
+    return -1;
+}
+
 static long doc_find(const struct fleet *f, const char *name)
 {
-    for (size_t i = 0; i < f->ndocs; i++)
-        if (strcmp(f->docs[i].name, name) == 0)
-            return (long)i;
-    return -1;
+    return doc_search(f, name, NULL);
 }
 
 static long reject_find(const struct fleet *f, const char *key)
@@ -192,14 +215,16 @@ static void reject_drop(struct fleet *f, const char *key)
     f->nrejects--;
 }
 
-static void reject_add(struct fleet *f, const char *key, const char *error, int64_t rev)
+/* key is refused with error; kept: a good version of it stays in force. */
+static void reject_add(struct fleet *f, const char *key, const char *error, int64_t rev, bool kept)
 {
     char k[1024];
     long i = reject_find(f, key);
     f->rejected++;
     log_error("fleet: %s refused: %s (%s)", key_text(k, sizeof(k), key), error,
-              doc_find(f, strrchr(key, '/') + 1) >= 0 ? "its last good version stays"
-                                                      : "no version of it is in force");
+              kept ? "its last good version stays" : "no version of it is in force");
+    if (i < 0 && f->nrejects >= FLEET_REJECTS_LISTED)
+        return; /* counted and logged, not listed */
     if (i < 0) {
         struct fleet_reject *v = realloc(f->rejects, (f->nrejects + 1) * sizeof(*v));
         if (!v)
@@ -230,13 +255,23 @@ static bool doc_put(struct fleet *f, const struct etcd_kv *kv, const char *name)
         goto nomem;
     }
     struct config_doc cd = {d.source, name, kv->value, kv->value_len};
-    if (config_check_doc(f->base_cfg, &cd, err, sizeof(err)) < 0) {
+    size_t at = 0;
+    long i = doc_search(f, name, &at);
+    size_t bytes = f->doc_bytes - (i >= 0 ? f->docs[i].len : 0) + kv->value_len;
+    if (i < 0 && f->ndocs >= FLEET_DOCS_MAX) {
+        snprintf(err, sizeof(err), "%s: over %d pool documents", d.source, FLEET_DOCS_MAX);
+    } else if (bytes > FLEET_DOC_BYTES_MAX) {
+        snprintf(err, sizeof(err), "%s: the pool documents would hold over %u MiB", d.source,
+                 FLEET_DOC_BYTES_MAX >> 20);
+    } else if (config_check_doc(f->base_cfg, &cd, err, sizeof(err)) == 0) {
+        err[0] = '\0';
+    }
+    if (err[0]) {
         free(d.source);
-        reject_add(f, kv->key, err, kv->mod_revision);
+        reject_add(f, kv->key, err, kv->mod_revision, i >= 0);
         return false;
     }
     reject_drop(f, kv->key);
-    long i = doc_find(f, name);
     if (i >= 0 && f->docs[i].len == kv->value_len && strcmp(f->docs[i].key, kv->key) == 0 &&
         memcmp(f->docs[i].text, kv->value, kv->value_len) == 0) {
         f->docs[i].gone = false;
@@ -252,6 +287,7 @@ static bool doc_put(struct fleet *f, const struct etcd_kv *kv, const char *name)
     d.len = kv->value_len;
     d.mod_revision = kv->mod_revision;
     if (i >= 0) {
+        f->doc_bytes -= f->docs[i].len;
         doc_free(&f->docs[i]);
         f->docs[i] = d;
     } else {
@@ -259,13 +295,11 @@ static bool doc_put(struct fleet *f, const struct etcd_kv *kv, const char *name)
         if (!v)
             goto nomem;
         f->docs = v;
-        size_t at = 0;
-        while (at < f->ndocs && strcmp(f->docs[at].name, name) < 0)
-            at++;
-        memmove(&f->docs[at + 1], &f->docs[at], (f->ndocs - at) * sizeof(*f->docs));
+        memmove(&f->docs[at + 1], &f->docs[at], (f->ndocs - at) * sizeof(*f->docs)); /* sorted */
         f->docs[at] = d;
         f->ndocs++;
     }
+    f->doc_bytes += d.len;
     log_info("fleet: %s taken (revision %" PRId64 ")", d.source + 5, kv->mod_revision);
     f->changes++;
     return true;
@@ -283,13 +317,14 @@ static bool doc_delete(struct fleet *f, const char *key, const char *name)
         char why[300];
         snprintf(why, sizeof(why), "deleted, but %s names pool \"%s\" and the file has none", who,
                  name);
-        reject_add(f, key, why, 0);
+        reject_add(f, key, why, 0, true);
         f->docs[i].gone = true; /* fleet_recheck_gone() deletes it once nothing needs it */
         return false;
     }
     reject_drop(f, key);
     if (i < 0)
         return false;
+    f->doc_bytes -= f->docs[i].len;
     doc_free(&f->docs[i]);
     memmove(&f->docs[i], &f->docs[i + 1], (f->ndocs - (size_t)i - 1) * sizeof(*f->docs));
     f->ndocs--;
@@ -364,12 +399,29 @@ static int state_parse(const char *text, size_t len, int *state, int *weight, ch
     return rc;
 }
 
+/* The state of key (states are sorted by key), or -1; *at is where it
+ * would go. */
+static long state_search(const struct fleet *f, const char *key, size_t *at)
+{
+    size_t lo = 0, hi = f->nstates;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(f->states[mid].key, key);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (at)
+        *at = lo;
+    return -1;
+}
+
 static long state_find(const struct fleet *f, const char *key)
 {
-    for (size_t i = 0; i < f->nstates; i++)
-        if (strcmp(f->states[i].key, key) == 0)
-            return (long)i;
-    return -1;
+    return state_search(f, key, NULL);
 }
 
 const struct fleet_state *fleet_state_find(const struct fleet *f, const char *pool,
@@ -392,14 +444,20 @@ static void state_put(struct fleet *f, const struct etcd_kv *kv, const char *nam
 {
     char k[1024], err[256];
     int state, weight;
-    if (state_parse(kv->value, kv->value_len, &state, &weight, err, sizeof(err)) < 0) {
+    size_t at = 0;
+    long i = state_search(f, kv->key, &at);
+    int rc = state_parse(kv->value, kv->value_len, &state, &weight, err, sizeof(err));
+    if (rc == 0 && i < 0 && f->nstates >= FLEET_STATES_MAX) {
+        snprintf(err, sizeof(err), "over %d backend states", FLEET_STATES_MAX);
+        rc = -1;
+    }
+    if (rc < 0) {
         char why[400];
         snprintf(why, sizeof(why), "etcd %s: %s", key_text(k, sizeof(k), kv->key), err);
-        reject_add(f, kv->key, why, kv->mod_revision);
+        reject_add(f, kv->key, why, kv->mod_revision, i >= 0);
         return;
     }
     reject_drop(f, kv->key);
-    long i = state_find(f, kv->key);
     if (i >= 0 && f->states[i].state == state && f->states[i].weight == weight) {
         f->states[i].mod_revision = kv->mod_revision;
         return;
@@ -419,7 +477,9 @@ static void state_put(struct fleet *f, const struct etcd_kv *kv, const char *nam
             return;
         }
         f->states = v;
-        i = (long)f->nstates++;
+        memmove(&f->states[at + 1], &f->states[at], (f->nstates - at) * sizeof(*f->states));
+        f->nstates++;
+        i = (long)at;
         f->states[i] = st;
     }
     f->states[i].state = state;
@@ -491,18 +551,20 @@ bool fleet_blame(struct fleet *f, const char *err)
             free(key);
             return false;
         }
+        f->doc_bytes -= f->docs[i].len;
         if (was) {
             memcpy(text, was->text, was->len + 1);
             free(f->docs[i].text);
             f->docs[i].text = text;
             f->docs[i].len = was->len;
             f->docs[i].mod_revision = was->mod_revision;
+            f->doc_bytes += was->len;
         } else {
             doc_free(&f->docs[i]);
             memmove(&f->docs[i], &f->docs[i + 1], (f->ndocs - i - 1) * sizeof(*f->docs));
             f->ndocs--;
         }
-        reject_add(f, key, err, 0);
+        reject_add(f, key, err, 0, was != NULL);
         free(key);
         return true;
     }
@@ -544,7 +606,8 @@ static bool kv_apply(struct fleet *f, const struct etcd_kv *kv)
         if (kind != KEY_OTHER) {
             char k[1024], why[1200];
             snprintf(why, sizeof(why), "etcd %s: %s", key_text(k, sizeof(k), kv->key), kv->bad);
-            reject_add(f, kv->key, why, kv->mod_revision);
+            reject_add(f, kv->key, why, kv->mod_revision,
+                       kind == KEY_POOL ? doc_find(f, name) >= 0 : state_find(f, kv->key) >= 0);
         }
         return false;
     }
@@ -563,82 +626,71 @@ static bool kv_apply(struct fleet *f, const struct etcd_kv *kv)
     return false;
 }
 
-static bool in_answer(const struct etcd_msg *m, const char *key)
+/* The keys of a full read, sorted: what is still there is found in
+ * O(log n), so a read of n keys costs O(n log n) whatever was there. */
+struct answer_keys {
+    const char **v; /* NULL (out of memory): every key counts as there */
+    size_t n;
+};
+
+static int key_cmp(const void *a, const void *b)
 {
-    for (size_t i = 0; i < m->nkvs; i++)
-        if (strcmp(m->kvs[i].key, key) == 0)
-            return true;
-    return false;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* A full read's states replace the states; refusals of keys gone go. */
-static void apply_full_states(struct fleet *f, const struct etcd_msg *m)
+static void answer_keys_init(struct answer_keys *ak, const struct etcd_msg *m)
 {
-    for (size_t i = 0; i < m->nkvs; i++) {
-        const char *name;
-        if (key_kind(f, m->kvs[i].key, m->kvs[i].key_len, &name) == KEY_STATE)
-            kv_apply(f, &m->kvs[i]);
-    }
-    for (size_t i = f->nstates; i-- > 0;) {
-        if (in_answer(m, f->states[i].key))
-            continue;
-        char *key = strdup(f->states[i].key);
-        if (key)
-            state_delete(f, key);
-        free(key);
-    }
+    ak->n = m->nkvs;
+    ak->v = m->nkvs ? malloc(m->nkvs * sizeof(*ak->v)) : NULL;
+    for (size_t i = 0; ak->v && i < m->nkvs; i++)
+        ak->v[i] = m->kvs[i].key;
+    if (ak->v)
+        qsort(ak->v, ak->n, sizeof(*ak->v), key_cmp);
 }
 
-/* Refusals of keys a full read no longer has go. */
-static void drop_stale_rejects(struct fleet *f, const struct etcd_msg *m)
+static bool in_answer(const struct answer_keys *ak, const char *key)
 {
+    if (ak->n == 0)
+        return false;
+    return !ak->v || bsearch(&key, ak->v, ak->n, sizeof(*ak->v), key_cmp) != NULL;
+}
+
+/* A full read: the answer's pools replace the documents (a document the
+ * loader refuses keeps its last good version; one gone is deleted), its
+ * states the states, and refusals of keys gone go. */
+static bool apply_full(struct fleet *f, const struct etcd_msg *m)
+{
+    struct answer_keys ak;
+    bool changed = false;
+    answer_keys_init(&ak, m);
     for (size_t i = f->nrejects; i-- > 0;) {
-        if (in_answer(m, f->rejects[i].key))
+        if (in_answer(&ak, f->rejects[i].key))
             continue;
         char *key = strdup(f->rejects[i].key);
         if (key)
             reject_drop(f, key);
         free(key);
     }
-}
-
-/* A full read: the answer's pools replace the documents (a document the
- * loader refuses keeps its last good version; one gone is deleted). */
-static bool apply_full(struct fleet *f, const struct etcd_msg *m)
-{
-    bool changed = false;
-    drop_stale_rejects(f, m);
-    bool *seen = calloc(f->ndocs + 1, sizeof(*seen));
-    char **keep = calloc(f->ndocs + 1, sizeof(*keep));
-    size_t nkeep = f->ndocs;
-    for (size_t i = 0; keep && i < f->ndocs; i++)
-        keep[i] = strdup(f->docs[i].name);
-    for (size_t i = 0; i < m->nkvs; i++) {
-        const char *name;
-        if (key_kind(f, m->kvs[i].key, m->kvs[i].key_len, &name) != KEY_POOL)
-            continue;
+    for (size_t i = 0; i < m->nkvs; i++)
         changed |= kv_apply(f, &m->kvs[i]);
-        for (size_t k = 0; seen && keep && k < nkeep; k++)
-            if (keep[k] && strcmp(keep[k], name) == 0)
-                seen[k] = true;
-    }
-    /* What was there before and is not now. */
-    for (size_t k = 0; seen && keep && k < nkeep; k++) {
-        if (seen[k] || !keep[k])
+    for (size_t i = f->ndocs; i-- > 0;) {
+        if (i >= f->ndocs || in_answer(&ak, f->docs[i].key))
             continue;
-        long i = doc_find(f, keep[k]);
-        if (i >= 0) {
-            char *key = strdup(f->docs[i].key);
-            if (key)
-                changed |= doc_delete(f, key, keep[k]);
-            free(key);
-        }
+        char *key = strdup(f->docs[i].key), *name = strdup(f->docs[i].name);
+        if (key && name)
+            changed |= doc_delete(f, key, name);
+        free(key);
+        free(name);
     }
-    for (size_t k = 0; keep && k < nkeep; k++)
-        free(keep[k]);
-    free(keep);
-    free(seen);
-    apply_full_states(f, m);
+    for (size_t i = f->nstates; i-- > 0;) {
+        if (i >= f->nstates || in_answer(&ak, f->states[i].key))
+            continue;
+        char *key = strdup(f->states[i].key);
+        if (key)
+            state_delete(f, key);
+        free(key);
+    }
+    free(ak.v);
     return changed;
 }
 

@@ -99,6 +99,7 @@ struct fleet {
     /* The documents in force, sorted by name; refused ones. */
     struct fleet_doc *docs;
     size_t ndocs;
+    size_t doc_bytes; /* their texts' bytes together */
     /* The documents of the config in force (fleet_applied()): what a
      * document refused late goes back to (name, text, len only). */
     struct fleet_doc *applied;

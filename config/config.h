@@ -227,10 +227,13 @@ struct lb_admin_conf {
 struct lb_fleet_endpoint {
     char *url; /* as written: "http://127.0.0.1:2379" or "https://..." */
     struct sockaddr_storage addr;
-    socklen_t addrlen;
-    char *authority; /* the Host header: "127.0.0.1:2379" */
-    char *host;      /* the address without brackets or port: "::1"; TLS's default name */
-    int tls;         /* https:// */
+    socklen_t addrlen; /* 0 for a host name, resolved by the fleet (lb/fleet.c) */
+    char *authority;   /* the Host header: "127.0.0.1:2379", "etcd1.internal:2379" */
+    char *host;        /* the address without brackets or port ("::1"), or the host name
+                        * (lower-case): TLS's default name */
+    int name;          /* host is a name to resolve */
+    unsigned short port;
+    int tls; /* https:// */
 };
 
 struct lb_fleet_conf {

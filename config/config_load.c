@@ -1705,8 +1705,21 @@ static int load_fleet_endpoint(struct loader *ld, json_t *v, struct lb_fleet_end
         hostport[--n] = '\0';
     if (strchr(hostport, '/'))
         return load_fail(ld, AT_VALUE, "%s (no path)", want);
-    if (config_parse_address(hostport, 0, &e->addr, &e->addrlen, NULL, NULL, why, sizeof(why)) < 0)
+    char name[CONFIG_HOST_MAX + 1];
+    int rc = config_parse_address(hostport, CONFIG_ADDR_NAME, &e->addr, &e->addrlen, name, &e->port,
+                                  why, sizeof(why));
+    if (rc < 0)
         return load_fail(ld, AT_VALUE, "%s", why);
+    if (rc == 1) { /* a host name: the fleet resolves it on the loop */
+        e->name = 1;
+        e->addrlen = 0;
+        if (!(e->url = strdup(s)) || !(e->authority = strdup(hostport)) ||
+            !(e->host = strdup(name)))
+            return load_oom(ld);
+        return 0;
+    }
+    e->port = ntohs(e->addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&e->addr)->sin6_port
+                                                  : ((struct sockaddr_in *)&e->addr)->sin_port);
     /* The address alone ("[::1]:2379" is ::1, "localhost:2379" 127.0.0.1):
      * what a certificate for the endpoint names when tls.server_name does
      * not say otherwise. */

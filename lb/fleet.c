@@ -10,6 +10,7 @@
 
 #include "lb/fleet.h"
 #include "lb/http_client.h"
+#include "lb/io/resolver.h"
 #include "lb/log.h"
 #include "lb/pool.h"
 #include "lb/proto/etcd_msg.h"
@@ -80,6 +81,7 @@ static void fleet_fault(struct fleet *f, const char *why)
 {
     const struct lb_fleet_endpoint *was = endpoint(f);
     cancel_all(f);
+    f->ep_expires_ms[f->ep] = 0; /* a host name is asked again before the next try */
     snprintf(f->error, sizeof(f->error), "%s: %s", was->url, why);
     if (f->failing_since_ms == 0)
         f->failing_since_ms = now_unix_ms();
@@ -955,9 +957,79 @@ static void start_watch(struct fleet *f)
     schedule(f, PROBE_EVERY_MS);
 }
 
+/* A host name endpoint's answer: the connect goes on from the timer
+ * (an answer may come inside ares_getaddrinfo(), from /etc/hosts). */
+static void on_endpoint_answer(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+{
+    (void)timeouts;
+    struct fleet *f = arg;
+    if (status == ARES_EDESTRUCTION) { /* the resolver is being freed */
+        ares_freeaddrinfo(ai);
+        return;
+    }
+    f->resolving = false;
+    struct lb_fleet_endpoint *e = &f->conf.endpoints[f->ep];
+    const struct ares_addrinfo_node *pick = NULL;
+    for (const struct ares_addrinfo_node *n = ai ? ai->nodes : NULL; n; n = n->ai_next) {
+        if (n->ai_family == AF_INET && n->ai_addrlen <= sizeof(e->addr)) {
+            pick = n;
+            break;
+        }
+        if (n->ai_family == AF_INET6 && n->ai_addrlen <= sizeof(e->addr) && !pick)
+            pick = n;
+    }
+    if (status != ARES_SUCCESS || !pick) {
+        char why[300];
+        snprintf(why, sizeof(why), "cannot resolve %s: %s", e->host,
+                 status == ARES_SUCCESS ? "no IPv4 or IPv6 address" : ares_strerror(status));
+        ares_freeaddrinfo(ai);
+        fleet_fault(f, why);
+        return;
+    }
+    memset(&e->addr, 0, sizeof(e->addr));
+    memcpy(&e->addr, pick->ai_addr, pick->ai_addrlen);
+    e->addrlen = pick->ai_addrlen;
+    config_address_set_port(&e->addr, e->port);
+    /* Asked again after its TTL (at least 5 s, at most 5 min), and after
+     * any fault of the endpoint. */
+    int ttl = pick->ai_ttl < 5 ? 5 : pick->ai_ttl > 300 ? 300 : pick->ai_ttl;
+    f->ep_expires_ms[f->ep] = now_unix_ms() + (int64_t)ttl * 1000;
+    ares_freeaddrinfo(ai);
+    schedule(f, 0);
+}
+
+/* Asks for the endpoint in use's name; 0, or -1 after a fault. */
+static int resolve_endpoint(struct fleet *f)
+{
+    char err[256];
+    if (!f->res && !(f->res = resolver_new(f->base, f->resolvers, err, sizeof(err)))) {
+        char why[300];
+        snprintf(why, sizeof(why), "cannot resolve: %s", err);
+        fleet_fault(f, why);
+        return -1;
+    }
+    struct ares_addrinfo_hints hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    f->phase = FLEET_WAITING;
+    f->resolving = true;
+    ares_getaddrinfo(resolver_channel(f->res), f->conf.endpoints[f->ep].host, NULL, &hints,
+                     on_endpoint_answer, f);
+    resolver_kick(f->res);
+    return 0;
+}
+
 static void fleet_connect(struct fleet *f)
 {
     cancel_all(f);
+    const struct lb_fleet_endpoint *e = endpoint(f);
+    if (f->resolving)
+        return; /* its answer connects */
+    if (e->name && (e->addrlen == 0 || now_unix_ms() >= f->ep_expires_ms[f->ep])) {
+        resolve_endpoint(f);
+        return;
+    }
     if (f->need_full || !f->synced) {
         f->phase = FLEET_READING;
         f->req = post(f, "/v3/kv/range", etcd_range_body(f->conf.prefix, 0), 1, &req_ops);
@@ -1085,6 +1157,10 @@ static int put_try(struct fleet_put *p)
     while (p->tries < f->conf.nendpoints) {
         p->ep = (f->ep + p->tries++) % f->conf.nendpoints;
         const struct lb_fleet_endpoint *e = &f->conf.endpoints[p->ep];
+        if (e->addrlen == 0) { /* a host name not resolved yet */
+            snprintf(p->error, sizeof(p->error), "%s: %s not resolved yet", e->url, e->host);
+            continue;
+        }
         size_t len;
         char *req = http_client_post(e->authority, "/v3/kv/put", f->conf.token, p->body, &len);
         char err[256];
@@ -1173,6 +1249,8 @@ static int conf_copy(struct lb_fleet_conf *dst, const struct lb_fleet_conf *src)
         d->addr = s->addr;
         d->addrlen = s->addrlen;
         d->tls = s->tls;
+        d->name = s->name;
+        d->port = s->port;
         d->url = strdup(s->url);
         d->authority = strdup(s->authority);
         d->host = strdup(s->host);
@@ -1231,9 +1309,13 @@ int fleet_init(struct fleet *f, struct event_base *base, const struct lb_config 
     f->need_full = true;
     if (fleet_tls_build(f->tls, cfg, err, errlen) < 0)
         return -1;
-    if (conf_copy(&f->conf, &cfg->fleet) < 0 || !(f->timer = evtimer_new(base, on_timer, f))) {
+    if (conf_copy(&f->conf, &cfg->fleet) < 0 || !(f->timer = evtimer_new(base, on_timer, f)) ||
+        (cfg->resolvers && !(f->resolvers = strdup(cfg->resolvers)))) {
         conf_free(&f->conf);
         tls_drop(f->tls);
+        if (f->timer)
+            event_free(f->timer);
+        f->timer = NULL;
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -1268,6 +1350,13 @@ int fleet_configure(struct fleet *f, const struct lb_config *cfg, char *err, siz
     while (f->puts) /* their endpoints go */
         put_finish(f->puts, 0, "the fleet's settings changed (SIGHUP); write again");
     cancel_all(f); /* their clients hold references to the old contexts, dropped now */
+    char *resolvers = cfg->resolvers ? strdup(cfg->resolvers) : NULL;
+    resolver_free(f->res); /* a lookup under way ends (EDESTRUCTION) */
+    f->res = NULL;
+    f->resolving = false;
+    free(f->resolvers);
+    f->resolvers = resolvers;
+    memset(f->ep_expires_ms, 0, sizeof(f->ep_expires_ms));
     conf_free(&f->conf);
     f->conf = c;
     tls_drop(f->tls);
@@ -1284,6 +1373,9 @@ int fleet_configure(struct fleet *f, const struct lb_config *cfg, char *err, siz
 
 void fleet_free(struct fleet *f)
 {
+    resolver_free(f->res); /* first: its callbacks end with EDESTRUCTION */
+    f->res = NULL;
+    free(f->resolvers);
     while (f->puts)
         put_finish(f->puts, 0, "the fleet was turned off");
     cancel_all(f);

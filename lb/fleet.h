@@ -28,6 +28,7 @@
 struct event_base;
 struct event;
 struct http_client;
+struct resolver;
 struct tls_ctx;
 
 /* A document as read from etcd. */
@@ -72,6 +73,13 @@ struct fleet {
     /* A copy of the config's fleet block (strings owned). */
     struct lb_fleet_conf conf;
     struct tls_ctx *tls[LB_FLEET_ENDPOINTS_MAX]; /* per endpoint: https; NULL: http */
+    /* Endpoints given by host name: resolved on the loop (c-ares, the
+     * config's "resolvers") into conf.endpoints[i].addr before a connect,
+     * again after the answer's TTL and after each fault of the endpoint. */
+    struct resolver *res; /* made on first use */
+    char *resolvers;      /* the config's, c-ares' CSV; NULL: the system's */
+    bool resolving;       /* a lookup for the endpoint in use is out */
+    int64_t ep_expires_ms[LB_FLEET_ENDPOINTS_MAX];
     /* The config whose pools the documents are checked against (its file
      * folder, its resolvers); set by the owner, not owned. */
     const struct lb_config *base_cfg;

@@ -778,6 +778,75 @@ START_TEST(fleet_tls)
 }
 END_TEST
 
+/* dnsmasq on a loopback port answering for "test." from hosts (an
+ * /etc/hosts-style text), nothing else; its PID is the harness's. */
+static int dns_start(const char *hosts)
+{
+    int port = harness_free_port();
+    const char *file = harness_write_file("hosts", hosts);
+    char *argv[] = {"/usr/sbin/dnsmasq",
+                    "--keep-in-foreground",
+                    "--conf-file=/dev/null",
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--no-poll",
+                    "--bind-interfaces",
+                    "--listen-address=127.0.0.1",
+                    "--user=root",
+                    "--pid-file=",
+                    "--local=/test/",
+                    "--local-ttl=1",
+                    harness_strf("--port=%d", port),
+                    harness_strf("--addn-hosts=%s", file),
+                    NULL};
+    const char *log = harness_strf("%s/dnsmasq.log", harness_dir());
+    harness_spawn(argv, log, NULL);
+    ck_assert_msg(harness_wait_port("127.0.0.1", port, HARNESS_WAIT_MS),
+                  "dnsmasq never listened on %d; log: %s", port, harness_read_file(log));
+    return port;
+}
+
+/* Endpoints by host name, resolved on the loop through the config's
+ * resolvers: lb follows etcd there; a name that does not resolve is the
+ * fault it names. */
+START_TEST(fleet_host_names)
+{
+    struct etcd_cluster c;
+    etcd_start(&c, 1);
+    int dns = dns_start("127.0.0.1 etcd1.test\n");
+    int b1 = harness_free_port();
+    harness_backend("127.0.0.1", b1, "b1", "name");
+    etcd_put(&c, PREFIX "pools/app", pool_doc("roundrobin", harness_strf("b1=%d", b1)));
+    int la = harness_free_port(), aa = harness_free_port();
+    const char *url = harness_strf("http://etcd1.test:%d", c.m[0].client);
+    json_t *cfg = fleet_cfg(la, aa, harness_strf("http://nosuch.test:%d,%s", c.m[0].client, url));
+    harness_jset(cfg, "resolvers",
+                 harness_jarray(json_string(harness_strf("127.0.0.1:%d", dns)), NULL));
+    struct harness_lb a;
+    harness_lb_start_json(&a, cfg, la);
+    ck_assert_str_eq(pool_names(aa, "app"), "b1");
+    ck_assert_str_eq(harness_jstr(fleet_status(aa), "endpoint"), url);
+    ck_assert(harness_log_contains(a.log, harness_strf("fleet: read 1 pools from etcd %s", url)));
+    ck_assert_str_eq(fetch_names(la, 1), "b1");
+    struct harness_reply r = patch(aa, "b1", "{\"state\": \"drain\"}");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(harness_lb_stop(&a), 0);
+
+    /* Only the name that does not resolve: the start says so. */
+    json_t *bad = fleet_cfg(la, aa, harness_strf("http://nosuch.test:%d", c.m[0].client));
+    harness_jset(bad, "resolvers",
+                 harness_jarray(json_string(harness_strf("127.0.0.1:%d", dns)), NULL));
+    harness_jset(bad, "fleet.start_timeout_ms", json_integer(2000));
+    const char *path = harness_write_file("bad.json", harness_jtext(bad));
+    char *argv[] = {LB_BUILD_DIR "/lb", "-c", (char *)path, NULL};
+    const char *out = NULL, *err = NULL;
+    ck_assert_int_eq(harness_run(argv, &out, &err, HARNESS_WAIT_MS), 1);
+    ck_assert_ptr_nonnull(strstr(err, harness_strf("(last: http://nosuch.test:%d: cannot resolve "
+                                                   "nosuch.test: Domain name not found)",
+                                                   c.m[0].client)));
+}
+END_TEST
+
 /* docs/fleet.md's "Try it on one machine" steps, run as written (the sh
  * blocks in order, in a temp dir under the test's, from the repository):
  * what they print is what the page says. Every process they start is
@@ -852,6 +921,7 @@ static Suite *fleet_suite(void)
     tcase_add_test(tc, fleet_two_instances);
     tcase_add_test(tc, fleet_backend_state);
     tcase_add_test(tc, fleet_tls);
+    tcase_add_test(tc, fleet_host_names);
     tcase_add_test(tc, fleet_member_loss);
     tcase_add_test(tc, fleet_compacted);
     tcase_add_test(tc, fleet_start_without_etcd);

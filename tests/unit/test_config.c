@@ -1743,6 +1743,17 @@ START_TEST(test_fleet_keys)
     ck_assert_str_eq(cfg->fleet.tls.server_name, "etcd.test");
     config_free(cfg);
 
+    /* A host name, resolved by the fleet: kept as a name and a port. */
+    cfg =
+        load_ok("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['https://Etcd-1.internal:2379'], "
+                "'prefix': '/lb/'}}");
+    ck_assert_int_eq(cfg->fleet.endpoints[0].name, 1);
+    ck_assert_str_eq(cfg->fleet.endpoints[0].host, "etcd-1.internal");
+    ck_assert_uint_eq(cfg->fleet.endpoints[0].port, 2379);
+    ck_assert_uint_eq(cfg->fleet.endpoints[0].addrlen, 0);
+    ck_assert_str_eq(cfg->fleet.endpoints[0].authority, "Etcd-1.internal:2379");
+    config_free(cfg);
+
     /* With the pool in the file, nothing is unlinked. */
     cfg = load_ok("{'listeners': [" LISTENER "], 'pools': [" POOL "], " FLEET "}");
     ck_assert_uint_eq(cfg->unlinked, 0);
@@ -1773,10 +1784,12 @@ START_TEST(test_fleet_errors)
                     "'prefix': '/lb/'}}",
                     ":1:96: fleet.etcd[0]: must be \"http://ADDRESS:PORT\" or "
                     "\"https://ADDRESS:PORT\" (no path)");
-    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://etcd1:2379'], "
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://bad_host!:2379'], "
                     "'prefix': '/lb/'}}",
-                    ":1:96: fleet.etcd[0]: bad address \"etcd1:2379\" (an IP address is needed "
-                    "here (or localhost); host names are resolved for backends only)");
+                    ":1:96: fleet.etcd[0]: bad address \"bad_host!:2379\" (bad host name)");
+    ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://etcd1:0'], "
+                    "'prefix': '/lb/'}}",
+                    ":1:96: fleet.etcd[0]: port must be 1..65535 (got 0)");
     ck_config_error("{'listeners': [" LISTENER "], 'fleet': {'etcd': ['http://127.0.0.1:1'], "
                     "'prefix': '/lb'}}",
                     ":1:129: fleet.prefix: must be 1 to 256 characters of printable ASCII without "

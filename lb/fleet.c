@@ -1,5 +1,6 @@
 /* fleet: pools kept in etcd, read and watched on the loop (fleet.h). */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,14 +173,16 @@ static void doc_free(struct fleet_doc *d)
     free(d->text);
 }
 
-/* The document of pool name (docs are sorted by name), or -1; *at is
- * where it would go. */
-static long doc_search(const struct fleet *f, const char *name, size_t *at)
+/* The element of a sorted array (n elements of size bytes at base, sorted
+ * by the string at offset off of each) whose string is key, or -1; *at
+ * (when not NULL) is where it would go. */
+static long sorted_find(const void *base, size_t n, size_t size, size_t off, const char *key,
+                        size_t *at)
 {
-    size_t lo = 0, hi = f->ndocs;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(f->docs[mid].name, name);
+        int c = strcmp(*(char *const *)((const char *)base + mid * size + off), key);
         if (c == 0)
             return (long)mid;
         if (c < 0)
@@ -190,6 +193,13 @@ static long doc_search(const struct fleet *f, const char *name, size_t *at)
     if (at)
         *at = lo;
     return -1;
+}
+
+/* The document of pool name (docs are sorted by name), or -1. */
+static long doc_search(const struct fleet *f, const char *name, size_t *at)
+{
+    return sorted_find(f->docs, f->ndocs, sizeof(*f->docs), offsetof(struct fleet_doc, name), name,
+                       at);
 }
 
 static long doc_find(const struct fleet *f, const char *name)
@@ -401,24 +411,11 @@ static int state_parse(const char *text, size_t len, int *state, int *weight, ch
     return rc;
 }
 
-/* The state of key (states are sorted by key), or -1; *at is where it
- * would go. */
+/* The state of key (states are sorted by key), or -1. */
 static long state_search(const struct fleet *f, const char *key, size_t *at)
 {
-    size_t lo = 0, hi = f->nstates;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(f->states[mid].key, key);
-        if (c == 0)
-            return (long)mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (at)
-        *at = lo;
-    return -1;
+    return sorted_find(f->states, f->nstates, sizeof(*f->states), offsetof(struct fleet_state, key),
+                       key, at);
 }
 
 static long state_find(const struct fleet *f, const char *key)

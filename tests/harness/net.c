@@ -368,6 +368,17 @@ const char *harness_fetch_name(const char *src, const char *host, int port)
     return harness_strf("%s", buf);
 }
 
+const char *harness_fetch_names(int port, int n)
+{
+    char *out = harness_strf("%s", "");
+    for (int i = 0; i < n; i++) {
+        const char *name = harness_fetch_name(NULL, "127.0.0.1", port);
+        ck_assert_msg(name != NULL, "fetch %d of %d through port %d got no name", i + 1, n, port);
+        out = harness_strf("%s%s%s", out, i ? "," : "", name);
+    }
+    return out;
+}
+
 /* --- a deterministic byte stream --- */
 
 static uint64_t stream_mix(uint64_t x)

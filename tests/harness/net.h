@@ -60,6 +60,9 @@ bool harness_readable(int fd, long timeout_ms);
 /* Connects, reads until EOF, returns the text without its final newline
  * (freed at teardown), NULL on failure. For name-mode backends behind lb. */
 const char *harness_fetch_name(const char *src, const char *host, int port);
+/* n fetches of names from 127.0.0.1:port, one connection each, joined by
+ * "," (freed at teardown); fails the test when one gets no name. */
+const char *harness_fetch_names(int port, int n);
 
 /* A deterministic pseudo-random byte stream: n bytes from offset off, the
  * same for the same offsets, so a receiver can check any chunk alone. */

@@ -118,18 +118,6 @@ static void wait_ids(int aport, const char *ids)
     ck_assert_msg(strcmp(got, ids) == 0, "pool app lists \"%s\", want \"%s\"", got, ids);
 }
 
-/* N fetches through lb; the names joined by "," in order. */
-static const char *fetch_names(int lport, int n)
-{
-    char *out = harness_strf("%s", "");
-    for (int i = 0; i < n; i++) {
-        const char *name = harness_fetch_name(NULL, "127.0.0.1", lport);
-        ck_assert_ptr_nonnull(name);
-        out = harness_strf("%s%s%s", out, i ? "," : "", name);
-    }
-    return out;
-}
-
 static int count_of(const char *list, const char *name)
 {
     int n = 0;
@@ -188,7 +176,7 @@ START_TEST(dns_a_records_follow_the_server)
     ck_assert_str_eq(harness_jstr(r.json, "discovery.0.resolvers"), harness_lo(d.port));
     ck_assert_str_eq(harness_jstr(r.json, "discovery.0.answer.1.address"), id12);
     ck_assert(json_is_null(harness_jget(r.json, "discovery.0.error")));
-    ck_assert_str_eq(fetch_names(lport, 4), "b11,b12,b11,b12");
+    ck_assert_str_eq(harness_fetch_names(lport, 4), "b11,b12,b11,b12");
 
     /* A session held on b11 across the changes: its backend's state goes
      * on (one active connection), and the removal drains it, not cuts. */
@@ -205,13 +193,13 @@ START_TEST(dns_a_records_follow_the_server)
     ck_assert_int_eq(harness_jint(r.json, "backends.0.active_connections"), 1);
     ck_assert_int_eq(harness_jint(r.json, "backends.0.total_connections"), 3);
     ck_assert_int_eq(harness_jint(r.json, "backends.2.total_connections"), 0);
-    ck_assert_int_eq(count_of(fetch_names(lport, 6), "b13"), 2);
+    ck_assert_int_eq(count_of(harness_fetch_names(lport, 6), "b13"), 2);
 
     dnsmasq_hosts(&d, "127.0.0.12 web.test\n127.0.0.13 web.test\n");
     ck_assert(harness_lb_log_wait(&lb, "dns: pool app: web.test A: 2 backends (+0 -1)", 1,
                                   HARNESS_WAIT_MS));
     wait_ids(aport, harness_strf("%s,%s", id12, id13));
-    const char *after = fetch_names(lport, 4);
+    const char *after = harness_fetch_names(lport, 4);
     ck_assert_int_eq(count_of(after, "b11"), 0);
     ck_assert_int_eq(count_of(after, "b12"), 2);
     ck_assert_int_eq(count_of(after, "b13"), 2);
@@ -227,7 +215,7 @@ START_TEST(dns_a_records_follow_the_server)
     ck_assert(harness_lb_log_wait(&lb, "(keeping 2 backends)", 1, HARNESS_WAIT_MS));
     harness_sleep_ms(REFRESH_MS * 5);
     ck_assert_int_eq(harness_log_count(lb.log, "(keeping 2 backends)"), 1);
-    ck_assert_int_eq(count_of(fetch_names(lport, 2), "b13"), 1);
+    ck_assert_int_eq(count_of(harness_fetch_names(lport, 2), "b13"), 1);
     r = harness_call(aport, "GET", "/api/v1/pools/app", NULL, NULL);
     ck_assert_ptr_nonnull(harness_jstr(r.json, "discovery.0.error"));
     ck_assert_int_ge(harness_jint(r.json, "discovery.0.failures"), 3);
@@ -313,7 +301,7 @@ START_TEST(dns_srv_weights_and_priorities)
     ck_assert(json_is_null(harness_jget(r.json, "discovery.0.port")));
 
     /* Weights 3:1 within priority 10; priority 20 never. */
-    const char *names = fetch_names(lport, 8);
+    const char *names = harness_fetch_names(lport, 8);
     ck_assert_msg(count_of(names, "b1") == 6 && count_of(names, "b2") == 2, "got %s", names);
 
     /* Priority 10 drained whole: 20 takes over; one back: 20 stands by. */
@@ -321,11 +309,11 @@ START_TEST(dns_srv_weights_and_priorities)
     patch(aport, id2, "{\"state\": \"drain\"}");
     r = harness_call(aport, "GET", "/api/v1/pools/app", NULL, NULL);
     ck_assert_str_eq(harness_jstr(r.json, "backends.2.state"), "up");
-    ck_assert_str_eq(fetch_names(lport, 3), "b3,b3,b3");
+    ck_assert_str_eq(harness_fetch_names(lport, 3), "b3,b3,b3");
     patch(aport, id2, "{\"state\": \"enable\"}");
     r = harness_call(aport, "GET", "/api/v1/pools/app", NULL, NULL);
     ck_assert_str_eq(harness_jstr(r.json, "backends.2.state"), "standby");
-    ck_assert_str_eq(fetch_names(lport, 2), "b2,b2");
+    ck_assert_str_eq(harness_fetch_names(lport, 2), "b2,b2");
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
 }
 END_TEST
@@ -361,7 +349,7 @@ START_TEST(dns_host_names_at_start_test_and_reload)
 
     struct harness_lb lb;
     lb_start(&lb, dns_cfg(lport, aport, d.port, NULL, one), lport, aport);
-    ck_assert_str_eq(fetch_names(lport, 2), "b31,b31");
+    ck_assert_str_eq(harness_fetch_names(lport, 2), "b31,b31");
     int held = harness_connect_ok("127.0.0.1", lport); /* traffic across the reloads */
 
     /* Rejected whole, with where; the pool as it was. */
@@ -379,14 +367,14 @@ START_TEST(dns_host_names_at_start_test_and_reload)
     ck_assert_ptr_nonnull(
         strstr(harness_jstr(r.json, "reloads.last_error"), "cannot resolve \"nosuch.test\""));
     ck_assert_str_eq(pool_ids(aport), harness_strf("app1.test:%d", bport));
-    ck_assert_str_eq(fetch_names(lport, 2), "b31,b31");
+    ck_assert_str_eq(harness_fetch_names(lport, 2), "b31,b31");
 
     /* Applied once both names are in. */
     harness_lb_rewrite_json(&lb, dns_cfg(lport, aport, d.port, NULL, two));
     harness_lb_signal(&lb, SIGHUP);
     ck_assert(harness_lb_log_wait(&lb, "reload ok: generation 2 (listeners +0 -0, backends +1 -0)",
                                   1, HARNESS_WAIT_MS));
-    ck_assert_str_eq(fetch_names(lport, 2), "b31,b32");
+    ck_assert_str_eq(harness_fetch_names(lport, 2), "b31,b32");
 
     /* Through the API: 202, the outcome follows in the log and status. */
     r = harness_call(aport, "POST", "/api/v1/reload", NULL, NULL);
@@ -472,7 +460,7 @@ START_TEST(dns_ttl_is_respected)
     struct harness_reply r = harness_call(aport, "GET", "/api/v1/pools/app", NULL, NULL);
     ck_assert_int_eq(harness_jint(r.json, "discovery.0.ttl_s"), 3);
     ck_assert_int_eq(harness_jint(r.json, "discovery.0.resolutions"), 1);
-    ck_assert_str_eq(fetch_names(lport, 1), "b41");
+    ck_assert_str_eq(harness_fetch_names(lport, 1), "b41");
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
 }
 END_TEST

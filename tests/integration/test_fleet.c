@@ -290,18 +290,6 @@ static void wait_state(int aport, const char *want, long timeout_ms)
     ck_assert_msg(strcmp(got, want) == 0, "fleet state \"%s\", want \"%s\"", got, want);
 }
 
-/* N fetches through lb: the names, joined by ",". */
-static const char *fetch_names(int lport, int n)
-{
-    char *out = harness_strf("%s", "");
-    for (int i = 0; i < n; i++) {
-        const char *name = harness_fetch_name(NULL, "127.0.0.1", lport);
-        ck_assert_ptr_nonnull(name);
-        out = harness_strf("%s%s%s", out, i ? "," : "", name);
-    }
-    return out;
-}
-
 /* Two instances follow one prefix: documents added, changed, refused and
  * removed reach both, and their traffic follows. */
 START_TEST(fleet_two_instances)
@@ -320,7 +308,7 @@ START_TEST(fleet_two_instances)
     harness_lb_start_json(&b, fleet_cfg(lb_, ab, c.endpoints), lb_);
     ck_assert_str_eq(pool_names(aa, "app"), "b1");
     ck_assert_str_eq(pool_names(ab, "app"), "b1");
-    ck_assert_str_eq(fetch_names(la, 2), "b1,b1");
+    ck_assert_str_eq(harness_fetch_names(la, 2), "b1,b1");
     json_t *st = fleet_status(aa);
     ck_assert_str_eq(harness_jstr(st, "state"), "watching");
     ck_assert_int_eq(json_array_size(harness_jget(st, "pools")), 1);
@@ -332,7 +320,7 @@ START_TEST(fleet_two_instances)
     etcd_put(&c, PREFIX "pools/app", pool_doc("roundrobin", harness_strf("b1=%d,b2=%d", b1, b2)));
     wait_names(aa, "app", "b1,b2");
     wait_names(ab, "app", "b1,b2");
-    ck_assert_str_eq(fetch_names(lb_, 4), "b1,b2,b1,b2");
+    ck_assert_str_eq(harness_fetch_names(lb_, 4), "b1,b2,b1,b2");
 
     /* Refused: the loader's message with the key, in the log and the
      * status of both; the last good version stays. */
@@ -346,7 +334,7 @@ START_TEST(fleet_two_instances)
     ck_assert_str_eq(harness_jstr(st, "rejected.0.key"), PREFIX "pools/app");
     ck_assert_ptr_nonnull(
         strstr(harness_jstr(st, "rejected.0.error"), "pools/app:1:27: backends[0].address"));
-    ck_assert_str_eq(fetch_names(lb_, 2), "b1,b2");
+    ck_assert_str_eq(harness_fetch_names(lb_, 2), "b1,b2");
 
     /* Another pool added and removed; a good version clears the refusal. */
     etcd_put(&c, PREFIX "pools/extra", pool_doc("leastconn", harness_strf("b2=%d", b2)));
@@ -367,7 +355,7 @@ START_TEST(fleet_two_instances)
     ck_assert(harness_lb_log_wait(&a, kept, 1, HARNESS_WAIT_MS));
     ck_assert(harness_lb_log_wait(&b, kept, 1, HARNESS_WAIT_MS));
     ck_assert_str_eq(pool_names(ab, "app"), "b2");
-    ck_assert_str_eq(fetch_names(la, 2), "b2,b2");
+    ck_assert_str_eq(harness_fetch_names(la, 2), "b2,b2");
     /* A document the loader takes and a later step refuses (its CA file
      * cannot be read) is refused with its key; the rest goes on. */
     etcd_put(&c, PREFIX "pools/tls",
@@ -485,7 +473,7 @@ START_TEST(fleet_backend_state)
     const char *get[] = {"get", "--print-value-only", PREFIX "state/app/b1", NULL};
     ck_assert_str_eq(etcdctl(&c, get), "{\"state\":\"drain\"}\n");
     wait_field(ab, "b1", "state", "draining");
-    ck_assert_str_eq(fetch_names(lb_, 4), "b2,b2,b2,b2");
+    ck_assert_str_eq(harness_fetch_names(lb_, 4), "b2,b2,b2,b2");
     ck_assert(harness_lb_log_wait(&b, "admin: pool app backend b1 state drain (was up)", 1,
                                   HARNESS_WAIT_MS));
 
@@ -502,7 +490,7 @@ START_TEST(fleet_backend_state)
     wait_names(ab, "app", "b1,b2,b3");
     ck_assert_str_eq(backend_field(ab, "b1", "state"), "draining");
     ck_assert_str_eq(backend_field(ab, "b1", "weight"), "3");
-    ck_assert_str_eq(fetch_names(la, 4), "b2,b3,b2,b3");
+    ck_assert_str_eq(harness_fetch_names(la, 4), "b2,b3,b2,b3");
 
     /* etcdctl enables it; a bad state is refused with its key. */
     etcd_put(&c, PREFIX "state/app/b1", "{\"state\": \"enable\"}");
@@ -523,7 +511,7 @@ START_TEST(fleet_backend_state)
     etcd_del(&c, PREFIX "state/app/b2");
     wait_field(aa, "b2", "state", "up");
     wait_field(ab, "b2", "weight", "1");
-    ck_assert_str_eq(fetch_names(lb_, 3), "b1,b2,b3");
+    ck_assert_str_eq(harness_fetch_names(lb_, 3), "b1,b2,b3");
 
     /* etcd gone: the change holds here, and the answer says etcd did not
      * take it. */
@@ -577,7 +565,7 @@ START_TEST(fleet_member_loss)
     long long rev = etcd_revision(&rest);
     wait_names(aa, "app", "b1,b2");
     wait_state(aa, "watching", HARNESS_WAIT_MS);
-    ck_assert_str_eq(fetch_names(la, 2), "b1,b2");
+    ck_assert_str_eq(harness_fetch_names(la, 2), "b1,b2");
     /* Taken once: a resumed watch replays nothing. */
     ck_assert_int_eq(
         harness_log_count(a.log,
@@ -593,7 +581,7 @@ START_TEST(fleet_member_loss)
     json_t *st = fleet_status(aa);
     ck_assert_ptr_nonnull(harness_jstr(st, "error"));
     ck_assert_str_eq(pool_names(aa, "app"), "b1,b2");
-    ck_assert_str_eq(fetch_names(la, 4), "b1,b2,b1,b2");
+    ck_assert_str_eq(harness_fetch_names(la, 4), "b1,b2,b1,b2");
     struct harness_reply m = harness_call(aa, "GET", "/metrics", NULL, NULL);
     ck_assert_ptr_nonnull(strstr(m.body, "\nlb_fleet_up 0\n"));
     harness_sleep_ms(3000); /* rounds go on failing: still one line */
@@ -608,7 +596,7 @@ START_TEST(fleet_member_loss)
     ck_assert(harness_lb_log_wait(&a, "fleet: etcd answers again at ", 1, HARNESS_WAIT_MS));
     m = harness_call(aa, "GET", "/metrics", NULL, NULL);
     ck_assert_ptr_nonnull(strstr(m.body, "\nlb_fleet_up 1\n"));
-    ck_assert_str_eq(fetch_names(la, 2), "b3,b3");
+    ck_assert_str_eq(harness_fetch_names(la, 2), "b3,b3");
     ck_assert_int_eq(harness_lb_stop(&a), 0);
 }
 END_TEST
@@ -684,7 +672,7 @@ START_TEST(fleet_start_without_etcd)
     struct harness_lb a;
     harness_lb_start_json(&a, cfg, la);
     ck_assert(harness_lb_log_wait(&a, "fleet: no etcd endpoint answered within 500 ms", 1, 0));
-    ck_assert_str_eq(fetch_names(la, 1), "b1");
+    ck_assert_str_eq(harness_fetch_names(la, 1), "b1");
     ck_assert_str_eq(harness_jstr(fleet_status(aa), "state"), "unreachable");
     struct harness_reply r = harness_call(aa, "GET", "/api/v1/pools/app", NULL, NULL);
     ck_assert_str_eq(harness_jstr(r.json, "source"), "file");
@@ -706,7 +694,7 @@ START_TEST(fleet_start_without_etcd)
     etcd_put(&c, PREFIX "pools/app", pool_doc("roundrobin", harness_strf("b2=%d", b2)));
     wait_names(aa, "app", "b2");
     wait_state(aa, "watching", HARNESS_WAIT_MS);
-    ck_assert_str_eq(fetch_names(la, 1), "b2");
+    ck_assert_str_eq(harness_fetch_names(la, 1), "b2");
     r = harness_call(aa, "GET", "/api/v1/pools/app", NULL, NULL);
     ck_assert_str_eq(harness_jstr(r.json, "source"), "etcd");
     ck_assert_int_eq(harness_lb_stop(&a), 0);
@@ -827,7 +815,7 @@ START_TEST(fleet_host_names)
     ck_assert_str_eq(pool_names(aa, "app"), "b1");
     ck_assert_str_eq(harness_jstr(fleet_status(aa), "endpoint"), url);
     ck_assert(harness_log_contains(a.log, harness_strf("fleet: read 1 pools from etcd %s", url)));
-    ck_assert_str_eq(fetch_names(la, 1), "b1");
+    ck_assert_str_eq(harness_fetch_names(la, 1), "b1");
     struct harness_reply r = patch(aa, "b1", "{\"state\": \"drain\"}");
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(harness_lb_stop(&a), 0);

@@ -34,10 +34,12 @@
 #define DOWN_AFTER_MS 5000
 /* What the fleet keeps at most, whatever etcd holds: more is refused (a
  * hostile or mistaken writer cannot make lb grow without end). */
-#define FLEET_DOCS_MAX 10000            /* pool documents */
-#define FLEET_DOC_BYTES_MAX (64u << 20) /* their bytes together */
-#define FLEET_STATES_MAX 10000          /* backend states */
-#define FLEET_REJECTS_LISTED 1000       /* refusals listed (all are counted) */
+/* Pool documents, and their bytes together (a full read of them, in
+ * base64, stays under FLEET_ANSWER_MAX). */
+#define FLEET_DOCS_MAX 10000
+#define FLEET_DOC_BYTES_MAX (32u << 20)
+#define FLEET_STATES_MAX 10000    /* backend states */
+#define FLEET_REJECTS_LISTED 1000 /* refusals listed (all are counted) */
 
 static int64_t now_unix_ms(void)
 {
@@ -262,7 +264,10 @@ static bool doc_put(struct fleet *f, const struct etcd_kv *kv, const char *name)
 {
     char k[1024], err[1024];
     struct fleet_doc d = {0};
-    if (asprintf(&d.source, "etcd %s", key_text(k, sizeof(k), kv->key)) < 0) {
+    /* The whole key: fleet_blame() finds the document by it. */
+    char whole[ETCD_KEY_MAX * 4 + 4];
+    if (asprintf(&d.source, "etcd %s",
+                 config_text_escape(whole, sizeof(whole), kv->key, ETCD_KEY_MAX)) < 0) {
         d.source = NULL;
         goto nomem;
     }
@@ -508,17 +513,24 @@ static void state_delete(struct fleet *f, const char *key)
     state_free(&st);
 }
 
+/* doc_delete() of docs[i] (its key and name copied first: the delete
+ * frees them). */
+static bool doc_delete_at(struct fleet *f, size_t i)
+{
+    char *key = strdup(f->docs[i].key), *name = strdup(f->docs[i].name);
+    bool changed = key && name && doc_delete(f, key, name);
+    free(key);
+    free(name);
+    return changed;
+}
+
 bool fleet_recheck_gone(struct fleet *f)
 {
     bool changed = false;
     for (size_t i = f->ndocs; i-- > 0;) {
         if (!f->docs[i].gone)
             continue;
-        char *key = strdup(f->docs[i].key), *name = strdup(f->docs[i].name);
-        if (key && name)
-            changed |= doc_delete(f, key, name);
-        free(key);
-        free(name);
+        changed |= doc_delete_at(f, i);
     }
     return changed;
 }
@@ -570,31 +582,47 @@ bool fleet_blame(struct fleet *f, const char *err)
     return false;
 }
 
-void fleet_applied(struct fleet *f)
+int fleet_docset_take(const struct fleet *f, struct fleet_docset *out)
 {
-    struct fleet_doc *v = f->ndocs ? calloc(f->ndocs, sizeof(*v)) : NULL;
-    if (f->ndocs && !v)
-        return; /* the last snapshot stays */
-    size_t n = 0;
-    for (; n < f->ndocs; n++) {
-        const struct fleet_doc *d = &f->docs[n];
-        v[n].len = d->len;
-        v[n].mod_revision = d->mod_revision;
-        if (!(v[n].name = strdup(d->name)) || !(v[n].text = malloc(d->len + 1)))
-            break;
-        memcpy(v[n].text, d->text, d->len + 1);
+    out->n = 0;
+    out->v = f->ndocs ? calloc(f->ndocs, sizeof(*out->v)) : NULL;
+    if (f->ndocs && !out->v)
+        return -1;
+    for (; out->n < f->ndocs; out->n++) {
+        const struct fleet_doc *d = &f->docs[out->n];
+        struct fleet_doc *c = &out->v[out->n];
+        c->len = d->len;
+        c->mod_revision = d->mod_revision;
+        if (!(c->name = strdup(d->name)) || !(c->text = malloc(d->len + 1))) {
+            out->n++; /* freed with the rest */
+            fleet_docset_free(out);
+            return -1;
+        }
+        memcpy(c->text, d->text, d->len + 1);
     }
-    if (n < f->ndocs) {
-        for (size_t k = 0; k <= n && k < f->ndocs; k++)
-            doc_free(&v[k]);
-        free(v);
-        return;
+    return 0;
+}
+
+void fleet_docset_free(struct fleet_docset *set)
+{
+    for (size_t k = 0; set && k < set->n; k++)
+        doc_free(&set->v[k]);
+    if (set) {
+        free(set->v);
+        set->v = NULL;
+        set->n = 0;
     }
+}
+
+void fleet_applied(struct fleet *f, struct fleet_docset *set)
+{
     for (size_t k = 0; k < f->napplied; k++)
         doc_free(&f->applied[k]);
     free(f->applied);
-    f->applied = v;
-    f->napplied = n;
+    f->applied = set->v;
+    f->napplied = set->n;
+    set->v = NULL;
+    set->n = 0;
 }
 
 static bool kv_apply(struct fleet *f, const struct etcd_kv *kv)
@@ -670,16 +698,10 @@ static bool apply_full(struct fleet *f, const struct etcd_msg *m)
             reject_drop(f, key);
         free(key);
     }
-    for (size_t i = 0; i < m->nkvs; i++)
-        changed |= kv_apply(f, &m->kvs[i]);
     for (size_t i = f->ndocs; i-- > 0;) {
         if (i >= f->ndocs || in_answer(&ak, f->docs[i].key))
             continue;
-        char *key = strdup(f->docs[i].key), *name = strdup(f->docs[i].name);
-        if (key && name)
-            changed |= doc_delete(f, key, name);
-        free(key);
-        free(name);
+        changed |= doc_delete_at(f, i);
     }
     for (size_t i = f->nstates; i-- > 0;) {
         if (i >= f->nstates || in_answer(&ak, f->states[i].key))
@@ -689,6 +711,10 @@ static bool apply_full(struct fleet *f, const struct etcd_msg *m)
             state_delete(f, key);
         free(key);
     }
+    /* After the deletes, so that what goes no longer counts against the
+     * bounds of what comes. */
+    for (size_t i = 0; i < m->nkvs; i++)
+        changed |= kv_apply(f, &m->kvs[i]);
     free(ak.v);
     return changed;
 }
@@ -1067,6 +1093,7 @@ struct fleet_put {
     struct http_client *c;
     char *body;   /* etcd's put body */
     size_t tries; /* endpoints tried */
+    size_t first; /* the endpoint tried first: the one in use when the write began */
     size_t ep;    /* the endpoint of this try */
     char *buf;    /* the answer */
     size_t len, cap;
@@ -1112,6 +1139,7 @@ static int on_put_body(void *arg, const char *b, size_t n)
         return 0;
     p->c = NULL;
     snprintf(p->error, sizeof(p->error), "%s: answer too large", p->f->conf.endpoints[p->ep].url);
+    p->len = 0; /* the next endpoint's answer starts afresh */
     if (put_try(p) < 0)
         put_finish(p, 0, p->error);
     return -1;
@@ -1152,7 +1180,7 @@ static int put_try(struct fleet_put *p)
 {
     struct fleet *f = p->f;
     while (p->tries < f->conf.nendpoints) {
-        p->ep = (f->ep + p->tries++) % f->conf.nendpoints;
+        p->ep = (p->first + p->tries++) % f->conf.nendpoints;
         const struct lb_fleet_endpoint *e = &f->conf.endpoints[p->ep];
         if (e->addrlen == 0) { /* a host name not resolved yet */
             snprintf(p->error, sizeof(p->error), "%s: %s not resolved yet", e->url, e->host);
@@ -1194,6 +1222,7 @@ struct fleet_put *fleet_put_state(struct fleet *f, const char *pool, const char 
         return NULL;
     }
     p->f = f;
+    p->first = f->ep;
     p->done = done;
     p->arg = arg;
     p->next = f->puts;
@@ -1267,8 +1296,8 @@ static bool conf_same(const struct lb_fleet_conf *a, const struct lb_fleet_conf 
         a->timeout_ms != b->timeout_ms)
         return false;
     for (size_t i = 0; i < a->nendpoints; i++)
-        if (strcmp(a->endpoints[i].url, b->endpoints[i].url) != 0 || a->endpoints[i].tls)
-            return false; /* an https endpoint: its certificates may be new */
+        if (strcmp(a->endpoints[i].url, b->endpoints[i].url) != 0)
+            return false;
     return true;
 }
 
@@ -1327,7 +1356,16 @@ void fleet_run(struct fleet *f)
 int fleet_configure(struct fleet *f, const struct lb_config *cfg, char *err, size_t errlen)
 {
     const struct lb_fleet_conf *conf = &cfg->fleet;
-    if (conf_same(&f->conf, conf)) {
+    bool same_resolvers = !f->resolvers == !cfg->resolvers &&
+                          (!cfg->resolvers || strcmp(f->resolvers, cfg->resolvers) == 0);
+    if (conf_same(&f->conf, conf) && same_resolvers) {
+        /* New TLS contexts (the files may be new) for the connections
+         * from now on; open ones and writes under way keep theirs. */
+        struct tls_ctx *tls[LB_FLEET_ENDPOINTS_MAX];
+        if (fleet_tls_build(tls, cfg, err, errlen) < 0)
+            return -1;
+        tls_drop(f->tls);
+        memcpy(f->tls, tls, sizeof(tls));
         f->conf.start_timeout_ms = conf->start_timeout_ms;
         return 0;
     }
@@ -1340,14 +1378,20 @@ int fleet_configure(struct fleet *f, const struct lb_config *cfg, char *err, siz
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    char *resolvers = cfg->resolvers ? strdup(cfg->resolvers) : NULL;
+    if (cfg->resolvers && !resolvers) {
+        conf_free(&c);
+        tls_drop(tls);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     bool other_prefix = strcmp(c.prefix, f->conf.prefix) != 0;
     bool other_endpoints = c.nendpoints != f->conf.nendpoints;
     for (size_t i = 0; !other_endpoints && i < c.nendpoints; i++)
         other_endpoints = strcmp(c.endpoints[i].url, f->conf.endpoints[i].url) != 0;
     while (f->puts) /* their endpoints go */
         put_finish(f->puts, 0, "the fleet's settings changed (SIGHUP); write again");
-    cancel_all(f); /* their clients hold references to the old contexts, dropped now */
-    char *resolvers = cfg->resolvers ? strdup(cfg->resolvers) : NULL;
+    cancel_all(f);         /* their clients hold references to the old contexts, dropped now */
     resolver_free(f->res); /* a lookup under way ends (EDESTRUCTION) */
     f->res = NULL;
     f->resolving = false;

@@ -141,8 +141,19 @@ struct fleet {
                           const struct fleet_state *st);
 };
 
-/* The config in force holds the documents as they are now. */
-void fleet_applied(struct fleet *f);
+/* A copy of the documents as they are now (names and texts): taken when
+ * a config is made from them, handed to fleet_applied() once that config
+ * is in force (a reload may wait meanwhile, and the documents change). 0,
+ * or -1 when out of memory (out empty). */
+struct fleet_docset {
+    struct fleet_doc *v;
+    size_t n;
+};
+int fleet_docset_take(const struct fleet *f, struct fleet_docset *out);
+void fleet_docset_free(struct fleet_docset *set);
+/* The config in force was made from set (taken over, emptied): what a
+ * document refused late goes back to. */
+void fleet_applied(struct fleet *f, struct fleet_docset *set);
 /* err is the fault of a config made with the documents: when it starts
  * with a document's source ("etcd KEY:"), that document goes back to its
  * version last applied (or goes, when it had none) and is refused with

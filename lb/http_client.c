@@ -282,7 +282,7 @@ static short wait_for(const struct http_client *c, short obvious)
 static void client_fail_errno(struct http_client *c, int err)
 {
     char e[160];
-    if (err == EPROTO && c->tls)
+    if (err == EPROTO && c->io.ops == &conn_tls_ops) /* not before the TLS layer is on */
         snprintf(e, sizeof(e), "TLS: %s", conn_tls_last_error(&c->io));
     else
         errno_text(e, sizeof(e), err);

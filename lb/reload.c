@@ -398,6 +398,7 @@ static void reload_failed(struct runtime *rt, const char *err)
      * its certificate) is refused now; the change is tried again without
      * it, from the loop. */
     bool blamed = rt->fleet && fleet_blame(rt->fleet, err);
+    runtime_fleet_merged_drop(rt);
     if (rt->applying_fleet) {
         rt->fleet_apply_failed++;
         if (rt->fleet)
@@ -504,7 +505,6 @@ static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload
     if (rt->applying_fleet) {
         rt->fleet_applied++;
         rt->fleet->apply_error[0] = '\0';
-        fleet_applied(rt->fleet);
         log_info("fleet: generation %u in force, etcd revision %" PRId64 " (backends +%zu -%zu)",
                  res->generation, rt->fleet->revision, res->backends_added, res->backends_removed);
     } else {
@@ -513,10 +513,9 @@ static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload
         log_info("reload ok: generation %u (listeners +%zu -%zu, backends +%zu -%zu)",
                  res->generation, res->listeners_added, res->listeners_removed, res->backends_added,
                  res->backends_removed);
-        if (rt->fleet && rt->fleet->synced)
-            fleet_applied(rt->fleet);
         reload_fleet_follow(rt);
     }
+    runtime_fleet_merged(rt, true); /* the documents this config was made of are in force */
     if (rt->fleet) {
         rt->fleet->base_cfg = rt->cfg;
         runtime_fleet_states_apply(rt);
@@ -626,6 +625,8 @@ static int fleet_merge(struct runtime *rt, struct lb_config **cfg, char *err, si
         rc = config_merge(*cfg, docs, ndocs, &merged, err, errlen);
         free(docs);
     }
+    if (rc == 0)
+        runtime_fleet_merged(rt, false);
     config_free(*cfg);
     *cfg = merged;
     return rc;
@@ -688,6 +689,7 @@ int reload_fleet(struct runtime *rt)
         rt->applying_fleet = false;
         return -1;
     }
+    runtime_fleet_merged(rt, false);
     rc = reload_stage_names(rt, cfg, &res, err, sizeof(err));
     if (rc != 1)
         rt->applying_fleet = false;
@@ -725,6 +727,7 @@ void reload_cancel(struct runtime *rt)
     rt->reload_again = false;
     rt->fleet_again = false;
     rt->applying_fleet = false;
+    runtime_fleet_merged_drop(rt);
 }
 
 static void on_reload_event(evutil_socket_t fd, short what, void *arg)

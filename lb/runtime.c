@@ -88,6 +88,7 @@ static void runtime_release(struct runtime *rt)
     if (rt->fleet_ev)
         event_free(rt->fleet_ev);
     rt->fleet_ev = NULL;
+    runtime_fleet_merged_drop(rt);
     if (rt->dns) {
         discovery_set_free(rt->dns);
         free(rt->dns);
@@ -199,6 +200,33 @@ static void fleet_state_apply(void *arg, const char *pool, const char *backend,
                             st && st->state >= 0 ? (enum backend_admin)st->state : BACKEND_ENABLED);
 }
 
+void runtime_fleet_merged(struct runtime *rt, bool commit)
+{
+    if (!rt->fleet) {
+        runtime_fleet_merged_drop(rt);
+        return;
+    }
+    if (commit) {
+        if (rt->fleet_merged)
+            fleet_applied(rt->fleet, rt->fleet_merged);
+        runtime_fleet_merged_drop(rt);
+        return;
+    }
+    runtime_fleet_merged_drop(rt);
+    struct fleet_docset *set = calloc(1, sizeof(*set));
+    if (set && fleet_docset_take(rt->fleet, set) == 0)
+        rt->fleet_merged = set; /* out of memory: the last applied set stays */
+    else
+        free(set);
+}
+
+void runtime_fleet_merged_drop(struct runtime *rt)
+{
+    fleet_docset_free(rt->fleet_merged);
+    free(rt->fleet_merged);
+    rt->fleet_merged = NULL;
+}
+
 void runtime_fleet_states_apply(struct runtime *rt)
 {
     for (size_t i = 0; rt->fleet && i < rt->fleet->nstates; i++)
@@ -302,7 +330,8 @@ static int runtime_fleet_start(struct runtime *rt, char *err, size_t errlen)
     }
     if (rc < 0)
         return -1;
-    fleet_applied(rt->fleet);
+    runtime_fleet_merged(rt, false);
+    runtime_fleet_merged(rt, true);
     config_free(rt->cfg);
     rt->cfg = merged;
     rt->fleet->base_cfg = merged;

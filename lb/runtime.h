@@ -22,6 +22,7 @@ struct reload_hook;
 struct names_job;
 struct discovery_set;
 struct fleet;
+struct fleet_docset;
 
 /* Event priorities of lb's one event_base (main() sets LB_PRIORITIES):
  * libevent runs a pass's callbacks of the best priority only, so the data
@@ -74,6 +75,10 @@ struct runtime {
     struct event *fleet_ev; /* runtime_fleet_changed(): reload_fleet() from the loop */
     bool applying_fleet;    /* the config being applied is etcd's change, not a SIGHUP */
     uint64_t fleet_applied, fleet_apply_failed;
+    /* The documents the config being applied was made from
+     * (fleet_docset_take() at its merge), for fleet_applied() at its
+     * commit; n 0 when it has none. */
+    struct fleet_docset *fleet_merged;
     const struct reload_hook *reload_hook; /* reload_set_hook(); NULL: none */
     struct event *probe_timer;             /* probes the parked sessions once a second */
     uint64_t active;                       /* open sessions, all listeners */
@@ -140,6 +145,11 @@ int runtime_fleet_init(struct runtime *rt, const struct lb_config *cfg, char *er
 /* etcd's documents changed: reload_fleet() runs from the loop (once for
  * all the changes until then), or after the start. */
 void runtime_fleet_changed(struct runtime *rt);
+/* The documents a config is made from: taken now (commit false, at the
+ * merge), or in force (commit true, at its commit: fleet_applied()). */
+void runtime_fleet_merged(struct runtime *rt, bool commit);
+/* The config made from them was not applied. */
+void runtime_fleet_merged_drop(struct runtime *rt);
 /* Gives every backend its state from etcd (after a start or a reload made
  * backends that may have one). */
 void runtime_fleet_states_apply(struct runtime *rt);

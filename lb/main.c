@@ -21,6 +21,7 @@
 #include "lb/admin/admin.h"
 #include "lb/log.h"
 #include "lb/names.h"
+#include "lb/notify.h"
 #include "lb/privileges.h"
 #include "lb/reload.h"
 #include "lb/runtime.h"
@@ -95,6 +96,7 @@ static int run(struct lb_config *cfg)
 
     log_set_level(cfg->log_level);
     raise_fd_limit();
+    notify_init();
     /* The changelist makes the watch changes of one loop turn one
      * epoll_ctl per descriptor at the next wait (docs/architecture.md):
      * about three calls fewer per proxied connection. libevent warns
@@ -157,6 +159,9 @@ static int run(struct lb_config *cfg)
     reload_set_hook(&rt, admin_reload_hook(admin));
     runtime_ready(&rt);
     log_info("lb %s started (pid %ld, config %s)", LB_VERSION, (long)getpid(), rt.cfg->path);
+    char status[200];
+    runtime_status_line(&rt, status, sizeof(status));
+    notify_ready(status); /* systemd: the listeners are bound */
     if (event_base_dispatch(base) < 0)
         log_error("event loop failed");
     else
@@ -168,6 +173,7 @@ out:
     for (size_t i = 0; i < NSIGNALS; i++)
         if (evs[i])
             event_free(evs[i]);
+    notify_close();
     log_detach();
     event_base_free(base);
     libevent_global_shutdown();

@@ -20,6 +20,7 @@
 #include "lb/fleet.h"
 #include "lb/log.h"
 #include "lb/names.h"
+#include "lb/notify.h"
 #include "lb/http_reuse.h"
 #include "lb/listener.h"
 #include "lb/pool.h"
@@ -411,6 +412,13 @@ static void reload_failed(struct runtime *rt, const char *err)
     }
     if (blamed)
         reload_request(rt);
+    if (rt->notify_reload) { /* systemd: the reload is over, the old config in force */
+        char status[300];
+        snprintf(status, sizeof(status), "reload failed (generation %u in force): %.200s",
+                 rt->generation, err);
+        notify_ready(status);
+        rt->notify_reload = false;
+    }
     rt->reloads_failed++;
     snprintf(rt->reload_last_error, sizeof(rt->reload_last_error), "%s", err);
     log_error("reload failed: %s (generation %u stays in force)", err, rt->generation);
@@ -514,6 +522,12 @@ static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload
                  res->generation, res->listeners_added, res->listeners_removed, res->backends_added,
                  res->backends_removed);
         reload_fleet_follow(rt);
+        if (rt->notify_reload) {
+            char status[200];
+            runtime_status_line(rt, status, sizeof(status));
+            notify_ready(status);
+            rt->notify_reload = false;
+        }
     }
     runtime_fleet_merged(rt, true); /* the documents this config was made of are in force */
     if (rt->fleet) {
@@ -655,6 +669,8 @@ int reload_run(struct runtime *rt, struct reload_result *res, char *err, size_t 
         snprintf(err, errlen, "a reload is waiting for DNS; another follows it");
         return 1;
     }
+    notify_reloading();
+    rt->notify_reload = true;
     if (config_load(rt->cfg->path, &cfg, err, errlen) < 0 ||
         fleet_merge(rt, &cfg, err, errlen) < 0) {
         reload_failed(rt, err);

@@ -17,6 +17,7 @@
 #include "lb/discovery.h"
 #include "lb/fleet.h"
 #include "lb/names.h"
+#include "lb/notify.h"
 #include "lb/http_reuse.h"
 #include "lb/log.h"
 #include "lb/io/tls_ctx.h"
@@ -491,6 +492,12 @@ static void on_grace_timer(evutil_socket_t fd, short what, void *arg)
     runtime_close_all(rt);
 }
 
+void runtime_status_line(const struct runtime *rt, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "generation %u: %zu listeners, %zu pools, %llu open sessions",
+             rt->generation, rt->nlisteners, rt->npools, (unsigned long long)rt->active);
+}
+
 void runtime_stop(struct runtime *rt, const char *why)
 {
     if (rt->stopping) {
@@ -500,6 +507,10 @@ void runtime_stop(struct runtime *rt, const char *why)
         return;
     }
     rt->stopping = true;
+    char status[200];
+    snprintf(status, sizeof(status), "stopping (%s): %llu open sessions", why,
+             (unsigned long long)rt->active);
+    notify_stopping(status);
     reload_cancel(rt);
     unsigned ms = rt->cfg->shutdown_grace_ms;
     for (size_t i = 0; i < rt->nlisteners; i++)

@@ -66,7 +66,8 @@ struct runtime {
     struct lb_config *next_cfg; /* the config a reload waits to apply */
     bool reload_waiting;        /* for names_job, or the new "dns" entries' first answers */
     bool reload_again;
-    bool starting; /* runtime_start() to runtime_ready(): a reload asked for waits */
+    bool notify_reload; /* systemd was told RELOADING=1: READY=1 follows the outcome */
+    bool starting;      /* runtime_start() to runtime_ready(): a reload asked for waits */
     /* DNS discovery's entries (lb/discovery.h), outside the generations. */
     struct discovery_set *dns;
     /* The fleet (lb/fleet.h): pools from etcd; NULL without "fleet". */
@@ -126,6 +127,9 @@ void runtime_ready(struct runtime *rt);
 /* Stops accepting at once, lets sessions run for shutdown_grace_ms, then
  * closes what is left and leaves the event loop. */
 void runtime_stop(struct runtime *rt, const char *why);
+/* "generation 3: 2 listeners, 4 pools, 12 open sessions": the one-line
+ * summary systemd shows (STATUS=, lb/notify.h). */
+void runtime_status_line(const struct runtime *rt, char *buf, size_t cap);
 void runtime_free(struct runtime *rt);
 
 /* Called by the session code when a session starts (after accept) and

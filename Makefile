@@ -48,7 +48,7 @@ TEST_SRCS := $(wildcard tests/*.c tests/harness/*.c tests/unit/*.c tests/integra
 TEST_SHIM := $(BUILD)/small-sndbuf.so
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
-.PHONY: all tests run test check deps clean format bench-pick fuzz fuzz-smoke fuzz-build valgrind soak
+.PHONY: all tests run test check deps clean format install bench-pick fuzz fuzz-smoke fuzz-build valgrind soak
 all: $(BUILD)/lb $(BUILD)/demo-backend
 tests: $(BUILD)/lb-tests $(TEST_SHIM)
 
@@ -109,6 +109,31 @@ test: deps
 	@scripts/run-tests build
 	@scripts/run-tests build-asan
 	@$(MAKE) --no-print-directory fuzz-smoke
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the man pages,
+# the systemd unit (its paths the install's), the documents and an example
+# config; /etc/lb/lb.json only when there is none (a file in use is never
+# overwritten). Needs the build: `make` first (or BUILD=build-asan...).
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/lb
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+install: $(BUILD)/lb
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/lb
+	install -m 0755 $(BUILD)/lb $(DESTDIR)$(SBINDIR)/lb
+	install -m 0644 dist/lb.8 $(DESTDIR)$(MANDIR)/man8/lb.8
+	install -m 0644 dist/lb.json.5 $(DESTDIR)$(MANDIR)/man5/lb.json.5
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/lb.service.in \
+	    > $(DESTDIR)$(UNITDIR)/lb.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/lb.service
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 dist/lb.json config/examples/*.json examples/lb@.service \
+	    $(DESTDIR)$(DOCDIR)/examples/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/lb/lb.json ] || \
+	    install -m 0644 dist/lb.json $(DESTDIR)$(SYSCONFDIR)/lb/lb.json
 
 # Not part of make test: the memory-flat fault tests over 100,000 TLS
 # sessions (make test runs 30,000), in the plain and the ASan build.

@@ -366,10 +366,15 @@ START_TEST(reload_keeps_or_replaces_check)
     reload(&r, 2);
     ck_assert_int_ge(harness_jint(b1_health(&r), "consecutive_successes"), before);
 
-    /* Another CA under the same name: kept, and its next check uses it. */
+    /* Another CA under the same name: kept, and its next check uses it.
+     * That next check fails (the backend's certificate is not of that CA)
+     * and may come before the API is asked: then the run of successes is
+     * over and only the failure shows. */
     harness_write_file("ca-copy.pem", harness_read_file(other.ca_cert));
     reload(&r, 3);
-    ck_assert_int_ge(harness_jint(b1_health(&r), "consecutive_successes"), before);
+    json_t *kept = b1_health(&r);
+    if (harness_jint(kept, "consecutive_successes") < before)
+        ck_assert_int_ge(harness_jint(kept, "consecutive_failures"), 1);
     ck_assert_msg(harness_log_wait(r.lb.log,
                                    "warn: pool app backend b1 DOWN: tls handshake failed: "
                                    "certificate verify failed: unable to get local issuer "

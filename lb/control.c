@@ -9,8 +9,7 @@
 #include "lb/pool_health.h"
 #include "lb/session.h"
 
-/* The word of the request that asks for state, as the log line says it. */
-static const char *admin_verb(enum backend_admin state)
+const char *backend_admin_verb(enum backend_admin state)
 {
     switch (state) {
     case BACKEND_DRAINING:
@@ -33,8 +32,8 @@ int backend_set_admin_state(struct backend *b, enum backend_admin state)
     const char *was = backend_state_name(b);
     b->admin = state;
     backend_refresh(b);
-    log_info("admin: pool %s backend %s state %s (was %s)", pool->name, b->id, admin_verb(state),
-             was);
+    log_info("admin: pool %s backend %s state %s (was %s)", pool->name, b->id,
+             backend_admin_verb(state), was);
     if (state != BACKEND_ENABLED)
         http_reuse_flush(b); /* an idle connection would carry no new request */
     if (state == BACKEND_DISABLED)

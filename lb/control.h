@@ -14,6 +14,9 @@
  * logs "admin: pool P backend B state drain (was up)". Nothing when b
  * already has that state. b must be in a pool. 0, or -1 (b in no pool, or removed by a reload). */
 int backend_set_admin_state(struct backend *b, enum backend_admin state);
+/* The word that asks for state ("enable", "drain", "disable"): in the
+ * admin API's PATCH, etcd's backend states and the log line. */
+const char *backend_admin_verb(enum backend_admin state);
 /* Gives b the operator's weight (0..LB_WEIGHT_MAX), in full at once: a
  * reload keeps it over the file's, even when it equals b's weight now.
  * Logs "admin: pool P backend B weight N (was M)" and notes the pool's

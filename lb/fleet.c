@@ -9,6 +9,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 
+#include "lb/control.h"
 #include "lb/fleet.h"
 #include "lb/http_client.h"
 #include "lb/io/resolver.h"
@@ -352,13 +353,11 @@ static bool doc_delete(struct fleet *f, const char *key, const char *name)
 
 /* --- backend states --------------------------------------------------- */
 
-static const char *const STATE_WORDS[] = {"enable", "drain", "disable"};
-
 char *fleet_state_text(int state, int weight)
 {
     json_t *o = json_object();
     if (o && state >= 0 && state <= 2)
-        json_object_set_new(o, "state", json_string(STATE_WORDS[state]));
+        json_object_set_new(o, "state", json_string(backend_admin_verb((enum backend_admin)state)));
     if (o && weight >= 0)
         json_object_set_new(o, "weight", json_integer(weight));
     char *text = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -385,8 +384,8 @@ static int state_parse(const char *text, size_t len, int *state, int *weight, ch
         char q[64];
         if (strcmp(key, "state") == 0) {
             const char *w = json_string_value(v);
-            for (int i = 0; w && i < 3 && *state < 0; i++)
-                if (strcmp(w, STATE_WORDS[i]) == 0)
+            for (int i = 0; w && i <= BACKEND_DISABLED && *state < 0; i++)
+                if (strcmp(w, backend_admin_verb((enum backend_admin)i)) == 0)
                     *state = i;
             if (*state < 0) {
                 snprintf(err, errlen, "state: must be \"drain\", \"disable\" or \"enable\"");

@@ -10,6 +10,7 @@
 
 #include "lb/admin/admin_http.h"
 #include "lb/admin/admin_internal.h"
+#include "lb/control.h"
 #include "lb/discovery.h"
 #include "lb/fleet.h"
 #include "lb/log.h"
@@ -67,14 +68,14 @@ static json_t *fleet_json(const struct runtime *rt)
     json_t *pools = json_array(), *rejected = json_array();
     for (size_t i = 0; pools && i < f->ndocs; i++)
         json_array_append_new(pools, json_string(f->docs[i].name));
-    static const char *const words[] = {"enable", "drain", "disable"};
     json_t *states = json_array();
     for (size_t i = 0; states && i < f->nstates; i++) {
         const struct fleet_state *st = &f->states[i];
         json_array_append_new(
-            states, json_pack("{s:s, s:s, s:s?, s:o}", "pool", st->pool, "backend", st->backend,
-                              "state", st->state >= 0 && st->state <= 2 ? words[st->state] : NULL,
-                              "weight", st->weight >= 0 ? json_integer(st->weight) : json_null()));
+            states,
+            json_pack("{s:s, s:s, s:s?, s:o}", "pool", st->pool, "backend", st->backend, "state",
+                      st->state >= 0 ? backend_admin_verb((enum backend_admin)st->state) : NULL,
+                      "weight", st->weight >= 0 ? json_integer(st->weight) : json_null()));
     }
     for (size_t i = 0; rejected && i < f->nrejects; i++)
         json_array_append_new(rejected, json_pack("{s:s, s:s?}", "key", f->rejects[i].key, "error",

@@ -111,8 +111,8 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz-smoke
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the man pages,
-# the systemd unit (its paths the install's), the documents and an example
-# config; /etc/lb/lb.json only when there is none (a file in use is never
+# the systemd unit (its paths the install's), the logrotate file, the
+# documents and an example config; /etc/lb/lb.json only when there is none (a file in use is never
 # overwritten). Needs the build: `make` first (or BUILD=build-asan...).
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
@@ -130,8 +130,10 @@ install: $(BUILD)/lb
 	    > $(DESTDIR)$(UNITDIR)/lb.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/lb.service
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
-	install -m 0644 dist/lb.json config/examples/*.json examples/lb@.service \
+	install -m 0644 dist/lb.json dist/lb.logrotate config/examples/*.json examples/lb@.service \
 	    $(DESTDIR)$(DOCDIR)/examples/
+	install -d $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	install -m 0644 dist/lb.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/lb
 	[ -e $(DESTDIR)$(SYSCONFDIR)/lb/lb.json ] || \
 	    install -m 0644 dist/lb.json $(DESTDIR)$(SYSCONFDIR)/lb/lb.json
 

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 enum lb_log_level { LB_LOG_ERROR, LB_LOG_WARN, LB_LOG_INFO, LB_LOG_DEBUG };
+enum lb_log_format { LB_LOG_TEXT, LB_LOG_JSON };
 
 enum lb_strategy {
     LB_STRATEGY_ROUNDROBIN,
@@ -271,6 +272,10 @@ struct lb_config {
     size_t unlinked;
     char unlinked_pool[LB_NAME_MAX + 1];
     enum lb_log_level log_level;
+    enum lb_log_format log_format;
+    /* "log": {"access_log"}: the file access lines go to (absolute, made so
+     * against the config file's folder); NULL: stderr. lb/access_log.c. */
+    char *access_log;
     unsigned shutdown_grace_ms;
     unsigned max_connections; /* sessions of all listeners at once; 0: no limit */
     struct lb_listener_conf *listeners;

@@ -114,7 +114,8 @@ static const char *const TLS_POOL_KEYS[] = {"enabled",      "verify", "ca",     
                                             "ciphersuites", NULL};
 static const char *const SNI_ROUTE_KEYS[] = {"server_name", "pool", NULL};
 static const char *const ADMIN_REQUIRED[] = {"listen", NULL};
-static const char *const LOG_KEYS[] = {"level", NULL};
+static const char *const LOG_KEYS[] = {"level", "format", "access_log", NULL};
+static const char *const LOG_FORMAT_NAMES[] = {"text", "json", NULL};
 static const char *const LISTENER_KEYS[] = {"name",
                                             "listen",
                                             "mode",
@@ -531,6 +532,8 @@ static int load_address(struct loader *ld, json_t *obj, const char *key, unsigne
     return *text ? 0 : load_oom(ld);
 }
 
+static int load_file_name(struct loader *ld, json_t *obj, const char *key, char **out);
+
 static int load_log(struct loader *ld, json_t *root, struct lb_config *cfg)
 {
     json_t *log = json_object_get(root, "log");
@@ -545,6 +548,11 @@ static int load_log(struct loader *ld, json_t *root, struct lb_config *cfg)
     if (load_choice(ld, log, "level", LOG_LEVEL_NAMES, DEFAULT_LOG_LEVEL, &level) < 0)
         return -1;
     cfg->log_level = (enum lb_log_level)level;
+    if (load_choice(ld, log, "format", LOG_FORMAT_NAMES, LB_LOG_TEXT, &level) < 0)
+        return -1;
+    cfg->log_format = (enum lb_log_format)level;
+    if (load_file_name(ld, log, "access_log", &cfg->access_log) < 0)
+        return -1;
     path_pop(ld);
     return 0;
 }
@@ -2174,6 +2182,7 @@ void config_free(struct lb_config *cfg)
     free(cfg->user);
     free(cfg->group);
     free(cfg->resolvers);
+    free(cfg->access_log);
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         struct lb_listener_conf *l = &cfg->listeners[i];
         free(l->name);

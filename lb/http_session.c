@@ -424,13 +424,21 @@ static void http_log_request(struct session *s)
         return;
     char client[INET6_ADDRSTRLEN + 16];
     sockaddr_text((struct sockaddr *)&s->client_addr, client, sizeof(client));
-    log_info("request client=%s listener=%s pool=%s backend=%s method=%s path=\"%s\" status=%d "
-             "bytes_from_client=%llu bytes_to_client=%llu duration_ms=%llu%s%s%s",
-             client, s->listener->name, pool ? pool->name : "-", b ? b->id : "-",
-             h->method[0] ? h->method : "-", h->path[0] ? h->path : "-", status,
-             (unsigned long long)h->req_from_client, (unsigned long long)h->req_to_client,
-             (unsigned long long)ms, h->refused ? " reason=\"" : "", h->refused ? h->refused : "",
-             h->refused ? "\"" : "");
+    const struct log_field f[] = {
+        LOG_STR("client", client),
+        LOG_STR("listener", s->listener->name),
+        LOG_STR("pool", pool ? pool->name : NULL),
+        LOG_STR("backend", b ? b->id : NULL),
+        LOG_STR("method", h->method[0] ? h->method : NULL),
+        LOG_QUOTED("path", h->path[0] ? h->path : NULL),
+        LOG_NUM("status", status),
+        LOG_NUM("bytes_from_client", h->req_from_client),
+        LOG_NUM("bytes_to_client", h->req_to_client),
+        LOG_NUM("duration_ms", ms),
+        LOG_QUOTED("reason", h->refused), /* only when refused: the last field */
+    };
+    size_t n = sizeof(f) / sizeof(f[0]) - (h->refused ? 0 : 1);
+    log_access(LB_LOG_INFO, "request", f, n);
 }
 
 /* The end of a request: nothing of it is in flight any more. */

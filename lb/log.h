@@ -1,4 +1,9 @@
-/* log: one line per event on stderr, "2026-11-27T23:40:01.123Z info: ...".
+/* log: one line per event on stderr, "2026-11-27T23:40:01.123Z info: ...",
+ * or with "format": "json" one JSON object a line, {"time": ..., "level":
+ * ..., "msg": ...}. Access lines (a session's end, an HTTP request) are
+ * events with fields, "... info: session end client=... reason=\"...\"" or
+ * {"time", "level", "event", "client", ...}, the same fields either way;
+ * they go to the access log when lb/access_log.c opened one, else stderr.
  * Logging never blocks the event loop: a line goes whole into a bounded
  * buffer that is written without blocking whenever stderr accepts bytes, so
  * a partial write never cuts a line (lines over LOG_LINE_MAX are cut when
@@ -48,9 +53,53 @@ void log_end(int timeout_ms);
  * (EPIPE...). */
 uint64_t log_lines_dropped(void);
 
+/* Lines dropped from the access log's stream since log_init(). */
+uint64_t log_access_lines_dropped(void);
+/* From now on access lines go to fd, a pipe's write end with O_NONBLOCK
+ * that log.c then owns (lb/access_log.c's writer reads the other end). The
+ * previous fd is closed once it took what it could at once; the lines it
+ * did not take go to fd. -1: access lines go to stderr again (what the old
+ * fd does not take at once is dropped and counted). */
+void log_access_set_fd(int fd);
+/* True while access lines go to a fd of log_access_set_fd(). */
+bool log_access_open(void);
+
 void log_set_level(enum lb_log_level level);
+void log_set_format(enum lb_log_format format);
 bool log_enabled(enum lb_log_level level);
 void log_msg(enum lb_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A line as log_msg() makes it (the format set, the time now), into buf
+ * (LOG_LINE_MAX bytes, not NUL-terminated); its length, newline included.
+ * For a process that writes to stderr itself (the access log's writer). */
+size_t log_format_line(char *buf, enum lb_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A field of an access line: "key=value", key="value" (QUOTED: value is
+ * text the caller escaped, config_text_escape()), or a number; in JSON a
+ * string, or a number. str NULL is "-". */
+enum log_field_kind { LOG_FIELD_STR, LOG_FIELD_QUOTED, LOG_FIELD_NUM };
+struct log_field {
+    const char *key;
+    enum log_field_kind kind;
+    const char *str;
+    unsigned long long num;
+};
+#define LOG_STR(k, v)                                                                              \
+    {                                                                                              \
+        (k), LOG_FIELD_STR, (v), 0                                                                 \
+    }
+#define LOG_QUOTED(k, v)                                                                           \
+    {                                                                                              \
+        (k), LOG_FIELD_QUOTED, (v), 0                                                              \
+    }
+#define LOG_NUM(k, v)                                                                              \
+    {                                                                                              \
+        (k), LOG_FIELD_NUM, NULL, (unsigned long long)(v)                                          \
+    }
+
+/* An access line: event ("session end", "request") and its n fields, to
+ * the access log when one is open, else stderr. */
+void log_access(enum lb_log_level level, const char *event, const struct log_field *f, size_t n);
 
 /* True at most once a second per *last (a static of the caller's): for a
  * line that a lasting condition would repeat on every event. */

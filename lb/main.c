@@ -4,8 +4,9 @@
  *   lb -c FILE      run in the foreground, log to stderr (never blocking)
  *   lb -t -c FILE   validate FILE and exit
  * SIGINT/SIGTERM stop gracefully (a second one stops at once); SIGHUP
- * reloads the configuration file in place; SIGUSR1 and SIGUSR2 are logged
- * and ignored; SIGPIPE is ignored. */
+ * reloads the configuration file in place; SIGUSR1 reopens the access log
+ * (logrotate); SIGUSR2 is logged and ignored; SIGCHLD reaps the access
+ * log's writers; SIGPIPE is ignored. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -14,10 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <event2/event.h>
 
 #include "config/config.h"
+#include "lb/access_log.h"
 #include "lb/admin/admin.h"
 #include "lb/log.h"
 #include "lb/names.h"
@@ -41,8 +44,8 @@ static const char usage_text[] =
 /* At exit, how long the last log lines may wait for stderr's reader. */
 #define LOG_END_MS 1000
 
-/* SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2: caught on the loop. */
-#define NSIGNALS 5
+/* SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD: caught on the loop. */
+#define NSIGNALS 6
 
 struct signal_ctx {
     struct runtime *rt;
@@ -67,8 +70,40 @@ static void on_hup_signal(evutil_socket_t fd, short what, void *arg)
     reload_request(arg);
 }
 
-/* SIGUSR1, SIGUSR2: reserved. Their default action would kill lb on a
- * stray kill -USR1, so they are ignored, with one line each time. */
+/* SIGUSR1: the access log is opened again, by its path: after logrotate
+ * renamed it, a new file. Without an access log it means nothing. */
+static void on_reopen_signal(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    char err[1024];
+    const char *path = access_log_path();
+    if (!path) {
+        log_info(
+            "SIGUSR1 received: no access log to reopen (\"log\": {\"access_log\"} is not set)");
+        return;
+    }
+    if (access_log_reopen(err, sizeof(err)) < 0)
+        log_error("SIGUSR1: %s; the file open before stays in use", err);
+    else
+        log_info("SIGUSR1: access log %s reopened", access_log_path());
+}
+
+/* SIGCHLD: the access log's writers that ended are reaped. */
+static void on_child_signal(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        access_log_reaped(pid, status);
+}
+
+/* SIGUSR2: reserved. Its default action would kill lb on a stray kill
+ * -USR2, so it is ignored, with one line each time. */
 static void on_usr_signal(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -95,6 +130,7 @@ static int run(struct lb_config *cfg)
     int rc = 1;
 
     log_set_level(cfg->log_level);
+    log_set_format(cfg->log_format);
     raise_fd_limit();
     notify_init();
     /* The changelist makes the watch changes of one loop turn one
@@ -125,8 +161,8 @@ static int run(struct lb_config *cfg)
         void *arg;
     } handlers[NSIGNALS] = {
         {SIGINT, on_stop_signal, &sint},     {SIGTERM, on_stop_signal, &sterm},
-        {SIGHUP, on_hup_signal, &rt},        {SIGUSR1, on_usr_signal, "SIGUSR1"},
-        {SIGUSR2, on_usr_signal, "SIGUSR2"},
+        {SIGHUP, on_hup_signal, &rt},        {SIGUSR1, on_reopen_signal, NULL},
+        {SIGUSR2, on_usr_signal, "SIGUSR2"}, {SIGCHLD, on_child_signal, NULL},
     };
     struct event *evs[NSIGNALS] = {NULL};
     for (size_t i = 0; i < NSIGNALS; i++) {
@@ -151,6 +187,13 @@ static int run(struct lb_config *cfg)
     /* Every socket is bound and every certificate read: root is no longer
      * needed. */
     if (privileges_drop(rt.cfg, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        admin_stop(admin);
+        runtime_free(&rt);
+        goto out;
+    }
+    /* Opened as the user lb runs as, like every reopen after it. */
+    if (rt.cfg->access_log && access_log_open(rt.cfg->access_log, err, sizeof(err)) < 0) {
         log_error("%s", err);
         admin_stop(admin);
         runtime_free(&rt);
@@ -279,5 +322,6 @@ int main(int argc, char **argv)
     log_init();
     int rc = run(cfg);
     log_end(LOG_END_MS);
+    access_log_end(LOG_END_MS); /* its last lines are in the file when lb exits */
     return rc;
 }

@@ -15,6 +15,7 @@
 
 #include <event2/event.h>
 
+#include "lb/access_log.h"
 #include "lb/io/listen_socket.h"
 #include "lb/discovery.h"
 #include "lb/fleet.h"
@@ -34,13 +35,14 @@
 /* The new generation, built but not yet in force. */
 struct reload_plan {
     struct lb_config *cfg;
-    struct pool **pools;         /* cfg->npools, fresh backends */
-    struct listener **listeners; /* cfg->nlisteners: reused old or new and open */
-    bool *reused;                /* per new listener: an old one carried over */
-    bool *kept_old;              /* per old listener: carried over */
-    bool *shared_old;            /* per old listener: let share its port (a move) */
-    long *moved_from;            /* per new listener: the old one it moves, or -1 */
-    struct listener **removed;   /* old listeners not carried over, to drain */
+    struct access_log_next access; /* a new access log, opened before the commit */
+    struct pool **pools;           /* cfg->npools, fresh backends */
+    struct listener **listeners;   /* cfg->nlisteners: reused old or new and open */
+    bool *reused;                  /* per new listener: an old one carried over */
+    bool *kept_old;                /* per old listener: carried over */
+    bool *shared_old;              /* per old listener: let share its port (a move) */
+    long *moved_from;              /* per new listener: the old one it moves, or -1 */
+    struct listener **removed;     /* old listeners not carried over, to drain */
     size_t nremoved;
     /* per new listener carried over: its SNI routes over the new pools,
      * built here since the commit cannot fail (new ones build their own) */
@@ -461,6 +463,7 @@ static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload
     const struct reload_hook *hook = rt->reload_hook;
     memset(res, 0, sizeof(*res));
     p.cfg = cfg;
+    p.access.fd = -1;
     int rc = privileges_check_reload(p.cfg, err, errlen);
     if (rc == 0)
         rc = plan_build(rt, &p, err, errlen);
@@ -469,7 +472,13 @@ static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload
         if (rc < 0)
             hook->abort(hook->arg);
     }
+    if (rc == 0) {
+        rc = access_log_prepare(p.cfg->access_log, &p.access, err, errlen);
+        if (rc < 0 && hook)
+            hook->abort(hook->arg);
+    }
     if (rc < 0) {
+        access_log_abort(&p.access);
         privileges_explain(err, errlen);
         plan_discard(rt, &p);
         discovery_abort(rt->dns);
@@ -494,6 +503,8 @@ static int reload_apply(struct runtime *rt, struct lb_config *cfg, struct reload
     rt->tls = p.tls;
     discovery_commit(rt->dns, rt->cfg); /* last: it frees entries (their lookups end) */
     log_set_level(rt->cfg->log_level);
+    log_set_format(rt->cfg->log_format);
+    access_log_commit(&p.access);
     if (hook)
         hook->commit(hook->arg);
     runtime_fd_budget(rt);

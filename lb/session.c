@@ -80,12 +80,17 @@ static void session_log(struct session *s, enum session_end why)
     sockaddr_text((struct sockaddr *)&s->client_addr, client, sizeof(client));
     uint64_t duration = clock_ms(CLOCK_MONOTONIC) - s->start_ms;
     const struct upstream *u = &s->upstream;
-    log_msg(handshake ? LB_LOG_DEBUG : LB_LOG_INFO,
-            "session end client=%s listener=%s pool=%s backend=%s bytes_from_client=%llu "
-            "bytes_from_backend=%llu duration_ms=%llu reason=\"%s\"",
-            client, s->listener->name, u->pool->name, u->backend ? u->backend->id : "-",
-            (unsigned long long)s->relay.up.bytes, (unsigned long long)s->relay.down.bytes,
-            (unsigned long long)duration, session_end_text(why));
+    const struct log_field f[] = {
+        LOG_STR("client", client),
+        LOG_STR("listener", s->listener->name),
+        LOG_STR("pool", u->pool->name),
+        LOG_STR("backend", u->backend ? u->backend->id : NULL),
+        LOG_NUM("bytes_from_client", s->relay.up.bytes),
+        LOG_NUM("bytes_from_backend", s->relay.down.bytes),
+        LOG_NUM("duration_ms", duration),
+        LOG_QUOTED("reason", session_end_text(why)),
+    };
+    log_access(handshake ? LB_LOG_DEBUG : LB_LOG_INFO, "session end", f, sizeof(f) / sizeof(f[0]));
 }
 
 /* The one way a session ends: its log line, every event off, both

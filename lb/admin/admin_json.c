@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lb/access_log.h"
 #include "lb/admin/admin_http.h"
 #include "lb/admin/admin_internal.h"
 #include "lb/control.h"
@@ -96,7 +97,8 @@ json_t *admin_json_status(const struct runtime *rt, const struct admin_http_stat
     char loaded[RFC3339_SIZE];
     int64_t uptime_ms = now_unix_ms() - rt->started_unix_ms;
     json_t *st = json_pack(
-        "{s:s, s:I, s:I, s:s, s:s, s:{s:I, s:I, s:s?}, s:{s:I, s:I, s:o, s:b, s:I}, s:{s:I}}",
+        "{s:s, s:I, s:I, s:s, s:s, s:{s:I, s:I, s:s?}, s:{s:I, s:I, s:o, s:b, s:I}, s:{s:I, s:s, "
+        "s:o}}",
         "version", LB_VERSION, "pid", (json_int_t)getpid(), "uptime_s",
         (json_int_t)(uptime_ms > 0 ? uptime_ms / 1000 : 0), "config_file", rt->cfg->path,
         "config_loaded_at", rfc3339(loaded, sizeof(loaded), rt->config_loaded_unix_ms, false),
@@ -105,7 +107,11 @@ json_t *admin_json_status(const struct runtime *rt, const struct admin_http_stat
         "active", (json_int_t)rt->active, "total", (json_int_t)rt->total, "max_connections",
         rt->cfg->max_connections ? json_integer(rt->cfg->max_connections) : json_null(),
         "accepts_paused", rt->conn_full, "limit_reached", (json_int_t)rt->conn_full_count, "log",
-        "dropped", (json_int_t)log_lines_dropped());
+        "dropped", (json_int_t)log_lines_dropped(), "format",
+        rt->cfg->log_format == LB_LOG_JSON ? "json" : "text", "access_log",
+        access_log_path() ? json_pack("{s:s, s:I}", "path", access_log_path(), "dropped",
+                                      (json_int_t)log_access_lines_dropped())
+                          : json_null());
     json_t *fds = json_pack("{s:I, s:I, s:I, s:b}", "limit", (json_int_t)rt->fd_limit, "reserved",
                             (json_int_t)rt->fd_reserve, "sessions_max",
                             (json_int_t)(rt->fd_data_max / 2), "accepts_paused", rt->fd_full);

@@ -500,6 +500,10 @@ static void render_process(struct render *r, const struct runtime *rt)
     render_family(r, "lb_log_lines_dropped_total", "counter",
                   "Log lines dropped because stderr did not take them (not draining, or failed).");
     render_printf(r, "lb_log_lines_dropped_total %" PRIu64 "\n", log_lines_dropped());
+    render_family(r, "lb_access_log_lines_dropped_total", "counter",
+                  "Access log lines dropped because its writer did not take them (a slow disk, "
+                  "or the writer gone).");
+    render_printf(r, "lb_access_log_lines_dropped_total %" PRIu64 "\n", log_access_lines_dropped());
     render_family(r, "lb_sessions", "gauge", "Open sessions, all listeners.");
     render_printf(r, "lb_sessions %" PRIu64 "\n", rt->active);
     render_family(r, "lb_sessions_limit_reached_total", "counter",

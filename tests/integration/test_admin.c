@@ -180,7 +180,7 @@ START_TEST(read_endpoints)
     assert_null(st, "connections.max_connections");
     ck_assert(json_is_false(harness_jget(st, "connections.accepts_paused")));
     ck_assert_int_eq(harness_jint(st, "connections.limit_reached"), 0);
-    ck_assert_str_eq(keys_of(harness_jget(st, "log")), "dropped");
+    ck_assert_str_eq(keys_of(harness_jget(st, "log")), "dropped format access_log");
     ck_assert_int_eq(harness_jint(st, "log.dropped"), 0);
 
     json_t *ls = get_json(s.aport, "/api/v1/listeners", false);

@@ -70,8 +70,14 @@ START_TEST(install_files)
     expect_file(man5, 0644);
     expect_file(unit, 0644);
     expect_file(conf, 0644);
-    static const char *const docs[] = {"README.md", "config.md",        "admin-api.md",
-                                       "fleet.md",  "examples/lb.json", "examples/lb@.service"};
+    expect_file(harness_strf("%s/etc/logrotate.d/lb", root), 0644);
+    static const char *const docs[] = {"README.md",
+                                       "config.md",
+                                       "admin-api.md",
+                                       "fleet.md",
+                                       "examples/lb.json",
+                                       "examples/lb@.service",
+                                       "examples/lb.logrotate"};
     for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
         expect_file(harness_strf("%s/usr/share/doc/lb/%s", root, docs[i]), 0644);
 
@@ -107,6 +113,7 @@ START_TEST(install_files)
         "\nNoNewPrivileges=yes\n",
         "\nProtectSystem=strict\n",
         "\nPrivateTmp=yes\n",
+        "\nLogsDirectory=lb\n",
     };
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
         ck_assert_msg(strstr(text, lines[i]), "lb.service has no line %s", lines[i] + 1);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "lb/log.h"
 #include "tests/test.h"
@@ -381,6 +382,75 @@ START_TEST(end_flushes_to_live_reader)
 }
 END_TEST
 
+/* The next whole line of s as it is, without its newline. */
+static const char *raw_line(struct sink *s)
+{
+    const char *p = s->data + s->pos;
+    const char *eol = memchr(p, '\n', s->len - s->pos);
+    ck_assert_msg(eol != NULL, "no line %zu bytes in", s->pos);
+    static char buf[8192];
+    snprintf(buf, sizeof(buf), "%.*s", (int)(eol - p), p);
+    s->pos += (size_t)(eol + 1 - p);
+    return buf;
+}
+
+/* JSON lines are valid JSON whatever the text holds (quotes, control
+ * bytes, bytes over 0x7e), and a line over LOG_LINE_MAX is cut inside its
+ * string, still a whole object; text lines are cut at LOG_LINE_MAX too.
+ * Events carry their fields in order, numbers as numbers; "-" for none. */
+START_TEST(json_lines_valid)
+{
+    int rd = stderr_to_pipe();
+    char big[3 * LOG_LINE_MAX];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    log_set_format(LB_LOG_JSON);
+    log_info("quote \" back \\ tab \t nl \n bell \a high \xc3\xa9 end");
+    log_warn("%s", big);
+    const struct log_field f[] = {LOG_STR("client", "127.0.0.1:1"), LOG_STR("backend", NULL),
+                                  LOG_NUM("bytes", 12345678901ULL),
+                                  LOG_QUOTED("reason", "client closed")};
+    log_access(LB_LOG_INFO, "session end", f, 4);
+    log_set_format(LB_LOG_TEXT);
+    log_access(LB_LOG_INFO, "session end", f, 4);
+    log_warn("%s", big);
+    log_set_format(LB_LOG_TEXT);
+
+    struct sink sk = {0};
+    sink_read(&sk, rd);
+    const char *line = raw_line(&sk);
+    json_error_t e;
+    json_t *j = json_loads(line, 0, &e);
+    ck_assert_msg(j != NULL, "not JSON (%s): %s", e.text, line);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "level")), "info");
+    ck_assert_str_eq(json_string_value(json_object_get(j, "msg")),
+                     "quote \" back \\ tab \t nl \n bell \a high \u00c3\u00a9 end");
+    ck_assert(strstr(line, "\\u00c3\\u00a9") != NULL); /* ASCII only */
+    json_decref(j);
+
+    line = raw_line(&sk);
+    ck_assert_uint_eq(strlen(line) + 1, LOG_LINE_MAX); /* with its newline */
+    j = json_loads(line, 0, &e);
+    ck_assert_msg(j != NULL, "cut line not JSON (%s): %.80s...", e.text, line);
+    ck_assert_str_eq(json_string_value(json_object_get(j, "level")), "warn");
+    json_decref(j);
+
+    line = raw_line(&sk);
+    ck_assert_msg(strstr(line, "\"event\":\"session end\",\"client\":\"127.0.0.1:1\","
+                               "\"backend\":\"-\",\"bytes\":12345678901,"
+                               "\"reason\":\"client closed\"}") != NULL,
+                  "%s", line);
+    line = raw_line(&sk);
+    ck_assert_str_eq(line + PREFIX_LEN, "info: session end client=127.0.0.1:1 backend=- "
+                                        "bytes=12345678901 reason=\"client closed\"");
+    line = raw_line(&sk);
+    ck_assert_uint_eq(strlen(line) + 1, LOG_LINE_MAX);
+    ck_assert_int_eq(line[strlen(line) - 1], 'x'); /* cut inside the text */
+    free(sk.data);
+    close(rd);
+}
+END_TEST
+
 static Suite *log_suite(void)
 {
     Suite *s = suite_create("log");
@@ -395,6 +465,7 @@ static Suite *log_suite(void)
     tcase_add_test(tc, socket_stall_then_drain);
     tcase_add_test(tc, end_is_bounded);
     tcase_add_test(tc, end_flushes_to_live_reader);
+    tcase_add_test(tc, json_lines_valid);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -111,6 +111,10 @@ static const char small_expected[] =
     "draining, or failed).\n"
     "# TYPE lb_log_lines_dropped_total counter\n"
     "lb_log_lines_dropped_total 0\n"
+    "# HELP lb_access_log_lines_dropped_total Access log lines dropped because its writer did not "
+    "take them (a slow disk, or the writer gone).\n"
+    "# TYPE lb_access_log_lines_dropped_total counter\n"
+    "lb_access_log_lines_dropped_total 0\n"
     "# HELP lb_sessions Open sessions, all listeners.\n"
     "# TYPE lb_sessions gauge\n"
     "lb_sessions 0\n"
@@ -396,8 +400,9 @@ START_TEST(empty_runtime)
     char *text = render(&rt);
     assert_valid(text);
     /* + lb_sessions and its limit, lb_backend_max_connections, the pool
-     * queue families, the DNS discovery families. */
-    ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 9 * 2 + 9 * 2 + 2 + 6 + 2 + 4 * 2 + 3 * 2);
+     * queue families, the DNS discovery families, the access log's drops. */
+    ck_assert_int_eq(count_lines(text),
+                     6 + 3 + 2 + 2 + 9 * 2 + 9 * 2 + 2 + 6 + 2 + 4 * 2 + 3 * 2 + 3);
     double v;
     ck_assert(prom_value(text, "lb_up", &v));
     ck_assert(v == 1);
@@ -468,7 +473,7 @@ START_TEST(ten_thousand_backends)
     int per_pool = LB_REQ_BUCKETS + 3;
     ck_assert_int_eq(count_lines(text), 6 + 3 + 2 + 2 + 8 * (2 + 100) + 2 + 100 * LB_HTTP_CLASSES +
                                             9 * 2 + 10000 * per_backend + 5000 * per_checked + 2 +
-                                            4 * per_pool + 6 + 2 + 4 * (2 + 4) + 3 * 2);
+                                            3 + 4 * per_pool + 6 + 2 + 4 * (2 + 4) + 3 * 2);
     double v;
     ck_assert(prom_value(
         text, "lb_backend_connections_total{pool=\"pool3\",backend=\"backend-2500\"}", &v));

@@ -182,7 +182,8 @@ void listener_refresh(struct listener *l)
 {
     /* While a session waits for a descriptor, a new client would take the
      * one it waits for: accept nothing until the waiters are served. */
-    bool on = !(l->full || l->rt->fd_full || l->rt->conn_full || l->rt->fd_waiters > 0);
+    bool on =
+        !(l->full || l->rt->fd_full || l->rt->conn_full || l->rt->fd_waiters > 0 || l->handed_off);
     if (l->acc)
         acceptor_enable(l->acc, on);
     if (l->drain_acc)
@@ -378,6 +379,14 @@ void listener_close(struct listener *l)
     l->leaving = false;
     acceptor_free(l->acc);
     l->acc = NULL;
+}
+
+void listener_hand_off(struct listener *l)
+{
+    drain_old_queue(l);
+    drain_end(l);
+    l->handed_off = true;
+    listener_refresh(l);
 }
 
 void listener_resume(struct listener *l)

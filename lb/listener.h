@@ -70,6 +70,7 @@ struct listener {
     struct acceptor *drain_acc;
     struct event *drain_timer;
     bool full;               /* at max_connections: accept disabled */
+    bool handed_off;         /* a binary upgrade's new process serves the socket */
     uint64_t active;         /* open sessions */
     uint64_t total;          /* sessions ever accepted */
     uint64_t proxy_rejected; /* clients closed for a missing, bad or late PROXY header */
@@ -146,6 +147,11 @@ void listener_drain(struct listener *l, struct listener *into);
  * cannot be set). */
 bool listener_leave(struct listener *l, unsigned ms);
 void listener_close(struct listener *l);
+/* A binary upgrade: the new process serves l's socket now. l never accepts
+ * again, but its socket stays open until listener_destroy(): closing it
+ * here could leave the loop watching a socket that lives on in the other
+ * process. A moved listener's old socket still drains, then closes. */
+void listener_hand_off(struct listener *l);
 /* Enables or disables accepting as the listener's state says. */
 void listener_refresh(struct listener *l);
 /* A session of l ended: accepting goes on below max_connections, and a

@@ -5,8 +5,9 @@
  *   lb -t -c FILE   validate FILE and exit
  * SIGINT/SIGTERM stop gracefully (a second one stops at once); SIGHUP
  * reloads the configuration file in place; SIGUSR1 reopens the access log
- * (logrotate); SIGUSR2 is logged and ignored; SIGCHLD reaps the access
- * log's writers; SIGPIPE is ignored. */
+ * (logrotate); SIGUSR2 starts a binary upgrade (lb/upgrade.h); SIGCHLD
+ * reaps the access log's writers and an upgrade's new process; SIGPIPE is
+ * ignored. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -22,6 +23,8 @@
 #include "config/config.h"
 #include "lb/access_log.h"
 #include "lb/admin/admin.h"
+#include "lb/io/listen_socket.h"
+#include "lb/listener.h"
 #include "lb/log.h"
 #include "lb/names.h"
 #include "lb/notify.h"
@@ -29,6 +32,7 @@
 #include "lb/reload.h"
 #include "lb/runtime.h"
 #include "lb/tls_conf.h"
+#include "lb/upgrade.h"
 
 static const char usage_text[] =
     "usage: lb -c FILE [-a ADDR] [-t]\n"
@@ -51,6 +55,15 @@ struct signal_ctx {
     struct runtime *rt;
     int signo;
 };
+
+/* What SIGUSR2 hands over: the runtime's and the admin API's sockets. */
+struct upgrade_ctx {
+    struct runtime *rt;
+    struct admin *admin; /* NULL until it runs */
+};
+
+/* --upgrade-fd: this process is a binary upgrade's new one; -1: not. */
+static int upgrade_fd = -1;
 
 static void on_stop_signal(evutil_socket_t fd, short what, void *arg)
 {
@@ -90,7 +103,45 @@ static void on_reopen_signal(evutil_socket_t fd, short what, void *arg)
         log_info("SIGUSR1: access log %s reopened", access_log_path());
 }
 
-/* SIGCHLD: the access log's writers that ended are reaped. */
+/* The new binary serves the sockets: this process stops accepting. */
+static void on_upgraded(void *arg, pid_t pid)
+{
+    struct upgrade_ctx *u = arg;
+    char why[64];
+    snprintf(why, sizeof(why), "binary upgrade to pid %ld", (long)pid);
+    admin_hand_off(u->admin);
+    runtime_hand_off(u->rt, why);
+}
+
+/* SIGUSR2: a binary upgrade. */
+static void on_upgrade_signal(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct upgrade_ctx *u = arg;
+    char err[1024];
+    if (u->rt->stopping || !u->admin) {
+        log_warn("SIGUSR2: lb is stopping; no binary upgrade");
+        return;
+    }
+    size_t n = 0;
+    int *fds = calloc(u->rt->nlisteners + 1, sizeof(int));
+    if (!fds) {
+        log_error("SIGUSR2: binary upgrade: out of memory; this process keeps serving");
+        return;
+    }
+    for (size_t i = 0; i < u->rt->nlisteners; i++)
+        if (listener_fd(u->rt->listeners[i]) >= 0)
+            fds[n++] = listener_fd(u->rt->listeners[i]);
+    if (admin_listen_fd(u->admin) >= 0)
+        fds[n++] = admin_listen_fd(u->admin);
+    if (upgrade_start(u->rt->base, fds, n, on_upgraded, u, err, sizeof(err)) < 0)
+        log_error("SIGUSR2: binary upgrade: %s; this process keeps serving", err);
+    free(fds);
+}
+
+/* SIGCHLD: the access log's writers and an upgrade's new process that
+ * ended are reaped. */
 static void on_child_signal(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -99,16 +150,8 @@ static void on_child_signal(evutil_socket_t fd, short what, void *arg)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-        access_log_reaped(pid, status);
-}
-
-/* SIGUSR2: reserved. Its default action would kill lb on a stray kill
- * -USR2, so it is ignored, with one line each time. */
-static void on_usr_signal(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    log_info("%s received: ignored (it has no meaning yet)", (const char *)arg);
+        if (!access_log_reaped(pid, status))
+            upgrade_reaped(pid, status);
 }
 
 /* Raises the soft descriptor limit to the hard one: each session takes
@@ -155,6 +198,7 @@ static int run(struct lb_config *cfg)
      * SIGHUP or SIGTERM as soon as the port answers. They are handled once
      * the loop runs. */
     struct signal_ctx sint = {&rt, SIGINT}, sterm = {&rt, SIGTERM};
+    struct upgrade_ctx uctx = {&rt, NULL};
     const struct {
         int signo;
         event_callback_fn fn;
@@ -162,7 +206,7 @@ static int run(struct lb_config *cfg)
     } handlers[NSIGNALS] = {
         {SIGINT, on_stop_signal, &sint},     {SIGTERM, on_stop_signal, &sterm},
         {SIGHUP, on_hup_signal, &rt},        {SIGUSR1, on_reopen_signal, NULL},
-        {SIGUSR2, on_usr_signal, "SIGUSR2"}, {SIGCHLD, on_child_signal, NULL},
+        {SIGUSR2, on_upgrade_signal, &uctx}, {SIGCHLD, on_child_signal, NULL},
     };
     struct event *evs[NSIGNALS] = {NULL};
     for (size_t i = 0; i < NSIGNALS; i++) {
@@ -172,6 +216,13 @@ static int run(struct lb_config *cfg)
             config_free(cfg);
             goto out;
         }
+    }
+    /* A binary upgrade's new process: the old one's sockets, before any
+     * listener binds. */
+    if (upgrade_fd >= 0 && upgrade_receive(upgrade_fd, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        config_free(cfg);
+        goto out;
     }
     if (runtime_start(&rt, base, cfg, err, sizeof(err)) < 0) {
         log_error("%s", err);
@@ -204,7 +255,13 @@ static int run(struct lb_config *cfg)
     log_info("lb %s started (pid %ld, config %s)", LB_VERSION, (long)getpid(), rt.cfg->path);
     char status[200];
     runtime_status_line(&rt, status, sizeof(status));
-    notify_ready(status); /* systemd: the listeners are bound */
+    uctx.admin = admin;
+    if (upgrade_fd >= 0) {
+        upgrade_ready(); /* the old process stops accepting */
+        notify_ready_main(status);
+    } else {
+        notify_ready(status); /* systemd: the listeners are bound */
+    }
     if (event_base_dispatch(base) < 0)
         log_error("event loop failed");
     else
@@ -217,6 +274,8 @@ out:
         if (evs[i])
             event_free(evs[i]);
     notify_close();
+    upgrade_free();
+    listen_socket_inherit_end(); /* after a failed start, what it did not take */
     log_detach();
     event_base_free(base);
     libevent_global_shutdown();
@@ -236,9 +295,11 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);
     signal(SIGUSR2, SIG_IGN);
+    upgrade_init(argc, argv);
     opterr = 0;
     static const struct option longopts[] = {
         {"admin-listen", required_argument, NULL, 'a'},
+        {"upgrade-fd", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     while ((opt = getopt_long(argc, argv, "c:a:thV", longopts, NULL)) != -1) {
@@ -252,6 +313,16 @@ int main(int argc, char **argv)
         case 't':
             test_only = 1;
             break;
+        case 'U': { /* internal: lb's own SIGUSR2 passes it (lb/upgrade.h) */
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 3 || v > 1 << 20) {
+                fprintf(stderr, "lb: --upgrade-fd needs a descriptor number\n");
+                return 2;
+            }
+            upgrade_fd = (int)v;
+            break;
+        }
         case 'V':
             printf("lb %s\n", LB_VERSION);
             return 0;

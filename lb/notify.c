@@ -38,7 +38,8 @@ void notify_init(void)
     if (notify_fd < 0)
         log_warn("NOTIFY_SOCKET: cannot make a socket: %s; systemd is not told lb's state",
                  strerror(errno));
-    unsetenv("NOTIFY_SOCKET");
+    /* Left in the environment: a binary upgrade's new process (lb/upgrade.c)
+     * reports to the same socket. */
 }
 
 void notify_close(void)
@@ -78,6 +79,14 @@ void notify_ready(const char *status)
     char line[512], msg[600];
     status_line(line, sizeof(line), status);
     snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", line);
+    notify_send(msg);
+}
+
+void notify_ready_main(const char *status)
+{
+    char line[512], msg[640];
+    status_line(line, sizeof(line), status);
+    snprintf(msg, sizeof(msg), "MAINPID=%ld\nREADY=1\nSTATUS=%s", (long)getpid(), line);
     notify_send(msg);
 }
 

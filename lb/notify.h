@@ -20,6 +20,10 @@ void notify_close(void);
 void notify_ready(const char *status);
 /* "RELOADING=1\nMONOTONIC_USEC=...\nSTATUS=reloading". */
 void notify_reloading(void);
+/* A binary upgrade's new process serves: MAINPID= this process, READY=1
+ * and STATUS= (the unit needs NotifyAccess=all, as the old process is the
+ * main one until then). */
+void notify_ready_main(const char *status);
 /* "STOPPING=1\nSTATUS=...". */
 void notify_stopping(const char *status);
 

@@ -498,7 +498,11 @@ void runtime_status_line(const struct runtime *rt, char *buf, size_t cap)
              rt->generation, rt->nlisteners, rt->npools, (unsigned long long)rt->active);
 }
 
-void runtime_stop(struct runtime *rt, const char *why)
+/* Stops accepting and lets the sessions finish within the grace period:
+ * lb stops (SIGTERM), or hands its sockets to a new binary (handed_off:
+ * they stay open, as they are the new process's too, and systemd hears
+ * nothing, as the new process is its main one now). */
+static void runtime_wind_down(struct runtime *rt, const char *why, bool handed_off)
 {
     if (rt->stopping) {
         log_info("%s again: closing %llu open sessions now", why, (unsigned long long)rt->active);
@@ -507,14 +511,20 @@ void runtime_stop(struct runtime *rt, const char *why)
         return;
     }
     rt->stopping = true;
-    char status[200];
-    snprintf(status, sizeof(status), "stopping (%s): %llu open sessions", why,
-             (unsigned long long)rt->active);
-    notify_stopping(status);
+    if (!handed_off) {
+        char status[200];
+        snprintf(status, sizeof(status), "stopping (%s): %llu open sessions", why,
+                 (unsigned long long)rt->active);
+        notify_stopping(status);
+    }
     reload_cancel(rt);
     unsigned ms = rt->cfg->shutdown_grace_ms;
-    for (size_t i = 0; i < rt->nlisteners; i++)
-        rt->leaving += listener_leave(rt->listeners[i], ms);
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        if (handed_off)
+            listener_hand_off(rt->listeners[i]);
+        else
+            rt->leaving += listener_leave(rt->listeners[i], ms);
+    }
     http_reuse_flush_all(rt);
     session_stop_idle(rt); /* keep-alive clients between requests go now */
     if (rt->active == 0 && rt->leaving == 0) {
@@ -535,6 +545,16 @@ void runtime_stop(struct runtime *rt, const char *why)
         runtime_close_all(rt);
         event_base_loopexit(rt->base, NULL);
     }
+}
+
+void runtime_stop(struct runtime *rt, const char *why)
+{
+    runtime_wind_down(rt, why, false);
+}
+
+void runtime_hand_off(struct runtime *rt, const char *why)
+{
+    runtime_wind_down(rt, why, true);
 }
 
 /* Descriptors lb keeps for itself whatever the config: stdio, the event

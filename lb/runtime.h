@@ -127,6 +127,11 @@ void runtime_ready(struct runtime *rt);
 /* Stops accepting at once, lets sessions run for shutdown_grace_ms, then
  * closes what is left and leaves the event loop. */
 void runtime_stop(struct runtime *rt, const char *why);
+/* The same for a binary upgrade whose new process now serves the sockets
+ * (lb/upgrade.c): no listener accepts again, but the sockets stay open
+ * (closing them is the other process's business), and no STOPPING=1 goes
+ * to systemd. A second runtime_stop() closes what is left at once. */
+void runtime_hand_off(struct runtime *rt, const char *why);
 /* "generation 3: 2 listeners, 4 pools, 12 open sessions": the one-line
  * summary systemd shows (STATUS=, lb/notify.h). */
 void runtime_status_line(const struct runtime *rt, char *buf, size_t cap);

@@ -626,6 +626,17 @@ struct admin *admin_start(struct runtime *rt, char *err, size_t errlen)
     return a;
 }
 
+int admin_listen_fd(const struct admin *a)
+{
+    return a->srv ? admin_http_fd(a->srv) : -1;
+}
+
+void admin_hand_off(struct admin *a)
+{
+    if (a->srv)
+        admin_http_stop_accepting(a->srv);
+}
+
 const struct reload_hook *admin_reload_hook(struct admin *a)
 {
     return &a->hook;

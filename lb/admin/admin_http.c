@@ -1075,6 +1075,12 @@ int admin_http_fd(const struct admin_server *srv)
     return srv->acc ? acceptor_fd(srv->acc) : -1;
 }
 
+void admin_http_stop_accepting(struct admin_server *srv)
+{
+    if (srv->acc)
+        acceptor_enable(srv->acc, false);
+}
+
 static void server_free_now(struct admin_server *srv)
 {
     server_close_listener(srv);

@@ -4,6 +4,8 @@
  * no SYN-ACK), so new clients retry later while the ACKs that complete
  * handshakes already under way still pass. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <linux/filter.h>
 #include <netinet/in.h>
@@ -15,15 +17,84 @@
 #define TCP_FLAGS_OFFSET 13
 #define TCP_FLAG_SYN 0x02
 
+/* Sockets a binary upgrade handed over, until a listener takes each. */
+static struct inherited {
+    int fd;
+    struct sockaddr_storage addr;
+} * inherited;
+static size_t ninherited;
+
+int listen_socket_inherit(int fd)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+    int listening = 0, type = 0;
+    socklen_t ilen = sizeof(int), tlen = sizeof(int);
+
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0 ||
+        (addr.ss_family != AF_INET && addr.ss_family != AF_INET6) ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) < 0 || !listening ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != SOCK_STREAM) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    struct inherited *more = realloc(inherited, (ninherited + 1) * sizeof(*more));
+    if (!more) {
+        close(fd);
+        return -1;
+    }
+    inherited = more;
+    inherited[ninherited].fd = fd;
+    inherited[ninherited].addr = addr;
+    ninherited++;
+    return 0;
+}
+
+size_t listen_socket_inherit_end(void)
+{
+    size_t n = ninherited;
+    for (size_t i = 0; i < ninherited; i++)
+        close(inherited[i].fd);
+    free(inherited);
+    inherited = NULL;
+    ninherited = 0;
+    return n;
+}
+
+/* The inherited socket bound to exactly addr, taken from the table; -1
+ * for none. */
+static int inherited_take(const struct sockaddr_storage *addr)
+{
+    for (size_t i = 0; i < ninherited; i++) {
+        if (config_address_clash(&inherited[i].addr, addr) != 1)
+            continue;
+        int fd = inherited[i].fd;
+        inherited[i] = inherited[--ninherited];
+        return fd;
+    }
+    return -1;
+}
+
 int listen_socket_open(const struct sockaddr_storage *addr, socklen_t addrlen, bool reuseport,
                        const char **step)
 {
-    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    int fd = ninherited > 0 ? inherited_take(addr) : -1;
+    if (fd >= 0) {
+        /* Its file status flags are shared with the old process, which
+         * wants O_NONBLOCK too; a SYN filter it may have set goes. */
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        listen_socket_unstop(fd);
+        if (reuseport)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        return fd;
+    }
+    fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         *step = "socket";
         return -1;
     }
-    int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (reuseport)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));

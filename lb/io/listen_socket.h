@@ -15,6 +15,16 @@
 int listen_socket_open(const struct sockaddr_storage *addr, socklen_t addrlen, bool reuseport,
                        const char **step);
 
+/* A binary upgrade (lb/upgrade.c): fd, a listening TCP socket received
+ * from the old process, is kept (owned from now on) until
+ * listen_socket_open() is asked for its exact address, which then returns
+ * it instead of binding: the new process serves the very same socket. -1
+ * (fd closed) when it is not a listening TCP socket. */
+int listen_socket_inherit(int fd);
+/* The start is over: closes the inherited sockets no listener took (the
+ * old process closes its copies as it stops); how many. */
+size_t listen_socket_inherit_end(void);
+
 /* True when a and b are the same address and port. */
 bool listen_socket_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 /* True when a and b are different addresses that bind() would not allow

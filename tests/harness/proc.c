@@ -29,6 +29,7 @@ struct child {
 };
 
 static struct child children[MAX_CHILDREN];
+static const char *lb_binary; /* harness_lb_install_copy(); NULL: the build's */
 static int nchildren;
 static int pipes[MAX_CHILDREN]; /* read ends of harness_lb_start_pipe, closed at teardown */
 static int npipes;
@@ -53,6 +54,39 @@ void harness_children_kill(void)
         children[i].reaped = true;
     }
     nchildren = 0;
+    lb_binary = NULL;
+}
+
+void harness_track(pid_t pid)
+{
+    harness_child_track(pid, false);
+}
+
+const char *harness_lb_install_copy(void)
+{
+    const char *path = harness_strf("%s/lb", harness_dir());
+    const char *tmp = harness_strf("%s.new", path);
+    char *argv[] = {"/bin/cp", LB_BUILD_DIR "/lb", (char *)tmp, NULL};
+    ck_assert_int_eq(harness_run(argv, NULL, NULL, HARNESS_WAIT_MS), 0);
+    ck_assert_int_eq(rename(tmp, path), 0);
+    lb_binary = path;
+    return path;
+}
+
+pid_t harness_lb_upgrade_pid(struct harness_lb *lb, int nth)
+{
+    static const char started[] = "info: binary upgrade: started ";
+    ck_assert_msg(harness_lb_log_wait(lb, started, nth, HARNESS_WAIT_MS),
+                  "no upgrade %d started in %s", nth, lb->log);
+    const char *at = harness_read_file(lb->log);
+    for (int i = 0; i < nth; i++)
+        at = strstr(at, started) + 1;
+    const char *p = strstr(at, "(pid ");
+    ck_assert(p != NULL);
+    pid_t pid = (pid_t)atoi(p + 5);
+    ck_assert_int_gt(pid, 0);
+    harness_track(pid);
+    return pid;
 }
 
 void harness_child_track(pid_t pid, bool group)
@@ -271,7 +305,7 @@ static char **lb_argv(const struct harness_lb *lb, int nofile)
             argv_add(argv, &n, MAX_WORDS, n == (nofile > 0 ? 4 : 0) ? path_find(w) : w);
         }
     }
-    argv_add(argv, &n, MAX_WORDS, LB_BUILD_DIR "/lb");
+    argv_add(argv, &n, MAX_WORDS, lb_binary ? (char *)lb_binary : LB_BUILD_DIR "/lb");
     argv_add(argv, &n, MAX_WORDS, "-c");
     argv_add(argv, &n, MAX_WORDS, (char *)lb->config);
     return argv;

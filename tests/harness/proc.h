@@ -40,6 +40,17 @@ pid_t harness_backend_status(const char *host, int port, const char *name, const
  * (harness_wrapper()) lb runs behind that command, here and in the
  * variants below. */
 void harness_lb_start(struct harness_lb *lb, const char *config_json, int wait_port);
+/* pid, a process the harness did not start (a binary upgrade's new lb,
+ * which the test's subreaper adopts), is killed and reaped at teardown. */
+void harness_track(pid_t pid);
+/* Copies the build's lb to TEMPDIR/lb through a temporary file renamed over
+ * it, as dpkg replaces a binary (a process running the old file keeps it),
+ * and makes it the binary harness_lb_start and its variants run until
+ * teardown (instead of LB_BUILD_DIR/lb); its path. */
+const char *harness_lb_install_copy(void);
+/* A binary upgrade's new lb: the pid the nth "binary upgrade: started"
+ * line of lb's log gives (waited for), tracked for teardown. */
+pid_t harness_lb_upgrade_pid(struct harness_lb *lb, int nth);
 /* The same with `--admin-listen 127.0.0.1:admin_port` after -c FILE; waits
  * for the admin port and lb's "started" line (its listeners may share a
  * port with another lb, so a listening port proves nothing). */

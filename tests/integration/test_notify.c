@@ -3,13 +3,14 @@
  * systemd would: READY=1 with a STATUS= summary once the listeners are
  * bound; around a SIGHUP RELOADING=1 with MONOTONIC_USEC (a time of the
  * reload's, on the monotonic clock) then READY=1, also when the reload
- * fails (with why); STOPPING=1 at SIGTERM. A socket in the abstract
- * namespace ("@name") works the same. */
+ * fails (with why); STOPPING=1 at SIGTERM; a binary upgrade's MAINPID=.
+ * A socket in the abstract namespace ("@name") works the same. */
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -127,6 +128,37 @@ START_TEST(notify_abstract)
 }
 END_TEST
 
+/* A binary upgrade: the new process says it is the main one now, with its
+ * READY=1; the old one, stopping afterwards, sends nothing (a STOPPING=1
+ * would make systemd stop the service); only the new one's SIGTERM does. */
+START_TEST(notify_upgrade)
+{
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    harness_lb_install_copy();
+    const char *path = harness_strf("%s/notify.sock", harness_dir());
+    int fd = notify_bind(path);
+    int lport = harness_free_port(), bport = harness_free_port();
+    harness_backend("127.0.0.1", bport, "b1", "echo");
+    struct harness_lb lb;
+    start(&lb, path, lport, bport);
+    ck_assert_str_eq(notify_next(fd),
+                     "READY=1\nSTATUS=generation 1: 1 listeners, 1 pools, 0 open sessions");
+    harness_lb_signal(&lb, SIGUSR2);
+    pid_t pid = harness_lb_upgrade_pid(&lb, 1);
+    ck_assert_str_eq(notify_next(fd),
+                     harness_strf("MAINPID=%d\nREADY=1\nSTATUS=generation 1: 1 listeners, 1 "
+                                  "pools, 0 open sessions",
+                                  pid));
+    ck_assert_int_eq(harness_lb_wait_exit(&lb, HARNESS_WAIT_MS), 0);
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(harness_wait_exit(pid, HARNESS_WAIT_MS), 0);
+    ck_assert_str_eq(notify_next(fd), "STOPPING=1\nSTATUS=stopping (SIGTERM): 0 open sessions");
+    struct pollfd p = {fd, POLLIN, 0};
+    ck_assert_int_eq(poll(&p, 1, 200), 0); /* and nothing else */
+    close(fd);
+}
+END_TEST
+
 /* Without $NOTIFY_SOCKET nothing is sent, and a bad value is one warning. */
 START_TEST(notify_none_or_bad)
 {
@@ -160,6 +192,7 @@ static Suite *notify_suite(void)
     tcase_add_test(tc, notify_sequence);
     tcase_add_test(tc, notify_abstract);
     tcase_add_test(tc, notify_none_or_bad);
+    tcase_add_test(tc, notify_upgrade);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "tests/test.h"
@@ -148,6 +149,46 @@ START_TEST(drops_to_nobody)
                                     "runs as nobody): restart lb to change them (generation 2 "
                                     "stays in force)");
     ck_assert_int_eq(harness_lb_stop(&lb), 0);
+}
+END_TEST
+
+/* A binary upgrade of an lb that dropped to nobody: the new process runs
+ * as nobody from its first instruction, yet serves a port below 1024, as
+ * it takes the socket the root start bound. */
+START_TEST(upgrade_keeps_low_port)
+{
+    SKIP_UNLESS_ROOT();
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0); /* the new lb ends up ours */
+    open_dir_to_all();
+    harness_lb_install_copy();
+    int bport = harness_free_port(), low = free_low_port(), aport = harness_free_port();
+    harness_backend("127.0.0.1", bport, "b1", "echo");
+    json_t *cfg = harness_cfg(
+        &(struct harness_conf){.listen = harness_lo(low),
+                               .backends = harness_strf("{\"address\": \"127.0.0.1:%d\"}", bport)});
+    harness_jset(cfg, "user", json_string("nobody"));
+    harness_jset(cfg, "admin", json_pack("{s:s}", "listen", harness_lo(aport)));
+    struct harness_lb lb;
+    harness_lb_start_json(&lb, cfg, low);
+    ck_assert(harness_log_wait(lb.log, "started (pid", 1, HARNESS_WAIT_MS));
+
+    harness_lb_signal(&lb, SIGUSR2);
+    pid_t pid = harness_lb_upgrade_pid(&lb, 1);
+    ck_assert(harness_log_wait(lb.log, "serves the listening sockets", 1, HARNESS_WAIT_MS));
+    ck_assert_int_eq(harness_lb_wait_exit(&lb, HARNESS_WAIT_MS), 0);
+    int fd = harness_connect_ok("127.0.0.1", low);
+    harness_echo_roundtrip(fd, "served by the new process");
+    close(fd);
+    struct passwd *pw = getpwnam("nobody");
+    ck_assert(pw != NULL);
+    ck_assert_str_eq(status_field(pid, "Uid"),
+                     harness_strf("%ld\t%ld\t%ld\t%ld", (long)pw->pw_uid, (long)pw->pw_uid,
+                                  (long)pw->pw_uid, (long)pw->pw_uid));
+    ck_assert_int_eq(
+        harness_jint(harness_call(aport, "GET", "/api/v1/status", NULL, NULL).json, "pid"), pid);
+    ck_assert_int_eq(harness_log_count(lb.log, "info: running as user nobody"), 2);
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(harness_wait_exit(pid, HARNESS_WAIT_MS), 0);
 }
 END_TEST
 
@@ -313,6 +354,7 @@ static Suite *privileges_suite(void)
     Suite *s = suite_create("privileges");
     TCase *tc = harness_tcase("privileges");
     tcase_add_test(tc, drops_to_nobody);
+    tcase_add_test(tc, upgrade_keeps_low_port);
     tcase_add_test(tc, reload_reads_keys_as_user);
     tcase_add_test(tc, group_named);
     tcase_add_test(tc, drop_refused_is_fatal);

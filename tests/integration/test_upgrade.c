@@ -1,0 +1,339 @@
+/* Integration: a binary upgrade (SIGUSR2, lb/upgrade.h). lb runs from a
+ * copy of the binary in the test's folder, which is replaced the way a
+ * package upgrade replaces it (a new file renamed over the old one); the
+ * test is a subreaper, so the new lb becomes its child once the old one
+ * exits.
+ *   - under a stream of short connections and across a 64 MiB echo
+ *     transfer, the new process takes the listening sockets: no connection
+ *     fails, the transfer arrives byte-exact, the old process exits 0 once
+ *     it ends, and the new one runs the new file;
+ *   - an upgrade whose config does not load changes nothing (the old
+ *     process keeps serving, no connection fails), and the next one, with a
+ *     listener added and one removed, binds the new and lets the removed
+ *     one close with the old process. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/test.h"
+#include "tests/harness.h"
+
+#define STREAM_TOTAL (64ull * 1024 * 1024)
+#define STREAM_CHUNK (256 * 1024)
+#define STREAM_DEADLINE_MS 90000
+#define UPGRADE_TCASE_TIMEOUT 180
+
+/* Shared with the client loop child (MAP_SHARED). */
+struct loop_stats {
+    long ok, failed;
+    int stop;
+    char first_error[256];
+};
+
+static void loop_fail(struct loop_stats *st, const char *what, const char *detail)
+{
+    if (__atomic_add_fetch(&st->failed, 1, __ATOMIC_SEQ_CST) == 1)
+        snprintf(st->first_error, sizeof(st->first_error), "connection %ld: %s%s%s", st->ok + 1,
+                 what, detail[0] ? ": " : "", detail);
+}
+
+/* The child: short connections one after another, each answered "n1\n"
+ * and closed, until told to stop. No Check calls in here. */
+static void client_loop(struct loop_stats *st, int port)
+{
+    while (!__atomic_load_n(&st->stop, __ATOMIC_SEQ_CST)) {
+        int fd = harness_connect("127.0.0.1", port, 3000);
+        if (fd < 0) {
+            loop_fail(st, "connect", strerror(errno));
+            harness_sleep_ms(1);
+            continue;
+        }
+        char buf[64];
+        ssize_t n = harness_read_eof(fd, buf, sizeof(buf), 3000);
+        close(fd);
+        if (n <= 0 || strcmp(buf, "n1\n") != 0) {
+            loop_fail(st, n < 0 ? "no answer before the deadline" : "wrong answer",
+                      n > 0 ? buf : "");
+            continue;
+        }
+        __atomic_add_fetch(&st->ok, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+static struct loop_stats *loop_start(int port)
+{
+    struct loop_stats *st =
+        mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert(st != MAP_FAILED);
+    memset(st, 0, sizeof(*st));
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        client_loop(st, port);
+        _exit(0);
+    }
+    harness_track(pid);
+    return st;
+}
+
+/* Waits (bounded) until the loop has made count more good connections;
+ * fails the test at its first failure. */
+static void loop_progress(struct loop_stats *st, long count)
+{
+    long want = __atomic_load_n(&st->ok, __ATOMIC_SEQ_CST) + count;
+    long deadline = harness_now_ms() + 20000;
+    while (__atomic_load_n(&st->ok, __ATOMIC_SEQ_CST) < want) {
+        ck_assert_msg(__atomic_load_n(&st->failed, __ATOMIC_SEQ_CST) == 0,
+                      "the client loop failed: %s", st->first_error);
+        ck_assert_msg(harness_now_ms() < deadline, "the client loop is stuck at %ld connections",
+                      st->ok);
+        harness_sleep_ms(2);
+    }
+}
+
+static void loop_stop(struct loop_stats *st)
+{
+    __atomic_store_n(&st->stop, 1, __ATOMIC_SEQ_CST);
+    ck_assert_msg(st->failed == 0, "%ld connections failed; the first: %s", st->failed,
+                  st->first_error);
+}
+
+static const char *exe_of(pid_t pid)
+{
+    char buf[1024];
+    ssize_t n = readlink(harness_strf("/proc/%d/exe", pid), buf, sizeof(buf) - 1);
+    ck_assert_int_gt(n, 0);
+    return harness_strf("%.*s", (int)n, buf);
+}
+
+static long long status_pid(int aport)
+{
+    return harness_jint(harness_call(aport, "GET", "/api/v1/status", NULL, NULL).json, "pid");
+}
+
+struct env {
+    struct harness_lb lb;
+    int lport, sport, aport, nport, eport;
+    json_t *cfg;
+};
+
+static void env_start(struct env *e)
+{
+    ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    e->nport = harness_free_port();
+    e->eport = harness_free_port();
+    harness_backend("127.0.0.1", e->nport, "n1", "name");
+    harness_backend("127.0.0.1", e->eport, "echo", "echo");
+    e->lport = harness_free_port();
+    e->sport = harness_free_port();
+    e->aport = harness_free_port();
+    e->cfg = harness_jkeep(json_pack(
+        "{s:{s:s}, s:i, s:{s:s}, s:[o, o], s:[o, o]}", "log", "level", "info", "shutdown_grace_ms",
+        60000, "admin", "listen", harness_lo(e->aport), "listeners",
+        harness_listener_json("web", harness_lo(e->lport), "names"),
+        harness_listener_json("stream", harness_lo(e->sport), "echoes"), "pools",
+        harness_pool_json("names", NULL,
+                          harness_jarray(harness_backend_json(harness_lo(e->nport), "n1"), NULL)),
+        harness_pool_json(
+            "echoes", NULL,
+            harness_jarray(harness_backend_json(harness_lo(e->eport), "echo"), NULL))));
+    harness_lb_install_copy();
+    harness_lb_start_json(&e->lb, e->cfg, e->aport);
+}
+
+/* 64 MiB through the stream listener, checked byte by byte; at a third of
+ * it the binary is replaced and SIGUSR2 sent, and the rest flows only once
+ * the new process serves. */
+static void stream_across_upgrade(struct env *e)
+{
+    int fd = harness_connect("127.0.0.1", e->sport, HARNESS_WAIT_MS);
+    ck_assert_int_ge(fd, 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    unsigned char *out = malloc(STREAM_CHUNK), *in = malloc(STREAM_CHUNK),
+                  *want = malloc(STREAM_CHUNK);
+    ck_assert(out && in && want);
+    uint64_t sent = 0, received = 0;
+    size_t out_len = 0, out_pos = 0;
+    bool upgraded = false;
+    long deadline = harness_now_ms() + STREAM_DEADLINE_MS;
+    while (received < STREAM_TOTAL) {
+        ck_assert_msg(harness_now_ms() < deadline, "stream stalled: sent %llu received %llu",
+                      (unsigned long long)sent, (unsigned long long)received);
+        if (!upgraded && received >= STREAM_TOTAL / 3) {
+            harness_lb_install_copy(); /* the new version, as a package puts it */
+            harness_lb_signal(&e->lb, SIGUSR2);
+            ck_assert_msg(
+                harness_lb_log_wait(&e->lb, "serves the listening sockets", 1, HARNESS_WAIT_MS),
+                "no hand-off in %s", e->lb.log);
+            upgraded = true;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN | (sent < STREAM_TOTAL ? POLLOUT : 0)};
+        if (poll(&p, 1, 1000) <= 0)
+            continue;
+        if (p.revents & POLLOUT && sent < STREAM_TOTAL) {
+            if (out_pos == out_len) {
+                out_len = STREAM_TOTAL - sent < STREAM_CHUNK ? STREAM_TOTAL - sent : STREAM_CHUNK;
+                out_pos = 0;
+                harness_stream_fill(out, sent, out_len);
+            }
+            ssize_t n = send(fd, out + out_pos, out_len - out_pos, MSG_NOSIGNAL);
+            if (n > 0) {
+                out_pos += (size_t)n;
+                sent += (uint64_t)n;
+                if (sent == STREAM_TOTAL)
+                    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+            } else {
+                ck_assert_msg(errno == EAGAIN, "send after %llu bytes: %s",
+                              (unsigned long long)sent, strerror(errno));
+            }
+        }
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = recv(fd, in, STREAM_CHUNK, 0);
+            ck_assert_msg(n != 0, "EOF after %llu of %llu bytes", (unsigned long long)received,
+                          (unsigned long long)STREAM_TOTAL);
+            if (n < 0) {
+                ck_assert_msg(errno == EAGAIN, "recv after %llu bytes: %s",
+                              (unsigned long long)received, strerror(errno));
+                continue;
+            }
+            harness_stream_fill(want, received, (size_t)n);
+            if (memcmp(in, want, (size_t)n) != 0) {
+                size_t i = 0;
+                while (in[i] == want[i])
+                    i++;
+                ck_abort_msg("byte %llu differs", (unsigned long long)(received + i));
+            }
+            received += (uint64_t)n;
+        }
+    }
+    free(out);
+    free(in);
+    free(want);
+    ck_assert(upgraded);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    char extra[16];
+    ck_assert_msg(harness_read_eof(fd, extra, sizeof(extra), HARNESS_WAIT_MS) == 0,
+                  "no clean EOF after the stream");
+    close(fd);
+}
+
+START_TEST(upgrade_under_load)
+{
+    struct env e;
+    env_start(&e);
+    pid_t old = e.lb.pid;
+    struct loop_stats *st = loop_start(e.lport);
+    loop_progress(st, 200);
+
+    stream_across_upgrade(&e);
+    pid_t pid = harness_lb_upgrade_pid(&e.lb, 1);
+    ck_assert(harness_lb_log_wait(&e.lb, "binary upgrade: 3 listening sockets from the old process",
+                                  1, HARNESS_WAIT_MS));
+    /* The old process served the stream to its end, then exits 0. */
+    ck_assert_int_eq(harness_lb_wait_exit(&e.lb, HARNESS_WAIT_MS), 0);
+    const char *end =
+        harness_strf("listener=stream pool=echoes backend=echo bytes_from_client=%llu "
+                     "bytes_from_backend=%llu ",
+                     STREAM_TOTAL, STREAM_TOTAL);
+    ck_assert_msg(harness_log_count(e.lb.log, end) == 1, "no '%s' in %s", end, e.lb.log);
+    ck_assert(harness_log_contains(
+        e.lb.log, harness_strf("info: binary upgrade to pid %d: stopped accepting; waiting up to "
+                               "60000 ms for ",
+                               pid)));
+    loop_progress(st, 300); /* the new process alone now */
+    ck_assert_int_eq(status_pid(e.aport), pid);
+    ck_assert_str_eq(exe_of(pid), harness_strf("%s/lb", harness_dir()));
+    (void)old;
+    loop_stop(st);
+    ck_assert_int_eq(harness_log_count(e.lb.log, "connect failed"), 0);
+
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(harness_wait_exit(pid, HARNESS_WAIT_MS), 0);
+    ck_assert_int_eq(harness_log_count(e.lb.log, "info: exiting"), 2);
+}
+END_TEST
+
+START_TEST(bad_config_changes_nothing)
+{
+    struct env e;
+    env_start(&e);
+    pid_t old = e.lb.pid;
+    struct loop_stats *st = loop_start(e.lport);
+    loop_progress(st, 100);
+
+    /* A config that does not load: the new process says why and exits. */
+    harness_lb_rewrite(&e.lb, "{\"listeners\": [}\n");
+    harness_lb_signal(&e.lb, SIGUSR2);
+    pid_t bad = harness_lb_upgrade_pid(&e.lb, 1);
+    const char *failed =
+        harness_strf("error: binary upgrade failed: the new process (pid %d) exited with status 1 "
+                     "before it was ready (its reason is logged above); this one keeps serving",
+                     bad);
+    ck_assert_msg(harness_lb_log_wait(&e.lb, failed, 1, HARNESS_WAIT_MS), "no '%s' in %s", failed,
+                  e.lb.log);
+    ck_assert(harness_log_contains(e.lb.log, ".json:1:16: syntax error: unexpected token"));
+    loop_progress(st, 200);
+    ck_assert_int_eq(status_pid(e.aport), old);
+    ck_assert_int_eq(kill(old, 0), 0);
+
+    /* Then one that does, with a listener more and "stream" gone. */
+    int added = harness_free_port();
+    json_t *cfg = json_deep_copy(e.cfg);
+    harness_jdel(cfg, "listeners.1");
+    harness_jappend(cfg, "listeners", harness_listener_json("more", harness_lo(added), "names"));
+    harness_lb_rewrite_json(&e.lb, harness_jkeep(cfg));
+    harness_lb_signal(&e.lb, SIGUSR2);
+    pid_t pid = harness_lb_upgrade_pid(&e.lb, 2);
+    ck_assert(harness_lb_log_wait(&e.lb, "serves the listening sockets", 1, HARNESS_WAIT_MS));
+    ck_assert(harness_lb_log_wait(&e.lb,
+                                  "binary upgrade: 1 sockets of the old process are not in this "
+                                  "config; they close when it stops",
+                                  1, HARNESS_WAIT_MS));
+    ck_assert_int_eq(harness_lb_wait_exit(&e.lb, HARNESS_WAIT_MS), 0); /* no sessions: at once */
+    loop_progress(st, 200);
+    ck_assert_int_eq(status_pid(e.aport), pid);
+    int fd = harness_connect("127.0.0.1", added, HARNESS_WAIT_MS);
+    ck_assert_int_ge(fd, 0);
+    char buf[16];
+    ck_assert_int_eq(harness_read_eof(fd, buf, sizeof(buf), HARNESS_WAIT_MS), 3);
+    ck_assert_str_eq(buf, "n1\n");
+    close(fd);
+    ck_assert_int_lt(harness_connect("127.0.0.1", e.sport, 500), 0); /* closed with the old */
+    loop_stop(st);
+
+    /* A third: the new process upgrades as well as the first did. */
+    harness_lb_rewrite_json(&e.lb, harness_jkeep(json_deep_copy(e.cfg)));
+    ck_assert_int_eq(kill(pid, SIGUSR2), 0);
+    ck_assert(harness_lb_log_wait(&e.lb, "serves the listening sockets", 2, HARNESS_WAIT_MS));
+    pid_t third = harness_lb_upgrade_pid(&e.lb, 3);
+    ck_assert_int_eq(harness_wait_exit(pid, HARNESS_WAIT_MS), 0);
+    ck_assert_int_eq(status_pid(e.aport), third);
+    kill(third, SIGTERM);
+    ck_assert_int_eq(harness_wait_exit(third, HARNESS_WAIT_MS), 0);
+}
+END_TEST
+
+static Suite *upgrade_suite(void)
+{
+    Suite *s = suite_create("upgrade");
+    TCase *tc = harness_tcase("load");
+    tcase_set_timeout(tc, UPGRADE_TCASE_TIMEOUT);
+    tcase_add_test(tc, upgrade_under_load);
+    suite_add_tcase(s, tc);
+    tc = harness_tcase("bad_config");
+    tcase_add_test(tc, bad_config_changes_nothing);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+LB_TEST_SUITE(upgrade_suite)

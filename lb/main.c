@@ -120,7 +120,11 @@ static void on_upgrade_signal(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct upgrade_ctx *u = arg;
     char err[1024];
-    if (u->rt->stopping || !u->admin) {
+    if (!u->admin) {
+        log_warn("SIGUSR2: lb is still starting; no binary upgrade (send it again once it runs)");
+        return;
+    }
+    if (u->rt->stopping) {
         log_warn("SIGUSR2: lb is stopping; no binary upgrade");
         return;
     }

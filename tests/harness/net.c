@@ -400,6 +400,82 @@ void harness_stream_fill(unsigned char *buf, uint64_t off, size_t n)
     }
 }
 
+/* The bytes of the pattern from off go out through fd as far as it takes
+ * them; shuts the write side after the last. */
+static void stream_send(int fd, struct harness_stream *st)
+{
+    if (st->out_pos == st->out_len) {
+        uint64_t left = st->total - st->sent;
+        st->out_len = left < HARNESS_STREAM_CHUNK ? (size_t)left : HARNESS_STREAM_CHUNK;
+        st->out_pos = 0;
+        harness_stream_fill(st->out, st->sent, st->out_len);
+    }
+    ssize_t n = send(fd, st->out + st->out_pos, st->out_len - st->out_pos, MSG_NOSIGNAL);
+    if (n > 0) {
+        st->out_pos += (size_t)n;
+        st->sent += (uint64_t)n;
+        if (st->sent == st->total)
+            ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    } else {
+        ck_assert_msg(errno == EAGAIN, "send after %llu bytes: %s", (unsigned long long)st->sent,
+                      strerror(errno));
+    }
+}
+
+/* What came back is checked against the pattern, byte for byte. */
+static void stream_recv(int fd, struct harness_stream *st)
+{
+    ssize_t n = recv(fd, st->in, HARNESS_STREAM_CHUNK, 0);
+    ck_assert_msg(n != 0, "EOF after %llu of %llu bytes", (unsigned long long)st->received,
+                  (unsigned long long)st->total);
+    if (n < 0) {
+        ck_assert_msg(errno == EAGAIN, "recv after %llu bytes: %s",
+                      (unsigned long long)st->received, strerror(errno));
+        return;
+    }
+    harness_stream_fill(st->want, st->received, (size_t)n);
+    if (memcmp(st->in, st->want, (size_t)n) != 0) {
+        size_t i = 0;
+        while (st->in[i] == st->want[i])
+            i++;
+        ck_abort_msg("byte %llu differs", (unsigned long long)(st->received + i));
+    }
+    st->received += (uint64_t)n;
+}
+
+void harness_stream_echo(int fd, uint64_t total, long deadline_ms,
+                         void (*step)(void *arg, uint64_t received), void *arg)
+{
+    struct harness_stream st = {.total = total};
+    st.out = malloc(HARNESS_STREAM_CHUNK);
+    st.in = malloc(HARNESS_STREAM_CHUNK);
+    st.want = malloc(HARNESS_STREAM_CHUNK);
+    ck_assert(st.out && st.in && st.want);
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    long deadline = harness_now_ms() + deadline_ms;
+    while (st.received < total) {
+        ck_assert_msg(harness_now_ms() < deadline, "stream stalled: sent %llu received %llu",
+                      (unsigned long long)st.sent, (unsigned long long)st.received);
+        if (step)
+            step(arg, st.received);
+        struct pollfd p = {.fd = fd, .events = POLLIN | (st.sent < total ? POLLOUT : 0)};
+        if (poll(&p, 1, 1000) <= 0)
+            continue;
+        if (p.revents & POLLOUT && st.sent < total)
+            stream_send(fd, &st);
+        if (p.revents & (POLLIN | POLLHUP | POLLERR))
+            stream_recv(fd, &st);
+    }
+    free(st.out);
+    free(st.in);
+    free(st.want);
+    fcntl(fd, F_SETFL, flags);
+    char extra[16];
+    ck_assert_msg(harness_read_eof(fd, extra, sizeof(extra), HARNESS_WAIT_MS) == 0,
+                  "no clean EOF after the stream");
+}
+
 int harness_connect_ok(const char *host, int port)
 {
     int fd = harness_connect(host, port, HARNESS_WAIT_MS);

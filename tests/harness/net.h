@@ -68,4 +68,20 @@ const char *harness_fetch_names(int port, int n);
  * same for the same offsets, so a receiver can check any chunk alone. */
 void harness_stream_fill(unsigned char *buf, uint64_t off, size_t n);
 
+/* Pieces harness_stream_echo() sends at once, at most. */
+#define HARNESS_STREAM_CHUNK (256 * 1024)
+struct harness_stream {
+    uint64_t total, sent, received;
+    unsigned char *out, *in, *want;
+    size_t out_len, out_pos;
+};
+/* Sends total bytes of harness_stream_fill's pattern through fd (to an echo
+ * backend behind lb), half-closes after the last, and checks every byte
+ * that comes back until all did, then a clean EOF. Before each wait
+ * step(arg, bytes received so far) may act (a reload, an upgrade); NULL:
+ * none. Fails the test when the stream stalls past deadline_ms, ends early
+ * or brings a wrong byte. */
+void harness_stream_echo(int fd, uint64_t total, long deadline_ms,
+                         void (*step)(void *arg, uint64_t received), void *arg);
+
 #endif

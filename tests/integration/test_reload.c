@@ -6,10 +6,8 @@
  * 200 reloads leak no descriptor; a burst of SIGHUPs coalesces safely. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -416,7 +414,6 @@ END_TEST
 /* ===== 2. a long stream through 10 reloads, one removing its backend ===== */
 
 #define STREAM_TOTAL (32ull * 1024 * 1024)
-#define STREAM_CHUNK (256 * 1024)
 #define STREAM_RELOADS 10
 #define STREAM_DEADLINE_MS 60000
 
@@ -424,6 +421,7 @@ struct stream_env {
     struct harness_lb lb;
     int aport, lport, sport;
     int echo, n1, n2, n3;
+    int step; /* the next reload */
 };
 
 /* The file for each step: 0 is the start; step i is what reload i loads. */
@@ -529,6 +527,14 @@ static void stream_reload(struct stream_env *e, int step)
     }
 }
 
+/* Reload i once i elevenths of the stream came back. */
+static void reload_step(void *arg, uint64_t received)
+{
+    struct stream_env *e = arg;
+    if (e->step <= STREAM_RELOADS && received >= e->step * (STREAM_TOTAL / (STREAM_RELOADS + 1)))
+        stream_reload(e, e->step++);
+}
+
 START_TEST(stream_survives_reloads)
 {
     struct stream_env e;
@@ -541,69 +547,11 @@ START_TEST(stream_survives_reloads)
     e.aport = harness_free_port();
     lb_start(&e.lb, stream_conf(&e, 0), e.lport, e.aport);
 
-    int fd = harness_connect("127.0.0.1", e.lport, HARNESS_WAIT_MS);
-    ck_assert_int_ge(fd, 0);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    unsigned char *out = malloc(STREAM_CHUNK), *in = malloc(STREAM_CHUNK),
-                  *want = malloc(STREAM_CHUNK);
-    ck_assert(out && in && want);
-    uint64_t sent = 0, received = 0;
-    size_t out_len = 0, out_pos = 0;
-    int step = 1;
-    long deadline = harness_now_ms() + STREAM_DEADLINE_MS;
-    while (received < STREAM_TOTAL) {
-        ck_assert_msg(harness_now_ms() < deadline, "stream stalled: sent %llu received %llu",
-                      (unsigned long long)sent, (unsigned long long)received);
-        if (step <= STREAM_RELOADS && received >= step * (STREAM_TOTAL / (STREAM_RELOADS + 1)))
-            stream_reload(&e, step++);
-        struct pollfd p = {.fd = fd, .events = POLLIN | (sent < STREAM_TOTAL ? POLLOUT : 0)};
-        if (poll(&p, 1, 1000) <= 0)
-            continue;
-        if (p.revents & POLLOUT && sent < STREAM_TOTAL) {
-            if (out_pos == out_len) {
-                out_len = STREAM_TOTAL - sent < STREAM_CHUNK ? STREAM_TOTAL - sent : STREAM_CHUNK;
-                out_pos = 0;
-                harness_stream_fill(out, sent, out_len);
-            }
-            ssize_t n = send(fd, out + out_pos, out_len - out_pos, MSG_NOSIGNAL);
-            if (n > 0) {
-                out_pos += (size_t)n;
-                sent += (uint64_t)n;
-                if (sent == STREAM_TOTAL)
-                    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
-            } else {
-                ck_assert_msg(errno == EAGAIN, "send after %llu bytes: %s",
-                              (unsigned long long)sent, strerror(errno));
-            }
-        }
-        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = recv(fd, in, STREAM_CHUNK, 0);
-            ck_assert_msg(n != 0, "EOF after %llu of %llu bytes (reload %d done)",
-                          (unsigned long long)received, (unsigned long long)STREAM_TOTAL, step - 1);
-            if (n < 0) {
-                ck_assert_msg(errno == EAGAIN, "recv after %llu bytes: %s",
-                              (unsigned long long)received, strerror(errno));
-                continue;
-            }
-            harness_stream_fill(want, received, (size_t)n);
-            if (memcmp(in, want, (size_t)n) != 0) {
-                size_t i = 0;
-                while (in[i] == want[i])
-                    i++;
-                ck_abort_msg("byte %llu differs", (unsigned long long)(received + i));
-            }
-            received += (uint64_t)n;
-        }
-    }
-    free(out);
-    free(in);
-    free(want);
-    ck_assert_int_eq(step, STREAM_RELOADS + 1);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    char extra[16];
-    ck_assert_msg(harness_read_eof(fd, extra, sizeof(extra), HARNESS_WAIT_MS) == 0,
-                  "no clean EOF after the stream");
+    int fd = harness_connect_ok("127.0.0.1", e.lport);
+    e.step = 1;
+    harness_stream_echo(fd, STREAM_TOTAL, STREAM_DEADLINE_MS, reload_step, &e);
     close(fd);
+    ck_assert_int_eq(e.step, STREAM_RELOADS + 1);
 
     const char *end = harness_strf("listener=web pool=app backend=echo bytes_from_client=%llu "
                                    "bytes_from_backend=%llu ",

@@ -12,8 +12,6 @@
  *     listener added and one removed, binds the new and lets the removed
  *     one close with the old process. */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +26,6 @@
 #include "tests/harness.h"
 
 #define STREAM_TOTAL (64ull * 1024 * 1024)
-#define STREAM_CHUNK (256 * 1024)
 #define STREAM_DEADLINE_MS 90000
 #define UPGRADE_TCASE_TIMEOUT 180
 
@@ -125,10 +122,12 @@ struct env {
     struct harness_lb lb;
     int lport, sport, aport, nport, eport;
     json_t *cfg;
+    bool upgraded;
 };
 
 static void env_start(struct env *e)
 {
+    e->upgraded = false;
     ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
     e->nport = harness_free_port();
     e->eport = harness_free_port();
@@ -151,80 +150,28 @@ static void env_start(struct env *e)
     harness_lb_start_json(&e->lb, e->cfg, e->aport);
 }
 
-/* 64 MiB through the stream listener, checked byte by byte; at a third of
- * it the binary is replaced and SIGUSR2 sent, and the rest flows only once
- * the new process serves. */
+/* At a third of the stream: the binary is replaced and SIGUSR2 sent, and
+ * the rest flows only once the new process serves. */
+static void upgrade_step(void *arg, uint64_t received)
+{
+    struct env *e = arg;
+    if (e->upgraded || received < STREAM_TOTAL / 3)
+        return;
+    harness_lb_install_copy(); /* the new version, as a package puts it */
+    harness_lb_signal(&e->lb, SIGUSR2);
+    ck_assert_msg(harness_lb_log_wait(&e->lb, "serves the listening sockets", 1, HARNESS_WAIT_MS),
+                  "no hand-off in %s", e->lb.log);
+    e->upgraded = true;
+}
+
+/* 64 MiB through the stream listener, checked byte by byte, with the
+ * upgrade a third of the way. */
 static void stream_across_upgrade(struct env *e)
 {
-    int fd = harness_connect("127.0.0.1", e->sport, HARNESS_WAIT_MS);
-    ck_assert_int_ge(fd, 0);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    unsigned char *out = malloc(STREAM_CHUNK), *in = malloc(STREAM_CHUNK),
-                  *want = malloc(STREAM_CHUNK);
-    ck_assert(out && in && want);
-    uint64_t sent = 0, received = 0;
-    size_t out_len = 0, out_pos = 0;
-    bool upgraded = false;
-    long deadline = harness_now_ms() + STREAM_DEADLINE_MS;
-    while (received < STREAM_TOTAL) {
-        ck_assert_msg(harness_now_ms() < deadline, "stream stalled: sent %llu received %llu",
-                      (unsigned long long)sent, (unsigned long long)received);
-        if (!upgraded && received >= STREAM_TOTAL / 3) {
-            harness_lb_install_copy(); /* the new version, as a package puts it */
-            harness_lb_signal(&e->lb, SIGUSR2);
-            ck_assert_msg(
-                harness_lb_log_wait(&e->lb, "serves the listening sockets", 1, HARNESS_WAIT_MS),
-                "no hand-off in %s", e->lb.log);
-            upgraded = true;
-        }
-        struct pollfd p = {.fd = fd, .events = POLLIN | (sent < STREAM_TOTAL ? POLLOUT : 0)};
-        if (poll(&p, 1, 1000) <= 0)
-            continue;
-        if (p.revents & POLLOUT && sent < STREAM_TOTAL) {
-            if (out_pos == out_len) {
-                out_len = STREAM_TOTAL - sent < STREAM_CHUNK ? STREAM_TOTAL - sent : STREAM_CHUNK;
-                out_pos = 0;
-                harness_stream_fill(out, sent, out_len);
-            }
-            ssize_t n = send(fd, out + out_pos, out_len - out_pos, MSG_NOSIGNAL);
-            if (n > 0) {
-                out_pos += (size_t)n;
-                sent += (uint64_t)n;
-                if (sent == STREAM_TOTAL)
-                    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
-            } else {
-                ck_assert_msg(errno == EAGAIN, "send after %llu bytes: %s",
-                              (unsigned long long)sent, strerror(errno));
-            }
-        }
-        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = recv(fd, in, STREAM_CHUNK, 0);
-            ck_assert_msg(n != 0, "EOF after %llu of %llu bytes", (unsigned long long)received,
-                          (unsigned long long)STREAM_TOTAL);
-            if (n < 0) {
-                ck_assert_msg(errno == EAGAIN, "recv after %llu bytes: %s",
-                              (unsigned long long)received, strerror(errno));
-                continue;
-            }
-            harness_stream_fill(want, received, (size_t)n);
-            if (memcmp(in, want, (size_t)n) != 0) {
-                size_t i = 0;
-                while (in[i] == want[i])
-                    i++;
-                ck_abort_msg("byte %llu differs", (unsigned long long)(received + i));
-            }
-            received += (uint64_t)n;
-        }
-    }
-    free(out);
-    free(in);
-    free(want);
-    ck_assert(upgraded);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    char extra[16];
-    ck_assert_msg(harness_read_eof(fd, extra, sizeof(extra), HARNESS_WAIT_MS) == 0,
-                  "no clean EOF after the stream");
+    int fd = harness_connect_ok("127.0.0.1", e->sport);
+    harness_stream_echo(fd, STREAM_TOTAL, STREAM_DEADLINE_MS, upgrade_step, e);
     close(fd);
+    ck_assert(e->upgraded);
 }
 
 START_TEST(upgrade_under_load)

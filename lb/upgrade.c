@@ -139,6 +139,7 @@ static int send_fds(int sock, const int *fds, size_t n)
             struct cmsghdr align;
         } c;
         struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+        memset(&c, 0, sizeof(c)); /* the padding goes out too */
         if (k > 0) {
             msg.msg_control = c.buf;
             msg.msg_controllen = CMSG_SPACE(k * sizeof(int));

@@ -61,6 +61,11 @@ struct log_stream {
     struct event *ev;    /* EV_WRITE on fd, between log_attach and log_detach */
     bool armed;          /* ev is pending: the buffer holds bytes */
     bool flushing;       /* in log_flush() */
+    /* The lines of one loop turn go out in one write: soon is made active
+     * (no system call) by the turn's first line and flushes once the
+     * turn's callbacks ran. NULL while not attached: lines go out at once. */
+    struct event *soon;
+    bool soon_pending;
 };
 
 static enum lb_log_level log_level = LB_LOG_INFO;
@@ -493,19 +498,34 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     stream_flush(arg);
 }
 
+static void on_soon(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct log_stream *st = arg;
+    st->soon_pending = false;
+    stream_flush(st);
+}
+
 static void stream_detach(struct log_stream *st)
 {
     if (st->ev)
         event_free(st->ev);
     st->ev = NULL;
     st->armed = false;
+    if (st->soon)
+        event_free(st->soon);
+    st->soon = NULL;
+    st->soon_pending = false;
 }
 
 static void stream_attach(struct log_stream *st)
 {
     stream_detach(st);
-    if (log_base && st->sink != LOG_SINK_NONE && st->fd >= 0)
+    if (log_base && st->sink != LOG_SINK_NONE && st->fd >= 0) {
         st->ev = event_new(log_base, st->fd, EV_WRITE | EV_PERSIST, on_writable, st);
+        st->soon = event_new(log_base, -1, 0, on_soon, st);
+    }
     stream_flush(st);
 }
 
@@ -630,6 +650,21 @@ static bool stream_accept(struct log_stream *st, const char *line, size_t n)
  * buffered, else dropped and counted. */
 static void stream_put(struct log_stream *st, const char *line, size_t n)
 {
+    if (st->soon && !st->armed) { /* written at the end of this loop turn */
+        if (!stream_accept(st, line, n)) {
+            stream_flush(st); /* full: make room now */
+            if (!stream_accept(st, line, n)) {
+                st->dropped++;
+                st->unreported++;
+                return;
+            }
+        }
+        if (!st->soon_pending) {
+            st->soon_pending = true;
+            event_active(st->soon, EV_TIMEOUT, 1);
+        }
+        return;
+    }
     /* With the event pending the loop writes once the fd takes bytes; else
      * try now, so the line finds as much room as there can be. */
     if (!st->armed)

@@ -36,7 +36,10 @@ TEST_CFLAGS = $(shell pkg-config --cflags check)
 TEST_LDLIBS = $(shell pkg-config --libs check)
 
 LIB_SRCS := $(wildcard config/*.c health/*.c) $(filter-out lb/main.c,$(wildcard lb/*.c lb/*/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# The dashboard page (lb/admin/dashboard.html) is built into lb:
+# scripts/embed-dashboard writes it, with its Content-Security-Policy (the
+# SHA-256 of its inline script and style), as a C file under $(BUILD)/gen/.
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/lb/admin/dashboard_page.o
 # llhttp comes from Debian's node-llhttp (scripts/install-deps), which ships C
 # sources, not a library: its three files are compiled from where Debian puts
 # them into liblb.a. Nothing of llhttp is copied into this repo.
@@ -53,6 +56,14 @@ all: $(BUILD)/lb $(BUILD)/demo-backend
 tests: $(BUILD)/lb-tests $(TEST_SHIM)
 
 $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/gen/lb/admin/dashboard_page.c: lb/admin/dashboard.html scripts/embed-dashboard
+	@mkdir -p $(dir $@)
+	python3 scripts/embed-dashboard $< $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 

@@ -1,8 +1,10 @@
 # lb — build, run and test. See README.md.
 #   make          build build/lb and build/demo-backend
 #   make run      install what is missing, then run the demo (lb + 3 backends)
-#   make test     install what is missing, run make check, then every test on
-#                 the normal build and on an ASan/UBSan build (build-asan/)
+#   make test     install what is missing (scripts/install-deps, and the browser
+#                 tests' npm packages: scripts/install-node-deps), run make
+#                 check, then every test on the normal build and on an
+#                 ASan/UBSan build (build-asan/)
 #   make check    formatting and include rules (scripts/check-format,
 #                 scripts/check-includes) and their self-test (scripts/test-checks)
 #   make format   format every C file in place with clang-format
@@ -114,6 +116,7 @@ run: deps
 	@scripts/demo-run
 
 test: deps
+	@scripts/install-node-deps
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory BUILD=build all tests
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all tests

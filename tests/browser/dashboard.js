@@ -12,12 +12,16 @@
 //                (after a 401); wrong_token: type that one first
 //   traffic      "HOST:PORT" of an lb listener: open connections to it for
 //                traffic_ms (each one read to its end) and watch the
-//                counters move
+//                counters move; traffic_request: bytes to send on each
+//                (an HTTP request for an http listener); traffic_wave: vary
+//                the pace (a screenshot's charts get a shape); steps_at_ms:
+//                run the steps that long into the traffic, which goes on
 //   steps        [{"click": "drain"|"disable"|"enable", "row": "pool/id",
 //                  "until": STATE}, {"weight": N, "row": ..., "until": "N"}]:
 //                click, then wait until the row shows it
 //   reload       reload the page at the end and wait for the rows again
-//   screenshot   write a PNG of the page there at the end
+//   screenshot   write a PNG of the page there at the end (with traffic:
+//                at its end, while the rates shown are still live)
 //   wait_ms      each wait's bound (default 10000)
 //   timeout_ms   the whole run's bound (default 30000)
 //
@@ -155,7 +159,9 @@ async function until(what, ms, fn) {
 function fetchOnce(host, port) {
   return new Promise((resolve) => {
     let n = 0;
-    const s = net.connect({ host, port });
+    const s = net.connect({ host, port }, () => {
+      if (opts.traffic_request) s.write(opts.traffic_request);
+    });
     s.setTimeout(5000, () => s.destroy());
     s.on('data', (d) => { n += d.length; });
     s.on('close', () => resolve(n));
@@ -190,13 +196,21 @@ async function traffic(page, ms) {
   };
   let made = 0;
   const end = Date.now() + ms;
+  let stepsAt = opts.steps_at_ms !== undefined ? Date.now() + opts.steps_at_ms : null;
   let lastWatch = 0;
   while (Date.now() < end) {
     await fetchOnce(host, port);
     made++;
     if (Date.now() - lastWatch > 200) { await watch(); lastWatch = Date.now(); }
-    await new Promise((r) => setTimeout(r, 20));
+    if (stepsAt !== null && Date.now() >= stepsAt) {
+      stepsAt = null;
+      for (const step of opts.steps || []) await runStep(page, step);
+    }
+    // A wave of 8 to 40 connections a second, else as fast as 20 ms apart.
+    const pause = opts.traffic_wave ? 1000 / (24 + 16 * Math.sin(Date.now() / 7000)) : 20;
+    await new Promise((r) => setTimeout(r, pause));
   }
+  if (opts.screenshot) await page.screenshot({ path: opts.screenshot, fullPage: true });
   const want = sum(before, 'total') + made;
   await until('the totals shown to grow by ' + made, WAIT_MS, async () => {
     await watch();
@@ -281,7 +295,8 @@ async function main() {
   if (opts.token) await login(page);
   if (opts.rows) await waitRows(page, opts.rows);
   if (opts.traffic) await traffic(page, opts.traffic_ms || 2500);
-  for (const step of opts.steps || []) await runStep(page, step);
+  if (!opts.traffic || opts.steps_at_ms === undefined)
+    for (const step of opts.steps || []) await runStep(page, step);
   if (opts.reload) {
     await page.reload({ timeout: WAIT_MS });
     if (opts.rows) await waitRows(page, opts.rows);
@@ -290,7 +305,7 @@ async function main() {
   out.rows = await readRows(page);
   out.page = await readPage(page);
   out.csp_violations = await page.evaluate(() => window.__csp);
-  if (opts.screenshot) await page.screenshot({ path: opts.screenshot, fullPage: true });
+  if (opts.screenshot && !opts.traffic) await page.screenshot({ path: opts.screenshot, fullPage: true });
 }
 
 main().then(() => finish(null), (e) => finish(e));

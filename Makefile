@@ -125,8 +125,8 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz-smoke
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the man pages,
-# the systemd unit (its paths the install's), the documents and an example
-# config; /etc/lb/lb.json only when there is none (a file in use is never
+# the systemd unit (its paths the install's), the documents (and the
+# dashboard's screenshot admin-api.md shows) and an example config; /etc/lb/lb.json only when there is none (a file in use is never
 # overwritten). Needs the build: `make` first (or BUILD=build-asan...).
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
@@ -143,7 +143,7 @@ install: $(BUILD)/lb
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/lb.service.in \
 	    > $(DESTDIR)$(UNITDIR)/lb.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/lb.service
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/*.md docs/dashboard.png $(DESTDIR)$(DOCDIR)/
 	install -m 0644 dist/lb.json config/examples/*.json examples/lb@.service \
 	    $(DESTDIR)$(DOCDIR)/examples/
 	[ -e $(DESTDIR)$(SYSCONFDIR)/lb/lb.json ] || \

@@ -258,8 +258,11 @@ START_TEST(shows_backends_and_traffic)
 {
     struct dash d;
     dash_start(&d, dash_config(&d, "name"));
-    json_t *opts = json_pack("{s:s, s:[s,s], s:s, s:i}", "url", d.url, "rows", "app/app1",
-                             "app/app2", "traffic", harness_lo(d.lport), "traffic_ms", 2500);
+    /* 2.5 s of connections, one after the other: two polls of the page at
+     * least see them. */
+    json_t *opts =
+        json_pack("{s:s, s:[s,s], s:s, s:i}", "url", d.url, "rows", "app/app1", "app/app2",
+                  "traffic", harness_lo(d.lport), "traffic_ms", 2500 * harness_slow());
     json_t *rep = browse(opts);
     assert_clean(rep);
     ck_assert_int_eq(harness_jint(rep, "document.status"), 200);
@@ -271,7 +274,7 @@ START_TEST(shows_backends_and_traffic)
     const char *rows[] = {"app/app1", "app/app2"};
     const char *ids[] = {"app1", "app2"};
     long long made = harness_jint(rep, "traffic.connections");
-    ck_assert_msg(made >= 10, "only %lld connections in 2.5 s", made);
+    ck_assert_msg(made >= 2, "only %lld connections", made); /* one for each backend */
     long long grown = 0;
     for (int i = 0; i < 2; i++) {
         const char *k = rows[i];

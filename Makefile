@@ -1,8 +1,10 @@
 # lb — build, run and test. See README.md.
 #   make          build build/lb and build/demo-backend
 #   make run      install what is missing, then run the demo (lb + 3 backends)
-#   make test     install what is missing, run make check, then every test on
-#                 the normal build and on an ASan/UBSan build (build-asan/)
+#   make test     install what is missing (scripts/install-deps, and the browser
+#                 tests' npm packages: scripts/install-node-deps), run make
+#                 check, then every test on the normal build and on an
+#                 ASan/UBSan build (build-asan/)
 #   make check    formatting and include rules (scripts/check-format,
 #                 scripts/check-includes) and their self-test (scripts/test-checks)
 #   make format   format every C file in place with clang-format
@@ -36,7 +38,10 @@ TEST_CFLAGS = $(shell pkg-config --cflags check)
 TEST_LDLIBS = $(shell pkg-config --libs check)
 
 LIB_SRCS := $(wildcard config/*.c health/*.c) $(filter-out lb/main.c,$(wildcard lb/*.c lb/*/*.c))
-LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# The dashboard page (lb/admin/dashboard.html) is built into lb:
+# scripts/embed-dashboard writes it, with its Content-Security-Policy (the
+# SHA-256 of its inline script and style), as a C file under $(BUILD)/gen/.
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/lb/admin/dashboard_page.o
 # llhttp comes from Debian's node-llhttp (scripts/install-deps), which ships C
 # sources, not a library: its three files are compiled from where Debian puts
 # them into liblb.a. Nothing of llhttp is copied into this repo.
@@ -53,6 +58,14 @@ all: $(BUILD)/lb $(BUILD)/demo-backend
 tests: $(BUILD)/lb-tests $(TEST_SHIM)
 
 $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/gen/lb/admin/dashboard_page.c: lb/admin/dashboard.html scripts/embed-dashboard
+	@mkdir -p $(dir $@)
+	python3 scripts/embed-dashboard $< $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -103,6 +116,7 @@ run: deps
 	@scripts/demo-run
 
 test: deps
+	@scripts/install-node-deps
 	@$(MAKE) --no-print-directory check
 	@$(MAKE) --no-print-directory BUILD=build all tests
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all tests
@@ -112,7 +126,8 @@ test: deps
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the man pages,
 # the systemd unit (its paths the install's), the logrotate file, the
-# documents and an example config; /etc/lb/lb.json only when there is none (a file in use is never
+# documents (and the dashboard's screenshot admin-api.md shows) and an
+# example config; /etc/lb/lb.json only when there is none (a file in use is never
 # overwritten). Needs the build: `make` first (or BUILD=build-asan...).
 PREFIX ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
@@ -129,7 +144,7 @@ install: $(BUILD)/lb
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' dist/lb.service.in \
 	    > $(DESTDIR)$(UNITDIR)/lb.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/lb.service
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/*.md docs/dashboard.png $(DESTDIR)$(DOCDIR)/
 	install -m 0644 dist/lb.json dist/lb.logrotate config/examples/*.json examples/lb@.service \
 	    $(DESTDIR)$(DOCDIR)/examples/
 	install -d $(DESTDIR)$(SYSCONFDIR)/logrotate.d

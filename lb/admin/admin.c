@@ -1,4 +1,5 @@
-/* admin: the JSON admin API and Prometheus /metrics on their own listener,
+/* admin: the JSON admin API, Prometheus /metrics and the dashboard page
+ * (GET /, lb/admin/dashboard.html built in) on their own listener,
  * served by lb/admin/admin_http.c on lb's one event loop. Access is decided on
  * the request head, before any body is read: with a token, the request
  * must carry it; without one, the client must be on loopback. Then routing
@@ -24,6 +25,7 @@
 #include "lb/admin/admin_http.h"
 #include "lb/admin/admin_internal.h"
 #include "lb/admin/admin_request.h"
+#include "lb/admin/dashboard.h"
 #include "lb/control.h"
 #include "lb/fleet.h"
 #include "lb/io/listen_socket.h"
@@ -39,6 +41,7 @@
 #define ADMIN_JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10))
 #define CONTENT_TYPE_JSON "application/json"
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
+#define CONTENT_TYPE_HTML "text/html; charset=utf-8"
 
 /* What a reload does to the admin listener, between its prepare and its
  * commit or abort. */
@@ -299,6 +302,32 @@ static void patch_write(struct admin_call *call, struct backend *b, const struct
 
 /* --- handlers --- */
 
+/* The dashboard: one static page (lb/admin/dashboard.h), public like
+ * /healthz since it holds no data; the API calls it makes carry the
+ * operator's token. Never cached, never sniffed as anything else, never
+ * framed, and its policy lets only its own inline script and style run. */
+static void handle_dashboard(struct admin_call *call, const struct admin_path *p)
+{
+    (void)p;
+    char extra[1400];
+    snprintf(extra, sizeof(extra),
+             "Cache-Control: no-store\r\n"
+             "X-Content-Type-Options: nosniff\r\n"
+             "X-Frame-Options: DENY\r\n"
+             "Referrer-Policy: no-referrer\r\n"
+             "Content-Security-Policy: %s\r\n",
+             dashboard_csp);
+    struct evbuffer *out = evbuffer_new();
+    if (!out || evbuffer_add_reference(out, dashboard_html, dashboard_html_len, NULL, NULL) < 0) {
+        if (out)
+            evbuffer_free(out);
+        reply_oom(call);
+        return;
+    }
+    call->extra = extra;
+    reply_send(call, 200, CONTENT_TYPE_HTML, out);
+}
+
 static void handle_healthz(struct admin_call *call, const struct admin_path *p)
 {
     (void)p;
@@ -409,10 +438,11 @@ static void handle_reload(struct admin_call *call, const struct admin_path *p)
 
 /* The handler of each route of lb/admin/admin_request.c. */
 static void (*const handlers[ADMIN_ROUTES])(struct admin_call *call, const struct admin_path *p) = {
-    [ADMIN_ROUTE_HEALTHZ] = handle_healthz, [ADMIN_ROUTE_METRICS] = handle_metrics,
-    [ADMIN_ROUTE_STATUS] = handle_status,   [ADMIN_ROUTE_LISTENERS] = handle_listeners,
-    [ADMIN_ROUTE_POOLS] = handle_pools,     [ADMIN_ROUTE_POOL] = handle_pool,
-    [ADMIN_ROUTE_BACKEND] = handle_backend, [ADMIN_ROUTE_RELOAD] = handle_reload,
+    [ADMIN_ROUTE_DASHBOARD] = handle_dashboard, [ADMIN_ROUTE_HEALTHZ] = handle_healthz,
+    [ADMIN_ROUTE_METRICS] = handle_metrics,     [ADMIN_ROUTE_STATUS] = handle_status,
+    [ADMIN_ROUTE_LISTENERS] = handle_listeners, [ADMIN_ROUTE_POOLS] = handle_pools,
+    [ADMIN_ROUTE_POOL] = handle_pool,           [ADMIN_ROUTE_BACKEND] = handle_backend,
+    [ADMIN_ROUTE_RELOAD] = handle_reload,
 };
 
 /* The head is in: access only (admin_http refuses a body over
@@ -439,7 +469,7 @@ static bool admin_on_head(void *arg, struct admin_conn *conn, const struct admin
 }
 
 /* The whole request is in: path, method, then the route's handler. Every
- * answer is JSON except /metrics. */
+ * answer is JSON except /metrics and the dashboard. */
 static void admin_on_request(void *arg, struct admin_conn *conn, const struct admin_request *req)
 {
     struct admin *a = arg;

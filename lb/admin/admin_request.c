@@ -190,6 +190,7 @@ int admin_head_parse(char *head, size_t len, struct admin_head *h, const char **
 /* --- the path and the route --- */
 
 static const struct admin_route routes[] = {
+    {{NULL}, true, ADMIN_GET, "GET", ADMIN_ROUTE_DASHBOARD},
     {{"healthz", NULL}, true, ADMIN_GET, "GET", ADMIN_ROUTE_HEALTHZ},
     {{"metrics", NULL}, false, ADMIN_GET, "GET", ADMIN_ROUTE_METRICS},
     {{"api", "v1", "status", NULL}, false, ADMIN_GET, "GET", ADMIN_ROUTE_STATUS},
@@ -246,6 +247,8 @@ int admin_path_parse(const char *uri, struct admin_path *p)
     if (!p->buf)
         return -1;
     char *s = p->buf;
+    if (*s == '\0')
+        return 0; /* "/": no segment */
     for (;;) {
         char *slash = strchr(s, '/');
         if (slash)

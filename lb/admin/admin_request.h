@@ -42,6 +42,7 @@ int admin_head_parse(char *head, size_t len, struct admin_head *h, const char **
 
 /* The API's routes (docs/admin-api.md). */
 enum admin_route_id {
+    ADMIN_ROUTE_DASHBOARD,
     ADMIN_ROUTE_HEALTHZ,
     ADMIN_ROUTE_METRICS,
     ADMIN_ROUTE_STATUS,
@@ -54,7 +55,8 @@ enum admin_route_id {
 };
 
 /* A request path split into percent-decoded segments ("/api/v1/pools/app"
- * is api, v1, pools, app); they point into buf (malloc'ed: free it). */
+ * is api, v1, pools, app; "/" is none); they point into buf (malloc'ed:
+ * free it). */
 struct admin_path {
     char *buf;
     char *seg[ADMIN_MAX_SEGMENTS];
@@ -70,10 +72,10 @@ struct admin_route {
 };
 
 /* Splits the request's path (before any '?' or '#') into decoded segments
- * ('%' and two hex digits is the byte; any other '%' stays). 0, or -1 when
- * no route can match it (not "/...", an empty segment, more than
- * ADMIN_MAX_SEGMENTS, a NUL decoded) or memory ran out; p->buf is then
- * NULL. */
+ * ('%' and two hex digits is the byte; any other '%' stays); "/" alone has
+ * none (p->n is 0). 0, or -1 when no route can match it (not "/...", an
+ * empty segment, more than ADMIN_MAX_SEGMENTS, a NUL decoded) or memory ran
+ * out; p->buf is then NULL. */
 int admin_path_parse(const char *uri, struct admin_path *p);
 
 /* The route whose pattern p matches, NULL for none. */

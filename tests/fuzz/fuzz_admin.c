@@ -9,7 +9,8 @@
  * Checked, trapping otherwise: a refusal is a documented status with a
  * reason; a parsed head's strings lie in the head, its method is a known
  * bit and at most ADMIN_METHOD_MAX long; a path has 1..ADMIN_MAX_SEGMENTS
- * non-empty segments and a route matches as many as its pattern has; a
+ * non-empty segments ("/" alone none) and a route matches as many as its
+ * pattern has; a
  * PATCH body is accepted with something to change, or refused with 400 or
  * 415 and a message of printable ASCII (it goes into a JSON answer, which
  * must stay valid UTF-8 whatever the client sent). */
@@ -34,7 +35,9 @@ static void check_path(const char *target)
             __builtin_trap();
         return;
     }
-    if (!p.buf || p.n == 0 || p.n > ADMIN_MAX_SEGMENTS)
+    /* No segment only for "/" (with or without a query). */
+    if (!p.buf || p.n > ADMIN_MAX_SEGMENTS ||
+        (p.n == 0 && (target[0] != '/' || (target[1] && !strchr("?#", target[1])))))
         __builtin_trap();
     for (size_t i = 0; i < p.n; i++)
         if (!p.seg[i] || !*p.seg[i])

@@ -270,7 +270,8 @@ START_TEST(error_statuses)
 
     /* 404 */
     assert_error(harness_call(a, "GET", "/nope", NULL, NULL), 404, "no such path");
-    assert_error(harness_call(a, "GET", "/", NULL, NULL), 404, "no such path");
+    assert_error(harness_call(a, "GET", "//", NULL, NULL), 404, "no such path");
+    assert_error(harness_call(a, "GET", "/index.html", NULL, NULL), 404, "no such path");
     assert_error(harness_call(a, "GET", "/api/v1/pools/", NULL, NULL), 404, "no such path");
     assert_error(harness_call(a, "GET", "/api/v1/pools/app/backends", NULL, NULL), 404,
                  "no such path");

@@ -71,13 +71,9 @@ START_TEST(install_files)
     expect_file(unit, 0644);
     expect_file(conf, 0644);
     expect_file(harness_strf("%s/etc/logrotate.d/lb", root), 0644);
-    static const char *const docs[] = {"README.md",
-                                       "config.md",
-                                       "admin-api.md",
-                                       "fleet.md",
-                                       "examples/lb.json",
-                                       "examples/lb@.service",
-                                       "examples/lb.logrotate"};
+    static const char *const docs[] = {
+        "README.md",     "config.md",        "admin-api.md",         "fleet.md",
+        "dashboard.png", "examples/lb.json", "examples/lb@.service", "examples/lb.logrotate"};
     for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
         expect_file(harness_strf("%s/usr/share/doc/lb/%s", root, docs[i]), 0644);
 

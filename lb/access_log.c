@@ -2,6 +2,7 @@
  * lb/access_log.h). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "lb/access_log.h"
+#include "lb/io/fds.h"
 #include "lb/log.h"
 
 /* What a writer reads at once; it writes the whole lines of it. */
@@ -49,12 +51,20 @@ static void writer_report(const char *path, int e, unsigned long long lost, time
     }
 }
 
-/* Writes every byte of p, or counts the lines of what failed as lost. */
-static void writer_put(int out, const char *p, size_t n, const char *path, unsigned long long *lost,
-                       int *error, time_t *reported)
+/* Writes every byte of p, or counts the lines of what failed as lost. To
+ * a FIFO, pieces of whole lines of at most PIPE_BUF bytes, which the
+ * kernel writes whole: they never mix with another writer's (a binary
+ * upgrade's two lb processes). */
+static void writer_put(int out, const char *p, size_t n, bool fifo, const char *path,
+                       unsigned long long *lost, int *error, time_t *reported)
 {
     while (n > 0) {
-        ssize_t w = write(out, p, n);
+        size_t piece = n;
+        if (fifo && piece > PIPE_BUF) {
+            const char *nl = memrchr(p, '\n', PIPE_BUF);
+            piece = nl ? (size_t)(nl + 1 - p) : PIPE_BUF;
+        }
+        ssize_t w = write(out, p, piece);
         if (w > 0) {
             p += w;
             n -= (size_t)w;
@@ -89,12 +99,10 @@ static void __attribute__((noreturn)) writer_main(int in, int out, const char *p
     signal(SIGCHLD, SIG_DFL);
     /* Only in, out and 0-2 stay open: not lb's sockets, not the pipe of an
      * older writer (which must see its end when lb closes it). */
-    int lo = in < out ? in : out, hi = in < out ? out : in;
-    if (lo > 3)
-        close_range(3, (unsigned)lo - 1, 0);
-    if (hi > lo + 1)
-        close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
-    close_range((unsigned)hi + 1, ~0U, 0);
+    const int keep[] = {in, out};
+    fds_close_others(keep, 2);
+    struct stat st;
+    bool fifo = fstat(out, &st) == 0 && S_ISFIFO(st.st_mode);
     for (;;) {
         ssize_t n = read(in, buf + have, sizeof(buf) - have);
         if (n < 0 && errno == EINTR)
@@ -106,11 +114,11 @@ static void __attribute__((noreturn)) writer_main(int in, int out, const char *p
         size_t whole = nl ? (size_t)(nl + 1 - buf) : have == sizeof(buf) ? have : 0;
         if (whole == 0)
             continue;
-        writer_put(out, buf, whole, path, &lost, &error, &reported);
+        writer_put(out, buf, whole, fifo, path, &lost, &error, &reported);
         memmove(buf, buf + whole, have - whole);
         have -= whole;
     }
-    writer_put(out, buf, have, path, &lost, &error, &reported);
+    writer_put(out, buf, have, fifo, path, &lost, &error, &reported);
     if (lost > 0) /* the last count, however recent the one before */
         writer_report(path, error, lost, &reported, true);
     _exit(0);
@@ -135,7 +143,8 @@ static int open_file(const char *path, char *err, size_t errlen)
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0640);
 
     if (fd < 0) {
-        snprintf(err, errlen, "access log %s: cannot open: %s", path, strerror(errno));
+        snprintf(err, errlen, "access log %s: cannot open: %s%s", path, strerror(errno),
+                 errno == ENXIO ? " (a FIFO that nothing reads)" : "");
         return -1;
     }
     if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode) || S_ISSOCK(st.st_mode)) {

@@ -113,7 +113,7 @@ struct http_state {
     uint64_t req_from_client, req_to_client; /* bytes, this request */
     unsigned requests;                       /* on this connection */
     char method[24];
-    char path[HTTP_LOG_PATH_MAX * 4 + 4]; /* escaped */
+    char path[HTTP_LOG_PATH_MAX + 2]; /* as sent, cut after HTTP_LOG_PATH_MAX + 1 bytes */
     /* A read's http_step(), run after the other events that are ready in
      * this turn of the loop (step_later()). */
     struct event step_ev;
@@ -430,7 +430,7 @@ static void http_log_request(struct session *s)
         LOG_STR("pool", pool ? pool->name : NULL),
         LOG_STR("backend", b ? b->id : NULL),
         LOG_STR("method", h->method[0] ? h->method : NULL),
-        LOG_QUOTED("path", h->path[0] ? h->path : NULL),
+        LOG_TEXT("path", h->path[0] ? h->path : NULL, HTTP_LOG_PATH_MAX),
         LOG_NUM("status", status),
         LOG_NUM("bytes_from_client", h->req_from_client),
         LOG_NUM("bytes_to_client", h->req_to_client),
@@ -577,17 +577,16 @@ static void http_answer(struct session *s, int status, const char *why)
         http_step(s);
 }
 
-/* Copies the request's method and (escaped, cut) target for the log. */
+/* Copies the request's method and (cut) target for the log, which escapes
+ * it for its format. */
 static void http_note_request(struct http_state *h, const char *buf, const struct http_head *r)
 {
     uint32_t mlen = r->method.len < sizeof(h->method) - 1 ? r->method.len : sizeof(h->method) - 1;
     memcpy(h->method, buf + r->method.off, mlen);
     h->method[mlen] = '\0';
-    char raw[HTTP_LOG_PATH_MAX + 2];
     uint32_t tlen = r->target.len <= HTTP_LOG_PATH_MAX ? r->target.len : HTTP_LOG_PATH_MAX + 1;
-    memcpy(raw, buf + r->target.off, tlen);
-    raw[tlen] = '\0';
-    config_text_escape(h->path, sizeof(h->path), raw, HTTP_LOG_PATH_MAX);
+    memcpy(h->path, buf + r->target.off, tlen);
+    h->path[tlen] = '\0';
 }
 
 static bool method_idempotent(const char *m)

@@ -384,9 +384,8 @@ void listener_close(struct listener *l)
 void listener_hand_off(struct listener *l)
 {
     drain_old_queue(l);
-    drain_end(l);
     l->handed_off = true;
-    listener_refresh(l);
+    listener_close(l);
 }
 
 void listener_resume(struct listener *l)

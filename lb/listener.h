@@ -148,9 +148,9 @@ void listener_drain(struct listener *l, struct listener *into);
 bool listener_leave(struct listener *l, unsigned ms);
 void listener_close(struct listener *l);
 /* A binary upgrade: the new process serves l's socket now. l never accepts
- * again, but its socket stays open until listener_destroy(): closing it
- * here could leave the loop watching a socket that lives on in the other
- * process. A moved listener's old socket still drains, then closes. */
+ * again and closes its copy (after the loop's next turn, as any
+ * acceptor's: the socket lives on in the other process). A moved
+ * listener's old socket still drains, then closes. */
 void listener_hand_off(struct listener *l);
 /* Enables or disables accepting as the listener's state says. */
 void listener_refresh(struct listener *l);

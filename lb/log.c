@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -136,10 +137,38 @@ static void line_str(struct log_line *l, const char *s)
     line_raw(l, s, strlen(s));
 }
 
-/* A JSON string: s between quotes, escaped so that any byte gives valid
- * JSON in ASCII (a byte over 0x7e is \u00XX). Cut when the line is full;
- * its closing quote always fits. */
-static void line_json_str(struct log_line *l, const char *s)
+/* The length of the valid UTF-8 sequence at c (2 to 4 bytes: no overlong
+ * form, no surrogate, nothing past U+10FFFF), 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *c)
+{
+    unsigned char b = c[0], lo = 0x80, hi = 0xbf;
+    size_t n;
+    if (b >= 0xc2 && b <= 0xdf) {
+        n = 2;
+    } else if (b >= 0xe0 && b <= 0xef) {
+        n = 3;
+        lo = b == 0xe0 ? 0xa0 : 0x80;
+        hi = b == 0xed ? 0x9f : 0xbf;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+        n = 4;
+        lo = b == 0xf0 ? 0x90 : 0x80;
+        hi = b == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        return 0;
+    }
+    if (c[1] < lo || c[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (c[i] < 0x80 || c[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+/* A JSON string: at most max bytes of s (then "..."), between quotes,
+ * escaped so that any input gives valid JSON: valid UTF-8 as it is, any
+ * other byte over 0x7e and every control byte \u00XX. Cut when the line
+ * is full; its closing quote always fits. */
+static void line_json_str(struct log_line *l, const char *s, size_t max)
 {
     static const char hex[] = "0123456789abcdef";
 
@@ -149,9 +178,19 @@ static void line_json_str(struct log_line *l, const char *s)
     }
     l->p[l->n++] = '"';
     l->cap--; /* the closing quote's room */
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+    const unsigned char *c = (const unsigned char *)s, *end = c;
+    while (*end && (size_t)(end - c) < max)
+        end++;
+    for (; c < end; c++) {
         char esc[6];
-        size_t k = 0;
+        size_t k = 0, u = *c > 0x7e ? utf8_seq(c) : 0;
+        if (u > 0 && c + u <= end) {
+            line_raw(l, (const char *)c, u);
+            c += u - 1;
+            if (l->full)
+                break;
+            continue;
+        }
         if (*c == '"' || *c == '\\') {
             esc[k++] = '\\';
             esc[k++] = (char)*c;
@@ -170,6 +209,8 @@ static void line_json_str(struct log_line *l, const char *s)
         if (l->full)
             break;
     }
+    if (*end && !l->full)
+        line_raw(l, "...", 3);
     l->cap++;
     l->p[l->n++] = '"';
 }
@@ -220,7 +261,7 @@ static size_t log_vformat(char *buf, enum lb_log_level level, const char *fmt, v
         text[0] = '\0';
     if (log_format_kind == LB_LOG_JSON) {
         line_str(&l, ",\"msg\":");
-        line_json_str(&l, text);
+        line_json_str(&l, text, SIZE_MAX);
     } else {
         size_t len = strlen(text);
         if (len > l.cap - l.n)
@@ -245,20 +286,22 @@ static size_t log_event_format(char *buf, enum lb_log_level level, const char *e
                                const struct log_field *f, size_t n)
 {
     struct log_line l;
-    char num[24];
+    char num[24], text[LOG_LINE_MAX];
 
     line_start(&l, buf, level);
     if (log_format_kind == LB_LOG_JSON) {
         line_str(&l, ",\"event\":");
-        line_json_str(&l, event);
+        line_json_str(&l, event, SIZE_MAX);
     } else {
         line_str(&l, event);
     }
     for (size_t i = 0; i < n && !l.full; i++) {
-        bool is_num = f[i].kind == LOG_FIELD_NUM;
+        size_t start = l.n;
+        bool is_num = f[i].kind == LOG_FIELD_NUM, is_text = f[i].kind == LOG_FIELD_TEXT;
         if (is_num)
             snprintf(num, sizeof(num), "%llu", f[i].num);
         const char *v = is_num ? num : f[i].str ? f[i].str : "-";
+        size_t max = is_text && f[i].str ? (size_t)f[i].num : SIZE_MAX;
         if (log_format_kind == LB_LOG_JSON) {
             line_str(&l, ",\"");
             line_str(&l, f[i].key);
@@ -266,16 +309,21 @@ static size_t log_event_format(char *buf, enum lb_log_level level, const char *e
             if (is_num)
                 line_str(&l, v);
             else
-                line_json_str(&l, v);
+                line_json_str(&l, v, max);
         } else {
-            bool q = f[i].kind == LOG_FIELD_QUOTED;
+            bool q = f[i].kind == LOG_FIELD_QUOTED || is_text;
             line_str(&l, " ");
             line_str(&l, f[i].key);
             line_str(&l, q ? "=\"" : "=");
-            line_str(&l, v);
+            if (is_text && f[i].str)
+                line_str(&l, config_text_escape(text, sizeof(text), v, max));
+            else
+                line_str(&l, v);
             if (q)
                 line_str(&l, "\"");
         }
+        if (l.full)
+            l.n = start; /* what did not fit goes whole: the line stays valid */
     }
     return line_end(&l);
 }

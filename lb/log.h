@@ -74,15 +74,18 @@ void log_msg(enum lb_log_level level, const char *fmt, ...) __attribute__((forma
 size_t log_format_line(char *buf, enum lb_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* A field of an access line: "key=value", key="value" (QUOTED: value is
- * text the caller escaped, config_text_escape()), or a number; in JSON a
- * string, or a number. str NULL is "-". */
-enum log_field_kind { LOG_FIELD_STR, LOG_FIELD_QUOTED, LOG_FIELD_NUM };
+/* A field of an access line. In text: key=value (STR: a name lb knows to
+ * be safe), key="value" (QUOTED: lb's own words; TEXT: what a client
+ * sent, escaped as config_text_escape() does, cut after max bytes with
+ * "..."), or a number. In JSON: a string (TEXT escaped for JSON, valid
+ * UTF-8 kept, any other byte \u00XX, cut the same way), or a number. str
+ * NULL is "-". */
+enum log_field_kind { LOG_FIELD_STR, LOG_FIELD_QUOTED, LOG_FIELD_TEXT, LOG_FIELD_NUM };
 struct log_field {
     const char *key;
     enum log_field_kind kind;
     const char *str;
-    unsigned long long num;
+    unsigned long long num; /* TEXT: the most bytes of str shown */
 };
 #define LOG_STR(k, v)                                                                              \
     {                                                                                              \
@@ -92,13 +95,19 @@ struct log_field {
     {                                                                                              \
         (k), LOG_FIELD_QUOTED, (v), 0                                                              \
     }
+#define LOG_TEXT(k, v, max)                                                                        \
+    {                                                                                              \
+        (k), LOG_FIELD_TEXT, (v), (max)                                                            \
+    }
 #define LOG_NUM(k, v)                                                                              \
     {                                                                                              \
         (k), LOG_FIELD_NUM, NULL, (unsigned long long)(v)                                          \
     }
 
 /* An access line: event ("session end", "request") and its n fields, to
- * the access log when one is open, else stderr. */
+ * the access log when one is open, else stderr. A field that does not fit
+ * in LOG_LINE_MAX is left out with the ones after it: the line stays
+ * whole (valid JSON). */
 void log_access(enum lb_log_level level, const char *event, const struct log_field *f, size_t n);
 
 /* True at most once a second per *last (a static of the caller's): for a

@@ -70,6 +70,7 @@ static void on_stop_signal(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct signal_ctx *ctx = arg;
+    upgrade_abort(); /* a new process must not serve beside a stopped lb */
     runtime_stop(ctx->rt, ctx->signo == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
@@ -104,13 +105,13 @@ static void on_reopen_signal(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The new binary serves the sockets: this process stops accepting. */
-static void on_upgraded(void *arg, pid_t pid)
+static void on_upgraded(void *arg, pid_t pid, const int *unused, size_t n)
 {
     struct upgrade_ctx *u = arg;
     char why[64];
     snprintf(why, sizeof(why), "binary upgrade to pid %ld", (long)pid);
     admin_hand_off(u->admin);
-    runtime_hand_off(u->rt, why);
+    runtime_hand_off(u->rt, why, unused, n);
 }
 
 /* SIGUSR2: a binary upgrade. */
@@ -139,7 +140,10 @@ static void on_upgrade_signal(evutil_socket_t fd, short what, void *arg)
             fds[n++] = listener_fd(u->rt->listeners[i]);
     if (admin_listen_fd(u->admin) >= 0)
         fds[n++] = admin_listen_fd(u->admin);
-    if (upgrade_start(u->rt->base, fds, n, on_upgraded, u, err, sizeof(err)) < 0)
+    /* A new process whose start waits for etcd gets that long more. */
+    const struct lb_fleet_conf *fc = &u->rt->cfg->fleet;
+    unsigned wait_ms = UPGRADE_READY_MS + (fc->enabled ? fc->start_timeout_ms : 0);
+    if (upgrade_start(u->rt->base, fds, n, wait_ms, on_upgraded, u, err, sizeof(err)) < 0)
         log_error("SIGUSR2: binary upgrade: %s; this process keeps serving", err);
     free(fds);
 }
@@ -183,7 +187,10 @@ static int run(struct lb_config *cfg)
     /* The changelist makes the watch changes of one loop turn one
      * epoll_ctl per descriptor at the next wait (docs/architecture.md):
      * about three calls fewer per proxied connection. libevent warns
-     * against it for descriptors shared through dup(); lb registers none. */
+     * against it for descriptors shared through dup(): lb's only shared
+     * ones are the listening sockets a binary upgrade hands over, and
+     * acceptor_free() closes those only after the queued EPOLL_CTL_DEL
+     * ran (lb/io/acceptor.c). */
     struct event_config *ecfg = event_config_new();
     if (ecfg)
         event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
@@ -261,7 +268,13 @@ static int run(struct lb_config *cfg)
     runtime_status_line(&rt, status, sizeof(status));
     uctx.admin = admin;
     if (upgrade_fd >= 0) {
-        upgrade_ready(); /* the old process stops accepting */
+        if (upgrade_ready(err, sizeof(err)) < 0) { /* the old process stops accepting */
+            log_error("%s", err);
+            reload_set_hook(&rt, NULL);
+            admin_stop(admin);
+            runtime_free(&rt);
+            goto out;
+        }
         notify_ready_main(status);
     } else {
         notify_ready(status); /* systemd: the listeners are bound */
@@ -279,7 +292,7 @@ out:
             event_free(evs[i]);
     notify_close();
     upgrade_free();
-    listen_socket_inherit_end(); /* after a failed start, what it did not take */
+    listen_socket_inherit_end(NULL, 0); /* after a failed start, what it did not take */
     log_detach();
     event_base_free(base);
     libevent_global_shutdown();

@@ -504,6 +504,13 @@ void runtime_status_line(const struct runtime *rt, char *buf, size_t cap)
  * nothing, as the new process is its main one now). */
 static void runtime_wind_down(struct runtime *rt, const char *why, bool handed_off)
 {
+    if (rt->stopping && rt->handed_off && !handed_off && !rt->stop_asked) {
+        rt->stop_asked = true;
+        log_info("%s: already stopping after a binary upgrade: %llu open sessions go on (a "
+                 "second one closes them now)",
+                 why, (unsigned long long)rt->active);
+        return;
+    }
     if (rt->stopping) {
         log_info("%s again: closing %llu open sessions now", why, (unsigned long long)rt->active);
         runtime_close_all(rt);
@@ -519,12 +526,8 @@ static void runtime_wind_down(struct runtime *rt, const char *why, bool handed_o
     }
     reload_cancel(rt);
     unsigned ms = rt->cfg->shutdown_grace_ms;
-    for (size_t i = 0; i < rt->nlisteners; i++) {
-        if (handed_off)
-            listener_hand_off(rt->listeners[i]);
-        else
-            rt->leaving += listener_leave(rt->listeners[i], ms);
-    }
+    for (size_t i = 0; i < rt->nlisteners && !handed_off; i++)
+        rt->leaving += listener_leave(rt->listeners[i], ms);
     http_reuse_flush_all(rt);
     session_stop_idle(rt); /* keep-alive clients between requests go now */
     if (rt->active == 0 && rt->leaving == 0) {
@@ -552,9 +555,22 @@ void runtime_stop(struct runtime *rt, const char *why)
     runtime_wind_down(rt, why, false);
 }
 
-void runtime_hand_off(struct runtime *rt, const char *why)
+void runtime_hand_off(struct runtime *rt, const char *why, const int *unused, size_t n)
 {
-    runtime_wind_down(rt, why, true);
+    for (size_t i = 0; i < rt->nlisteners; i++) {
+        struct listener *l = rt->listeners[i];
+        int fd = listener_fd(l);
+        bool gone = false;
+        for (size_t k = 0; k < n && fd >= 0; k++)
+            gone |= unused[k] == fd;
+        if (gone) /* nobody will accept on it: serve what it queued, then close */
+            listener_drain(l, l);
+        else
+            listener_hand_off(l);
+    }
+    rt->handed_off = true;
+    if (!rt->stopping)
+        runtime_wind_down(rt, why, true);
 }
 
 /* Descriptors lb keeps for itself whatever the config: stdio, the event

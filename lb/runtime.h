@@ -103,6 +103,8 @@ struct runtime {
     bool conn_full;
     uint64_t conn_full_count; /* times the global limit paused accepting */
     bool stopping;
+    bool handed_off;  /* a binary upgrade's new process serves the sockets */
+    bool stop_asked;  /* handed off, then SIGTERM/SIGINT: the next one closes the sessions */
     unsigned leaving; /* stopping: reuse_port listeners still draining (listener_leave) */
     struct event *grace_timer;
 
@@ -128,10 +130,12 @@ void runtime_ready(struct runtime *rt);
  * closes what is left and leaves the event loop. */
 void runtime_stop(struct runtime *rt, const char *why);
 /* The same for a binary upgrade whose new process now serves the sockets
- * (lb/upgrade.c): no listener accepts again, but the sockets stay open
- * (closing them is the other process's business), and no STOPPING=1 goes
- * to systemd. A second runtime_stop() closes what is left at once. */
-void runtime_hand_off(struct runtime *rt, const char *why);
+ * (lb/upgrade.c): every listener closes its copy of its socket (the new
+ * process has it), except the n unused ones the new config has no
+ * listener for, which first accept what their queue holds; no STOPPING=1
+ * goes to systemd (the new process is the service now). The first
+ * runtime_stop() after it only says so; the second closes the sessions. */
+void runtime_hand_off(struct runtime *rt, const char *why, const int *unused, size_t n);
 /* "generation 3: 2 listeners, 4 pools, 12 open sessions": the one-line
  * summary systemd shows (STATUS=, lb/notify.h). */
 void runtime_status_line(const struct runtime *rt, char *buf, size_t cap);

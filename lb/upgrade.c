@@ -3,7 +3,11 @@
  *   old -> new  "lb-upgrade 1 K more"  with K listening sockets attached
  *               (SCM_RIGHTS), as many messages as it takes, the last
  *               "lb-upgrade 1 K last";
- *   new -> old  "ready PID"            the new process serves.
+ *   new -> old  "ready PID I J ..."    the new process serves; I, J...: the
+ *                                      places (from 0, in the order sent)
+ *                                      of the sockets its config has no
+ *                                      listener for, which the old one
+ *                                      drains and closes.
  * The end of the socket before "ready" is a failed upgrade. */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +23,7 @@
 
 #include <event2/event.h>
 
+#include "lb/io/fds.h"
 #include "lb/io/listen_socket.h"
 #include "lb/log.h"
 #include "lb/upgrade.h"
@@ -27,6 +32,8 @@
 #define FDS_PER_MSG 200
 /* How long the new process waits for the old one's sockets. */
 #define RECEIVE_MS 5000
+/* The most sockets an upgrade hands over. */
+#define UPGRADE_FDS_MAX 4096
 
 static struct {
     char exe[PATH_MAX]; /* the binary, as /proc/self/exe said at start */
@@ -39,7 +46,10 @@ static struct {
     struct event *timer;
     upgrade_ready_fn *fn;
     void *arg;
+    int *fds; /* what was sent, in order */
+    size_t nfds;
     bool ready; /* "ready" came: we hand off */
+    unsigned timeout_ms;
     /* The new process's side. */
     int parent; /* --upgrade-fd; -1 */
 } up = {.sock = -1, .parent = -1};
@@ -71,6 +81,9 @@ void upgrade_init(int argc, char **argv)
 
 static void watch_end(void)
 {
+    free(up.fds);
+    up.fds = NULL;
+    up.nfds = 0;
     if (up.ev)
         event_free(up.ev);
     if (up.timer)
@@ -85,7 +98,7 @@ static void on_message(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     (void)arg;
-    char buf[64];
+    char buf[8192];
     ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
@@ -93,13 +106,25 @@ static void on_message(evutil_socket_t fd, short what, void *arg)
     if (n > 0) {
         buf[n] = '\0';
         long said = 0;
-        if (sscanf(buf, "ready %ld", &said) == 1 && said == (long)pid) {
-            watch_end();
+        int used = 0;
+        if (sscanf(buf, "ready %ld%n", &said, &used) == 1 && said == (long)pid) {
+            /* The sockets it has no listener for. */
+            int *unused = calloc(up.nfds + 1, sizeof(int));
+            size_t nunused = 0;
+            for (char *p = buf + used, *end; unused && *p; p = end) {
+                unsigned long i = strtoul(p, &end, 10);
+                if (end == p)
+                    break;
+                if (i < up.nfds)
+                    unused[nunused++] = up.fds[i];
+            }
             up.ready = true;
             log_info("binary upgrade: the new process (pid %ld) serves the listening sockets; "
                      "this one accepts no more and stops once its sessions end",
                      (long)pid);
-            up.fn(up.arg, pid);
+            up.fn(up.arg, pid, unused, nunused); /* before watch_end frees what they name */
+            free(unused);
+            watch_end();
             return;
         }
         log_error("binary upgrade: the new process (pid %ld) said something else than ready; "
@@ -117,9 +142,9 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    log_error("binary upgrade: the new process (pid %ld) was not ready within %d ms; stopping "
+    log_error("binary upgrade: the new process (pid %ld) was not ready within %u ms; stopping "
               "it, this one keeps serving",
-              (long)up.pid, UPGRADE_READY_MS);
+              (long)up.pid, up.timeout_ms);
     kill(up.pid, SIGTERM);
     watch_end();
 }
@@ -160,12 +185,12 @@ static int send_fds(int sock, const int *fds, size_t n)
     return 0;
 }
 
-int upgrade_start(struct event_base *base, const int *fds, size_t n, upgrade_ready_fn *fn,
-                  void *arg, char *err, size_t errlen)
+int upgrade_start(struct event_base *base, const int *fds, size_t n, unsigned timeout_ms,
+                  upgrade_ready_fn *fn, void *arg, char *err, size_t errlen)
 {
     int sv[2];
     char fdarg[32];
-
+    sigset_t all, was;
     if (up.ready) {
         snprintf(err, errlen, "this process handed its sockets to pid %ld already", (long)up.pid);
         return -1;
@@ -179,19 +204,37 @@ int upgrade_start(struct event_base *base, const int *fds, size_t n, upgrade_rea
         snprintf(err, errlen, "the path of lb's binary is unknown");
         return -1;
     }
+    if (n > UPGRADE_FDS_MAX) {
+        snprintf(err, errlen, "%zu listening sockets, more than the %d an upgrade hands over", n,
+                 UPGRADE_FDS_MAX);
+        return -1;
+    }
+    int *copy = malloc((n + 1) * sizeof(int));
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    memcpy(copy, fds, n * sizeof(int));
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         snprintf(err, errlen, "socketpair: %s", strerror(errno));
+        free(copy);
         return -1;
     }
     snprintf(fdarg, sizeof(fdarg), "--upgrade-fd=%d", sv[1]);
     up.argv[up.argc] = fdarg;
     up.argv[up.argc + 1] = NULL;
+    /* Signals wait until the child dropped libevent's handlers, which
+     * would write into this process's signal socket. */
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &was);
     pid_t pid = fork();
     if (pid == 0) {
+        static const int caught[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD};
+        for (size_t i = 0; i < sizeof(caught) / sizeof(caught[0]); i++)
+            signal(caught[i], SIG_DFL);
         /* Only the pair's end crosses the exec: every other descriptor is
          * close-on-exec (lb opens them so; this makes sure). */
-        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-        fcntl(sv[1], F_SETFD, 0);
+        fds_cloexec_others(sv[1]);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -205,10 +248,12 @@ int upgrade_start(struct event_base *base, const int *fds, size_t n, upgrade_rea
         _exit(127);
     }
     int e = errno;
+    sigprocmask(SIG_SETMASK, &was, NULL);
     up.argv[up.argc] = NULL;
     close(sv[1]);
     if (pid < 0) {
         close(sv[0]);
+        free(copy);
         snprintf(err, errlen, "fork: %s", strerror(e));
         return -1;
     }
@@ -216,14 +261,25 @@ int upgrade_start(struct event_base *base, const int *fds, size_t n, upgrade_rea
     up.sock = sv[0];
     up.fn = fn;
     up.arg = arg;
+    up.fds = copy;
+    up.nfds = n;
+    log_info("binary upgrade: started %s (pid %ld) with %zu listening socket%s", up.exe, (long)pid,
+             n, n == 1 ? "" : "s");
     if (send_fds(sv[0], fds, n) < 0) {
+        if (errno == EPIPE || errno == ECONNRESET) {
+            /* It ended before it took them: its status is logged when it
+             * is reaped. */
+            watch_end();
+            return 0;
+        }
         snprintf(err, errlen, "cannot send the sockets to the new process (pid %ld): %s", (long)pid,
                  strerror(errno));
         kill(pid, SIGTERM);
         watch_end();
         return -1;
     }
-    struct timeval tv = {UPGRADE_READY_MS / 1000, 0};
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    up.timeout_ms = timeout_ms;
     up.ev = event_new(base, sv[0], EV_READ | EV_PERSIST, on_message, NULL);
     up.timer = evtimer_new(base, on_timeout, NULL);
     if (!up.ev || !up.timer || event_add(up.ev, NULL) < 0 || evtimer_add(up.timer, &tv) < 0) {
@@ -232,9 +288,18 @@ int upgrade_start(struct event_base *base, const int *fds, size_t n, upgrade_rea
         watch_end();
         return -1;
     }
-    log_info("binary upgrade: started %s (pid %ld) with %zu listening sockets", up.exe, (long)pid,
-             n);
     return 0;
+}
+
+bool upgrade_abort(void)
+{
+    if (up.sock < 0 || up.ready)
+        return false;
+    log_warn("binary upgrade: abandoned, as lb stops; the new process (pid %ld) is stopped",
+             (long)up.pid);
+    kill(up.pid, SIGTERM);
+    watch_end();
+    return true;
 }
 
 bool upgrade_reaped(pid_t pid, int status)
@@ -243,8 +308,13 @@ bool upgrade_reaped(pid_t pid, int status)
         return false;
     if (up.ready) {
         /* It served, then ended while this process still drains. */
-        log_warn("binary upgrade: the new process (pid %ld) has exited (status %d)", (long)pid,
-                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        if (WIFSIGNALED(status))
+            log_warn("binary upgrade: the new process (pid %ld) was killed by signal %d", (long)pid,
+                     WTERMSIG(status));
+        else
+            log_warn("binary upgrade: the new process (pid %ld) has exited with status %d",
+                     (long)pid, WEXITSTATUS(status));
+        up.pid = 0;
         return true;
     }
     watch_end();
@@ -275,7 +345,7 @@ void upgrade_free(void)
 int upgrade_receive(int fd, char *err, size_t errlen)
 {
     long deadline_left = RECEIVE_MS;
-    size_t got = 0, refused = 0;
+    size_t got = 0, refused = 0, index = 0;
 
     up.parent = fd;
     fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -315,7 +385,7 @@ int upgrade_receive(int fd, char *err, size_t errlen)
             for (size_t i = 0; i < k; i++) {
                 int s;
                 memcpy(&s, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-                if (listen_socket_inherit(s) == 0)
+                if (listen_socket_inherit(s, index++) == 0)
                     got++;
                 else
                     refused++;
@@ -327,7 +397,7 @@ int upgrade_receive(int fd, char *err, size_t errlen)
             snprintf(err, errlen,
                      "binary upgrade: a message from the old process is not one of "
                      "this version's");
-            listen_socket_inherit_end();
+            listen_socket_inherit_end(NULL, 0);
             return -1;
         }
         if (strcmp(more, "last") == 0)
@@ -337,23 +407,35 @@ int upgrade_receive(int fd, char *err, size_t errlen)
         log_warn("binary upgrade: %zu descriptors from the old process are not listening TCP "
                  "sockets; closed",
                  refused);
-    log_info("binary upgrade: %zu listening sockets from the old process", got);
+    log_info("binary upgrade: %zu listening socket%s from the old process", got,
+             got == 1 ? "" : "s");
     return 0;
 }
 
-void upgrade_ready(void)
+int upgrade_ready(char *err, size_t errlen)
 {
     if (up.parent < 0)
-        return;
-    size_t unused = listen_socket_inherit_end();
-    if (unused)
-        log_info("binary upgrade: %zu sockets of the old process are not in this config; they "
-                 "close when it stops",
-                 unused);
-    char text[32];
-    int len = snprintf(text, sizeof(text), "ready %ld", (long)getpid());
-    if (send(up.parent, text, (size_t)len, MSG_NOSIGNAL) < 0)
-        log_warn("binary upgrade: cannot tell the old process it may stop: %s", strerror(errno));
+        return 0;
+    size_t unused[UPGRADE_FDS_MAX];
+    size_t n = listen_socket_inherit_end(unused, UPGRADE_FDS_MAX);
+    if (n)
+        log_info("binary upgrade: %zu socket%s of the old process %s no listener in this config: "
+                 "it drains and closes %s",
+                 n, n == 1 ? "" : "s", n == 1 ? "has" : "have", n == 1 ? "it" : "them");
+    char text[8192];
+    size_t len = (size_t)snprintf(text, sizeof(text), "ready %ld", (long)getpid());
+    for (size_t i = 0; i < n && i < UPGRADE_FDS_MAX && len + 12 < sizeof(text); i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, " %zu", unused[i]);
+    ssize_t w = send(up.parent, text, len, MSG_NOSIGNAL);
+    int e = errno;
     close(up.parent);
     up.parent = -1;
+    if (w < 0) {
+        /* The old process stopped (or died) meanwhile: serving beside
+         * whatever replaced it would be worse than not serving. */
+        snprintf(err, errlen, "binary upgrade: the old process is gone (%s); not taking over",
+                 strerror(e));
+        return -1;
+    }
+    return 0;
 }

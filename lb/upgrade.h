@@ -26,21 +26,29 @@
 
 struct event_base;
 
-/* How long the old process waits for the new one's "ready". */
+/* How long the old process waits for the new one's "ready", at least
+ * (plus the fleet's start_timeout_ms when it has one). */
 #define UPGRADE_READY_MS 60000
 
 /* At start: the binary's path (argv[0] made absolute, or /proc/self/exe
  * when it has no slash) and the arguments a new process gets. */
 void upgrade_init(int argc, char **argv);
 
-/* Called in the old process once the new one serves: stop accepting. */
-typedef void upgrade_ready_fn(void *arg, pid_t pid);
+/* Called in the old process once the new one serves: stop accepting.
+ * unused: the n of the sockets sent that the new config has no listener
+ * for (drain and close them: nobody else will accept on them). */
+typedef void upgrade_ready_fn(void *arg, pid_t pid, const int *unused, size_t n);
 
 /* SIGUSR2: starts the new process and hands it the n listening sockets
- * fds. -1 with err when it cannot (an upgrade already under way, fork or
- * socketpair failed): nothing changed. */
-int upgrade_start(struct event_base *base, const int *fds, size_t n, upgrade_ready_fn *fn,
-                  void *arg, char *err, size_t errlen);
+ * fds; waits timeout_ms for its "ready". -1 with err when it cannot (an
+ * upgrade already under way, fork or socketpair failed): nothing
+ * changed. */
+int upgrade_start(struct event_base *base, const int *fds, size_t n, unsigned timeout_ms,
+                  upgrade_ready_fn *fn, void *arg, char *err, size_t errlen);
+/* lb stops (SIGTERM, SIGINT) while an upgrade waits for "ready": the new
+ * process is stopped and the upgrade abandoned, so it never serves beside
+ * a stopped lb. True when there was one. */
+bool upgrade_abort(void);
 /* SIGCHLD: true when pid was the new process; its exit before "ready" is
  * logged with its status. */
 bool upgrade_reaped(pid_t pid, int status);
@@ -52,7 +60,8 @@ void upgrade_free(void);
  * the old process sends nothing usable within a few seconds. */
 int upgrade_receive(int fd, char *err, size_t errlen);
 /* The new process serves: closes the sockets no listener took and says
- * "ready" to the old one. */
-void upgrade_ready(void);
+ * "ready" to the old one, naming them. -1 with err when the old process
+ * is gone: this one must not serve then (exit). 0 without an upgrade. */
+int upgrade_ready(char *err, size_t errlen);
 
 #endif

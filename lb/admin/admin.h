@@ -26,9 +26,8 @@ struct admin *admin_start(struct runtime *rt, char *err, size_t errlen);
 const struct reload_hook *admin_reload_hook(struct admin *a);
 /* The listening socket, -1 without one: what a binary upgrade hands over. */
 int admin_listen_fd(const struct admin *a);
-/* A binary upgrade's new process serves the socket now: no more accepts
- * here (it stays open until admin_stop(), so the old process never touches
- * the shared socket again); open admin connections go on. */
+/* A binary upgrade's new process serves the socket now: this one closes
+ * its copy and accepts no more; open admin connections go on. */
 void admin_hand_off(struct admin *a);
 /* Closes the listener and every admin connection and frees a (NULL: does
  * nothing). Not from inside an admin request. */

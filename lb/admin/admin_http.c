@@ -1077,8 +1077,7 @@ int admin_http_fd(const struct admin_server *srv)
 
 void admin_http_stop_accepting(struct admin_server *srv)
 {
-    if (srv->acc)
-        acceptor_enable(srv->acc, false);
+    server_close_listener(srv);
 }
 
 static void server_free_now(struct admin_server *srv)

@@ -93,8 +93,8 @@ bool admin_http_tls(const struct admin_server *srv);
 const struct admin_http_stats *admin_http_stats(const struct admin_server *srv);
 /* The listening socket served, -1 when none. */
 int admin_http_fd(const struct admin_server *srv);
-/* No more accepts, for good; the socket stays open (a binary upgrade's new
- * process serves it) and open connections go on. */
+/* No more accepts, for good: the listening socket closes (a binary
+ * upgrade's new process serves its copy); open connections go on. */
 void admin_http_stop_accepting(struct admin_server *srv);
 /* Closes the listening socket and every connection, and frees srv. Safe
  * from inside a handler: the connection being answered then gets its

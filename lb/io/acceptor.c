@@ -3,6 +3,7 @@
  * loop nothing and one out of descriptors wakes it once per pause, not on
  * every pass. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "lb/log.h"
 
 struct acceptor {
+    struct event_base *base;
     int fd;
     struct event *ev;     /* EV_READ | EV_PERSIST on fd, pending while watching */
     struct event *resume; /* ends a pause */
@@ -120,6 +122,7 @@ struct acceptor *acceptor_new(struct event_base *base, int fd, const struct acce
     struct acceptor *a = calloc(1, sizeof(*a));
     if (!a)
         goto fail;
+    a->base = base;
     a->fd = fd;
     a->conf = *conf;
     a->fn = fn;
@@ -141,6 +144,13 @@ fail:
     return NULL;
 }
 
+static void close_later(evutil_socket_t unused, short what, void *arg)
+{
+    (void)unused;
+    (void)what;
+    close((int)(intptr_t)arg);
+}
+
 void acceptor_free(struct acceptor *a)
 {
     if (!a)
@@ -151,7 +161,14 @@ void acceptor_free(struct acceptor *a)
         event_free(a->ev);
     if (a->resume)
         event_free(a->resume);
-    if (a->fd >= 0)
+    /* The socket may live on in another process (a binary upgrade sent or
+     * took it, lb/upgrade.h): closed now, before the loop's next wait
+     * applied the EPOLL_CTL_DEL that event_free() only queued (the
+     * changelist), it would stay in epoll's set, reported ready forever.
+     * So it closes once that wait ran. */
+    struct timeval now = {0, 0};
+    if (a->fd >= 0 && (!a->base || event_base_once(a->base, -1, EV_TIMEOUT, close_later,
+                                                   (void *)(intptr_t)a->fd, &now) < 0))
         close(a->fd);
     free(a->name);
     free(a);

@@ -40,7 +40,9 @@ struct acceptor_conf {
  * enabled. NULL on ENOMEM or when the loop cannot watch fd. */
 struct acceptor *acceptor_new(struct event_base *base, int fd, const struct acceptor_conf *conf,
                               acceptor_fn *fn, void *arg);
-/* Closes the socket and frees a; NULL does nothing. */
+/* Frees a; its socket closes after the loop's next turn (it may be shared
+ * with another process, and epoll must drop it first). NULL does
+ * nothing. */
 void acceptor_free(struct acceptor *a);
 int acceptor_fd(const struct acceptor *a);
 /* Clients go to fn(arg) from now on (a socket handed to another owner). */

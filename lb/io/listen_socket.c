@@ -18,13 +18,15 @@
 #define TCP_FLAG_SYN 0x02
 
 /* Sockets a binary upgrade handed over, until a listener takes each. */
-static struct inherited {
+struct inherited {
     int fd;
+    size_t index; /* its place among what the old process sent */
     struct sockaddr_storage addr;
-} * inherited;
+};
+static struct inherited *inherited;
 static size_t ninherited;
 
-int listen_socket_inherit(int fd)
+int listen_socket_inherit(int fd, size_t index)
 {
     struct sockaddr_storage addr;
     socklen_t len = sizeof(addr);
@@ -46,16 +48,20 @@ int listen_socket_inherit(int fd)
     }
     inherited = more;
     inherited[ninherited].fd = fd;
+    inherited[ninherited].index = index;
     inherited[ninherited].addr = addr;
     ninherited++;
     return 0;
 }
 
-size_t listen_socket_inherit_end(void)
+size_t listen_socket_inherit_end(size_t *unused, size_t cap)
 {
     size_t n = ninherited;
-    for (size_t i = 0; i < ninherited; i++)
+    for (size_t i = 0; i < ninherited; i++) {
+        if (i < cap)
+            unused[i] = inherited[i].index;
         close(inherited[i].fd);
+    }
     free(inherited);
     inherited = NULL;
     ninherited = 0;

@@ -20,10 +20,11 @@ int listen_socket_open(const struct sockaddr_storage *addr, socklen_t addrlen, b
  * listen_socket_open() is asked for its exact address, which then returns
  * it instead of binding: the new process serves the very same socket. -1
  * (fd closed) when it is not a listening TCP socket. */
-int listen_socket_inherit(int fd);
-/* The start is over: closes the inherited sockets no listener took (the
- * old process closes its copies as it stops); how many. */
-size_t listen_socket_inherit_end(void);
+int listen_socket_inherit(int fd, size_t index);
+/* The start is over: closes the inherited sockets no listener took; how
+ * many, their indexes (as listen_socket_inherit() got them) in unused, at
+ * most cap. */
+size_t listen_socket_inherit_end(size_t *unused, size_t cap);
 
 /* True when a and b are the same address and port. */
 bool listen_socket_same(const struct sockaddr_storage *a, const struct sockaddr_storage *b);

@@ -243,8 +243,8 @@ START_TEST(bad_config_changes_nothing)
     pid_t pid = harness_lb_upgrade_pid(&e.lb, 2);
     ck_assert(harness_lb_log_wait(&e.lb, "serves the listening sockets", 1, HARNESS_WAIT_MS));
     ck_assert(harness_lb_log_wait(&e.lb,
-                                  "binary upgrade: 1 sockets of the old process are not in this "
-                                  "config; they close when it stops",
+                                  "binary upgrade: 1 socket of the old process has no listener in "
+                                  "this config: it drains and closes it",
                                   1, HARNESS_WAIT_MS));
     ck_assert_int_eq(harness_lb_wait_exit(&e.lb, HARNESS_WAIT_MS), 0); /* no sessions: at once */
     loop_progress(st, 200);
@@ -270,6 +270,110 @@ START_TEST(bad_config_changes_nothing)
 }
 END_TEST
 
+/* Waits (bounded) until port refuses connections. */
+static void refused_soon(int port)
+{
+    long deadline = harness_now_ms() + HARNESS_WAIT_MS;
+    int fd;
+    while ((fd = harness_connect("127.0.0.1", port, 200)) >= 0) {
+        close(fd);
+        ck_assert_msg(harness_now_ms() < deadline, "port %d still takes connections", port);
+        harness_sleep_ms(10);
+    }
+}
+
+/* TEMPDIR/lb becomes a script: what SIGUSR2 starts from now on. */
+static void replace_binary(const char *script)
+{
+    const char *path = harness_strf("%s/lb", harness_dir());
+    const char *tmp = harness_write_file("lb.script", script);
+    ck_assert_int_eq(chmod(tmp, 0755), 0);
+    ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+/* A new process that takes a while to start, and the old one stopped
+ * meanwhile: the upgrade is abandoned, the new process stopped, and
+ * nothing serves after the old one (no orphan). */
+START_TEST(stop_during_upgrade)
+{
+    struct env e;
+    env_start(&e);
+    replace_binary(harness_strf("#!/bin/sh\nsleep 2\nexec %s/lb \"$@\"\n", LB_BUILD_DIR));
+    harness_lb_signal(&e.lb, SIGUSR2);
+    pid_t pid = harness_lb_upgrade_pid(&e.lb, 1);
+    harness_lb_signal(&e.lb, SIGTERM);
+    const char *abandoned = harness_strf("warn: binary upgrade: abandoned, as lb stops; the new "
+                                         "process (pid %d) is stopped",
+                                         pid);
+    ck_assert_msg(harness_lb_log_wait(&e.lb, abandoned, 1, HARNESS_WAIT_MS), "no '%s' in %s",
+                  abandoned, e.lb.log);
+    ck_assert_int_eq(harness_lb_wait_exit(&e.lb, HARNESS_WAIT_MS), 0);
+    ck_assert_int_eq(harness_wait_exit(pid, HARNESS_WAIT_MS), -1); /* SIGTERM */
+    /* The sockets still in the pair's queue live until the script's sleep
+     * lets go of its end; then nothing holds them. */
+    refused_soon(e.lport);
+    ck_assert_int_eq(harness_log_count(e.lb.log, "serves the listening sockets"), 0);
+    ck_assert_int_eq(harness_log_count(e.lb.log, harness_strf("started (pid %d", pid)), 0);
+}
+END_TEST
+
+/* A binary that does not run: the old process says so and serves on. */
+START_TEST(binary_that_does_not_run)
+{
+    struct env e;
+    env_start(&e);
+    replace_binary("not a program\n");
+    const char *path = harness_strf("%s/lb", harness_dir());
+    ck_assert_int_eq(chmod(path, 0644), 0);
+    harness_lb_signal(&e.lb, SIGUSR2);
+    pid_t pid = harness_lb_upgrade_pid(&e.lb, 1);
+    ck_assert(harness_lb_log_wait(
+        &e.lb, harness_strf("error: binary upgrade: cannot run %s: Permission denied", path), 1,
+        HARNESS_WAIT_MS));
+    const char *failed =
+        harness_strf("error: binary upgrade failed: the new process (pid %d) exited with status "
+                     "127 before it was ready",
+                     pid);
+    ck_assert_msg(harness_lb_log_wait(&e.lb, failed, 1, HARNESS_WAIT_MS), "no '%s' in %s", failed,
+                  e.lb.log);
+    int fd = harness_connect_ok("127.0.0.1", e.lport);
+    char buf[16];
+    ck_assert_int_eq(harness_read_eof(fd, buf, sizeof(buf), HARNESS_WAIT_MS), 3);
+    close(fd);
+    ck_assert_int_eq(status_pid(e.aport), e.lb.pid);
+    ck_assert_int_eq(harness_lb_stop(&e.lb), 0);
+}
+END_TEST
+
+/* The new process reloads away a listener it took while the old one
+ * still drains a session: the socket closes for good (the old process
+ * closed its copy at the hand-off), so a client is refused, not left in a
+ * queue nobody reads; the old one's session goes on. */
+START_TEST(reload_after_upgrade_closes_taken_socket)
+{
+    struct env e;
+    env_start(&e);
+    int held = harness_connect_ok("127.0.0.1", e.sport);
+    harness_echo_roundtrip(held, "before");
+    harness_lb_install_copy();
+    harness_lb_signal(&e.lb, SIGUSR2);
+    pid_t pid = harness_lb_upgrade_pid(&e.lb, 1);
+    ck_assert(harness_lb_log_wait(&e.lb, "serves the listening sockets", 1, HARNESS_WAIT_MS));
+    json_t *cfg = json_deep_copy(e.cfg);
+    harness_jdel(cfg, "listeners.1");
+    harness_lb_rewrite_json(&e.lb, harness_jkeep(cfg));
+    ck_assert_int_eq(kill(pid, SIGHUP), 0);
+    ck_assert(
+        harness_lb_log_wait(&e.lb, "reload ok: generation 2 (listeners +0 -1", 1, HARNESS_WAIT_MS));
+    refused_soon(e.sport);
+    harness_echo_roundtrip(held, "the old process still serves me");
+    close(held);
+    ck_assert_int_eq(harness_lb_wait_exit(&e.lb, HARNESS_WAIT_MS), 0);
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(harness_wait_exit(pid, HARNESS_WAIT_MS), 0);
+}
+END_TEST
+
 static Suite *upgrade_suite(void)
 {
     Suite *s = suite_create("upgrade");
@@ -279,6 +383,11 @@ static Suite *upgrade_suite(void)
     suite_add_tcase(s, tc);
     tc = harness_tcase("bad_config");
     tcase_add_test(tc, bad_config_changes_nothing);
+    suite_add_tcase(s, tc);
+    tc = harness_tcase("faults");
+    tcase_add_test(tc, stop_during_upgrade);
+    tcase_add_test(tc, binary_that_does_not_run);
+    tcase_add_test(tc, reload_after_upgrade_closes_taken_socket);
     suite_add_tcase(s, tc);
     return s;
 }

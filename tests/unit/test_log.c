@@ -405,16 +405,20 @@ START_TEST(json_lines_valid)
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
     log_set_format(LB_LOG_JSON);
-    log_info("quote \" back \\ tab \t nl \n bell \a high \xc3\xa9 end");
+    log_info("quote \" back \\ tab \t nl \n bell \a utf8 \xc3\xa9 bad \xff\xc3 end");
     log_warn("%s", big);
     const struct log_field f[] = {LOG_STR("client", "127.0.0.1:1"), LOG_STR("backend", NULL),
                                   LOG_NUM("bytes", 12345678901ULL),
+                                  LOG_TEXT("path", "/\"a\"\xc3\xa9\x01/long", 10),
                                   LOG_QUOTED("reason", "client closed")};
-    log_access(LB_LOG_INFO, "session end", f, 4);
+    log_access(LB_LOG_INFO, "session end", f, 5);
+    /* A field too long for a line goes whole, with the ones after it. */
+    const struct log_field g[] = {LOG_NUM("n", 1), LOG_STR("huge", big), LOG_NUM("after", 2)};
+    log_access(LB_LOG_INFO, "cut", g, 3);
     log_set_format(LB_LOG_TEXT);
-    log_access(LB_LOG_INFO, "session end", f, 4);
+    log_access(LB_LOG_INFO, "session end", f, 5);
     log_warn("%s", big);
-    log_set_format(LB_LOG_TEXT);
+    log_access(LB_LOG_INFO, "cut", g, 3);
 
     struct sink sk = {0};
     sink_read(&sk, rd);
@@ -423,9 +427,12 @@ START_TEST(json_lines_valid)
     json_t *j = json_loads(line, 0, &e);
     ck_assert_msg(j != NULL, "not JSON (%s): %s", e.text, line);
     ck_assert_str_eq(json_string_value(json_object_get(j, "level")), "info");
-    ck_assert_str_eq(json_string_value(json_object_get(j, "msg")),
-                     "quote \" back \\ tab \t nl \n bell \a high \u00c3\u00a9 end");
-    ck_assert(strstr(line, "\\u00c3\\u00a9") != NULL); /* ASCII only */
+    ck_assert_str_eq(
+        json_string_value(json_object_get(j, "msg")),
+        "quote \" back \\ tab \t nl \n bell \a utf8 \xc3\xa9 bad \xc3\xbf\xc3\x83 end");
+    /* Valid UTF-8 as it is, other bytes as \u00XX (jansson reads them as
+     * U+00FF and U+00C3). */
+    ck_assert(strstr(line, "utf8 \xc3\xa9 bad \\u00ff\\u00c3 end") != NULL);
     json_decref(j);
 
     line = raw_line(&sk);
@@ -438,14 +445,26 @@ START_TEST(json_lines_valid)
     line = raw_line(&sk);
     ck_assert_msg(strstr(line, "\"event\":\"session end\",\"client\":\"127.0.0.1:1\","
                                "\"backend\":\"-\",\"bytes\":12345678901,"
+                               "\"path\":\"/\\\"a\\\"\xc3\xa9\\u0001/lo...\","
                                "\"reason\":\"client closed\"}") != NULL,
                   "%s", line);
     line = raw_line(&sk);
-    ck_assert_str_eq(line + PREFIX_LEN, "info: session end client=127.0.0.1:1 backend=- "
-                                        "bytes=12345678901 reason=\"client closed\"");
+    j = json_loads(line, 0, &e);
+    ck_assert_msg(j != NULL, "cut event not JSON (%s): %.80s...", e.text, line);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "n")), 1);
+    ck_assert_ptr_null(json_object_get(j, "huge"));
+    ck_assert_ptr_null(json_object_get(j, "after"));
+    json_decref(j);
+    line = raw_line(&sk);
+    ck_assert_str_eq(line + PREFIX_LEN,
+                     "info: session end client=127.0.0.1:1 backend=- "
+                     "bytes=12345678901 path=\"/\\\"a\\\"\\xc3\\xa9\\x01/lo...\" "
+                     "reason=\"client closed\"");
     line = raw_line(&sk);
     ck_assert_uint_eq(strlen(line) + 1, LOG_LINE_MAX);
     ck_assert_int_eq(line[strlen(line) - 1], 'x'); /* cut inside the text */
+    line = raw_line(&sk);
+    ck_assert_str_eq(line + PREFIX_LEN, "info: cut n=1");
     free(sk.data);
     close(rd);
 }

@@ -4,7 +4,8 @@
 #   make test     install what is missing (scripts/install-deps, and the browser
 #                 tests' npm packages: scripts/install-node-deps), run make
 #                 check, then every test on the normal build and on an
-#                 ASan/UBSan build (build-asan/)
+#                 ASan/UBSan build (build-asan/), then lb.service under a
+#                 systemd of its own (scripts/systemd-check)
 #   make check    formatting and include rules (scripts/check-format,
 #                 scripts/check-includes) and their self-test (scripts/test-checks)
 #   make format   format every C file in place with clang-format
@@ -122,6 +123,7 @@ test: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 all tests
 	@scripts/run-tests build
 	@scripts/run-tests build-asan
+	@scripts/systemd-check build
 	@$(MAKE) --no-print-directory fuzz-smoke
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the binary, the man pages,

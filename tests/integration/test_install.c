@@ -111,6 +111,7 @@ START_TEST(install_files)
         "\nPrivateTmp=yes\n",
         "\nLogsDirectory=lb\n",
         "\nNotifyAccess=all\n",
+        "\nKillMode=control-group\n",
     };
     for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
         ck_assert_msg(strstr(text, lines[i]), "lb.service has no line %s", lines[i] + 1);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,6 +61,94 @@ void harness_children_kill(void)
 void harness_track(pid_t pid)
 {
     harness_child_track(pid, false);
+}
+
+/* --- the client loop --- */
+
+static void loop_fail(struct harness_loop *l, long attempt, const char *what, const char *detail)
+{
+    if (__atomic_add_fetch(&l->failed, 1, __ATOMIC_SEQ_CST) == 1)
+        snprintf(l->first_error, sizeof(l->first_error), "connection %ld: %s%s%s", attempt, what,
+                 detail[0] ? ": " : "", detail);
+}
+
+/* The child: no Check calls in here. */
+static void loop_run(struct harness_loop *l, int port, const char *const answers[])
+{
+    for (long attempt = 1; !__atomic_load_n(&l->stop, __ATOMIC_SEQ_CST); attempt++) {
+        int fd = harness_connect("127.0.0.1", port, 3000);
+        if (fd < 0) {
+            loop_fail(l, attempt, "connect", strerror(errno));
+            harness_sleep_ms(1);
+            continue;
+        }
+        char buf[64];
+        ssize_t n = harness_read_eof(fd, buf, sizeof(buf), 3000);
+        close(fd);
+        int k = 0;
+        while (n > 0 && answers[k] && strcmp(buf, answers[k]) != 0)
+            k++;
+        if (n <= 0 || !answers[k]) {
+            if (n > 0)
+                buf[strcspn(buf, "\n")] = '\0';
+            loop_fail(l, attempt,
+                      n < 0    ? "no answer before the deadline"
+                      : n == 0 ? "empty answer"
+                               : "unexpected answer",
+                      n > 0 ? buf : "");
+            continue;
+        }
+        __atomic_add_fetch(&l->answered[k], 1, __ATOMIC_SEQ_CST);
+        __atomic_add_fetch(&l->ok, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+struct harness_loop *harness_loop_start(int port, const char *const answers[])
+{
+    struct harness_loop *l =
+        mmap(NULL, sizeof(*l), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert(l != MAP_FAILED);
+    memset(l, 0, sizeof(*l));
+    size_t n = 0;
+    while (answers[n])
+        n++;
+    ck_assert_uint_le(n, HARNESS_LOOP_ANSWERS);
+    pid_t parent = getpid();
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == parent)
+            loop_run(l, port, answers);
+        _exit(0);
+    }
+    l->pid = pid;
+    harness_child_track(pid, false);
+    return l;
+}
+
+void harness_loop_progress(struct harness_loop *l, long count)
+{
+    long want = __atomic_load_n(&l->ok, __ATOMIC_SEQ_CST) + count;
+    long deadline = harness_now_ms() + 4 * HARNESS_WAIT_MS;
+    while (__atomic_load_n(&l->ok, __ATOMIC_SEQ_CST) < want) {
+        ck_assert_msg(__atomic_load_n(&l->failed, __ATOMIC_SEQ_CST) == 0,
+                      "the client loop failed: %s", l->first_error);
+        ck_assert_msg(harness_now_ms() < deadline, "the client loop is stuck at %ld connections",
+                      l->ok);
+        harness_sleep_ms(2);
+    }
+}
+
+struct harness_loop harness_loop_stop(struct harness_loop *l)
+{
+    __atomic_store_n(&l->stop, 1, __ATOMIC_SEQ_CST);
+    ck_assert_msg(harness_wait_exit(l->pid, 2 * HARNESS_WAIT_MS) == 0,
+                  "the client loop did not stop");
+    struct harness_loop done = *l;
+    munmap(l, sizeof(*l));
+    return done;
 }
 
 const char *harness_lb_install_copy(void)

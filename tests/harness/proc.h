@@ -51,6 +51,27 @@ const char *harness_lb_install_copy(void);
 /* A binary upgrade's new lb: the pid the nth "binary upgrade: started"
  * line of lb's log gives (waited for), tracked for teardown. */
 pid_t harness_lb_upgrade_pid(struct harness_lb *lb, int nth);
+
+/* A client loop: a child process making short connections to
+ * 127.0.0.1:port one after another, each of which must bring one of the
+ * answers (the whole text, then EOF) within 3 s, until
+ * harness_loop_stop(). Its counts are shared with the test. */
+#define HARNESS_LOOP_ANSWERS 8
+struct harness_loop {
+    long ok, failed;
+    long answered[HARNESS_LOOP_ANSWERS]; /* per answer, in the order given */
+    int stop;
+    pid_t pid;
+    char first_error[256]; /* what the first failure was */
+};
+/* answers: up to HARNESS_LOOP_ANSWERS texts, NULL-terminated. */
+struct harness_loop *harness_loop_start(int port, const char *const answers[]);
+/* Waits (bounded) until the loop made count more good connections; fails
+ * the test at the loop's first failure. */
+void harness_loop_progress(struct harness_loop *l, long count);
+/* Stops the loop, waits for its child, and returns its final counts (the
+ * shared page is gone then). */
+struct harness_loop harness_loop_stop(struct harness_loop *l);
 /* The same with `--admin-listen 127.0.0.1:admin_port` after -c FILE; waits
  * for the admin port and lb's "started" line (its listeners may share a
  * port with another lb, so a listening port proves nothing). */

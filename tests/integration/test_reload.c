@@ -14,8 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -273,69 +271,6 @@ static int start_backend(const char *name, const char *mode)
 
 /* ===== 1. thousands of connects through 20 SIGHUPs ===== */
 
-/* Shared with the client loop child (MAP_SHARED). */
-struct loop_stats {
-    long ok, failed, from_x, from_y;
-    int stop;
-    char first_error[256];
-};
-
-/* Counts a failure; the first one's description is kept (detail: the errno
- * text or the answer, "" for none). */
-static void loop_fail(struct loop_stats *st, const char *what, const char *detail)
-{
-    if (st->failed == 0)
-        snprintf(st->first_error, sizeof(st->first_error), "connection %ld: %s%s%s",
-                 st->ok + st->failed + 1, what, detail[0] ? ": " : "", detail);
-    __atomic_add_fetch(&st->failed, 1, __ATOMIC_SEQ_CST);
-}
-
-/* The child: short connections one after another until told to stop; each
- * must answer x1..x3 or y1..y3 and close. No Check calls in here. */
-static void client_loop(struct loop_stats *st, int port)
-{
-    while (!__atomic_load_n(&st->stop, __ATOMIC_SEQ_CST)) {
-        int fd = harness_connect("127.0.0.1", port, 3000);
-        if (fd < 0) {
-            loop_fail(st, "connect", strerror(errno));
-            harness_sleep_ms(1);
-            continue;
-        }
-        char buf[64];
-        ssize_t n = harness_read_eof(fd, buf, sizeof(buf), 3000);
-        close(fd);
-        if (n <= 0) {
-            loop_fail(st, n == 0 ? "empty answer" : "no answer before the deadline", "");
-            continue;
-        }
-        if (strcmp(buf, "x1\n") == 0 || strcmp(buf, "x2\n") == 0 || strcmp(buf, "x3\n") == 0) {
-            __atomic_add_fetch(&st->from_x, 1, __ATOMIC_SEQ_CST);
-        } else if (strcmp(buf, "y1\n") == 0 || strcmp(buf, "y2\n") == 0 ||
-                   strcmp(buf, "y3\n") == 0) {
-            __atomic_add_fetch(&st->from_y, 1, __ATOMIC_SEQ_CST);
-        } else {
-            buf[strcspn(buf, "\n")] = '\0';
-            loop_fail(st, "unexpected answer", buf);
-            continue;
-        }
-        __atomic_add_fetch(&st->ok, 1, __ATOMIC_SEQ_CST);
-    }
-}
-
-/* Waits (bounded) until the child has made count more good connections. */
-static void loop_progress(struct loop_stats *st, long count)
-{
-    long want = __atomic_load_n(&st->ok, __ATOMIC_SEQ_CST) + count;
-    long deadline = harness_now_ms() + 15000;
-    while (__atomic_load_n(&st->ok, __ATOMIC_SEQ_CST) < want) {
-        ck_assert_msg(__atomic_load_n(&st->failed, __ATOMIC_SEQ_CST) == 0,
-                      "the client loop failed: %s", st->first_error);
-        ck_assert_msg(harness_now_ms() < deadline, "the client loop is stuck at %ld connections",
-                      st->ok);
-        harness_sleep_ms(2);
-    }
-}
-
 #define FLIP_RELOADS 20
 #define FLIP_STEP 100 /* connections between two reloads */
 
@@ -360,41 +295,28 @@ START_TEST(connects_through_sighups)
     lb_start(&lb, cy, lport, aport);
     ck_assert_str_eq(tally(lport, 3, "y1 y2 y3"), "y1=1 y2=1 y3=1");
 
-    struct loop_stats *st =
-        mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ck_assert(st != MAP_FAILED);
-    memset(st, 0, sizeof(*st));
-    pid_t parent = getpid();
-    fflush(NULL);
-    pid_t child = fork();
-    ck_assert(child >= 0);
-    if (child == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() == parent)
-            client_loop(st, lport);
-        _exit(0);
-    }
+    /* Every connection answered by x1..x3 or y1..y3, then closed. */
+    static const char *const names[] = {"x1\n", "x2\n", "x3\n", "y1\n", "y2\n", "y3\n", NULL};
+    struct harness_loop *st = harness_loop_start(lport, names);
 
     /* Odd reloads switch to x, even ones back to y: the last is y. */
     for (int i = 1; i <= FLIP_RELOADS; i++) {
-        loop_progress(st, FLIP_STEP);
+        harness_loop_progress(st, FLIP_STEP);
         harness_lb_rewrite_json(&lb, i % 2 ? cx : cy);
         harness_lb_signal(&lb, SIGHUP);
         ck_assert_msg(harness_log_wait(lb.log, "reload ok", i, HARNESS_WAIT_MS),
                       "reload %d: no reload ok line; log %s", i, lb.log);
     }
-    loop_progress(st, FLIP_STEP);
-    __atomic_store_n(&st->stop, 1, __ATOMIC_SEQ_CST);
-    ck_assert_msg(harness_wait_exit(child, 10000) == 0, "the client loop did not stop");
-    struct loop_stats done = *st;
-    munmap(st, sizeof(*st));
+    harness_loop_progress(st, FLIP_STEP);
+    struct harness_loop done = harness_loop_stop(st);
+    long from_x = done.answered[0] + done.answered[1] + done.answered[2];
+    long from_y = done.answered[3] + done.answered[4] + done.answered[5];
 
     ck_assert_msg(done.failed == 0, "%ld of %ld connections failed; first: %s", done.failed,
                   done.ok + done.failed, done.first_error);
     ck_assert_int_ge(done.ok, (FLIP_RELOADS + 1) * FLIP_STEP);
-    ck_assert_int_eq(done.ok, done.from_x + done.from_y);
-    ck_assert_msg(done.from_x > 0 && done.from_y > 0, "x answered %ld, y %ld", done.from_x,
-                  done.from_y);
+    ck_assert_int_eq(done.ok, from_x + from_y);
+    ck_assert_msg(from_x > 0 && from_y > 0, "x answered %ld, y %ld", from_x, from_y);
 
     /* The last reload went to y: only y answers now. */
     ck_assert_str_eq(tally(lport, 30, "y1 y2 y3"), "y1=10 y2=10 y3=10");

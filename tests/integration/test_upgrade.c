@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -30,80 +29,14 @@
 #define STREAM_DEADLINE_MS 90000
 #define UPGRADE_TCASE_TIMEOUT 180
 
-/* Shared with the client loop child (MAP_SHARED). */
-struct loop_stats {
-    long ok, failed;
-    int stop;
-    char first_error[256];
-};
+static const char *const N1[] = {"n1\n", NULL};
 
-static void loop_fail(struct loop_stats *st, const char *what, const char *detail)
+/* Stops the loop: not one connection failed. */
+static void loop_stop(struct harness_loop *l)
 {
-    if (__atomic_add_fetch(&st->failed, 1, __ATOMIC_SEQ_CST) == 1)
-        snprintf(st->first_error, sizeof(st->first_error), "connection %ld: %s%s%s", st->ok + 1,
-                 what, detail[0] ? ": " : "", detail);
-}
-
-/* The child: short connections one after another, each answered "n1\n"
- * and closed, until told to stop. No Check calls in here. */
-static void client_loop(struct loop_stats *st, int port)
-{
-    while (!__atomic_load_n(&st->stop, __ATOMIC_SEQ_CST)) {
-        int fd = harness_connect("127.0.0.1", port, 3000);
-        if (fd < 0) {
-            loop_fail(st, "connect", strerror(errno));
-            harness_sleep_ms(1);
-            continue;
-        }
-        char buf[64];
-        ssize_t n = harness_read_eof(fd, buf, sizeof(buf), 3000);
-        close(fd);
-        if (n <= 0 || strcmp(buf, "n1\n") != 0) {
-            loop_fail(st, n < 0 ? "no answer before the deadline" : "wrong answer",
-                      n > 0 ? buf : "");
-            continue;
-        }
-        __atomic_add_fetch(&st->ok, 1, __ATOMIC_SEQ_CST);
-    }
-}
-
-static struct loop_stats *loop_start(int port)
-{
-    struct loop_stats *st =
-        mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ck_assert(st != MAP_FAILED);
-    memset(st, 0, sizeof(*st));
-    fflush(NULL);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        client_loop(st, port);
-        _exit(0);
-    }
-    harness_track(pid);
-    return st;
-}
-
-/* Waits (bounded) until the loop has made count more good connections;
- * fails the test at its first failure. */
-static void loop_progress(struct loop_stats *st, long count)
-{
-    long want = __atomic_load_n(&st->ok, __ATOMIC_SEQ_CST) + count;
-    long deadline = harness_now_ms() + 20000;
-    while (__atomic_load_n(&st->ok, __ATOMIC_SEQ_CST) < want) {
-        ck_assert_msg(__atomic_load_n(&st->failed, __ATOMIC_SEQ_CST) == 0,
-                      "the client loop failed: %s", st->first_error);
-        ck_assert_msg(harness_now_ms() < deadline, "the client loop is stuck at %ld connections",
-                      st->ok);
-        harness_sleep_ms(2);
-    }
-}
-
-static void loop_stop(struct loop_stats *st)
-{
-    __atomic_store_n(&st->stop, 1, __ATOMIC_SEQ_CST);
-    ck_assert_msg(st->failed == 0, "%ld connections failed; the first: %s", st->failed,
-                  st->first_error);
+    struct harness_loop done = harness_loop_stop(l);
+    ck_assert_msg(done.failed == 0, "%ld connections failed; the first: %s", done.failed,
+                  done.first_error);
 }
 
 static const char *exe_of(pid_t pid)
@@ -182,8 +115,8 @@ START_TEST(upgrade_under_load)
     struct env e;
     env_start(&e);
     pid_t old = e.lb.pid;
-    struct loop_stats *st = loop_start(e.lport);
-    loop_progress(st, 200);
+    struct harness_loop *st = harness_loop_start(e.lport, N1);
+    harness_loop_progress(st, 200);
 
     stream_across_upgrade(&e);
     pid_t pid = harness_lb_upgrade_pid(&e.lb, 1);
@@ -200,7 +133,7 @@ START_TEST(upgrade_under_load)
         e.lb.log, harness_strf("info: binary upgrade to pid %d: stopped accepting; waiting up to "
                                "60000 ms for ",
                                pid)));
-    loop_progress(st, 300); /* the new process alone now */
+    harness_loop_progress(st, 300); /* the new process alone now */
     ck_assert_int_eq(status_pid(e.aport), pid);
     ck_assert_str_eq(exe_of(pid), harness_strf("%s/lb", harness_dir()));
     (void)old;
@@ -218,8 +151,8 @@ START_TEST(bad_config_changes_nothing)
     struct env e;
     env_start(&e);
     pid_t old = e.lb.pid;
-    struct loop_stats *st = loop_start(e.lport);
-    loop_progress(st, 100);
+    struct harness_loop *st = harness_loop_start(e.lport, N1);
+    harness_loop_progress(st, 100);
 
     /* A config that does not load: the new process says why and exits. */
     harness_lb_rewrite(&e.lb, "{\"listeners\": [}\n");
@@ -232,7 +165,7 @@ START_TEST(bad_config_changes_nothing)
     ck_assert_msg(harness_lb_log_wait(&e.lb, failed, 1, HARNESS_WAIT_MS), "no '%s' in %s", failed,
                   e.lb.log);
     ck_assert(harness_log_contains(e.lb.log, ".json:1:16: syntax error: unexpected token"));
-    loop_progress(st, 200);
+    harness_loop_progress(st, 200);
     ck_assert_int_eq(status_pid(e.aport), old);
     ck_assert_int_eq(kill(old, 0), 0);
 
@@ -250,7 +183,7 @@ START_TEST(bad_config_changes_nothing)
                                   "this config: it drains and closes it",
                                   1, HARNESS_WAIT_MS));
     ck_assert_int_eq(harness_lb_wait_exit(&e.lb, HARNESS_WAIT_MS), 0); /* no sessions: at once */
-    loop_progress(st, 200);
+    harness_loop_progress(st, 200);
     ck_assert_int_eq(status_pid(e.aport), pid);
     int fd = harness_connect("127.0.0.1", added, HARNESS_WAIT_MS);
     ck_assert_int_ge(fd, 0);

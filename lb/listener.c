@@ -182,8 +182,7 @@ void listener_refresh(struct listener *l)
 {
     /* While a session waits for a descriptor, a new client would take the
      * one it waits for: accept nothing until the waiters are served. */
-    bool on =
-        !(l->full || l->rt->fd_full || l->rt->conn_full || l->rt->fd_waiters > 0 || l->handed_off);
+    bool on = !(l->full || l->rt->fd_full || l->rt->conn_full || l->rt->fd_waiters > 0);
     if (l->acc)
         acceptor_enable(l->acc, on);
     if (l->drain_acc)
@@ -384,7 +383,6 @@ void listener_close(struct listener *l)
 void listener_hand_off(struct listener *l)
 {
     drain_old_queue(l);
-    l->handed_off = true;
     listener_close(l);
 }
 

@@ -70,7 +70,6 @@ struct listener {
     struct acceptor *drain_acc;
     struct event *drain_timer;
     bool full;               /* at max_connections: accept disabled */
-    bool handed_off;         /* a binary upgrade's new process serves the socket */
     uint64_t active;         /* open sessions */
     uint64_t total;          /* sessions ever accepted */
     uint64_t proxy_rejected; /* clients closed for a missing, bad or late PROXY header */

@@ -648,11 +648,6 @@ void log_access_set_fd(int fd)
     stream_attach(&acc);
 }
 
-bool log_access_open(void)
-{
-    return acc.fd >= 0;
-}
-
 void log_end(int timeout_ms)
 {
     if (!log_ready)

@@ -61,8 +61,6 @@ uint64_t log_access_lines_dropped(void);
  * did not take go to fd. -1: access lines go to stderr again (what the old
  * fd does not take at once is dropped and counted). */
 void log_access_set_fd(int fd);
-/* True while access lines go to a fd of log_access_set_fd(). */
-bool log_access_open(void);
 
 void log_set_level(enum lb_log_level level);
 void log_set_format(enum lb_log_format format);
